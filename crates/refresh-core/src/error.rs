@@ -1,0 +1,253 @@
+//! The error taxonomy. Each variant has a stable name that the state machine's Retry/Catch
+//! match on (`Diagnostic.error_type`) and that history rows and notifications record.
+//! Messages never carry secret values.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
+use lambda_runtime::Diagnostic;
+
+use crate::request::ValidationErrors;
+
+/// The stable error names, one constant each: the state machine and the README use these.
+pub mod names {
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
+    pub const INVALID_INPUT: &str = "InvalidInput";
+    pub const TARGET_LOCKED: &str = "TargetLocked";
+    pub const SOURCE_NOT_FOUND: &str = "SourceNotFound";
+    pub const SNAPSHOT_NOT_FOUND: &str = "SnapshotNotFound";
+    pub const SNAPSHOT_NOT_AVAILABLE: &str = "SnapshotNotAvailable";
+    pub const NO_SNAPSHOT_AVAILABLE: &str = "NoSnapshotAvailable";
+    pub const CLONE_CONFLICT: &str = "CloneConflict";
+    pub const DELETE_REFUSED: &str = "DeleteRefused";
+    pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
+    pub const AWS_TRANSIENT: &str = "AwsTransient";
+    pub const AWS_REQUEST_FAILED: &str = "AwsRequestFailed";
+    pub const DBLAB_UNAVAILABLE: &str = "DblabUnavailable";
+    pub const DBLAB_UNAUTHORIZED: &str = "DblabUnauthorized";
+    pub const DBLAB_NOT_LOGICAL: &str = "DblabNotLogical";
+    pub const DBLAB_BUSY: &str = "DblabBusy";
+    pub const DBLAB_REJECTED: &str = "DblabRejected";
+    pub const DBLAB_CONFIG_NOT_APPLIED: &str = "DblabConfigNotApplied";
+    pub const DBLAB_PROTOCOL: &str = "DblabProtocolError";
+    pub const INTERNAL: &str = "InternalError";
+
+    /// Every name a handler can return, for checks that Retry/Catch name only real errors.
+    pub const ALL: &[&str] = &[
+        INVALID_REQUEST,
+        INVALID_INPUT,
+        TARGET_LOCKED,
+        SOURCE_NOT_FOUND,
+        SNAPSHOT_NOT_FOUND,
+        SNAPSHOT_NOT_AVAILABLE,
+        NO_SNAPSHOT_AVAILABLE,
+        CLONE_CONFLICT,
+        DELETE_REFUSED,
+        SECRET_UNAVAILABLE,
+        AWS_TRANSIENT,
+        AWS_REQUEST_FAILED,
+        DBLAB_UNAVAILABLE,
+        DBLAB_UNAUTHORIZED,
+        DBLAB_NOT_LOGICAL,
+        DBLAB_BUSY,
+        DBLAB_REJECTED,
+        DBLAB_CONFIG_NOT_APPLIED,
+        DBLAB_PROTOCOL,
+        INTERNAL,
+    ];
+
+    /// The names worth retrying: the same call may succeed a little later.
+    pub const TRANSIENT: &[&str] = &[AWS_TRANSIENT, DBLAB_UNAVAILABLE];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the refresh request is invalid: {0}")]
+    InvalidRequest(ValidationErrors),
+    #[error("the handler input is malformed: {0}")]
+    InvalidInput(String),
+    #[error("target {target:?} is already being refreshed by execution {owner:?}")]
+    TargetLocked { target: String, owner: String },
+    #[error("source {kind} {identifier:?} does not exist")]
+    SourceNotFound { kind: String, identifier: String },
+    #[error("snapshot {identifier:?} does not exist")]
+    SnapshotNotFound { identifier: String },
+    #[error("snapshot {identifier:?} is {status:?}, not available")]
+    SnapshotNotAvailable { identifier: String, status: String },
+    #[error("no available automated snapshot of {kind} {identifier:?}")]
+    NoSnapshotAvailable { kind: String, identifier: String },
+    #[error("{0}")]
+    CloneConflict(String),
+    #[error("refusing to delete {identifier:?}: {reason}")]
+    DeleteRefused { identifier: String, reason: String },
+    #[error("secret {arn} could not be used: {reason}")]
+    SecretUnavailable { arn: String, reason: String },
+    #[error("AWS {operation} failed transiently: {message}")]
+    AwsTransient { operation: String, message: String },
+    #[error("AWS {operation} failed: {message}")]
+    AwsRequestFailed { operation: String, message: String },
+    #[error("DBLab Engine at {endpoint} is unavailable: {message}")]
+    DblabUnavailable { endpoint: String, message: String },
+    #[error("DBLab Engine rejected the verification token: {0}")]
+    DblabUnauthorized(String),
+    #[error("DBLab Engine retrieval mode is {mode:?}; refreshing from a clone needs \"logical\"")]
+    DblabNotLogical { mode: String },
+    #[error("DBLab Engine is busy: retrieval status is {status:?}")]
+    DblabBusy { status: String },
+    #[error("DBLab Engine rejected {call}: {message}")]
+    DblabRejected { call: String, message: String },
+    #[error("DBLab Engine did not apply the source connection: {0}")]
+    DblabConfigNotApplied(String),
+    #[error("DBLab Engine answered {call} unexpectedly: {message}")]
+    DblabProtocol { call: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RefreshError {
+    pub fn name(&self) -> &'static str {
+        use names::*;
+        match self {
+            Self::InvalidRequest(_) => INVALID_REQUEST,
+            Self::InvalidInput(_) => INVALID_INPUT,
+            Self::TargetLocked { .. } => TARGET_LOCKED,
+            Self::SourceNotFound { .. } => SOURCE_NOT_FOUND,
+            Self::SnapshotNotFound { .. } => SNAPSHOT_NOT_FOUND,
+            Self::SnapshotNotAvailable { .. } => SNAPSHOT_NOT_AVAILABLE,
+            Self::NoSnapshotAvailable { .. } => NO_SNAPSHOT_AVAILABLE,
+            Self::CloneConflict(_) => CLONE_CONFLICT,
+            Self::DeleteRefused { .. } => DELETE_REFUSED,
+            Self::SecretUnavailable { .. } => SECRET_UNAVAILABLE,
+            Self::AwsTransient { .. } => AWS_TRANSIENT,
+            Self::AwsRequestFailed { .. } => AWS_REQUEST_FAILED,
+            Self::DblabUnavailable { .. } => DBLAB_UNAVAILABLE,
+            Self::DblabUnauthorized(_) => DBLAB_UNAUTHORIZED,
+            Self::DblabNotLogical { .. } => DBLAB_NOT_LOGICAL,
+            Self::DblabBusy { .. } => DBLAB_BUSY,
+            Self::DblabRejected { .. } => DBLAB_REJECTED,
+            Self::DblabConfigNotApplied(_) => DBLAB_CONFIG_NOT_APPLIED,
+            Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
+            Self::Internal(_) => INTERNAL,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        names::TRANSIENT.contains(&self.name())
+    }
+
+    /// Classifies an AWS SDK error: throttling, 5xx, timeouts and connection failures are
+    /// transient; everything else (access denied, invalid parameters...) is terminal.
+    pub fn from_aws<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let meta: ErrorMetadata = match &err {
+            SdkError::ServiceError(service) => service.err().meta().clone(),
+            _ => ErrorMetadata::default(),
+        };
+        let message = aws_error_message(&err, &meta);
+        let transient = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(_) => {
+                status.is_some_and(|s| s >= 500 || s == 429)
+                    || meta.code().is_some_and(is_throttling_code)
+            }
+            _ => false,
+        };
+        if transient {
+            Self::AwsTransient { operation: operation.to_string(), message }
+        } else {
+            Self::AwsRequestFailed { operation: operation.to_string(), message }
+        }
+    }
+}
+
+fn aws_error_message<E, R>(
+    err: &SdkError<E, R>,
+    meta: &ErrorMetadata,
+) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (meta.code(), meta.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => {
+            // The Display of SdkError is terse ("dispatch failure"); the source chain says why.
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "SlowDown"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalError"
+            | "InternalServiceError"
+    )
+}
+
+impl From<RefreshError> for Diagnostic {
+    fn from(err: RefreshError) -> Self {
+        Diagnostic { error_type: err.name().to_string(), error_message: err.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_name_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for name in names::ALL {
+            assert!(seen.insert(*name), "{name} listed twice");
+        }
+        let samples = [
+            RefreshError::InvalidInput("x".into()),
+            RefreshError::Internal("x".into()),
+            RefreshError::DblabBusy { status: "refreshing".into() },
+            RefreshError::AwsTransient { operation: "op".into(), message: "m".into() },
+        ];
+        for err in samples {
+            assert!(names::ALL.contains(&err.name()));
+        }
+    }
+
+    #[test]
+    fn only_transient_names_are_transient() {
+        assert!(RefreshError::AwsTransient { operation: "a".into(), message: "b".into() }.is_transient());
+        assert!(RefreshError::DblabUnavailable { endpoint: "e".into(), message: "m".into() }.is_transient());
+        assert!(!RefreshError::DblabBusy { status: "refreshing".into() }.is_transient());
+        assert!(!RefreshError::AwsRequestFailed { operation: "a".into(), message: "b".into() }.is_transient());
+    }
+
+    #[test]
+    fn diagnostic_carries_the_stable_name() {
+        let d: Diagnostic = RefreshError::DblabNotLogical { mode: "physical".into() }.into();
+        assert_eq!(d.error_type, "DblabNotLogical");
+        assert!(d.error_message.contains("physical"));
+    }
+}

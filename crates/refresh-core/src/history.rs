@@ -1,0 +1,279 @@
+//! The DynamoDB history: one row per run (never overwritten by another run) and one lock
+//! item per target.
+//!
+//! Table: partition key `target` (S), sort key `sk` (S).
+//! - run rows: `sk = run#<started at, RFC 3339 UTC, millis>#<execution name>`: sorted by time;
+//! - the lock: `sk = lock`, owned by one execution, with a `ttl` (epoch seconds) so that
+//!   DynamoDB removes it even if nothing else does.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_json::{Map, Number, Value};
+use time::OffsetDateTime;
+use time::macros::format_description;
+use tracing::{info, warn};
+
+use crate::error::RefreshError;
+use crate::executions::{ExecutionState, Executions};
+use crate::run::Execution;
+use crate::summary::RunSummary;
+
+pub const PK: &str = "target";
+pub const SK: &str = "sk";
+pub const LOCK_SK: &str = "lock";
+pub const RUN_PREFIX: &str = "run#";
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+pub struct History {
+    client: Client,
+    table: String,
+}
+
+/// The sort key of a run row. Fixed-width time first, so rows sort by start time.
+pub fn run_key(started_at: OffsetDateTime, execution_name: &str) -> String {
+    let utc = started_at.to_offset(time::UtcOffset::UTC);
+    let stamp = utc
+        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
+        .unwrap_or_else(|_| utc.unix_timestamp().to_string());
+    format!("{RUN_PREFIX}{stamp}#{execution_name}")
+}
+
+fn is_conditional_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
+impl History {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Takes the target's lock for this execution. A retry by the owner succeeds; an
+    /// expired lock, or one whose execution has ended, is taken over.
+    pub async fn acquire_lock(&self, target: &str, execution: &Execution, expires_at: OffsetDateTime, now: OffsetDateTime, executions: &Executions) -> Result<(), RefreshError> {
+        let condition = "attribute_not_exists(#sk) OR #owner = :me OR #ttl < :now";
+        if self.put_lock(target, execution, expires_at, now, condition, None).await? {
+            return Ok(());
+        }
+        let holder = self.lock_holder(target).await?;
+        let Some((owner, owner_arn)) = holder else {
+            // Released between the two calls: try once more.
+            return if self.put_lock(target, execution, expires_at, now, condition, None).await? {
+                Ok(())
+            } else {
+                Err(RefreshError::TargetLocked { target: target.into(), owner: "unknown".into() })
+            };
+        };
+        let ended = match owner_arn.as_deref() {
+            Some(arn) => match executions.state(arn).await {
+                Ok(ExecutionState::Running) => false,
+                Ok(state) => {
+                    warn!(target, %owner, ?state, "lock held by an execution that is no longer running; taking it over");
+                    true
+                }
+                Err(e) => {
+                    warn!(target, %owner, error = %e, "cannot tell whether the lock holder still runs; leaving the lock");
+                    false
+                }
+            },
+            None => false,
+        };
+        if ended && self.put_lock(target, execution, expires_at, now, "#owner = :old", Some(&owner)).await? {
+            return Ok(());
+        }
+        Err(RefreshError::TargetLocked { target: target.into(), owner })
+    }
+
+    /// Returns false when the condition failed.
+    async fn put_lock(&self, target: &str, execution: &Execution, expires_at: OffsetDateTime, now: OffsetDateTime, condition: &str, old_owner: Option<&str>) -> Result<bool, RefreshError> {
+        let mut item = HashMap::from([
+            (PK.to_string(), AttributeValue::S(target.into())),
+            (SK.to_string(), AttributeValue::S(LOCK_SK.into())),
+            ("owner".to_string(), AttributeValue::S(execution.name.clone())),
+            ("acquiredAt".to_string(), AttributeValue::S(rfc3339(now))),
+            (TTL_ATTRIBUTE.to_string(), AttributeValue::N(expires_at.unix_timestamp().to_string())),
+        ]);
+        if let Some(arn) = &execution.arn {
+            item.insert("ownerArn".into(), AttributeValue::S(arn.clone()));
+        }
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#owner", "owner");
+        if old_owner.is_none() {
+            req = req
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":me", AttributeValue::S(execution.name.clone()))
+                .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()));
+        }
+        if let Some(old) = old_owner {
+            req = req.expression_attribute_values(":old", AttributeValue::S(old.into()));
+        }
+        match req.send().await {
+            Ok(_) => {
+                info!(target, "lock taken");
+                Ok(true)
+            }
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
+            Err(e) => Err(RefreshError::from_aws("PutItem", e)),
+        }
+    }
+
+    async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(target.into()))
+            .key(SK, AttributeValue::S(LOCK_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
+        Ok(out.item().map(|item| {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            (text("owner").unwrap_or_else(|| "unknown".into()), text("ownerArn"))
+        }))
+    }
+
+    /// Releases the lock if this execution holds it; returns whether it did.
+    pub async fn release_lock(&self, target: &str, execution_name: &str) -> Result<bool, RefreshError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(target.into()))
+            .key(SK, AttributeValue::S(LOCK_SK.into()))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", AttributeValue::S(execution_name.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                info!(target, "lock released");
+                Ok(true)
+            }
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
+            Err(e) => Err(RefreshError::from_aws("DeleteItem", e)),
+        }
+    }
+
+    /// Writes a run row. A row of another execution under the same key is never replaced.
+    pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<(), RefreshError> {
+        let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))? else {
+            return Err(RefreshError::Internal("a run summary is not a JSON object".into()));
+        };
+        let mut item: HashMap<String, AttributeValue> = fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, to_attribute(v))).collect();
+        item.insert(PK.into(), AttributeValue::S(summary.target.clone()));
+        item.insert(SK.into(), AttributeValue::S(run_key.into()));
+        if let Some(seconds) = summary.duration_seconds() {
+            item.insert("durationSeconds".into(), AttributeValue::N(seconds.to_string()));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#sk) OR #exec = :me")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#exec", "executionName")
+            .expression_attribute_values(":me", AttributeValue::S(summary.execution_name.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                Err(RefreshError::Internal(format!("history row {run_key} belongs to another execution")))
+            }
+            Err(e) => Err(RefreshError::from_aws("PutItem", e)),
+        }
+    }
+
+    /// The newest runs of a target, newest first.
+    pub async fn recent(&self, target: &str, limit: i32) -> Result<Vec<RunSummary>, RefreshError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :t AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":t", AttributeValue::S(target.into()))
+            .expression_attribute_values(":prefix", AttributeValue::S(RUN_PREFIX.into()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("Query", e))?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let value = Value::Object(item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect());
+                serde_json::from_value(value).map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
+            })
+            .collect()
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn to_attribute(value: Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s),
+        Value::Array(items) => AttributeValue::L(items.into_iter().map(to_attribute).collect()),
+        Value::Object(map) => AttributeValue::M(map.into_iter().map(|(k, v)| (k, to_attribute(v))).collect()),
+    }
+}
+
+fn from_attribute(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .ok()
+            .or_else(|| n.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .unwrap_or(Value::Null),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::L(items) => Value::Array(items.iter().map(from_attribute).collect()),
+        AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    #[test]
+    fn run_keys_sort_by_time() {
+        let a = run_key(datetime!(2026-11-22 04:56:52.1 UTC), "zz");
+        let b = run_key(datetime!(2026-11-22 04:56:52.12 UTC), "aa");
+        let c = run_key(datetime!(2026-11-22 06:56:52 +2), "aa");
+        assert_eq!(a, "run#2026-11-22T04:56:52.100Z#zz");
+        assert!(a < b);
+        assert_eq!(c, "run#2026-11-22T04:56:52.000Z#aa");
+    }
+
+    #[test]
+    fn attributes_round_trip() {
+        let v = json!({"s": "x", "n": 3, "f": 1.5, "b": true, "l": [1, "a"], "m": {"k": [false]}});
+        let Value::Object(map) = v.clone() else { unreachable!() };
+        let back: Map<String, Value> = map.into_iter().map(|(k, v)| (k, from_attribute(&to_attribute(v)))).collect();
+        assert_eq!(Value::Object(back), v);
+    }
+}

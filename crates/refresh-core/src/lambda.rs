@@ -1,0 +1,84 @@
+//! What every handler's `main` shares: JSON logs, the AWS configuration, and the adapter
+//! that turns a typed handler into a Lambda function with stable error names.
+
+use std::future::Future;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span};
+
+use crate::error::RefreshError;
+
+/// JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
+/// Each line carries the current span, which holds the execution name.
+pub fn init_tracing() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into())
+        .to_lowercase();
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// The shared AWS configuration: region from the Lambda environment, and `AWS_ENDPOINT_URL`
+/// (or a per-service variant) honoured by every client.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// A required environment variable (set by the template), or a clear error.
+pub fn env(name: &str) -> Result<String, lambda_runtime::Error> {
+    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
+}
+
+/// The execution name in a raw event, for the log span (before the input is parsed).
+fn execution_name(event: &Value) -> &str {
+    event.pointer("/execution/name").and_then(Value::as_str).unwrap_or("-")
+}
+
+/// Parses the event into the handler's input type: a malformed input is `InvalidInput`
+/// naming the path that failed.
+pub fn parse_input<In: DeserializeOwned>(event: Value) -> Result<In, RefreshError> {
+    serde_path_to_error::deserialize(event).map_err(|e| {
+        let path = e.path().to_string();
+        RefreshError::InvalidInput(format!("{}: {}", if path == "." { "input".into() } else { path }, e.inner()))
+    })
+}
+
+/// Runs a handler under the Lambda runtime until the runtime stops.
+pub async fn serve<In, Out, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    In: DeserializeOwned,
+    Out: Serialize,
+    F: Fn(In) -> Fut,
+    Fut: Future<Output = Result<Out, RefreshError>>,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let span = info_span!("invocation", execution = %execution_name(&event.payload), request_id = %event.context.request_id);
+        async move {
+            let result = match parse_input::<In>(event.payload) {
+                Ok(input) => handler(input).await,
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(_) => info!("done"),
+                Err(e) => error!(error = e.name(), transient = e.is_transient(), message = %e, "failed"),
+            }
+            result.map_err(Diagnostic::from)
+        }
+        .instrument(span)
+        .await
+    }))
+    .await
+}

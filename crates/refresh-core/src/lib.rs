@@ -1,0 +1,29 @@
+//! The shared core of the DBLab refresh orchestrator: one module per concern.
+
+pub mod dblab;
+pub mod duration;
+pub mod error;
+pub mod executions;
+pub mod history;
+pub mod lambda;
+pub mod naming;
+pub mod notification;
+pub mod rds;
+pub mod request;
+pub mod run;
+pub mod secrets;
+pub mod summary;
+pub mod tags;
+
+pub use error::RefreshError;
+pub use request::RefreshRequest;
+
+/// The clients every handler builds from one AWS configuration.
+pub mod clients {
+    pub use aws_sdk_dynamodb::Client as DynamoDb;
+    pub use aws_sdk_rds::Client as Rds;
+    pub use aws_sdk_secretsmanager::Client as SecretsManager;
+    pub use aws_sdk_sfn::Client as StepFunctions;
+    pub use aws_sdk_sns::Client as Sns;
+    pub use aws_config::SdkConfig;
+}

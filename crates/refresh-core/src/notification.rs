@@ -1,0 +1,175 @@
+//! The one message a run sends: a subject that reads well in an inbox list, a body that
+//! says what happened and why, and attributes for subscription filters.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::error::RefreshError;
+use crate::summary::{Outcome, RunSummary};
+
+/// SNS refuses subjects over 100 characters or with line breaks.
+const MAX_SUBJECT: usize = 100;
+
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+fn when(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+        .unwrap_or_default()
+}
+
+fn span(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3_600, (seconds % 3_600) / 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s:02}s"),
+        _ => format!("{h}h {m:02}m"),
+    }
+}
+
+pub fn compose(summary: &RunSummary) -> Message {
+    let subject = match (summary.outcome, &summary.error) {
+        (Outcome::Succeeded, _) => match summary.data_as_of {
+            Some(t) => format!("DBLab refresh of {}: succeeded, data as of {}", summary.target, when(t)),
+            None => format!("DBLab refresh of {}: succeeded", summary.target),
+        },
+        (_, Some(e)) => format!("DBLab refresh of {}: FAILED ({})", summary.target, e.name),
+        (_, None) => format!("DBLab refresh of {}: {}", summary.target, summary.outcome.as_str()),
+    };
+    let subject: String = subject.replace(['\r', '\n'], " ").chars().filter(char::is_ascii).take(MAX_SUBJECT).collect();
+
+    let mut lines = vec![format!("Target:        {}", summary.target), format!("Outcome:       {}", summary.outcome.as_str())];
+    if let Some(e) = &summary.error {
+        lines.push(format!("Error:         {}", e.name));
+        lines.push(format!("What happened: {}", e.message));
+        if let Some(state) = &e.state {
+            lines.push(format!("Failed in:     {state}"));
+        }
+    }
+    lines.push(format!("Clean-up:      {}", summary.cleanup));
+    lines.push(String::new());
+    if let (Some(kind), Some(id)) = (&summary.source_type, &summary.source_identifier) {
+        lines.push(format!("Source:        {kind} {id}"));
+    }
+    if let Some(snapshot) = &summary.snapshot_identifier {
+        lines.push(format!("Snapshot:      {snapshot}"));
+    }
+    if let Some(t) = summary.data_as_of {
+        lines.push(format!("Data as of:    {}", when(t)));
+    }
+    if let Some(clone) = &summary.clone_identifier {
+        let class = summary.clone_class.as_deref().unwrap_or("?");
+        lines.push(format!("Clone:         {clone} ({class})"));
+    }
+    if let Some(seconds) = summary.clone_lifetime_seconds {
+        lines.push(format!("Clone lived:   {}", span(seconds)));
+    }
+    lines.push(format!("Started:       {}", when(summary.started_at)));
+    if let Some(seconds) = summary.duration_seconds() {
+        lines.push(format!("Duration:      {}", span(seconds)));
+    }
+    if !summary.phases.is_empty() {
+        lines.push(String::new());
+        lines.push("Phases:".into());
+        for phase in &summary.phases {
+            let took = phase.seconds().map_or_else(|| "did not finish".to_string(), span);
+            lines.push(format!("  {:<10} {took}", phase.name));
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!("Execution:     {}", summary.execution_arn.as_deref().unwrap_or(&summary.execution_name)));
+    Message {
+        subject,
+        body: lines.join("\n"),
+        attributes: vec![("outcome", summary.outcome.as_str().to_string()), ("target", summary.target.clone())],
+    }
+}
+
+pub struct Notifier {
+    client: Client,
+    topic_arn: String,
+}
+
+impl Notifier {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self { client, topic_arn: topic_arn.into() }
+    }
+
+    /// Publishes the message; returns the SNS message id.
+    pub async fn publish(&self, message: &Message) -> Result<String, RefreshError> {
+        let mut req = self.client.publish().topic_arn(&self.topic_arn).subject(&message.subject).message(&message.body);
+        for (name, value) in &message.attributes {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| RefreshError::Internal(e.to_string()))?;
+            req = req.message_attributes(*name, attribute);
+        }
+        let out = req.send().await.map_err(|e| RefreshError::from_aws("Publish", e))?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{ErrorSummary, Phase};
+    use time::macros::datetime;
+
+    fn summary(outcome: Outcome) -> RunSummary {
+        RunSummary {
+            target: "staging".into(),
+            execution_name: "run-1".into(),
+            execution_arn: None,
+            outcome,
+            started_at: datetime!(2026-11-22 05:00 UTC),
+            finished_at: Some(datetime!(2026-11-22 06:21 UTC)),
+            source_type: Some("rds".into()),
+            source_identifier: Some("prod".into()),
+            snapshot_identifier: Some("rds:prod-2026-11-22-03-10".into()),
+            data_as_of: Some(datetime!(2026-11-22 03:10 UTC)),
+            clone_identifier: Some("dblab-refresh-staging-20261122-050000".into()),
+            clone_class: Some("db.t3.medium".into()),
+            clone_lifetime_seconds: Some(4_740),
+            phases: vec![Phase { name: "refresh".into(), started_at: datetime!(2026-11-22 05:12 UTC), ended_at: None }],
+            error: None,
+            cleanup: "clone dblab-refresh-staging-20261122-050000 deleted".into(),
+            clone_left_behind: false,
+        }
+    }
+
+    #[test]
+    fn success_subject_names_target_and_data_age() {
+        let m = compose(&summary(Outcome::Succeeded));
+        assert_eq!(m.subject, "DBLab refresh of staging: succeeded, data as of 2026-11-22 03:10 UTC");
+        assert!(m.body.contains("Snapshot:      rds:prod-2026-11-22-03-10"));
+        assert!(m.body.contains("Clone lived:   1h 19m"));
+        assert!(m.body.contains("did not finish"));
+        assert_eq!(m.attributes, vec![("outcome", "succeeded".to_string()), ("target", "staging".to_string())]);
+    }
+
+    #[test]
+    fn failure_says_what_where_and_cleanup() {
+        let mut s = summary(Outcome::Failed);
+        s.error = Some(ErrorSummary { name: "RefreshFailed".into(), message: "pg_dump: role missing".into(), state: Some("PollRefresh".into()) });
+        let m = compose(&s);
+        assert_eq!(m.subject, "DBLab refresh of staging: FAILED (RefreshFailed)");
+        assert!(m.body.contains("What happened: pg_dump: role missing"));
+        assert!(m.body.contains("Failed in:     PollRefresh"));
+        assert!(m.body.contains("Clean-up:      clone dblab-refresh-staging-20261122-050000 deleted"));
+    }
+
+    #[test]
+    fn subject_fits_sns_limits() {
+        let mut s = summary(Outcome::Succeeded);
+        s.target = "t".repeat(90);
+        assert!(compose(&s).subject.len() <= MAX_SUBJECT);
+    }
+}

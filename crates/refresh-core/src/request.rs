@@ -1,0 +1,796 @@
+//! The refresh request (the execution input): its model and its validation.
+//!
+//! Validation walks the JSON itself rather than deriving `Deserialize`, so that every
+//! problem is reported at once, each with its JSON path, and unknown fields are errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::duration;
+use crate::error::RefreshError;
+use crate::tags;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRequest {
+    /// Names the DBLab instance in history, locks and clone names.
+    pub target: String,
+    pub source: SourceSpec,
+    pub clone: CloneSpec,
+    pub dblab: DblabSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SourceType {
+    #[serde(rename = "rds")]
+    Rds,
+    #[serde(rename = "aurora-cluster")]
+    AuroraCluster,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rds => "rds",
+            Self::AuroraCluster => "aurora-cluster",
+        }
+    }
+
+    /// How a person names it: "RDS instance" / "Aurora cluster".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Rds => "RDS instance",
+            Self::AuroraCluster => "Aurora cluster",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub kind: SourceType,
+    pub identifier: String,
+    pub snapshot_identifier: Option<String>,
+    pub db_name: String,
+    pub username: String,
+    pub password_secret_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloneSpec {
+    pub instance_class: String,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub publicly_accessible: bool,
+    pub tags: BTreeMap<String, String>,
+    pub parameter_group: Option<String>,
+    pub option_group: Option<String>,
+    pub cluster_parameter_group: Option<String>,
+    pub port: Option<u16>,
+    pub storage_type: Option<String>,
+    pub enable_iam_auth: bool,
+    pub deletion_protection: bool,
+    pub max_age: Duration,
+    pub restore_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DblabSpec {
+    /// Without a trailing slash.
+    pub api_endpoint: String,
+    pub token_secret_arn: String,
+    pub insecure: bool,
+    pub ca_certificate: Option<String>,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+}
+
+pub mod defaults {
+    use std::time::Duration;
+    pub const CLONE_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
+    pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
+    pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);
+}
+
+/// Each poll loop iteration writes about nine history events; Step Functions stops an
+/// execution at 25,000. This keeps both loops together well below that.
+pub const MAX_POLLS_PER_RUN: u64 = 2_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path from the request's root, e.g. `source.identifier` or `clone.securityGroups[1]`.
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl RefreshRequest {
+    /// Validates a request document, reporting every problem with its path.
+    pub fn from_document(doc: &Value) -> Result<Self, RefreshError> {
+        let mut v = Validator::default();
+        let request = v.request(doc);
+        match request {
+            Some(r) if v.errors.is_empty() => Ok(r),
+            _ => Err(RefreshError::InvalidRequest(ValidationErrors(v.errors))),
+        }
+    }
+
+    /// The `target` of a document that may be invalid, for recording a failed run.
+    pub fn target_of(doc: &Value) -> Option<&str> {
+        doc.get("target").and_then(Value::as_str).filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+/// One JSON object being read: its path, and the keys read so far (the rest are unknown).
+struct Obj<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    known: Vec<&'static str>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError { path: path.into(), message: message.into() });
+    }
+
+    fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<Obj<'a>> {
+        match value {
+            Value::Object(map) => Some(Obj { path: path.to_string(), map, known: Vec::new() }),
+            _ => {
+                let at = if path.is_empty() { "request" } else { path };
+                self.err(at, format!("must be a JSON object, not {}", kind_of(value)));
+                None
+            }
+        }
+    }
+
+    /// Reports every key that was not read, and suggests the nearest known name.
+    fn finish(&mut self, obj: Obj<'_>) {
+        for key in obj.map.keys() {
+            if !obj.known.contains(&key.as_str()) {
+                let hint = nearest(key, &obj.known)
+                    .map(|k| format!("; did you mean {k:?}?"))
+                    .unwrap_or_default();
+                self.err(join(&obj.path, key), format!("is not a known field{hint}"));
+            }
+        }
+    }
+
+    fn field<'a>(&mut self, obj: &mut Obj<'a>, key: &'static str) -> Option<&'a Value> {
+        obj.known.push(key);
+        obj.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, obj: &mut Obj<'_>, key: &'static str, required: bool) -> Option<String> {
+        let path = join(&obj.path, key);
+        match self.field(obj, key) {
+            None if required => {
+                self.err(path, "is required");
+                None
+            }
+            None => None,
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.err(path, "must not be empty");
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.err(path, format!("must be a string, not {}", kind_of(other)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, obj: &mut Obj<'_>, key: &'static str) -> bool {
+        let path = join(&obj.path, key);
+        match self.field(obj, key) {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.err(path, format!("must be true or false, not {}", kind_of(other)));
+                false
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        obj: &mut Obj<'_>,
+        key: &'static str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let path = join(&obj.path, key);
+        let Some(text) = self.string(obj, key, false) else { return default };
+        match duration::parse(&text) {
+            Ok(d) if d < min || d > max => {
+                self.err(
+                    path,
+                    format!(
+                        "{text:?} is out of range: between {} and {}",
+                        duration::format(min),
+                        duration::format(max)
+                    ),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.err(path, e);
+                default
+            }
+        }
+    }
+
+    fn request(&mut self, doc: &Value) -> Option<RefreshRequest> {
+        let mut root = self.object(doc, "")?;
+        let target = self.string(&mut root, "target", true);
+        if let Some(t) = &target {
+            if let Err(e) = check_target(t) {
+                self.err("target", e);
+            }
+        }
+        let source = match self.field(&mut root, "source") {
+            Some(v) => self.source(v),
+            None => {
+                self.err("source", "is required");
+                None
+            }
+        };
+        let clone = match self.field(&mut root, "clone") {
+            Some(v) => self.clone_spec(v, source.as_ref().map(|s| s.kind)),
+            None => {
+                self.err("clone", "is required (at least clone.instanceClass)");
+                None
+            }
+        };
+        let dblab = match self.field(&mut root, "dblab") {
+            Some(v) => self.dblab(v),
+            None => {
+                self.err("dblab", "is required");
+                None
+            }
+        };
+        self.finish(root);
+        let (target, source, clone, dblab) = (target?, source?, clone?, dblab?);
+        self.cross_checks(&clone, &dblab);
+        Some(RefreshRequest { target, source, clone, dblab })
+    }
+
+    fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
+        let run_limit = clone.restore_timeout + dblab.timeout;
+        if clone.max_age <= run_limit {
+            self.err(
+                "clone.maxAge",
+                format!(
+                    "{} must be longer than clone.restoreTimeout + dblab.timeout ({}), or the orphan sweep could delete the clone of a run still in progress",
+                    duration::format(clone.max_age),
+                    duration::format(run_limit)
+                ),
+            );
+        }
+        let polls = clone.restore_timeout.as_secs() / clone.poll_interval.as_secs().max(1)
+            + dblab.timeout.as_secs() / dblab.poll_interval.as_secs().max(1);
+        if polls > MAX_POLLS_PER_RUN {
+            self.err(
+                "dblab.pollInterval",
+                format!(
+                    "these timeouts and poll intervals allow {polls} polls, more than the {MAX_POLLS_PER_RUN} an execution history can hold; poll less often (clone.pollInterval, dblab.pollInterval) or shorten the timeouts"
+                ),
+            );
+        }
+    }
+
+    fn source(&mut self, value: &Value) -> Option<SourceSpec> {
+        let mut obj = self.object(value, "source")?;
+        let kind = match self.string(&mut obj, "type", true).as_deref() {
+            Some("rds") => Some(SourceType::Rds),
+            Some("aurora-cluster") => Some(SourceType::AuroraCluster),
+            Some(other) => {
+                self.err("source.type", format!("{other:?} is not supported; use \"rds\" or \"aurora-cluster\""));
+                None
+            }
+            None => None,
+        };
+        let identifier = self.string(&mut obj, "identifier", true);
+        if let Some(id) = &identifier {
+            if let Err(e) = check_rds_identifier(id) {
+                self.err("source.identifier", e);
+            }
+        }
+        let snapshot_identifier = self.string(&mut obj, "snapshotIdentifier", false);
+        if let Some(s) = &snapshot_identifier {
+            if s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.err("source.snapshotIdentifier", "must be a snapshot identifier or ARN without spaces");
+            }
+        }
+        let db_name = self.string(&mut obj, "dbName", true);
+        let username = self.string(&mut obj, "username", true);
+        for (key, value) in [("source.dbName", &db_name), ("source.username", &username)] {
+            if let Some(v) = value {
+                if v.len() > 63 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    self.err(key, "must be at most 63 characters without spaces");
+                }
+            }
+        }
+        if self.field(&mut obj, "password").is_some() {
+            self.err(
+                "source.password",
+                "plain passwords are not accepted: they would be stored in the execution history; put the password in Secrets Manager and give its ARN as source.passwordSecretArn",
+            );
+        }
+        let password_secret_arn = self.string(&mut obj, "passwordSecretArn", true);
+        if let Some(arn) = &password_secret_arn {
+            if let Err(e) = check_secret_arn(arn) {
+                self.err("source.passwordSecretArn", e);
+            }
+        }
+        self.finish(obj);
+        Some(SourceSpec {
+            kind: kind?,
+            identifier: identifier?,
+            snapshot_identifier,
+            db_name: db_name?,
+            username: username?,
+            password_secret_arn: password_secret_arn?,
+        })
+    }
+
+    fn clone_spec(&mut self, value: &Value, kind: Option<SourceType>) -> Option<CloneSpec> {
+        let mut obj = self.object(value, "clone")?;
+        let instance_class = self.string(&mut obj, "instanceClass", true);
+        if let Some(c) = &instance_class {
+            if !is_instance_class(c) {
+                self.err("clone.instanceClass", format!("{c:?} is not an instance class such as \"db.r6g.large\""));
+            }
+        }
+        let subnet_group = self.string(&mut obj, "subnetGroup", false);
+        let security_groups = self.security_groups(&mut obj);
+        let publicly_accessible = self.boolean(&mut obj, "publiclyAccessible");
+        let tags = self.tags(&mut obj);
+        let parameter_group = self.string(&mut obj, "parameterGroup", false);
+        let option_group = self.string(&mut obj, "optionGroup", false);
+        let cluster_parameter_group = self.string(&mut obj, "clusterParameterGroup", false);
+        if cluster_parameter_group.is_some() && kind == Some(SourceType::Rds) {
+            self.err("clone.clusterParameterGroup", "applies only to source.type \"aurora-cluster\"");
+        }
+        let port = match self.field(&mut obj, "port") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(p @ 1150..=65535) => u16::try_from(p).ok(),
+                _ => {
+                    self.err("clone.port", "must be a whole number from 1150 to 65535");
+                    None
+                }
+            },
+        };
+        let storage_type = self.string(&mut obj, "storageType", false);
+        if let (Some(st), Some(kind)) = (&storage_type, kind) {
+            let allowed: &[&str] = match kind {
+                SourceType::Rds => &["gp2", "gp3", "io1", "io2", "standard"],
+                SourceType::AuroraCluster => &["aurora", "aurora-iopt1"],
+            };
+            if !allowed.contains(&st.as_str()) {
+                self.err("clone.storageType", format!("{st:?} is not valid for {}: use one of {allowed:?}", kind.as_str()));
+            }
+        }
+        let enable_iam_auth = self.boolean(&mut obj, "enableIAMAuth");
+        let deletion_protection = self.boolean(&mut obj, "deletionProtection");
+        let max_age = self.duration(&mut obj, "maxAge", defaults::MAX_AGE, Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+        let restore_timeout =
+            self.duration(&mut obj, "restoreTimeout", defaults::RESTORE_TIMEOUT, Duration::from_secs(1), Duration::from_secs(86_400));
+        let poll_interval =
+            self.duration(&mut obj, "pollInterval", defaults::CLONE_POLL_INTERVAL, Duration::from_secs(1), Duration::from_secs(3_600));
+        self.finish(obj);
+        Some(CloneSpec {
+            instance_class: instance_class?,
+            subnet_group,
+            security_groups,
+            publicly_accessible,
+            tags,
+            parameter_group,
+            option_group,
+            cluster_parameter_group,
+            port,
+            storage_type,
+            enable_iam_auth,
+            deletion_protection,
+            max_age,
+            restore_timeout,
+            poll_interval,
+        })
+    }
+
+    fn security_groups(&mut self, obj: &mut Obj<'_>) -> Vec<String> {
+        let Some(value) = self.field(obj, "securityGroups") else { return Vec::new() };
+        let Some(items) = value.as_array() else {
+            self.err("clone.securityGroups", format!("must be a list of security group ids, not {}", kind_of(value)));
+            return Vec::new();
+        };
+        let mut groups = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(id) if id.starts_with("sg-") && id.len() > 3 => groups.push(id.to_string()),
+                _ => self.err(format!("clone.securityGroups[{i}]"), "must be a security group id such as \"sg-0123abcd\""),
+            }
+        }
+        groups
+    }
+
+    fn tags(&mut self, obj: &mut Obj<'_>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(value) = self.field(obj, "tags") else { return out };
+        let Some(map) = value.as_object() else {
+            self.err("clone.tags", format!("must be an object of key/value strings, not {}", kind_of(value)));
+            return out;
+        };
+        if map.len() > tags::MAX_USER_TAGS {
+            self.err("clone.tags", format!("has {} tags; at most {} fit beside the orchestrator's own", map.len(), tags::MAX_USER_TAGS));
+        }
+        for (key, value) in map {
+            let path = format!("clone.tags.{key}");
+            if let Err(e) = tags::check_user_tag(key) {
+                self.err(path, e);
+                continue;
+            }
+            match value.as_str() {
+                Some(v) if v.chars().count() <= 256 => {
+                    out.insert(key.clone(), v.to_string());
+                }
+                Some(_) => self.err(path, "value is longer than 256 characters"),
+                None => self.err(path, format!("value must be a string, not {}", kind_of(value))),
+            }
+        }
+        out
+    }
+
+    fn dblab(&mut self, value: &Value) -> Option<DblabSpec> {
+        let mut obj = self.object(value, "dblab")?;
+        let api_endpoint = self.string(&mut obj, "apiEndpoint", true).and_then(|e| match check_endpoint(&e) {
+            Ok(normalized) => Some(normalized),
+            Err(msg) => {
+                self.err("dblab.apiEndpoint", msg);
+                None
+            }
+        });
+        if self.field(&mut obj, "token").is_some() {
+            self.err(
+                "dblab.token",
+                "plain tokens are not accepted: they would be stored in the execution history; put the token in Secrets Manager and give its ARN as dblab.tokenSecretArn",
+            );
+        }
+        let token_secret_arn = self.string(&mut obj, "tokenSecretArn", true);
+        if let Some(arn) = &token_secret_arn {
+            if let Err(e) = check_secret_arn(arn) {
+                self.err("dblab.tokenSecretArn", e);
+            }
+        }
+        let insecure = self.boolean(&mut obj, "insecure");
+        let ca_certificate = self.string(&mut obj, "caCertificate", false);
+        if let Some(pem) = &ca_certificate {
+            if insecure {
+                self.err("dblab.caCertificate", "cannot be combined with dblab.insecure: the CA is ignored when verification is off");
+            }
+            if reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_or(true, |certs| certs.is_empty()) {
+                self.err("dblab.caCertificate", "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
+            }
+        }
+        let poll_interval =
+            self.duration(&mut obj, "pollInterval", defaults::DBLAB_POLL_INTERVAL, Duration::from_secs(1), Duration::from_secs(3_600));
+        let timeout = self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), Duration::from_secs(7 * 86_400));
+        self.finish(obj);
+        Some(DblabSpec {
+            api_endpoint: api_endpoint?,
+            token_secret_arn: token_secret_arn?,
+            insecure,
+            ca_certificate,
+            poll_interval,
+            timeout,
+        })
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The known key closest to a misspelt one (case-insensitive edit distance of at most 2).
+fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn check_target(target: &str) -> Result<(), String> {
+    let valid = target.len() <= 63
+        && target.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && target.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{target:?} must be 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"))
+    }
+}
+
+/// RDS instance and cluster identifier rules.
+pub fn check_rds_identifier(id: &str) -> Result<(), String> {
+    let valid = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not an RDS identifier: 1-63 letters, digits or hyphens, starting with a letter, no double or trailing hyphen"
+        ))
+    }
+}
+
+fn check_secret_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let valid = parts.len() == 7
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "secretsmanager"
+        && !parts[3].is_empty()
+        && !parts[4].is_empty()
+        && parts[5] == "secret"
+        && !parts[6].is_empty();
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{arn:?} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"))
+    }
+}
+
+fn is_instance_class(class: &str) -> bool {
+    let mut parts = class.split('.');
+    parts.next() == Some("db")
+        && parts.next().is_some_and(|family| !family.is_empty() && family.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && class.split('.').count() >= 2
+}
+
+fn check_endpoint(endpoint: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{endpoint:?} must start with https:// or http://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{endpoint:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; the token comes from dblab.tokenSecretArn".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{endpoint:?} must not have a query or fragment"));
+    }
+    Ok(endpoint.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({
+            "target": "staging",
+            "source": {
+                "type": "rds",
+                "identifier": "prod-db",
+                "dbName": "app",
+                "username": "dblab",
+                "passwordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-pw-AbCdEf"
+            },
+            "clone": {"instanceClass": "db.r6g.xlarge"},
+            "dblab": {
+                "apiEndpoint": "https://dblab.internal:2345/",
+                "tokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:dblab-token-AbCdEf"
+            }
+        })
+    }
+
+    fn errors(doc: &Value) -> Vec<FieldError> {
+        match RefreshRequest::from_document(doc) {
+            Err(RefreshError::InvalidRequest(ValidationErrors(e))) => e,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    fn paths(doc: &Value) -> Vec<String> {
+        errors(doc).into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn minimal_request_gets_defaults() {
+        let r = RefreshRequest::from_document(&valid()).unwrap();
+        assert_eq!(r.target, "staging");
+        assert_eq!(r.source.kind, SourceType::Rds);
+        assert_eq!(r.dblab.api_endpoint, "https://dblab.internal:2345");
+        assert_eq!(r.dblab.poll_interval, defaults::DBLAB_POLL_INTERVAL);
+        assert_eq!(r.dblab.timeout, defaults::DBLAB_TIMEOUT);
+        assert_eq!(r.clone.max_age, defaults::MAX_AGE);
+        assert!(!r.clone.publicly_accessible);
+        assert!(!r.dblab.insecure);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let mut doc = valid();
+        doc["source"]["type"] = json!("mysql");
+        doc["source"]["identifier"] = json!("1bad--id");
+        doc["clone"] = json!({"instanceClas": "db.t3.micro"});
+        doc["dblab"]["pollInterval"] = json!("5x");
+        doc["extra"] = json!(1);
+        let found = paths(&doc);
+        for expected in ["source.type", "source.identifier", "clone.instanceClass", "clone.instanceClas", "dblab.pollInterval", "extra"] {
+            assert!(found.contains(&expected.to_string()), "{expected} missing from {found:?}");
+        }
+    }
+
+    #[test]
+    fn misspelt_fields_get_a_suggestion() {
+        let mut doc = valid();
+        doc["clone"]["instanceClas"] = json!("db.t3.micro");
+        let e = errors(&doc);
+        let typo = e.iter().find(|e| e.path == "clone.instanceClas").unwrap();
+        assert!(typo.message.contains("instanceClass"), "{}", typo.message);
+    }
+
+    #[test]
+    fn plain_secrets_are_rejected_with_the_reason() {
+        let mut doc = valid();
+        doc["source"]["password"] = json!("hunter2");
+        doc["dblab"]["token"] = json!("tok");
+        let e = errors(&doc);
+        let pw = e.iter().find(|e| e.path == "source.password").unwrap();
+        assert!(pw.message.contains("Secrets Manager"));
+        assert!(!pw.message.contains("hunter2"));
+        assert!(e.iter().any(|e| e.path == "dblab.token"));
+        assert!(!RefreshError::InvalidRequest(ValidationErrors(e)).to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_arns_must_be_arns() {
+        let mut doc = valid();
+        doc["source"]["passwordSecretArn"] = json!("my-password");
+        assert_eq!(paths(&doc), vec!["source.passwordSecretArn"]);
+    }
+
+    #[test]
+    fn reserved_and_aws_tags_are_refused() {
+        let mut doc = valid();
+        doc["clone"]["tags"] = json!({"ManagedBy": "me", "aws:x": "y", "team": "db", "n": 3});
+        let found = paths(&doc);
+        assert!(found.contains(&"clone.tags.ManagedBy".to_string()));
+        assert!(found.contains(&"clone.tags.aws:x".to_string()));
+        assert!(found.contains(&"clone.tags.n".to_string()));
+        assert!(!found.contains(&"clone.tags.team".to_string()));
+    }
+
+    #[test]
+    fn max_age_must_outlive_the_run() {
+        let mut doc = valid();
+        doc["clone"]["maxAge"] = json!("5h");
+        assert_eq!(paths(&doc), vec!["clone.maxAge"]);
+    }
+
+    #[test]
+    fn too_many_polls_are_refused() {
+        let mut doc = valid();
+        doc["dblab"]["pollInterval"] = json!("1s");
+        assert_eq!(paths(&doc), vec!["dblab.pollInterval"]);
+    }
+
+    #[test]
+    fn cluster_options_follow_the_source_type() {
+        let mut doc = valid();
+        doc["clone"]["clusterParameterGroup"] = json!("pg");
+        doc["clone"]["storageType"] = json!("aurora");
+        let found = paths(&doc);
+        assert_eq!(found, vec!["clone.clusterParameterGroup", "clone.storageType"]);
+        doc["source"]["type"] = json!("aurora-cluster");
+        assert!(RefreshRequest::from_document(&doc).is_ok());
+    }
+
+    #[test]
+    fn endpoint_must_be_http_without_credentials() {
+        for bad in ["ftp://x", "not a url", "https://user:pw@host", "https://host/?q=1"] {
+            let mut doc = valid();
+            doc["dblab"]["apiEndpoint"] = json!(bad);
+            assert_eq!(paths(&doc), vec!["dblab.apiEndpoint"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn insecure_and_ca_are_exclusive_and_ca_must_be_pem() {
+        let mut doc = valid();
+        doc["dblab"]["insecure"] = json!(true);
+        doc["dblab"]["caCertificate"] = json!("not a pem");
+        let e = errors(&doc);
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|e| e.path == "dblab.caCertificate"));
+    }
+
+    #[test]
+    fn missing_sections_and_wrong_types() {
+        assert_eq!(paths(&json!([])), vec!["request"]);
+        let found = paths(&json!({"target": 5}));
+        assert_eq!(found, vec!["target", "source", "clone", "dblab"]);
+        let mut doc = valid();
+        doc["clone"]["port"] = json!(80);
+        doc["clone"]["securityGroups"] = json!(["sg-1", "default"]);
+        doc["clone"]["publiclyAccessible"] = json!("yes");
+        assert_eq!(paths(&doc), vec!["clone.securityGroups[1]", "clone.publiclyAccessible", "clone.port"]);
+    }
+
+    #[test]
+    fn rds_identifier_rules() {
+        assert!(check_rds_identifier("prod-db-1").is_ok());
+        for bad in ["", "1db", "a--b", "ab-", "a_b", &"a".repeat(64)] {
+            assert!(check_rds_identifier(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn target_of_reads_invalid_documents() {
+        assert_eq!(RefreshRequest::target_of(&json!({"target": "x", "source": 1})), Some("x"));
+        assert_eq!(RefreshRequest::target_of(&json!({"target": 1})), None);
+    }
+}

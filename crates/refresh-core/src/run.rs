@@ -1,0 +1,249 @@
+//! The execution state: what the handlers hand one another through the state machine.
+//!
+//! The state machine keeps one JSON document per run; each handler reads the parts it
+//! needs and its result replaces one part (`$.clone`, `$.refresh`...). Poll handlers take
+//! their previous result and return the next one, so a loop carries its own memory.
+//! Only ARNs of secrets ever appear here, never values.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::request::SourceType;
+
+/// Who is running: from the Step Functions context object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<OffsetDateTime>,
+}
+
+/// Written by `record` when the run starts: the history row's key and the loops' waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStart {
+    pub target: String,
+    pub run_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub lock_expires_at: OffsetDateTime,
+    /// Seconds to wait between polls, for the state machine's Wait states.
+    pub poll_seconds: PollSeconds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollSeconds {
+    pub clone: u64,
+    pub refresh: u64,
+}
+
+/// The snapshot a clone is restored from. `created_at` is the "data as of" time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub identifier: String,
+    pub arn: String,
+    pub engine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// `automated`, `manual`, `shared`...
+    pub snapshot_type: String,
+    pub source_type: SourceType,
+    pub source_identifier: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloneKind {
+    Instance,
+    Cluster,
+}
+
+/// What the Choice after a poll routes on. Shared by the clone and refresh loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollStatus {
+    Pending,
+    /// The clone is available, or the refresh finished.
+    Ready,
+    Failed,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+}
+
+/// The temporary clone, as `restore` made it and `check-available` last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Clone {
+    /// The instance id (RDS) or the cluster id (Aurora).
+    pub identifier: String,
+    pub kind: CloneKind,
+    /// Aurora only: the writer instance, which DBLab's `rdsIam` needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer_instance_id: Option<String>,
+    pub instance_class: String,
+    pub engine: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// Past this, a clone that is not available is given up on.
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+    pub status: PollStatus,
+    /// The RDS status last seen (of the writer instance once the Aurora cluster is up).
+    pub rds_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    #[serde(default)]
+    pub checks: u32,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<OffsetDateTime>,
+}
+
+impl Clone {
+    /// The INSTANCE the engine's `rdsIam` must name: never the cluster.
+    pub fn instance_id(&self) -> &str {
+        self.writer_instance_id.as_deref().unwrap_or(&self.identifier)
+    }
+}
+
+/// The DBLab refresh: started by `patch-dblab`, advanced by `poll-refresh`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refresh {
+    /// `lastRefresh` read before the trigger; a different value means this run started.
+    pub previous_last_refresh: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub triggered_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+    pub dump_parallel_jobs: u32,
+    pub status: PollStatus,
+    pub retrieval_status: String,
+    pub last_refresh: String,
+    /// Whether this refresh has been seen running; before that, `finished`/`failed` are stale.
+    pub seen_start: bool,
+    /// `dump`, `restore` or `snapshot` while it runs, inferred from the engine's activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    #[serde(default)]
+    pub polls: u32,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionStatus {
+    Deleting,
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deletion {
+    pub identifier: String,
+    pub status: DeletionStatus,
+    /// Resources that are gone, instances before their cluster.
+    pub deleted: Vec<String>,
+    #[serde(default)]
+    pub checks: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+/// An error as a Step Functions Catch hands it over (`ResultPath: $.error`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+impl CaughtError {
+    /// A Lambda error's Cause is JSON carrying `errorMessage`; other causes are plain text.
+    pub fn message(&self) -> String {
+        let Some(cause) = &self.cause else { return String::new() };
+        serde_json::from_str::<Value>(cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| cause.clone())
+    }
+}
+
+/// The whole execution state, as `record` (finish) and `notify` receive it. Every part is
+/// optional: a run can fail before any of them exists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunState {
+    /// The request as the user wrote it, possibly invalid.
+    #[serde(default)]
+    pub request: Value,
+    #[serde(default)]
+    pub execution: Option<Execution>,
+    #[serde(default)]
+    pub run: Option<RunStart>,
+    #[serde(default)]
+    pub snapshot: Option<Snapshot>,
+    #[serde(default)]
+    pub clone: Option<Clone>,
+    #[serde(default)]
+    pub refresh: Option<Refresh>,
+    #[serde(default)]
+    pub deletion: Option<Deletion>,
+    #[serde(default)]
+    pub error: Option<CaughtError>,
+    #[serde(default)]
+    pub failed_state: Option<String>,
+    /// Set when the history row could not be written, so the notification still goes out
+    /// and says so.
+    #[serde(default)]
+    pub record_error: Option<CaughtError>,
+    #[serde(default)]
+    pub record: Option<crate::summary::RunSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_cause_yields_its_message() {
+        let e = CaughtError {
+            error: "DblabBusy".into(),
+            cause: Some(r#"{"errorType":"DblabBusy","errorMessage":"DBLab Engine is busy"}"#.into()),
+        };
+        assert_eq!(e.message(), "DBLab Engine is busy");
+        let t = CaughtError { error: "States.Timeout".into(), cause: Some("took too long".into()) };
+        assert_eq!(t.message(), "took too long");
+    }
+
+    #[test]
+    fn an_empty_state_is_readable() {
+        let s: RunState = serde_json::from_value(serde_json::json!({"request": {"target": "x"}})).unwrap();
+        assert!(s.clone.is_none() && s.error.is_none());
+    }
+
+    #[test]
+    fn step_functions_start_time_parses() {
+        let e: Execution =
+            serde_json::from_value(serde_json::json!({"name": "n", "startedAt": "2026-11-22T04:56:52.123Z"})).unwrap();
+        assert_eq!(e.started_at.unwrap().unix_timestamp(), 1_795_323_412);
+    }
+}

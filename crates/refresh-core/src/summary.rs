@@ -1,0 +1,344 @@
+//! What a run amounts to: the history row and the notification's content, derived from
+//! the execution state alone so `record` and `notify` tell the same story.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::request::RefreshRequest;
+use crate::run::{DeletionStatus, PollStatus, RunState};
+
+/// Outcome names for failures that are a poll's verdict rather than a handler error.
+pub mod outcome_errors {
+    pub const CLONE_FAILED: &str = "CloneFailed";
+    pub const CLONE_TIMED_OUT: &str = "CloneTimedOut";
+    pub const REFRESH_FAILED: &str = "RefreshFailed";
+    pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
+    pub const INCOMPLETE: &str = "RunIncomplete";
+    pub const ALL: &[&str] = &[CLONE_FAILED, CLONE_TIMED_OUT, REFRESH_FAILED, REFRESH_TIMED_OUT, INCOMPLETE];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phase {
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl Phase {
+    pub fn seconds(&self) -> Option<i64> {
+        self.ended_at.map(|end| (end - self.started_at).whole_seconds())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorSummary {
+    pub name: String,
+    pub message: String,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub target: String,
+    pub execution_name: String,
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    pub outcome: Outcome,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub source_type: Option<String>,
+    #[serde(default)]
+    pub source_identifier: Option<String>,
+    #[serde(default)]
+    pub snapshot_identifier: Option<String>,
+    /// The time the data in the refreshed engine is from.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub data_as_of: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub clone_identifier: Option<String>,
+    #[serde(default)]
+    pub clone_class: Option<String>,
+    /// From the restore request until the clone was confirmed gone: what the clone cost.
+    #[serde(default)]
+    pub clone_lifetime_seconds: Option<i64>,
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub error: Option<ErrorSummary>,
+    /// What happened to the clone, in words.
+    pub cleanup: String,
+    /// True when a clone may still exist: the orphan sweep must remove it.
+    #[serde(default)]
+    pub clone_left_behind: bool,
+}
+
+impl RunSummary {
+    pub fn duration_seconds(&self) -> Option<i64> {
+        self.finished_at.map(|end| (end - self.started_at).whole_seconds())
+    }
+}
+
+fn text_at<'a>(doc: &'a Value, pointer: &str) -> Option<&'a str> {
+    doc.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The row written when a run starts.
+pub fn running(state: &RunState, now: OffsetDateTime) -> RunSummary {
+    let mut summary = base(state, now);
+    summary.cleanup = "run in progress".into();
+    summary
+}
+
+fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
+    let execution = state.execution.as_ref();
+    RunSummary {
+        target: RefreshRequest::target_of(&state.request).unwrap_or("unknown").to_string(),
+        execution_name: execution.map_or_else(|| "unknown".to_string(), |e| e.name.clone()),
+        execution_arn: execution.and_then(|e| e.arn.clone()),
+        outcome: Outcome::Running,
+        started_at: state.run.as_ref().map(|r| r.started_at).or_else(|| execution.and_then(|e| e.started_at)).unwrap_or(now),
+        finished_at: None,
+        source_type: text_at(&state.request, "/source/type").map(str::to_string),
+        source_identifier: text_at(&state.request, "/source/identifier").map(str::to_string),
+        snapshot_identifier: state.snapshot.as_ref().map(|s| s.identifier.clone()),
+        data_as_of: state.snapshot.as_ref().map(|s| s.created_at),
+        clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
+        clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
+        clone_lifetime_seconds: None,
+        phases: Vec::new(),
+        error: None,
+        cleanup: String::new(),
+        clone_left_behind: false,
+    }
+}
+
+/// The final row: outcome, error, phases and what became of the clone.
+pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
+    let mut summary = base(state, now);
+    summary.finished_at = Some(now);
+    summary.error = failure(state);
+    let refreshed = state.refresh.as_ref().is_some_and(|r| r.status == PollStatus::Ready);
+    summary.outcome = if summary.error.is_none() && refreshed { Outcome::Succeeded } else { Outcome::Failed };
+    if summary.outcome == Outcome::Failed && summary.error.is_none() {
+        summary.error = Some(ErrorSummary {
+            name: outcome_errors::INCOMPLETE.into(),
+            message: "the run ended before the refresh finished, without an error".into(),
+            state: state.failed_state.clone(),
+        });
+    }
+    summary.phases = phases(state, summary.started_at);
+    let deleted = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
+    match (&state.clone, deleted) {
+        (None, _) => summary.cleanup = "nothing to clean up: no clone was created".into(),
+        (Some(clone), Some(d)) => {
+            summary.cleanup = format!("clone {} deleted", clone.identifier);
+            summary.clone_lifetime_seconds = Some((d.checked_at - clone.requested_at).whole_seconds());
+        }
+        (Some(clone), None) => {
+            summary.cleanup = format!(
+                "clone {} was NOT confirmed deleted; the orphan sweep will delete it, or delete it by hand",
+                clone.identifier
+            );
+            summary.clone_left_behind = true;
+        }
+    }
+    summary
+}
+
+fn failure(state: &RunState) -> Option<ErrorSummary> {
+    if let Some(caught) = &state.error {
+        return Some(ErrorSummary { name: caught.error.clone(), message: caught.message(), state: state.failed_state.clone() });
+    }
+    let derived = |name: &str, message: String| Some(ErrorSummary { name: name.into(), message, state: state.failed_state.clone() });
+    if let Some(clone) = &state.clone {
+        match clone.status {
+            PollStatus::Failed => {
+                return derived(outcome_errors::CLONE_FAILED, format!("clone {} ended in RDS status {:?}", clone.identifier, clone.rds_status));
+            }
+            PollStatus::TimedOut => {
+                return derived(
+                    outcome_errors::CLONE_TIMED_OUT,
+                    format!("clone {} was not available by its deadline (last RDS status {:?})", clone.identifier, clone.rds_status),
+                );
+            }
+            PollStatus::Pending | PollStatus::Ready => {}
+        }
+    }
+    if let Some(refresh) = &state.refresh {
+        let alert = refresh.alert.clone().unwrap_or_default();
+        match refresh.status {
+            PollStatus::Failed => return derived(outcome_errors::REFRESH_FAILED, alert),
+            PollStatus::TimedOut => return derived(outcome_errors::REFRESH_TIMED_OUT, alert),
+            PollStatus::Pending | PollStatus::Ready => {}
+        }
+    }
+    None
+}
+
+fn phases(state: &RunState, started_at: OffsetDateTime) -> Vec<Phase> {
+    let mut out = Vec::new();
+    if let Some(snapshot) = &state.snapshot {
+        out.push(Phase { name: "preflight".into(), started_at, ended_at: Some(snapshot.found_at) });
+    }
+    if let Some(clone) = &state.clone {
+        out.push(Phase { name: "restore".into(), started_at: clone.requested_at, ended_at: clone.ready_at });
+    }
+    if let Some(refresh) = &state.refresh {
+        out.push(Phase { name: "refresh".into(), started_at: refresh.triggered_at, ended_at: refresh.finished_at });
+    }
+    if let (Some(deletion), Some(start)) = (&state.deletion, state.refresh.as_ref().and_then(|r| r.finished_at).or(state.clone.as_ref().and_then(|c| c.ready_at))) {
+        let ended_at = (deletion.status == DeletionStatus::Deleted).then_some(deletion.checked_at);
+        out.push(Phase { name: "delete".into(), started_at: start, ended_at });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
+
+    fn clone(status: PollStatus) -> Clone {
+        Clone {
+            identifier: "dblab-refresh-staging-20261122-050000".into(),
+            kind: CloneKind::Instance,
+            writer_instance_id: None,
+            instance_class: "db.t3.medium".into(),
+            engine: "postgres".into(),
+            requested_at: datetime!(2026-11-22 05:01 UTC),
+            deadline: datetime!(2026-11-22 07:01 UTC),
+            status,
+            rds_status: if status == PollStatus::Failed { "incompatible-restore".into() } else { "available".into() },
+            endpoint: None,
+            checks: 3,
+            ready_at: (status == PollStatus::Ready).then_some(datetime!(2026-11-22 05:11 UTC)),
+        }
+    }
+
+    fn refresh(status: PollStatus) -> Refresh {
+        Refresh {
+            previous_last_refresh: "a".into(),
+            triggered_at: datetime!(2026-11-22 05:12 UTC),
+            deadline: datetime!(2026-11-22 09:12 UTC),
+            dump_parallel_jobs: 1,
+            status,
+            retrieval_status: "finished".into(),
+            last_refresh: "b".into(),
+            seen_start: true,
+            phase: None,
+            alert: (status == PollStatus::Failed).then(|| "pg_dump failed".to_string()),
+            polls: 4,
+            finished_at: Some(datetime!(2026-11-22 06:12 UTC)),
+        }
+    }
+
+    fn deleted() -> Deletion {
+        Deletion {
+            identifier: "dblab-refresh-staging-20261122-050000".into(),
+            status: DeletionStatus::Deleted,
+            deleted: vec![],
+            checks: 2,
+            checked_at: datetime!(2026-11-22 06:20 UTC),
+        }
+    }
+
+    fn state() -> RunState {
+        RunState {
+            request: json!({"target": "staging", "source": {"type": "rds", "identifier": "prod"}}),
+            execution: Some(Execution { name: "run-1".into(), arn: None, started_at: Some(T0) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_run_succeeds_with_phases_and_lifetime() {
+        let mut s = state();
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Ready));
+        s.deletion = Some(deleted());
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert_eq!(sum.outcome, Outcome::Succeeded);
+        assert!(sum.error.is_none());
+        assert_eq!(sum.clone_lifetime_seconds, Some(79 * 60));
+        assert_eq!(sum.duration_seconds(), Some(81 * 60));
+        let names: Vec<_> = sum.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["restore", "refresh", "delete"]);
+        assert!(!sum.clone_left_behind);
+        assert_eq!(sum.source_identifier.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn poll_verdicts_become_named_errors() {
+        let mut s = state();
+        s.clone = Some(clone(PollStatus::Failed));
+        s.failed_state = Some("CheckCloneAvailable".into());
+        s.deletion = Some(deleted());
+        let sum = finished(&s, T0);
+        let e = sum.error.unwrap();
+        assert_eq!(e.name, "CloneFailed");
+        assert!(e.message.contains("incompatible-restore"));
+        assert_eq!(e.state.as_deref(), Some("CheckCloneAvailable"));
+
+        let mut s = state();
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Failed));
+        let sum = finished(&s, T0);
+        assert_eq!(sum.error.as_ref().unwrap().name, "RefreshFailed");
+        assert_eq!(sum.error.unwrap().message, "pg_dump failed");
+        assert!(sum.clone_left_behind, "no deletion recorded");
+    }
+
+    #[test]
+    fn a_caught_error_wins_and_an_invalid_request_still_has_a_row() {
+        let s = RunState {
+            request: json!({"source": 3}),
+            error: Some(CaughtError { error: "InvalidRequest".into(), cause: Some(r#"{"errorMessage":"target: is required"}"#.into()) }),
+            failed_state: Some("StartRun".into()),
+            ..Default::default()
+        };
+        let sum = finished(&s, T0);
+        assert_eq!(sum.target, "unknown");
+        assert_eq!(sum.outcome, Outcome::Failed);
+        assert_eq!(sum.error.unwrap().message, "target: is required");
+        assert_eq!(sum.cleanup, "nothing to clean up: no clone was created");
+    }
+
+    #[test]
+    fn no_verdict_and_no_error_is_still_a_failure() {
+        let sum = finished(&state(), T0);
+        assert_eq!(sum.outcome, Outcome::Failed);
+        assert_eq!(sum.error.unwrap().name, "RunIncomplete");
+    }
+}

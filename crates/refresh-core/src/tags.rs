@@ -1,0 +1,115 @@
+//! The tags that mark a clone as ours. Deletion trusts nothing else: a resource is deleted
+//! only when it carries `ManagedBy=dblab-refresh` AND has the clone name prefix.
+
+use std::collections::BTreeMap;
+
+use crate::naming::CLONE_PREFIX;
+
+pub const MANAGED_BY_KEY: &str = "ManagedBy";
+pub const MANAGED_BY_VALUE: &str = "dblab-refresh";
+pub const TARGET_KEY: &str = "dblab-refresh:target";
+pub const EXECUTION_KEY: &str = "dblab-refresh:execution";
+pub const EXECUTION_ARN_KEY: &str = "dblab-refresh:execution-arn";
+pub const DELETE_AFTER_KEY: &str = "DeleteAfter";
+
+const RESERVED: &[&str] = &[MANAGED_BY_KEY, DELETE_AFTER_KEY];
+const RESERVED_PREFIX: &str = "dblab-refresh:";
+
+/// RDS allows 50 tags per resource; ours take at most five.
+pub const MAX_USER_TAGS: usize = 45;
+
+pub fn check_user_tag(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err("key must be 1-128 characters".into());
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err("keys starting with \"aws:\" are reserved by AWS".into());
+    }
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(key)) || key.starts_with(RESERVED_PREFIX) {
+        return Err(format!("{key:?} is set by the orchestrator itself and cannot be given"));
+    }
+    Ok(())
+}
+
+/// What the orchestrator writes on every resource it creates.
+pub struct Ownership<'a> {
+    pub target: &'a str,
+    pub execution_name: &'a str,
+    pub execution_arn: Option<&'a str>,
+    /// RFC 3339, UTC.
+    pub delete_after: &'a str,
+}
+
+/// User tags first, then ours: ours always win (validation already refuses collisions).
+pub fn clone_tags(user: &BTreeMap<String, String>, owner: &Ownership<'_>) -> Vec<(String, String)> {
+    let mut tags: BTreeMap<String, String> = user.clone();
+    tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    tags.insert(TARGET_KEY.into(), owner.target.into());
+    tags.insert(EXECUTION_KEY.into(), owner.execution_name.into());
+    if let Some(arn) = owner.execution_arn {
+        tags.insert(EXECUTION_ARN_KEY.into(), arn.into());
+    }
+    tags.insert(DELETE_AFTER_KEY.into(), owner.delete_after.into());
+    tags.into_iter().collect()
+}
+
+pub fn get<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Why a resource must not be deleted, or `Ok` when it is provably ours.
+pub fn check_managed(identifier: &str, tags: &[(String, String)]) -> Result<(), String> {
+    if !identifier.starts_with(CLONE_PREFIX) {
+        return Err(format!("its name does not start with {CLONE_PREFIX:?}"));
+    }
+    if get(tags, MANAGED_BY_KEY) != Some(MANAGED_BY_VALUE) {
+        return Err(format!("it is not tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Ownership<'static> {
+        Ownership {
+            target: "staging",
+            execution_name: "run-1",
+            execution_arn: Some("arn:aws:states:us-east-1:1:execution:sm:run-1"),
+            delete_after: "2026-11-24T00:00:00Z",
+        }
+    }
+
+    #[test]
+    fn ours_are_added_beside_the_users() {
+        let user = BTreeMap::from([("team".to_string(), "db".to_string())]);
+        let tags = clone_tags(&user, &owner());
+        assert_eq!(get(&tags, "team"), Some("db"));
+        assert_eq!(get(&tags, MANAGED_BY_KEY), Some(MANAGED_BY_VALUE));
+        assert_eq!(get(&tags, TARGET_KEY), Some("staging"));
+        assert_eq!(get(&tags, EXECUTION_KEY), Some("run-1"));
+        assert_eq!(get(&tags, DELETE_AFTER_KEY), Some("2026-11-24T00:00:00Z"));
+        assert!(get(&tags, EXECUTION_ARN_KEY).is_some());
+    }
+
+    #[test]
+    fn users_cannot_override_ours() {
+        let user = BTreeMap::from([(MANAGED_BY_KEY.to_string(), "someone".to_string())]);
+        assert_eq!(get(&clone_tags(&user, &owner()), MANAGED_BY_KEY), Some(MANAGED_BY_VALUE));
+        for key in ["ManagedBy", "managedby", "DeleteAfter", "dblab-refresh:target", "aws:cloudformation:x", ""] {
+            assert!(check_user_tag(key).is_err(), "{key}");
+        }
+        assert!(check_user_tag("team").is_ok());
+    }
+
+    #[test]
+    fn deletion_needs_both_name_and_tag() {
+        let ours = clone_tags(&BTreeMap::new(), &owner());
+        assert!(check_managed("dblab-refresh-staging-20261122-000000", &ours).is_ok());
+        assert!(check_managed("prod-db", &ours).is_err());
+        let theirs = vec![(MANAGED_BY_KEY.to_string(), "terraform".to_string())];
+        assert!(check_managed("dblab-refresh-staging-20261122-000000", &theirs).is_err());
+        assert!(check_managed("dblab-refresh-staging-20261122-000000", &[]).is_err());
+    }
+}
