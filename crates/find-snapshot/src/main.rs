@@ -1,1 +1,13 @@
-fn main() {}
+use find_snapshot::Deps;
+use refresh_core::clients::{Rds as RdsClient, SecretsManager};
+use refresh_core::lambda;
+use refresh_core::rds::Rds;
+use refresh_core::secrets::SecretReader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let config = lambda::aws_config().await;
+    let deps = Deps { rds: Rds::new(RdsClient::new(&config)), secrets: SecretReader::new(SecretsManager::new(&config)) };
+    lambda::serve(|input| find_snapshot::handle(&deps, input)).await
+}

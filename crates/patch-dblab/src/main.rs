@@ -1,1 +1,12 @@
-fn main() {}
+use patch_dblab::Deps;
+use refresh_core::clients::SecretsManager;
+use refresh_core::lambda;
+use refresh_core::secrets::SecretReader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let config = lambda::aws_config().await;
+    let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)) };
+    lambda::serve(|input| patch_dblab::handle(&deps, input)).await
+}

@@ -1,1 +1,12 @@
-fn main() {}
+use poll_refresh::Deps;
+use refresh_core::clients::SecretsManager;
+use refresh_core::lambda;
+use refresh_core::secrets::SecretReader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let config = lambda::aws_config().await;
+    let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)) };
+    lambda::serve(|input| poll_refresh::handle(&deps, input)).await
+}

@@ -1,1 +1,82 @@
+//! `record`: the run's history. At the start it validates the request, takes the
+//! target's lock and writes a `running` row; at the end it writes the outcome and
+//! releases the lock (only if this execution holds it).
 
+use refresh_core::RefreshError;
+use refresh_core::executions::Executions;
+use refresh_core::history::{self, History};
+use refresh_core::request::RefreshRequest;
+use refresh_core::run::{Execution, PollSeconds, RunStart, RunState};
+use refresh_core::summary::{self, RunSummary};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::info;
+
+pub struct Deps {
+    pub history: History,
+    pub executions: Executions,
+}
+
+/// Time beyond the run's own deadlines before its lock expires by itself (deleting the
+/// clone, recording, notifying).
+const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Input {
+    Start { execution: Execution, request: Value },
+    Finish { state: Box<RunState> },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Started(RunStart),
+    Finished(Box<RunSummary>),
+}
+
+pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
+    let now = OffsetDateTime::now_utc();
+    match input {
+        Input::Start { execution, request } => start(deps, execution, request, now).await.map(Output::Started),
+        Input::Finish { state } => finish(deps, &state, now).await.map(|s| Output::Finished(Box::new(s))),
+    }
+}
+
+async fn start(deps: &Deps, execution: Execution, document: Value, now: OffsetDateTime) -> Result<RunStart, RefreshError> {
+    // Nothing is written for an invalid request.
+    let request = RefreshRequest::from_document(&document)?;
+    let started_at = execution.started_at.unwrap_or(now);
+    let lock_expires_at = now + request.clone.restore_timeout + request.dblab.timeout + LOCK_MARGIN;
+    deps.history.acquire_lock(&request.target, &execution, lock_expires_at, now, &deps.executions).await?;
+    let run = RunStart {
+        target: request.target.clone(),
+        run_key: history::run_key(started_at, &execution.name),
+        started_at,
+        lock_expires_at,
+        poll_seconds: PollSeconds {
+            clone: request.clone.poll_interval.as_secs(),
+            refresh: request.dblab.poll_interval.as_secs(),
+        },
+    };
+    let state = RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
+    deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
+    info!(target = %run.target, run_key = %run.run_key, "run started");
+    Ok(run)
+}
+
+async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<RunSummary, RefreshError> {
+    let summary = summary::finished(state, now);
+    let run_key = match &state.run {
+        Some(run) => run.run_key.clone(),
+        // The run never started properly (invalid request, lock refused): a row of its own.
+        None => history::run_key(summary.started_at, &summary.execution_name),
+    };
+    deps.history.put_run(&run_key, &summary).await?;
+    if summary.target != "unknown" && summary.execution_name != "unknown" {
+        deps.history.release_lock(&summary.target, &summary.execution_name).await?;
+    }
+    info!(target = %summary.target, outcome = summary.outcome.as_str(), "run recorded");
+    Ok(summary)
+}

@@ -1,1 +1,16 @@
-fn main() {}
+use record::Deps;
+use refresh_core::clients::{DynamoDb, StepFunctions};
+use refresh_core::executions::Executions;
+use refresh_core::history::History;
+use refresh_core::lambda;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let config = lambda::aws_config().await;
+    let deps = Deps {
+        history: History::new(DynamoDb::new(&config), lambda::env("HISTORY_TABLE")?),
+        executions: Executions::new(StepFunctions::new(&config)),
+    };
+    lambda::serve(|input| record::handle(&deps, input)).await
+}

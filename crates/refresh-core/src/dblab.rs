@@ -186,6 +186,39 @@ impl DblabClient {
     }
 }
 
+/// Reads the token from Secrets Manager and builds the client for the request's engine.
+pub async fn connect(secrets: &crate::secrets::SecretReader, spec: &DblabSpec) -> Result<DblabClient, RefreshError> {
+    let token = secrets.read(&spec.token_secret_arn, "token").await?;
+    DblabClient::new(spec, token)
+}
+
+/// What the preflight learnt about the engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineReport {
+    pub version: String,
+    pub retrieval_status: String,
+    pub last_refresh: String,
+}
+
+/// Before anything costs money: the engine answers, takes the token, is in logical mode
+/// and is not already refreshing.
+pub async fn preflight(client: &DblabClient) -> Result<EngineReport, RefreshError> {
+    let health = client.health().await?;
+    let retrieving = client.status().await?;
+    if retrieving.mode != "logical" {
+        return Err(RefreshError::DblabNotLogical { mode: retrieving.mode });
+    }
+    if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
+        return Err(RefreshError::DblabBusy { status: retrieving.status });
+    }
+    Ok(EngineReport {
+        version: health.version,
+        retrieval_status: retrieving.status.clone(),
+        last_refresh: retrieving.last_refresh().to_string(),
+    })
+}
+
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"

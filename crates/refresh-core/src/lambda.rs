@@ -68,7 +68,9 @@ where
         let span = info_span!("invocation", execution = %execution_name(&event.payload), request_id = %event.context.request_id);
         async move {
             let result = match parse_input::<In>(event.payload) {
-                Ok(input) => handler(input).await,
+                // Boxed: the handlers' futures nest deeply enough to exceed the compiler's
+                // layout depth when inlined into the runtime's.
+                Ok(input) => Box::pin(handler(input)).await,
                 Err(e) => Err(e),
             };
             match &result {

@@ -1,1 +1,54 @@
+//! `restore`: creates the temporary clone from the snapshot, tagged as ours. Its name
+//! comes from the target and the execution's start time, so a retried invocation finds
+//! the clone it already made instead of making a second one.
 
+use refresh_core::RefreshError;
+use refresh_core::naming;
+use refresh_core::rds::{ClonePlan, Rds};
+use refresh_core::request::RefreshRequest;
+use refresh_core::run::{Clone, Execution, Snapshot};
+use refresh_core::tags::{self, Ownership};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub struct Deps {
+    pub rds: Rds,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Input {
+    pub execution: Execution,
+    pub request: Value,
+    pub snapshot: Snapshot,
+}
+
+pub async fn handle(deps: &Deps, input: Input) -> Result<Clone, RefreshError> {
+    let request = RefreshRequest::from_document(&input.request)?;
+    let now = OffsetDateTime::now_utc();
+    let name = naming::clone_name(&request.target, input.execution.started_at.unwrap_or(now));
+    let delete_after = (now + request.clone.max_age)
+        .format(&Rfc3339)
+        .map_err(|e| RefreshError::Internal(format!("formatting DeleteAfter: {e}")))?;
+    let clone_tags = tags::clone_tags(
+        &request.clone.tags,
+        &Ownership {
+            target: &request.target,
+            execution_name: &input.execution.name,
+            execution_arn: input.execution.arn.as_deref(),
+            delete_after: &delete_after,
+        },
+    );
+    let plan = ClonePlan {
+        name,
+        spec: &request.clone,
+        snapshot: &input.snapshot,
+        tags: clone_tags,
+        requested_at: now,
+        deadline: now + request.clone.restore_timeout,
+        execution_name: &input.execution.name,
+    };
+    deps.rds.restore(&plan).await
+}
