@@ -1,1 +1,110 @@
+//! Every handler against a real moto server and the DBLab emulator, over HTTP.
+// A test fails by panicking: unwrapping is how these helpers report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chain;
+mod check_available;
+mod delete_clone;
+mod find_snapshot;
+mod notify;
+mod patch_dblab;
+mod poll_refresh;
+mod record;
+mod restore;
+
+use refresh_core::RefreshError;
+use refresh_core::executions::Executions;
+use refresh_core::history::History;
+use refresh_core::notification::Notifier;
+use refresh_core::rds::Rds;
+use refresh_core::run::{Clone, Execution, PollStatus, Snapshot};
+use refresh_core::secrets::SecretReader;
+use refresh_tests::World;
+use serde_json::Value;
+use std::time::Duration;
+
+pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
+    ::find_snapshot::Deps { rds: Rds::new(w.rds.clone()), secrets: SecretReader::new(w.secrets.clone()) }
+}
+
+pub fn restore_deps(w: &World) -> ::restore::Deps {
+    ::restore::Deps { rds: Rds::new(w.rds.clone()) }
+}
+
+pub fn check_deps(w: &World) -> ::check_available::Deps {
+    ::check_available::Deps { rds: Rds::new(w.rds.clone()) }
+}
+
+pub fn patch_deps(w: &World) -> ::patch_dblab::Deps {
+    ::patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()) }
+}
+
+pub fn poll_deps(w: &World) -> ::poll_refresh::Deps {
+    ::poll_refresh::Deps { secrets: SecretReader::new(w.secrets.clone()) }
+}
+
+pub fn delete_deps(w: &World) -> ::delete_clone::Deps {
+    ::delete_clone::Deps { rds: Rds::new(w.rds.clone()), executions: Executions::new(w.sfn.clone()) }
+}
+
+pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
+    ::record::Deps { history: History::new(w.dynamodb.clone(), table), executions: Executions::new(w.sfn.clone()) }
+}
+
+pub fn notify_deps(w: &World, topic_arn: &str) -> ::notify::Deps {
+    ::notify::Deps { notifier: Notifier::new(w.sns.clone(), topic_arn) }
+}
+
+pub async fn find(w: &World, request: &Value) -> Result<Snapshot, RefreshError> {
+    ::find_snapshot::handle(
+        &find_deps(w),
+        ::find_snapshot::Input { execution: w.execution(), request: request.clone() },
+    )
+    .await
+}
+
+pub async fn restore_clone(
+    w: &World,
+    request: &Value,
+    execution: &Execution,
+    snapshot: &Snapshot,
+) -> Result<Clone, RefreshError> {
+    let input = ::restore::Input { execution: execution.clone(), request: request.clone(), snapshot: snapshot.clone() };
+    ::restore::handle(&restore_deps(w), input).await
+}
+
+pub async fn check(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Clone, RefreshError> {
+    let input =
+        ::check_available::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
+    ::check_available::handle(&check_deps(w), input).await
+}
+
+/// Polls the clone until it leaves `pending` (at most 30 polls).
+pub async fn until_settled(w: &World, request: &Value, execution: &Execution, clone: Clone) -> Clone {
+    let mut clone = clone;
+    for _ in 0..30 {
+        clone = check(w, request, execution, &clone).await.unwrap();
+        if clone.status != PollStatus::Pending {
+            return clone;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clone {} still pending: {}", clone.identifier, clone.rds_status);
+}
+
+/// Source, snapshot and an available clone: the state before patch-dblab.
+pub async fn ready_clone(w: &World, request: &Value, execution: &Execution) -> Clone {
+    let snapshot = find(w, request).await.unwrap();
+    let clone = restore_clone(w, request, execution, &snapshot).await.unwrap();
+    let clone = until_settled(w, request, execution, clone).await;
+    assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
+    clone
+}
+
+/// The error name, or a panic naming what came back instead.
+pub fn error_name<T: std::fmt::Debug>(result: Result<T, RefreshError>) -> &'static str {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.name(),
+    }
+}

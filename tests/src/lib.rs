@@ -1,1 +1,374 @@
+//! The test stack: a real moto server (started once per test process through
+//! `tests/moto_launcher.py`, which exits with the process), a DBLab emulator per test, and
+//! helpers that seed sources, secrets, the history table and an SNS topic read via SQS.
+//!
+//! Tests run in parallel on one moto server, so every resource name is unique per test.
 
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_rds::config::Credentials;
+use dblab_emulator::{Emulator, Settings};
+use refresh_core::run::Execution;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// Page size the launcher gives RDS describes: small, so a dozen resources span pages.
+pub const RDS_PAGE_SIZE: usize = 5;
+
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The python of the project's tool folder, where the Makefile installs moto (pinned).
+fn tools_python() -> PathBuf {
+    let python = repo_root().join(".tools/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make tools` (or `make test`) first", python.display());
+    python
+}
+
+/// The moto server of this test process.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let mut child = Command::new(tools_python())
+            .arg(repo_root().join("tests/moto_launcher.py"))
+            .args(["--parent-pid", &std::process::id().to_string()])
+            .args(["--rds-page-size", &RDS_PAGE_SIZE.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the moto launcher: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("moto launcher has no stdout"));
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap_or_else(|e| panic!("reading the moto launcher: {e}"));
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("moto launcher said {line:?} instead of its address"))
+            .to_string();
+        Moto { endpoint, _child: child }
+    })
+}
+
+/// An AWS configuration aimed at the test moto server. Tests that look at every resource
+/// of an account (the sweep) use a region of their own, so parallel tests stay apart.
+pub async fn aws_config(region: &'static str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(Region::new(region))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// A name no other test uses: lowercase letters and digits after `prefix`.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    // The pid keeps two test processes on one moto server apart; the counter, tests within one.
+    format!("{prefix}{:x}{:x}x{n}", std::process::id() % 0xfff, (nanos / 1_000) % 0xff_ffff)
+}
+
+/// POSTs to one of the launcher's `/_fixtures` routes.
+pub async fn fixture(path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_fixtures/{path}", moto().endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("fixture {path}: {e}"));
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "fixture {path} failed: {value}");
+    value
+}
+
+/// One test's world: clients, an emulator, secrets, and a unique id for its names.
+pub struct World {
+    pub id: String,
+    pub config: SdkConfig,
+    pub rds: aws_sdk_rds::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub emulator: Emulator,
+    pub password: String,
+    pub token: String,
+    pub password_arn: String,
+    pub token_arn: String,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::with_engine(Settings::default()).await
+    }
+
+    pub async fn with_engine(settings: Settings) -> Self {
+        Self::build(settings, "us-east-1").await
+    }
+
+    pub async fn build(mut settings: Settings, region: &'static str) -> Self {
+        let id = unique("t");
+        // `$`, quotes and a backslash: a secret must arrive byte for byte.
+        let password = format!("p$ss\"w0rd\\{id}");
+        settings.token = format!("tok-$HOME-{id}");
+        let token = settings.token.clone();
+        let emulator = Emulator::start_local(settings).await.unwrap_or_else(|e| panic!("emulator: {e}"));
+        let config = aws_config(region).await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let password_arn = create_secret(
+            &secrets,
+            &format!("pw-{id}"),
+            &json!({"username": "dblab", "password": password}).to_string(),
+        )
+        .await;
+        let token_arn = create_secret(&secrets, &format!("token-{id}"), &token).await;
+        Self {
+            rds: aws_sdk_rds::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            secrets,
+            config,
+            emulator,
+            password,
+            token,
+            password_arn,
+            token_arn,
+            id,
+        }
+    }
+
+    pub fn target(&self) -> String {
+        format!("target-{}", self.id)
+    }
+
+    /// A valid request for a source, with test-sized intervals and this world's secrets.
+    pub fn request(&self, source_type: &str, source: &str) -> Value {
+        json!({
+            "target": self.target(),
+            "source": {
+                "type": source_type,
+                "identifier": source,
+                "dbName": "app",
+                "username": "dblab",
+                "passwordSecretArn": self.password_arn,
+            },
+            "clone": {
+                "instanceClass": "db.r6g.xlarge",
+                "pollInterval": "1s",
+                "restoreTimeout": "1m",
+                "maxAge": "1h",
+                "tags": {"team": "data"},
+            },
+            "dblab": {
+                "apiEndpoint": self.emulator.url(),
+                "tokenSecretArn": self.token_arn,
+                "pollInterval": "1s",
+                "timeout": "1m",
+            }
+        })
+    }
+
+    pub fn execution(&self) -> Execution {
+        let name = format!("exec-{}", self.id);
+        Execution {
+            arn: Some(format!("arn:aws:states:us-east-1:123456789012:execution:refresh:{name}")),
+            name,
+            started_at: Some(OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// A production RDS instance (moto gives it one automated snapshot).
+    pub async fn rds_source(&self) -> String {
+        let id = format!("prod-{}", self.id);
+        self.rds
+            .create_db_instance()
+            .db_instance_identifier(&id)
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .engine_version("16.3")
+            .master_username("admin")
+            .master_user_password("production-password")
+            .allocated_storage(20)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create source instance: {e:?}"));
+        id
+    }
+
+    /// A production Aurora PostgreSQL cluster (with one automated cluster snapshot).
+    pub async fn aurora_source(&self) -> String {
+        let id = format!("prod-{}", self.id);
+        self.rds
+            .create_db_cluster()
+            .db_cluster_identifier(&id)
+            .engine("aurora-postgresql")
+            .engine_version("16.3")
+            .master_username("admin")
+            .master_user_password("production-password")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create source cluster: {e:?}"));
+        id
+    }
+
+    pub async fn history_table(&self) -> String {
+        let name = format!("history-{}", self.id);
+        self.dynamodb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(refresh_core::history::PK))
+            .attribute_definitions(attr(refresh_core::history::SK))
+            .key_schema(key(refresh_core::history::PK, KeyType::Hash))
+            .key_schema(key(refresh_core::history::SK, KeyType::Range))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create table: {e:?}"));
+        name
+    }
+
+    /// An SNS topic with an SQS queue subscribed (raw delivery keeps the attributes).
+    pub async fn topic_with_queue(&self) -> (String, String) {
+        let topic =
+            self.sns.create_topic().name(format!("topic-{}", self.id)).send().await.unwrap_or_else(|e| panic!("{e:?}"));
+        let topic_arn = topic.topic_arn().unwrap_or_default().to_string();
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("queue-{}", self.id))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let queue_url = queue.queue_url().unwrap_or_default().to_string();
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let queue_arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        self.sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        (topic_arn, queue_url)
+    }
+
+    /// Every message waiting in the queue (body and attributes).
+    pub async fn messages(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        out.messages().to_vec()
+    }
+
+    /// Fails the test if a secret value appears in `text`.
+    pub fn assert_no_secret(&self, text: &str) {
+        assert!(!text.contains(&self.password), "the DB password leaked into: {text}");
+        assert!(!text.contains(&self.token), "the DBLab token leaked into: {text}");
+    }
+
+    /// The identifiers of instances and clusters whose names start with `prefix`.
+    pub async fn rds_names(&self, prefix: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut pages = self.rds.describe_db_instances().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|e| panic!("{e:?}"));
+            names.extend(
+                page.db_instances()
+                    .iter()
+                    .filter_map(|i| i.db_instance_identifier())
+                    .filter(|n| n.starts_with(prefix))
+                    .map(str::to_string),
+            );
+        }
+        let mut pages = self.rds.describe_db_clusters().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|e| panic!("{e:?}"));
+            names.extend(
+                page.db_clusters()
+                    .iter()
+                    .filter_map(|c| c.db_cluster_identifier())
+                    .filter(|n| n.starts_with(prefix))
+                    .map(str::to_string),
+            );
+        }
+        names
+    }
+}
+
+async fn create_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> String {
+    let out = client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create secret: {e:?}"));
+    out.arn().unwrap_or_default().to_string()
+}
+
+fn attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Calls `step` until `done` says so, sleeping between calls; panics after `max` calls.
+pub async fn poll_until<T, F, Fut>(max: u32, every: Duration, mut step: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    for _ in 0..max {
+        let value = step().await;
+        if done(&value) {
+            return value;
+        }
+        tokio::time::sleep(every).await;
+    }
+    panic!("no outcome after {max} polls");
+}

@@ -117,7 +117,12 @@ struct Engine {
 
 fn initial_config(settings: &Settings) -> Value {
     let mut connection = Map::new();
-    for (key, value) in [("host", json!("old-source.internal")), ("port", json!(5432)), ("dbname", json!("postgres")), ("username", json!("postgres"))] {
+    for (key, value) in [
+        ("host", json!("old-source.internal")),
+        ("port", json!(5432)),
+        ("dbname", json!("postgres")),
+        ("username", json!("postgres")),
+    ] {
         if !settings.missing_keys.iter().any(|k| k == key) {
             connection.insert(key.into(), value);
         }
@@ -156,7 +161,9 @@ impl Engine {
             Value::Null
         } else {
             match self.phase {
-                Some("dump") if self.settings.immediate_restore => json!({"source": [session("dle_retrieval")], "target": [session("pg_restore")]}),
+                Some("dump") if self.settings.immediate_restore => {
+                    json!({"source": [session("dle_retrieval")], "target": [session("pg_restore")]})
+                }
                 Some("dump") => json!({"source": [session("dle_retrieval")], "target": []}),
                 Some("restore") => json!({"source": [], "target": [session("pg_restore")]}),
                 _ => Value::Null,
@@ -323,9 +330,19 @@ async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
     }
     match engine.status.as_str() {
         "refreshing" | "snapshotting" | "renewed" => {
-            return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "The data refresh/snapshot is currently in progress. Skip a new data refresh iteration");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The data refresh/snapshot is currently in progress. Skip a new data refresh iteration",
+            );
         }
-        "pending" => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Retrieval is pending: waiting for the configuration"),
+        "pending" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "Retrieval is pending: waiting for the configuration",
+            );
+        }
         _ => {}
     }
     if engine.settings.mode != "logical" {
@@ -346,7 +363,11 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
         port: engine.connection_field("port"),
         dbname: engine.connection_field("dbname"),
         username: engine.connection_field("username"),
-        parallel_jobs: engine.config.pointer("/retrieval/spec/logicalDump/options/parallelJobs").map(Value::to_string).unwrap_or_default(),
+        parallel_jobs: engine
+            .config
+            .pointer("/retrieval/spec/logicalDump/options/parallelJobs")
+            .map(Value::to_string)
+            .unwrap_or_default(),
     };
     engine.dump_sources.push(source);
     let generation = engine.generation;
@@ -369,8 +390,13 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
             }
             match settings.outcome {
                 Outcome::Hang => return,
-                Outcome::FailDump => return e.fail("pg_dump: error: query failed: ERROR: permission denied for table accounts"),
-                _ if wrong_password => return e.fail("pg_dump: error: connection to server failed: FATAL: password authentication failed"),
+                Outcome::FailDump => {
+                    return e.fail("pg_dump: error: query failed: ERROR: permission denied for table accounts");
+                }
+                _ if wrong_password => {
+                    return e
+                        .fail("pg_dump: error: connection to server failed: FATAL: password authentication failed");
+                }
                 Outcome::GoInactive => {
                     e.status = "inactive".into();
                     e.phase = None;
@@ -386,7 +412,8 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
                 return;
             }
             if settings.outcome == Outcome::FailRestore {
-                return e.fail("pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available");
+                return e
+                    .fail("pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available");
             }
             e.status = "renewed".into();
             e.phase = None;
@@ -556,7 +583,8 @@ mod tests {
     fn an_empty_password_leaves_the_old_one() {
         let mut config = initial_config(&Settings::default());
         let mut password = Some("old".to_string());
-        let patch = json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": {"password": ""}}}}}}});
+        let patch =
+            json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": {"password": ""}}}}}}});
         merge(&mut config, &patch, "", &mut password);
         assert_eq!(password.as_deref(), Some("old"));
     }

@@ -23,7 +23,12 @@ pub struct Deps {
 pub enum Input {
     /// Delete this run's clone. `deletion` is the previous call's result, if any.
     #[serde(rename_all = "camelCase")]
-    Delete { execution: Execution, clone: Clone, #[serde(default)] deletion: Option<Deletion> },
+    Delete {
+        execution: Execution,
+        clone: Box<Clone>,
+        #[serde(default)]
+        deletion: Option<Deletion>,
+    },
     /// Delete managed clones that no run will clean up. `executionArn` limits the sweep to
     /// one execution's clones (the clean-up after an aborted or timed-out execution).
     #[serde(rename_all = "camelCase")]
@@ -72,16 +77,24 @@ pub enum Verdict {
 /// Whether the sweep deletes a managed clone. `execution` is the state of the execution
 /// named in its tags (`None` when it has no such tag).
 pub fn judge(clone: &ManagedClone, execution: Option<&Result<ExecutionState, String>>, now: OffsetDateTime) -> Verdict {
-    let delete_after = tags::get(&clone.tags, tags::DELETE_AFTER_KEY).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    let delete_after =
+        tags::get(&clone.tags, tags::DELETE_AFTER_KEY).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     if let Some(limit) = delete_after.filter(|limit| now > *limit) {
-        return Verdict::Delete(format!("expired: DeleteAfter {} has passed", limit.format(&Rfc3339).unwrap_or_default()));
+        return Verdict::Delete(format!(
+            "expired: DeleteAfter {} has passed",
+            limit.format(&Rfc3339).unwrap_or_default()
+        ));
     }
     let name = tags::get(&clone.tags, tags::EXECUTION_KEY).unwrap_or("unknown");
     match execution {
         Some(Ok(ExecutionState::Running)) => Verdict::Keep(format!("execution {name} is still running")),
-        Some(Ok(ExecutionState::Ended(status))) => Verdict::Delete(format!("orphaned: execution {name} ended {status}")),
+        Some(Ok(ExecutionState::Ended(status))) => {
+            Verdict::Delete(format!("orphaned: execution {name} ended {status}"))
+        }
         Some(Ok(ExecutionState::Missing)) => Verdict::Delete(format!("orphaned: execution {name} does not exist")),
-        Some(Err(e)) => Verdict::Keep(format!("cannot tell whether execution {name} runs ({e}); kept until DeleteAfter")),
+        Some(Err(e)) => {
+            Verdict::Keep(format!("cannot tell whether execution {name} runs ({e}); kept until DeleteAfter"))
+        }
         None if delete_after.is_none() => Verdict::Keep("no DeleteAfter tag and no execution recorded".into()),
         None => Verdict::Keep("no execution recorded; kept until DeleteAfter".into()),
     }
@@ -97,27 +110,41 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
             Ok(Output::Deletion(result))
         }
-        Input::Sweep { dry_run, execution_arn } => sweep(deps, dry_run, execution_arn.as_deref(), now).await.map(Output::Sweep),
+        Input::Sweep { dry_run, execution_arn } => {
+            sweep(deps, dry_run, execution_arn.as_deref(), now).await.map(Output::Sweep)
+        }
     }
 }
 
-async fn sweep(deps: &Deps, dry_run: bool, only_execution: Option<&str>, now: OffsetDateTime) -> Result<SweepReport, RefreshError> {
+async fn sweep(
+    deps: &Deps,
+    dry_run: bool,
+    only_execution: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<SweepReport, RefreshError> {
     let mut clones = deps.rds.managed_clones().await?;
     if let Some(arn) = only_execution {
         clones.retain(|c| tags::get(&c.tags, tags::EXECUTION_ARN_KEY) == Some(arn));
     }
-    let mut report = SweepReport { dry_run, examined: clones.len(), deleted: Vec::new(), kept: Vec::new(), errors: Vec::new() };
+    let mut report =
+        SweepReport { dry_run, examined: clones.len(), deleted: Vec::new(), kept: Vec::new(), errors: Vec::new() };
     for clone in clones {
         let execution = match tags::get(&clone.tags, tags::EXECUTION_ARN_KEY) {
             Some(arn) => Some(deps.executions.state(arn).await.map_err(|e| e.to_string())),
             None => None,
         };
-        let item = |reason: String, status| SweepItem { identifier: clone.identifier.clone(), kind: clone.kind, reason, status };
+        let item = |reason: String, status| SweepItem {
+            identifier: clone.identifier.clone(),
+            kind: clone.kind,
+            reason,
+            status,
+        };
         match judge(&clone, execution.as_ref(), now) {
             Verdict::Keep(reason) => report.kept.push(item(reason, None)),
             Verdict::Delete(reason) if dry_run => report.deleted.push(item(reason, None)),
             Verdict::Delete(reason) => {
-                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { execution_name: None }, 0, now).await {
+                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { execution_name: None }, 0, now).await
+                {
                     Ok(d) => {
                         warn!(clone = %clone.identifier, %reason, status = ?d.status, "sweep deleted a clone");
                         report.deleted.push(item(reason, Some(d.status)));
@@ -127,7 +154,14 @@ async fn sweep(deps: &Deps, dry_run: bool, only_execution: Option<&str>, now: Of
             }
         }
     }
-    info!(examined = report.examined, deleted = report.deleted.len(), kept = report.kept.len(), errors = report.errors.len(), dry_run, "sweep done");
+    info!(
+        examined = report.examined,
+        deleted = report.deleted.len(),
+        kept = report.kept.len(),
+        errors = report.errors.len(),
+        dry_run,
+        "sweep done"
+    );
     Ok(report)
 }
 
@@ -146,7 +180,13 @@ mod tests {
         if let Some(d) = delete_after {
             tag_list.push((tags::DELETE_AFTER_KEY.to_string(), d.to_string()));
         }
-        ManagedClone { identifier: "dblab-refresh-x-20261122-000000".into(), kind: CloneKind::Instance, status: "available".into(), created_at: None, tags: tag_list }
+        ManagedClone {
+            identifier: "dblab-refresh-x-20261122-000000".into(),
+            kind: CloneKind::Instance,
+            status: "available".into(),
+            created_at: None,
+            tags: tag_list,
+        }
     }
 
     #[test]
@@ -163,7 +203,8 @@ mod tests {
 
     #[test]
     fn ended_or_missing_executions_orphan_their_clone() {
-        let ended = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Ended("ABORTED".into()))), NOW);
+        let ended =
+            judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Ended("ABORTED".into()))), NOW);
         assert!(matches!(ended, Verdict::Delete(r) if r.contains("ABORTED")));
         let missing = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW);
         assert!(matches!(missing, Verdict::Delete(_)));

@@ -8,6 +8,7 @@ use refresh_core::rds::Rds;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
-    let deps = Deps { rds: Rds::new(RdsClient::new(&config)), executions: Executions::new(StepFunctions::new(&config)) };
+    let deps =
+        Deps { rds: Rds::new(RdsClient::new(&config)), executions: Executions::new(StepFunctions::new(&config)) };
     lambda::serve(|input| delete_clone::handle(&deps, input)).await
 }

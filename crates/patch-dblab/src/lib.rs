@@ -29,7 +29,12 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
     let clone = &input.clone;
     let endpoint = match (&clone.status, &clone.endpoint) {
         (PollStatus::Ready, Some(endpoint)) => endpoint,
-        _ => return Err(RefreshError::InvalidInput(format!("clone {} is not ready (status {:?})", clone.identifier, clone.status))),
+        _ => {
+            return Err(RefreshError::InvalidInput(format!(
+                "clone {} is not ready (status {:?})",
+                clone.identifier, clone.status
+            )));
+        }
     };
     let client = dblab::connect(&deps.secrets, &request.dblab).await?;
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;

@@ -44,7 +44,12 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     }
 }
 
-async fn start(deps: &Deps, execution: Execution, document: Value, now: OffsetDateTime) -> Result<RunStart, RefreshError> {
+async fn start(
+    deps: &Deps,
+    execution: Execution,
+    document: Value,
+    now: OffsetDateTime,
+) -> Result<RunStart, RefreshError> {
     // Nothing is written for an invalid request.
     let request = RefreshRequest::from_document(&document)?;
     let started_at = execution.started_at.unwrap_or(now);
@@ -60,7 +65,8 @@ async fn start(deps: &Deps, execution: Execution, document: Value, now: OffsetDa
             refresh: request.dblab.poll_interval.as_secs(),
         },
     };
-    let state = RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
+    let state =
+        RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
     deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
     info!(target = %run.target, run_key = %run.run_key, "run started");
     Ok(run)

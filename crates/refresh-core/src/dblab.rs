@@ -76,10 +76,7 @@ impl Retrieving {
     /// The failure alert's message, else any error-level one.
     pub fn failure_message(&self) -> Option<String> {
         let alerts = self.alerts.as_ref()?;
-        alerts
-            .get("refresh_failed")
-            .or_else(|| alerts.values().find(|a| a.level == "error"))
-            .map(|a| a.message.clone())
+        alerts.get("refresh_failed").or_else(|| alerts.values().find(|a| a.level == "error")).map(|a| a.message.clone())
     }
 }
 
@@ -111,7 +108,13 @@ impl DblabClient {
         &self.base
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, with_token: bool) -> Result<Value, RefreshError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<Value, RefreshError> {
         let call = format!("{method} {path}");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if with_token {
@@ -132,7 +135,10 @@ impl DblabClient {
         debug!(%call, status = status.as_u16(), "DBLab answered");
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
-            return parsed.ok_or_else(|| RefreshError::DblabProtocol { call, message: format!("the body is not JSON: {}", clip(&text)) });
+            return parsed.ok_or_else(|| RefreshError::DblabProtocol {
+                call,
+                message: format!("the body is not JSON: {}", clip(&text)),
+            });
         }
         let message = parsed
             .as_ref()
@@ -145,14 +151,20 @@ impl DblabClient {
         Err(match status.as_u16() {
             401 | 403 => RefreshError::DblabUnauthorized(message),
             400 | 409 | 422 => RefreshError::DblabRejected { call, message },
-            429 | 500..=599 => RefreshError::DblabUnavailable { endpoint: self.base.clone(), message: format!("{call}: {message}") },
-            404 => RefreshError::DblabProtocol { call, message: format!("not found ({message}); is dblab.apiEndpoint the engine's API address?") },
+            429 | 500..=599 => {
+                RefreshError::DblabUnavailable { endpoint: self.base.clone(), message: format!("{call}: {message}") }
+            }
+            404 => RefreshError::DblabProtocol {
+                call,
+                message: format!("not found ({message}); is dblab.apiEndpoint the engine's API address?"),
+            },
             _ => RefreshError::DblabProtocol { call, message },
         })
     }
 
     fn decode<T: serde::de::DeserializeOwned>(call: &str, value: Value) -> Result<T, RefreshError> {
-        serde_json::from_value(value).map_err(|e| RefreshError::DblabProtocol { call: call.into(), message: e.to_string() })
+        serde_json::from_value(value)
+            .map_err(|e| RefreshError::DblabProtocol { call: call.into(), message: e.to_string() })
     }
 
     /// `GET /healthz`: reachable at all (no token needed).
@@ -294,7 +306,9 @@ pub fn config_mismatches(config: &Value, conn: &SourceConnection) -> Vec<String>
         match text_at(field) {
             Some(got) if got == want => {}
             Some(got) => out.push(format!("{field} is {got:?}, expected {want:?}")),
-            None => out.push(format!("{field} is missing from the engine's config (add it to server.yml so it can be set)")),
+            None => {
+                out.push(format!("{field} is missing from the engine's config (add it to server.yml so it can be set)"))
+            }
         }
     }
     out
@@ -340,7 +354,10 @@ pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refres
     next.status = match (next.seen_start, seen.status.as_str()) {
         (true, "finished") => PollStatus::Ready,
         (true, "failed") => {
-            next.alert = Some(seen.failure_message().unwrap_or_else(|| "the engine reported the refresh failed without an alert".into()));
+            next.alert = Some(
+                seen.failure_message()
+                    .unwrap_or_else(|| "the engine reported the refresh failed without an alert".into()),
+            );
             PollStatus::Failed
         }
         (true, "inactive") => {
@@ -388,7 +405,12 @@ mod tests {
     }
 
     fn seen(status: &str, last_refresh: &str) -> Retrieving {
-        Retrieving { mode: "logical".into(), status: status.into(), last_refresh: Some(last_refresh.into()), ..Default::default() }
+        Retrieving {
+            mode: "logical".into(),
+            status: status.into(),
+            last_refresh: Some(last_refresh.into()),
+            ..Default::default()
+        }
     }
 
     #[test]

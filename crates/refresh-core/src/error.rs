@@ -151,8 +151,7 @@ impl RefreshError {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
             SdkError::ResponseError(_) => true,
             SdkError::ServiceError(_) => {
-                status.is_some_and(|s| s >= 500 || s == 429)
-                    || meta.code().is_some_and(is_throttling_code)
+                status.is_some_and(|s| s >= 500 || s == 429) || meta.code().is_some_and(is_throttling_code)
             }
             _ => false,
         };
@@ -164,10 +163,7 @@ impl RefreshError {
     }
 }
 
-fn aws_error_message<E, R>(
-    err: &SdkError<E, R>,
-    meta: &ErrorMetadata,
-) -> String
+fn aws_error_message<E, R>(err: &SdkError<E, R>, meta: &ErrorMetadata) -> String
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -52,7 +52,14 @@ impl History {
 
     /// Takes the target's lock for this execution. A retry by the owner succeeds; an
     /// expired lock, or one whose execution has ended, is taken over.
-    pub async fn acquire_lock(&self, target: &str, execution: &Execution, expires_at: OffsetDateTime, now: OffsetDateTime, executions: &Executions) -> Result<(), RefreshError> {
+    pub async fn acquire_lock(
+        &self,
+        target: &str,
+        execution: &Execution,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+        executions: &Executions,
+    ) -> Result<(), RefreshError> {
         let condition = "attribute_not_exists(#sk) OR #owner = :me OR #ttl < :now";
         if self.put_lock(target, execution, expires_at, now, condition, None).await? {
             return Ok(());
@@ -87,7 +94,15 @@ impl History {
     }
 
     /// Returns false when the condition failed.
-    async fn put_lock(&self, target: &str, execution: &Execution, expires_at: OffsetDateTime, now: OffsetDateTime, condition: &str, old_owner: Option<&str>) -> Result<bool, RefreshError> {
+    async fn put_lock(
+        &self,
+        target: &str,
+        execution: &Execution,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+        condition: &str,
+        old_owner: Option<&str>,
+    ) -> Result<bool, RefreshError> {
         let mut item = HashMap::from([
             (PK.to_string(), AttributeValue::S(target.into())),
             (SK.to_string(), AttributeValue::S(LOCK_SK.into())),
@@ -167,10 +182,12 @@ impl History {
 
     /// Writes a run row. A row of another execution under the same key is never replaced.
     pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<(), RefreshError> {
-        let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))? else {
+        let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))?
+        else {
             return Err(RefreshError::Internal("a run summary is not a JSON object".into()));
         };
-        let mut item: HashMap<String, AttributeValue> = fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, to_attribute(v))).collect();
+        let mut item: HashMap<String, AttributeValue> =
+            fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, to_attribute(v))).collect();
         item.insert(PK.into(), AttributeValue::S(summary.target.clone()));
         item.insert(SK.into(), AttributeValue::S(run_key.into()));
         if let Some(seconds) = summary.duration_seconds() {
@@ -216,7 +233,8 @@ impl History {
             .iter()
             .map(|item| {
                 let value = Value::Object(item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect());
-                serde_json::from_value(value).map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
+                serde_json::from_value(value)
+                    .map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
             })
             .collect()
     }
@@ -248,7 +266,9 @@ fn from_attribute(value: &AttributeValue) -> Value {
             .unwrap_or(Value::Null),
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::L(items) => Value::Array(items.iter().map(from_attribute).collect()),
-        AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>()),
+        AttributeValue::M(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect::<Map<_, _>>())
+        }
         _ => Value::Null,
     }
 }

@@ -20,10 +20,10 @@ pub use request::RefreshRequest;
 
 /// The clients every handler builds from one AWS configuration.
 pub mod clients {
+    pub use aws_config::SdkConfig;
     pub use aws_sdk_dynamodb::Client as DynamoDb;
     pub use aws_sdk_rds::Client as Rds;
     pub use aws_sdk_secretsmanager::Client as SecretsManager;
     pub use aws_sdk_sfn::Client as StepFunctions;
     pub use aws_sdk_sns::Client as Sns;
-    pub use aws_config::SdkConfig;
 }

@@ -44,7 +44,8 @@ pub fn compose(summary: &RunSummary) -> Message {
     };
     let subject: String = subject.replace(['\r', '\n'], " ").chars().filter(char::is_ascii).take(MAX_SUBJECT).collect();
 
-    let mut lines = vec![format!("Target:        {}", summary.target), format!("Outcome:       {}", summary.outcome.as_str())];
+    let mut lines =
+        vec![format!("Target:        {}", summary.target), format!("Outcome:       {}", summary.outcome.as_str())];
     if let Some(e) = &summary.error {
         lines.push(format!("Error:         {}", e.name));
         lines.push(format!("What happened: {}", e.message));
@@ -158,7 +159,11 @@ mod tests {
     #[test]
     fn failure_says_what_where_and_cleanup() {
         let mut s = summary(Outcome::Failed);
-        s.error = Some(ErrorSummary { name: "RefreshFailed".into(), message: "pg_dump: role missing".into(), state: Some("PollRefresh".into()) });
+        s.error = Some(ErrorSummary {
+            name: "RefreshFailed".into(),
+            message: "pg_dump: role missing".into(),
+            state: Some("PollRefresh".into()),
+        });
         let m = compose(&s);
         assert_eq!(m.subject, "DBLab refresh of staging: FAILED (RefreshFailed)");
         assert!(m.body.contains("What happened: pg_dump: role missing"));

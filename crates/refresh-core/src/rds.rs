@@ -107,9 +107,7 @@ pub fn to_offset(dt: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
 }
 
 fn tag_pairs(list: &[Tag]) -> Vec<(String, String)> {
-    list.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-        .collect()
+    list.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
 fn sdk_tags(pairs: &[(String, String)]) -> Vec<Tag> {
@@ -124,7 +122,8 @@ const INSTANCE_NOT_FOUND: &[&str] = &["DBInstanceNotFound", "DBInstanceNotFoundF
 const CLUSTER_NOT_FOUND: &[&str] = &["DBClusterNotFoundFault", "DBClusterNotFound"];
 const INSTANCE_EXISTS: &[&str] = &["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"];
 const CLUSTER_EXISTS: &[&str] = &["DBClusterAlreadyExistsFault", "DBClusterAlreadyExists"];
-const INVALID_STATE: &[&str] = &["InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault", "InvalidDBClusterState"];
+const INVALID_STATE: &[&str] =
+    &["InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault", "InvalidDBClusterState"];
 
 fn opt_vec(v: &[String]) -> Option<Vec<String>> {
     if v.is_empty() { None } else { Some(v.to_vec()) }
@@ -182,12 +181,18 @@ impl Rds {
         let candidate = match &source.snapshot_identifier {
             Some(id) => {
                 let found = self.list_snapshots(source, Some(id)).await?;
-                let snap = found.into_iter().next().ok_or_else(|| RefreshError::SnapshotNotFound { identifier: id.clone() })?;
+                let snap = found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| RefreshError::SnapshotNotFound { identifier: id.clone() })?;
                 if snap.status != "available" {
                     return Err(RefreshError::SnapshotNotAvailable { identifier: id.clone(), status: snap.status });
                 }
                 if snap.created_at.is_none() {
-                    return Err(RefreshError::SnapshotNotAvailable { identifier: id.clone(), status: "without a creation time".into() });
+                    return Err(RefreshError::SnapshotNotAvailable {
+                        identifier: id.clone(),
+                        status: "without a creation time".into(),
+                    });
                 }
                 snap
             }
@@ -254,7 +259,9 @@ impl Rds {
                 while let Some(page) = pages.next().await {
                     let page = match page {
                         Ok(p) => p,
-                        Err(e) if has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]) => return Ok(out),
+                        Err(e) if has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]) => {
+                            return Ok(out);
+                        }
                         Err(e) => return Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
                     };
                     out.extend(page.db_cluster_snapshots().iter().map(|s| Candidate {
@@ -307,6 +314,12 @@ impl Rds {
     }
 
     async fn restore_instance(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+        // Look first: a retried restore must find its clone whatever error a second create
+        // would give; AlreadyExists below still covers a race.
+        if let Some(existing) = self.instance(&plan.name).await? {
+            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+            return Ok(existing.db_instance_status().unwrap_or("creating").to_string());
+        }
         let spec = plan.spec;
         let result = self
             .client
@@ -347,6 +360,10 @@ impl Rds {
     }
 
     async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+        if let Some(existing) = self.cluster(&plan.name).await? {
+            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+            return Ok(existing.status().unwrap_or("creating").to_string());
+        }
         let spec = plan.spec;
         let result = self
             .client
@@ -384,7 +401,8 @@ impl Rds {
 
     /// An existing resource under our name is reused only if this execution made it.
     fn adopt(&self, id: &str, tags: &[(String, String)], execution: &str) -> Result<(), RefreshError> {
-        tags::check_managed(id, tags).map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
+        tags::check_managed(id, tags)
+            .map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
         match tags::get(tags, tags::EXECUTION_KEY) {
             Some(owner) if owner == execution => {
                 info!(clone = %id, "clone already created by this execution; reusing it");
@@ -398,7 +416,12 @@ impl Rds {
     }
 
     /// Creates the Aurora writer instance unless this execution already did.
-    async fn ensure_writer(&self, clone: &Clone, spec: &CloneSpec, tag_list: &[(String, String)]) -> Result<(), RefreshError> {
+    async fn ensure_writer(
+        &self,
+        clone: &Clone,
+        spec: &CloneSpec,
+        tag_list: &[(String, String)],
+    ) -> Result<(), RefreshError> {
         let writer = clone.instance_id();
         let result = self
             .client
@@ -419,10 +442,9 @@ impl Rds {
                 Ok(())
             }
             Err(e) if has_code(&e, INSTANCE_EXISTS) => {
-                let existing = self
-                    .instance(writer)
-                    .await?
-                    .ok_or_else(|| RefreshError::CloneConflict(format!("{writer} was reported to exist but cannot be described")))?;
+                let existing = self.instance(writer).await?.ok_or_else(|| {
+                    RefreshError::CloneConflict(format!("{writer} was reported to exist but cannot be described"))
+                })?;
                 let execution = tags::get(tag_list, tags::EXECUTION_KEY).unwrap_or_default();
                 self.adopt(writer, &tag_pairs(existing.tag_list()), execution)
             }
@@ -484,7 +506,14 @@ impl Rds {
     }
 
     /// One step of deleting a clone: `Deleted` once nothing of it is left.
-    pub async fn delete(&self, identifier: &str, kind: CloneKind, guard: DeleteGuard<'_>, previous_checks: u32, now: OffsetDateTime) -> Result<Deletion, RefreshError> {
+    pub async fn delete(
+        &self,
+        identifier: &str,
+        kind: CloneKind,
+        guard: DeleteGuard<'_>,
+        previous_checks: u32,
+        now: OffsetDateTime,
+    ) -> Result<Deletion, RefreshError> {
         let mut deletion = Deletion {
             identifier: identifier.to_string(),
             status: DeletionStatus::Deleting,
@@ -503,7 +532,8 @@ impl Rds {
     }
 
     fn guard(&self, id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -> Result<(), RefreshError> {
-        tags::check_managed(id, tag_list).map_err(|reason| RefreshError::DeleteRefused { identifier: id.into(), reason })?;
+        tags::check_managed(id, tag_list)
+            .map_err(|reason| RefreshError::DeleteRefused { identifier: id.into(), reason })?;
         if let Some(expected) = guard.execution_name {
             let owner = tags::get(tag_list, tags::EXECUTION_KEY);
             if owner != Some(expected) {
@@ -517,14 +547,26 @@ impl Rds {
     }
 
     /// Returns whether the instance is gone.
-    async fn delete_instance(&self, id: &str, guard: DeleteGuard<'_>, deleted: &mut Vec<String>) -> Result<bool, RefreshError> {
+    async fn delete_instance(
+        &self,
+        id: &str,
+        guard: DeleteGuard<'_>,
+        deleted: &mut Vec<String>,
+    ) -> Result<bool, RefreshError> {
         let Some(instance) = self.instance(id).await? else { return Ok(true) };
         self.guard(id, &tag_pairs(instance.tag_list()), guard)?;
         if instance.db_instance_status() == Some("deleting") {
             return Ok(false);
         }
         if instance.deletion_protection() == Some(true) {
-            let modified = self.client.modify_db_instance().db_instance_identifier(id).deletion_protection(false).apply_immediately(true).send().await;
+            let modified = self
+                .client
+                .modify_db_instance()
+                .db_instance_identifier(id)
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await;
             match modified {
                 Ok(_) => info!(instance = id, "deletion protection turned off"),
                 Err(e) if has_code(&e, INVALID_STATE) => return Ok(false),
@@ -532,7 +574,14 @@ impl Rds {
                 Err(e) => return Err(RefreshError::from_aws("ModifyDBInstance", e)),
             }
         }
-        let result = self.client.delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).delete_automated_backups(true).send().await;
+        let result = self
+            .client
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await;
         match result {
             Ok(_) => {
                 info!(instance = id, "instance deletion requested");
@@ -546,14 +595,23 @@ impl Rds {
     }
 
     /// Member instances first; the cluster once none is left (RDS refuses otherwise).
-    async fn delete_cluster(&self, id: &str, guard: DeleteGuard<'_>, deleted: &mut Vec<String>) -> Result<bool, RefreshError> {
+    async fn delete_cluster(
+        &self,
+        id: &str,
+        guard: DeleteGuard<'_>,
+        deleted: &mut Vec<String>,
+    ) -> Result<bool, RefreshError> {
         let Some(cluster) = self.cluster(id).await? else {
             // A writer whose cluster restore failed may still exist on its own.
             let writer = naming::writer_instance_name(id);
             return self.delete_instance(&writer, guard, deleted).await;
         };
         self.guard(id, &tag_pairs(cluster.tag_list()), guard)?;
-        let members: Vec<String> = cluster.db_cluster_members().iter().filter_map(|m| m.db_instance_identifier().map(str::to_string)).collect();
+        let members: Vec<String> = cluster
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| m.db_instance_identifier().map(str::to_string))
+            .collect();
         let mut remaining = false;
         for member in &members {
             if !self.delete_instance(member, guard, deleted).await? {
@@ -567,7 +625,14 @@ impl Rds {
             return Ok(false);
         }
         if cluster.deletion_protection() == Some(true) {
-            let modified = self.client.modify_db_cluster().db_cluster_identifier(id).deletion_protection(false).apply_immediately(true).send().await;
+            let modified = self
+                .client
+                .modify_db_cluster()
+                .db_cluster_identifier(id)
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await;
             match modified {
                 Ok(_) => info!(cluster = id, "deletion protection turned off"),
                 Err(e) if has_code(&e, INVALID_STATE) => return Ok(false),
@@ -575,7 +640,14 @@ impl Rds {
                 Err(e) => return Err(RefreshError::from_aws("ModifyDBCluster", e)),
             }
         }
-        let result = self.client.delete_db_cluster().db_cluster_identifier(id).skip_final_snapshot(true).delete_automated_backups(true).send().await;
+        let result = self
+            .client
+            .delete_db_cluster()
+            .db_cluster_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await;
         match result {
             Ok(_) => {
                 info!(cluster = id, "cluster deletion requested");
@@ -669,7 +741,15 @@ mod tests {
         for s in ["creating", "backing-up", "modifying", "configuring-enhanced-monitoring", "something-new"] {
             assert_eq!(classify_status(s), PollStatus::Pending, "{s}");
         }
-        for s in ["failed", "incompatible-restore", "incompatible-parameters", "storage-full", "deleting", "deleted", "not-found"] {
+        for s in [
+            "failed",
+            "incompatible-restore",
+            "incompatible-parameters",
+            "storage-full",
+            "deleting",
+            "deleted",
+            "not-found",
+        ] {
             assert_eq!(classify_status(s), PollStatus::Failed, "{s}");
         }
     }

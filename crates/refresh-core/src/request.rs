@@ -160,6 +160,15 @@ impl Validator {
         self.errors.push(FieldError { path: path.into(), message: message.into() });
     }
 
+    /// Applies `rule` to a value that was read, reporting its complaint at `path`.
+    fn check(&mut self, path: &str, value: Option<&String>, rule: impl Fn(&str) -> Result<(), String>) {
+        if let Some(v) = value
+            && let Err(e) = rule(v)
+        {
+            self.err(path, e);
+        }
+    }
+
     fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<Obj<'a>> {
         match value {
             Value::Object(map) => Some(Obj { path: path.to_string(), map, known: Vec::new() }),
@@ -175,9 +184,7 @@ impl Validator {
     fn finish(&mut self, obj: Obj<'_>) {
         for key in obj.map.keys() {
             if !obj.known.contains(&key.as_str()) {
-                let hint = nearest(key, &obj.known)
-                    .map(|k| format!("; did you mean {k:?}?"))
-                    .unwrap_or_default();
+                let hint = nearest(key, &obj.known).map(|k| format!("; did you mean {k:?}?")).unwrap_or_default();
                 self.err(join(&obj.path, key), format!("is not a known field{hint}"));
             }
         }
@@ -253,11 +260,7 @@ impl Validator {
     fn request(&mut self, doc: &Value) -> Option<RefreshRequest> {
         let mut root = self.object(doc, "")?;
         let target = self.string(&mut root, "target", true);
-        if let Some(t) = &target {
-            if let Err(e) = check_target(t) {
-                self.err("target", e);
-            }
-        }
+        self.check("target", target.as_ref(), check_target);
         let source = match self.field(&mut root, "source") {
             Some(v) => self.source(v),
             None => {
@@ -321,25 +324,25 @@ impl Validator {
             None => None,
         };
         let identifier = self.string(&mut obj, "identifier", true);
-        if let Some(id) = &identifier {
-            if let Err(e) = check_rds_identifier(id) {
-                self.err("source.identifier", e);
-            }
-        }
+        self.check("source.identifier", identifier.as_ref(), check_rds_identifier);
         let snapshot_identifier = self.string(&mut obj, "snapshotIdentifier", false);
-        if let Some(s) = &snapshot_identifier {
+        self.check("source.snapshotIdentifier", snapshot_identifier.as_ref(), |s| {
             if s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                self.err("source.snapshotIdentifier", "must be a snapshot identifier or ARN without spaces");
+                Err("must be a snapshot identifier or ARN without spaces".into())
+            } else {
+                Ok(())
             }
-        }
+        });
         let db_name = self.string(&mut obj, "dbName", true);
         let username = self.string(&mut obj, "username", true);
         for (key, value) in [("source.dbName", &db_name), ("source.username", &username)] {
-            if let Some(v) = value {
+            self.check(key, value.as_ref(), |v| {
                 if v.len() > 63 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    self.err(key, "must be at most 63 characters without spaces");
+                    Err("must be at most 63 characters without spaces".into())
+                } else {
+                    Ok(())
                 }
-            }
+            });
         }
         if self.field(&mut obj, "password").is_some() {
             self.err(
@@ -348,11 +351,7 @@ impl Validator {
             );
         }
         let password_secret_arn = self.string(&mut obj, "passwordSecretArn", true);
-        if let Some(arn) = &password_secret_arn {
-            if let Err(e) = check_secret_arn(arn) {
-                self.err("source.passwordSecretArn", e);
-            }
-        }
+        self.check("source.passwordSecretArn", password_secret_arn.as_ref(), check_secret_arn);
         self.finish(obj);
         Some(SourceSpec {
             kind: kind?,
@@ -367,11 +366,13 @@ impl Validator {
     fn clone_spec(&mut self, value: &Value, kind: Option<SourceType>) -> Option<CloneSpec> {
         let mut obj = self.object(value, "clone")?;
         let instance_class = self.string(&mut obj, "instanceClass", true);
-        if let Some(c) = &instance_class {
-            if !is_instance_class(c) {
-                self.err("clone.instanceClass", format!("{c:?} is not an instance class such as \"db.r6g.large\""));
+        self.check("clone.instanceClass", instance_class.as_ref(), |c| {
+            if is_instance_class(c) {
+                Ok(())
+            } else {
+                Err(format!("{c:?} is not an instance class such as \"db.r6g.large\""))
             }
-        }
+        });
         let subnet_group = self.string(&mut obj, "subnetGroup", false);
         let security_groups = self.security_groups(&mut obj);
         let publicly_accessible = self.boolean(&mut obj, "publiclyAccessible");
@@ -399,16 +400,35 @@ impl Validator {
                 SourceType::AuroraCluster => &["aurora", "aurora-iopt1"],
             };
             if !allowed.contains(&st.as_str()) {
-                self.err("clone.storageType", format!("{st:?} is not valid for {}: use one of {allowed:?}", kind.as_str()));
+                self.err(
+                    "clone.storageType",
+                    format!("{st:?} is not valid for {}: use one of {allowed:?}", kind.as_str()),
+                );
             }
         }
         let enable_iam_auth = self.boolean(&mut obj, "enableIAMAuth");
         let deletion_protection = self.boolean(&mut obj, "deletionProtection");
-        let max_age = self.duration(&mut obj, "maxAge", defaults::MAX_AGE, Duration::from_secs(60), Duration::from_secs(30 * 86_400));
-        let restore_timeout =
-            self.duration(&mut obj, "restoreTimeout", defaults::RESTORE_TIMEOUT, Duration::from_secs(1), Duration::from_secs(86_400));
-        let poll_interval =
-            self.duration(&mut obj, "pollInterval", defaults::CLONE_POLL_INTERVAL, Duration::from_secs(1), Duration::from_secs(3_600));
+        let max_age = self.duration(
+            &mut obj,
+            "maxAge",
+            defaults::MAX_AGE,
+            Duration::from_secs(60),
+            Duration::from_secs(30 * 86_400),
+        );
+        let restore_timeout = self.duration(
+            &mut obj,
+            "restoreTimeout",
+            defaults::RESTORE_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        let poll_interval = self.duration(
+            &mut obj,
+            "pollInterval",
+            defaults::CLONE_POLL_INTERVAL,
+            Duration::from_secs(1),
+            Duration::from_secs(3_600),
+        );
         self.finish(obj);
         Some(CloneSpec {
             instance_class: instance_class?,
@@ -439,7 +459,8 @@ impl Validator {
         for (i, item) in items.iter().enumerate() {
             match item.as_str() {
                 Some(id) if id.starts_with("sg-") && id.len() > 3 => groups.push(id.to_string()),
-                _ => self.err(format!("clone.securityGroups[{i}]"), "must be a security group id such as \"sg-0123abcd\""),
+                _ => self
+                    .err(format!("clone.securityGroups[{i}]"), "must be a security group id such as \"sg-0123abcd\""),
             }
         }
         groups
@@ -453,7 +474,10 @@ impl Validator {
             return out;
         };
         if map.len() > tags::MAX_USER_TAGS {
-            self.err("clone.tags", format!("has {} tags; at most {} fit beside the orchestrator's own", map.len(), tags::MAX_USER_TAGS));
+            self.err(
+                "clone.tags",
+                format!("has {} tags; at most {} fit beside the orchestrator's own", map.len(), tags::MAX_USER_TAGS),
+            );
         }
         for (key, value) in map {
             let path = format!("clone.tags.{key}");
@@ -488,24 +512,34 @@ impl Validator {
             );
         }
         let token_secret_arn = self.string(&mut obj, "tokenSecretArn", true);
-        if let Some(arn) = &token_secret_arn {
-            if let Err(e) = check_secret_arn(arn) {
-                self.err("dblab.tokenSecretArn", e);
-            }
-        }
+        self.check("dblab.tokenSecretArn", token_secret_arn.as_ref(), check_secret_arn);
         let insecure = self.boolean(&mut obj, "insecure");
         let ca_certificate = self.string(&mut obj, "caCertificate", false);
         if let Some(pem) = &ca_certificate {
             if insecure {
-                self.err("dblab.caCertificate", "cannot be combined with dblab.insecure: the CA is ignored when verification is off");
+                self.err(
+                    "dblab.caCertificate",
+                    "cannot be combined with dblab.insecure: the CA is ignored when verification is off",
+                );
             }
             if reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_or(true, |certs| certs.is_empty()) {
                 self.err("dblab.caCertificate", "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
             }
         }
-        let poll_interval =
-            self.duration(&mut obj, "pollInterval", defaults::DBLAB_POLL_INTERVAL, Duration::from_secs(1), Duration::from_secs(3_600));
-        let timeout = self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), Duration::from_secs(7 * 86_400));
+        let poll_interval = self.duration(
+            &mut obj,
+            "pollInterval",
+            defaults::DBLAB_POLL_INTERVAL,
+            Duration::from_secs(1),
+            Duration::from_secs(3_600),
+        );
+        let timeout = self.duration(
+            &mut obj,
+            "timeout",
+            defaults::DBLAB_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86_400),
+        );
         self.finish(obj);
         Some(DblabSpec {
             api_endpoint: api_endpoint?,
@@ -601,7 +635,9 @@ fn check_secret_arn(arn: &str) -> Result<(), String> {
 fn is_instance_class(class: &str) -> bool {
     let mut parts = class.split('.');
     parts.next() == Some("db")
-        && parts.next().is_some_and(|family| !family.is_empty() && family.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && parts
+            .next()
+            .is_some_and(|family| !family.is_empty() && family.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
         && class.split('.').count() >= 2
 }
@@ -679,7 +715,14 @@ mod tests {
         doc["dblab"]["pollInterval"] = json!("5x");
         doc["extra"] = json!(1);
         let found = paths(&doc);
-        for expected in ["source.type", "source.identifier", "clone.instanceClass", "clone.instanceClas", "dblab.pollInterval", "extra"] {
+        for expected in [
+            "source.type",
+            "source.identifier",
+            "clone.instanceClass",
+            "clone.instanceClas",
+            "dblab.pollInterval",
+            "extra",
+        ] {
             assert!(found.contains(&expected.to_string()), "{expected} missing from {found:?}");
         }
     }

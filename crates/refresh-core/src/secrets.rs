@@ -47,12 +47,13 @@ impl SecretReader {
     /// yields its `field`; any other secret is the value itself.
     pub async fn read(&self, arn: &str, field: &str) -> Result<Secret, RefreshError> {
         let unavailable = |reason: String| RefreshError::SecretUnavailable { arn: arn.to_string(), reason };
-        let out = self.client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
-            match RefreshError::from_aws("GetSecretValue", e) {
-                transient @ RefreshError::AwsTransient { .. } => transient,
-                other => unavailable(other.to_string()),
-            }
-        })?;
+        let out =
+            self.client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+                match RefreshError::from_aws("GetSecretValue", e) {
+                    transient @ RefreshError::AwsTransient { .. } => transient,
+                    other => unavailable(other.to_string()),
+                }
+            })?;
         let raw = out.secret_string().ok_or_else(|| unavailable("it holds binary data, not a string".into()))?;
         extract(raw, field).map(Secret::new).map_err(unavailable)
     }

@@ -124,7 +124,12 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         execution_name: execution.map_or_else(|| "unknown".to_string(), |e| e.name.clone()),
         execution_arn: execution.and_then(|e| e.arn.clone()),
         outcome: Outcome::Running,
-        started_at: state.run.as_ref().map(|r| r.started_at).or_else(|| execution.and_then(|e| e.started_at)).unwrap_or(now),
+        started_at: state
+            .run
+            .as_ref()
+            .map(|r| r.started_at)
+            .or_else(|| execution.and_then(|e| e.started_at))
+            .unwrap_or(now),
         finished_at: None,
         source_type: text_at(&state.request, "/source/type").map(str::to_string),
         source_identifier: text_at(&state.request, "/source/identifier").map(str::to_string),
@@ -175,18 +180,30 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
 
 fn failure(state: &RunState) -> Option<ErrorSummary> {
     if let Some(caught) = &state.error {
-        return Some(ErrorSummary { name: caught.error.clone(), message: caught.message(), state: state.failed_state.clone() });
+        return Some(ErrorSummary {
+            name: caught.error.clone(),
+            message: caught.message(),
+            state: state.failed_state.clone(),
+        });
     }
-    let derived = |name: &str, message: String| Some(ErrorSummary { name: name.into(), message, state: state.failed_state.clone() });
+    let derived = |name: &str, message: String| {
+        Some(ErrorSummary { name: name.into(), message, state: state.failed_state.clone() })
+    };
     if let Some(clone) = &state.clone {
         match clone.status {
             PollStatus::Failed => {
-                return derived(outcome_errors::CLONE_FAILED, format!("clone {} ended in RDS status {:?}", clone.identifier, clone.rds_status));
+                return derived(
+                    outcome_errors::CLONE_FAILED,
+                    format!("clone {} ended in RDS status {:?}", clone.identifier, clone.rds_status),
+                );
             }
             PollStatus::TimedOut => {
                 return derived(
                     outcome_errors::CLONE_TIMED_OUT,
-                    format!("clone {} was not available by its deadline (last RDS status {:?})", clone.identifier, clone.rds_status),
+                    format!(
+                        "clone {} was not available by its deadline (last RDS status {:?})",
+                        clone.identifier, clone.rds_status
+                    ),
                 );
             }
             PollStatus::Pending | PollStatus::Ready => {}
@@ -214,7 +231,10 @@ fn phases(state: &RunState, started_at: OffsetDateTime) -> Vec<Phase> {
     if let Some(refresh) = &state.refresh {
         out.push(Phase { name: "refresh".into(), started_at: refresh.triggered_at, ended_at: refresh.finished_at });
     }
-    if let (Some(deletion), Some(start)) = (&state.deletion, state.refresh.as_ref().and_then(|r| r.finished_at).or(state.clone.as_ref().and_then(|c| c.ready_at))) {
+    if let (Some(deletion), Some(start)) = (
+        &state.deletion,
+        state.refresh.as_ref().and_then(|r| r.finished_at).or(state.clone.as_ref().and_then(|c| c.ready_at)),
+    ) {
         let ended_at = (deletion.status == DeletionStatus::Deleted).then_some(deletion.checked_at);
         out.push(Phase { name: "delete".into(), started_at: start, ended_at });
     }
@@ -324,7 +344,10 @@ mod tests {
     fn a_caught_error_wins_and_an_invalid_request_still_has_a_row() {
         let s = RunState {
             request: json!({"source": 3}),
-            error: Some(CaughtError { error: "InvalidRequest".into(), cause: Some(r#"{"errorMessage":"target: is required"}"#.into()) }),
+            error: Some(CaughtError {
+                error: "InvalidRequest".into(),
+                cause: Some(r#"{"errorMessage":"target: is required"}"#.into()),
+            }),
             failed_state: Some("StartRun".into()),
             ..Default::default()
         };

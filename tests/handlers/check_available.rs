@@ -1,0 +1,122 @@
+use refresh_core::run::{CloneKind, PollStatus};
+use refresh_tests::World;
+use serde_json::json;
+
+use crate::{check, find, restore_clone, until_settled};
+
+#[tokio::test]
+async fn pending_while_creating_then_ready_with_the_endpoint() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["tags"] = json!({"test:creating-polls": "2"});
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let first = check(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!((first.status, first.rds_status.as_str()), (PollStatus::Pending, "creating"));
+    let second = check(&w, &request, &execution, &first).await.unwrap();
+    assert_eq!(second.status, PollStatus::Pending);
+    let third = check(&w, &request, &execution, &second).await.unwrap();
+    assert_eq!(third.status, PollStatus::Ready);
+    assert_eq!(third.checks, 3);
+    let endpoint = third.endpoint.clone().unwrap();
+    assert!(endpoint.address.starts_with(&clone.identifier), "{endpoint:?}");
+    assert!(third.ready_at.is_some());
+}
+
+#[tokio::test]
+async fn a_terminal_rds_status_fails_with_that_status() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["tags"] = json!({"test:creating-polls": "1", "test:final-status": "incompatible-restore"});
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let settled = until_settled(&w, &request, &execution, clone).await;
+    assert_eq!(settled.status, PollStatus::Failed);
+    assert_eq!(settled.rds_status, "incompatible-restore");
+}
+
+#[tokio::test]
+async fn a_clone_that_never_becomes_available_times_out() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
+    request["clone"]["restoreTimeout"] = json!("1s");
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let early = check(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(early.status, PollStatus::Pending);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let late = check(&w, &request, &execution, &early).await.unwrap();
+    assert_eq!(late.status, PollStatus::TimedOut);
+    assert_eq!(late.rds_status, "creating");
+}
+
+#[tokio::test]
+async fn a_vanished_clone_is_a_failure() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    w.rds
+        .delete_db_instance()
+        .db_instance_identifier(&clone.identifier)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let next = check(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!((next.status, next.rds_status.as_str()), (PollStatus::Failed, "not-found"));
+}
+
+#[tokio::test]
+async fn aurora_is_ready_once_the_writer_is_up_with_the_writer_endpoint() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let request = w.request("aurora-cluster", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let ready = until_settled(&w, &request, &execution, clone.clone()).await;
+    assert_eq!(ready.status, PollStatus::Ready, "{ready:?}");
+    assert_eq!(ready.kind, CloneKind::Cluster);
+    let cluster = w.rds.describe_db_clusters().db_cluster_identifier(&clone.identifier).send().await.unwrap();
+    let cluster = &cluster.db_clusters()[0];
+    assert_eq!(
+        ready.endpoint.as_ref().map(|e| e.address.as_str()),
+        cluster.endpoint(),
+        "the cluster's writer endpoint"
+    );
+    let members: Vec<_> = cluster.db_cluster_members().iter().filter_map(|m| m.db_instance_identifier()).collect();
+    assert_eq!(members, vec![ready.instance_id()]);
+}
+
+#[tokio::test]
+async fn aws_errors_are_classified_transient_or_terminal() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    for (status, code, expected) in [
+        (500, "InternalFailure", "AwsTransient"),
+        (400, "Throttling", "AwsTransient"),
+        (403, "AccessDenied", "AwsRequestFailed"),
+    ] {
+        let scope = json!({"action": "DescribeDBInstances", "match": clone.identifier, "status": status, "code": code, "times": 10});
+        refresh_tests::fixture("faults", scope).await;
+        let result = check(&w, &request, &execution, &clone).await;
+        refresh_tests::fixture("faults/clear", json!({"match": clone.identifier})).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.name(), expected, "{status} {code}: {err}");
+        assert!(err.to_string().contains(code), "{err}");
+    }
+}

@@ -1,0 +1,271 @@
+use ::delete_clone::{Input, Output, SweepReport};
+use aws_sdk_rds::types::Tag;
+use refresh_core::RefreshError;
+use refresh_core::naming;
+use refresh_core::run::{Clone, CloneKind, Deletion, DeletionStatus, Execution, PollStatus};
+use refresh_core::tags;
+use refresh_tests::World;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::{delete_deps, ready_clone};
+
+pub async fn delete(
+    w: &World,
+    execution: &Execution,
+    clone: &Clone,
+    previous: Option<Deletion>,
+) -> Result<Deletion, RefreshError> {
+    let input = Input::Delete { execution: execution.clone(), clone: Box::new(clone.clone()), deletion: previous };
+    match ::delete_clone::handle(&delete_deps(w), input).await? {
+        Output::Deletion(d) => Ok(d),
+        Output::Sweep(s) => panic!("a deletion returned a sweep report: {s:?}"),
+    }
+}
+
+/// Deletes until gone (at most ten steps).
+pub async fn delete_fully(w: &World, execution: &Execution, clone: &Clone) -> Deletion {
+    let mut previous = None;
+    for _ in 0..10 {
+        let d = delete(w, execution, clone, previous).await.unwrap();
+        if d.status == DeletionStatus::Deleted {
+            return d;
+        }
+        previous = Some(d);
+    }
+    panic!("{} never finished deleting", clone.identifier);
+}
+
+async fn sweep(w: &World, dry_run: bool, execution_arn: Option<String>) -> SweepReport {
+    match ::delete_clone::handle(&delete_deps(w), Input::Sweep { dry_run, execution_arn }).await.unwrap() {
+        Output::Sweep(report) => report,
+        Output::Deletion(d) => panic!("a sweep returned a deletion: {d:?}"),
+    }
+}
+
+fn clone_ref(identifier: &str, kind: CloneKind) -> Clone {
+    let now = OffsetDateTime::now_utc();
+    Clone {
+        identifier: identifier.into(),
+        kind,
+        writer_instance_id: (kind == CloneKind::Cluster).then(|| naming::writer_instance_name(identifier)),
+        instance_class: "db.t3.micro".into(),
+        engine: "postgres".into(),
+        requested_at: now,
+        deadline: now,
+        status: PollStatus::Ready,
+        rds_status: "available".into(),
+        endpoint: None,
+        checks: 1,
+        ready_at: Some(now),
+    }
+}
+
+fn ours(execution: &Execution, delete_after: &str) -> Vec<Tag> {
+    let owner = tags::Ownership {
+        target: "t",
+        execution_name: &execution.name,
+        execution_arn: execution.arn.as_deref(),
+        delete_after,
+    };
+    tags::clone_tags(&Default::default(), &owner)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+async fn instance(w: &World, id: &str, tag_list: Vec<Tag>, protected: bool) {
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("x")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .deletion_protection(protected)
+        .set_tags(Some(tag_list))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn exists(w: &World, id: &str) -> bool {
+    w.rds.describe_db_instances().db_instance_identifier(id).send().await.is_ok()
+}
+
+#[tokio::test]
+async fn deletes_the_runs_clone_even_with_deletion_protection() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["deletionProtection"] = json!(true);
+    let execution = w.execution();
+    let clone = ready_clone(&w, &request, &execution).await;
+    let deletion = delete_fully(&w, &execution, &clone).await;
+    assert_eq!(deletion.deleted, vec![clone.identifier.clone()]);
+    assert!(!exists(&w, &clone.identifier).await);
+    assert!(exists(&w, &source).await, "the source is untouched");
+    let again = delete(&w, &execution, &clone, Some(deletion)).await.unwrap();
+    assert_eq!(again.status, DeletionStatus::Deleted, "already gone is done");
+    assert_eq!(again.checks, 2);
+}
+
+#[tokio::test]
+async fn never_deletes_an_unmanaged_instance() {
+    let w = World::new().await;
+    let execution = w.execution();
+    let source = w.rds_source().await;
+    let err = delete(&w, &execution, &clone_ref(&source, CloneKind::Instance), None).await.unwrap_err();
+    assert_eq!(err.name(), "DeleteRefused");
+    assert!(exists(&w, &source).await);
+
+    // Our prefix without our tag is not enough.
+    let lookalike = format!("dblab-refresh-lookalike-{}", w.id);
+    instance(&w, &lookalike, vec![Tag::builder().key("ManagedBy").value("terraform").build()], false).await;
+    let err = delete(&w, &execution, &clone_ref(&lookalike, CloneKind::Instance), None).await.unwrap_err();
+    assert_eq!(err.name(), "DeleteRefused");
+    assert!(err.to_string().contains("ManagedBy"), "{err}");
+    assert!(exists(&w, &lookalike).await);
+
+    // Our tag without our prefix is not enough either.
+    let renamed = format!("renamed-{}", w.id);
+    instance(&w, &renamed, ours(&execution, "2000-01-01T00:00:00Z"), false).await;
+    assert_eq!(
+        delete(&w, &execution, &clone_ref(&renamed, CloneKind::Instance), None).await.unwrap_err().name(),
+        "DeleteRefused"
+    );
+    assert!(exists(&w, &renamed).await);
+}
+
+#[tokio::test]
+async fn never_deletes_another_executions_clone() {
+    let w = World::new().await;
+    let execution = w.execution();
+    let id = format!("dblab-refresh-other-{}", w.id);
+    instance(&w, &id, ours(&execution, "2100-01-01T00:00:00Z"), false).await;
+    let mut stranger = execution.clone();
+    stranger.name = "someone-else".into();
+    let err = delete(&w, &stranger, &clone_ref(&id, CloneKind::Instance), None).await.unwrap_err();
+    assert_eq!(err.name(), "DeleteRefused");
+    assert!(exists(&w, &id).await);
+}
+
+#[tokio::test]
+async fn aurora_members_go_first_and_the_cluster_waits_for_them() {
+    let w = World::new().await;
+    let execution = w.execution();
+    let cluster = format!("dblab-refresh-aurora-{}", w.id);
+    let writer = naming::writer_instance_name(&cluster);
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("x")
+        .master_user_password("password123")
+        .deletion_protection(true)
+        .set_tags(Some(ours(&execution, "2100-01-01T00:00:00Z")))
+        .send()
+        .await
+        .unwrap();
+    let mut writer_tags = ours(&execution, "2100-01-01T00:00:00Z");
+    // The writer reports `deleting` until the fixture tag is removed: a slow deletion.
+    writer_tags.push(Tag::builder().key("test:final-status").value("deleting").build());
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&writer)
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.large")
+        .set_tags(Some(writer_tags))
+        .send()
+        .await
+        .unwrap();
+    let clone = clone_ref(&cluster, CloneKind::Cluster);
+
+    let first = delete(&w, &execution, &clone, None).await.unwrap();
+    assert_eq!(first.status, DeletionStatus::Deleting);
+    assert!(first.deleted.is_empty());
+    assert_eq!(w.rds_names(&cluster).await.len(), 2, "cluster kept while its member is deleting");
+
+    let arn = w.rds.describe_db_instances().db_instance_identifier(&writer).send().await.unwrap().db_instances()[0]
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    w.rds.remove_tags_from_resource().resource_name(arn).tag_keys("test:final-status").send().await.unwrap();
+    let done = delete(&w, &execution, &clone, Some(first)).await.unwrap();
+    assert_eq!(done.status, DeletionStatus::Deleted);
+    assert_eq!(done.deleted, vec![writer.clone(), cluster.clone()], "members first, then the cluster");
+    assert_eq!(done.checks, 2);
+    assert!(w.rds_names(&cluster).await.is_empty());
+}
+
+#[tokio::test]
+async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
+    // A region of its own: the sweep looks at every clone of the account.
+    let w = World::build(Default::default(), "eu-west-2").await;
+    let role = "arn:aws:iam::123456789012:role/sfn";
+    let machine = w
+        .sfn
+        .create_state_machine()
+        .name(format!("sm-{}", w.id))
+        .role_arn(role)
+        .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
+        .send()
+        .await
+        .unwrap();
+    let running = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name(format!("live-{}", w.id))
+        .send()
+        .await
+        .unwrap();
+    let live =
+        Execution { name: format!("live-{}", w.id), arn: Some(running.execution_arn().to_string()), started_at: None };
+    let dead = Execution {
+        name: "gone".into(),
+        arn: Some(format!("arn:aws:states:eu-west-2:123456789012:execution:sm-{}:gone", w.id)),
+        started_at: None,
+    };
+
+    let expired = format!("dblab-refresh-expired-{}", w.id);
+    let orphan = format!("dblab-refresh-orphan-{}", w.id);
+    let in_use = format!("dblab-refresh-inuse-{}", w.id);
+    let foreign = format!("dblab-refresh-foreign-{}", w.id);
+    instance(&w, &expired, ours(&live, "2000-01-01T00:00:00Z"), true).await;
+    instance(&w, &orphan, ours(&dead, "2100-01-01T00:00:00Z"), false).await;
+    instance(&w, &in_use, ours(&live, "2100-01-01T00:00:00Z"), false).await;
+    instance(&w, &foreign, vec![], false).await;
+    // More than one page of instances.
+    for n in 0..4 {
+        instance(&w, &format!("filler{n}-{}", w.id), vec![], false).await;
+    }
+
+    let dry = sweep(&w, true, None).await;
+    let mut would: Vec<_> = dry.deleted.iter().map(|i| i.identifier.clone()).collect();
+    would.sort();
+    assert_eq!(would, vec![expired.clone(), orphan.clone()]);
+    assert_eq!(dry.examined, 3, "the unmanaged look-alike is not even examined");
+    for id in [&expired, &orphan, &in_use, &foreign] {
+        assert!(exists(&w, id).await, "a dry run deletes nothing");
+    }
+
+    let report = sweep(&w, false, None).await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(!exists(&w, &expired).await && !exists(&w, &orphan).await);
+    assert!(exists(&w, &in_use).await && exists(&w, &foreign).await);
+    let reason = |id: &str| report.deleted.iter().find(|i| i.identifier == id).map(|i| i.reason.clone()).unwrap();
+    assert!(reason(&expired).starts_with("expired"));
+    assert!(reason(&orphan).contains("does not exist"));
+    assert_eq!(report.kept[0].identifier, in_use);
+
+    // The clean-up after one execution only looks at that execution's clones.
+    w.sfn.stop_execution().execution_arn(running.execution_arn()).send().await.unwrap();
+    let scoped = sweep(&w, false, live.arn.clone()).await;
+    assert_eq!(scoped.examined, 1);
+    assert!(scoped.deleted[0].reason.contains("ABORTED"), "{scoped:?}");
+    assert!(!exists(&w, &in_use).await);
+    assert!(exists(&w, &foreign).await);
+}

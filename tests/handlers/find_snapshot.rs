@@ -1,0 +1,228 @@
+use refresh_tests::{World, fixture};
+use serde_json::json;
+
+use crate::{error_name, find};
+
+/// Marks the newest automated snapshot of an instance as still being taken.
+async fn newest_in_progress(w: &World, instance: &str) {
+    let mut pages = w
+        .rds
+        .describe_db_snapshots()
+        .db_instance_identifier(instance)
+        .snapshot_type("automated")
+        .into_paginator()
+        .send();
+    let mut all = Vec::new();
+    while let Some(page) = pages.next().await {
+        all.extend(page.unwrap().db_snapshots().to_vec());
+    }
+    let newest = all.iter().max_by_key(|s| s.snapshot_create_time().map(|t| t.as_nanos())).unwrap();
+    fixture("rds/snapshot-status", json!({"snapshot": newest.db_snapshot_identifier(), "status": "creating"})).await;
+}
+
+#[tokio::test]
+async fn picks_the_newest_available_automated_snapshot_across_pages() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    // Oldest first, so the newest available lands on the last page of five.
+    let made =
+        fixture("rds/automated-snapshots", json!({"instance": source, "daysAgo": [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]}))
+            .await;
+    newest_in_progress(&w, &source).await;
+    let snapshot = find(&w, &w.request("rds", &source)).await.unwrap();
+    assert_eq!(snapshot.identifier, made["created"][10].as_str().unwrap());
+    assert!(snapshot.identifier.starts_with("rds:"));
+    assert_eq!(snapshot.snapshot_type, "automated");
+    assert_eq!(snapshot.engine, "postgres");
+    let age = time::OffsetDateTime::now_utc() - snapshot.created_at;
+    assert!(age > time::Duration::hours(23) && age < time::Duration::hours(25), "data as of {}", snapshot.created_at);
+}
+
+#[tokio::test]
+async fn picks_the_newest_aurora_cluster_snapshot_across_pages() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let made = fixture("rds/automated-snapshots", json!({"cluster": source, "daysAgo": [9, 8, 7, 6, 5, 4, 3]})).await;
+    let mut pages = w
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(&source)
+        .snapshot_type("automated")
+        .into_paginator()
+        .send();
+    let mut all = Vec::new();
+    while let Some(page) = pages.next().await {
+        all.extend(page.unwrap().db_cluster_snapshots().to_vec());
+    }
+    assert_eq!(all.len(), 8, "moto's own snapshot plus seven");
+    let own = all
+        .iter()
+        .find(|s| !made["created"].as_array().unwrap().iter().any(|m| m.as_str() == s.db_cluster_snapshot_identifier()))
+        .unwrap();
+    fixture(
+        "rds/snapshot-status",
+        json!({"clusterSnapshot": own.db_cluster_snapshot_identifier(), "status": "creating"}),
+    )
+    .await;
+    let snapshot = find(&w, &w.request("aurora-cluster", &source)).await.unwrap();
+    assert_eq!(snapshot.identifier, made["created"][6].as_str().unwrap());
+    assert_eq!(snapshot.engine, "aurora-postgresql");
+}
+
+#[tokio::test]
+async fn an_explicit_snapshot_is_used_as_given() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let manual = format!("manual-{}", w.id);
+    w.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&manual).send().await.unwrap();
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!(manual);
+    let snapshot = find(&w, &request).await.unwrap();
+    assert_eq!(snapshot.identifier, manual);
+    assert_eq!(snapshot.snapshot_type, "manual");
+}
+
+#[tokio::test]
+async fn a_missing_explicit_snapshot_fails() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!("no-such-snapshot");
+    assert_eq!(error_name(find(&w, &request).await), "SnapshotNotFound");
+}
+
+#[tokio::test]
+async fn an_explicit_snapshot_that_is_not_available_fails() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let manual = format!("manual-{}", w.id);
+    w.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&manual).send().await.unwrap();
+    fixture("rds/snapshot-status", json!({"snapshot": manual, "status": "creating"})).await;
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!(manual);
+    let err = find(&w, &request).await.unwrap_err();
+    assert_eq!(err.name(), "SnapshotNotAvailable");
+    assert!(err.to_string().contains("creating"));
+}
+
+#[tokio::test]
+async fn no_available_automated_snapshot_fails() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    newest_in_progress(&w, &source).await;
+    assert_eq!(error_name(find(&w, &w.request("rds", &source)).await), "NoSnapshotAvailable");
+}
+
+#[tokio::test]
+async fn a_missing_source_fails_for_both_types() {
+    let w = World::new().await;
+    assert_eq!(error_name(find(&w, &w.request("rds", "no-such-db")).await), "SourceNotFound");
+    assert_eq!(error_name(find(&w, &w.request("aurora-cluster", "no-such-cluster")).await), "SourceNotFound");
+}
+
+#[tokio::test]
+async fn an_aurora_member_given_as_rds_is_explained() {
+    let w = World::new().await;
+    let cluster = w.aurora_source().await;
+    let member = format!("member-{}", w.id);
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&member)
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.large")
+        .send()
+        .await
+        .unwrap();
+    let err = find(&w, &w.request("rds", &member)).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(err.to_string().contains("source.type") && err.to_string().contains(&cluster), "{err}");
+}
+
+#[tokio::test]
+async fn an_invalid_request_names_every_field() {
+    let w = World::new().await;
+    let mut request = w.request("rds", "prod");
+    request["source"]["password"] = json!("plaintext");
+    request["clone"]["instanceClas"] = json!("db.t3.micro");
+    let err = find(&w, &request).await.unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(text.contains("source.password") && text.contains("clone.instanceClas"), "{text}");
+    assert!(!text.contains("plaintext"));
+}
+
+#[tokio::test]
+async fn an_unreadable_password_secret_fails_before_anything_is_created() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["source"]["passwordSecretArn"] =
+        json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf");
+    let err = find(&w, &request).await.unwrap_err();
+    assert_eq!(err.name(), "SecretUnavailable");
+    assert!(err.to_string().contains("missing-AbCdEf"));
+}
+
+mod dblab_preflight {
+    use dblab_emulator::Settings;
+    use refresh_tests::World;
+    use serde_json::json;
+
+    use crate::{error_name, find};
+
+    async fn preflight_error(settings: Settings) -> &'static str {
+        let w = World::with_engine(settings).await;
+        let source = w.rds_source().await;
+        let name = error_name(find(&w, &w.request("rds", &source)).await);
+        assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty());
+        assert_eq!(w.emulator.view().config_updates, 0, "nothing may be changed on the engine");
+        name
+    }
+
+    #[tokio::test]
+    async fn token_rejected() {
+        assert_eq!(preflight_error(Settings { reject_token: true, ..Settings::default() }).await, "DblabUnauthorized");
+    }
+
+    #[tokio::test]
+    async fn busy_engine() {
+        for status in ["refreshing", "snapshotting", "renewed", "pending"] {
+            assert_eq!(
+                preflight_error(Settings { status: status.into(), ..Settings::default() }).await,
+                "DblabBusy",
+                "{status}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn physical_mode() {
+        assert_eq!(
+            preflight_error(Settings { mode: "physical".into(), ..Settings::default() }).await,
+            "DblabNotLogical"
+        );
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_transient() {
+        let w = World::with_engine(Settings { http500: true, ..Settings::default() }).await;
+        let source = w.rds_source().await;
+        let err = find(&w, &w.request("rds", &source)).await.unwrap_err();
+        assert_eq!(err.name(), "DblabUnavailable");
+        assert!(err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn unreachable_engine() {
+        let w = World::new().await;
+        let source = w.rds_source().await;
+        // A port that was just free: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut request = w.request("rds", &source);
+        request["dblab"]["apiEndpoint"] = json!(format!("http://{closed}"));
+        let err = find(&w, &request).await.unwrap_err();
+        assert_eq!(err.name(), "DblabUnavailable");
+        assert!(err.to_string().contains("connection"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+use ::notify::Input;
+use refresh_core::run::{CaughtError, RunState};
+use refresh_tests::World;
+use serde_json::json;
+
+use crate::notify_deps;
+
+#[tokio::test]
+async fn one_message_with_subject_body_and_filter_attributes() {
+    let w = World::new().await;
+    let (topic, queue) = w.topic_with_queue().await;
+    let state = RunState {
+        request: w.request("rds", "prod-main"),
+        execution: Some(w.execution()),
+        error: Some(CaughtError {
+            error: "SourceNotFound".into(),
+            cause: Some(json!({"errorMessage": "source RDS instance \"prod-main\" does not exist"}).to_string()),
+        }),
+        failed_state: Some("FindSnapshot".into()),
+        record_error: Some(CaughtError { error: "AwsTransient".into(), cause: Some("DynamoDB throttled".into()) }),
+        ..Default::default()
+    };
+    let out = ::notify::handle(&notify_deps(&w, &topic), Input { state: Box::new(state) }).await.unwrap();
+    assert_eq!(out.subject, format!("DBLab refresh of {}: FAILED (SourceNotFound)", w.target()));
+
+    let messages = w.messages(&queue).await;
+    assert_eq!(messages.len(), 1);
+    let body = messages[0].body().unwrap();
+    assert!(body.contains("What happened: source RDS instance \"prod-main\" does not exist"), "{body}");
+    assert!(body.contains("Failed in:     FindSnapshot"));
+    assert!(body.contains("nothing to clean up: no clone was created"));
+    assert!(body.contains("could not be written to the history table (AwsTransient: DynamoDB throttled)"));
+    let attrs = messages[0].message_attributes().unwrap();
+    assert_eq!(attrs["outcome"].string_value(), Some("failed"));
+    assert_eq!(attrs["target"].string_value(), Some(w.target().as_str()));
+    w.assert_no_secret(body);
+}
+
+#[tokio::test]
+async fn a_missing_topic_is_an_error_not_silence() {
+    let w = World::new().await;
+    let state = RunState { request: w.request("rds", "prod"), execution: Some(w.execution()), ..Default::default() };
+    let err = ::notify::handle(
+        &notify_deps(&w, "arn:aws:sns:us-east-1:123456789012:no-such-topic"),
+        Input { state: Box::new(state) },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "AwsRequestFailed");
+}

@@ -1,0 +1,116 @@
+use dblab_emulator::Settings;
+use refresh_core::RefreshError;
+use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
+use refresh_tests::World;
+use serde_json::Value;
+
+use crate::{patch_deps, ready_clone};
+
+pub async fn patch(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Refresh, RefreshError> {
+    let input = ::patch_dblab::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
+    ::patch_dblab::handle(&patch_deps(w), input).await
+}
+
+async fn world_with_clone(settings: Settings) -> (World, Value, Execution, Clone) {
+    let w = World::with_engine(settings).await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let clone = ready_clone(&w, &request, &execution).await;
+    (w, request, execution, clone)
+}
+
+#[tokio::test]
+async fn points_the_engine_at_the_clone_and_starts_the_refresh() {
+    let (w, request, execution, clone) = world_with_clone(Settings { dump_ms: 5_000, ..Settings::default() }).await;
+    let before = w.emulator.view();
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+
+    let engine = w.emulator.view();
+    let endpoint = clone.endpoint.clone().unwrap();
+    let source = &engine.dump_sources[0];
+    assert_eq!(engine.refreshes_started, 1);
+    assert_eq!(
+        (source.host.as_str(), source.port.as_str()),
+        (endpoint.address.as_str(), endpoint.port.to_string().as_str())
+    );
+    assert_eq!((source.dbname.as_str(), source.username.as_str()), ("app", "dblab"));
+    assert_eq!(source.parallel_jobs, "2", "db.r6g.xlarge has 4 vCPUs: 2 dump jobs");
+    assert_eq!(engine.password.as_deref(), Some(w.password.as_str()), "the password arrives byte for byte");
+
+    assert_eq!(refresh.previous_last_refresh, before.last_refresh);
+    assert_eq!(refresh.dump_parallel_jobs, 2);
+    assert_eq!(refresh.status, PollStatus::Pending);
+    assert!(!refresh.seen_start);
+    let deadline = refresh.deadline - refresh.triggered_at;
+    assert_eq!(deadline, time::Duration::minutes(1), "dblab.timeout");
+    w.assert_no_secret(&serde_json::to_string(&refresh).unwrap());
+}
+
+#[tokio::test]
+async fn a_key_missing_from_the_engine_config_is_reported() {
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { missing_keys: vec!["port".into()], ..Settings::default() }).await;
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabConfigNotApplied");
+    assert!(err.to_string().contains("port is missing"), "{err}");
+    assert_eq!(w.emulator.view().refreshes_started, 0, "no refresh from a half-applied config");
+}
+
+#[tokio::test]
+async fn immediate_restore_forces_one_dump_job() {
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { immediate_restore: true, dump_ms: 5_000, ..Settings::default() }).await;
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(refresh.dump_parallel_jobs, 1);
+    assert_eq!(w.emulator.view().dump_sources[0].parallel_jobs, "1");
+}
+
+#[tokio::test]
+async fn an_engine_that_became_busy_is_not_touched() {
+    let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+    // Another refresh started while the clone was being made.
+    reqwest::Client::new()
+        .post(format!("{}/full-refresh", w.emulator.url()))
+        .header("Verification-Token", &w.token)
+        .send()
+        .await
+        .unwrap();
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabBusy");
+    assert_eq!(w.emulator.view().config_updates, 0);
+}
+
+#[tokio::test]
+async fn an_engine_that_went_pending_is_busy() {
+    let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+    // The preflight passed; the engine went to `pending` (waiting for config) afterwards.
+    let mut settings = Settings { status: "pending".into(), dump_ms: 5_000, ..Settings::default() };
+    settings.token = w.token.clone();
+    reqwest::Client::new()
+        .post(format!("{}/_emulator/settings", w.emulator.url()))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    // `pending` is busy for a new run: patch-dblab refuses rather than guess.
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabBusy");
+    assert_eq!(w.emulator.view().config_updates, 0);
+}
+
+#[tokio::test]
+async fn a_clone_that_is_not_ready_is_refused() {
+    let (w, request, execution, mut clone) = world_with_clone(Settings::default()).await;
+    clone.status = PollStatus::Pending;
+    assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "InvalidInput");
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_terminal() {
+    let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+    w.emulator.configure(|s| s.reject_token = true);
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabUnauthorized");
+    assert!(!err.is_transient());
+}

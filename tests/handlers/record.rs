@@ -1,0 +1,229 @@
+use ::record::{Input, Output};
+use aws_sdk_dynamodb::types::AttributeValue;
+use refresh_core::RefreshError;
+use refresh_core::history::History;
+use refresh_core::run::{CaughtError, Execution, RunStart, RunState};
+use refresh_core::summary::{Outcome, RunSummary};
+use refresh_tests::World;
+use serde_json::{Value, json};
+
+use crate::record_deps;
+
+pub async fn start(w: &World, table: &str, execution: &Execution, request: &Value) -> Result<RunStart, RefreshError> {
+    let input = Input::Start { execution: execution.clone(), request: request.clone() };
+    match ::record::handle(&record_deps(w, table), input).await? {
+        Output::Started(run) => Ok(run),
+        Output::Finished(s) => panic!("start returned a summary: {s:?}"),
+    }
+}
+
+pub async fn finish(w: &World, table: &str, state: RunState) -> Result<RunSummary, RefreshError> {
+    match ::record::handle(&record_deps(w, table), Input::Finish { state: Box::new(state) }).await? {
+        Output::Finished(summary) => Ok(*summary),
+        Output::Started(r) => panic!("finish returned a start: {r:?}"),
+    }
+}
+
+async fn items(w: &World, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    w.dynamodb.scan().table_name(table).consistent_read(true).send().await.unwrap().items().to_vec()
+}
+
+fn other(w: &World, name: &str) -> Execution {
+    let mut e = w.execution();
+    e.name = format!("{name}-{}", w.id);
+    e.arn = Some(format!("arn:aws:states:us-east-1:123456789012:execution:refresh:{}", e.name));
+    e
+}
+
+#[tokio::test]
+async fn a_start_writes_a_running_row_once_even_when_retried() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    let first = w.execution();
+    let run = start(&w, &table, &first, &request).await.unwrap();
+    assert_eq!(run.poll_seconds.clone, 1);
+    assert_eq!(run.poll_seconds.refresh, 1);
+    assert!(run.run_key.starts_with("run#") && run.run_key.ends_with(&first.name));
+
+    // A retried start by the same execution is harmless.
+    assert_eq!(start(&w, &table, &first, &request).await.unwrap().run_key, run.run_key);
+
+    let history = History::new(w.dynamodb.clone(), &table);
+    let rows = history.recent(&w.target(), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, Outcome::Running);
+    assert_eq!(rows[0].execution_name, first.name);
+}
+
+#[tokio::test]
+async fn the_lock_of_a_running_execution_holds_and_is_released_at_the_end() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    let machine = w
+        .sfn
+        .create_state_machine()
+        .name(format!("sm-{}", w.id))
+        .role_arn("arn:aws:iam::123456789012:role/sfn")
+        .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
+        .send()
+        .await
+        .unwrap();
+    let running = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name(format!("first-{}", w.id))
+        .send()
+        .await
+        .unwrap();
+    let first =
+        Execution { name: format!("first-{}", w.id), arn: Some(running.execution_arn().to_string()), started_at: None };
+    let run = start(&w, &table, &first, &request).await.unwrap();
+
+    let second = other(&w, "second");
+    let err = start(&w, &table, &second, &request).await.unwrap_err();
+    assert_eq!(err.name(), "TargetLocked");
+    assert!(err.to_string().contains(&first.name), "{err}");
+
+    // The refused run still leaves a row of its own, and does not release the lock.
+    let refused = RunState {
+        request: request.clone(),
+        execution: Some(second.clone()),
+        error: Some(CaughtError {
+            error: err.name().into(),
+            cause: Some(json!({"errorMessage": err.to_string()}).to_string()),
+        }),
+        failed_state: Some("StartRun".into()),
+        ..Default::default()
+    };
+    let summary = finish(&w, &table, refused).await.unwrap();
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!(summary.error.unwrap().name, "TargetLocked");
+    assert_eq!(start(&w, &table, &other(&w, "third"), &request).await.unwrap_err().name(), "TargetLocked");
+
+    // The holder finishes: the lock goes, and the next run may start.
+    let state = RunState {
+        request: request.clone(),
+        execution: Some(first.clone()),
+        run: Some(run.clone()),
+        ..Default::default()
+    };
+    let done = finish(&w, &table, state).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Failed, "no refresh happened in this state");
+    start(&w, &table, &other(&w, "fourth"), &request).await.unwrap();
+
+    let history = History::new(w.dynamodb.clone(), &table);
+    let rows = history.recent(&w.target(), 10).await.unwrap();
+    assert_eq!(rows.len(), 3, "three runs, three rows: none overwrote another");
+    assert!(rows.windows(2).all(|p| p[0].started_at >= p[1].started_at), "newest first");
+}
+
+#[tokio::test]
+async fn a_lock_left_by_a_dead_execution_is_taken_over() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    // The holder's ARN names no execution that exists (it was deleted, or never ran).
+    let ghost = other(&w, "ghost");
+    start(&w, &table, &ghost, &request).await.unwrap();
+    let next = other(&w, "next");
+    start(&w, &table, &next, &request).await.unwrap();
+    let lock = w
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("target", AttributeValue::S(w.target()))
+        .key("sk", AttributeValue::S("lock".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.item().unwrap()["owner"].as_s().unwrap(), &next.name);
+}
+
+#[tokio::test]
+async fn an_expired_lock_is_taken_over() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    w.dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("target", AttributeValue::S(w.target()))
+        .item("sk", AttributeValue::S("lock".into()))
+        .item("owner", AttributeValue::S("long-gone".into()))
+        .item("ttl", AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    start(&w, &table, &w.execution(), &w.request("rds", "prod")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_request_writes_nothing() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let mut request = w.request("rds", "prod");
+    request["dblab"]["token"] = json!("plain");
+    let err = start(&w, &table, &w.execution(), &request).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(items(&w, &table).await.is_empty());
+
+    // The failure path still records it, under the target it named.
+    let state = RunState {
+        request,
+        execution: Some(w.execution()),
+        error: Some(CaughtError {
+            error: "InvalidRequest".into(),
+            cause: Some(json!({"errorMessage": err.to_string()}).to_string()),
+        }),
+        failed_state: Some("StartRun".into()),
+        ..Default::default()
+    };
+    let summary = finish(&w, &table, state).await.unwrap();
+    assert!(summary.error.unwrap().message.contains("dblab.token"));
+    assert_eq!(items(&w, &table).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_row_answers_the_history_questions() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod-main");
+    let execution = w.execution();
+    let run = start(&w, &table, &execution, &request).await.unwrap();
+    let state: RunState = serde_json::from_value(json!({
+        "request": request,
+        "execution": execution,
+        "run": run,
+        "snapshot": {"identifier": "rds:prod-main-2026-11-22-03-10", "arn": "arn:aws:rds:us-east-1:1:snapshot:x", "engine": "postgres",
+                     "createdAt": "2026-11-22T03:10:00Z", "snapshotType": "automated", "sourceType": "rds",
+                     "sourceIdentifier": "prod-main", "foundAt": "2026-11-22T05:00:05Z"},
+        "clone": {"identifier": "dblab-refresh-x-20261122-050000", "kind": "instance", "instanceClass": "db.r6g.xlarge", "engine": "postgres",
+                  "requestedAt": "2026-11-22T05:00:10Z", "deadline": "2026-11-22T07:00:10Z", "status": "ready", "rdsStatus": "available",
+                  "endpoint": {"address": "h", "port": 5432}, "checks": 9, "readyAt": "2026-11-22T05:12:00Z"},
+        "refresh": {"previousLastRefresh": "a", "triggeredAt": "2026-11-22T05:12:30Z", "deadline": "2026-11-22T09:12:30Z", "dumpParallelJobs": 2,
+                    "status": "ready", "retrievalStatus": "finished", "lastRefresh": "b", "seenStart": true, "polls": 40,
+                    "finishedAt": "2026-11-22T06:30:00Z"},
+        "deletion": {"identifier": "dblab-refresh-x-20261122-050000", "status": "deleted", "deleted": ["dblab-refresh-x-20261122-050000"],
+                     "checks": 2, "checkedAt": "2026-11-22T06:31:00Z"}
+    }))
+    .unwrap();
+    let summary = finish(&w, &table, state).await.unwrap();
+    assert_eq!(summary.outcome, Outcome::Succeeded);
+
+    let history = History::new(w.dynamodb.clone(), &table);
+    let last = history.recent(&w.target(), 1).await.unwrap().remove(0);
+    assert_eq!(last, summary, "the row reads back as written");
+    assert_eq!(last.source_identifier.as_deref(), Some("prod-main"));
+    assert_eq!(last.snapshot_identifier.as_deref(), Some("rds:prod-main-2026-11-22-03-10"));
+    assert_eq!(last.data_as_of.unwrap().to_string(), "2026-11-22 3:10:00.0 +00:00:00");
+    assert_eq!(last.clone_lifetime_seconds, Some(5_450));
+    let names: Vec<_> = last.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["preflight", "restore", "refresh", "delete"]);
+    let raw = items(&w, &table).await;
+    let row = raw.iter().find(|i| i["sk"].as_s().unwrap().starts_with("run#")).unwrap();
+    assert_eq!(row["outcome"].as_s().unwrap(), "succeeded");
+    assert!(row.contains_key("durationSeconds"));
+    assert!(raw.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "lock released");
+}

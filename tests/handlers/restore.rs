@@ -1,0 +1,121 @@
+use refresh_core::naming;
+use refresh_core::run::{CloneKind, PollStatus};
+use refresh_core::tags;
+use refresh_tests::World;
+use serde_json::json;
+
+use crate::{find, restore_clone};
+
+fn tag<'a>(list: &'a [aws_sdk_rds::types::Tag], key: &str) -> Option<&'a str> {
+    list.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+#[tokio::test]
+async fn restores_a_tagged_instance_with_a_sanitized_name() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["target"] = json!(format!("Stage_DB.{}", w.id));
+    request["clone"]["tags"] = json!({"team": "data", "cost-center": "42"});
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    assert!(snapshot.identifier.starts_with("rds:"), "automated snapshot ids carry a colon");
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+
+    let expected = naming::clone_name(&format!("Stage_DB.{}", w.id), execution.started_at.unwrap());
+    assert_eq!(clone.identifier, expected);
+    assert!(clone.identifier.starts_with(&format!("dblab-refresh-stage-db-{}-", w.id)));
+    assert_eq!(clone.kind, CloneKind::Instance);
+    assert_eq!(clone.status, PollStatus::Pending);
+    assert_eq!(clone.instance_class, "db.r6g.xlarge");
+
+    let described = w.rds.describe_db_instances().db_instance_identifier(&clone.identifier).send().await.unwrap();
+    let instance = &described.db_instances()[0];
+    assert_eq!(instance.db_instance_class(), Some("db.r6g.xlarge"));
+    assert_ne!(instance.publicly_accessible(), Some(true), "clones are private unless asked");
+    let list = instance.tag_list();
+    assert_eq!(tag(list, "team"), Some("data"));
+    assert_eq!(tag(list, "cost-center"), Some("42"));
+    assert_eq!(tag(list, tags::MANAGED_BY_KEY), Some(tags::MANAGED_BY_VALUE));
+    assert_eq!(tag(list, tags::TARGET_KEY), Some(format!("Stage_DB.{}", w.id).as_str()));
+    assert_eq!(tag(list, tags::EXECUTION_KEY), Some(execution.name.as_str()));
+    assert_eq!(tag(list, tags::EXECUTION_ARN_KEY), execution.arn.as_deref());
+    let delete_after = time::OffsetDateTime::parse(
+        tag(list, tags::DELETE_AFTER_KEY).unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let ahead = delete_after - time::OffsetDateTime::now_utc();
+    assert!(ahead > time::Duration::minutes(59) && ahead <= time::Duration::hours(1), "maxAge is 1h: {ahead}");
+}
+
+#[tokio::test]
+async fn a_retried_restore_returns_the_same_clone() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let first = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let second = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    assert_eq!(first.identifier, second.identifier);
+    assert_eq!(w.rds_names(&format!("dblab-refresh-target-{}", w.id)).await, vec![first.identifier]);
+}
+
+#[tokio::test]
+async fn a_clone_of_another_execution_is_never_adopted() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let mut other = execution.clone();
+    other.name = format!("other-{}", w.id);
+    let err = restore_clone(&w, &request, &other, &snapshot).await.unwrap_err();
+    assert_eq!(err.name(), "CloneConflict");
+    assert!(err.to_string().contains(&execution.name), "{err}");
+}
+
+#[tokio::test]
+async fn an_existing_unmanaged_instance_under_the_name_is_a_conflict() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.execution();
+    let name = naming::clone_name(&w.target(), execution.started_at.unwrap());
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&name)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("x")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    let snapshot = find(&w, &request).await.unwrap();
+    let err = restore_clone(&w, &request, &execution, &snapshot).await.unwrap_err();
+    assert_eq!(err.name(), "CloneConflict");
+    assert!(err.to_string().contains("ManagedBy"), "{err}");
+}
+
+#[tokio::test]
+async fn restores_an_aurora_cluster_tagged_as_ours() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let request = w.request("aurora-cluster", &source);
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    assert_eq!(clone.kind, CloneKind::Cluster);
+    assert_eq!(clone.writer_instance_id.as_deref(), Some(naming::writer_instance_name(&clone.identifier).as_str()));
+    assert_eq!(clone.instance_id(), naming::writer_instance_name(&clone.identifier));
+    let cluster = w.rds.describe_db_clusters().db_cluster_identifier(&clone.identifier).send().await.unwrap();
+    let cluster = &cluster.db_clusters()[0];
+    assert_eq!(cluster.engine(), Some("aurora-postgresql"));
+    assert_eq!(tag(cluster.tag_list(), tags::MANAGED_BY_KEY), Some(tags::MANAGED_BY_VALUE));
+    let retried = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    assert_eq!(retried.identifier, clone.identifier);
+}

@@ -1,0 +1,275 @@
+"""Runs moto's server on 127.0.0.1 with the fixture patches the test suites need.
+
+Usage: moto_launcher.py [--port N] [--parent-pid PID] [--rds-page-size N]
+
+Prints one line `listening on http://127.0.0.1:PORT` once it accepts connections (port 0,
+the default, picks a free port), and exits when PID (the test process) is gone, so an
+interrupted test run never leaves a server behind.
+
+moto lacks some states and behaviours of real AWS. These patches add them, in this process
+only, and are the ONLY ways the tests bend the emulator:
+
+1. Pagination. moto pages only DescribeDBInstances (and fails past page one) and returns
+   every snapshot and cluster in one page; AWS pages them all. Here all four describes page, with a small page size
+   (--rds-page-size) so that the tests cross page boundaries with a dozen resources.
+2. Clone states. moto RDS instances are `available` at once. An instance or cluster
+   tagged `test:creating-polls=N` reports `creating` for its first N describes; one tagged
+   `test:final-status=S` then reports S (e.g. `incompatible-restore`) instead of
+   `available`. The tags come from the refresh request's `clone.tags`.
+3. Snapshots. moto makes exactly one automated snapshot per instance or cluster.
+   POST /_fixtures/rds/automated-snapshots {"instance"|"cluster": ID, "count": N,
+   "status": S} adds N more, dated one per day into the past (newest first); with
+   "daysAgo": [..] instead of "count", one per listed age, in that order.
+   POST /_fixtures/rds/snapshot-status {"snapshot"|"clusterSnapshot": ID, "status": S}
+   sets a snapshot's status (e.g. `creating`).
+4. Faults. POST /_fixtures/faults {"action": "DescribeDBInstances", "match": TEXT,
+   "status": 500, "code": "InternalFailure", "times": N} answers the next N calls of that
+   API action whose body contains TEXT (a test's own identifier, so parallel tests are
+   not hit) with that error, before moto sees them; POST /_fixtures/faults/clear
+   {"match": TEXT} removes them.
+"""
+
+import argparse
+import copy
+import io
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+CREATING_POLLS_TAG = "test:creating-polls"
+FINAL_STATUS_TAG = "test:final-status"
+
+_lock = threading.Lock()
+_describe_counts: dict = {}
+_faults: list = []
+
+
+def _tags(obj) -> dict:
+    return {t.get("Key"): t.get("Value") for t in (getattr(obj, "tags", None) or [])}
+
+
+def _scripted_status(kind: str, identifier: str, tags: dict):
+    """The status a scripted resource reports on this describe, or None for moto's own."""
+    if CREATING_POLLS_TAG not in tags and FINAL_STATUS_TAG not in tags:
+        return None
+    with _lock:
+        seen = _describe_counts.get((kind, identifier), 0)
+        _describe_counts[(kind, identifier)] = seen + 1
+    if seen < int(tags.get(CREATING_POLLS_TAG, "0")):
+        return "creating"
+    return tags.get(FINAL_STATUS_TAG)
+
+
+def patch_rds(page_size: int) -> None:
+    from moto.core.responses import ActionResult, PaginatedResult
+    from moto.core.utils import get_pagination_model
+    from moto.rds.responses import RDSResponse
+
+    model = get_pagination_model("rds")
+    # moto's paginator needs an attribute to build continuation tokens from; botocore's
+    # model has none, so without this even moto's own instance paging fails on page two.
+    for op, unique in (
+        ("DescribeDBInstances", "db_instance_identifier"),
+        ("DescribeDBSnapshots", "db_snapshot_identifier"),
+        ("DescribeDBClusters", "db_cluster_identifier"),
+        ("DescribeDBClusterSnapshots", "db_cluster_snapshot_identifier"),
+    ):
+        model[op]["limit_default"] = page_size
+        model[op]["unique_attribute"] = unique
+
+    def paged(original):
+        def describe(self):
+            result = original(self)
+            if isinstance(result, PaginatedResult) or not isinstance(result, ActionResult):
+                return result
+            return PaginatedResult(result._result)
+
+        return describe
+
+    RDSResponse.describe_db_snapshots = paged(RDSResponse.describe_db_snapshots)
+    RDSResponse.describe_db_cluster_snapshots = paged(RDSResponse.describe_db_cluster_snapshots)
+
+    original_instances = RDSResponse.describe_db_instances
+
+    def describe_db_instances(self):
+        result = original_instances(self)
+        items = result._result["DBInstances"]
+        for i, db in enumerate(items):
+            status = _scripted_status("instance", db.db_instance_identifier, _tags(db))
+            if status is not None:
+                shown = copy.copy(db)
+                shown.status = status
+                items[i] = shown
+        return result
+
+    RDSResponse.describe_db_instances = describe_db_instances
+
+    original_clusters = RDSResponse.describe_db_clusters
+
+    def describe_db_clusters(self):
+        result = paged(original_clusters)(self)
+        items = result._result["DBClusters"]
+        for i, cluster in enumerate(items):
+            status = _scripted_status("cluster", cluster.db_cluster_identifier, _tags(cluster))
+            if status is not None:
+                shown = copy.copy(cluster)
+                shown._status = status
+                items[i] = shown
+        return result
+
+    RDSResponse.describe_db_clusters = describe_db_clusters
+
+
+def _rds_backend(region: str):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.rds.models import rds_backends
+
+    return rds_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def add_automated_snapshots(body: dict) -> dict:
+    backend = _rds_backend(body.get("region", "us-east-1"))
+    ages = body.get("daysAgo") or list(range(1, int(body.get("count", 1)) + 1))
+    status = body.get("status", "available")
+    now = datetime.now(timezone.utc)
+    made = []
+    for n in ages:
+        created = now - timedelta(days=n, minutes=7)
+        stamp = created.strftime("%Y-%m-%d-%H-%M")
+        if "instance" in body:
+            snap = backend.create_auto_snapshot(body["instance"], f"rds:{body['instance']}-{stamp}")
+            made.append(snap.db_snapshot_identifier)
+        else:
+            snap = backend.create_auto_cluster_snapshot(body["cluster"], f"rds:{body['cluster']}-{stamp}")
+            made.append(snap.db_cluster_snapshot_identifier)
+        snap.created = created.replace(tzinfo=None) if snap.created.tzinfo is None else created
+        snap.status = status
+    return {"created": made}
+
+
+def set_snapshot_status(body: dict) -> dict:
+    backend = _rds_backend(body.get("region", "us-east-1"))
+    if "snapshot" in body:
+        backend.database_snapshots[body["snapshot"]].status = body["status"]
+    else:
+        backend.cluster_snapshots[body["clusterSnapshot"]].status = body["status"]
+    return {"ok": True}
+
+
+def _action_of(environ, body: bytes) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    fields = parse_qs(environ.get("QUERY_STRING", ""))
+    if body:
+        fields.update(parse_qs(body.decode("utf-8", "replace")))
+    return (fields.get("Action") or [""])[0]
+
+
+def _fault_response(fault: dict, json_protocol: bool, start_response):
+    status = int(fault.get("status", 500))
+    code = fault.get("code", "InternalFailure")
+    message = fault.get("message", "injected by the test fixture")
+    reason = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+    if json_protocol:
+        payload = json.dumps({"__type": code, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code)]
+    else:
+        payload = (
+            "<ErrorResponse><Error><Type>Receiver</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            "<RequestId>fixture</RequestId></ErrorResponse>"
+        ).encode()
+        headers = [("Content-Type", "text/xml")]
+    start_response(f"{status} {reason}", headers + [("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+def fixtures(app):
+    """WSGI middleware: the /_fixtures routes, and injected faults in front of moto."""
+
+    def reply(start_response, payload, status="200 OK"):
+        data = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def wsgi(environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_fixtures/"):
+            try:
+                data = json.loads(body or b"{}")
+                if path == "/_fixtures/rds/automated-snapshots":
+                    return reply(start_response, add_automated_snapshots(data))
+                if path == "/_fixtures/rds/snapshot-status":
+                    return reply(start_response, set_snapshot_status(data))
+                if path == "/_fixtures/faults":
+                    with _lock:
+                        _faults.append(dict(data, remaining=int(data.get("times", 1))))
+                    return reply(start_response, {"ok": True})
+                if path == "/_fixtures/faults/clear":
+                    with _lock:
+                        _faults[:] = [f for f in _faults if f.get("match") != data.get("match")]
+                    return reply(start_response, {"ok": True})
+                return reply(start_response, {"error": f"unknown fixture {path}"}, "404 Not Found")
+            except Exception as e:  # the test sees the reason instead of a hang
+                return reply(start_response, {"error": repr(e)}, "400 Bad Request")
+        if _faults:
+            action = _action_of(environ, body)
+            text = body.decode("utf-8", "replace") + environ.get("QUERY_STRING", "")
+            with _lock:
+                fault = next(
+                    (f for f in _faults if f["action"] == action and f["remaining"] > 0 and f.get("match", "") in text),
+                    None,
+                )
+                if fault:
+                    fault["remaining"] -= 1
+            if fault:
+                return _fault_response(fault, bool(environ.get("HTTP_X_AMZ_TARGET")), start_response)
+        return app(environ, start_response)
+
+    return wsgi
+
+
+def watch_parent(pid: int) -> None:
+    def loop():
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--rds-page-size", type=int, default=100)
+    args = parser.parse_args()
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    patch_rds(args.rds_page_size)
+    if args.parent_pid:
+        watch_parent(args.parent_pid)
+    app = fixtures(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
