@@ -1,6 +1,7 @@
 """Runs moto's server on 127.0.0.1 with the fixture patches the test suites need.
 
 Usage: moto_launcher.py [--port N] [--parent-pid PID] [--rds-page-size N]
+                        [--lambda-bridge http://127.0.0.1:PORT]
 
 Prints one line `listening on http://127.0.0.1:PORT` once it accepts connections (port 0,
 the default, picks a free port), and exits when PID (the test process) is gone, so an
@@ -9,11 +10,13 @@ interrupted test run never leaves a server behind.
 moto lacks some states and behaviours of real AWS. These patches add them, in this process
 only, and are the ONLY ways the tests bend the emulator:
 
-1. Pagination. moto pages only DescribeDBInstances (and fails past page one) and returns
-   every snapshot and cluster in one page; AWS pages them all. Here all four describes page, with a small page size
+1. Pagination. moto returns every snapshot and cluster in one page, and its instance
+   pages break when a resource is deleted between two pages; AWS pages all four, in
+   identifier order. Here all four describes page like that, with a small page size
    (--rds-page-size) so that the tests cross page boundaries with a dozen resources.
 2. Clone states. moto RDS instances are `available` at once. An instance or cluster
-   tagged `test:creating-polls=N` reports `creating` for its first N describes; one tagged
+   tagged `test:creating-polls=N` reports `creating` for its first N describes by
+   identifier (listings show the status without counting as a poll); one tagged
    `test:final-status=S` then reports S (e.g. `incompatible-restore`) instead of
    `available`. The tags come from the refresh request's `clone.tags`.
 3. Snapshots. moto makes exactly one automated snapshot per instance or cluster.
@@ -27,6 +30,14 @@ only, and are the ONLY ways the tests bend the emulator:
    API action whose body contains TEXT (a test's own identifier, so parallel tests are
    not hit) with that error, before moto sees them; POST /_fixtures/faults/clear
    {"match": TEXT} removes them.
+5. Step Functions and Lambda (with --lambda-bridge). moto's interpreter executes the
+   real ASL file, and each Lambda invocation is POSTed to a local Lambda runtime
+   (`cargo lambda watch`) as /2015-03-31/functions/<function name>/invocations, where the
+   function name is the last part of the ARN. An HTTP error from it becomes a function
+   error (`x-amz-function-error: Unhandled`) carrying the handler's errorType, as AWS does.
+   moto keeps `$$.Execution.StartTime` as a datetime inside the state, which its
+   DescribeExecution then cannot encode; AWS has an ISO 8601 string there, and so does
+   the JSON that this launcher makes moto write.
 """
 
 import argparse
@@ -52,54 +63,62 @@ def _tags(obj) -> dict:
     return {t.get("Key"): t.get("Value") for t in (getattr(obj, "tags", None) or [])}
 
 
-def _scripted_status(kind: str, identifier: str, tags: dict):
-    """The status a scripted resource reports on this describe, or None for moto's own."""
+def _scripted_status(kind: str, identifier: str, tags: dict, named: bool):
+    """The status a scripted resource reports on this describe, or None for moto's own.
+
+    Only a describe that names the resource counts as a poll: listings (the sweep, other
+    tests) show the current status without moving it on."""
     if CREATING_POLLS_TAG not in tags and FINAL_STATUS_TAG not in tags:
         return None
     with _lock:
         seen = _describe_counts.get((kind, identifier), 0)
-        _describe_counts[(kind, identifier)] = seen + 1
+        if named:
+            _describe_counts[(kind, identifier)] = seen + 1
     if seen < int(tags.get(CREATING_POLLS_TAG, "0")):
         return "creating"
     return tags.get(FINAL_STATUS_TAG)
 
 
+def _page(result, key: str, attribute: str, params, page_size: int):
+    """Pages a describe as RDS does: in identifier order, resuming after the marker even
+    when the resource the marker names was deleted meanwhile (moto's own paginator then
+    fails with InvalidToken, which would make parallel tests flaky)."""
+    from moto.core.responses import ActionResult
+
+    items = sorted(result._result[key], key=lambda item: getattr(item, attribute))
+    marker = params.get("Marker")
+    if marker:
+        items = [item for item in items if getattr(item, attribute) >= marker]
+    limit = int(params.get("MaxRecords") or page_size)
+    page, rest = items[:limit], items[limit:]
+    body = dict(result._result)
+    body[key] = page
+    body["Marker"] = getattr(rest[0], attribute) if rest else None
+    return ActionResult(body)
+
+
 def patch_rds(page_size: int) -> None:
-    from moto.core.responses import ActionResult, PaginatedResult
-    from moto.core.utils import get_pagination_model
     from moto.rds.responses import RDSResponse
 
-    model = get_pagination_model("rds")
-    # moto's paginator needs an attribute to build continuation tokens from; botocore's
-    # model has none, so without this even moto's own instance paging fails on page two.
-    for op, unique in (
-        ("DescribeDBInstances", "db_instance_identifier"),
-        ("DescribeDBSnapshots", "db_snapshot_identifier"),
-        ("DescribeDBClusters", "db_cluster_identifier"),
-        ("DescribeDBClusterSnapshots", "db_cluster_snapshot_identifier"),
-    ):
-        model[op]["limit_default"] = page_size
-        model[op]["unique_attribute"] = unique
-
-    def paged(original):
+    def paged(original, key, attribute):
         def describe(self):
-            result = original(self)
-            if isinstance(result, PaginatedResult) or not isinstance(result, ActionResult):
-                return result
-            return PaginatedResult(result._result)
+            return _page(original(self), key, attribute, self.params, page_size)
 
         return describe
 
-    RDSResponse.describe_db_snapshots = paged(RDSResponse.describe_db_snapshots)
-    RDSResponse.describe_db_cluster_snapshots = paged(RDSResponse.describe_db_cluster_snapshots)
+    RDSResponse.describe_db_snapshots = paged(RDSResponse.describe_db_snapshots, "DBSnapshots", "db_snapshot_identifier")
+    RDSResponse.describe_db_cluster_snapshots = paged(
+        RDSResponse.describe_db_cluster_snapshots, "DBClusterSnapshots", "db_cluster_snapshot_identifier"
+    )
 
-    original_instances = RDSResponse.describe_db_instances
+    original_instances = paged(RDSResponse.describe_db_instances, "DBInstances", "db_instance_identifier")
 
     def describe_db_instances(self):
         result = original_instances(self)
         items = result._result["DBInstances"]
         for i, db in enumerate(items):
-            status = _scripted_status("instance", db.db_instance_identifier, _tags(db))
+            named = bool(self.params.get("DBInstanceIdentifier"))
+            status = _scripted_status("instance", db.db_instance_identifier, _tags(db), named)
             if status is not None:
                 shown = copy.copy(db)
                 shown.status = status
@@ -108,13 +127,14 @@ def patch_rds(page_size: int) -> None:
 
     RDSResponse.describe_db_instances = describe_db_instances
 
-    original_clusters = RDSResponse.describe_db_clusters
+    original_clusters = paged(RDSResponse.describe_db_clusters, "DBClusters", "db_cluster_identifier")
 
     def describe_db_clusters(self):
-        result = paged(original_clusters)(self)
+        result = original_clusters(self)
         items = result._result["DBClusters"]
         for i, cluster in enumerate(items):
-            status = _scripted_status("cluster", cluster.db_cluster_identifier, _tags(cluster))
+            named = bool(self.params.get("DBClusterIdentifier"))
+            status = _scripted_status("cluster", cluster.db_cluster_identifier, _tags(cluster), named)
             if status is not None:
                 shown = copy.copy(cluster)
                 shown._status = status
@@ -237,6 +257,48 @@ def fixtures(app):
     return wsgi
 
 
+def bridge_lambda(base_url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["lambda"] = {"use_docker": False}
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        name = function_name.split(":function:")[-1].split(":")[0]
+        data = body.encode() if isinstance(body, str) else (body or b"{}")
+        request = urllib.request.Request(
+            f"{base_url}/2015-03-31/functions/{name}/invocations", data=data, method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            # The first invocation of a function may build it: allow minutes.
+            with urllib.request.urlopen(request, timeout=900) as response:
+                return response.read()
+        except urllib.error.HTTPError as e:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return e.read()
+
+    LambdaSimpleBackend.invoke = invoke
+
+    import datetime as _datetime
+    import types
+
+    import moto.stepfunctions.responses as sfn_responses
+
+    def encode_dates(value):
+        if isinstance(value, _datetime.datetime):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    shim = types.SimpleNamespace(**{k: getattr(json, k) for k in dir(json) if not k.startswith("__")})
+    shim.dumps = lambda obj, **kw: json.dumps(obj, default=encode_dates, **kw)
+    sfn_responses.json = shim
+
+
 def watch_parent(pid: int) -> None:
     def loop():
         while True:
@@ -256,12 +318,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--parent-pid", type=int)
     parser.add_argument("--rds-page-size", type=int, default=100)
+    parser.add_argument("--lambda-bridge")
     args = parser.parse_args()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     patch_rds(args.rds_page_size)
+    if args.lambda_bridge:
+        bridge_lambda(args.lambda_bridge.rstrip("/"))
     if args.parent_pid:
         watch_parent(args.parent_pid)
     app = fixtures(DomainDispatcherApplication(create_backend_app))

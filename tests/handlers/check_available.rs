@@ -106,15 +106,18 @@ async fn aws_errors_are_classified_transient_or_terminal() {
     let execution = w.execution();
     let snapshot = find(&w, &request).await.unwrap();
     let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    // The exact parameter: a listing's page marker may name this clone too.
+    let only_this = format!("DBInstanceIdentifier={}", clone.identifier);
     for (status, code, expected) in [
         (500, "InternalFailure", "AwsTransient"),
         (400, "Throttling", "AwsTransient"),
         (403, "AccessDenied", "AwsRequestFailed"),
     ] {
-        let scope = json!({"action": "DescribeDBInstances", "match": clone.identifier, "status": status, "code": code, "times": 10});
+        let scope =
+            json!({"action": "DescribeDBInstances", "match": only_this, "status": status, "code": code, "times": 10});
         refresh_tests::fixture("faults", scope).await;
         let result = check(&w, &request, &execution, &clone).await;
-        refresh_tests::fixture("faults/clear", json!({"match": clone.identifier})).await;
+        refresh_tests::fixture("faults/clear", json!({"match": only_this})).await;
         let err = result.unwrap_err();
         assert_eq!(err.name(), expected, "{status} {code}: {err}");
         assert!(err.to_string().contains(code), "{err}");

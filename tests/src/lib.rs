@@ -19,6 +19,8 @@ use refresh_core::run::Execution;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod stack;
+
 /// Page size the launcher gives RDS describes: small, so a dozen resources span pages.
 pub const RDS_PAGE_SIZE: usize = 5;
 
@@ -32,10 +34,33 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The python of the project's tool folder, where the Makefile installs moto (pinned).
-fn tools_python() -> PathBuf {
+pub fn tools_python() -> PathBuf {
     let python = repo_root().join(".tools/venv/bin/python");
     assert!(python.exists(), "{} is missing: run `make tools` (or `make test`) first", python.display());
     python
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
+    listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+}
+
+/// Where this process's local Lambda runtime listens (see `lambda_runtime`); moto's Step
+/// Functions interpreter sends its Lambda invocations there.
+pub fn lambda_runtime_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| format!("http://127.0.0.1:{}", free_port()))
+}
+
+/// moto's own log, kept for reading after a failure: `target/moto-<test binary>.log`.
+fn moto_log() -> Stdio {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().split('-').next().unwrap_or_default().to_string()))
+        .unwrap_or_default();
+    let path = repo_root().join(format!("target/moto-{binary}.log"));
+    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
 }
 
 /// The moto server of this test process.
@@ -46,8 +71,9 @@ pub fn moto() -> &'static Moto {
             .arg(repo_root().join("tests/moto_launcher.py"))
             .args(["--parent-pid", &std::process::id().to_string()])
             .args(["--rds-page-size", &RDS_PAGE_SIZE.to_string()])
+            .args(["--lambda-bridge", lambda_runtime_url()])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(moto_log())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the moto launcher: {e}"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("moto launcher has no stdout"));
@@ -231,17 +257,7 @@ impl World {
 
     pub async fn history_table(&self) -> String {
         let name = format!("history-{}", self.id);
-        self.dynamodb
-            .create_table()
-            .table_name(&name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr(refresh_core::history::PK))
-            .attribute_definitions(attr(refresh_core::history::SK))
-            .key_schema(key(refresh_core::history::PK, KeyType::Hash))
-            .key_schema(key(refresh_core::history::SK, KeyType::Range))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create table: {e:?}"));
+        create_table(&self.dynamodb, &name).await;
         name
     }
 
@@ -250,6 +266,12 @@ impl World {
         let topic =
             self.sns.create_topic().name(format!("topic-{}", self.id)).send().await.unwrap_or_else(|e| panic!("{e:?}"));
         let topic_arn = topic.topic_arn().unwrap_or_default().to_string();
+        let queue_url = self.subscribe_queue(&topic_arn, None).await;
+        (topic_arn, queue_url)
+    }
+
+    /// A queue subscribed to a topic; with a target, only that target's messages reach it.
+    pub async fn subscribe_queue(&self, topic_arn: &str, only_target: Option<&str>) -> String {
         let queue = self
             .sqs
             .create_queue()
@@ -271,17 +293,19 @@ impl World {
             .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
             .cloned()
             .unwrap_or_default();
-        self.sns
+        let mut subscribe = self
+            .sns
             .subscribe()
-            .topic_arn(&topic_arn)
+            .topic_arn(topic_arn)
             .protocol("sqs")
             .endpoint(queue_arn)
             .attributes("RawMessageDelivery", "true")
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        (topic_arn, queue_url)
+            .return_subscription_arn(true);
+        if let Some(target) = only_target {
+            subscribe = subscribe.attributes("FilterPolicy", json!({"target": [target]}).to_string());
+        }
+        subscribe.send().await.unwrap_or_else(|e| panic!("{e:?}"));
+        queue_url
     }
 
     /// Every message waiting in the queue (body and attributes).
@@ -332,6 +356,21 @@ impl World {
         }
         names
     }
+}
+
+/// The history table, keyed as `refresh_core::history` expects.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(refresh_core::history::PK))
+        .attribute_definitions(attr(refresh_core::history::SK))
+        .key_schema(key(refresh_core::history::PK, KeyType::Hash))
+        .key_schema(key(refresh_core::history::SK, KeyType::Range))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create table: {e:?}"));
 }
 
 async fn create_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> String {

@@ -1,7 +1,10 @@
 //! `delete-clone`: deletes the run's clone, one step per call (Aurora: member instances,
 //! then the cluster once they are gone), refusing anything that is not provably ours.
-//! In `sweep` mode it finds every managed clone and deletes those that are expired or
-//! whose execution has ended: the safety net for runs that never reached their cleanup.
+//! - `delete`: the clone in the state (the success path);
+//! - `purge`: every managed clone tagged with this execution, whether or not it reached
+//!   the state (the failure path: a restore may fail after RDS accepted it);
+//! - `sweep`: every managed clone that is expired or whose execution has ended (the
+//!   schedule, and the clean-up after an aborted or timed-out execution).
 
 use refresh_core::RefreshError;
 use refresh_core::executions::{ExecutionState, Executions};
@@ -26,6 +29,13 @@ pub enum Input {
     Delete {
         execution: Execution,
         clone: Box<Clone>,
+        #[serde(default)]
+        deletion: Option<Deletion>,
+    },
+    /// Delete every clone of this execution. `deletion` is the previous call's result.
+    #[serde(rename_all = "camelCase")]
+    Purge {
+        execution: Execution,
         #[serde(default)]
         deletion: Option<Deletion>,
     },
@@ -105,15 +115,66 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     match input {
         Input::Delete { execution, clone, deletion } => {
             let guard = DeleteGuard { execution_name: Some(&execution.name) };
-            let checks = deletion.map_or(0, |d| d.checks);
-            let result = deps.rds.delete(&clone.identifier, clone.kind, guard, checks, now).await?;
+            let step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
+            let result = progress(deletion, &clone.identifier, step.deleted, step.gone, now);
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
             Ok(Output::Deletion(result))
         }
+        Input::Purge { execution, deletion } => purge(deps, &execution, deletion, now).await.map(Output::Deletion),
         Input::Sweep { dry_run, execution_arn } => {
             sweep(deps, dry_run, execution_arn.as_deref(), now).await.map(Output::Sweep)
         }
     }
+}
+
+/// The next deletion state: checks counted and deleted resources accumulated over calls.
+fn progress(
+    previous: Option<Deletion>,
+    identifier: &str,
+    deleted_now: Vec<String>,
+    gone: bool,
+    now: OffsetDateTime,
+) -> Deletion {
+    let (mut deleted, checks) = previous.map_or((Vec::new(), 0), |p| (p.deleted, p.checks));
+    for id in deleted_now {
+        if !deleted.contains(&id) {
+            deleted.push(id);
+        }
+    }
+    Deletion {
+        identifier: identifier.to_string(),
+        status: if gone { DeletionStatus::Deleted } else { DeletionStatus::Deleting },
+        deleted,
+        checks: checks + 1,
+        checked_at: now,
+    }
+}
+
+async fn purge(
+    deps: &Deps,
+    execution: &Execution,
+    previous: Option<Deletion>,
+    now: OffsetDateTime,
+) -> Result<Deletion, RefreshError> {
+    let mine: Vec<ManagedClone> = deps
+        .rds
+        .managed_clones()
+        .await?
+        .into_iter()
+        .filter(|c| tags::get(&c.tags, tags::EXECUTION_KEY) == Some(execution.name.as_str()))
+        .collect();
+    let guard = DeleteGuard { execution_name: Some(&execution.name) };
+    let mut deleted = Vec::new();
+    let mut all_gone = true;
+    for clone in &mine {
+        let step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
+        deleted.extend(step.deleted);
+        all_gone &= step.gone;
+    }
+    let names: Vec<&str> = mine.iter().map(|c| c.identifier.as_str()).collect();
+    let result = progress(previous, &names.join(", "), deleted, all_gone, now);
+    info!(found = ?names, status = ?result.status, deleted = ?result.deleted, "purge step done");
+    Ok(result)
 }
 
 async fn sweep(
@@ -143,11 +204,11 @@ async fn sweep(
             Verdict::Keep(reason) => report.kept.push(item(reason, None)),
             Verdict::Delete(reason) if dry_run => report.deleted.push(item(reason, None)),
             Verdict::Delete(reason) => {
-                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { execution_name: None }, 0, now).await
-                {
-                    Ok(d) => {
-                        warn!(clone = %clone.identifier, %reason, status = ?d.status, "sweep deleted a clone");
-                        report.deleted.push(item(reason, Some(d.status)));
+                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { execution_name: None }).await {
+                    Ok(step) => {
+                        let status = if step.gone { DeletionStatus::Deleted } else { DeletionStatus::Deleting };
+                        warn!(clone = %clone.identifier, %reason, ?status, "sweep deleted a clone");
+                        report.deleted.push(item(reason, Some(status)));
                     }
                     Err(e) => report.errors.push(item(format!("{}: {e}", e.name()), None)),
                 }

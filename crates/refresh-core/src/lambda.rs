@@ -42,9 +42,13 @@ pub fn env(name: &str) -> Result<String, lambda_runtime::Error> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
 }
 
-/// The execution name in a raw event, for the log span (before the input is parsed).
+/// The execution name in a raw event, for the log span (before the input is parsed):
+/// beside the request, or inside the whole state (`record` finish, `notify`).
 fn execution_name(event: &Value) -> &str {
-    event.pointer("/execution/name").and_then(Value::as_str).unwrap_or("-")
+    ["/execution/name", "/state/execution/name"]
+        .iter()
+        .find_map(|p| event.pointer(p).and_then(Value::as_str))
+        .unwrap_or("-")
 }
 
 /// Parses the event into the handler's input type: a malformed input is `InvalidInput`
@@ -76,7 +80,7 @@ where
             };
             match &result {
                 Ok(_) => info!("done"),
-                Err(e) => error!(error = e.name(), transient = e.is_transient(), message = %e, "failed"),
+                Err(e) => error!(error = e.name(), transient = e.is_transient(), reason = %e, "failed"),
             }
             result.map_err(Diagnostic::from)
         }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::error::RefreshError;
 use crate::naming;
 use crate::request::{CloneSpec, FieldError, SourceSpec, SourceType, ValidationErrors};
-use crate::run::{Clone, CloneKind, Deletion, DeletionStatus, Endpoint, PollStatus, Snapshot};
+use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot};
 use crate::tags;
 
 pub struct Rds {
@@ -50,6 +50,13 @@ pub struct ManagedClone {
     pub status: String,
     pub created_at: Option<OffsetDateTime>,
     pub tags: Vec<(String, String)>,
+}
+
+/// One deletion step: what was deleted by this call, and whether nothing is left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteStep {
+    pub deleted: Vec<String>,
+    pub gone: bool,
 }
 
 /// Who may delete: `None` for the sweep, which decides from the tags itself.
@@ -505,30 +512,19 @@ impl Rds {
         Ok(next)
     }
 
-    /// One step of deleting a clone: `Deleted` once nothing of it is left.
+    /// One step of deleting a clone; `gone` once nothing of it is left.
     pub async fn delete(
         &self,
         identifier: &str,
         kind: CloneKind,
         guard: DeleteGuard<'_>,
-        previous_checks: u32,
-        now: OffsetDateTime,
-    ) -> Result<Deletion, RefreshError> {
-        let mut deletion = Deletion {
-            identifier: identifier.to_string(),
-            status: DeletionStatus::Deleting,
-            deleted: Vec::new(),
-            checks: previous_checks + 1,
-            checked_at: now,
-        };
+    ) -> Result<DeleteStep, RefreshError> {
+        let mut deleted = Vec::new();
         let gone = match kind {
-            CloneKind::Instance => self.delete_instance(identifier, guard, &mut deletion.deleted).await?,
-            CloneKind::Cluster => self.delete_cluster(identifier, guard, &mut deletion.deleted).await?,
+            CloneKind::Instance => self.delete_instance(identifier, guard, &mut deleted).await?,
+            CloneKind::Cluster => self.delete_cluster(identifier, guard, &mut deleted).await?,
         };
-        if gone {
-            deletion.status = DeletionStatus::Deleted;
-        }
-        Ok(deletion)
+        Ok(DeleteStep { deleted, gone })
     }
 
     fn guard(&self, id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -> Result<(), RefreshError> {

@@ -100,6 +100,11 @@ pub mod defaults {
 /// execution at 25,000. This keeps both loops together well below that.
 pub const MAX_POLLS_PER_RUN: u64 = 2_000;
 
+/// The longest waits a request may ask for: together (60 h) they stay inside the state
+/// machine's fixed `TimeoutSeconds` (72 h), leaving time to delete, record and notify.
+pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3_600);
+pub const MAX_DBLAB_TIMEOUT: Duration = Duration::from_secs(2 * 86_400);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     /// JSON path from the request's root, e.g. `source.identifier` or `clone.securityGroups[1]`.
@@ -420,7 +425,7 @@ impl Validator {
             "restoreTimeout",
             defaults::RESTORE_TIMEOUT,
             Duration::from_secs(1),
-            Duration::from_secs(86_400),
+            MAX_RESTORE_TIMEOUT,
         );
         let poll_interval = self.duration(
             &mut obj,
@@ -533,13 +538,8 @@ impl Validator {
             Duration::from_secs(1),
             Duration::from_secs(3_600),
         );
-        let timeout = self.duration(
-            &mut obj,
-            "timeout",
-            defaults::DBLAB_TIMEOUT,
-            Duration::from_secs(1),
-            Duration::from_secs(7 * 86_400),
-        );
+        let timeout =
+            self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
         self.finish(obj);
         Some(DblabSpec {
             api_endpoint: api_endpoint?,

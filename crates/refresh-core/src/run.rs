@@ -211,6 +211,9 @@ pub struct RunState {
     pub error: Option<CaughtError>,
     #[serde(default)]
     pub failed_state: Option<String>,
+    /// Set when the failure path's clean-up itself failed.
+    #[serde(default)]
+    pub cleanup_error: Option<CaughtError>,
     /// Set when the history row could not be written, so the notification still goes out
     /// and says so.
     #[serde(default)]

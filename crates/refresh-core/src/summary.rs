@@ -15,7 +15,10 @@ pub mod outcome_errors {
     pub const REFRESH_FAILED: &str = "RefreshFailed";
     pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
     pub const INCOMPLETE: &str = "RunIncomplete";
-    pub const ALL: &[&str] = &[CLONE_FAILED, CLONE_TIMED_OUT, REFRESH_FAILED, REFRESH_TIMED_OUT, INCOMPLETE];
+    /// Set by the state machine when a clone is still being deleted after its last check.
+    pub const DELETION_TIMED_OUT: &str = "CloneDeletionTimedOut";
+    pub const ALL: &[&str] =
+        &[CLONE_FAILED, CLONE_TIMED_OUT, REFRESH_FAILED, REFRESH_TIMED_OUT, INCOMPLETE, DELETION_TIMED_OUT];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,20 +163,30 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
         });
     }
     summary.phases = phases(state, summary.started_at);
-    let deleted = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
-    match (&state.clone, deleted) {
-        (None, _) => summary.cleanup = "nothing to clean up: no clone was created".into(),
+    let confirmed = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
+    match (&state.clone, confirmed) {
         (Some(clone), Some(d)) => {
             summary.cleanup = format!("clone {} deleted", clone.identifier);
             summary.clone_lifetime_seconds = Some((d.checked_at - clone.requested_at).whole_seconds());
         }
-        (Some(clone), None) => {
-            summary.cleanup = format!(
-                "clone {} was NOT confirmed deleted; the orphan sweep will delete it, or delete it by hand",
-                clone.identifier
-            );
+        // The failure path's purge found a clone that never reached the state.
+        (None, Some(d)) if !d.deleted.is_empty() => summary.cleanup = format!("deleted {}", d.deleted.join(", ")),
+        (None, Some(_)) => summary.cleanup = "nothing to clean up: no clone was created".into(),
+        // Without a snapshot, restore never ran.
+        (None, None) if state.snapshot.is_none() => {
+            summary.cleanup = "nothing to clean up: no clone was created".into();
+        }
+        (clone, None) => {
+            let which = clone
+                .as_ref()
+                .map_or_else(|| "any clone of this run".to_string(), |c| format!("clone {}", c.identifier));
+            summary.cleanup =
+                format!("{which} was NOT confirmed deleted; the orphan sweep will delete it, or delete it by hand");
             summary.clone_left_behind = true;
         }
+    }
+    if let Some(e) = &state.cleanup_error {
+        summary.cleanup.push_str(&format!(" (the clean-up failed: {}: {})", e.error, e.message()));
     }
     summary
 }
@@ -356,6 +369,33 @@ mod tests {
         assert_eq!(sum.outcome, Outcome::Failed);
         assert_eq!(sum.error.unwrap().message, "target: is required");
         assert_eq!(sum.cleanup, "nothing to clean up: no clone was created");
+    }
+
+    #[test]
+    fn a_purge_reports_what_it_found_and_doubt_is_flagged() {
+        let mut s = state();
+        s.snapshot = None;
+        s.error = Some(CaughtError { error: "AwsTransient".into(), cause: None });
+        let mut d = deleted();
+        d.deleted = vec!["dblab-refresh-staging-20261122-050000".into()];
+        s.deletion = Some(d);
+        assert_eq!(finished(&s, T0).cleanup, "deleted dblab-refresh-staging-20261122-050000");
+        s.deletion = None;
+        assert!(!finished(&s, T0).clone_left_behind, "no snapshot: restore never ran");
+        s.snapshot = Some(Snapshot {
+            identifier: "rds:x".into(),
+            arn: "arn".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            created_at: T0,
+            snapshot_type: "automated".into(),
+            source_type: crate::request::SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: T0,
+        });
+        let sum = finished(&s, T0);
+        assert!(sum.clone_left_behind);
+        assert!(sum.cleanup.starts_with("any clone of this run was NOT confirmed deleted"));
     }
 
     #[test]

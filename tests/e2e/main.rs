@@ -1,0 +1,146 @@
+//! The real state machine file executed by moto's Step Functions interpreter against the
+//! real handler binaries (under `cargo lambda watch`), the DBLab emulator and emulated AWS.
+//! Every scenario checks the aftermath: no clone left, the history row, exactly one
+//! notification, the lock released, and no secret anywhere in the execution history.
+// A test fails by panicking: unwrapping is how these helpers report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod asl;
+mod scenarios;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dblab_emulator::Settings;
+use refresh_core::history::History;
+use refresh_core::summary::{Outcome, RunSummary};
+use refresh_tests::World;
+use refresh_tests::stack::{Stack, stack};
+use serde_json::Value;
+
+pub struct Run {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub error: Option<String>,
+    /// Every event of the execution history, as text, for searching.
+    pub history: String,
+    pub events: Vec<aws_sdk_sfn::types::HistoryEvent>,
+}
+
+impl Run {
+    /// How many times a state was entered.
+    pub fn entered(&self, state: &str) -> usize {
+        self.events.iter().filter_map(|e| e.state_entered_event_details()).filter(|d| d.name() == state).count()
+    }
+}
+
+pub struct Scenario {
+    pub w: World,
+    pub stack: &'static Stack,
+    pub queue: String,
+}
+
+impl Scenario {
+    pub async fn new(settings: Settings) -> Self {
+        let stack = stack().await;
+        let w = World::with_engine(settings).await;
+        let queue = w.subscribe_queue(&stack.topic_arn, Some(&w.target())).await;
+        Self { w, stack, queue }
+    }
+
+    pub async fn start(&self, label: &str, request: &Value) -> (String, String) {
+        let name = format!("{label}-{}", refresh_tests::unique("r"));
+        let out = self
+            .w
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.stack.state_machine_arn)
+            .name(&name)
+            .input(request.to_string())
+            .send()
+            .await
+            .unwrap();
+        (name, out.execution_arn().to_string())
+    }
+
+    pub async fn wait(&self, name: &str, arn: &str) -> Run {
+        let mut status = String::new();
+        let mut error = None;
+        for _ in 0..600 {
+            let d = self.w.sfn.describe_execution().execution_arn(arn).send().await.unwrap();
+            status = d.status().as_str().to_string();
+            error = d.error().map(str::to_string);
+            if status != "RUNNING" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_ne!(status, "RUNNING", "{name} did not finish");
+        let mut events = Vec::new();
+        let mut pages = self.w.sfn.get_execution_history().execution_arn(arn).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            events.extend(page.unwrap().events().to_vec());
+        }
+        Run { name: name.into(), arn: arn.into(), status, error, history: format!("{events:?}"), events }
+    }
+
+    pub async fn run(&self, label: &str, request: &Value) -> Run {
+        let (name, arn) = self.start(label, request).await;
+        self.wait(&name, &arn).await
+    }
+
+    pub async fn rds_source(&self) -> (String, Value) {
+        let source = self.w.rds_source().await;
+        let request = self.w.request("rds", &source);
+        (source, request)
+    }
+
+    /// The checks every scenario ends with; returns the run's history row.
+    pub async fn aftermath(
+        &self,
+        run: &Run,
+        outcome: Outcome,
+        error: Option<&str>,
+        failed_state: Option<&str>,
+    ) -> RunSummary {
+        let expected_status = if outcome == Outcome::Succeeded { "SUCCEEDED" } else { "FAILED" };
+        assert_eq!(run.status, expected_status, "{} ended {} ({:?})", run.name, run.status, run.error);
+        if let Some(e) = error {
+            assert_eq!(run.error.as_deref(), Some(e), "the execution fails with the original error");
+        }
+        let clones = self.w.rds_names(&format!("dblab-refresh-{}", self.w.target())).await;
+        assert!(clones.is_empty(), "clones left behind: {clones:?}");
+
+        let rows = History::new(self.w.dynamodb.clone(), &self.stack.table).recent(&self.w.target(), 20).await.unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r.execution_name == run.name)
+            .unwrap_or_else(|| panic!("no history row for {}", run.name));
+        assert_eq!(row.outcome, outcome, "{row:?}");
+        assert_eq!(row.error.as_ref().map(|e| e.name.as_str()), error, "{row:?}");
+        assert_eq!(row.error.as_ref().and_then(|e| e.state.as_deref()), failed_state, "{row:?}");
+        assert!(!row.clone_left_behind, "{row:?}");
+
+        let messages = self.w.messages(&self.queue).await;
+        let mine: Vec<_> = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).collect();
+        assert_eq!(mine.len(), 1, "exactly one notification for {}", run.name);
+        let attributes = mine[0].message_attributes().unwrap();
+        assert_eq!(attributes["outcome"].string_value(), Some(outcome.as_str()));
+
+        let lock = self
+            .w
+            .dynamodb
+            .get_item()
+            .table_name(&self.stack.table)
+            .key("target", AttributeValue::S(self.w.target()))
+            .key("sk", AttributeValue::S("lock".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert!(lock.item().is_none(), "the lock is still held: {:?}", lock.item());
+        self.w.assert_no_secret(&run.history);
+        row.clone()
+    }
+}

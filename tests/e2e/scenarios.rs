@@ -1,0 +1,283 @@
+use std::time::Duration;
+
+use dblab_emulator::{Outcome as EngineOutcome, Settings};
+use refresh_core::summary::Outcome;
+use refresh_tests::fixture;
+use refresh_tests::stack::invoke;
+use serde_json::json;
+
+use crate::Scenario;
+
+#[tokio::test]
+async fn rds_instance_happy_path() {
+    // Phases longer than the 1 s poll interval, so the refresh loop goes round.
+    let s =
+        Scenario::new(Settings { dump_ms: 1_500, restore_ms: 1_000, snapshot_ms: 500, ..Settings::default() }).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["tags"] = json!({"test:creating-polls": "2"});
+    let run = s.run("rds", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert!(run.entered("CheckClone") >= 3, "the clone poll loop went round");
+    assert!(run.entered("PollRefresh") >= 2, "the refresh poll loop went round");
+    assert!(row.snapshot_identifier.unwrap().starts_with("rds:"));
+    assert!(row.data_as_of.is_some() && row.clone_lifetime_seconds.is_some());
+    assert_eq!(row.cleanup, format!("clone {} deleted", row.clone_identifier.unwrap()));
+    let engine = s.w.emulator.view();
+    assert_eq!(engine.refreshes_started, 1);
+    assert_eq!(engine.password.as_deref(), Some(s.w.password.as_str()));
+
+    // History events one refresh poll iteration writes, measured between two waits, and
+    // what that means for an 8-hour refresh (plus a 2-hour restore) at the 30 s defaults.
+    let waits: Vec<usize> = run
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.state_entered_event_details().is_some_and(|d| d.name() == "WaitForRefresh"))
+        .map(|(i, _)| i)
+        .collect();
+    let per_poll = waits[1] - waits[0];
+    let fixed = run.events.len();
+    let eight_hours = (8 * 3_600 / 30 + 2 * 3_600 / 30) * per_poll + fixed;
+    assert!(eight_hours < 25_000 / 2, "{per_poll} events per poll: {eight_hours} for an 8-hour refresh");
+    let worst = refresh_core::request::MAX_POLLS_PER_RUN as usize * per_poll + fixed;
+    assert!(worst < 25_000, "the most polls a request may ask for write {worst} events");
+}
+
+#[tokio::test]
+async fn aurora_cluster_happy_path() {
+    let s = Scenario::new(Settings::default()).await;
+    let source = s.w.aurora_source().await;
+    let run = s.run("aurora", &s.w.request("aurora-cluster", &source)).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.source_type.as_deref(), Some("aurora-cluster"));
+    let host = &s.w.emulator.view().dump_sources[0].host;
+    assert!(host.contains(row.clone_identifier.as_deref().unwrap()), "dumped from the clone's writer endpoint: {host}");
+}
+
+#[tokio::test]
+async fn no_snapshot_available() {
+    let s = Scenario::new(Settings::default()).await;
+    let (source, request) = s.rds_source().await;
+    let snapshots = s.w.rds.describe_db_snapshots().db_instance_identifier(&source).send().await.unwrap();
+    for snap in snapshots.db_snapshots() {
+        fixture("rds/snapshot-status", json!({"snapshot": snap.db_snapshot_identifier(), "status": "creating"})).await;
+    }
+    let run = s.run("nosnap", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("NoSnapshotAvailable"), Some("FindSnapshot")).await;
+    assert_eq!(row.cleanup, "nothing to clean up: no clone was created");
+}
+
+#[tokio::test]
+async fn explicit_snapshot_missing() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request["source"]["snapshotIdentifier"] = json!("no-such-snapshot");
+    let run = s.run("missingsnap", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some("SnapshotNotFound"), Some("FindSnapshot")).await;
+}
+
+#[tokio::test]
+async fn source_missing() {
+    let s = Scenario::new(Settings::default()).await;
+    let run = s.run("nosource", &s.w.request("rds", "no-such-db")).await;
+    s.aftermath(&run, Outcome::Failed, Some("SourceNotFound"), Some("FindSnapshot")).await;
+}
+
+#[tokio::test]
+async fn invalid_request_is_refused_before_anything_exists() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request["source"]["password"] = json!("do-not-accept-me");
+    let run = s.run("invalid", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("InvalidRequest"), Some("StartRun")).await;
+    assert!(row.error.unwrap().message.contains("source.password"));
+    assert_eq!(s.w.emulator.view().config_updates, 0);
+}
+
+/// The preflight refuses: no clone is ever created and the engine is never changed.
+async fn preflight_refusal(settings: Settings, error: &str) {
+    let s = Scenario::new(settings).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("preflight", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some(error), Some("FindSnapshot")).await;
+    assert_eq!(run.entered("Restore"), 0, "no clone may be created");
+    assert_eq!(s.w.emulator.view().config_updates, 0);
+}
+
+#[tokio::test]
+async fn dblab_token_rejected() {
+    preflight_refusal(Settings { reject_token: true, ..Settings::default() }, "DblabUnauthorized").await;
+}
+
+#[tokio::test]
+async fn dblab_busy() {
+    preflight_refusal(Settings { status: "refreshing".into(), ..Settings::default() }, "DblabBusy").await;
+}
+
+#[tokio::test]
+async fn dblab_physical_mode() {
+    preflight_refusal(Settings { mode: "physical".into(), ..Settings::default() }, "DblabNotLogical").await;
+}
+
+#[tokio::test]
+async fn dblab_unreachable_after_retries() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    request["dblab"]["apiEndpoint"] = json!(format!("http://{closed}"));
+    let run = s.run("unreachable", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some("DblabUnavailable"), Some("FindSnapshot")).await;
+    assert_eq!(run.entered("Restore"), 0);
+    let attempts = run.events.iter().filter(|e| e.lambda_function_failed_event_details().is_some()).count();
+    assert_eq!(attempts, 5, "a transient error is retried (MaxAttempts 4) before the run gives up");
+}
+
+#[tokio::test]
+async fn clone_ends_incompatible_restore() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["tags"] = json!({"test:creating-polls": "1", "test:final-status": "incompatible-restore"});
+    let run = s.run("incompatible", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("CloneFailed"), Some("CheckClone")).await;
+    assert!(row.error.unwrap().message.contains("incompatible-restore"));
+    assert!(row.cleanup.ends_with("deleted"), "{}", row.cleanup);
+}
+
+#[tokio::test]
+async fn clone_never_available() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
+    request["clone"]["restoreTimeout"] = json!("3s");
+    let run = s.run("neverready", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some("CloneTimedOut"), Some("CheckClone")).await;
+}
+
+#[tokio::test]
+async fn config_not_applied() {
+    let s = Scenario::new(Settings { missing_keys: vec!["dbname".into()], ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("config", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("DblabConfigNotApplied"), Some("PatchDblab")).await;
+    assert!(row.error.unwrap().message.contains("dbname"));
+    assert_eq!(s.w.emulator.view().refreshes_started, 0);
+}
+
+#[tokio::test]
+async fn refresh_fails_with_an_alert() {
+    let s = Scenario::new(Settings { outcome: EngineOutcome::FailDump, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("alert", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+    assert!(row.error.unwrap().message.contains("permission denied"));
+}
+
+#[tokio::test]
+async fn refresh_fails_before_the_first_poll() {
+    let s = Scenario::new(Settings { outcome: EngineOutcome::FailImmediately, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("early", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+    assert_eq!(run.entered("PollRefresh"), 1, "seen on the first poll, not after the timeout");
+}
+
+#[tokio::test]
+async fn refresh_never_finishes() {
+    let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
+    let (_, mut request) = s.rds_source().await;
+    request["dblab"]["timeout"] = json!("3s");
+    let run = s.run("hang", &request).await;
+    s.aftermath(&run, Outcome::Failed, Some("RefreshTimedOut"), Some("PollRefresh")).await;
+}
+
+#[tokio::test]
+async fn a_5xx_storm_mid_run_still_cleans_up() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    // Time to break the engine after the clone exists and before it is ready.
+    request["clone"]["tags"] = json!({"test:creating-polls": "3"});
+    let (name, arn) = s.start("storm", &request).await;
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    for _ in 0..100 {
+        if !s.w.rds_names(&prefix).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.w.emulator.configure(|e| e.http500 = true);
+    let run = s.wait(&name, &arn).await;
+    s.aftermath(&run, Outcome::Failed, Some("DblabUnavailable"), Some("PatchDblab")).await;
+}
+
+#[tokio::test]
+async fn two_runs_of_one_target_at_once() {
+    let s = Scenario::new(Settings { dump_ms: 1_500, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let first = s.start("first", &request).await;
+    let second = s.start("second", &request).await;
+    let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
+    let (winner, loser) = if a.status == "SUCCEEDED" { (a, b) } else { (b, a) };
+    assert_eq!(winner.status, "SUCCEEDED");
+    assert_eq!((loser.status.as_str(), loser.error.as_deref()), ("FAILED", Some("TargetLocked")));
+    assert_eq!(loser.entered("FindSnapshot"), 0, "the refused run creates nothing");
+    assert_eq!(s.w.emulator.view().refreshes_started, 1);
+    assert!(s.w.rds_names(&format!("dblab-refresh-{}", s.w.target())).await.is_empty());
+    let messages = s.w.messages(&s.queue).await;
+    for run in [&winner, &loser] {
+        let count = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).count();
+        assert_eq!(count, 1, "one notification each");
+        s.w.assert_no_secret(&run.history);
+    }
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_hand_is_cleaned_up_by_the_abort_handler() {
+    let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let (name, arn) = s.start("stopped", &request).await;
+    for _ in 0..200 {
+        if s.w.emulator.view().refreshes_started == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    let run = s.wait(&name, &arn).await;
+    assert_eq!(run.status, "ABORTED");
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    assert_eq!(s.w.rds_names(&prefix).await.len(), 1, "no Catch runs for an aborted execution");
+
+    // What the EventBridge rule on ABORTED/TIMED_OUT executions invokes.
+    let (status, report) = invoke("delete-clone", &json!({"mode": "sweep", "executionArn": arn})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["deleted"].as_array().unwrap().len(), 1, "{report}");
+    assert!(s.w.rds_names(&prefix).await.is_empty());
+
+    // The aborted run's lock does not block the next one.
+    let mut settings = Settings { token: s.w.token.clone(), ..Settings::default() };
+    settings.status = "finished".into();
+    reqwest::Client::new()
+        .post(format!("{}/_emulator/settings", s.w.emulator.url()))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    let next = s.run("after", &request).await;
+    assert_eq!(next.status, "SUCCEEDED", "{:?}", next.error);
+    s.w.assert_no_secret(&run.history);
+}
+
+#[tokio::test]
+async fn twenty_targets_at_once() {
+    let mut scenarios = Vec::new();
+    for _ in 0..20 {
+        let s = Scenario::new(Settings::default()).await;
+        let (_, request) = s.rds_source().await;
+        let started = s.start("many", &request).await;
+        scenarios.push((s, started));
+    }
+    for (s, (name, arn)) in &scenarios {
+        let run = s.wait(name, arn).await;
+        s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    }
+}

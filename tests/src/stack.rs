@@ -1,0 +1,138 @@
+//! The end-to-end stack of one test process: moto with its Step Functions interpreter on,
+//! the eight handler binaries under `cargo lambda watch` (moto's Lambda invocations are
+//! forwarded to it), one history table, one topic, and the state machine created through
+//! the Step Functions API from `statemachine/refresh.asl.json` itself.
+
+use std::fs::File;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use crate::{aws_config, lambda_runtime_url, moto, repo_root, tools_python, unique};
+
+/// Each definition substitution of the state machine and the handler binary behind it.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("RecordFunctionArn", "record"),
+    ("FindSnapshotFunctionArn", "find-snapshot"),
+    ("RestoreFunctionArn", "restore"),
+    ("CheckAvailableFunctionArn", "check-available"),
+    ("PatchDblabFunctionArn", "patch-dblab"),
+    ("PollRefreshFunctionArn", "poll-refresh"),
+    ("DeleteCloneFunctionArn", "delete-clone"),
+    ("NotifyFunctionArn", "notify"),
+];
+
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn function_arn(binary: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{binary}")
+}
+
+pub fn definition_path() -> std::path::PathBuf {
+    repo_root().join("statemachine/refresh.asl.json")
+}
+
+/// The ASL file with every `${...FunctionArn}` replaced, as SAM's substitutions would.
+pub fn definition() -> String {
+    let mut text = std::fs::read_to_string(definition_path()).unwrap_or_else(|e| panic!("reading the ASL file: {e}"));
+    for (key, binary) in FUNCTIONS {
+        text = text.replace(&format!("${{{key}}}"), &function_arn(binary));
+    }
+    assert!(!text.contains("${"), "a substitution is left in the definition");
+    text
+}
+
+pub struct Stack {
+    pub table: String,
+    pub topic_arn: String,
+    pub state_machine_arn: String,
+    _runtime: Child,
+}
+
+/// Invokes a function through the local Lambda runtime, as a Lambda target would.
+pub async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .post(format!("{}/2015-03-31/functions/{binary}/invocations", lambda_runtime_url()))
+        .json(payload)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("invoking {binary}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn stack() -> &'static Stack {
+    static STACK: OnceCell<Stack> = OnceCell::const_new();
+    STACK.get_or_init(start).await
+}
+
+async fn start() -> Stack {
+    let moto = moto();
+    let config = aws_config("us-east-1").await;
+    let id = unique("e2e");
+    let table = format!("history-{id}");
+    crate::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await;
+    let topic = aws_sdk_sns::Client::new(&config)
+        .create_topic()
+        .name(format!("refresh-{id}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let topic_arn = topic.topic_arn().unwrap_or_default().to_string();
+
+    let log = File::create(repo_root().join("target/e2e-lambda-runtime.log")).unwrap_or_else(|e| panic!("{e}"));
+    let port = lambda_runtime_url().rsplit(':').next().unwrap_or_default().to_string();
+    let tools_bin = repo_root().join(".tools/venv/bin");
+    let path = format!("{}:{}", tools_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = Command::new(tools_python());
+    command
+        .arg(repo_root().join("tests/supervise.py"))
+        .arg(std::process::id().to_string())
+        .arg(tools_bin.join("cargo-lambda"))
+        .args(["lambda", "watch", "--quiet", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])
+        .args(["--env-var", &format!("AWS_ENDPOINT_URL={}", moto.endpoint)])
+        .args(["--env-var", "AWS_ACCESS_KEY_ID=test", "--env-var", "AWS_SECRET_ACCESS_KEY=test"])
+        .args(["--env-var", "AWS_REGION=us-east-1", "--env-var", "RUST_LOG=info"])
+        .args(["--env-var", &format!("HISTORY_TABLE={table}")])
+        .args(["--env-var", &format!("TOPIC_ARN={topic_arn}")])
+        .current_dir(repo_root())
+        .env("PATH", path)
+        .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
+        .stderr(log);
+    let runtime = command.spawn().unwrap_or_else(|e| panic!("cannot start cargo lambda watch: {e}"));
+
+    // The first invocation of each function builds it: do that now, not inside a test's
+    // timing. Malformed input answers at once with InvalidInput.
+    wait_for_runtime().await;
+    for (_, binary) in FUNCTIONS {
+        let (status, body) = invoke(binary, &serde_json::json!({"warm-up": true})).await;
+        assert_eq!(status, 500, "{binary} answered {body}");
+        assert_eq!(body["errorType"], "InvalidInput", "{binary} answered {body}");
+    }
+
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name(format!("refresh-{id}"))
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/refresh"))
+        .definition(definition())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating the state machine: {e:?}"));
+    Stack { table, topic_arn, state_machine_arn: machine.state_machine_arn().to_string(), _runtime: runtime }
+}
+
+async fn wait_for_runtime() {
+    let address = lambda_runtime_url().trim_start_matches("http://").to_string();
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(&address).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cargo lambda watch did not listen on {address}; see target/e2e-lambda-runtime.log");
+}
