@@ -28,8 +28,8 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 test: tools lint validate-asl ## Formatting, clippy, the ASL check, unit, integration and end-to-end tests
 	cargo test --workspace --locked
 
-validate-asl: tools ## asl-validator on the state machine file
-	$(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path statemachine/refresh.asl.json
+validate-asl: tools ## asl-validator on the state machine files
+	for f in statemachine/*.asl.json; do $(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path $$f || exit 1; done
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check

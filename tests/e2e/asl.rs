@@ -1,121 +1,126 @@
-//! Structural rules of the state machine file that no validator checks.
+//! Structural rules of the state machine files that no validator checks.
 
 use std::collections::{BTreeSet, HashSet};
 
 use refresh_core::error::names;
-use refresh_tests::stack::{FUNCTIONS, definition_path};
-use serde_json::Value;
+use refresh_tests::repo_root;
+use refresh_tests::stack::{DEFINITIONS, FUNCTIONS};
+use serde_json::{Map, Value};
 
-fn document() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(definition_path()).unwrap()).unwrap()
+fn documents() -> Vec<(&'static str, Value)> {
+    DEFINITIONS
+        .iter()
+        .map(|file| (*file, serde_json::from_str(&std::fs::read_to_string(repo_root().join(file)).unwrap()).unwrap()))
+        .collect()
 }
 
-fn states(doc: &Value) -> &serde_json::Map<String, Value> {
+fn states(doc: &Value) -> &Map<String, Value> {
     doc["States"].as_object().unwrap()
 }
 
-/// The names a Retry may match: the handlers' own and Lambda's service errors.
-fn known_errors() -> HashSet<&'static str> {
-    let mut known: HashSet<&str> = names::ALL.iter().copied().collect();
-    known.extend([
-        "Lambda.ServiceException",
-        "Lambda.AWSLambdaException",
-        "Lambda.SdkClientException",
-        "Lambda.TooManyRequestsException",
-    ]);
-    known
+/// Every Task of every file, named `file: state`.
+fn tasks() -> Vec<(String, Value)> {
+    documents()
+        .into_iter()
+        .flat_map(|(file, doc)| {
+            states(&doc)
+                .iter()
+                .filter(|(_, s)| s["Type"] == "Task")
+                .map(|(name, s)| (format!("{file}: {name}"), s.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
+fn retried(state: &Value) -> Vec<String> {
+    state["Retry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// Lambda's own service errors, worth retrying whatever the handler.
+const LAMBDA_ERRORS: &[&str] = &[
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
 #[test]
-fn every_task_catches_everything_and_retries_only_real_errors() {
-    let doc = document();
-    let known = known_errors();
-    for (name, state) in states(&doc) {
-        if state["Type"] != "Task" {
-            continue;
-        }
+fn every_task_catches_everything_and_retries_only_real_transient_errors() {
+    for (name, state) in tasks() {
         let catches = state["Catch"].as_array().unwrap_or_else(|| panic!("{name} has no Catch"));
         assert!(
             catches.iter().any(|c| c["ErrorEquals"] == serde_json::json!(["States.ALL"])),
             "{name} does not catch States.ALL"
         );
-        for retry in state["Retry"].as_array().unwrap_or_else(|| panic!("{name} has no Retry")) {
-            for error in retry["ErrorEquals"].as_array().unwrap() {
-                let error = error.as_str().unwrap();
-                assert!(known.contains(error), "{name} retries {error}, which nothing returns");
-                assert!(
-                    !names::ALL.contains(&error) || names::TRANSIENT.contains(&error),
-                    "{name} retries the terminal {error}"
-                );
-            }
+        assert!(state["Retry"].is_array(), "{name} has no Retry");
+        for error in retried(&state) {
+            let known = names::ALL.contains(&error.as_str()) || LAMBDA_ERRORS.contains(&error.as_str());
+            assert!(known, "{name} retries {error}, which nothing returns");
+            assert!(
+                !names::ALL.contains(&error.as_str()) || names::TRANSIENT.contains(&error.as_str()),
+                "{name} retries the terminal {error}"
+            );
         }
     }
 }
 
 #[test]
 fn every_transient_error_is_retried_by_every_task() {
-    let doc = document();
-    for (name, state) in states(&doc).iter().filter(|(_, s)| s["Type"] == "Task") {
-        let retried: HashSet<&str> = state["Retry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str))
-            .collect();
-        for transient in names::TRANSIENT {
-            assert!(retried.contains(transient), "{name} does not retry {transient}");
+    for (name, state) in tasks() {
+        let retried = retried(&state);
+        for wanted in names::TRANSIENT.iter().chain(LAMBDA_ERRORS) {
+            assert!(retried.iter().any(|e| e == wanted), "{name} does not retry {wanted}");
         }
     }
 }
 
 #[test]
 fn resources_are_substitutions_of_the_eight_functions() {
-    let doc = document();
     let allowed: HashSet<String> = FUNCTIONS.iter().map(|(key, _)| format!("${{{key}}}")).collect();
     let mut used = BTreeSet::new();
-    for (name, state) in states(&doc).iter().filter(|(_, s)| s["Type"] == "Task") {
-        let resource = state["Resource"].as_str().unwrap();
-        assert!(allowed.contains(resource), "{name} uses {resource}");
-        used.insert(resource.to_string());
+    for (name, state) in tasks() {
+        let resource = state["Resource"].as_str().unwrap().to_string();
+        assert!(allowed.contains(&resource), "{name} uses {resource}");
+        used.insert(resource);
     }
     assert_eq!(used.len(), FUNCTIONS.len(), "every function is used");
 }
 
 #[test]
 fn every_state_is_reachable_and_every_target_exists() {
-    let doc = document();
-    let all = states(&doc);
-    let mut reachable = BTreeSet::new();
-    let mut todo = vec![doc["StartAt"].as_str().unwrap().to_string()];
-    while let Some(name) = todo.pop() {
-        let state = all.get(&name).unwrap_or_else(|| panic!("{name} is a target but not a state"));
-        if !reachable.insert(name.clone()) {
-            continue;
+    for (file, doc) in documents() {
+        let all = states(&doc);
+        let mut reachable = BTreeSet::new();
+        let mut todo = vec![doc["StartAt"].as_str().unwrap().to_string()];
+        while let Some(name) = todo.pop() {
+            let state = all.get(&name).unwrap_or_else(|| panic!("{file}: {name} is a target but not a state"));
+            if !reachable.insert(name.clone()) {
+                continue;
+            }
+            let mut next: Vec<&Value> = vec![&state["Next"], &state["Default"]];
+            next.extend(state["Catch"].as_array().into_iter().flatten().map(|c| &c["Next"]));
+            next.extend(state["Choices"].as_array().into_iter().flatten().map(|c| &c["Next"]));
+            todo.extend(next.into_iter().filter_map(Value::as_str).map(str::to_string));
         }
-        let mut next: Vec<&Value> = vec![&state["Next"], &state["Default"]];
-        next.extend(state["Catch"].as_array().into_iter().flatten().map(|c| &c["Next"]));
-        next.extend(state["Choices"].as_array().into_iter().flatten().map(|c| &c["Next"]));
-        todo.extend(next.into_iter().filter_map(Value::as_str).map(str::to_string));
+        let unreachable: Vec<_> = all.keys().filter(|k| !reachable.contains(*k)).collect();
+        assert!(unreachable.is_empty(), "{file}: unreachable states: {unreachable:?}");
     }
-    let unreachable: Vec<_> = all.keys().filter(|k| !reachable.contains(*k)).collect();
-    assert!(unreachable.is_empty(), "unreachable states: {unreachable:?}");
 }
 
 #[test]
-fn poll_loops_are_bounded_and_waits_come_from_the_input() {
-    let doc = document();
-    assert!(doc["TimeoutSeconds"].as_u64().unwrap() >= 72 * 3_600, "the run may take 60 h of polling");
-    for (name, state) in states(&doc).iter().filter(|(_, s)| s["Type"] == "Wait") {
-        let path = state["SecondsPath"].as_str();
-        assert!(path.is_some_and(|p| p.starts_with("$.run.pollSeconds.")) || name == "WaitForCleanupDefault", "{name}");
+fn every_execution_is_bounded_and_waits_come_from_the_input() {
+    for (file, doc) in documents() {
+        assert!(doc["TimeoutSeconds"].is_u64(), "{file} has no overall timeout");
     }
-    // Each Choice that loops back has a way out other than success.
-    for (name, state) in states(&doc).iter().filter(|(_, s)| s["Type"] == "Choice") {
-        let targets: Vec<&str> =
-            state["Choices"].as_array().unwrap().iter().filter_map(|c| c["Next"].as_str()).collect();
-        let loops = targets.iter().any(|t| t.starts_with("Wait"));
-        if loops {
-            assert!(state["Default"].is_string() || targets.len() > 2, "{name} has no exit");
-        }
+    let (_, refresh) = &documents()[0];
+    assert!(refresh["TimeoutSeconds"].as_u64().unwrap() >= 72 * 3_600, "a request may ask for 60 h of waiting");
+    for (name, state) in states(refresh).iter().filter(|(_, s)| s["Type"] == "Wait") {
+        let from_input = state["SecondsPath"].as_str().is_some_and(|p| p.starts_with("$.run.pollSeconds."));
+        assert!(from_input || name == "WaitForCleanupDefault", "{name} does not wait for the requested interval");
     }
 }

@@ -3,7 +3,6 @@ use std::time::Duration;
 use dblab_emulator::{Outcome as EngineOutcome, Settings};
 use refresh_core::summary::Outcome;
 use refresh_tests::fixture;
-use refresh_tests::stack::invoke;
 use serde_json::json;
 
 use crate::Scenario;
@@ -231,7 +230,7 @@ async fn two_runs_of_one_target_at_once() {
 }
 
 #[tokio::test]
-async fn a_run_stopped_by_hand_is_cleaned_up_by_the_abort_handler() {
+async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
     let (_, request) = s.rds_source().await;
     let (name, arn) = s.start("stopped", &request).await;
@@ -242,20 +241,54 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_abort_handler() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
-    let run = s.wait(&name, &arn).await;
-    assert_eq!(run.status, "ABORTED");
+    let stopped = s.wait(&name, &arn).await;
+    assert_eq!(stopped.status, "ABORTED");
+    assert_eq!(stopped.entered("Cleanup"), 0, "no Catch runs for an aborted execution");
     let prefix = format!("dblab-refresh-{}", s.w.target());
-    assert_eq!(s.w.rds_names(&prefix).await.len(), 1, "no Catch runs for an aborted execution");
+    assert_eq!(s.w.rds_names(&prefix).await.len(), 1);
 
-    // What the EventBridge rule on ABORTED/TIMED_OUT executions invokes.
-    let (status, report) = invoke("delete-clone", &json!({"mode": "sweep", "executionArn": arn})).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["deleted"].as_array().unwrap().len(), 1, "{report}");
-    assert!(s.w.rds_names(&prefix).await.is_empty());
+    // What the EventBridge rule on ABORTED/TIMED_OUT executions starts, with the event.
+    let described = s.w.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    let event = json!({
+        "version": "0",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": s.stack.state_machine_arn,
+            "name": name,
+            "status": described.status().as_str(),
+            "startDate": described.start_date().to_millis().unwrap(),
+            "input": described.input(),
+        }
+    });
+    let cleanup_name = format!("cleanup-{}", refresh_tests::unique("c"));
+    let cleanup =
+        s.w.sfn
+            .start_execution()
+            .state_machine_arn(&s.stack.cleanup_machine_arn)
+            .name(&cleanup_name)
+            .input(event.to_string())
+            .send()
+            .await
+            .unwrap();
+    let cleaned = s.wait(&cleanup_name, cleanup.execution_arn()).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    s.w.assert_no_secret(&cleaned.history);
 
-    // The aborted run's lock does not block the next one.
-    let mut settings = Settings { token: s.w.token.clone(), ..Settings::default() };
-    settings.status = "finished".into();
+    // The stopped run's own row is finished, its lock released, one notification sent.
+    let row = s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), None).await;
+    assert!(row.error.unwrap().message.contains("ABORTED"));
+    assert!(row.cleanup.starts_with("deleted dblab-refresh-"), "{}", row.cleanup);
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the running row was finished, not duplicated");
+
+    // The engine restarted; the next run goes through.
+    let settings = Settings { token: s.w.token.clone(), ..Settings::default() };
     reqwest::Client::new()
         .post(format!("{}/_emulator/settings", s.w.emulator.url()))
         .json(&settings)
@@ -264,7 +297,6 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_abort_handler() {
         .unwrap();
     let next = s.run("after", &request).await;
     assert_eq!(next.status, "SUCCEEDED", "{:?}", next.error);
-    s.w.assert_no_secret(&run.history);
 }
 
 #[tokio::test]

@@ -29,13 +29,13 @@ pub fn function_arn(binary: &str) -> String {
     format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{binary}")
 }
 
-pub fn definition_path() -> std::path::PathBuf {
-    repo_root().join("statemachine/refresh.asl.json")
-}
+/// The refresh workflow, and the clean-up of executions stopped before their Catch ran.
+pub const DEFINITIONS: &[&str] = &["statemachine/refresh.asl.json", "statemachine/cleanup.asl.json"];
 
-/// The ASL file with every `${...FunctionArn}` replaced, as SAM's substitutions would.
-pub fn definition() -> String {
-    let mut text = std::fs::read_to_string(definition_path()).unwrap_or_else(|e| panic!("reading the ASL file: {e}"));
+/// An ASL file with every `${...FunctionArn}` replaced, as SAM's substitutions would.
+pub fn definition(file: &str) -> String {
+    let path = repo_root().join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     for (key, binary) in FUNCTIONS {
         text = text.replace(&format!("${{{key}}}"), &function_arn(binary));
     }
@@ -47,6 +47,8 @@ pub struct Stack {
     pub table: String,
     pub topic_arn: String,
     pub state_machine_arn: String,
+    /// What the EventBridge rule starts for an ABORTED or TIMED_OUT execution.
+    pub cleanup_machine_arn: String,
     _runtime: Child,
 }
 
@@ -84,6 +86,7 @@ async fn start() -> Stack {
         .unwrap_or_else(|e| panic!("{e:?}"));
     let topic_arn = topic.topic_arn().unwrap_or_default().to_string();
 
+    std::fs::create_dir_all(repo_root().join("target")).unwrap_or_else(|e| panic!("{e}"));
     let log = File::create(repo_root().join("target/e2e-lambda-runtime.log")).unwrap_or_else(|e| panic!("{e}"));
     let port = lambda_runtime_url().rsplit(':').next().unwrap_or_default().to_string();
     let tools_bin = repo_root().join(".tools/venv/bin");
@@ -115,15 +118,20 @@ async fn start() -> Stack {
     }
 
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let machine = sfn
-        .create_state_machine()
-        .name(format!("refresh-{id}"))
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/refresh"))
-        .definition(definition())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("creating the state machine: {e:?}"));
-    Stack { table, topic_arn, state_machine_arn: machine.state_machine_arn().to_string(), _runtime: runtime }
+    let mut arns = Vec::new();
+    for (file, name) in DEFINITIONS.iter().zip(["refresh", "cleanup"]) {
+        let machine = sfn
+            .create_state_machine()
+            .name(format!("{name}-{id}"))
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/refresh"))
+            .definition(definition(file))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating the state machine from {file}: {e:?}"));
+        arns.push(machine.state_machine_arn().to_string());
+    }
+    let [state_machine_arn, cleanup_machine_arn] = <[String; 2]>::try_from(arns).unwrap_or_else(|_| unreachable!());
+    Stack { table, topic_arn, state_machine_arn, cleanup_machine_arn, _runtime: runtime }
 }
 
 async fn wait_for_runtime() {

@@ -11,15 +11,39 @@ use time::OffsetDateTime;
 
 use crate::request::SourceType;
 
-/// Who is running: from the Step Functions context object.
+/// Who is running: from the Step Functions context object, or from the status-change
+/// event of an execution that was stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    /// RFC 3339 (`$$.Execution.StartTime`) or epoch milliseconds (an event's `startDate`).
+    #[serde(
+        default,
+        serialize_with = "time::serde::rfc3339::option::serialize",
+        deserialize_with = "start_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub started_at: Option<OffsetDateTime>,
+}
+
+fn start_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("startedAt {text:?}: {e}"))),
+        Some(Value::Number(n)) => {
+            let millis = n.as_i64().ok_or_else(|| D::Error::custom("startedAt: not whole milliseconds"))?;
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .map(Some)
+                .map_err(|e| D::Error::custom(format!("startedAt {millis}: {e}")))
+        }
+        Some(other) => Err(D::Error::custom(format!("startedAt must be a time, not {other}"))),
+    }
 }
 
 /// Written by `record` when the run starts: the history row's key and the loops' waits.
@@ -241,6 +265,16 @@ mod tests {
     fn an_empty_state_is_readable() {
         let s: RunState = serde_json::from_value(serde_json::json!({"request": {"target": "x"}})).unwrap();
         assert!(s.clone.is_none() && s.error.is_none());
+    }
+
+    #[test]
+    fn an_events_start_date_in_millis_is_the_same_instant() {
+        let from_event: Execution =
+            serde_json::from_value(serde_json::json!({"name": "n", "startedAt": 1_795_323_412_123_i64})).unwrap();
+        let from_context: Execution =
+            serde_json::from_value(serde_json::json!({"name": "n", "startedAt": "2026-11-22T04:56:52.123Z"})).unwrap();
+        assert_eq!(from_event.started_at, from_context.started_at);
+        assert!(serde_json::from_value::<Execution>(serde_json::json!({"name": "n", "startedAt": true})).is_err());
     }
 
     #[test]
