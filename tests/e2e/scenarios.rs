@@ -227,6 +227,17 @@ async fn two_runs_of_one_target_at_once() {
         assert_eq!(count, 1, "one notification each");
         s.w.assert_no_secret(&run.history);
     }
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 10)
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = rows.iter().map(|r| (r.execution_name.as_str(), r.outcome)).collect();
+    assert_eq!(rows.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&(winner.name.as_str(), Outcome::Succeeded))
+            && outcomes.contains(&(loser.name.as_str(), Outcome::Failed))
+    );
+    s.assert_unlocked().await;
 }
 
 #[tokio::test]

@@ -227,3 +227,26 @@ async fn a_row_answers_the_history_questions() {
     assert!(row.contains_key("durationSeconds"));
     assert!(raw.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "lock released");
 }
+
+#[tokio::test]
+async fn a_finish_without_the_run_key_finishes_the_runs_own_row() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    let execution = w.execution();
+    start(&w, &table, &execution, &request).await.unwrap();
+    // The clean-up machine knows the start time from an event, a few milliseconds apart.
+    let mut from_event = execution.clone();
+    from_event.started_at = execution.started_at.map(|t| t + time::Duration::milliseconds(7));
+    let state = RunState {
+        request,
+        execution: Some(from_event),
+        error: Some(CaughtError { error: "ExecutionStopped".into(), cause: Some("ended ABORTED".into()) }),
+        ..Default::default()
+    };
+    finish(&w, &table, state).await.unwrap();
+    let rows = History::new(w.dynamodb.clone(), &table).recent(&w.target(), 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "the running row was finished, not duplicated");
+    assert_eq!(rows[0].outcome, Outcome::Failed);
+    assert!(items(&w, &table).await.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "lock released");
+}

@@ -76,8 +76,13 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
     let summary = summary::finished(state, now);
     let run_key = match &state.run {
         Some(run) => run.run_key.clone(),
-        // The run never started properly (invalid request, lock refused): a row of its own.
-        None => history::run_key(summary.started_at, &summary.execution_name),
+        // Without the run's key (a stopped run finished by the clean-up machine, or a run
+        // refused at its start): its own row if it wrote one, else a new row.
+        None => deps
+            .history
+            .find_run_key(&summary.target, &summary.execution_name, summary.started_at)
+            .await?
+            .unwrap_or_else(|| history::run_key(summary.started_at, &summary.execution_name)),
     };
     deps.history.put_run(&run_key, &summary).await?;
     if summary.target != "unknown" && summary.execution_name != "unknown" {

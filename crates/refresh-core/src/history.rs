@@ -213,6 +213,35 @@ impl History {
         }
     }
 
+    /// The key of this execution's row, if one was written within a minute of `started_at`
+    /// (start times from different sources may differ by milliseconds).
+    pub async fn find_run_key(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<String>, RefreshError> {
+        let window = time::Duration::minutes(1);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :t AND #sk BETWEEN :from AND :to")
+            .filter_expression("#exec = :name")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#exec", "executionName")
+            .expression_attribute_values(":t", AttributeValue::S(target.into()))
+            .expression_attribute_values(":from", AttributeValue::S(run_key(started_at - window, "")))
+            .expression_attribute_values(":to", AttributeValue::S(run_key(started_at + window, "~")))
+            .expression_attribute_values(":name", AttributeValue::S(execution_name.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("Query", e))?;
+        Ok(out.items().iter().find_map(|item| item.get(SK).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
     /// The newest runs of a target, newest first.
     pub async fn recent(&self, target: &str, limit: i32) -> Result<Vec<RunSummary>, RefreshError> {
         let out = self
