@@ -3,20 +3,31 @@ SHELL := /bin/bash
 TOOLS := .tools
 VENV := $(TOOLS)/venv
 NODE_TOOLS := $(TOOLS)/node
+SAM_VENV := $(TOOLS)/sam
+SAM := $(abspath $(SAM_VENV))/bin/sam
 PYTHON ?= python3
+HANDLERS := find-snapshot restore check-available patch-dblab poll-refresh delete-clone record notify
+# SAM runs offline for validation; these only keep it from asking or phoning home.
+export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint validate-asl build clean
+.PHONY: help tools test lint validate validate-asl build deploy destroy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-tools: $(VENV)/.installed $(NODE_TOOLS)/.installed ## Install the pinned test tools (moto, cargo-lambda, asl-validator) into .tools/
+tools: $(VENV)/.installed $(NODE_TOOLS)/.installed $(SAM_VENV)/.installed ## Install the pinned tools (moto, cargo-lambda, asl-validator, SAM CLI) into .tools/
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements.txt
+	touch $@
+
+# The SAM CLI pins another boto3 than moto: a venv of its own.
+$(SAM_VENV)/.installed: tests/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-sam.txt
 	touch $@
 
 $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
@@ -25,8 +36,14 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix $(NODE_TOOLS) --silent --no-audit --no-fund
 	touch $@
 
-test: tools lint validate-asl ## Formatting, clippy, the ASL check, unit, integration and end-to-end tests
+test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
+
+validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator
+	$(SAM_VENV)/bin/cfn-lint infra/template.yaml
+	cd infra && AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline $(SAM) validate --lint -t template.yaml
+	$(SAM_VENV)/bin/python tests/check_template.py
+	$(SAM_VENV)/bin/python tests/check_template.py --self-test
 
 validate-asl: tools ## asl-validator on the state machine files
 	for f in statemachine/*.asl.json; do $(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path $$f || exit 1; done
@@ -35,8 +52,17 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-build: ## Debug build of every crate
-	cargo build --workspace --locked
+build: tools ## Release arm64 Lambda packages: target/lambda/<handler>/bootstrap.zip
+	rustup target add aarch64-unknown-linux-gnu
+	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(HANDLERS))
+
+deploy: tools ## sam build + sam deploy (guided the first time, saving infra/samconfig.toml)
+	rustup target add aarch64-unknown-linux-gnu
+	cd infra && PATH=$(abspath $(VENV))/bin:$$PATH $(SAM) build -t template.yaml
+	cd infra && if [ -f samconfig.toml ]; then $(SAM) deploy; else $(SAM) deploy --guided --capabilities CAPABILITY_IAM; fi
+
+destroy: tools ## Delete the deployed stack (the history table is retained)
+	cd infra && $(SAM) delete
 
 clean: ## Remove build output and installed tools
 	cargo clean

@@ -1,0 +1,216 @@
+"""Checks that infra/template.yaml matches the code it deploys.
+
+Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
+--self-test breaks a copy of the template in each way below and requires each caught.
+
+- every handler binary has exactly one function (BuildProperties.Binary), and no
+  function names a binary that does not exist;
+- each function defines the environment variables its main.rs reads;
+- each state machine's DefinitionSubstitutions are exactly the ${...} placeholders of its
+  ASL file, each pointing at the function of the matching binary, and the state machine
+  may invoke exactly those functions;
+- no IAM statement of a function or role allows a wildcard action; RDS changes are
+  allowed only on `dblab-refresh-*` instances and clusters (or on the inputs a restore
+  reads); secrets can be read only from the SecretArns parameter;
+- the scheduled sweep sends delete-clone a sweep request.
+"""
+
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_HANDLERS = {"dblab-emulator", "refresh-core", "refresh-tests"}
+MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
+RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
+errors: list[str] = []
+
+
+def fail(message: str) -> None:
+    errors.append(message)
+
+
+def handler_binaries() -> dict[str, Path]:
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    found = {}
+    for member in workspace["workspace"]["members"]:
+        manifest = tomllib.loads((ROOT / member / "Cargo.toml").read_text())
+        if manifest["package"]["name"] in NOT_HANDLERS:
+            continue
+        for binary in manifest.get("bin", []):
+            found[binary["name"]] = ROOT / member
+    return found
+
+
+def kebab(substitution: str) -> str:
+    """RecordFunctionArn -> record, FindSnapshotFunctionArn -> find-snapshot."""
+    stem = substitution.removesuffix("FunctionArn")
+    return re.sub(r"(?<!^)([A-Z])", r"-\1", stem).lower()
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def statements(policies) -> list[dict]:
+    """Every inline statement in a SAM Policies list or an IAM Policies list."""
+    out = []
+    for policy in as_list(policies or []):
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            for branch in policy["Fn::If"][1:]:
+                out.extend(statements([branch]))
+            continue
+        if not isinstance(policy, dict):
+            continue
+        document = policy.get("PolicyDocument", policy)
+        out.extend(as_list(document.get("Statement", [])))
+    return out
+
+
+def resource_texts(resource) -> list[str]:
+    texts = []
+    for item in as_list(resource):
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict) and "Fn::Sub" in item:
+            sub = item["Fn::Sub"]
+            texts.append(sub if isinstance(sub, str) else sub[0])
+        else:
+            texts.append(json.dumps(item, default=str))
+    return texts
+
+
+def check_statement(owner: str, statement: dict) -> None:
+    actions = [str(a) for a in as_list(statement.get("Action", []))]
+    resources = resource_texts(statement.get("Resource", []))
+    for action in actions:
+        if action == "*" or action.endswith(":*"):
+            fail(f"{owner}: wildcard action {action}")
+        if MUTATING_RDS.match(action):
+            for resource in resources:
+                ours = resource.endswith(":db:dblab-refresh-*") or resource.endswith(":cluster:dblab-refresh-*")
+                if not ours and not resource.endswith(RESTORE_INPUTS):
+                    fail(f"{owner}: {action} allowed on {resource}")
+                if resource.endswith(RESTORE_INPUTS) and not action.startswith(("rds:Restore", "rds:CreateDBInstance")):
+                    fail(f"{owner}: {action} allowed on {resource}")
+        if action == "secretsmanager:GetSecretValue" and statement.get("Resource") != {"Ref": "SecretArns"}:
+            fail(f"{owner}: secrets readable beyond the SecretArns parameter")
+
+
+def check(template: dict) -> list[str]:
+    errors.clear()
+    resources = template["Resources"]
+    binaries = handler_binaries()
+
+    functions = {}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+            if binary not in binaries:
+                fail(f"{name} builds {binary!r}, which is not a handler binary")
+            elif binary in functions.values():
+                fail(f"{binary} is deployed twice")
+            functions[name] = binary
+    for binary in sorted(set(binaries) - set(functions.values())):
+        fail(f"handler {binary} has no function in the template")
+
+    for name, binary in functions.items():
+        if binary not in binaries:
+            continue
+        wanted = set(re.findall(r'env\("([A-Z_]+)"\)', (binaries[binary] / "src/main.rs").read_text()))
+        defined = set(resources[name]["Properties"].get("Environment", {}).get("Variables", {}))
+        for variable in sorted(wanted - defined):
+            fail(f"{name} ({binary}) reads {variable}, which the template does not set")
+
+    by_binary = {binary: name for name, binary in functions.items()}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::StateMachine":
+            continue
+        properties = resource["Properties"]
+        asl = (ROOT / "infra" / properties["DefinitionUri"]).resolve()
+        placeholders = set(re.findall(r"\$\{(\w+)\}", asl.read_text()))
+        substitutions = properties.get("DefinitionSubstitutions", {})
+        if placeholders != set(substitutions):
+            fail(f"{name}: placeholders {sorted(placeholders)} != substitutions {sorted(substitutions)}")
+        invoked = set()
+        for key, value in substitutions.items():
+            expected = by_binary.get(kebab(key))
+            target = value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
+            if target != expected:
+                fail(f"{name}: {key} points at {target}, expected {expected}")
+            invoked.add(target)
+        allowed = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in properties.get("Policies", []) if isinstance(p, dict) and "LambdaInvokePolicy" in p}
+        if allowed != invoked:
+            fail(f"{name}: may invoke {sorted(allowed)} but uses {sorted(invoked)}")
+        for statement in statements(properties.get("Policies")):
+            check_statement(name, statement)
+
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            for statement in statements(properties.get("Policies")):
+                check_statement(name, statement)
+        if resource["Type"] == "AWS::IAM::Role":
+            for statement in statements(properties.get("Policies")):
+                check_statement(name, statement)
+
+    sweep = resources.get("ScheduledSweep", {}).get("Properties", {}).get("Target", {})
+    if sweep.get("Arn") != {"Fn::GetAtt": ["DeleteCloneFunction", "Arn"]} or json.loads(sweep.get("Input", "{}")).get("mode") != "sweep":
+        fail("the scheduled sweep does not send delete-clone a sweep request")
+
+    return list(errors)
+
+
+def self_test(template: dict) -> int:
+    import copy
+
+    def broken(change):
+        t = copy.deepcopy(template)
+        change(t["Resources"])
+        return t
+
+    def widen_delete(r):
+        statement = r["DeleteCloneFunction"]["Properties"]["Policies"][0]["Statement"][1]
+        statement["Resource"] = [{"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"}]
+
+    cases = {
+        "a handler without a function": lambda r: r.pop("NotifyFunction"),
+        "RDS deletion beyond our prefix": widen_delete,
+        "a wildcard action": lambda r: r["RecordFunction"]["Properties"]["Policies"][0]["Statement"][0].update(Action=["dynamodb:*"]),
+        "an invocation not allowed": lambda r: r["RefreshStateMachine"]["Properties"]["Policies"].pop(0),
+        "a missing environment variable": lambda r: r["RecordFunction"]["Properties"].pop("Environment"),
+        "a substitution pointing elsewhere": lambda r: r["RefreshStateMachine"]["Properties"]["DefinitionSubstitutions"].update(
+            RecordFunctionArn={"Fn::GetAtt": ["NotifyFunction", "Arn"]}
+        ),
+    }
+    missed = [name for name, change in cases.items() if not check(broken(change))]
+    for name in missed:
+        print(f"template self-test: {name} was not caught")
+    if check(template):
+        print("template self-test: the real template must pass")
+        return 1
+    print(f"template self-test: all {len(cases)} breakages caught")
+    return 1 if missed else 0
+
+
+def main() -> int:
+    template, matches = decode(str(ROOT / "infra/template.yaml"))
+    if template is None:
+        print("\n".join(str(m) for m in matches))
+        return 1
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test(template)
+    found = check(template)
+    for message in found:
+        print(f"template: {message}")
+    if not found:
+        print("template: functions, state machines, environment and IAM match the code")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
