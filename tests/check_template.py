@@ -24,7 +24,7 @@ from pathlib import Path
 from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_HANDLERS = {"dblab-emulator", "refresh-core", "refresh-tests"}
+NOT_HANDLERS = {"dblab-emulator", "dblab-refresh", "refresh-core", "refresh-tests"}
 MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
 RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
 errors: list[str] = []

@@ -37,7 +37,8 @@ pub async fn delete_fully(w: &World, execution: &Execution, clone: &Clone) -> De
 }
 
 async fn sweep(w: &World, dry_run: bool, execution_arn: Option<String>) -> SweepReport {
-    match ::delete_clone::handle(&delete_deps(w), Input::Sweep { dry_run, execution_arn }).await.unwrap() {
+    match ::delete_clone::handle(&delete_deps(w), Input::Sweep { dry_run, execution_arn, max_age: None }).await.unwrap()
+    {
         Output::Sweep(report) => report,
         Output::Deletion(d) => panic!("a sweep returned a deletion: {d:?}"),
     }

@@ -47,6 +47,9 @@ pub enum Input {
         dry_run: bool,
         #[serde(default)]
         execution_arn: Option<String>,
+        /// Also delete clones older than this (`12h`) whose execution cannot be checked.
+        #[serde(default)]
+        max_age: Option<String>,
     },
 }
 
@@ -85,8 +88,14 @@ pub enum Verdict {
 }
 
 /// Whether the sweep deletes a managed clone. `execution` is the state of the execution
-/// named in its tags (`None` when it has no such tag).
-pub fn judge(clone: &ManagedClone, execution: Option<&Result<ExecutionState, String>>, now: OffsetDateTime) -> Verdict {
+/// named in its tags (`None` when it has no such tag). `max_age` only decides for clones
+/// whose execution cannot be checked: a running execution's clone lives to DeleteAfter.
+pub fn judge(
+    clone: &ManagedClone,
+    execution: Option<&Result<ExecutionState, String>>,
+    now: OffsetDateTime,
+    max_age: Option<std::time::Duration>,
+) -> Verdict {
     let delete_after =
         tags::get(&clone.tags, tags::DELETE_AFTER_KEY).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     if let Some(limit) = delete_after.filter(|limit| now > *limit) {
@@ -96,6 +105,13 @@ pub fn judge(clone: &ManagedClone, execution: Option<&Result<ExecutionState, Str
         ));
     }
     let name = tags::get(&clone.tags, tags::EXECUTION_KEY).unwrap_or("unknown");
+    let too_old = max_age.zip(clone.created_at).filter(|(age, created)| now - *created > *age);
+    if let (Some((age, _)), None | Some(Err(_))) = (too_old, execution) {
+        return Verdict::Delete(format!(
+            "older than {} and its execution cannot be checked",
+            refresh_core::duration::format(age)
+        ));
+    }
     match execution {
         Some(Ok(ExecutionState::Running)) => Verdict::Keep(format!("execution {name} is still running")),
         Some(Ok(ExecutionState::Ended(status))) => {
@@ -121,8 +137,13 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
             Ok(Output::Deletion(result))
         }
         Input::Purge { execution, deletion } => purge(deps, &execution, deletion, now).await.map(Output::Deletion),
-        Input::Sweep { dry_run, execution_arn } => {
-            sweep(deps, dry_run, execution_arn.as_deref(), now).await.map(Output::Sweep)
+        Input::Sweep { dry_run, execution_arn, max_age } => {
+            let max_age = max_age
+                .map(|text| {
+                    refresh_core::duration::parse(&text).map_err(|e| RefreshError::InvalidInput(format!("maxAge: {e}")))
+                })
+                .transpose()?;
+            sweep(deps, dry_run, execution_arn.as_deref(), max_age, now).await.map(Output::Sweep)
         }
     }
 }
@@ -181,6 +202,7 @@ async fn sweep(
     deps: &Deps,
     dry_run: bool,
     only_execution: Option<&str>,
+    max_age: Option<std::time::Duration>,
     now: OffsetDateTime,
 ) -> Result<SweepReport, RefreshError> {
     let mut clones = deps.rds.managed_clones().await?;
@@ -200,7 +222,7 @@ async fn sweep(
             reason,
             status,
         };
-        match judge(&clone, execution.as_ref(), now) {
+        match judge(&clone, execution.as_ref(), now, max_age) {
             Verdict::Keep(reason) => report.kept.push(item(reason, None)),
             Verdict::Delete(reason) if dry_run => report.deleted.push(item(reason, None)),
             Verdict::Delete(reason) => {
@@ -252,30 +274,44 @@ mod tests {
 
     #[test]
     fn expired_clones_go_even_if_their_run_is_alive() {
-        let v = judge(&clone(Some("2026-11-22T04:00:00Z")), Some(&Ok(ExecutionState::Running)), NOW);
+        let v = judge(&clone(Some("2026-11-22T04:00:00Z")), Some(&Ok(ExecutionState::Running)), NOW, None);
         assert!(matches!(v, Verdict::Delete(r) if r.starts_with("expired")));
     }
 
     #[test]
     fn a_running_execution_keeps_its_clone() {
-        let v = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Running)), NOW);
+        let v = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Running)), NOW, None);
         assert!(matches!(v, Verdict::Keep(_)));
     }
 
     #[test]
     fn ended_or_missing_executions_orphan_their_clone() {
         let ended =
-            judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Ended("ABORTED".into()))), NOW);
+            judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Ended("ABORTED".into()))), NOW, None);
         assert!(matches!(ended, Verdict::Delete(r) if r.contains("ABORTED")));
-        let missing = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW);
+        let missing = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW, None);
         assert!(matches!(missing, Verdict::Delete(_)));
     }
 
     #[test]
+    fn max_age_decides_only_where_the_run_cannot_be_checked() {
+        let mut old = clone(Some("2026-11-24T00:00:00Z"));
+        old.created_at = Some(NOW - time::Duration::hours(13));
+        let twelve = Some(std::time::Duration::from_secs(12 * 3_600));
+        assert!(matches!(judge(&old, Some(&Err("AccessDenied".into())), NOW, twelve), Verdict::Delete(_)));
+        assert!(matches!(judge(&old, None, NOW, twelve), Verdict::Delete(_)));
+        assert!(
+            matches!(judge(&old, Some(&Ok(ExecutionState::Running)), NOW, twelve), Verdict::Keep(_)),
+            "never a live run's clone"
+        );
+        assert!(matches!(judge(&old, None, NOW, Some(std::time::Duration::from_secs(14 * 3_600))), Verdict::Keep(_)));
+    }
+
+    #[test]
     fn doubt_keeps_the_clone() {
-        let v = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Err("AccessDenied".into())), NOW);
+        let v = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Err("AccessDenied".into())), NOW, None);
         assert!(matches!(v, Verdict::Keep(_)));
-        assert!(matches!(judge(&clone(None), None, NOW), Verdict::Keep(_)));
-        assert!(matches!(judge(&clone(Some("garbage")), None, NOW), Verdict::Keep(_)));
+        assert!(matches!(judge(&clone(None), None, NOW, None), Verdict::Keep(_)));
+        assert!(matches!(judge(&clone(Some("garbage")), None, NOW, None), Verdict::Keep(_)));
     }
 }

@@ -183,6 +183,20 @@ impl Rds {
         Ok(())
     }
 
+    /// Whether a DB subnet group exists (the preflight of `dblab-refresh validate`).
+    pub async fn check_subnet_group(&self, name: &str) -> Result<(), RefreshError> {
+        match self.client.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if has_code(&e, &["DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"]) => {
+                Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
+                    path: "clone.subnetGroup".into(),
+                    message: format!("DB subnet group {name:?} does not exist"),
+                }])))
+            }
+            Err(e) => Err(RefreshError::from_aws("DescribeDBSubnetGroups", e)),
+        }
+    }
+
     /// The explicit snapshot (which must be available) or the newest available automated one.
     pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
         let candidate = match &source.snapshot_identifier {
