@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint validate validate-asl build deploy destroy clean
+.PHONY: help tools test lint validate validate-asl build deploy destroy clean demo demo-aurora demo-failure
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,6 +38,18 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
+
+demo: tools ## A complete refresh on the local emulated stack (no AWS account needed)
+	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
+	target/debug/examples/demo
+
+demo-aurora: tools ## The demo, from an Aurora cluster
+	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
+	target/debug/examples/demo aurora
+
+demo-failure: tools ## The demo of a refresh that fails mid-dump and is cleaned up
+	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
+	target/debug/examples/demo failure
 
 validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator
 	$(SAM_VENV)/bin/cfn-lint infra/template.yaml

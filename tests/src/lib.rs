@@ -30,7 +30,8 @@ pub struct Moto {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests.parent().map_or(tests.clone(), PathBuf::from)
 }
 
 /// The python of the project's tool folder, where the Makefile installs moto (pinned).

@@ -119,10 +119,17 @@ pub fn render(view: &View, now: OffsetDateTime, tick: usize, color: bool) -> Str
     let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
     let mut out = String::new();
     let running = view.status == "RUNNING";
+    let failed_phase = view.failed_state.as_deref().map(phase_of);
     for (i, phase) in view.phases.iter().enumerate() {
         let active = running && i + 1 == view.phases.len();
         let took = (phase.ended.unwrap_or(now) - phase.started).whole_seconds();
-        let mark = if active { paint("33", &SPINNER[tick % SPINNER.len()].to_string()) } else { paint("32", "✓") };
+        let mark = if active {
+            paint("33", &SPINNER[tick % SPINNER.len()].to_string())
+        } else if failed_phase == Some(phase.name) {
+            paint("31", "✗")
+        } else {
+            paint("32", "✓")
+        };
         let polls = if phase.polls > 0 { format!("  ({} polls)", phase.polls) } else { String::new() };
         let _ = writeln!(out, " {mark} {:<18} {:>8}{polls}", phase.name, span(took));
     }
