@@ -92,6 +92,12 @@ async fn start_wait_history_and_exit_codes() {
         run_view["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap()).collect();
     assert!(phases.contains(&"refresh") && phases.contains(&"delete clone"), "{phases:?}");
 
+    let arn = run_view["executionArn"].as_str().unwrap();
+    let watched = run(&["watch", arn]).await;
+    assert_eq!(watched.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&watched.stdout);
+    assert!(text.contains("status: SUCCEEDED") && text.contains("polls)"), "{text}");
+
     let out = run(&["history", &w.target(), "--json"]).await;
     let rows = stdout_json(&out);
     assert_eq!(rows[0]["outcome"], "succeeded", "{rows}");
