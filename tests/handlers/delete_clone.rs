@@ -205,26 +205,7 @@ async fn aurora_members_go_first_and_the_cluster_waits_for_them() {
 async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
     // A region of its own: the sweep looks at every clone of the account.
     let w = World::build(Default::default(), "eu-west-2").await;
-    let role = "arn:aws:iam::123456789012:role/sfn";
-    let machine = w
-        .sfn
-        .create_state_machine()
-        .name(format!("sm-{}", w.id))
-        .role_arn(role)
-        .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
-        .send()
-        .await
-        .unwrap();
-    let running = w
-        .sfn
-        .start_execution()
-        .state_machine_arn(machine.state_machine_arn())
-        .name(format!("live-{}", w.id))
-        .send()
-        .await
-        .unwrap();
-    let live =
-        Execution { name: format!("live-{}", w.id), arn: Some(running.execution_arn().to_string()), started_at: None };
+    let live = w.running_execution("live").await;
     let dead = Execution {
         name: "gone".into(),
         arn: Some(format!("arn:aws:states:eu-west-2:123456789012:execution:sm-{}:gone", w.id)),
@@ -263,7 +244,7 @@ async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
     assert_eq!(report.kept[0].identifier, in_use);
 
     // The clean-up after one execution only looks at that execution's clones.
-    w.sfn.stop_execution().execution_arn(running.execution_arn()).send().await.unwrap();
+    w.sfn.stop_execution().execution_arn(live.arn.clone().unwrap()).send().await.unwrap();
     let scoped = sweep(&w, false, live.arn.clone()).await;
     assert_eq!(scoped.examined, 1);
     assert!(scoped.deleted[0].reason.contains("ABORTED"), "{scoped:?}");

@@ -61,25 +61,7 @@ async fn the_lock_of_a_running_execution_holds_and_is_released_at_the_end() {
     let w = World::new().await;
     let table = w.history_table().await;
     let request = w.request("rds", "prod");
-    let machine = w
-        .sfn
-        .create_state_machine()
-        .name(format!("sm-{}", w.id))
-        .role_arn("arn:aws:iam::123456789012:role/sfn")
-        .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
-        .send()
-        .await
-        .unwrap();
-    let running = w
-        .sfn
-        .start_execution()
-        .state_machine_arn(machine.state_machine_arn())
-        .name(format!("first-{}", w.id))
-        .send()
-        .await
-        .unwrap();
-    let first =
-        Execution { name: format!("first-{}", w.id), arn: Some(running.execution_arn().to_string()), started_at: None };
+    let first = w.running_execution("first").await;
     let run = start(&w, &table, &first, &request).await.unwrap();
 
     let second = other(&w, "second");

@@ -222,6 +222,29 @@ impl World {
         }
     }
 
+    /// An execution that stays RUNNING (a state machine that waits ten minutes).
+    pub async fn running_execution(&self, label: &str) -> Execution {
+        let machine = self
+            .sfn
+            .create_state_machine()
+            .name(format!("wait-{label}-{}", self.id))
+            .role_arn("arn:aws:iam::123456789012:role/sfn")
+            .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let name = format!("{label}-{}", self.id);
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(machine.state_machine_arn())
+            .name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        Execution { name, arn: Some(started.execution_arn().to_string()), started_at: None }
+    }
+
     /// A production RDS instance (moto gives it one automated snapshot).
     pub async fn rds_source(&self) -> String {
         let id = format!("prod-{}", self.id);
