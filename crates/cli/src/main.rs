@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use dblab_refresh::document::{self, SecretArns};
 use dblab_refresh::{execution_name, view};
-use refresh_core::clients::{DynamoDb, Rds as RdsClient, SecretsManager, StepFunctions};
+use refresh_core::clients::{DynamoDb, Rds as RdsClient, SdkConfig, SecretsManager, StepFunctions};
 use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
@@ -245,6 +245,9 @@ async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<St
             snapshot.map(|s| format!("{} (data as of {})", s.identifier, s.created_at)).map_err(|e| e.to_string()),
         ));
     }
+    if !request.clone.security_groups.is_empty() {
+        checks.push(("security groups", check_security_groups(&config, &request.clone.security_groups).await));
+    }
     if let Some(group) = &request.clone.subnet_group {
         checks.push((
             "subnet group",
@@ -252,6 +255,23 @@ async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<St
         ));
     }
     checks
+}
+
+/// Every listed security group exists (EC2 answers one error naming the first missing).
+async fn check_security_groups(config: &SdkConfig, groups: &[String]) -> Result<String, String> {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    match ec2.describe_security_groups().set_group_ids(Some(groups.to_vec())).send().await {
+        Ok(out) => {
+            let found: Vec<&str> = out.security_groups().iter().filter_map(|g| g.group_id()).collect();
+            let missing: Vec<&str> = groups.iter().map(String::as_str).filter(|g| !found.contains(g)).collect();
+            if missing.is_empty() {
+                Ok(format!("{} exist", groups.join(", ")))
+            } else {
+                Err(format!("{} do not exist", missing.join(", ")))
+            }
+        }
+        Err(e) => Err(RefreshError::from_aws("DescribeSecurityGroups", e).to_string()),
+    }
 }
 
 fn import(

@@ -74,6 +74,29 @@ async fn preflight_checks_without_creating_anything() {
 }
 
 #[tokio::test]
+async fn preflight_checks_the_security_groups() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let ec2 = aws_sdk_ec2::Client::new(&w.config);
+    let group = ec2
+        .create_security_group()
+        .group_name(format!("dblab-{}", w.id))
+        .description("DBLab to clone")
+        .send()
+        .await
+        .unwrap();
+    let mut request = w.request("rds", &source);
+    request["clone"]["securityGroups"] = json!([group.group_id().unwrap()]);
+    let out = run(&["validate", &write_request(&w, &request), "--preflight"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    request["clone"]["securityGroups"] = json!([group.group_id().unwrap(), "sg-0000000000deadbee"]);
+    let out = run(&["validate", &write_request(&w, &request), "--preflight"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL  security groups") && text.contains("sg-0000000000deadbee"), "{text}");
+}
+
+#[tokio::test]
 async fn start_wait_history_and_exit_codes() {
     let w = World::with_engine(Settings { dump_ms: 1_500, ..Settings::default() }).await;
     let source = w.rds_source().await;
