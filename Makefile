@@ -39,15 +39,15 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
 
-demo: tools ## A complete refresh on the local emulated stack (no AWS account needed)
+demo: $(VENV)/.installed ## A complete refresh on the local emulated stack (no AWS account needed)
 	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
 	target/debug/examples/demo
 
-demo-aurora: tools ## The demo, from an Aurora cluster
+demo-aurora: $(VENV)/.installed ## The demo, from an Aurora cluster
 	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
 	target/debug/examples/demo aurora
 
-demo-failure: tools ## The demo of a refresh that fails mid-dump and is cleaned up
+demo-failure: $(VENV)/.installed ## The demo of a refresh that fails mid-dump and is cleaned up
 	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
 	target/debug/examples/demo failure
 

@@ -53,7 +53,7 @@ fn execution_name(event: &Value) -> &str {
 
 /// Parses the event into the handler's input type: a malformed input is `InvalidInput`
 /// naming the path that failed.
-pub fn parse_input<In: DeserializeOwned>(event: Value) -> Result<In, RefreshError> {
+fn parse_input<In: DeserializeOwned>(event: Value) -> Result<In, RefreshError> {
     serde_path_to_error::deserialize(event).map_err(|e| {
         let path = e.path().to_string();
         RefreshError::InvalidInput(format!("{}: {}", if path == "." { "input".into() } else { path }, e.inner()))
