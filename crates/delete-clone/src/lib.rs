@@ -130,7 +130,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     let now = OffsetDateTime::now_utc();
     match input {
         Input::Delete { execution, clone, deletion } => {
-            let guard = DeleteGuard { execution_name: Some(&execution.name) };
+            let guard = DeleteGuard { owner: Some((&execution.name, execution.arn.as_deref())) };
             let step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
             let result = progress(deletion, &clone.identifier, step.deleted, step.gone, now);
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
@@ -182,9 +182,9 @@ async fn purge(
         .managed_clones()
         .await?
         .into_iter()
-        .filter(|c| tags::get(&c.tags, tags::EXECUTION_KEY) == Some(execution.name.as_str()))
+        .filter(|c| tags::made_by(&c.tags, &execution.name, execution.arn.as_deref()))
         .collect();
-    let guard = DeleteGuard { execution_name: Some(&execution.name) };
+    let guard = DeleteGuard { owner: Some((&execution.name, execution.arn.as_deref())) };
     let mut deleted = Vec::new();
     let mut all_gone = true;
     for clone in &mine {
@@ -226,7 +226,7 @@ async fn sweep(
             Verdict::Keep(reason) => report.kept.push(item(reason, None)),
             Verdict::Delete(reason) if dry_run => report.deleted.push(item(reason, None)),
             Verdict::Delete(reason) => {
-                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { execution_name: None }).await {
+                match deps.rds.delete(&clone.identifier, clone.kind, DeleteGuard { owner: None }).await {
                     Ok(step) => {
                         let status = if step.gone { DeletionStatus::Deleted } else { DeletionStatus::Deleting };
                         warn!(clone = %clone.identifier, %reason, ?status, "sweep deleted a clone");

@@ -26,8 +26,6 @@ pub struct ClonePlan<'a> {
     pub tags: Vec<(String, String)>,
     pub requested_at: OffsetDateTime,
     pub deadline: OffsetDateTime,
-    /// The execution the clone belongs to; an existing clone of another one is not adopted.
-    pub execution_name: &'a str,
 }
 
 /// A snapshot as listed, before choosing.
@@ -62,7 +60,8 @@ pub struct DeleteStep {
 /// Who may delete: `None` for the sweep, which decides from the tags itself.
 #[derive(Debug, Clone, Copy)]
 pub struct DeleteGuard<'a> {
-    pub execution_name: Option<&'a str>,
+    /// The execution whose clone this must be (name, and ARN when known).
+    pub owner: Option<(&'a str, Option<&'a str>)>,
 }
 
 /// The newest available snapshot; ties go to the larger identifier, so the choice is stable.
@@ -338,7 +337,7 @@ impl Rds {
         // Look first: a retried restore must find its clone whatever error a second create
         // would give; AlreadyExists below still covers a race.
         if let Some(existing) = self.instance(&plan.name).await? {
-            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
             return Ok(existing.db_instance_status().unwrap_or("creating").to_string());
         }
         let spec = plan.spec;
@@ -373,7 +372,7 @@ impl Rds {
                 let existing = self.instance(&plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
-                self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+                self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
                 Ok(existing.db_instance_status().unwrap_or("creating").to_string())
             }
             Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceFromDBSnapshot", e)),
@@ -382,7 +381,7 @@ impl Rds {
 
     async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
         if let Some(existing) = self.cluster(&plan.name).await? {
-            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+            self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
             return Ok(existing.status().unwrap_or("creating").to_string());
         }
         let spec = plan.spec;
@@ -413,27 +412,28 @@ impl Rds {
                 let existing = self.cluster(&plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
-                self.adopt(&plan.name, &tag_pairs(existing.tag_list()), plan.execution_name)?;
+                self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
                 Ok(existing.status().unwrap_or("creating").to_string())
             }
             Err(e) => Err(RefreshError::from_aws("RestoreDBClusterFromSnapshot", e)),
         }
     }
 
-    /// An existing resource under our name is reused only if this execution made it.
-    fn adopt(&self, id: &str, tags: &[(String, String)], execution: &str) -> Result<(), RefreshError> {
-        tags::check_managed(id, tags)
+    /// An existing resource under our name is reused only if this execution made it:
+    /// `ours` are the tags this execution writes.
+    fn adopt(&self, id: &str, existing: &[(String, String)], ours: &[(String, String)]) -> Result<(), RefreshError> {
+        tags::check_managed(id, existing)
             .map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
-        match tags::get(tags, tags::EXECUTION_KEY) {
-            Some(owner) if owner == execution => {
-                info!(clone = %id, "clone already created by this execution; reusing it");
-                Ok(())
-            }
-            owner => Err(RefreshError::CloneConflict(format!(
-                "{id} already exists and belongs to execution {:?}",
-                owner.unwrap_or("unknown")
-            ))),
+        let name = tags::get(ours, tags::EXECUTION_KEY).unwrap_or_default();
+        if tags::made_by(existing, name, tags::get(ours, tags::EXECUTION_ARN_KEY)) {
+            info!(clone = %id, "clone already created by this execution; reusing it");
+            return Ok(());
         }
+        let owner = tags::get(existing, tags::EXECUTION_ARN_KEY).or(tags::get(existing, tags::EXECUTION_KEY));
+        Err(RefreshError::CloneConflict(format!(
+            "{id} already exists and belongs to execution {:?}",
+            owner.unwrap_or("unknown")
+        )))
     }
 
     /// Creates the Aurora writer instance unless this execution already did.
@@ -466,8 +466,7 @@ impl Rds {
                 let existing = self.instance(writer).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{writer} was reported to exist but cannot be described"))
                 })?;
-                let execution = tags::get(tag_list, tags::EXECUTION_KEY).unwrap_or_default();
-                self.adopt(writer, &tag_pairs(existing.tag_list()), execution)
+                self.adopt(writer, &tag_pairs(existing.tag_list()), tag_list)
             }
             Err(e) if has_code(&e, INVALID_STATE) => Ok(()), // cluster not ready yet: next poll
             Err(e) => Err(RefreshError::from_aws("CreateDBInstance", e)),
@@ -544,14 +543,14 @@ impl Rds {
     fn guard(&self, id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -> Result<(), RefreshError> {
         tags::check_managed(id, tag_list)
             .map_err(|reason| RefreshError::DeleteRefused { identifier: id.into(), reason })?;
-        if let Some(expected) = guard.execution_name {
-            let owner = tags::get(tag_list, tags::EXECUTION_KEY);
-            if owner != Some(expected) {
-                return Err(RefreshError::DeleteRefused {
-                    identifier: id.into(),
-                    reason: format!("it belongs to execution {:?}, not {expected:?}", owner.unwrap_or("unknown")),
-                });
-            }
+        if let Some((name, arn)) = guard.owner
+            && !tags::made_by(tag_list, name, arn)
+        {
+            let owner = tags::get(tag_list, tags::EXECUTION_ARN_KEY).or(tags::get(tag_list, tags::EXECUTION_KEY));
+            return Err(RefreshError::DeleteRefused {
+                identifier: id.into(),
+                reason: format!("it belongs to execution {:?}, not {name:?}", owner.unwrap_or("unknown")),
+            });
         }
         Ok(())
     }

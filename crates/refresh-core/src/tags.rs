@@ -57,6 +57,15 @@ pub fn get<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// Whether these tags say the resource was made by this execution: its name, and its ARN
+/// when both are known (names are unique only within one state machine).
+pub fn made_by(tags: &[(String, String)], execution_name: &str, execution_arn: Option<&str>) -> bool {
+    let name_matches = get(tags, EXECUTION_KEY) == Some(execution_name);
+    let arn_conflicts =
+        matches!((get(tags, EXECUTION_ARN_KEY), execution_arn), (Some(tagged), Some(arn)) if tagged != arn);
+    name_matches && !arn_conflicts
+}
+
 /// Why a resource must not be deleted, or `Ok` when it is provably ours.
 pub fn check_managed(identifier: &str, tags: &[(String, String)]) -> Result<(), String> {
     if !identifier.starts_with(CLONE_PREFIX) {
@@ -101,6 +110,20 @@ mod tests {
             assert!(check_user_tag(key).is_err(), "{key}");
         }
         assert!(check_user_tag("team").is_ok());
+    }
+
+    #[test]
+    fn made_by_needs_the_name_and_no_conflicting_arn() {
+        let tags = clone_tags(&BTreeMap::new(), &owner());
+        assert!(made_by(&tags, "run-1", Some("arn:aws:states:us-east-1:1:execution:sm:run-1")));
+        assert!(made_by(&tags, "run-1", None));
+        assert!(
+            !made_by(&tags, "run-1", Some("arn:aws:states:us-east-1:1:execution:other-sm:run-1")),
+            "same name, another state machine"
+        );
+        assert!(!made_by(&tags, "run-2", None));
+        let without_arn: Vec<_> = tags.into_iter().filter(|(k, _)| k != EXECUTION_ARN_KEY).collect();
+        assert!(made_by(&without_arn, "run-1", Some("arn:any")));
     }
 
     #[test]

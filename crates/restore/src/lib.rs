@@ -48,7 +48,6 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Clone, RefreshError> {
         tags: clone_tags,
         requested_at: now,
         deadline: now + request.clone.restore_timeout,
-        execution_name: &input.execution.name,
     };
     deps.rds.restore(&plan).await
 }
