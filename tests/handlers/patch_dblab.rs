@@ -100,6 +100,17 @@ async fn an_engine_that_went_pending_is_busy() {
 }
 
 #[tokio::test]
+async fn an_engine_echoing_the_password_cannot_leak_it() {
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { reject_config_echoing_dsn: true, ..Settings::default() }).await;
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabRejected");
+    let text = err.to_string();
+    assert!(text.contains("postgres://dblab:***@"), "the engine's message is kept, the secret is not: {text}");
+    w.assert_no_secret(&text);
+}
+
+#[tokio::test]
 async fn a_clone_that_is_not_ready_is_refused() {
     let (w, request, execution, mut clone) = world_with_clone(Settings::default()).await;
     clone.status = PollStatus::Pending;

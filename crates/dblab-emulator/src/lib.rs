@@ -64,6 +64,9 @@ pub struct Settings {
     pub immediate_restore: bool,
     /// When set, a refresh whose source password differs fails in the dump phase.
     pub expected_password: Option<String>,
+    /// Config updates are refused with an error that echoes the connection string sent,
+    /// password included, as an engine that cannot connect may answer.
+    pub reject_config_echoing_dsn: bool,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             config_modification: true,
             immediate_restore: false,
             expected_password: None,
+            reject_config_echoing_dsn: false,
         }
     }
 }
@@ -310,6 +314,26 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
     }
     if engine.config.pointer("/retrieval/spec/logicalDump").is_none() {
         return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "logicalDump job is not configured");
+    }
+    if engine.settings.reject_config_echoing_dsn {
+        let conn = |k: &str| {
+            body.pointer(&format!("/retrieval/spec/logicalDump/options/source/connection/{k}"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let dsn = format!(
+            "postgres://{}:{}@{}:{}/{}",
+            conn("username").as_str().unwrap_or_default(),
+            conn("password").as_str().unwrap_or_default(),
+            conn("host").as_str().unwrap_or_default(),
+            conn("port"),
+            conn("dbname").as_str().unwrap_or_default()
+        );
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("cannot connect to the source {dsn}: connection refused"),
+        );
     }
     let mut password = engine.password.clone();
     merge(&mut engine.config, &body, "", &mut password);

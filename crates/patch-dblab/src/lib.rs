@@ -63,8 +63,10 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
         username: request.source.username.clone(),
         instance_id: clone.instance_id().to_string(),
     };
-    client.update_config(&dblab::config_patch(&connection, &password, jobs)).await?;
-    let applied = client.config().await?;
+    // The engine may echo what it was sent; nothing it says may carry the password on.
+    let hide = |e: RefreshError| e.redact(password.expose());
+    client.update_config(&dblab::config_patch(&connection, &password, jobs)).await.map_err(hide)?;
+    let applied = client.config().await.map_err(hide)?;
     let mismatches = dblab::config_mismatches(&applied, &connection);
     if !mismatches.is_empty() {
         return Err(RefreshError::DblabConfigNotApplied(mismatches.join("; ")));
@@ -72,7 +74,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
     info!(host = %connection.host, port = connection.port, dump_jobs = jobs, "engine now points at the clone");
 
     let triggered_at = OffsetDateTime::now_utc();
-    if let Err(err) = client.full_refresh().await {
+    if let Err(err) = client.full_refresh().await.map_err(hide) {
         // A config update on a `pending` engine starts a refresh by itself; that refresh
         // already uses the new source, so it is this run's refresh.
         let RefreshError::DblabRejected { .. } = err else { return Err(err) };

@@ -108,7 +108,18 @@ impl DblabClient {
         &self.base
     }
 
+    /// One API call; an error never carries the token, even if the engine echoes it.
     async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<Value, RefreshError> {
+        self.call_raw(method, path, body, with_token).await.map_err(|e| e.redact(self.token.expose()))
+    }
+
+    async fn call_raw(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -131,6 +131,23 @@ impl RefreshError {
         }
     }
 
+    /// The same error with every occurrence of a secret value replaced: for errors whose
+    /// text comes from the engine, which may echo what it was sent.
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let r = |text: String| text.replace(secret, "***");
+        match self {
+            Self::DblabUnavailable { endpoint, message } => Self::DblabUnavailable { endpoint, message: r(message) },
+            Self::DblabUnauthorized(message) => Self::DblabUnauthorized(r(message)),
+            Self::DblabRejected { call, message } => Self::DblabRejected { call, message: r(message) },
+            Self::DblabConfigNotApplied(message) => Self::DblabConfigNotApplied(r(message)),
+            Self::DblabProtocol { call, message } => Self::DblabProtocol { call, message: r(message) },
+            other => other,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         names::TRANSIENT.contains(&self.name())
     }
@@ -238,6 +255,18 @@ mod tests {
         assert!(RefreshError::DblabUnavailable { endpoint: "e".into(), message: "m".into() }.is_transient());
         assert!(!RefreshError::DblabBusy { status: "refreshing".into() }.is_transient());
         assert!(!RefreshError::AwsRequestFailed { operation: "a".into(), message: "b".into() }.is_transient());
+    }
+
+    #[test]
+    fn redaction_removes_an_echoed_secret() {
+        let echoed = RefreshError::DblabRejected {
+            call: "POST /admin/config".into(),
+            message: "cannot connect to postgres://dblab:s3cr$t@clone:5432/app".into(),
+        };
+        let text = echoed.redact("s3cr$t").to_string();
+        assert!(!text.contains("s3cr$t") && text.contains("dblab:***@clone"), "{text}");
+        let untouched = RefreshError::SourceNotFound { kind: "x".into(), identifier: "s3cr$t".into() };
+        assert!(untouched.redact("s3cr$t").to_string().contains("s3cr$t"), "only engine texts are scrubbed");
     }
 
     #[test]
