@@ -242,7 +242,9 @@ async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<St
         let snapshot = rds.find_snapshot(&request.source, OffsetDateTime::now_utc()).await;
         checks.push((
             "snapshot",
-            snapshot.map(|s| format!("{} (data as of {})", s.identifier, s.created_at)).map_err(|e| e.to_string()),
+            snapshot
+                .map(|s| format!("{} (data as of {} UTC)", s.identifier, when(Some(s.created_at))))
+                .map_err(|e| e.to_string()),
         ));
     }
     if !request.clone.security_groups.is_empty() {
