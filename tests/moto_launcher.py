@@ -111,37 +111,31 @@ def patch_rds(page_size: int) -> None:
         RDSResponse.describe_db_cluster_snapshots, "DBClusterSnapshots", "db_cluster_snapshot_identifier"
     )
 
-    original_instances = paged(RDSResponse.describe_db_instances, "DBInstances", "db_instance_identifier")
+    def scripted(original, kind, key, attribute, param, status_field):
+        """Pages the describe, then shows scripted statuses on copies of the models."""
+        original = paged(original, key, attribute)
 
-    def describe_db_instances(self):
-        result = original_instances(self)
-        items = result._result["DBInstances"]
-        for i, db in enumerate(items):
-            named = bool(self.params.get("DBInstanceIdentifier"))
-            status = _scripted_status("instance", db.db_instance_identifier, _tags(db), named)
-            if status is not None:
-                shown = copy.copy(db)
-                shown.status = status
-                items[i] = shown
-        return result
+        def describe(self):
+            result = original(self)
+            items = result._result[key]
+            named = bool(self.params.get(param))
+            for i, model in enumerate(items):
+                status = _scripted_status(kind, getattr(model, attribute), _tags(model), named)
+                if status is not None:
+                    shown = copy.copy(model)
+                    setattr(shown, status_field, status)
+                    items[i] = shown
+            return result
 
-    RDSResponse.describe_db_instances = describe_db_instances
+        return describe
 
-    original_clusters = paged(RDSResponse.describe_db_clusters, "DBClusters", "db_cluster_identifier")
-
-    def describe_db_clusters(self):
-        result = original_clusters(self)
-        items = result._result["DBClusters"]
-        for i, cluster in enumerate(items):
-            named = bool(self.params.get("DBClusterIdentifier"))
-            status = _scripted_status("cluster", cluster.db_cluster_identifier, _tags(cluster), named)
-            if status is not None:
-                shown = copy.copy(cluster)
-                shown._status = status
-                items[i] = shown
-        return result
-
-    RDSResponse.describe_db_clusters = describe_db_clusters
+    RDSResponse.describe_db_instances = scripted(
+        RDSResponse.describe_db_instances, "instance", "DBInstances", "db_instance_identifier", "DBInstanceIdentifier", "status"
+    )
+    # A cluster's `status` property flips `creating` to `available` when read: set the field.
+    RDSResponse.describe_db_clusters = scripted(
+        RDSResponse.describe_db_clusters, "cluster", "DBClusters", "db_cluster_identifier", "DBClusterIdentifier", "_status"
+    )
 
 
 def _rds_backend(region: str):

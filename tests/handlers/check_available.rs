@@ -2,7 +2,7 @@ use refresh_core::run::{CloneKind, PollStatus};
 use refresh_tests::World;
 use serde_json::json;
 
-use crate::{check, find, restore_clone, until_settled};
+use crate::{check, restored, until_settled};
 
 #[tokio::test]
 async fn pending_while_creating_then_ready_with_the_endpoint() {
@@ -11,8 +11,7 @@ async fn pending_while_creating_then_ready_with_the_endpoint() {
     let mut request = w.request("rds", &source);
     request["clone"]["tags"] = json!({"test:creating-polls": "2"});
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     let first = check(&w, &request, &execution, &clone).await.unwrap();
     assert_eq!((first.status, first.rds_status.as_str()), (PollStatus::Pending, "creating"));
     let second = check(&w, &request, &execution, &first).await.unwrap();
@@ -32,8 +31,7 @@ async fn a_terminal_rds_status_fails_with_that_status() {
     let mut request = w.request("rds", &source);
     request["clone"]["tags"] = json!({"test:creating-polls": "1", "test:final-status": "incompatible-restore"});
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     let settled = until_settled(&w, &request, &execution, clone).await;
     assert_eq!(settled.status, PollStatus::Failed);
     assert_eq!(settled.rds_status, "incompatible-restore");
@@ -47,8 +45,7 @@ async fn a_clone_that_never_becomes_available_times_out() {
     request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
     request["clone"]["restoreTimeout"] = json!("1s");
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     let early = check(&w, &request, &execution, &clone).await.unwrap();
     assert_eq!(early.status, PollStatus::Pending);
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
@@ -63,8 +60,7 @@ async fn a_vanished_clone_is_a_failure() {
     let source = w.rds_source().await;
     let request = w.request("rds", &source);
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     w.rds
         .delete_db_instance()
         .db_instance_identifier(&clone.identifier)
@@ -82,8 +78,7 @@ async fn aurora_is_ready_once_the_writer_is_up_with_the_writer_endpoint() {
     let source = w.aurora_source().await;
     let request = w.request("aurora-cluster", &source);
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     let ready = until_settled(&w, &request, &execution, clone.clone()).await;
     assert_eq!(ready.status, PollStatus::Ready, "{ready:?}");
     assert_eq!(ready.kind, CloneKind::Cluster);
@@ -104,8 +99,7 @@ async fn aws_errors_are_classified_transient_or_terminal() {
     let source = w.rds_source().await;
     let request = w.request("rds", &source);
     let execution = w.execution();
-    let snapshot = find(&w, &request).await.unwrap();
-    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = restored(&w, &request, &execution).await;
     // The exact parameter: a listing's page marker may name this clone too.
     let only_this = format!("DBInstanceIdentifier={}", clone.identifier);
     for (status, code, expected) in [

@@ -92,10 +92,15 @@ pub async fn until_settled(w: &World, request: &Value, execution: &Execution, cl
     panic!("clone {} still pending: {}", clone.identifier, clone.rds_status);
 }
 
+/// The snapshot found and the clone restored (still pending), for this execution.
+pub async fn restored(w: &World, request: &Value, execution: &Execution) -> Clone {
+    let snapshot = find(w, request).await.unwrap();
+    restore_clone(w, request, execution, &snapshot).await.unwrap()
+}
+
 /// Source, snapshot and an available clone: the state before patch-dblab.
 pub async fn ready_clone(w: &World, request: &Value, execution: &Execution) -> Clone {
-    let snapshot = find(w, request).await.unwrap();
-    let clone = restore_clone(w, request, execution, &snapshot).await.unwrap();
+    let clone = restored(w, request, execution).await;
     let clone = until_settled(w, request, execution, clone).await;
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
     clone
