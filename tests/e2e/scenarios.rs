@@ -299,13 +299,7 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     assert_eq!(rows.len(), 1, "the running row was finished, not duplicated");
 
     // The engine restarted; the next run goes through.
-    let settings = Settings { token: s.w.token.clone(), ..Settings::default() };
-    reqwest::Client::new()
-        .post(format!("{}/_emulator/settings", s.w.emulator.url()))
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
+    s.w.emulator.restart(Settings::default());
     let next = s.run("after", &request).await;
     assert_eq!(next.status, "SUCCEEDED", "{:?}", next.error);
 }

@@ -85,14 +85,7 @@ async fn an_engine_that_became_busy_is_not_touched() {
 async fn an_engine_that_went_pending_is_busy() {
     let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
     // The preflight passed; the engine went to `pending` (waiting for config) afterwards.
-    let mut settings = Settings { status: "pending".into(), dump_ms: 5_000, ..Settings::default() };
-    settings.token = w.token.clone();
-    reqwest::Client::new()
-        .post(format!("{}/_emulator/settings", w.emulator.url()))
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
+    w.emulator.restart(Settings { status: "pending".into(), dump_ms: 5_000, ..Settings::default() });
     // `pending` is busy for a new run: patch-dblab refuses rather than guess.
     let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
     assert_eq!(err.name(), "DblabBusy");

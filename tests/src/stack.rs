@@ -53,7 +53,7 @@ pub struct Stack {
 }
 
 /// Invokes a function through the local Lambda runtime, as a Lambda target would.
-pub async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::Value) {
+async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()

@@ -544,10 +544,6 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     pub fn view(&self) -> EngineView {
         let e = self.shared.lock();
         EngineView {
@@ -561,21 +557,16 @@ impl Emulator {
         }
     }
 
+    /// A fresh engine with these settings, as after a restart; the token stays the same.
+    pub fn restart(&self, settings: Settings) {
+        let mut engine = self.shared.lock();
+        let token = engine.settings.token.clone();
+        *engine = Engine::new(Settings { token, ..settings });
+    }
+
     /// Changes the fault switches without resetting the engine's state.
     pub fn configure(&self, change: impl FnOnce(&mut Settings)) {
         change(&mut self.shared.lock().settings);
-    }
-
-    /// Waits until the engine reaches `status` (or the time runs out).
-    pub async fn wait_for_status(&self, status: &str, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            if self.shared.lock().status == status {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
     }
 }
 

@@ -23,6 +23,26 @@ async fn serves_the_api_with_the_given_settings() {
     let state: serde_json::Value =
         http.get(format!("{url}/_emulator/state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["settings"]["dumpMs"], 5000);
+    let changed: serde_json::Value = http
+        .post(format!("{url}/_emulator/settings"))
+        .json(&serde_json::json!({"token": "t0k", "mode": "physical"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["settings"]["mode"], "physical");
+    let status: serde_json::Value = http
+        .get(format!("{url}/status"))
+        .header("Verification-Token", "t0k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["retrieving"]["mode"], "physical");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -104,10 +104,6 @@ impl DblabClient {
         Ok(Self { http, base: spec.api_endpoint.clone(), token })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.base
-    }
-
     /// One API call; an error never carries the token, even if the engine echoes it.
     async fn call(
         &self,
