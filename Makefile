@@ -4,6 +4,7 @@ TOOLS := .tools
 VENV := $(TOOLS)/venv
 NODE_TOOLS := $(TOOLS)/node
 SAM_VENV := $(TOOLS)/sam
+BENCH_VENV := $(TOOLS)/bench
 SAM := $(abspath $(SAM_VENV))/bin/sam
 PYTHON ?= python3
 HANDLERS := find-snapshot restore check-available patch-dblab poll-refresh delete-clone record notify
@@ -12,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint validate validate-asl build deploy destroy clean demo demo-aurora demo-failure
+.PHONY: help tools test lint validate validate-asl build bench deploy destroy clean demo demo-aurora demo-failure
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -30,6 +31,12 @@ $(SAM_VENV)/.installed: tests/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-sam.txt
 	touch $@
 
+# The benchmark's Python/boto3 baseline: only `make bench` needs it.
+$(BENCH_VENV)/.installed: tests/bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/bench/requirements.txt
+	touch $@
+
 $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 	mkdir -p $(NODE_TOOLS)
 	cp tests/node/package.json tests/node/package-lock.json $(NODE_TOOLS)/
@@ -38,6 +45,11 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
+
+bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (release builds; about 15 min)
+	cargo build --release --locked $(addprefix --bin ,$(HANDLERS))
+	mkdir -p target/bench
+	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md
 
 demo: $(VENV)/.installed ## A complete refresh on the local emulated stack (no AWS account needed)
 	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo

@@ -9,14 +9,14 @@ use crate::Scenario;
 
 #[tokio::test]
 async fn rds_instance_happy_path() {
-    // Phases longer than the 1 s poll interval, so the refresh loop goes round.
+    // Phases longer than one invocation's 3 s watch, so both poll loops go round.
     let s =
-        Scenario::new(Settings { dump_ms: 1_500, restore_ms: 1_000, snapshot_ms: 500, ..Settings::default() }).await;
+        Scenario::new(Settings { dump_ms: 4_000, restore_ms: 2_000, snapshot_ms: 1_000, ..Settings::default() }).await;
     let (_, mut request) = s.rds_source().await;
-    request["clone"]["tags"] = json!({"test:creating-polls": "2"});
+    request["clone"]["tags"] = json!({"test:creating-polls": "4"});
     let run = s.run("rds", &request).await;
     let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
-    assert!(run.entered("CheckClone") >= 3, "the clone poll loop went round");
+    assert!(run.entered("CheckClone") >= 2, "the clone poll loop went round");
     assert!(run.entered("PollRefresh") >= 2, "the refresh poll loop went round");
     assert!(row.snapshot_identifier.unwrap().starts_with("rds:"));
     assert!(row.data_as_of.is_some() && row.clone_lifetime_seconds.is_some());
@@ -26,7 +26,8 @@ async fn rds_instance_happy_path() {
     assert_eq!(engine.password.as_deref(), Some(s.w.password.as_str()));
 
     // History events one refresh poll iteration writes, measured between two waits, and
-    // what that means for an 8-hour refresh (plus a 2-hour restore) at the 30 s defaults.
+    // what that means for an 8-hour refresh (plus a 2-hour restore) at the 30 s defaults
+    // even if every invocation looked only once (no watch).
     let waits: Vec<usize> = run
         .events
         .iter()
@@ -317,4 +318,39 @@ async fn twenty_targets_at_once() {
         let run = s.wait(name, arn).await;
         s.aftermath(&run, Outcome::Succeeded, None, None).await;
     }
+}
+
+#[tokio::test]
+async fn clone_deleted_once_the_dump_is_over() {
+    // The restore into DBLab outlasts two polls after the dump, so the release comes first.
+    let s =
+        Scenario::new(Settings { dump_ms: 2_000, restore_ms: 5_000, snapshot_ms: 500, ..Settings::default() }).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["deleteAfterDump"] = json!(true);
+    let run = s.run("early", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(run.entered("DeleteCloneAfterDump"), 1, "released exactly once");
+    assert!(row.clone_deleted_after_dump, "{row:?}");
+    assert!(row.cleanup.contains("once the dump was over"), "{}", row.cleanup);
+    let engine = s.w.emulator.view();
+    let at = |what: &str| engine.timeline.iter().find(|(w, _)| w == what).map(|(_, t)| *t).unwrap();
+    let released = run
+        .events
+        .iter()
+        .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == "DeleteCloneAfterDump"))
+        .map(|e| std::time::SystemTime::try_from(*e.timestamp()).unwrap())
+        .unwrap();
+    assert!(at("restore") < released, "never before the dump is over");
+    assert!(released < at("finished"), "while DBLab was still restoring");
+}
+
+#[tokio::test]
+async fn delete_after_dump_with_immediate_restore_is_refused_before_anything_exists() {
+    let s = Scenario::new(Settings { immediate_restore: true, ..Settings::default() }).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["deleteAfterDump"] = json!(true);
+    let run = s.run("overlap", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("InvalidRequest"), Some("FindSnapshot")).await;
+    assert!(row.error.unwrap().message.contains("clone.deleteAfterDump"));
+    assert_eq!(run.entered("Restore"), 0, "no clone may be created");
 }

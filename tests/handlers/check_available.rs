@@ -2,7 +2,10 @@ use refresh_core::run::{CloneKind, PollStatus};
 use refresh_tests::World;
 use serde_json::json;
 
-use crate::{check, restored, until_settled};
+use refresh_core::watch::Watch;
+use std::time::Duration;
+
+use crate::{check, check_deps, restored, until_settled};
 
 #[tokio::test]
 async fn pending_while_creating_then_ready_with_the_endpoint() {
@@ -22,6 +25,22 @@ async fn pending_while_creating_then_ready_with_the_endpoint() {
     let endpoint = third.endpoint.clone().unwrap();
     assert!(endpoint.address.starts_with(&clone.identifier), "{endpoint:?}");
     assert!(third.ready_at.is_some());
+}
+
+#[tokio::test]
+async fn one_invocation_watches_until_the_clone_is_ready() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["tags"] = json!({"test:creating-polls": "2"});
+    request["clone"]["pollInterval"] = json!("1s");
+    let execution = w.execution();
+    let clone = restored(&w, &request, &execution).await;
+    let input = ::check_available::Input { execution, request, clone };
+    let ready =
+        ::check_available::handle(&check_deps(&w), input, Watch::for_window(Duration::from_secs(30))).await.unwrap();
+    assert_eq!((ready.status, ready.checks), (PollStatus::Ready, 3));
+    assert!(ready.endpoint.is_some());
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use refresh_core::notification::Notifier;
 use refresh_core::rds::Rds;
 use refresh_core::run::{Clone, Execution, PollStatus, Snapshot};
 use refresh_core::secrets::SecretReader;
+use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
 use std::time::Duration;
@@ -76,7 +77,7 @@ pub async fn restore_clone(
 pub async fn check(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Clone, RefreshError> {
     let input =
         ::check_available::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
-    ::check_available::handle(&check_deps(w), input).await
+    ::check_available::handle(&check_deps(w), input, Watch::once()).await
 }
 
 /// Polls the clone until it leaves `pending` (at most 30 polls).

@@ -118,3 +118,16 @@ async fn a_rejected_token_is_terminal() {
     assert_eq!(err.name(), "DblabUnauthorized");
     assert!(!err.is_transient());
 }
+
+#[tokio::test]
+async fn restore_jobs_come_from_the_request_and_are_left_alone_without_it() {
+    let (w, mut request, execution, clone) = world_with_clone(Settings { dump_ms: 5_000, ..Settings::default() }).await;
+    let restore_jobs =
+        |w: &World| w.emulator.view().config.pointer("/retrieval/spec/logicalRestore/options/parallelJobs").cloned();
+    patch(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(restore_jobs(&w), Some(serde_json::json!(2)), "the engine's own value stays");
+    w.emulator.restart(Settings { dump_ms: 5_000, ..Settings::default() });
+    request["dblab"]["restoreParallelJobs"] = serde_json::json!(16);
+    patch(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(restore_jobs(&w), Some(serde_json::json!(16)), "the DBLab host's CPUs, from the request");
+}

@@ -3,6 +3,7 @@ use std::time::Duration;
 use dblab_emulator::{Outcome, Settings};
 use refresh_core::RefreshError;
 use refresh_core::run::{Execution, PollStatus, Refresh};
+use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ pub async fn poll(
 ) -> Result<Refresh, RefreshError> {
     let input =
         ::poll_refresh::Input { execution: execution.clone(), request: request.clone(), refresh: refresh.clone() };
-    ::poll_refresh::handle(&poll_deps(w), input).await
+    ::poll_refresh::handle(&poll_deps(w), input, Watch::once()).await
 }
 
 /// A started refresh on an engine with these settings, and the request that started it.
@@ -116,4 +117,29 @@ async fn engine_errors_are_transient() {
     let err = poll(&w, &request, &execution, &refresh).await.unwrap_err();
     assert_eq!(err.name(), "DblabUnavailable");
     assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn one_invocation_watches_until_the_refresh_is_done() {
+    let (w, mut request, execution, refresh) =
+        started(Settings { dump_ms: 600, restore_ms: 600, snapshot_ms: 300, ..Settings::default() }).await;
+    request["dblab"]["pollInterval"] = serde_json::json!("1s");
+    request["dblab"]["timeout"] = serde_json::json!("1m");
+    let input = ::poll_refresh::Input { execution, request, refresh };
+    let done = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(done.status, PollStatus::Ready);
+    assert!(done.polls >= 2, "looked {} times", done.polls);
+}
+
+#[tokio::test]
+async fn a_watch_ends_pending_when_its_window_is_over() {
+    let (w, mut request, execution, refresh) =
+        started(Settings { outcome: Outcome::Hang, ..Settings::default() }).await;
+    request["dblab"]["pollInterval"] = serde_json::json!("1s");
+    request["dblab"]["timeout"] = serde_json::json!("1m");
+    let input = ::poll_refresh::Input { execution, request, refresh };
+    let watched =
+        ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(Duration::from_millis(2_500))).await.unwrap();
+    assert_eq!(watched.status, PollStatus::Pending);
+    assert_eq!(watched.polls, 3, "looks at 0, 1 and 2 s; a fourth would end past the window");
 }

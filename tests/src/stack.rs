@@ -69,10 +69,11 @@ async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::
 
 pub async fn stack() -> &'static Stack {
     static STACK: OnceCell<Stack> = OnceCell::const_new();
-    STACK.get_or_init(start).await
+    STACK.get_or_init(|| start(3)).await
 }
 
-async fn start() -> Stack {
+/// A stack whose check handlers watch up to `watch_seconds` per invocation.
+pub async fn start(watch_seconds: u64) -> Stack {
     let moto = moto();
     let config = aws_config("us-east-1").await;
     let id = unique("e2e");
@@ -97,6 +98,9 @@ async fn start() -> Stack {
         .arg(std::process::id().to_string())
         .arg(tools_bin.join("cargo-lambda"))
         .args(["lambda", "watch", "--quiet", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])
+        // Check handlers watch for seconds per invocation (as they watch for minutes in
+        // AWS); parallel scenarios then need more than one instance per function.
+        .args(["--concurrency", "4", "--env-var", &format!("WATCH_SECONDS={watch_seconds}")])
         .args(["--env-var", &format!("AWS_ENDPOINT_URL={}", moto.endpoint)])
         .args(["--env-var", "AWS_ACCESS_KEY_ID=test", "--env-var", "AWS_SECRET_ACCESS_KEY=test"])
         .args(["--env-var", "AWS_REGION=us-east-1", "--env-var", "RUST_LOG=info"])

@@ -1,12 +1,14 @@
-//! `check-available`: one poll of the clone. Returns the clone with a status the Choice
-//! state routes on: `pending`, `ready` (with its endpoint), `failed` (with the RDS
+//! `check-available`: watches the clone (one look per poll interval, for as long as the
+//! invocation may) and returns it as soon as its status is no longer `pending`, with the
+//! status the Choice state routes on: `pending`, `ready` (with its endpoint), `failed` (with the RDS
 //! status) or `timed_out` past the restore deadline. Adds the Aurora writer instance once
 //! the cluster allows it.
 
 use refresh_core::RefreshError;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Clone, Execution};
+use refresh_core::run::{Clone, Execution, PollStatus};
+use refresh_core::watch::Watch;
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -24,9 +26,15 @@ pub struct Input {
     pub clone: Clone,
 }
 
-pub async fn handle(deps: &Deps, input: Input) -> Result<Clone, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Clone, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let next = deps.rds.check(&input.clone, &request.clone, OffsetDateTime::now_utc()).await?;
-    info!(clone = %next.identifier, status = ?next.status, rds_status = %next.rds_status, checks = next.checks, "clone checked");
-    Ok(next)
+    let look = |prev: Clone| {
+        let spec = &request.clone;
+        async move {
+            let next = deps.rds.check(&prev, spec, OffsetDateTime::now_utc()).await?;
+            info!(clone = %next.identifier, status = ?next.status, rds_status = %next.rds_status, checks = next.checks, "clone checked");
+            Ok(next)
+        }
+    };
+    watch.run(input.clone, request.clone.poll_interval, look, |c| c.status != PollStatus::Pending).await
 }

@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
     let deps = Deps { rds: Rds::new(RdsClient::new(&config)) };
-    lambda::serve(|input| check_available::handle(&deps, input)).await
+    lambda::serve_watching(|input, watch| check_available::handle(&deps, input, watch)).await
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -117,6 +117,8 @@ struct Engine {
     refreshes_started: u32,
     config_updates: u32,
     dump_sources: Vec<DumpSource>,
+    /// Each phase or status the refresh entered, and when (for the benchmark's timings).
+    timeline: Vec<(String, SystemTime)>,
 }
 
 fn initial_config(settings: &Settings) -> Value {
@@ -155,6 +157,7 @@ impl Engine {
             refreshes_started: 0,
             config_updates: 0,
             dump_sources: Vec::new(),
+            timeline: Vec::new(),
             settings,
         }
     }
@@ -186,7 +189,12 @@ impl Engine {
         r
     }
 
+    fn mark(&mut self, what: &str) {
+        self.timeline.push((what.to_string(), SystemTime::now()));
+    }
+
     fn fail(&mut self, message: &str) {
+        self.mark("failed");
         self.status = "failed".into();
         self.phase = None;
         let count = self.alerts.get("refresh_failed").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
@@ -382,6 +390,7 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
     engine.last_refresh = now_text();
     engine.status = "refreshing".into();
     engine.phase = Some("dump");
+    engine.mark("dump");
     let source = DumpSource {
         host: engine.connection_field("host"),
         port: engine.connection_field("port"),
@@ -423,10 +432,14 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
                 }
                 Outcome::GoInactive => {
                     e.status = "inactive".into();
+                    e.mark("inactive");
                     e.phase = None;
                     return;
                 }
-                _ => e.phase = Some("restore"),
+                _ => {
+                    e.phase = Some("restore");
+                    e.mark("restore");
+                }
             }
         }
         step(settings.restore_ms).await;
@@ -440,6 +453,7 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
                     .fail("pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available");
             }
             e.status = "renewed".into();
+            e.mark("renewed");
             e.phase = None;
         }
         step(20).await;
@@ -449,6 +463,7 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
                 return;
             }
             e.status = "snapshotting".into();
+            e.mark("snapshotting");
         }
         step(settings.snapshot_ms).await;
         let mut e = shared.lock();
@@ -459,6 +474,7 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
             return e.fail("failed to create a snapshot: zfs: out of space");
         }
         e.status = "finished".into();
+        e.mark("finished");
         e.alerts.remove("refresh_failed");
     });
 }
@@ -515,6 +531,9 @@ pub struct EngineView {
     pub password: Option<String>,
     pub dump_sources: Vec<DumpSource>,
     pub config: Value,
+    /// Each phase or status the refreshes entered (`dump`, `restore`, `renewed`,
+    /// `snapshotting`, `finished`, `failed`, `inactive`), and when.
+    pub timeline: Vec<(String, SystemTime)>,
 }
 
 impl Emulator {
@@ -554,6 +573,7 @@ impl Emulator {
             password: e.password.clone(),
             dump_sources: e.dump_sources.clone(),
             config: e.config.clone(),
+            timeline: e.timeline.clone(),
         }
     }
 

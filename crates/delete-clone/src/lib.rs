@@ -156,6 +156,7 @@ fn progress(
     gone: bool,
     now: OffsetDateTime,
 ) -> Deletion {
+    let requested_at = previous.as_ref().map_or(now, Deletion::started_at);
     let (mut deleted, checks) = previous.map_or((Vec::new(), 0), |p| (p.deleted, p.checks));
     for id in deleted_now {
         if !deleted.contains(&id) {
@@ -168,6 +169,7 @@ fn progress(
         deleted,
         checks: checks + 1,
         checked_at: now,
+        requested_at: Some(requested_at),
     }
 }
 

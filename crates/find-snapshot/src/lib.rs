@@ -5,7 +5,7 @@
 use refresh_core::RefreshError;
 use refresh_core::dblab;
 use refresh_core::rds::Rds;
-use refresh_core::request::RefreshRequest;
+use refresh_core::request::{FieldError, RefreshRequest, ValidationErrors};
 use refresh_core::run::{Execution, Snapshot};
 use refresh_core::secrets::SecretReader;
 use serde::Deserialize;
@@ -30,6 +30,14 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Snapshot, RefreshError>
     let client = dblab::connect(&deps.secrets, &request.dblab).await?;
     let engine = dblab::preflight(&client).await?;
     info!(version = %engine.version, status = %engine.retrieval_status, "DBLab preflight passed");
+    if request.clone.delete_after_dump && dblab::immediate_restore_enabled(&client.config().await?) {
+        return Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
+            path: "clone.deleteAfterDump".into(),
+            message: "the engine has immediateRestore on: it restores while it dumps, so the end of the dump \
+                      cannot be told; turn one of them off"
+                .into(),
+        }])));
+    }
     // Read now so a missing or unreadable password fails before the clone exists.
     deps.secrets.read(&request.source.password_secret_arn, "password").await?;
     deps.rds.check_source(&request.source).await?;

@@ -50,12 +50,18 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
     let previous_last_refresh = before.last_refresh().to_string();
 
     let config = client.config().await?;
-    let jobs = if dblab::immediate_restore_enabled(&config) {
+    let immediate_restore = dblab::immediate_restore_enabled(&config);
+    let jobs = if immediate_restore {
         info!("immediateRestore is on: dumping with one job, as the engine requires");
         1
     } else {
         dump_parallel_jobs(&clone.instance_class)
     };
+    let release_after_dump = request.clone.delete_after_dump && !immediate_restore;
+    if request.clone.delete_after_dump && immediate_restore {
+        // The preflight refuses this; the engine's config changed since.
+        warn!("immediateRestore is on: the end of the dump cannot be told, so the clone stays to the end");
+    }
     let connection = SourceConnection {
         host: endpoint.address.clone(),
         port: endpoint.port,
@@ -65,9 +71,12 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
     };
     // The engine may echo what it was sent; nothing it says may carry the password on.
     let hide = |e: RefreshError| e.redact(password.expose());
-    client.update_config(&dblab::config_patch(&connection, &password, jobs)).await.map_err(hide)?;
+    client
+        .update_config(&dblab::config_patch(&connection, &password, jobs, request.dblab.restore_parallel_jobs))
+        .await
+        .map_err(hide)?;
     let applied = client.config().await.map_err(hide)?;
-    let mismatches = dblab::config_mismatches(&applied, &connection);
+    let mismatches = dblab::config_mismatches(&applied, &connection, request.dblab.restore_parallel_jobs);
     if !mismatches.is_empty() {
         return Err(RefreshError::DblabConfigNotApplied(mismatches.join("; ")));
     }
@@ -99,5 +108,9 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
         alert: None,
         polls: 0,
         finished_at: None,
+        release_after_dump,
+        restore_looks: 0,
+        dump_over: false,
+        release_clone: false,
     })
 }

@@ -1,12 +1,14 @@
-//! `poll-refresh`: one look at the engine; returns the refresh with a status the Choice
-//! state routes on (`pending`, `ready` = done, `failed` with the engine's alert,
-//! `timed_out`). The rules are `refresh_core::dblab::advance`.
+//! `poll-refresh`: watches the engine (one look per poll interval, for as long as the
+//! invocation may) and returns the refresh with a status the Choice state routes on
+//! (`pending`, `ready` = done, `failed` with the engine's alert, `timed_out`) as soon as
+//! it is no longer `pending`. The rules are `refresh_core::dblab::advance`.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Execution, Refresh};
+use refresh_core::run::{Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
+use refresh_core::watch::Watch;
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -24,18 +26,26 @@ pub struct Input {
     pub refresh: Refresh,
 }
 
-pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
     let client = dblab::connect(&deps.secrets, &request.dblab).await?;
-    let mut seen = client.status().await?;
-    if seen.status == "refreshing" {
-        // Only the retrieval endpoint lists the sessions that tell dump from restore.
-        match client.retrieval().await {
-            Ok(detail) => seen.activity = detail.activity,
-            Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
+    let look = |prev: Refresh| {
+        let client = &client;
+        async move {
+            let mut seen = client.status().await?;
+            if seen.status == "refreshing" {
+                // Only the retrieval endpoint lists the sessions that tell dump from restore.
+                match client.retrieval().await {
+                    Ok(detail) => seen.activity = detail.activity,
+                    Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
+                }
+            }
+            let next = dblab::advance(&prev, &seen, OffsetDateTime::now_utc());
+            info!(status = ?next.status, retrieval = %next.retrieval_status, phase = ?next.phase, seen_start = next.seen_start, polls = next.polls, "refresh polled");
+            Ok(next)
         }
-    }
-    let next = dblab::advance(&input.refresh, &seen, OffsetDateTime::now_utc());
-    info!(status = ?next.status, retrieval = %next.retrieval_status, phase = ?next.phase, seen_start = next.seen_start, polls = next.polls, "refresh polled");
-    Ok(next)
+    };
+    // The clone is released as soon as the dump is over: that ends the watch too.
+    let act = |r: &Refresh| r.status != PollStatus::Pending || r.release_clone;
+    watch.run(input.refresh, request.dblab.poll_interval, look, act).await
 }

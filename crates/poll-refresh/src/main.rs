@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
     let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)) };
-    lambda::serve(|input| poll_refresh::handle(&deps, input)).await
+    lambda::serve_watching(|input, watch| poll_refresh::handle(&deps, input, watch)).await
 }

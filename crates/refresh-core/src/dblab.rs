@@ -276,8 +276,15 @@ pub struct SourceConnection {
 }
 
 /// The partial config body pointing the logical dump at the clone.
-pub fn config_patch(conn: &SourceConnection, password: &Secret, dump_parallel_jobs: u32) -> Value {
-    json!({"retrieval": {"spec": {"logicalDump": {"options": {
+/// `restore_parallel_jobs` is set only when the request asks: the engine host's CPUs are
+/// what matter, and only the request (or the engine's own config) knows them.
+pub fn config_patch(
+    conn: &SourceConnection,
+    password: &Secret,
+    dump_parallel_jobs: u32,
+    restore_parallel_jobs: Option<u32>,
+) -> Value {
+    let mut patch = json!({"retrieval": {"spec": {"logicalDump": {"options": {
         "source": {
             "connection": {
                 "host": conn.host,
@@ -289,12 +296,16 @@ pub fn config_patch(conn: &SourceConnection, password: &Secret, dump_parallel_jo
             "rdsIam": {"dbInstanceIdentifier": conn.instance_id},
         },
         "parallelJobs": dump_parallel_jobs,
-    }}}}})
+    }}}}});
+    if let Some(jobs) = restore_parallel_jobs {
+        patch["retrieval"]["spec"]["logicalRestore"] = json!({"options": {"parallelJobs": jobs}});
+    }
+    patch
 }
 
 /// Fields of the engine's config that differ from what was sent. The engine silently
 /// ignores keys its `server.yml` lacks, so only a re-read shows what took.
-pub fn config_mismatches(config: &Value, conn: &SourceConnection) -> Vec<String> {
+pub fn config_mismatches(config: &Value, conn: &SourceConnection, restore_parallel_jobs: Option<u32>) -> Vec<String> {
     let base = "/retrieval/spec/logicalDump/options/source/connection";
     let text_at = |field: &str| -> Option<String> {
         match config.pointer(&format!("{base}/{field}"))? {
@@ -317,6 +328,17 @@ pub fn config_mismatches(config: &Value, conn: &SourceConnection) -> Vec<String>
                 out.push(format!("{field} is missing from the engine's config (add it to server.yml so it can be set)"))
             }
         }
+    }
+    let restore_jobs = "/retrieval/spec/logicalRestore/options/parallelJobs";
+    match (restore_parallel_jobs, config.pointer(restore_jobs).and_then(Value::as_u64)) {
+        (Some(want), Some(got)) if got != u64::from(want) => {
+            out.push(format!("logicalRestore parallelJobs is {got}, expected {want}"));
+        }
+        (Some(_), None) => out.push(
+            "logicalRestore parallelJobs is missing from the engine's config (add it to server.yml so it can be set)"
+                .into(),
+        ),
+        _ => {}
     }
     out
 }
@@ -355,9 +377,17 @@ pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refres
     next.seen_start = prev.seen_start
         || BUSY_STATUSES.contains(&seen.status.as_str())
         || seen.last_refresh() != prev.previous_last_refresh;
-    if let Some(phase) = phase_of(seen) {
+    let phase = phase_of(seen);
+    if let Some(phase) = phase {
         next.phase = Some(phase.to_string());
     }
+    // dblab-api.md: the dump is over when restore sessions run and no dump session does,
+    // seen on consecutive looks; or once the engine is past its jobs. Never inferred from
+    // a `dump+restore` look (immediateRestore), nor from a look without activity.
+    next.restore_looks = if phase == Some("restore") { prev.restore_looks + 1 } else { 0 };
+    next.dump_over = prev.dump_over
+        || next.restore_looks >= DUMP_OVER_LOOKS
+        || (next.seen_start && matches!(seen.status.as_str(), "renewed" | "snapshotting"));
     next.status = match (next.seen_start, seen.status.as_str()) {
         (true, "finished") => PollStatus::Ready,
         (true, "failed") => {
@@ -384,8 +414,13 @@ pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refres
     if next.status != PollStatus::Pending {
         next.finished_at = Some(now);
     }
+    next.release_clone =
+        prev.release_after_dump && next.dump_over && !prev.dump_over && next.status == PollStatus::Pending;
     next
 }
+
+/// Consecutive looks at a restore without a dump before the dump counts as over.
+pub const DUMP_OVER_LOOKS: u32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -408,7 +443,54 @@ mod tests {
             alert: None,
             polls: 0,
             finished_at: None,
+            release_after_dump: true,
+            restore_looks: 0,
+            dump_over: false,
+            release_clone: false,
         }
+    }
+
+    fn with_activity(source: usize, target: usize) -> Retrieving {
+        let mut s = seen("refreshing", "new");
+        s.activity = Some(Activity { source: Some(vec![json!({}); source]), target: Some(vec![json!({}); target]) });
+        s
+    }
+
+    #[test]
+    fn the_dump_is_over_after_two_restore_looks_and_the_clone_is_released_once() {
+        let r = advance(&started("old"), &with_activity(2, 0), NOW);
+        let r = advance(&r, &with_activity(0, 3), NOW);
+        assert!(!r.dump_over && !r.release_clone, "one look is not enough");
+        let r = advance(&r, &with_activity(0, 3), NOW);
+        assert!(r.dump_over && r.release_clone);
+        let r = advance(&r, &with_activity(0, 3), NOW);
+        assert!(r.dump_over && !r.release_clone, "released on one poll only");
+    }
+
+    #[test]
+    fn an_interrupted_or_overlapping_restore_is_not_the_end_of_the_dump() {
+        let r = advance(&started("old"), &with_activity(0, 1), NOW);
+        let r = advance(&r, &seen("refreshing", "new"), NOW);
+        let r = advance(&r, &with_activity(0, 1), NOW);
+        assert!(!r.dump_over, "a look without activity breaks the run of restore looks");
+        let mut r = started("old");
+        for _ in 0..5 {
+            r = advance(&r, &with_activity(1, 1), NOW);
+        }
+        assert!(!r.dump_over, "immediateRestore: dump and restore at once say nothing");
+    }
+
+    #[test]
+    fn snapshotting_means_the_dump_is_over_and_finishing_releases_nothing_early() {
+        let r = advance(&started("old"), &with_activity(1, 0), NOW);
+        let r = advance(&r, &seen("snapshotting", "new"), NOW);
+        assert!(r.dump_over && r.release_clone);
+        let r = advance(&advance(&started("old"), &with_activity(1, 0), NOW), &seen("finished", "new"), NOW);
+        assert!(!r.release_clone, "done: the normal deletion follows");
+        let mut keep = started("old");
+        keep.release_after_dump = false;
+        let r = advance(&advance(&keep, &with_activity(0, 1), NOW), &with_activity(0, 1), NOW);
+        assert!(r.dump_over && !r.release_clone, "not asked for");
     }
 
     fn seen(status: &str, last_refresh: &str) -> Retrieving {
@@ -502,10 +584,10 @@ mod tests {
     fn config_check_names_what_did_not_take() {
         let applied = json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": {
             "host": "clone.abc.rds.amazonaws.com", "port": 5432, "dbname": "app", "username": "dblab"}}}}}}});
-        assert!(config_mismatches(&applied, &conn()).is_empty());
+        assert!(config_mismatches(&applied, &conn(), None).is_empty());
         let partial = json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": {
             "host": "old-host", "dbname": "app", "username": "dblab"}}}}}}});
-        let diff = config_mismatches(&partial, &conn());
+        let diff = config_mismatches(&partial, &conn(), None);
         assert_eq!(diff.len(), 2);
         assert!(diff[0].starts_with("host"));
         assert!(diff[1].starts_with("port is missing"));
@@ -513,7 +595,7 @@ mod tests {
 
     #[test]
     fn patch_carries_the_instance_id_and_jobs() {
-        let body = config_patch(&conn(), &Secret::new("pw".into()), 4);
+        let body = config_patch(&conn(), &Secret::new("pw".into()), 4, None);
         let opts = &body["retrieval"]["spec"]["logicalDump"]["options"];
         assert_eq!(opts["source"]["rdsIam"]["dbInstanceIdentifier"], "dblab-refresh-x-writer");
         assert_eq!(opts["parallelJobs"], 4);

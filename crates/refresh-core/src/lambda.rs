@@ -10,6 +10,7 @@ use serde_json::Value;
 use tracing::{Instrument, error, info, info_span};
 
 use crate::error::RefreshError;
+use crate::watch::Watch;
 
 /// JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
 /// Each line carries the current span, which holds the execution name.
@@ -68,14 +69,26 @@ where
     F: Fn(In) -> Fut,
     Fut: Future<Output = Result<Out, RefreshError>>,
 {
+    serve_watching(|input, _| handler(input)).await
+}
+
+/// Runs a check handler, which may watch until shortly before each invocation's deadline.
+pub async fn serve_watching<In, Out, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    In: DeserializeOwned,
+    Out: Serialize,
+    F: Fn(In, Watch) -> Fut,
+    Fut: Future<Output = Result<Out, RefreshError>>,
+{
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let span = info_span!("invocation", execution = %execution_name(&event.payload), request_id = %event.context.request_id);
+        let watch = Watch::for_invocation(event.context.deadline());
         async move {
             let result = match parse_input::<In>(event.payload) {
                 // Boxed: the handlers' futures nest deeply enough to exceed the compiler's
                 // layout depth when inlined into the runtime's.
-                Ok(input) => Box::pin(handler(input)).await,
+                Ok(input) => Box::pin(handler(input, watch)).await,
                 Err(e) => Err(e),
             };
             match &result {

@@ -1,5 +1,6 @@
 //! The shared core of the DBLab refresh orchestrator: one module per concern.
 
+pub mod cost;
 pub mod dblab;
 pub mod duration;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod run;
 pub mod secrets;
 pub mod summary;
 pub mod tags;
+pub mod watch;
 
 pub use error::RefreshError;
 pub use request::RefreshRequest;

@@ -139,6 +139,7 @@ mod tests {
             clone_identifier: Some("dblab-refresh-staging-20261122-050000".into()),
             clone_class: Some("db.t3.medium".into()),
             clone_lifetime_seconds: Some(4_740),
+            clone_deleted_after_dump: false,
             phases: vec![Phase { name: "refresh".into(), started_at: datetime!(2026-11-22 05:12 UTC), ended_at: None }],
             error: None,
             cleanup: "clone dblab-refresh-staging-20261122-050000 deleted".into(),

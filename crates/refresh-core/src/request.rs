@@ -71,6 +71,8 @@ pub struct CloneSpec {
     pub storage_type: Option<String>,
     pub enable_iam_auth: bool,
     pub deletion_protection: bool,
+    /// Delete the clone as soon as DBLab has dumped from it, while DBLab restores.
+    pub delete_after_dump: bool,
     pub max_age: Duration,
     pub restore_timeout: Duration,
     pub poll_interval: Duration,
@@ -85,6 +87,8 @@ pub struct DblabSpec {
     pub ca_certificate: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// pg_restore jobs on the engine host (its CPUs); unset leaves the engine's own value.
+    pub restore_parallel_jobs: Option<u32>,
 }
 
 pub mod defaults {
@@ -413,6 +417,7 @@ impl Validator {
         }
         let enable_iam_auth = self.boolean(&mut obj, "enableIAMAuth");
         let deletion_protection = self.boolean(&mut obj, "deletionProtection");
+        let delete_after_dump = self.boolean(&mut obj, "deleteAfterDump");
         let max_age = self.duration(
             &mut obj,
             "maxAge",
@@ -448,6 +453,7 @@ impl Validator {
             storage_type,
             enable_iam_auth,
             deletion_protection,
+            delete_after_dump,
             max_age,
             restore_timeout,
             poll_interval,
@@ -540,6 +546,19 @@ impl Validator {
         );
         let timeout =
             self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
+        let restore_parallel_jobs = match self.field(&mut obj, "restoreParallelJobs") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=128) => u32::try_from(n).ok(),
+                _ => {
+                    self.err(
+                        "dblab.restoreParallelJobs",
+                        "must be a whole number from 1 to 128: the CPUs of the DBLab host",
+                    );
+                    None
+                }
+            },
+        };
         self.finish(obj);
         Some(DblabSpec {
             api_endpoint: api_endpoint?,
@@ -548,6 +567,7 @@ impl Validator {
             ca_certificate,
             poll_interval,
             timeout,
+            restore_parallel_jobs,
         })
     }
 }
@@ -772,6 +792,17 @@ mod tests {
         let mut doc = valid();
         doc["clone"]["maxAge"] = json!("5h");
         assert_eq!(paths(&doc), vec!["clone.maxAge"]);
+    }
+
+    #[test]
+    fn restore_parallel_jobs_is_a_cpu_count() {
+        let mut doc = valid();
+        doc["dblab"]["restoreParallelJobs"] = json!(8);
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.restore_parallel_jobs, Some(8));
+        doc["dblab"]["restoreParallelJobs"] = json!(0);
+        assert_eq!(paths(&doc), vec!["dblab.restoreParallelJobs"]);
+        doc["dblab"]["restoreParallelJobs"] = json!("8");
+        assert_eq!(paths(&doc), vec!["dblab.restoreParallelJobs"]);
     }
 
     #[test]

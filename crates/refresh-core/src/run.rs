@@ -169,6 +169,20 @@ pub struct Refresh {
     pub polls: u32,
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<OffsetDateTime>,
+    /// Whether this run deletes its clone once the dump is over (`clone.deleteAfterDump`,
+    /// unless the engine restores while it dumps).
+    #[serde(default)]
+    pub release_after_dump: bool,
+    /// Consecutive looks that saw restore sessions and no dump session.
+    #[serde(default)]
+    pub restore_looks: u32,
+    /// The dump is over: the clone is no longer read from.
+    #[serde(default)]
+    pub dump_over: bool,
+    /// Set on the one poll that found the dump over, when the clone is to go now: the
+    /// state machine deletes it and goes on polling.
+    #[serde(default)]
+    pub release_clone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +203,15 @@ pub struct Deletion {
     pub checks: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub checked_at: OffsetDateTime,
+    /// The first step's time: when the clone stopped being needed.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<OffsetDateTime>,
+}
+
+impl Deletion {
+    pub fn started_at(&self) -> OffsetDateTime {
+        self.requested_at.unwrap_or(self.checked_at)
+    }
 }
 
 /// An error as a Step Functions Catch hands it over (`ResultPath: $.error`).
@@ -231,6 +254,12 @@ pub struct RunState {
     pub refresh: Option<Refresh>,
     #[serde(default)]
     pub deletion: Option<Deletion>,
+    /// The deletion started once the dump was over (`clone.deleteAfterDump`), and its error
+    /// if it could not start (the deletion after the refresh then does it all).
+    #[serde(default)]
+    pub early_deletion: Option<Deletion>,
+    #[serde(default)]
+    pub early_deletion_error: Option<CaughtError>,
     #[serde(default)]
     pub error: Option<CaughtError>,
     #[serde(default)]

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::request::RefreshRequest;
-use crate::run::{DeletionStatus, PollStatus, RunState};
+use crate::run::{Deletion, DeletionStatus, PollStatus, RunState};
 
 /// Outcome names for failures that are a poll's verdict rather than a handler error.
 pub mod outcome_errors {
@@ -89,9 +89,12 @@ pub struct RunSummary {
     pub clone_identifier: Option<String>,
     #[serde(default)]
     pub clone_class: Option<String>,
-    /// From the restore request until the clone was confirmed gone: what the clone cost.
+    /// From the restore request until its deletion started: what the clone cost.
     #[serde(default)]
     pub clone_lifetime_seconds: Option<i64>,
+    /// The clone was deleted once DBLab had dumped from it (`clone.deleteAfterDump`).
+    #[serde(default)]
+    pub clone_deleted_after_dump: bool,
     #[serde(default)]
     pub phases: Vec<Phase>,
     #[serde(default)]
@@ -141,6 +144,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
         clone_lifetime_seconds: None,
+        clone_deleted_after_dump: false,
         phases: Vec::new(),
         error: None,
         cleanup: String::new(),
@@ -166,8 +170,16 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
     let confirmed = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
     match (&state.clone, confirmed) {
         (Some(clone), Some(d)) => {
-            summary.cleanup = format!("clone {} deleted", clone.identifier);
-            summary.clone_lifetime_seconds = Some((d.checked_at - clone.requested_at).whole_seconds());
+            // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
+            let early = state.early_deletion.as_ref().map(Deletion::started_at);
+            let ended = early.map_or(d.started_at(), |e| e.min(d.started_at()));
+            summary.clone_deleted_after_dump = early.is_some();
+            summary.cleanup = if early.is_some() {
+                format!("clone {} deleted once the dump was over", clone.identifier)
+            } else {
+                format!("clone {} deleted", clone.identifier)
+            };
+            summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
         }
         // The failure path's purge found a clone that never reached the state.
         (None, Some(d)) if !d.deleted.is_empty() => summary.cleanup = format!("deleted {}", d.deleted.join(", ")),
@@ -294,6 +306,10 @@ mod tests {
             alert: (status == PollStatus::Failed).then(|| "pg_dump failed".to_string()),
             polls: 4,
             finished_at: Some(datetime!(2026-11-22 06:12 UTC)),
+            release_after_dump: false,
+            restore_looks: 0,
+            dump_over: false,
+            release_clone: false,
         }
     }
 
@@ -304,7 +320,28 @@ mod tests {
             deleted: vec![],
             checks: 2,
             checked_at: datetime!(2026-11-22 06:20 UTC),
+            requested_at: None,
         }
+    }
+
+    #[test]
+    fn a_clone_deleted_after_the_dump_lived_until_then() {
+        let mut s = state();
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Ready));
+        s.deletion = Some(deleted());
+        s.early_deletion = Some(Deletion {
+            status: DeletionStatus::Deleting,
+            checks: 1,
+            checked_at: datetime!(2026-11-22 05:40 UTC),
+            requested_at: Some(datetime!(2026-11-22 05:40 UTC)),
+            ..deleted()
+        });
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert_eq!(sum.outcome, Outcome::Succeeded);
+        assert!(sum.clone_deleted_after_dump);
+        assert_eq!(sum.clone_lifetime_seconds, Some(39 * 60), "until 05:40, not 06:20");
+        assert!(sum.cleanup.contains("once the dump was over"), "{}", sum.cleanup);
     }
 
     fn state() -> RunState {

@@ -1,0 +1,160 @@
+//! Watching inside one invocation: a check handler looks again every poll interval until
+//! something the state machine must act on happens or its time is up.
+//!
+//! Each round of the state machine's poll loop (Wait, check Task, Choice) costs three
+//! state transitions and nine history events. Looking at the clone or the engine every
+//! 30 s from the state machine alone would take about 1,700 transitions for a 4-hour
+//! refresh. Watching for minutes per invocation keeps the same reaction time (one poll
+//! interval, which is what bounds how long a clone outlives its use) with a few dozen.
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::warn;
+
+use crate::error::RefreshError;
+
+/// Caps the watch of one invocation, in seconds (tests use a few seconds); without it an
+/// invocation watches until shortly before its Lambda timeout.
+pub const WATCH_SECONDS_ENV: &str = "WATCH_SECONDS";
+
+/// Time kept back from the Lambda deadline to answer, so a watch never times the function out.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    until: Option<Instant>,
+}
+
+impl Watch {
+    /// A single look (direct calls, the CLI, handler tests).
+    pub fn once() -> Self {
+        Self { until: None }
+    }
+
+    /// Watch until `window` from now.
+    pub fn for_window(window: Duration) -> Self {
+        Self { until: Instant::now().checked_add(window) }
+    }
+
+    /// The watch of one Lambda invocation: until the deadline less a margin, capped by
+    /// `WATCH_SECONDS` when set. A deadline that has already passed when the invocation
+    /// starts is no deadline (`cargo lambda watch` sends its 600 s timeout as the deadline, in 1970):
+    /// that leaves the cap, or a single look without one.
+    pub fn for_invocation(deadline: SystemTime) -> Self {
+        let cap =
+            std::env::var(WATCH_SECONDS_ENV).ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let left = deadline.duration_since(SystemTime::now()).ok().map(|left| left.saturating_sub(DEADLINE_MARGIN));
+        match (left, cap) {
+            (Some(left), Some(cap)) => Self::for_window(left.min(cap)),
+            (Some(window), None) | (None, Some(window)) => Self::for_window(window),
+            (None, None) => Self::once(),
+        }
+    }
+
+    /// Whether another look `every` from now still fits.
+    fn allows(&self, every: Duration) -> bool {
+        self.until.is_some_and(|until| Instant::now() + every <= until)
+    }
+
+    /// Looks, then again every `every`, until `done` holds for the result or the watch is
+    /// over. Each look gets the previous result, so counters and deadlines carry through.
+    /// A failing first look is the invocation's error; a later one ends the watch with the
+    /// last good result, so the next invocation looks again from there.
+    pub async fn run<T, F, Fut>(
+        &self,
+        first: T,
+        every: Duration,
+        mut look: F,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T, RefreshError>
+    where
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<T, RefreshError>>,
+        T: Clone,
+    {
+        let mut current = look(first).await?;
+        while !done(&current) && self.allows(every) {
+            tokio::time::sleep(every).await;
+            match look(current.clone()).await {
+                Ok(next) => current = next,
+                Err(e) => {
+                    warn!(error = e.name(), reason = %e, "look failed; ending this watch with the last result");
+                    break;
+                }
+            }
+        }
+        Ok(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const EVERY: Duration = Duration::from_millis(10);
+
+    fn down() -> RefreshError {
+        RefreshError::DblabUnavailable { endpoint: "http://dblab".into(), message: "down".into() }
+    }
+
+    #[tokio::test]
+    async fn once_looks_exactly_once() {
+        let n = Watch::once().run(0u32, EVERY, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn stops_as_soon_as_done() {
+        let w = Watch::for_window(Duration::from_secs(10));
+        let n = w.run(0u32, EVERY, |n| async move { Ok(n + 1) }, |n| *n == 3).await.unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[tokio::test]
+    async fn stops_when_the_window_is_over() {
+        let w = Watch::for_window(Duration::from_millis(55));
+        let n = w.run(0u32, EVERY, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        // Looks at 0, 10, 20, 30, 40 ms and never starts one that would end past 55 ms.
+        assert!((2..=6).contains(&n), "{n} looks");
+    }
+
+    #[tokio::test]
+    async fn a_failing_first_look_is_the_error() {
+        let w = Watch::for_window(Duration::from_secs(10));
+        let e = w.run(0u32, EVERY, |_| async { Err(down()) }, |_| false).await.unwrap_err();
+        assert_eq!(e.name(), "DblabUnavailable");
+    }
+
+    #[tokio::test]
+    async fn a_later_failure_ends_the_watch_with_the_last_result() {
+        let calls = AtomicU32::new(0);
+        let w = Watch::for_window(Duration::from_secs(10));
+        let n = w
+            .run(
+                0u32,
+                EVERY,
+                |n| {
+                    let call = calls.fetch_add(1, Ordering::SeqCst);
+                    async move { if call == 2 { Err(down()) } else { Ok(n + 1) } }
+                },
+                |_| false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn an_invocation_keeps_a_margin_before_its_deadline() {
+        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(10));
+        assert!(!w.allows(Duration::ZERO), "10 s left is inside the 15 s margin");
+        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60));
+        assert!(w.allows(Duration::from_secs(30)));
+        assert!(!w.allows(Duration::from_secs(50)));
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
+        assert!(!Watch::for_invocation(past).allows(Duration::ZERO), "no deadline, no cap: one look");
+    }
+}

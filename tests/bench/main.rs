@@ -1,0 +1,361 @@
+//! `make bench`: measures the handlers against a boto3 baseline, the orchestration cost of
+//! one refresh, and the package sizes, and prints Markdown tables.
+//!
+//! Every figure is measured side by side in the same run (Rust and Python processes take
+//! turns) and given as median [min-max] over repeated runs, because shared machines are
+//! noisy. Nothing here asserts a time: a benchmark reports, tests decide.
+// A benchmark that cannot measure stops with the reason: panicking is how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod lambda_api;
+mod orchestration;
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use dblab_emulator::Settings;
+use lambda_api::{RuntimeApi, TimingProxy};
+use refresh_core::rds::Rds;
+use refresh_core::run::{Clone, Execution, PollStatus, Refresh, RunState, Snapshot};
+use refresh_core::secrets::SecretReader;
+use refresh_core::watch::Watch;
+use refresh_tests::{World, moto, repo_root, unique};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// Processes started per handler and language; warm invocations per process.
+const PROCESSES: usize = 5;
+const WARM: usize = 20;
+
+const HANDLERS: [&str; 8] =
+    ["find-snapshot", "restore", "check-available", "patch-dblab", "poll-refresh", "delete-clone", "record", "notify"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lang {
+    Rust,
+    Python,
+}
+
+/// One process's figures.
+struct Run {
+    cold: Duration,
+    warm_own: Vec<Duration>,
+    peak_rss_kib: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let started = Instant::now();
+    println!("# Benchmarks\n");
+    println!("Machine: {} cores; {}.\n", std::thread::available_parallelism().map_or(0, |n| n.get()), today());
+    if only.as_deref().is_none_or(|o| o == "handlers") {
+        handlers().await;
+    }
+    if only.as_deref().is_none_or(|o| o == "orchestration") {
+        orchestration::report().await;
+    }
+    if only.as_deref().is_none_or(|o| o == "packages") {
+        packages();
+    }
+    println!("\n_Measured in {:.0} s by `make bench`._", started.elapsed().as_secs_f64());
+}
+
+fn today() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!("{}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
+}
+
+/// What every event is built from: one source, one ready clone, one finished refresh.
+struct Fixtures {
+    w: World,
+    aws: TimingProxy,
+    dblab: TimingProxy,
+    table: String,
+    topic_arn: String,
+    request: Value,
+    snapshot: Snapshot,
+    clone: Clone,
+    refresh: Refresh,
+}
+
+impl Fixtures {
+    async fn new() -> Self {
+        // Instant phases: each patch-dblab invocation's refresh is over before the next.
+        let w = World::with_engine(Settings { dump_ms: 0, restore_ms: 0, snapshot_ms: 0, ..Settings::default() }).await;
+        let aws = TimingProxy::start(&moto().endpoint).await;
+        let dblab = TimingProxy::start(&w.emulator.url()).await;
+        let table = w.history_table().await;
+        let (topic_arn, _) = w.topic_with_queue().await;
+        let source = w.rds_source().await;
+        let mut request = w.request("rds", &source);
+        request["dblab"]["apiEndpoint"] = json!(dblab.url);
+        let exec = execution(0);
+        let find_deps =
+            find_snapshot::Deps { rds: Rds::new(w.rds.clone()), secrets: SecretReader::new(w.secrets.clone()) };
+        let snapshot = find_snapshot::handle(
+            &find_deps,
+            find_snapshot::Input { execution: exec.clone(), request: request.clone() },
+        )
+        .await
+        .expect("a snapshot");
+        let clone = ready_clone(&w, &request, &snapshot, &exec).await;
+        let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()) };
+        let input = patch_dblab::Input { execution: exec, request: request.clone(), clone: clone.clone() };
+        let refresh = patch_dblab::handle(&patch_deps, input).await.expect("a refresh");
+        let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
+        fixtures.settle().await;
+        fixtures
+    }
+
+    /// Waits until the engine is idle again (outside any measured time).
+    async fn settle(&self) {
+        for _ in 0..200 {
+            if self.w.emulator.view().status == "finished" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the engine did not finish its refresh");
+    }
+
+    /// The event the state machine would send `handler` for its `k`-th invocation.
+    async fn event(&self, handler: &str, k: usize) -> Value {
+        let exec = execution(k);
+        let request = &self.request;
+        match handler {
+            "find-snapshot" => json!({"execution": exec, "request": request}),
+            "restore" => json!({"execution": exec, "request": request, "snapshot": self.snapshot}),
+            "check-available" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "patch-dblab" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "poll-refresh" => json!({"execution": execution(0), "request": request, "refresh": self.refresh}),
+            "delete-clone" => {
+                let clone = ready_clone(&self.w, request, &self.snapshot, &exec).await;
+                json!({"mode": "delete", "execution": exec, "clone": clone})
+            }
+            "record" => {
+                let mut request = request.clone();
+                request["target"] = json!(format!("bench-{}", unique("t")));
+                json!({"action": "start", "execution": exec, "request": request})
+            }
+            "notify" => {
+                let state = RunState {
+                    request: request.clone(),
+                    execution: Some(execution(0)),
+                    snapshot: Some(self.snapshot.clone()),
+                    clone: Some(self.clone.clone()),
+                    refresh: Some(self.refresh.clone()),
+                    ..Default::default()
+                };
+                json!({"state": state})
+            }
+            other => panic!("no such handler {other}"),
+        }
+    }
+}
+
+/// A clone restored for `exec` and checked until ready, as the state machine leaves it.
+async fn ready_clone(w: &World, request: &Value, snapshot: &Snapshot, exec: &Execution) -> Clone {
+    let restore_deps = restore::Deps { rds: Rds::new(w.rds.clone()) };
+    let input = restore::Input { execution: exec.clone(), request: request.clone(), snapshot: snapshot.clone() };
+    let clone = restore::handle(&restore_deps, input).await.expect("a clone");
+    let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
+    let input = check_available::Input { execution: exec.clone(), request: request.clone(), clone };
+    let clone = check_available::handle(&check_deps, input, Watch::for_window(Duration::from_secs(30)))
+        .await
+        .expect("a checked clone");
+    assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
+    clone
+}
+
+fn execution(k: usize) -> Execution {
+    let name = if k == 0 { "bench-fixture".to_string() } else { format!("bench-{}-{k}", unique("x")) };
+    Execution {
+        arn: Some(format!("arn:aws:states:us-east-1:123456789012:execution:refresh:{name}")),
+        name,
+        started_at: Some(OffsetDateTime::now_utc()),
+    }
+}
+
+fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures) -> Child {
+    let root = repo_root();
+    let mut command = match lang {
+        Lang::Rust => Command::new(root.join("target/release").join(handler)),
+        Lang::Python => {
+            let mut c = Command::new(root.join(".tools/bench/bin/python"));
+            c.args(["-m", "awslambdaric", &format!("handlers.{}", handler.replace('-', "_"))])
+                .current_dir(root.join("tests/bench/baseline"));
+            c
+        }
+    };
+    let log = std::fs::File::create(root.join(format!("target/bench/{handler}-{lang:?}.log"))).expect("a log file");
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", handler)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{handler}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_ENDPOINT_URL", &f.aws.url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("HISTORY_TABLE", &f.table)
+        .env("TOPIC_ARN", &f.topic_arn)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {handler} ({lang:?}): {e}"))
+}
+
+/// Peak resident memory of a live process, from the kernel.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn one_process(lang: Lang, handler: &str, f: &Fixtures) -> Run {
+    let mut api = RuntimeApi::start().await;
+    let mut events = Vec::new();
+    for k in 0..=WARM {
+        events.push(f.event(handler, k + 1).await);
+    }
+    let mut events = events.into_iter();
+    f.settle().await;
+    api.send(events.next().expect("the first event"));
+    let spawned = Instant::now();
+    let mut child = spawn(lang, handler, &api, f);
+    let (_, first) = api.answer().await;
+    assert!(first.ok, "{handler} ({lang:?}) failed its first invocation: {}", first.body);
+    let cold = first.at - spawned;
+    let mut warm_own = Vec::new();
+    for event in events {
+        f.settle().await;
+        f.aws.take();
+        f.dblab.take();
+        api.send(event);
+        let (delivered, answer) = api.answer().await;
+        assert!(answer.ok, "{handler} ({lang:?}) failed: {}", answer.body);
+        let upstream = f.aws.take() + f.dblab.take();
+        warm_own.push((answer.at - delivered).saturating_sub(upstream));
+    }
+    let peak_rss_kib = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    Run { cold, warm_own, peak_rss_kib }
+}
+
+async fn handlers() {
+    let f = Fixtures::new().await;
+    std::fs::create_dir_all(repo_root().join("target/bench")).expect("target/bench");
+    println!("## Handlers: cold start, memory and warm cost against a Python/boto3 baseline\n");
+    println!(
+        "Cold start: process start to the first answer through a local Lambda Runtime API, including the AWS \
+         configuration, the clients and the handler's real calls to moto (and the DBLab emulator). Memory: peak RSS \
+         (VmHWM) after {WARM} more invocations. Warm: the handler's own time per invocation, i.e. the invocation \
+         less the time its calls spent in moto and the emulator (timed by a proxy). Rust: release build of this \
+         machine's architecture. Python 3.11, boto3, awslambdaric. {PROCESSES} processes each, taking turns.\n"
+    );
+    println!(
+        "| handler | cold start Rust | Python | ratio | peak RSS Rust | Python | ratio | warm own time Rust | Python |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut worst_cold: f64 = 0.0;
+    let mut worst_rss: f64 = 0.0;
+    let mut max_rss: u64 = 0;
+    for handler in HANDLERS {
+        let mut rust = Vec::new();
+        let mut python = Vec::new();
+        for _ in 0..PROCESSES {
+            rust.push(one_process(Lang::Rust, handler, &f).await);
+            python.push(one_process(Lang::Python, handler, &f).await);
+        }
+        let cold = |runs: &[Run]| runs.iter().map(|r| r.cold.as_secs_f64() * 1e3).collect::<Vec<_>>();
+        let rss = |runs: &[Run]| runs.iter().map(|r| r.peak_rss_kib as f64 / 1024.0).collect::<Vec<_>>();
+        let warm = |runs: &[Run]| {
+            runs.iter().flat_map(|r| r.warm_own.iter().map(|d| d.as_secs_f64() * 1e3)).collect::<Vec<_>>()
+        };
+        let (cr, cp) = (cold(&rust), cold(&python));
+        let (mr, mp) = (rss(&rust), rss(&python));
+        let cold_ratio = median(&cr) / median(&cp);
+        let rss_ratio = median(&mr) / median(&mp);
+        worst_cold = worst_cold.max(cold_ratio);
+        worst_rss = worst_rss.max(rss_ratio);
+        max_rss = max_rss.max(rust.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0));
+        println!(
+            "| {handler} | {} ms | {} ms | 1/{:.0} | {} MiB | {} MiB | 1/{:.1} | {} ms | {} ms |",
+            spread(&cr, 1),
+            spread(&cp, 0),
+            1.0 / cold_ratio,
+            spread(&mr, 1),
+            spread(&mp, 1),
+            1.0 / rss_ratio,
+            spread(&warm(&rust), 2),
+            spread(&warm(&python), 2),
+        );
+    }
+    println!(
+        "\nTargets: cold start at most 1/20 of the baseline's (worst handler: 1/{:.0}, {}); memory at most 1/4 \
+         (worst: 1/{:.1}, {}); every handler under 15 MiB peak RSS (highest: {:.1} MiB, {}).\n",
+        1.0 / worst_cold,
+        verdict(worst_cold <= 1.0 / 20.0),
+        1.0 / worst_rss,
+        verdict(worst_rss <= 0.25),
+        max_rss as f64 / 1024.0,
+        verdict(max_rss < 15 * 1024),
+    );
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `median [min-max]` with `decimals` places.
+pub fn spread(values: &[f64], decimals: usize) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.*} [{:.*}-{:.*}]", decimals, median(values), decimals, min, decimals, max)
+}
+
+fn packages() {
+    println!("## Packages: zipped arm64 release bootstraps (`make build`)\n");
+    println!("| function | bootstrap.zip | bootstrap |");
+    println!("|---|---|---|");
+    let mut largest = 0u64;
+    for handler in HANDLERS {
+        let dir: PathBuf = repo_root().join("target/lambda").join(handler);
+        let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+        match (size("bootstrap.zip"), size("bootstrap")) {
+            (Some(zip), raw) => {
+                largest = largest.max(zip);
+                let raw = raw.map_or("-".to_string(), |r| format!("{:.2} MB", r as f64 / 1e6));
+                println!("| {handler} | {:.2} MB | {raw} |", zip as f64 / 1e6);
+            }
+            (None, _) => println!("| {handler} | not built: run `make build` | - |"),
+        }
+    }
+    if largest > 0 {
+        println!(
+            "\nTarget: every zip under 5 MB (largest: {:.2} MB, {}).",
+            largest as f64 / 1e6,
+            verdict(largest < 5_000_000)
+        );
+    }
+}
