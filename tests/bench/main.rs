@@ -12,6 +12,8 @@ mod orchestration;
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use dblab_emulator::Settings;
@@ -170,11 +172,17 @@ async fn ready_clone(w: &World, request: &Value, snapshot: &Snapshot, exec: &Exe
 }
 
 fn execution(k: usize) -> Execution {
+    // Clone names come from the target and the start second: each execution starts in a
+    // second of its own, counting back from the benchmark's start.
+    static BASE: OnceLock<OffsetDateTime> = OnceLock::new();
+    static STARTED: AtomicI64 = AtomicI64::new(0);
     let name = if k == 0 { "bench-fixture".to_string() } else { format!("bench-{}-{k}", unique("x")) };
+    let back = STARTED.fetch_add(1, Ordering::SeqCst);
+    let base = *BASE.get_or_init(OffsetDateTime::now_utc);
     Execution {
         arn: Some(format!("arn:aws:states:us-east-1:123456789012:execution:refresh:{name}")),
         name,
-        started_at: Some(OffsetDateTime::now_utc()),
+        started_at: Some(base - time::Duration::seconds(back)),
     }
 }
 
