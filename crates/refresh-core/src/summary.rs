@@ -174,10 +174,15 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
             let early = state.early_deletion.as_ref().map(Deletion::started_at);
             let ended = early.map_or(d.started_at(), |e| e.min(d.started_at()));
             summary.clone_deleted_after_dump = early.is_some();
-            summary.cleanup = if early.is_some() {
-                format!("clone {} deleted once the dump was over", clone.identifier)
-            } else {
-                format!("clone {} deleted", clone.identifier)
+            summary.cleanup = match (early, &state.early_deletion_error) {
+                (Some(_), _) => format!("clone {} deleted once the dump was over", clone.identifier),
+                (None, Some(e)) => format!(
+                    "clone {} deleted after the refresh: deleting it once the dump was over failed ({}: {})",
+                    clone.identifier,
+                    e.error,
+                    e.message()
+                ),
+                (None, None) => format!("clone {} deleted", clone.identifier),
             };
             summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
         }
@@ -342,6 +347,19 @@ mod tests {
         assert!(sum.clone_deleted_after_dump);
         assert_eq!(sum.clone_lifetime_seconds, Some(39 * 60), "until 05:40, not 06:20");
         assert!(sum.cleanup.contains("once the dump was over"), "{}", sum.cleanup);
+    }
+
+    #[test]
+    fn a_failed_early_deletion_is_said_and_the_lifetime_runs_to_the_late_one() {
+        let mut s = state();
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Ready));
+        s.deletion = Some(deleted());
+        s.early_deletion_error = Some(CaughtError { error: "AwsTransient".into(), cause: Some("throttled".into()) });
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert!(!sum.clone_deleted_after_dump);
+        assert_eq!(sum.clone_lifetime_seconds, Some(79 * 60));
+        assert!(sum.cleanup.contains("failed (AwsTransient: throttled)"), "{}", sum.cleanup);
     }
 
     fn state() -> RunState {
