@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_HANDLERS = {"dblab-emulator", "dblab-refresh", "refresh-core", "refresh-tests"}
 MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
 RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
+POINT_IN_TIME = ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBClusterToPointInTime")
 errors: list[str] = []
 
 
@@ -91,6 +92,11 @@ def check_statement(owner: str, statement: dict) -> None:
         if action == "*" or action.endswith(":*"):
             fail(f"{owner}: wildcard action {action}")
         if MUTATING_RDS.match(action):
+            # A point-in-time restore names its source: only the sources the operator listed.
+            if statement.get("Resource") == {"Ref": "PointInTimeSourceArns"}:
+                if action not in POINT_IN_TIME:
+                    fail(f"{owner}: {action} allowed on the point-in-time sources")
+                continue
             for resource in resources:
                 ours = resource.endswith(":db:dblab-refresh-*") or resource.endswith(":cluster:dblab-refresh-*")
                 if not ours and not resource.endswith(RESTORE_INPUTS):
@@ -177,8 +183,13 @@ def self_test(template: dict) -> int:
         statement = r["DeleteCloneFunction"]["Properties"]["Policies"][0]["Statement"][1]
         statement["Resource"] = [{"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"}]
 
+    def delete_point_in_time_sources(r):
+        policy = next(p for p in r["RestoreFunction"]["Properties"]["Policies"] if "Fn::If" in p)
+        policy["Fn::If"][1]["Statement"][0]["Action"].append("rds:DeleteDBInstance")
+
     cases = {
         "a handler without a function": lambda r: r.pop("NotifyFunction"),
+        "deletion of a point-in-time source": delete_point_in_time_sources,
         "RDS deletion beyond our prefix": widen_delete,
         "a wildcard action": lambda r: r["RecordFunction"]["Properties"]["Policies"][0]["Statement"][0].update(Action=["dynamodb:*"]),
         "an invocation not allowed": lambda r: r["RefreshStateMachine"]["Properties"]["Policies"].pop(0),

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use aws_sdk_sfn::types::HistoryEvent;
 use dblab_emulator::Settings;
 use refresh_core::cost;
+use refresh_core::executions::usage_of;
 use refresh_tests::World;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -41,57 +42,84 @@ pub async fn report() {
         "The real `statemachine/refresh.asl.json` in moto's interpreter against the real handlers (`cargo lambda \
          watch`), with phases scaled 1:{SCALE:.0}: clone restore {CLONE_RESTORE} min, dump {DUMP} min, restore \
          into DBLab {DBLAB_RESTORE} min, snapshot {SNAPSHOT} min. Polls every 1 s (= 60 s; the default is 30 s); \
-         a check invocation watches {WATCH_SECONDS} s (= 10 min, as in AWS). {RUNS} refreshes at once.\n"
+         a check invocation watches {WATCH_SECONDS} s (= 10 min, as in AWS). {RUNS} refreshes at once, then \
+         {RUNS} more with `clone.deleteAfterDump`. Times are real-equivalent (scaled back up).\n"
     );
     let stack = refresh_tests::stack::start(WATCH_SECONDS).await;
-    // Side by side: each refresh has its own target and engine.
-    let handles: Vec<_> = (0..RUNS).map(|_| tokio::spawn(one_refresh(stack.state_machine_arn.clone()))).collect();
+    let whole = side_by_side(&stack.state_machine_arn, false).await;
+    let early = side_by_side(&stack.state_machine_arn, true).await;
+    let col = |runs: &[Measured], f: fn(&Measured) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let rows: [Row; 7] = [
+        ("state transitions", |m| m.transitions as f64, 0, ""),
+        ("Lambda invocations", |m| m.invocations as f64, 0, ""),
+        ("Lambda time", |m| m.lambda_seconds * SCALE, 0, " s"),
+        ("clone must exist for (restore + dump, or + whole engine refresh)", |m| m.needed * SCALE / 60.0, 1, " min"),
+        ("clone lifetime beyond that", |m| (m.lifetime - m.needed) * SCALE, 0, " s"),
+        ("the same, share of what it must exist for", |m| (m.lifetime - m.needed) / m.needed * 100.0, 2, " %"),
+        ("clone instance-hours billed (available to deletion)", |m| m.billed * SCALE / 3_600.0, 2, " h"),
+    ];
+    println!("| measure, median [min-max] | clone kept to the end | `clone.deleteAfterDump` |");
+    println!("|---|---|---|");
+    for (label, f, decimals, unit) in rows {
+        println!(
+            "| {label} | {}{unit} | {}{unit} |",
+            spread(&col(&whole, f), decimals),
+            spread(&col(&early, f), decimals)
+        );
+    }
+
+    let class = "db.r6g.xlarge";
+    let hourly = cost::instance_hour(cost::Engine::RdsPostgres, class, "us-east-1").unwrap_or(f64::NAN);
+    let bill = |runs: &[Measured]| {
+        let transitions = median(&col(runs, |m| m.transitions as f64));
+        let invocations = median(&col(runs, |m| m.invocations as f64));
+        let lambda = median(&col(runs, |m| m.lambda_seconds * SCALE));
+        let hours = median(&col(runs, |m| m.billed * SCALE / 3_600.0));
+        let orchestration = cost::orchestration(transitions as u64, invocations as u64, lambda);
+        let step_functions = transitions * cost::STEP_FUNCTIONS_PER_TRANSITION;
+        format!(
+            "Step Functions {step_functions:.4} $ + Lambda {:.4} $ (128 MB arm64) + clone {class} {hours:.2} h x \
+             {hourly} $/h = {:.2} $",
+            orchestration - step_functions,
+            orchestration + hours * hourly
+        )
+    };
+    println!("\nBill of one 4-hour refresh at the list prices of {} (us-east-1):\n", cost::PRICES_AS_OF);
+    println!("- clone kept to the end: {}", bill(&whole));
+    println!("- `clone.deleteAfterDump`: {}", bill(&early));
+    let saved = median(&col(&whole, |m| m.billed)) - median(&col(&early, |m| m.billed));
+    println!(
+        "\nClone-hours saved by `clone.deleteAfterDump`: {:.2} h per refresh ({:.0} % of the clone's bill).",
+        saved * SCALE / 3_600.0,
+        saved / median(&col(&whole, |m| m.billed)) * 100.0
+    );
+    let all: Vec<&Measured> = whole.iter().chain(&early).collect();
+    let worst_overhead = all.iter().map(|m| (m.lifetime - m.needed) * SCALE).fold(0.0, f64::max);
+    let worst_share = all.iter().map(|m| (m.lifetime - m.needed) / m.needed * 100.0).fold(0.0, f64::max);
+    let worst_transitions = all.iter().map(|m| m.transitions).max().unwrap_or(0);
+    println!(
+        "\nTargets: clone lifetime within 2 % or 60 s of what it must exist for (worst run: {worst_overhead:.0} s, \
+         {worst_share:.2} %: {}); fewer than 200 transitions (worst run: {worst_transitions}: {}).",
+        verdict(worst_overhead <= 60.0 || worst_share <= 2.0),
+        verdict(worst_transitions < 200),
+    );
+}
+
+/// A table row: label, the figure of one run, decimals, unit.
+type Row = (&'static str, fn(&Measured) -> f64, usize, &'static str);
+
+/// `RUNS` refreshes at once, each with its own target and engine.
+async fn side_by_side(state_machine_arn: &str, delete_after_dump: bool) -> Vec<Measured> {
+    let handles: Vec<_> =
+        (0..RUNS).map(|_| tokio::spawn(one_refresh(state_machine_arn.to_string(), delete_after_dump))).collect();
     let mut runs = Vec::new();
     for handle in handles {
         runs.push(handle.await.expect("a benchmark refresh"));
     }
-    let col = |f: fn(&Measured) -> f64| runs.iter().map(f).collect::<Vec<_>>();
-    let transitions = col(|m| m.transitions as f64);
-    let invocations = col(|m| m.invocations as f64);
-    let lambda = col(|m| m.lambda_seconds * SCALE);
-    let overhead = col(|m| (m.lifetime - m.needed) * SCALE);
-    let overhead_share = col(|m| (m.lifetime - m.needed) / m.needed * 100.0);
-    let billed_hours = col(|m| m.billed * SCALE / 3_600.0);
-    println!("| measure | median [min-max] |");
-    println!("|---|---|");
-    println!("| state transitions | {} |", spread(&transitions, 0));
-    println!("| Lambda invocations | {} |", spread(&invocations, 0));
-    println!("| Lambda time, real-equivalent | {} s |", spread(&lambda, 0));
-    println!("| clone lifetime beyond its phases, real-equivalent | {} s |", spread(&overhead, 0));
-    println!("| the same, share of the phases | {} % |", spread(&overhead_share, 2));
-    println!("| clone instance-hours billed (available to deletion) | {} h |", spread(&billed_hours, 2));
-
-    let class = "db.r6g.xlarge";
-    let hourly = cost::instance_hour(cost::Engine::RdsPostgres, class, "us-east-1").unwrap_or(f64::NAN);
-    let orchestration = cost::orchestration(median(&transitions) as u64, median(&invocations) as u64, median(&lambda));
-    let clone = median(&billed_hours) * hourly;
-    println!(
-        "\nBill of one 4-hour refresh at list prices of {} (us-east-1): Step Functions {:.4} $ + Lambda {:.4} $ \
-         (128 MB arm64) = orchestration {orchestration:.4} $; clone {class} {:.2} h x {hourly} $/h = {clone:.2} $; \
-         total {:.2} $.",
-        cost::PRICES_AS_OF,
-        median(&transitions) * cost::STEP_FUNCTIONS_PER_TRANSITION,
-        orchestration - median(&transitions) * cost::STEP_FUNCTIONS_PER_TRANSITION,
-        median(&billed_hours),
-        orchestration + clone,
-    );
-    let worst_overhead = overhead.iter().copied().fold(0.0, f64::max);
-    let worst_share = overhead_share.iter().copied().fold(0.0, f64::max);
-    println!(
-        "\nTargets: clone lifetime within 2 % or 60 s of its phases (worst run: {worst_overhead:.0} s, \
-         {worst_share:.2} %: {}); fewer than 200 transitions (worst run: {:.0}: {}).",
-        verdict(worst_overhead <= 60.0 || worst_share <= 2.0),
-        transitions.iter().copied().fold(0.0, f64::max),
-        verdict(transitions.iter().all(|t| *t < 200.0)),
-    );
+    runs
 }
 
-async fn one_refresh(state_machine_arn: String) -> Measured {
+async fn one_refresh(state_machine_arn: String, delete_after_dump: bool) -> Measured {
     let ms = |minutes: u64| minutes * 1_000;
     let w = World::with_engine(Settings {
         dump_ms: ms(DUMP),
@@ -106,6 +134,7 @@ async fn one_refresh(state_machine_arn: String) -> Measured {
     request["clone"]["tags"] = json!({"test:creating-polls": CLONE_RESTORE.to_string()});
     request["clone"]["restoreTimeout"] = json!("1h");
     request["dblab"]["timeout"] = json!("1h");
+    request["clone"]["deleteAfterDump"] = json!(delete_after_dump);
     let name = format!("bench-{}", refresh_tests::unique("o"));
     let started = w
         .sfn
@@ -141,18 +170,26 @@ async fn one_refresh(state_machine_arn: String) -> Measured {
             .map(|(_, at)| *at)
             .unwrap_or_else(|| panic!("the engine never went {what}"))
     };
-    let engine_busy = seconds_between(engine("dump"), engine("finished"));
+    // Kept to the end, the clone serves the whole engine refresh; deleted early, the dump.
+    let engine_needs = seconds_between(engine("dump"), engine(if delete_after_dump { "restore" } else { "finished" }));
     let clone = exited(&events, "CheckClone").last().map(|(_, out)| out["clone"].clone()).expect("CheckClone ran");
     let requested = rfc3339(&clone["requestedAt"]);
     let ready = rfc3339(&clone["readyAt"]);
-    let deleted = exited(&events, "DeleteClone").first().map(|(at, _)| *at).expect("DeleteClone ran");
+    let deletion = if delete_after_dump { "DeleteCloneAfterDump" } else { "DeleteClone" };
+    // Deletion requested: the delete call has returned.
+    let deleted = exited(&events, deletion)
+        .first()
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("{deletion} never ran in {name}"));
+    // The same count `record` prices every run with.
+    let usage = usage_of(&events);
     Measured {
-        transitions: events.iter().filter(|e| e.state_entered_event_details().is_some()).count(),
-        invocations: events.iter().filter(|e| e.r#type() == &HistoryEventType::LambdaFunctionScheduled).count(),
-        lambda_seconds: task_seconds(&events),
+        transitions: usage.transitions as usize,
+        invocations: usage.lambda_invocations as usize,
+        lambda_seconds: usage.lambda_seconds,
         lifetime: seconds_between(requested, deleted),
         billed: seconds_between(ready, deleted),
-        needed: seconds_between(requested, ready) + engine_busy,
+        needed: seconds_between(requested, ready) + engine_needs,
     }
 }
 
@@ -180,22 +217,4 @@ fn exited(events: &[HistoryEvent], state: &str) -> Vec<(SystemTime, Value)> {
                 .then(|| (at(e), d.output().and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default()))
         })
         .collect()
-}
-
-/// Time inside Lambda functions: each function's start to its success or failure.
-fn task_seconds(events: &[HistoryEvent]) -> f64 {
-    let mut total = 0.0;
-    let mut started: Option<SystemTime> = None;
-    for e in events {
-        match e.r#type() {
-            HistoryEventType::LambdaFunctionStarted => started = Some(at(e)),
-            HistoryEventType::LambdaFunctionSucceeded | HistoryEventType::LambdaFunctionFailed => {
-                if let Some(s) = started.take() {
-                    total += seconds_between(s, at(e));
-                }
-            }
-            _ => {}
-        }
-    }
-    total
 }

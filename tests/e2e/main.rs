@@ -129,14 +129,24 @@ impl Scenario {
         // A stopped run's row is finished by the clean-up machine, which knows only the event.
         if run.entered("Restore") > 0 && run.status != "ABORTED" {
             assert!(
-                row.snapshot_identifier.is_some() && row.data_as_of.is_some(),
+                row.restored_from.is_some() && row.data_as_of.is_some(),
                 "a run that restored records its data: {row:?}"
             );
+        }
+        // Priced from the run's own execution history, as far as the final record.
+        let cost = row.cost.as_ref().unwrap_or_else(|| panic!("no cost estimate: {row:?}"));
+        let usage = cost.usage.unwrap_or_else(|| panic!("the execution history was not read: {row:?}"));
+        let entered = run.events.iter().filter(|e| e.state_entered_event_details().is_some()).count() as u64;
+        assert!(usage.transitions > 0 && usage.transitions <= entered, "{usage:?} of {entered} transitions");
+        assert!(usage.lambda_invocations > 0 && usage.lambda_seconds > 0.0, "{usage:?}");
+        if row.clone_identifier.is_some() {
+            assert!(cost.clone_hours > 0.0 && cost.total_usd.is_some(), "a listed class is priced: {cost:?}");
         }
 
         let messages = self.w.messages(&self.queue).await;
         let mine: Vec<_> = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).collect();
         assert_eq!(mine.len(), 1, "exactly one notification for {}", run.name);
+        assert!(mine[0].body().unwrap_or_default().contains("Cost (est.):"), "the notification gives the cost");
         let attributes = mine[0].message_attributes().unwrap();
         assert_eq!(attributes["outcome"].string_value(), Some(outcome.as_str()));
 

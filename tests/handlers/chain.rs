@@ -66,7 +66,7 @@ async fn full_refresh(source_type: &str) {
     let summary = finish(&w, &table, state.clone()).await.unwrap();
     outputs.push(serde_json::to_string(&summary).unwrap());
     assert_eq!(summary.outcome, Outcome::Succeeded);
-    assert_eq!(summary.data_as_of, Some(snapshot.created_at));
+    assert_eq!(summary.data_as_of, Some(snapshot.data_as_of));
     assert!(!summary.clone_left_behind);
 
     let notified = ::notify::handle(

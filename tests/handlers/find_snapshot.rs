@@ -1,3 +1,5 @@
+use refresh_core::RefreshError;
+use refresh_core::request::{SourceMode, ValidationErrors};
 use refresh_tests::{World, fixture};
 use serde_json::json;
 
@@ -34,8 +36,8 @@ async fn picks_the_newest_available_automated_snapshot_across_pages() {
     assert!(snapshot.identifier.starts_with("rds:"));
     assert_eq!(snapshot.snapshot_type, "automated");
     assert_eq!(snapshot.engine, "postgres");
-    let age = time::OffsetDateTime::now_utc() - snapshot.created_at;
-    assert!(age > time::Duration::hours(23) && age < time::Duration::hours(25), "data as of {}", snapshot.created_at);
+    let age = time::OffsetDateTime::now_utc() - snapshot.data_as_of;
+    assert!(age > time::Duration::hours(23) && age < time::Duration::hours(25), "data as of {}", snapshot.data_as_of);
 }
 
 #[tokio::test]
@@ -225,4 +227,96 @@ mod dblab_preflight {
         assert_eq!(err.name(), "DblabUnavailable");
         assert!(err.to_string().contains("connection"), "{err}");
     }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn latest_point_pins_the_source_latest_restorable_time() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["source"]["mode"] = json!("latest-point");
+    let before = time::OffsetDateTime::now_utc();
+    let point = find(&w, &request).await.unwrap();
+    assert_eq!(point.mode, SourceMode::LatestPoint);
+    assert_eq!(point.identifier, source);
+    assert!(point.arn.ends_with(&format!(":db:{source}")), "{}", point.arn);
+    assert_eq!(point.snapshot_type, "latest-point");
+    assert_eq!(point.engine, "postgres");
+    // moto's latest restorable time is "now": data minutes old becomes data seconds old.
+    let lag = (point.data_as_of - before).abs();
+    assert!(lag < time::Duration::seconds(30), "data as of {} read at {}", point.data_as_of, before);
+}
+
+#[tokio::test]
+async fn point_in_time_inside_the_window_is_used_as_given_and_outside_it_is_refused() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let created = w.rds.describe_db_instances().db_instance_identifier(&source).send().await.unwrap().db_instances()[0]
+        .instance_create_time()
+        .and_then(refresh_core::rds::to_offset)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let mut request = w.request("rds", &source);
+    request["source"]["mode"] = json!("point-in-time");
+    let inside = created + time::Duration::seconds(1);
+    request["source"]["restoreTime"] = json!(rfc3339(inside));
+    let point = find(&w, &request).await.unwrap();
+    assert_eq!((point.mode, point.data_as_of), (SourceMode::PointInTime, inside));
+
+    // Before the instance existed, and in the future: both outside, named by field.
+    for outside in [created - time::Duration::days(2), time::OffsetDateTime::now_utc() + time::Duration::hours(1)] {
+        request["source"]["restoreTime"] = json!(rfc3339(outside));
+        match find(&w, &request).await {
+            Err(RefreshError::InvalidRequest(ValidationErrors(errors))) => {
+                assert_eq!(errors[0].path, "source.restoreTime");
+                assert!(errors[0].message.contains("outside the restorable window"), "{}", errors[0].message);
+                assert!(errors[0].message.contains(&source), "{}", errors[0].message);
+            }
+            other => panic!("{outside}: expected InvalidRequest, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn point_modes_need_automated_backups() {
+    let w = World::new().await;
+    let source = format!("nobackup-{}", w.id);
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&source)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("production-password")
+        .allocated_storage(20)
+        .backup_retention_period(0)
+        .send()
+        .await
+        .unwrap();
+    let mut request = w.request("rds", &source);
+    request["source"]["mode"] = json!("latest-point");
+    match find(&w, &request).await {
+        Err(RefreshError::InvalidRequest(ValidationErrors(errors))) => {
+            assert_eq!(errors[0].path, "source.mode");
+            assert!(errors[0].message.contains("backup retention 0"), "{}", errors[0].message);
+        }
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_aurora_fast_clone_is_of_the_live_cluster() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["source"]["mode"] = json!("fast-clone");
+    let point = find(&w, &request).await.unwrap();
+    assert_eq!(point.mode, SourceMode::FastClone);
+    assert_eq!(point.engine, "aurora-postgresql");
+    assert!(point.arn.ends_with(&format!(":cluster:{source}")), "{}", point.arn);
+    assert_eq!(point.describe(), format!("copy-on-write clone of {source}"));
 }

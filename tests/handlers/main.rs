@@ -25,7 +25,11 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
-    ::find_snapshot::Deps { rds: Rds::new(w.rds.clone()), secrets: SecretReader::new(w.secrets.clone()) }
+    ::find_snapshot::Deps {
+        rds: Rds::new(w.rds.clone()),
+        secrets: SecretReader::new(w.secrets.clone()),
+        dblab: Default::default(),
+    }
 }
 
 pub fn restore_deps(w: &World) -> ::restore::Deps {
@@ -37,11 +41,11 @@ pub fn check_deps(w: &World) -> ::check_available::Deps {
 }
 
 pub fn patch_deps(w: &World) -> ::patch_dblab::Deps {
-    ::patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()) }
+    ::patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() }
 }
 
 pub fn poll_deps(w: &World) -> ::poll_refresh::Deps {
-    ::poll_refresh::Deps { secrets: SecretReader::new(w.secrets.clone()) }
+    ::poll_refresh::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() }
 }
 
 pub fn delete_deps(w: &World) -> ::delete_clone::Deps {
@@ -49,7 +53,11 @@ pub fn delete_deps(w: &World) -> ::delete_clone::Deps {
 }
 
 pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
-    ::record::Deps { history: History::new(w.dynamodb.clone(), table), executions: Executions::new(w.sfn.clone()) }
+    ::record::Deps {
+        history: History::new(w.dynamodb.clone(), table),
+        executions: Executions::new(w.sfn.clone()),
+        region: "us-east-1".into(),
+    }
 }
 
 pub fn notify_deps(w: &World, topic_arn: &str) -> ::notify::Deps {

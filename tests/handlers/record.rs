@@ -179,7 +179,7 @@ async fn a_row_answers_the_history_questions() {
         "execution": execution,
         "run": run,
         "snapshot": {"identifier": "rds:prod-main-2026-11-22-03-10", "arn": "arn:aws:rds:us-east-1:1:snapshot:x", "engine": "postgres",
-                     "createdAt": "2026-11-22T03:10:00Z", "snapshotType": "automated", "sourceType": "rds",
+                     "dataAsOf": "2026-11-22T03:10:00Z", "snapshotType": "automated", "sourceType": "rds",
                      "sourceIdentifier": "prod-main", "foundAt": "2026-11-22T05:00:05Z"},
         "clone": {"identifier": "dblab-refresh-x-20261122-050000", "kind": "instance", "instanceClass": "db.r6g.xlarge", "engine": "postgres",
                   "requestedAt": "2026-11-22T05:00:10Z", "deadline": "2026-11-22T07:00:10Z", "status": "ready", "rdsStatus": "available",
@@ -201,6 +201,11 @@ async fn a_row_answers_the_history_questions() {
     assert_eq!(last.snapshot_identifier.as_deref(), Some("rds:prod-main-2026-11-22-03-10"));
     assert_eq!(last.data_as_of.unwrap().to_string(), "2026-11-22 3:10:00.0 +00:00:00");
     assert_eq!(last.clone_lifetime_seconds, Some(5_450));
+    // Priced at the list price of its class; this execution has no history to read.
+    let cost = last.cost.as_ref().unwrap();
+    assert_eq!((cost.region.as_str(), cost.clone_class.as_deref()), ("us-east-1", Some("db.r6g.xlarge")));
+    assert!((cost.clone_usd.unwrap() - 0.45 * 5_450.0 / 3_600.0).abs() < 1e-9, "{cost:?}");
+    assert_eq!((cost.usage, cost.total_usd), (None, None), "unknown, not guessed");
     let names: Vec<_> = last.phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["preflight", "restore", "refresh", "delete"]);
     let raw = items(&w, &table).await;

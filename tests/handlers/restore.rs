@@ -119,3 +119,59 @@ async fn restores_an_aurora_cluster_tagged_as_ours() {
     let retried = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
     assert_eq!(retried.identifier, clone.identifier);
 }
+
+/// Fails the next call of `action` whose body holds `text`, runs `restore`, and clears the
+/// fault: an error here proves which RDS action (and parameter) the restore used.
+async fn refused_once(action: &str, text: &str) {
+    let fault = json!({"action": action, "match": text, "status": 400, "code": "InvalidRestoreFault", "times": 1});
+    refresh_tests::fixture("faults", fault).await;
+}
+
+#[tokio::test]
+async fn a_point_in_time_clone_of_an_instance_is_restored_to_that_time() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["source"]["mode"] = json!("latest-point");
+    let execution = w.execution();
+    let point = find(&w, &request).await.unwrap();
+    refused_once("RestoreDBInstanceToPointInTime", &format!("SourceDBInstanceIdentifier={source}")).await;
+    let err = restore_clone(&w, &request, &execution, &point).await.unwrap_err();
+    assert!(err.to_string().contains("RestoreDBInstanceToPointInTime"), "{err}");
+
+    let clone = restore_clone(&w, &request, &execution, &point).await.unwrap();
+    assert_eq!((clone.kind, clone.engine.as_str()), (CloneKind::Instance, "postgres"));
+    let described = w.rds.describe_db_instances().db_instance_identifier(&clone.identifier).send().await.unwrap();
+    let instance = &described.db_instances()[0];
+    assert_eq!(instance.db_instance_class(), Some("db.r6g.xlarge"));
+    assert_eq!(tag(instance.tag_list(), tags::MANAGED_BY_KEY), Some(tags::MANAGED_BY_VALUE));
+    assert_eq!(tag(instance.tag_list(), tags::EXECUTION_KEY), Some(execution.name.as_str()));
+    // The source is only read from.
+    let production = w.rds.describe_db_instances().db_instance_identifier(&source).send().await.unwrap();
+    let production = &production.db_instances()[0];
+    assert_eq!(tag(production.tag_list(), tags::MANAGED_BY_KEY), None);
+    assert_eq!(production.db_instance_class(), Some("db.t3.micro"));
+    assert_eq!(restore_clone(&w, &request, &execution, &point).await.unwrap().identifier, clone.identifier);
+}
+
+#[tokio::test]
+async fn an_aurora_fast_clone_is_copy_on_write() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["source"]["mode"] = json!("fast-clone");
+    let execution = w.execution();
+    let point = find(&w, &request).await.unwrap();
+    refused_once("RestoreDBClusterToPointInTime", "RestoreType=copy-on-write").await;
+    let err = restore_clone(&w, &request, &execution, &point).await.unwrap_err();
+    assert!(err.to_string().contains("RestoreDBClusterToPointInTime"), "{err}");
+
+    let clone = restore_clone(&w, &request, &execution, &point).await.unwrap();
+    assert_eq!(clone.kind, CloneKind::Cluster);
+    let cluster = w.rds.describe_db_clusters().db_cluster_identifier(&clone.identifier).send().await.unwrap();
+    let cluster = &cluster.db_clusters()[0];
+    assert_eq!(cluster.engine(), Some("aurora-postgresql"));
+    assert_eq!(tag(cluster.tag_list(), tags::MANAGED_BY_KEY), Some(tags::MANAGED_BY_VALUE));
+    let production = w.rds.describe_db_clusters().db_cluster_identifier(&source).send().await.unwrap();
+    assert_eq!(tag(production.db_clusters()[0].tag_list(), tags::MANAGED_BY_KEY), None);
+}

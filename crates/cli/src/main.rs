@@ -220,7 +220,7 @@ async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<St
     let mut checks = Vec::new();
     let password = secrets.read(&request.source.password_secret_arn, "password").await;
     checks.push(("password secret", password.map(|_| "readable".to_string()).map_err(|e| e.to_string())));
-    match dblab::connect(&secrets, &request.dblab).await {
+    match dblab::Connector::default().connect(&secrets, &request.dblab).await {
         Ok(client) => checks.push((
             "DBLab Engine",
             dblab::preflight(&client)
@@ -239,11 +239,11 @@ async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<St
             .map_err(|e| e.to_string()),
     ));
     if source_ok {
-        let snapshot = rds.find_snapshot(&request.source, OffsetDateTime::now_utc()).await;
+        let snapshot = rds.choose_source(&request.source, OffsetDateTime::now_utc()).await;
         checks.push((
-            "snapshot",
+            "restore from",
             snapshot
-                .map(|s| format!("{} (data as of {} UTC)", s.identifier, when(Some(s.created_at))))
+                .map(|s| format!("{} (data as of {} UTC)", s.describe(), when(Some(s.data_as_of))))
                 .map_err(|e| e.to_string()),
         ));
     }
@@ -416,8 +416,8 @@ async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<()
         return Ok(());
     }
     println!(
-        "{:<17} {:<10} {:<17} {:>9}  {:<40} ERROR",
-        "STARTED (UTC)", "OUTCOME", "DATA AS OF", "DURATION", "SNAPSHOT"
+        "{:<17} {:<10} {:<17} {:>9} {:>8}  {:<40} ERROR",
+        "STARTED (UTC)", "OUTCOME", "DATA AS OF", "DURATION", "COST", "RESTORED FROM"
     );
     for row in rows {
         let duration = row.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{}m{:02}s", s / 60, s % 60));
@@ -425,13 +425,18 @@ async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<()
             .error
             .as_ref()
             .map_or_else(String::new, |e| format!("{} in {}", e.name, e.state.as_deref().unwrap_or("?")));
+        // "?" when part of it is unknown (an unlisted class, an unreadable execution history).
+        let cost = row.cost.as_ref().map_or_else(
+            || "-".to_string(),
+            |c| c.total_usd.map_or_else(|| "?".to_string(), |usd| format!("${usd:.2}")),
+        );
+        let from = row.snapshot_identifier.as_deref().or(row.source_mode.as_deref()).unwrap_or("-");
         println!(
-            "{:<17} {:<10} {:<17} {:>9}  {:<40} {error}",
+            "{:<17} {:<10} {:<17} {:>9} {cost:>8}  {from:<40} {error}",
             when(Some(row.started_at)),
             row.outcome.as_str(),
             when(row.data_as_of),
             duration,
-            row.snapshot_identifier.as_deref().unwrap_or("-"),
         );
     }
     Ok(())

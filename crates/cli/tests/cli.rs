@@ -127,6 +127,9 @@ async fn start_wait_history_and_exit_codes() {
     let table = run(&["history", &w.target()]).await;
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.starts_with("STARTED (UTC)") && text.contains("succeeded"), "{text}");
+    let row = text.lines().nth(1).unwrap();
+    let cost = rows[0]["cost"]["totalUsd"].as_f64().unwrap_or_else(|| panic!("no cost in {rows}"));
+    assert!(row.contains(&format!("${cost:.2}")) && row.contains("rds:"), "cost and snapshot shown: {row}");
 }
 
 #[tokio::test]

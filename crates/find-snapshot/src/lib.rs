@@ -16,6 +16,7 @@ use tracing::info;
 pub struct Deps {
     pub rds: Rds,
     pub secrets: SecretReader,
+    pub dblab: dblab::Connector,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +28,7 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input) -> Result<Snapshot, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let client = dblab::connect(&deps.secrets, &request.dblab).await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?;
     let engine = dblab::preflight(&client).await?;
     info!(version = %engine.version, status = %engine.retrieval_status, "DBLab preflight passed");
     if request.clone.delete_after_dump && dblab::immediate_restore_enabled(&client.config().await?) {
@@ -41,7 +42,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Snapshot, RefreshError>
     // Read now so a missing or unreadable password fails before the clone exists.
     deps.secrets.read(&request.source.password_secret_arn, "password").await?;
     deps.rds.check_source(&request.source).await?;
-    let snapshot = deps.rds.find_snapshot(&request.source, OffsetDateTime::now_utc()).await?;
-    info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.created_at, "snapshot chosen");
+    let snapshot = deps.rds.choose_source(&request.source, OffsetDateTime::now_utc()).await?;
+    info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.data_as_of, "snapshot chosen");
     Ok(snapshot)
 }

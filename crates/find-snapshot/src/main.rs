@@ -8,7 +8,10 @@ use refresh_core::secrets::SecretReader;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
-    let deps =
-        Deps { rds: Rds::new(RdsClient::new(&config)), secrets: SecretReader::new(SecretsManager::new(&config)) };
+    let deps = Deps {
+        rds: Rds::new(RdsClient::new(&config)),
+        secrets: SecretReader::new(SecretsManager::new(&config)),
+        dblab: Default::default(),
+    };
     lambda::serve(|input| find_snapshot::handle(&deps, input)).await
 }

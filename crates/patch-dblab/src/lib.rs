@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 pub struct Deps {
     pub secrets: SecretReader,
+    pub dblab: dblab::Connector,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,7 +37,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
             )));
         }
     };
-    let client = dblab::connect(&deps.secrets, &request.dblab).await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?;
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
 
     // The engine may have changed since the preflight, while the clone was being made.

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 pub struct Deps {
     pub secrets: SecretReader,
+    pub dblab: dblab::Connector,
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,7 +29,7 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let client = dblab::connect(&deps.secrets, &request.dblab).await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?;
     let look = |prev: Refresh| {
         let client = &client;
         async move {

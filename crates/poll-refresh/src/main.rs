@@ -7,6 +7,6 @@ use refresh_core::secrets::SecretReader;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
-    let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)) };
+    let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)), dblab: Default::default() };
     lambda::serve_watching(|input, watch| poll_refresh::handle(&deps, input, watch)).await
 }

@@ -11,11 +11,13 @@ use refresh_core::summary::{self, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tracing::info;
+use tracing::{info, warn};
 
 pub struct Deps {
     pub history: History,
     pub executions: Executions,
+    /// Where the clones run: the region their price is read for.
+    pub region: String,
 }
 
 /// Time beyond the run's own deadlines before its lock expires by itself (deleting the
@@ -73,7 +75,19 @@ async fn start(
 }
 
 async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<RunSummary, RefreshError> {
-    let summary = summary::finished(state, now);
+    let mut summary = summary::finished(state, now);
+    // The cost is an estimate: a history that cannot be read leaves its part unknown
+    // rather than the run unrecorded.
+    let usage = match summary.execution_arn.as_deref() {
+        Some(arn) => deps
+            .executions
+            .usage(arn)
+            .await
+            .inspect_err(|e| warn!(error = %e, "execution history unreadable: cost without Step Functions and Lambda"))
+            .ok(),
+        None => None,
+    };
+    summary.estimate_cost(&deps.region, usage);
     let run_key = match &state.run {
         Some(run) => run.run_key.clone(),
         // Without the run's key (a stopped run finished by the clean-up machine, or a run

@@ -11,6 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Deps {
         history: History::new(DynamoDb::new(&config), lambda::env("HISTORY_TABLE")?),
         executions: Executions::new(StepFunctions::new(&config)),
+        region: config.region().map_or_else(|| "unknown".to_string(), |r| r.to_string()),
     };
     lambda::serve(|input| record::handle(&deps, input)).await
 }

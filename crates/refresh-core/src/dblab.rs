@@ -2,6 +2,7 @@
 //! rules for reading a refresh's progress from it.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -87,7 +88,7 @@ pub struct DblabClient {
 }
 
 impl DblabClient {
-    pub fn new(spec: &DblabSpec, token: Secret) -> Result<Self, RefreshError> {
+    fn build_http(spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -100,8 +101,7 @@ impl DblabClient {
                 .map_err(|e| RefreshError::Internal(format!("dblab.caCertificate: {e}")))?;
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|e| RefreshError::Internal(format!("building the HTTP client: {e}")))?;
-        Ok(Self { http, base: spec.api_endpoint.clone(), token })
+        builder.build().map_err(|e| RefreshError::Internal(format!("building the HTTP client: {e}")))
     }
 
     /// One API call; an error never carries the token, even if the engine echoes it.
@@ -205,10 +205,43 @@ impl DblabClient {
     }
 }
 
-/// Reads the token from Secrets Manager and builds the client for the request's engine.
-pub async fn connect(secrets: &crate::secrets::SecretReader, spec: &DblabSpec) -> Result<DblabClient, RefreshError> {
-    let token = secrets.read(&spec.token_secret_arn, "token").await?;
-    DblabClient::new(spec, token)
+/// Builds DBLab clients, keeping one HTTP client per TLS setting for the life of the
+/// process: building one loads the system's root certificates, a cost a warm invocation
+/// should not pay again. The token is read on every connect, so a rotation takes effect
+/// at once.
+#[derive(Default)]
+pub struct Connector {
+    built: Mutex<Vec<(TlsSetting, reqwest::Client)>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct TlsSetting {
+    insecure: bool,
+    ca_certificate: Option<String>,
+}
+
+impl Connector {
+    /// Reads the token from Secrets Manager and gives the client for the request's engine.
+    pub async fn connect(
+        &self,
+        secrets: &crate::secrets::SecretReader,
+        spec: &DblabSpec,
+    ) -> Result<DblabClient, RefreshError> {
+        let token = secrets.read(&spec.token_secret_arn, "token").await?;
+        Ok(DblabClient { http: self.http_for(spec)?, base: spec.api_endpoint.clone(), token })
+    }
+
+    fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
+        let setting = TlsSetting { insecure: spec.insecure, ca_certificate: spec.ca_certificate.clone() };
+        // A poisoned lock only means another invocation panicked mid-push: the list is intact.
+        let mut built = self.built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, http)) = built.iter().find(|(s, _)| *s == setting) {
+            return Ok(http.clone());
+        }
+        let http = DblabClient::build_http(spec)?;
+        built.push((setting, http.clone()));
+        Ok(http)
+    }
 }
 
 /// What the preflight learnt about the engine.
@@ -428,6 +461,29 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
+
+    fn spec(insecure: bool) -> DblabSpec {
+        DblabSpec {
+            api_endpoint: "https://dblab.internal:2345".into(),
+            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
+            insecure,
+            ca_certificate: None,
+            poll_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(3_600),
+            restore_parallel_jobs: None,
+        }
+    }
+
+    #[test]
+    fn one_http_client_per_tls_setting_for_the_process() {
+        let connector = Connector::default();
+        connector.http_for(&spec(false)).unwrap();
+        connector.http_for(&spec(false)).unwrap();
+        assert_eq!(connector.built.lock().unwrap().len(), 1);
+        connector.http_for(&spec(true)).unwrap();
+        connector.http_for(&spec(false)).unwrap();
+        assert_eq!(connector.built.lock().unwrap().len(), 2);
+    }
 
     fn started(previous: &str) -> Refresh {
         Refresh {

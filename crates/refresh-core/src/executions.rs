@@ -1,9 +1,11 @@
-//! Whether a Step Functions execution is still running: decides whether a lock may be
-//! taken over and whether a clone is an orphan.
+//! Step Functions executions: whether one is still running (decides whether a lock may be
+//! taken over and whether a clone is an orphan), and what one has used so far.
 
 use aws_sdk_sfn::Client;
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::cost::Usage;
 use crate::error::RefreshError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,5 +35,76 @@ impl Executions {
             Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(ExecutionState::Missing),
             Err(e) => Err(RefreshError::from_aws("DescribeExecution", e)),
         }
+    }
+
+    /// Transitions, Lambda invocations and Lambda time of an execution so far, from its history.
+    pub async fn usage(&self, arn: &str) -> Result<Usage, RefreshError> {
+        let mut events = Vec::new();
+        let mut pages =
+            self.client.get_execution_history().execution_arn(arn).max_results(1_000).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RefreshError::from_aws("GetExecutionHistory", e))?;
+            events.extend(page.events().iter().cloned());
+        }
+        Ok(usage_of(&events))
+    }
+}
+
+/// Each state entered is a billed transition; Lambda time runs from a function's start to
+/// its end, as Step Functions saw it.
+pub fn usage_of(events: &[HistoryEvent]) -> Usage {
+    let mut usage = Usage { transitions: 0, lambda_invocations: 0, lambda_seconds: 0.0 };
+    let mut started: Option<f64> = None;
+    for e in events {
+        let at = e.timestamp().as_secs_f64();
+        match e.r#type() {
+            _ if e.state_entered_event_details().is_some() => usage.transitions += 1,
+            HistoryEventType::LambdaFunctionScheduled => usage.lambda_invocations += 1,
+            HistoryEventType::LambdaFunctionStarted => started = Some(at),
+            HistoryEventType::LambdaFunctionSucceeded
+            | HistoryEventType::LambdaFunctionFailed
+            | HistoryEventType::LambdaFunctionTimedOut => {
+                if let Some(from) = started.take() {
+                    usage.lambda_seconds += (at - from).max(0.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::types::StateEnteredEventDetails;
+    use aws_smithy_types::DateTime;
+
+    fn event(id: i64, at_ms: i64, kind: HistoryEventType) -> HistoryEvent {
+        let mut e = HistoryEvent::builder().id(id).timestamp(DateTime::from_millis(at_ms)).r#type(kind.clone());
+        if kind == HistoryEventType::TaskStateEntered || kind == HistoryEventType::WaitStateEntered {
+            e = e.state_entered_event_details(StateEnteredEventDetails::builder().name("S").build().unwrap());
+        }
+        e.build().unwrap()
+    }
+
+    #[test]
+    fn usage_counts_states_entered_invocations_and_lambda_time() {
+        use HistoryEventType as T;
+        let events = [
+            event(1, 0, T::ExecutionStarted),
+            event(2, 10, T::TaskStateEntered),
+            event(3, 20, T::LambdaFunctionScheduled),
+            event(4, 30, T::LambdaFunctionStarted),
+            event(5, 1_530, T::LambdaFunctionFailed),
+            event(6, 1_600, T::LambdaFunctionScheduled),
+            event(7, 1_700, T::LambdaFunctionStarted),
+            event(8, 2_200, T::LambdaFunctionSucceeded),
+            event(9, 2_300, T::TaskStateExited),
+            event(10, 2_400, T::WaitStateEntered),
+        ];
+        let usage = usage_of(&events);
+        assert_eq!((usage.transitions, usage.lambda_invocations), (2, 2));
+        assert!((usage.lambda_seconds - 2.0).abs() < 1e-9, "{usage:?}");
     }
 }

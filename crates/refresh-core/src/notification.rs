@@ -58,8 +58,8 @@ pub fn compose(summary: &RunSummary) -> Message {
     if let (Some(kind), Some(id)) = (&summary.source_type, &summary.source_identifier) {
         lines.push(format!("Source:        {kind} {id}"));
     }
-    if let Some(snapshot) = &summary.snapshot_identifier {
-        lines.push(format!("Snapshot:      {snapshot}"));
+    if let Some(from) = summary.restored_from.as_ref().or(summary.snapshot_identifier.as_ref()) {
+        lines.push(format!("Restored from: {from}"));
     }
     if let Some(t) = summary.data_as_of {
         lines.push(format!("Data as of:    {}", when(t)));
@@ -70,6 +70,9 @@ pub fn compose(summary: &RunSummary) -> Message {
     }
     if let Some(seconds) = summary.clone_lifetime_seconds {
         lines.push(format!("Clone lived:   {}", span(seconds)));
+    }
+    if let Some(cost) = &summary.cost {
+        lines.push(format!("Cost (est.):   {}", cost.describe()));
     }
     lines.push(format!("Started:       {}", when(summary.started_at)));
     if let Some(seconds) = summary.duration_seconds() {
@@ -134,7 +137,9 @@ mod tests {
             finished_at: Some(datetime!(2026-11-22 06:21 UTC)),
             source_type: Some("rds".into()),
             source_identifier: Some("prod".into()),
+            source_mode: Some("snapshot".into()),
             snapshot_identifier: Some("rds:prod-2026-11-22-03-10".into()),
+            restored_from: Some("snapshot rds:prod-2026-11-22-03-10".into()),
             data_as_of: Some(datetime!(2026-11-22 03:10 UTC)),
             clone_identifier: Some("dblab-refresh-staging-20261122-050000".into()),
             clone_class: Some("db.t3.medium".into()),
@@ -144,6 +149,7 @@ mod tests {
             error: None,
             cleanup: "clone dblab-refresh-staging-20261122-050000 deleted".into(),
             clone_left_behind: false,
+            cost: None,
         }
     }
 
@@ -151,7 +157,7 @@ mod tests {
     fn success_subject_names_target_and_data_age() {
         let m = compose(&summary(Outcome::Succeeded));
         assert_eq!(m.subject, "DBLab refresh of staging: succeeded, data as of 2026-11-22 03:10 UTC");
-        assert!(m.body.contains("Snapshot:      rds:prod-2026-11-22-03-10"));
+        assert!(m.body.contains("Restored from: snapshot rds:prod-2026-11-22-03-10"));
         assert!(m.body.contains("Clone lived:   1h 19m"));
         assert!(m.body.contains("did not finish"));
         assert_eq!(m.attributes, vec![("outcome", "succeeded".to_string()), ("target", "staging".to_string())]);

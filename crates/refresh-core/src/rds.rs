@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::error::RefreshError;
 use crate::naming;
-use crate::request::{CloneSpec, FieldError, SourceSpec, SourceType, ValidationErrors};
+use crate::request::{CloneSpec, FieldError, SourceMode, SourceSpec, SourceType, ValidationErrors};
 use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot};
 use crate::tags;
 
@@ -108,6 +108,33 @@ pub fn dump_parallel_jobs(instance_class: &str) -> u32 {
     (vcpus / 2).max(1)
 }
 
+/// Where the restorable window of an RDS instance starts when AWS does not say (no
+/// automated-backup record): its retention period back from the latest restorable time,
+/// but never before the instance existed.
+pub fn window_start(latest: OffsetDateTime, retention_days: i32, created: Option<OffsetDateTime>) -> OffsetDateTime {
+    let by_retention = latest - time::Duration::days(i64::from(retention_days));
+    created.map_or(by_retention, |c| c.max(by_retention))
+}
+
+/// The times a source can be restored to, and what the restore needs to know of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorableWindow {
+    pub arn: String,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub earliest: OffsetDateTime,
+    pub latest: OffsetDateTime,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn to_sdk_time(t: OffsetDateTime) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_nanos(t.unix_timestamp_nanos())
+        .unwrap_or(aws_smithy_types::DateTime::from_secs(t.unix_timestamp()))
+}
+
 pub fn to_offset(dt: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(dt.as_nanos()).ok()
 }
@@ -196,6 +223,124 @@ impl Rds {
         }
     }
 
+    /// What the clone is restored from, as `source.mode` says.
+    pub async fn choose_source(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
+        if source.mode == SourceMode::Snapshot {
+            return self.find_snapshot(source, now).await;
+        }
+        let window = self.restorable_window(source).await?;
+        let data_as_of = match (source.mode, source.restore_time) {
+            (SourceMode::PointInTime, Some(t)) if t < window.earliest || t > window.latest => {
+                return Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
+                    path: "source.restoreTime".into(),
+                    message: format!(
+                        "{} is outside the restorable window of {} {:?}: from {} to {}",
+                        rfc3339(t),
+                        source.kind.describe(),
+                        source.identifier,
+                        rfc3339(window.earliest),
+                        rfc3339(window.latest)
+                    ),
+                }])));
+            }
+            (SourceMode::PointInTime, Some(t)) => t,
+            // Pinned to the time read now, so the data-as-of time is exact rather than "latest".
+            (SourceMode::LatestPoint, _) => window.latest,
+            // The clone holds the data of the moment it is made: `Clone::requested_at`.
+            (SourceMode::FastClone, _) => window.latest,
+            (mode, _) => {
+                return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
+            }
+        };
+        Ok(Snapshot {
+            mode: source.mode,
+            identifier: source.identifier.clone(),
+            arn: window.arn,
+            engine: window.engine,
+            engine_version: window.engine_version,
+            data_as_of,
+            snapshot_type: source.mode.as_str().into(),
+            source_type: source.kind,
+            source_identifier: source.identifier.clone(),
+            found_at: now,
+        })
+    }
+
+    /// The source's restorable window; an error naming `source.mode` when it has none.
+    pub async fn restorable_window(&self, source: &SourceSpec) -> Result<RestorableWindow, RefreshError> {
+        let not_found = || RefreshError::SourceNotFound {
+            kind: source.kind.describe().into(),
+            identifier: source.identifier.clone(),
+        };
+        let no_window = |why: &str| {
+            RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
+                path: "source.mode".into(),
+                message: format!(
+                    "{:?} needs a restorable window, and {} {:?} has none ({why}); use \"snapshot\" or turn on automated backups",
+                    source.mode.as_str(),
+                    source.kind.describe(),
+                    source.identifier
+                ),
+            }]))
+        };
+        match source.kind {
+            SourceType::Rds => {
+                let instance = self.instance(&source.identifier).await?.ok_or_else(not_found)?;
+                let retention = instance.backup_retention_period().unwrap_or(0);
+                if retention == 0 {
+                    return Err(no_window("automated backups are off: backup retention 0 days"));
+                }
+                let latest = instance
+                    .latest_restorable_time()
+                    .and_then(to_offset)
+                    .ok_or_else(|| no_window("no latest restorable time yet"))?;
+                let earliest = match self.recorded_window_start(&source.identifier).await? {
+                    Some(earliest) => earliest,
+                    None => window_start(latest, retention, instance.instance_create_time().and_then(to_offset)),
+                };
+                Ok(RestorableWindow {
+                    arn: instance.db_instance_arn().unwrap_or_default().to_string(),
+                    engine: instance.engine().unwrap_or_default().to_string(),
+                    engine_version: instance.engine_version().map(str::to_string),
+                    earliest,
+                    latest,
+                })
+            }
+            SourceType::AuroraCluster => {
+                let cluster = self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
+                let latest = cluster.latest_restorable_time().and_then(to_offset);
+                let earliest = cluster.earliest_restorable_time().and_then(to_offset);
+                let (Some(earliest), Some(latest)) = (earliest, latest) else {
+                    return Err(no_window("no restorable times reported yet"));
+                };
+                Ok(RestorableWindow {
+                    arn: cluster.db_cluster_arn().unwrap_or_default().to_string(),
+                    engine: cluster.engine().unwrap_or_default().to_string(),
+                    engine_version: cluster.engine_version().map(str::to_string),
+                    earliest,
+                    latest,
+                })
+            }
+        }
+    }
+
+    /// The start of an instance's restore window as its automated-backup record gives it.
+    async fn recorded_window_start(&self, instance: &str) -> Result<Option<OffsetDateTime>, RefreshError> {
+        let out = self
+            .client
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(instance)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("DescribeDBInstanceAutomatedBackups", e))?;
+        Ok(out
+            .db_instance_automated_backups()
+            .iter()
+            .filter(|b| b.status() == Some("active"))
+            .filter_map(|b| b.restore_window()?.earliest_time().and_then(to_offset))
+            .min())
+    }
+
     /// The explicit snapshot (which must be available) or the newest available automated one.
     pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
         let candidate = match &source.snapshot_identifier {
@@ -229,11 +374,12 @@ impl Rds {
             .created_at
             .ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
         Ok(Snapshot {
+            mode: SourceMode::Snapshot,
             identifier: candidate.identifier,
             arn: candidate.arn,
             engine: candidate.engine,
             engine_version: candidate.engine_version,
-            created_at,
+            data_as_of: created_at,
             snapshot_type: candidate.snapshot_type,
             source_type: source.kind,
             source_identifier: source.identifier.clone(),
@@ -341,41 +487,71 @@ impl Rds {
             return Ok(existing.db_instance_status().unwrap_or("creating").to_string());
         }
         let spec = plan.spec;
-        let result = self
-            .client
-            .restore_db_instance_from_db_snapshot()
-            .db_instance_identifier(&plan.name)
-            .db_snapshot_identifier(&plan.snapshot.identifier)
-            .db_instance_class(&spec.instance_class)
-            .publicly_accessible(spec.publicly_accessible)
-            .deletion_protection(spec.deletion_protection)
-            .multi_az(false)
-            .auto_minor_version_upgrade(false)
-            .copy_tags_to_snapshot(false)
-            .enable_iam_database_authentication(spec.enable_iam_auth)
-            .set_db_subnet_group_name(spec.subnet_group.clone())
-            .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
-            .set_db_parameter_group_name(spec.parameter_group.clone())
-            .set_option_group_name(spec.option_group.clone())
-            .set_port(spec.port.map(i32::from))
-            .set_storage_type(spec.storage_type.clone())
-            .set_tags(Some(sdk_tags(&plan.tags)))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let status = out.db_instance().and_then(|i| i.db_instance_status()).unwrap_or("creating");
-                info!(clone = %plan.name, snapshot = %plan.snapshot.identifier, "restore requested");
-                Ok(status.to_string())
+        let from = plan.snapshot;
+        // The same clone settings whatever it is restored from; only the request type differs.
+        macro_rules! with_clone_settings {
+            ($request:expr) => {
+                $request
+                    .db_instance_class(&spec.instance_class)
+                    .publicly_accessible(spec.publicly_accessible)
+                    .deletion_protection(spec.deletion_protection)
+                    .multi_az(false)
+                    .auto_minor_version_upgrade(false)
+                    .copy_tags_to_snapshot(false)
+                    .enable_iam_database_authentication(spec.enable_iam_auth)
+                    .set_db_subnet_group_name(spec.subnet_group.clone())
+                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
+                    .set_db_parameter_group_name(spec.parameter_group.clone())
+                    .set_option_group_name(spec.option_group.clone())
+                    .set_port(spec.port.map(i32::from))
+                    .set_storage_type(spec.storage_type.clone())
+                    .set_tags(Some(sdk_tags(&plan.tags)))
+            };
+        }
+        let created = match from.mode {
+            SourceMode::Snapshot => {
+                let request = self
+                    .client
+                    .restore_db_instance_from_db_snapshot()
+                    .db_instance_identifier(&plan.name)
+                    .db_snapshot_identifier(&from.identifier);
+                match with_clone_settings!(request).send().await {
+                    Ok(out) => Ok(out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string)),
+                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Err(None),
+                    Err(e) => Err(Some(RefreshError::from_aws("RestoreDBInstanceFromDBSnapshot", e))),
+                }
             }
-            Err(e) if has_code(&e, INSTANCE_EXISTS) => {
+            SourceMode::LatestPoint | SourceMode::PointInTime => {
+                let request = self
+                    .client
+                    .restore_db_instance_to_point_in_time()
+                    .target_db_instance_identifier(&plan.name)
+                    .source_db_instance_identifier(&from.source_identifier)
+                    .restore_time(to_sdk_time(from.data_as_of));
+                match with_clone_settings!(request).send().await {
+                    Ok(out) => Ok(out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string)),
+                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Err(None),
+                    Err(e) => Err(Some(RefreshError::from_aws("RestoreDBInstanceToPointInTime", e))),
+                }
+            }
+            SourceMode::FastClone => {
+                return Err(RefreshError::Internal("fast-clone exists only for Aurora clusters".into()));
+            }
+        };
+        match created {
+            Ok(status) => {
+                info!(clone = %plan.name, from = %from.describe(), "restore requested");
+                Ok(status.unwrap_or_else(|| "creating".into()))
+            }
+            // A race with an earlier attempt of this restore: adopt what it made.
+            Err(None) => {
                 let existing = self.instance(&plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
                 self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
                 Ok(existing.db_instance_status().unwrap_or("creating").to_string())
             }
-            Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceFromDBSnapshot", e)),
+            Err(Some(e)) => Err(e),
         }
     }
 
@@ -385,37 +561,64 @@ impl Rds {
             return Ok(existing.status().unwrap_or("creating").to_string());
         }
         let spec = plan.spec;
-        let result = self
-            .client
-            .restore_db_cluster_from_snapshot()
-            .db_cluster_identifier(&plan.name)
-            .snapshot_identifier(&plan.snapshot.identifier)
-            .engine(&plan.snapshot.engine)
-            .set_engine_version(plan.snapshot.engine_version.clone())
-            .deletion_protection(spec.deletion_protection)
-            .enable_iam_database_authentication(spec.enable_iam_auth)
-            .copy_tags_to_snapshot(false)
-            .set_db_subnet_group_name(spec.subnet_group.clone())
-            .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
-            .set_db_cluster_parameter_group_name(spec.cluster_parameter_group.clone())
-            .set_port(spec.port.map(i32::from))
-            .set_storage_type(spec.storage_type.clone())
-            .set_tags(Some(sdk_tags(&plan.tags)))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                info!(clone = %plan.name, snapshot = %plan.snapshot.identifier, "cluster restore requested");
-                Ok(out.db_cluster().and_then(|c| c.status()).unwrap_or("creating").to_string())
+        let from = plan.snapshot;
+        macro_rules! with_clone_settings {
+            ($request:expr) => {
+                $request
+                    .deletion_protection(spec.deletion_protection)
+                    .enable_iam_database_authentication(spec.enable_iam_auth)
+                    .copy_tags_to_snapshot(false)
+                    .set_db_subnet_group_name(spec.subnet_group.clone())
+                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
+                    .set_db_cluster_parameter_group_name(spec.cluster_parameter_group.clone())
+                    .set_port(spec.port.map(i32::from))
+                    .set_storage_type(spec.storage_type.clone())
+                    .set_tags(Some(sdk_tags(&plan.tags)))
+            };
+        }
+        let created = if from.mode == SourceMode::Snapshot {
+            let request = self
+                .client
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(&plan.name)
+                .snapshot_identifier(&from.identifier)
+                .engine(&from.engine)
+                .set_engine_version(from.engine_version.clone());
+            match with_clone_settings!(request).send().await {
+                Ok(out) => Ok(out.db_cluster().and_then(|c| c.status()).map(str::to_string)),
+                Err(e) if has_code(&e, CLUSTER_EXISTS) => Err(None),
+                Err(e) => Err(Some(RefreshError::from_aws("RestoreDBClusterFromSnapshot", e))),
             }
-            Err(e) if has_code(&e, CLUSTER_EXISTS) => {
+        } else {
+            let request = self
+                .client
+                .restore_db_cluster_to_point_in_time()
+                .db_cluster_identifier(&plan.name)
+                .source_db_cluster_identifier(&from.source_identifier);
+            // A copy-on-write clone can only be of the latest point: its data is of the moment it is made.
+            let request = match from.mode {
+                SourceMode::FastClone => request.restore_type("copy-on-write").use_latest_restorable_time(true),
+                _ => request.restore_type("full-copy").restore_to_time(to_sdk_time(from.data_as_of)),
+            };
+            match with_clone_settings!(request).send().await {
+                Ok(out) => Ok(out.db_cluster().and_then(|c| c.status()).map(str::to_string)),
+                Err(e) if has_code(&e, CLUSTER_EXISTS) => Err(None),
+                Err(e) => Err(Some(RefreshError::from_aws("RestoreDBClusterToPointInTime", e))),
+            }
+        };
+        match created {
+            Ok(status) => {
+                info!(clone = %plan.name, from = %from.describe(), "cluster restore requested");
+                Ok(status.unwrap_or_else(|| "creating".into()))
+            }
+            Err(None) => {
                 let existing = self.cluster(&plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
                 self.adopt(&plan.name, &tag_pairs(existing.tag_list()), &plan.tags)?;
                 Ok(existing.status().unwrap_or("creating").to_string())
             }
-            Err(e) => Err(RefreshError::from_aws("RestoreDBClusterFromSnapshot", e)),
+            Err(Some(e)) => Err(e),
         }
     }
 
@@ -719,6 +922,14 @@ impl Rds {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn an_unrecorded_window_starts_a_retention_period_back_but_not_before_the_instance() {
+        let latest = datetime!(2026-11-22 08:55 UTC);
+        assert_eq!(window_start(latest, 7, None), datetime!(2026-11-15 08:55 UTC));
+        assert_eq!(window_start(latest, 7, Some(datetime!(2026-11-01 00:00 UTC))), datetime!(2026-11-15 08:55 UTC));
+        assert_eq!(window_start(latest, 7, Some(datetime!(2026-11-20 12:00 UTC))), datetime!(2026-11-20 12:00 UTC));
+    }
 
     fn cand(id: &str, status: &str, at: Option<OffsetDateTime>) -> Candidate {
         Candidate {

@@ -8,6 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::duration;
 use crate::error::RefreshError;
@@ -47,11 +49,43 @@ impl SourceType {
     }
 }
 
+/// What the clone is restored from (`source.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceMode {
+    /// The newest automated snapshot, or `source.snapshotIdentifier`.
+    #[default]
+    Snapshot,
+    /// The source's latest restorable time (minutes old).
+    LatestPoint,
+    /// `source.restoreTime`, inside the source's restorable window.
+    PointInTime,
+    /// Aurora only: a copy-on-write clone of the live cluster.
+    FastClone,
+}
+
+impl SourceMode {
+    pub const ALL: [SourceMode; 4] = [Self::Snapshot, Self::LatestPoint, Self::PointInTime, Self::FastClone];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::LatestPoint => "latest-point",
+            Self::PointInTime => "point-in-time",
+            Self::FastClone => "fast-clone",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceSpec {
     pub kind: SourceType,
     pub identifier: String,
+    pub mode: SourceMode,
+    /// Only with mode `snapshot`.
     pub snapshot_identifier: Option<String>,
+    /// Only with mode `point-in-time` (required there).
+    pub restore_time: Option<OffsetDateTime>,
     pub db_name: String,
     pub username: String,
     pub password_secret_arn: String,
@@ -334,7 +368,54 @@ impl Validator {
         };
         let identifier = self.string(&mut obj, "identifier", true);
         self.check("source.identifier", identifier.as_ref(), check_rds_identifier);
+        let mode = match self.string(&mut obj, "mode", false).as_deref() {
+            None => SourceMode::Snapshot,
+            Some(text) => match SourceMode::ALL.into_iter().find(|m| m.as_str() == text) {
+                Some(mode) => mode,
+                None => {
+                    let names: Vec<_> = SourceMode::ALL.iter().map(|m| format!("{:?}", m.as_str())).collect();
+                    self.err("source.mode", format!("{text:?} is not a mode; use one of {}", names.join(", ")));
+                    SourceMode::Snapshot
+                }
+            },
+        };
+        if mode == SourceMode::FastClone && kind == Some(SourceType::Rds) {
+            self.err(
+                "source.mode",
+                "\"fast-clone\" (copy-on-write) exists only for Aurora: use source.type \"aurora-cluster\", or \"latest-point\" for an RDS instance",
+            );
+        }
         let snapshot_identifier = self.string(&mut obj, "snapshotIdentifier", false);
+        if snapshot_identifier.is_some() && mode != SourceMode::Snapshot {
+            self.err(
+                "source.snapshotIdentifier",
+                format!("applies only to source.mode \"snapshot\", not {:?}", mode.as_str()),
+            );
+        }
+        let restore_time = match self.string(&mut obj, "restoreTime", false) {
+            Some(text) if mode != SourceMode::PointInTime => {
+                self.err(
+                    "source.restoreTime",
+                    format!("applies only to source.mode \"point-in-time\" (got {text:?} with {:?})", mode.as_str()),
+                );
+                None
+            }
+            Some(text) => match OffsetDateTime::parse(&text, &Rfc3339) {
+                Ok(t) => Some(t.to_offset(time::UtcOffset::UTC)),
+                Err(_) => {
+                    self.err(
+                        "source.restoreTime",
+                        format!("{text:?} is not an RFC 3339 time such as \"2026-11-22T03:00:00Z\""),
+                    );
+                    None
+                }
+            },
+            None if mode == SourceMode::PointInTime => {
+                self.err("source.restoreTime", "is required with source.mode \"point-in-time\"");
+                None
+            }
+            None => None,
+        };
         self.check("source.snapshotIdentifier", snapshot_identifier.as_ref(), |s| {
             if s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Err("must be a snapshot identifier or ARN without spaces".into())
@@ -365,7 +446,9 @@ impl Validator {
         Some(SourceSpec {
             kind: kind?,
             identifier: identifier?,
+            mode,
             snapshot_identifier,
+            restore_time,
             db_name: db_name?,
             username: username?,
             password_secret_arn: password_secret_arn?,
@@ -711,6 +794,38 @@ mod tests {
 
     fn paths(doc: &Value) -> Vec<String> {
         errors(doc).into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn source_modes_and_the_fields_each_allows() {
+        let with = |source: Value| {
+            let mut doc = valid();
+            for (k, v) in source.as_object().unwrap() {
+                doc["source"][k] = v.clone();
+            }
+            doc
+        };
+        let ok = |doc: Value| RefreshRequest::from_document(&doc).unwrap().source;
+        assert_eq!(ok(valid()).mode, SourceMode::Snapshot);
+        assert_eq!(ok(with(json!({"mode": "latest-point"}))).mode, SourceMode::LatestPoint);
+        let pit = ok(with(json!({"mode": "point-in-time", "restoreTime": "2026-11-22T05:30:00+02:00"})));
+        assert_eq!(pit.restore_time, Some(time::macros::datetime!(2026-11-22 03:30 UTC)));
+        let fast = ok(with(json!({"type": "aurora-cluster", "mode": "fast-clone"})));
+        assert_eq!(fast.mode, SourceMode::FastClone);
+
+        assert_eq!(paths(&with(json!({"mode": "pitr"}))), vec!["source.mode"]);
+        assert!(errors(&with(json!({"mode": "pitr"})))[0].message.contains("\"point-in-time\""));
+        assert_eq!(paths(&with(json!({"mode": "fast-clone"}))), vec!["source.mode"], "fast-clone of an RDS instance");
+        assert_eq!(paths(&with(json!({"mode": "point-in-time"}))), vec!["source.restoreTime"], "time required");
+        assert_eq!(
+            paths(&with(json!({"mode": "point-in-time", "restoreTime": "yesterday 3am"}))),
+            vec!["source.restoreTime"]
+        );
+        assert_eq!(paths(&with(json!({"restoreTime": "2026-11-22T03:00:00Z"}))), vec!["source.restoreTime"]);
+        assert_eq!(
+            paths(&with(json!({"mode": "latest-point", "snapshotIdentifier": "rds:prod-db-2026-11-21"}))),
+            vec!["source.snapshotIdentifier"]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::request::SourceType;
+use crate::request::{SourceMode, SourceType};
 
 /// Who is running: from the Step Functions context object, or from the status-change
 /// event of an execution that was stopped.
@@ -66,23 +66,43 @@ pub struct PollSeconds {
     pub refresh: u64,
 }
 
-/// The snapshot a clone is restored from. `created_at` is the "data as of" time.
+/// What `find-snapshot` chose to restore the clone from: a snapshot, or (the point
+/// modes) a time in the source's backup window, or (fast-clone) the live Aurora cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
+    #[serde(default)]
+    pub mode: SourceMode,
+    /// The snapshot's identifier; in the other modes, the source's.
     pub identifier: String,
+    /// The snapshot's ARN; in the other modes, the source's.
     pub arn: String,
     pub engine: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
+    /// When the data is from: the snapshot's creation, or the restore time. A fast clone's
+    /// data is from the moment it is made, which `Clone::requested_at` records.
     #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// `automated`, `manual`, `shared`...
+    pub data_as_of: OffsetDateTime,
+    /// `automated`, `manual`, `shared`...; in the other modes, the mode.
     pub snapshot_type: String,
     pub source_type: SourceType,
     pub source_identifier: String,
     #[serde(with = "time::serde::rfc3339")]
     pub found_at: OffsetDateTime,
+}
+
+impl Snapshot {
+    /// What the clone was made from, in words.
+    pub fn describe(&self) -> String {
+        let at = self.data_as_of.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        match self.mode {
+            SourceMode::Snapshot => format!("snapshot {}", self.identifier),
+            SourceMode::LatestPoint => format!("{} at its latest restorable time ({at})", self.source_identifier),
+            SourceMode::PointInTime => format!("{} at {at}", self.source_identifier),
+            SourceMode::FastClone => format!("copy-on-write clone of {}", self.source_identifier),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

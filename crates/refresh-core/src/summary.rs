@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::request::RefreshRequest;
-use crate::run::{Deletion, DeletionStatus, PollStatus, RunState};
+use crate::cost::{Engine, Estimate, Usage};
+use crate::request::{RefreshRequest, SourceMode};
+use crate::run::{Deletion, DeletionStatus, PollStatus, RunState, Snapshot};
 
 /// Outcome names for failures that are a poll's verdict rather than a handler error.
 pub mod outcome_errors {
@@ -80,8 +81,14 @@ pub struct RunSummary {
     pub source_type: Option<String>,
     #[serde(default)]
     pub source_identifier: Option<String>,
+    /// `snapshot`, `latest-point`, `point-in-time` or `fast-clone`.
+    #[serde(default)]
+    pub source_mode: Option<String>,
     #[serde(default)]
     pub snapshot_identifier: Option<String>,
+    /// What the clone was made from, in words.
+    #[serde(default)]
+    pub restored_from: Option<String>,
     /// The time the data in the refreshed engine is from.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub data_as_of: Option<OffsetDateTime>,
@@ -104,11 +111,29 @@ pub struct RunSummary {
     /// True when a clone may still exist: the orphan sweep must remove it.
     #[serde(default)]
     pub clone_left_behind: bool,
+    /// Written by `record` when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Estimate>,
 }
 
 impl RunSummary {
     pub fn duration_seconds(&self) -> Option<i64> {
         self.finished_at.map(|end| (end - self.started_at).whole_seconds())
+    }
+
+    /// Prices the run: the clone for its lifetime (or, when its deletion is not confirmed,
+    /// for the whole run: it may still be running), and what the execution used.
+    pub fn estimate_cost(&mut self, region: &str, usage: Option<Usage>) {
+        let engine = match self.source_type.as_deref() {
+            Some("aurora-cluster") => Engine::AuroraPostgres,
+            _ => Engine::RdsPostgres,
+        };
+        let clone_seconds = match (&self.clone_class, self.clone_lifetime_seconds) {
+            (None, _) => 0,
+            (Some(_), Some(lived)) => lived,
+            (Some(_), None) => self.duration_seconds().unwrap_or_default(),
+        };
+        self.cost = Some(Estimate::new(engine, self.clone_class.as_deref(), region, clone_seconds, usage));
     }
 }
 
@@ -139,8 +164,14 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         finished_at: None,
         source_type: text_at(&state.request, "/source/type").map(str::to_string),
         source_identifier: text_at(&state.request, "/source/identifier").map(str::to_string),
-        snapshot_identifier: state.snapshot.as_ref().map(|s| s.identifier.clone()),
-        data_as_of: state.snapshot.as_ref().map(|s| s.created_at),
+        source_mode: state.snapshot.as_ref().map(|s| s.mode.as_str().to_string()),
+        snapshot_identifier: state
+            .snapshot
+            .as_ref()
+            .filter(|s| s.mode == SourceMode::Snapshot)
+            .map(|s| s.identifier.clone()),
+        restored_from: state.snapshot.as_ref().map(Snapshot::describe),
+        data_as_of: data_as_of(state),
         clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
         clone_lifetime_seconds: None,
@@ -149,6 +180,18 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         error: None,
         cleanup: String::new(),
         clone_left_behind: false,
+        cost: None,
+    }
+}
+
+/// When the data is from: the snapshot's time or the restore time; a fast clone's data is
+/// of the moment it was requested.
+fn data_as_of(state: &RunState) -> Option<OffsetDateTime> {
+    let from = state.snapshot.as_ref()?;
+    match (from.mode, &state.clone) {
+        (SourceMode::FastClone, Some(clone)) => Some(clone.requested_at),
+        (SourceMode::FastClone, None) => None,
+        _ => Some(from.data_as_of),
     }
 }
 
@@ -438,11 +481,12 @@ mod tests {
         s.deletion = None;
         assert!(!finished(&s, T0).clone_left_behind, "no snapshot: restore never ran");
         s.snapshot = Some(Snapshot {
+            mode: SourceMode::Snapshot,
             identifier: "rds:x".into(),
             arn: "arn".into(),
             engine: "postgres".into(),
             engine_version: None,
-            created_at: T0,
+            data_as_of: T0,
             snapshot_type: "automated".into(),
             source_type: crate::request::SourceType::Rds,
             source_identifier: "prod".into(),
