@@ -132,8 +132,10 @@ async fn one_refresh(state_machine_arn: String, delete_after_dump: bool) -> Meas
     let mut request = w.request("rds", &source);
     // Each look at a creating clone is one scripted describe, one per second.
     request["clone"]["tags"] = json!({"test:creating-polls": CLONE_RESTORE.to_string()});
-    request["clone"]["restoreTimeout"] = json!("1h");
-    request["dblab"]["timeout"] = json!("1h");
+    // Generous for the scaled phases, and within the request's limits at 1 s polls.
+    request["clone"]["restoreTimeout"] = json!("10m");
+    request["dblab"]["timeout"] = json!("15m");
+    request["clone"]["maxAge"] = json!("1h");
     request["clone"]["deleteAfterDump"] = json!(delete_after_dump);
     let name = format!("bench-{}", refresh_tests::unique("o"));
     let started = w
@@ -155,7 +157,10 @@ async fn one_refresh(state_machine_arn: String, delete_after_dump: bool) -> Meas
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(status, "SUCCEEDED", "the benchmark refresh {name} ended {status}");
+    if status != "SUCCEEDED" {
+        let ended = w.sfn.describe_execution().execution_arn(&arn).send().await.expect("describe");
+        panic!("the benchmark refresh {name} ended {status}: {:?} {:?}", ended.error(), ended.cause());
+    }
     let mut events = Vec::new();
     let mut pages = w.sfn.get_execution_history().execution_arn(&arn).into_paginator().send();
     while let Some(page) = pages.next().await {
