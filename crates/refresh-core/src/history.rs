@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::error::RefreshError;
 use crate::executions::{ExecutionState, Executions};
-use crate::run::Execution;
+use crate::run::{Execution, rfc3339};
 use crate::summary::RunSummary;
 
 pub const PK: &str = "target";
@@ -267,10 +267,6 @@ impl History {
             })
             .collect()
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn to_attribute(value: Value) -> AttributeValue {

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::error::RefreshError;
 use crate::naming;
 use crate::request::{CloneSpec, FieldError, SourceMode, SourceSpec, SourceType, ValidationErrors};
-use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot};
+use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot, rfc3339};
 use crate::tags;
 
 pub struct Rds {
@@ -124,10 +124,6 @@ pub struct RestorableWindow {
     pub engine_version: Option<String>,
     pub earliest: OffsetDateTime,
     pub latest: OffsetDateTime,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 fn to_sdk_time(t: OffsetDateTime) -> aws_smithy_types::DateTime {
