@@ -47,6 +47,7 @@ const LAMBDA_ERRORS: &[&str] = &[
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 ];
 
 #[test]

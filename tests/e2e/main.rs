@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod asl;
+mod engine;
 mod scenarios;
 
 use std::time::Duration;

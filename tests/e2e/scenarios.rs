@@ -115,6 +115,18 @@ async fn dblab_busy() {
 }
 
 #[tokio::test]
+async fn dblab_config_locked() {
+    preflight_refusal(Settings { config_modification: false, ..Settings::default() }, "DblabMisconfigured").await;
+}
+
+#[tokio::test]
+async fn dblab_with_its_own_timetable() {
+    let settings =
+        Settings { version: dblab_emulator::Version::V42, timetable: "0 3 * * *".into(), ..Settings::default() };
+    preflight_refusal(settings, "DblabMisconfigured").await;
+}
+
+#[tokio::test]
 async fn dblab_physical_mode() {
     preflight_refusal(Settings { mode: "physical".into(), ..Settings::default() }, "DblabNotLogical").await;
 }

@@ -37,8 +37,9 @@ async fn one_invocation_watches_until_the_clone_is_ready() {
     let execution = w.execution();
     let clone = restored(&w, &request, &execution).await;
     let input = ::check_available::Input { execution, request, clone };
-    let ready =
-        ::check_available::handle(&check_deps(&w), input, Watch::for_window(Duration::from_secs(30))).await.unwrap();
+    // A look may take two AWS calls' time: the window leaves room for it after each wait.
+    let window = 2 * refresh_core::lambda::AWS_CALL_TIME + Duration::from_secs(30);
+    let ready = ::check_available::handle(&check_deps(&w), input, Watch::for_window(window)).await.unwrap();
     assert_eq!((ready.status, ready.checks), (PollStatus::Ready, 3));
     assert!(ready.endpoint.is_some());
 }

@@ -167,7 +167,7 @@ async fn an_unreadable_password_secret_fails_before_anything_is_created() {
 }
 
 mod dblab_preflight {
-    use dblab_emulator::Settings;
+    use dblab_emulator::{Settings, Version};
     use refresh_tests::World;
     use serde_json::json;
 
@@ -204,6 +204,48 @@ mod dblab_preflight {
             preflight_error(Settings { mode: "physical".into(), ..Settings::default() }).await,
             "DblabNotLogical"
         );
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_refuses_config_changes() {
+        for version in [Version::V41, Version::V42] {
+            let settings = Settings { version, config_modification: false, ..Settings::default() };
+            assert_eq!(preflight_error(settings).await, "DblabMisconfigured");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_with_its_own_timetable() {
+        for version in [Version::V41, Version::V42] {
+            let settings = Settings { version, timetable: "0 0 * * 1".into(), ..Settings::default() };
+            assert_eq!(preflight_error(settings).await, "DblabMisconfigured");
+        }
+    }
+
+    #[tokio::test]
+    async fn immediate_restore_refuses_delete_after_dump_on_both_versions() {
+        for version in [Version::V41, Version::V42] {
+            let w = World::with_engine(Settings { version, immediate_restore: true, ..Settings::default() }).await;
+            let source = w.rds_source().await;
+            let mut request = w.request("rds", &source);
+            request["clone"]["deleteAfterDump"] = json!(true);
+            let err = find(&w, &request).await.unwrap_err();
+            assert_eq!(err.name(), "InvalidRequest", "{version:?}");
+            assert!(err.to_string().contains("clone.deleteAfterDump"), "{err}");
+            request["clone"]["deleteAfterDump"] = json!(false);
+            find(&w, &request).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_security_group_is_refused_before_the_clone() {
+        let w = World::new().await;
+        let source = w.rds_source().await;
+        let mut request = w.request("rds", &source);
+        request["clone"]["securityGroups"] = json!(["sg-0000000000deadbee"]);
+        let err = find(&w, &request).await.unwrap_err();
+        assert_eq!(err.name(), "InvalidRequest");
+        assert!(err.to_string().contains("clone.securityGroups") && err.to_string().contains("sg-0000000000deadbee"));
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
     ::find_snapshot::Deps {
         rds: Rds::new(w.rds.clone()),
+        ec2: refresh_core::clients::Ec2::new(&w.config),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),
     }
@@ -68,6 +69,7 @@ pub async fn find(w: &World, request: &Value) -> Result<Snapshot, RefreshError> 
     ::find_snapshot::handle(
         &find_deps(w),
         ::find_snapshot::Input { execution: w.execution(), request: request.clone() },
+        Watch::once(),
     )
     .await
 }

@@ -1,6 +1,7 @@
-use dblab_emulator::Settings;
+use dblab_emulator::{Settings, Version};
 use refresh_core::RefreshError;
 use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
+use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
 
@@ -8,7 +9,7 @@ use crate::{patch_deps, ready_clone};
 
 pub async fn patch(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Refresh, RefreshError> {
     let input = ::patch_dblab::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
-    ::patch_dblab::handle(&patch_deps(w), input).await
+    ::patch_dblab::handle(&patch_deps(w), input, Watch::once()).await
 }
 
 async fn world_with_clone(settings: Settings) -> (World, Value, Execution, Clone) {
@@ -38,7 +39,7 @@ async fn points_the_engine_at_the_clone_and_starts_the_refresh() {
     assert_eq!(source.parallel_jobs, "2", "db.r6g.xlarge has 4 vCPUs: 2 dump jobs");
     assert_eq!(engine.password.as_deref(), Some(w.password.as_str()), "the password arrives byte for byte");
 
-    assert_eq!(refresh.previous_last_refresh, before.last_refresh);
+    assert_eq!(Some(refresh.previous_last_refresh.clone()), before.last_refresh);
     assert_eq!(refresh.dump_parallel_jobs, 2);
     assert_eq!(refresh.status, PollStatus::Pending);
     assert!(!refresh.seen_start);
@@ -57,13 +58,121 @@ async fn a_key_missing_from_the_engine_config_is_reported() {
     assert_eq!(w.emulator.view().refreshes_started, 0, "no refresh from a half-applied config");
 }
 
+const VERSIONS: [Version; 2] = [Version::V41, Version::V42];
+
 #[tokio::test]
-async fn immediate_restore_forces_one_dump_job() {
-    let (w, request, execution, clone) =
-        world_with_clone(Settings { immediate_restore: true, dump_ms: 5_000, ..Settings::default() }).await;
-    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
-    assert_eq!(refresh.dump_parallel_jobs, 1);
-    assert_eq!(w.emulator.view().dump_sources[0].parallel_jobs, "1");
+async fn immediate_restore_is_read_from_the_whole_file_and_forces_one_dump_job() {
+    for version in VERSIONS {
+        // `/admin/config` never shows immediateRestore: only `/admin/config.yaml` does.
+        let (w, request, execution, clone) =
+            world_with_clone(Settings { version, immediate_restore: true, dump_ms: 5_000, ..Settings::default() })
+                .await;
+        let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+        assert_eq!(refresh.dump_parallel_jobs, 1, "{version:?}");
+        let engine = w.emulator.view();
+        assert_eq!(engine.refreshes_started, 1, "{version:?}: two jobs would not even start: {:?}", engine.log);
+        assert_eq!(engine.dump_sources[0].parallel_jobs, "1");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_connection_string_cannot_send_the_dump_elsewhere() {
+    let stale =
+        "postgresql://admin@prod.abc.rds.amazonaws.com:5432/app?sslmode=verify-full&sslrootcert=%2Fcerts%2Frds.pem";
+    for version in VERSIONS {
+        let (w, request, execution, clone) = world_with_clone(Settings {
+            version,
+            connection_string: Some(stale.into()),
+            dump_ms: 5_000,
+            ..Settings::default()
+        })
+        .await;
+        let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+        assert_eq!(refresh.engine.as_ref().unwrap().api.as_str(), if version == Version::V42 { "4.2" } else { "4.1" });
+        let engine = w.emulator.view();
+        let endpoint = clone.endpoint.clone().unwrap();
+        let dumped = &engine.dump_sources[0];
+        assert_eq!((dumped.host.as_str(), dumped.port.clone()), (endpoint.address.as_str(), endpoint.port.to_string()));
+        assert_eq!((dumped.dbname.as_str(), dumped.username.as_str()), ("app", "dblab"));
+        let kept = engine.config["retrieval"]["spec"]["logicalDump"]["options"]["source"]["connectionString"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match version {
+            // 4.2 dumps through the string: its TLS options stay, pointed at the clone.
+            Version::V42 => {
+                let via = dumped.connection_string.as_deref().unwrap();
+                assert!(via.contains(&endpoint.address) && via.contains("sslmode=verify-full"), "{via}");
+                assert!(via.contains("sslrootcert=%2Fcerts%2Frds.pem") && !via.contains("prod."), "{via}");
+                assert_eq!(kept, via);
+                w.assert_no_secret(via);
+            }
+            // 4.1 ignores the key, in the POST and in the file.
+            Version::V41 => {
+                assert_eq!(dumped.connection_string, None);
+                assert_eq!(kept, stale);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_string_without_options_is_cleared() {
+    let (w, request, execution, clone) = world_with_clone(Settings {
+        version: Version::V42,
+        connection_string: Some("host=prod.internal port=5432 dbname=app user=dblab".into()),
+        dump_ms: 5_000,
+        ..Settings::default()
+    })
+    .await;
+    patch(&w, &request, &execution, &clone).await.unwrap();
+    let engine = w.emulator.view();
+    assert_eq!(engine.config["retrieval"]["spec"]["logicalDump"]["options"]["source"]["connectionString"], "");
+    assert_eq!(engine.dump_sources[0].host, clone.endpoint.unwrap().address);
+    assert_eq!(engine.dump_sources[0].connection_string, None);
+}
+
+#[tokio::test]
+async fn a_connection_string_that_stays_pointed_elsewhere_stops_the_run() {
+    let (w, request, execution, clone) = world_with_clone(Settings {
+        version: Version::V42,
+        connection_string: Some("host=prod.internal port=5432 dbname=app user=dblab sslmode=require".into()),
+        keep_connection_string: true,
+        ..Settings::default()
+    })
+    .await;
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabConfigNotApplied");
+    assert!(err.to_string().contains("source.connectionString host is \"prod.internal\""), "{err}");
+    assert_eq!(w.emulator.view().refreshes_started, 0, "production is never dumped");
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_trigger_is_adopted_on_retry() {
+    for version in VERSIONS {
+        let (w, request, execution, clone) =
+            world_with_clone(Settings { version, lose_refresh_replies: 1, dump_ms: 5_000, ..Settings::default() })
+                .await;
+        let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+        assert_eq!(err.name(), "DblabUnavailable", "{version:?}: retried by the state machine");
+        assert_eq!(w.emulator.view().status, "refreshing", "the engine took it all the same");
+        let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+        assert!(refresh.adopted && refresh.seen_start, "{refresh:?}");
+        assert_eq!(w.emulator.view().refreshes_started, 1, "adopted, not started twice");
+    }
+}
+
+#[tokio::test]
+async fn an_engine_that_locks_its_config_or_schedules_itself_is_refused() {
+    for version in VERSIONS {
+        let (w, request, execution, clone) = world_with_clone(Settings { version, ..Settings::default() }).await;
+        // Changed since the preflight.
+        w.emulator.restart(Settings { version, config_modification: false, ..Settings::default() });
+        assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "DblabMisconfigured");
+        w.emulator.restart(Settings { version, timetable: "0 3 * * *".into(), ..Settings::default() });
+        assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "DblabMisconfigured");
+        assert_eq!(w.emulator.view().config_updates, 0);
+    }
 }
 
 #[tokio::test]

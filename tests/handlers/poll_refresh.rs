@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use dblab_emulator::{Outcome, Settings};
+use dblab_emulator::{Outcome, Settings, StartFailure, Version};
 use refresh_core::RefreshError;
-use refresh_core::run::{Execution, PollStatus, Refresh};
+use refresh_core::run::{Execution, PollStatus, Refresh, RefreshFailure};
 use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
@@ -93,15 +93,6 @@ async fn a_refresh_that_never_finishes_times_out() {
 }
 
 #[tokio::test]
-async fn going_back_to_inactive_is_a_failure() {
-    let (w, request, execution, refresh) =
-        started(Settings { outcome: Outcome::GoInactive, dump_ms: 300, ..Settings::default() }).await;
-    let (failed, _) = settle(&w, &request, &execution, refresh).await;
-    assert_eq!(failed.status, PollStatus::Failed);
-    assert!(failed.alert.unwrap().contains("inactive"));
-}
-
-#[tokio::test]
 async fn a_wrong_password_fails_the_dump() {
     let (w, request, execution, refresh) =
         started(Settings { expected_password: Some("the-real-one".into()), ..Settings::default() }).await;
@@ -126,7 +117,8 @@ async fn one_invocation_watches_until_the_refresh_is_done() {
     request["dblab"]["pollInterval"] = serde_json::json!("1s");
     request["dblab"]["timeout"] = serde_json::json!("1m");
     let input = ::poll_refresh::Input { execution, request, refresh };
-    let done = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(Duration::from_secs(30))).await.unwrap();
+    let window = refresh_core::dblab::LOOK_TIME + Duration::from_secs(30);
+    let done = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(window)).await.unwrap();
     assert_eq!(done.status, PollStatus::Ready);
     assert!(done.polls >= 2, "looked {} times", done.polls);
 }
@@ -138,8 +130,61 @@ async fn a_watch_ends_pending_when_its_window_is_over() {
     request["dblab"]["pollInterval"] = serde_json::json!("1s");
     request["dblab"]["timeout"] = serde_json::json!("1m");
     let input = ::poll_refresh::Input { execution, request, refresh };
-    let watched =
-        ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(Duration::from_millis(2_500))).await.unwrap();
+    // Room for looks at 0, 1 and 2 s, each of which may take the longest a look can take.
+    let window = refresh_core::dblab::LOOK_TIME + Duration::from_millis(2_500);
+    let watched = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(window)).await.unwrap();
     assert_eq!(watched.status, PollStatus::Pending);
-    assert_eq!(watched.polls, 3, "looks at 0, 1 and 2 s; a fourth would end past the window");
+    assert_eq!(watched.polls, 3, "a fourth look could end past the window");
+}
+
+const VERSIONS: [Version; 2] = [Version::V41, Version::V42];
+
+/// A refresh started with a 2 s start window.
+async fn started_with_window(settings: Settings) -> (World, Value, Execution, Refresh) {
+    let w = World::with_engine(settings).await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["dblab"]["startTimeout"] = serde_json::json!("2s");
+    let execution = w.execution();
+    let clone = ready_clone(&w, &request, &execution).await;
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    (w, request, execution, refresh)
+}
+
+#[tokio::test]
+async fn an_accepted_refresh_the_engine_never_starts_fails_fast() {
+    for version in VERSIONS {
+        let (w, request, execution, refresh) =
+            started_with_window(Settings { version, start_failure: StartFailure::Silent, ..Settings::default() }).await;
+        let (failed, _) = settle(&w, &request, &execution, refresh).await;
+        assert_eq!((failed.status, failed.failure), (PollStatus::Failed, Some(RefreshFailure::NotStarted)));
+        let alert = failed.alert.unwrap();
+        assert!(alert.contains("failed to initiate full refresh"), "{alert}");
+        assert!(failed.finished_at.unwrap() < failed.deadline, "well before dblab.timeout");
+        assert!(w.emulator.view().log.iter().any(|l| l.starts_with("failed to initiate full refresh")));
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_refresh_says_why() {
+    let (w, request, execution, refresh) =
+        started_with_window(Settings { start_failure: StartFailure::Skipped, ..Settings::default() }).await;
+    let (failed, _) = settle(&w, &request, &execution, refresh).await;
+    assert_eq!(failed.failure, Some(RefreshFailure::NotStarted));
+    assert!(failed.alert.unwrap().contains("refresh_skipped: Pool to perform full refresh not found"));
+}
+
+#[tokio::test]
+async fn an_engine_restart_mid_refresh_is_not_a_success() {
+    for version in VERSIONS {
+        for outcome in [Outcome::Restart, Outcome::GoInactive] {
+            let (w, request, execution, refresh) =
+                started(Settings { version, outcome, dump_ms: 1_500, ..Settings::default() }).await;
+            let (failed, _) = settle(&w, &request, &execution, refresh).await;
+            assert_eq!(failed.status, PollStatus::Failed, "{version:?} {outcome:?}: {failed:?}");
+            assert_eq!(failed.failure, Some(RefreshFailure::EngineRestarted));
+            assert!(failed.alert.unwrap().contains("restarted"));
+            assert_eq!(w.emulator.view().last_refresh, None, "the engine lost its lastRefresh");
+        }
+    }
 }

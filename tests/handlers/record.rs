@@ -237,3 +237,38 @@ async fn a_finish_without_the_run_key_finishes_the_runs_own_row() {
     assert_eq!(rows[0].outcome, Outcome::Failed);
     assert!(items(&w, &table).await.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "lock released");
 }
+
+#[tokio::test]
+async fn two_targets_on_one_engine_take_turns() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let first_request = w.request("rds", "prod");
+    // Another target, naming the same engine in another spelling.
+    let mut second_request = w.request("rds", "prod");
+    second_request["target"] = json!(format!("other-{}", w.id));
+    second_request["dblab"]["apiEndpoint"] = json!(format!("{}/", w.emulator.url().replace("http://", "HTTP://")));
+    let first = w.running_execution("first").await;
+    let run = start(&w, &table, &first, &first_request).await.unwrap();
+
+    let second = other(&w, "second");
+    let err = start(&w, &table, &second, &second_request).await.unwrap_err();
+    assert_eq!(err.name(), "TargetLocked");
+    assert!(err.to_string().contains(&first.name) && err.to_string().contains("DBLab Engine"), "{err}");
+    // The refused run holds nothing: its own target is free at once.
+    let target_lock = w
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("target", AttributeValue::S(format!("other-{}", w.id)))
+        .key("sk", AttributeValue::S("lock".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(target_lock.item().is_none(), "{:?}", target_lock.item());
+
+    // The holder finishes: both its locks go, and the other target's run may start.
+    let state = RunState { request: first_request, execution: Some(first), run: Some(run), ..Default::default() };
+    finish(&w, &table, state).await.unwrap();
+    start(&w, &table, &other(&w, "third"), &second_request).await.unwrap();
+}

@@ -36,5 +36,7 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Clone, Re
             Ok(next)
         }
     };
-    watch.run(input.clone, request.clone.poll_interval, look, |c| c.status != PollStatus::Pending).await
+    // A look describes the cluster and its writer at most.
+    let look_time = 2 * refresh_core::lambda::AWS_CALL_TIME;
+    watch.run(input.clone, request.clone.poll_interval, look_time, look, |c| c.status != PollStatus::Pending).await
 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use dblab_refresh::document::{self, SecretArns};
 use dblab_refresh::{execution_name, view};
-use refresh_core::clients::{DynamoDb, Rds as RdsClient, SdkConfig, SecretsManager, StepFunctions};
+use refresh_core::clients::{DynamoDb, Ec2, Rds as RdsClient, SecretsManager, StepFunctions};
 use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
 use refresh_core::secrets::SecretReader;
-use refresh_core::{RefreshError, dblab, lambda};
+use refresh_core::{RefreshError, dblab, lambda, preflight};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -47,8 +47,9 @@ enum Command {
     /// Check a request (JSON or YAML) and print every problem with its path.
     Validate {
         file: String,
-        /// Also check, creating nothing, what would fail later: secrets readable, DBLab
-        /// healthy, logical and idle, source and snapshot present, subnet group present.
+        /// Also check, creating nothing, what would fail later: the DBLab Engine (healthy,
+        /// logical, idle, configurable, no timetable, immediateRestore), secrets, source,
+        /// restore point, security groups and subnet group.
         #[arg(long)]
         preflight: bool,
         #[arg(long)]
@@ -212,68 +213,17 @@ async fn validate(file: &str, preflight: bool, json: bool) -> Result<(), Failure
     if ok { Ok(()) } else { Err(Failure(1, "the preflight failed; nothing was created".into())) }
 }
 
-/// Every check that can fail a run before a clone exists, each on its own.
+/// Every check that can fail a run before a clone exists, each on its own: the same
+/// preflight `find-snapshot` runs, so the two cannot disagree.
 async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<String, String>)> {
     let config = lambda::aws_config().await;
     let secrets = SecretReader::new(SecretsManager::new(&config));
     let rds = Rds::new(RdsClient::new(&config));
-    let mut checks = Vec::new();
-    let password = secrets.read(&request.source.password_secret_arn, "password").await;
-    checks.push(("password secret", password.map(|_| "readable".to_string()).map_err(|e| e.to_string())));
-    match dblab::Connector::default().connect(&secrets, &request.dblab).await {
-        Ok(client) => checks.push((
-            "DBLab Engine",
-            dblab::preflight(&client)
-                .await
-                .map(|r| format!("version {}, logical mode, status {}", r.version, r.retrieval_status))
-                .map_err(|e| e.to_string()),
-        )),
-        Err(e) => checks.push(("DBLab token secret", Err(e.to_string()))),
-    }
-    let source = rds.check_source(&request.source).await;
-    let source_ok = source.is_ok();
-    checks.push((
-        "source",
-        source
-            .map(|()| format!("{} {} exists", request.source.kind.describe(), request.source.identifier))
-            .map_err(|e| e.to_string()),
-    ));
-    if source_ok {
-        let snapshot = rds.choose_source(&request.source, OffsetDateTime::now_utc()).await;
-        checks.push((
-            "restore from",
-            snapshot
-                .map(|s| format!("{} (data as of {} UTC)", s.describe(), when(Some(s.data_as_of))))
-                .map_err(|e| e.to_string()),
-        ));
-    }
-    if !request.clone.security_groups.is_empty() {
-        checks.push(("security groups", check_security_groups(&config, &request.clone.security_groups).await));
-    }
-    if let Some(group) = &request.clone.subnet_group {
-        checks.push((
-            "subnet group",
-            rds.check_subnet_group(group).await.map(|()| format!("{group} exists")).map_err(|e| e.to_string()),
-        ));
-    }
-    checks
-}
-
-/// Every listed security group exists (EC2 answers one error naming the first missing).
-async fn check_security_groups(config: &SdkConfig, groups: &[String]) -> Result<String, String> {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    match ec2.describe_security_groups().set_group_ids(Some(groups.to_vec())).send().await {
-        Ok(out) => {
-            let found: Vec<&str> = out.security_groups().iter().filter_map(|g| g.group_id()).collect();
-            let missing: Vec<&str> = groups.iter().map(String::as_str).filter(|g| !found.contains(g)).collect();
-            if missing.is_empty() {
-                Ok(format!("{} exist", groups.join(", ")))
-            } else {
-                Err(format!("{} do not exist", missing.join(", ")))
-            }
-        }
-        Err(e) => Err(RefreshError::from_aws("DescribeSecurityGroups", e).to_string()),
-    }
+    let ec2 = Ec2::new(&config);
+    let connector = dblab::Connector::default();
+    let deps = preflight::Deps { rds: &rds, ec2: &ec2, secrets: &secrets, dblab: &connector };
+    let report = preflight::run(&deps, request, OffsetDateTime::now_utc(), preflight::Stop::Never, None).await;
+    report.checks.into_iter().map(|c| (c.name, c.outcome.map_err(|e| e.to_string()))).collect()
 }
 
 fn import(

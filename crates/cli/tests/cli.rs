@@ -74,6 +74,28 @@ async fn preflight_checks_without_creating_anything() {
 }
 
 #[tokio::test]
+async fn preflight_is_the_one_find_snapshot_runs() {
+    // What find-snapshot refuses, the CLI's preflight shows: the engine's configuration too.
+    let w = World::with_engine(Settings {
+        version: dblab_emulator::Version::V42,
+        immediate_restore: true,
+        timetable: "0 0 * * 1".into(),
+        ..Settings::default()
+    })
+    .await;
+    let source = w.rds_source().await;
+    let mut request = w.request("rds", &source);
+    request["clone"]["deleteAfterDump"] = json!(true);
+    let out = run(&["validate", &write_request(&w, &request), "--preflight"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok    DBLab configuration: server.yml readable, 4.2 API"), "{text}");
+    assert!(text.contains("FAIL  engine timetable") && text.contains("retrieval.refresh.timetable"), "{text}");
+    assert!(text.contains("FAIL  immediateRestore") && text.contains("clone.deleteAfterDump"), "{text}");
+    assert!(text.contains("ok    restore from"), "the rest still runs: {text}");
+}
+
+#[tokio::test]
 async fn preflight_checks_the_security_groups() {
     let w = World::new().await;
     let source = w.rds_source().await;

@@ -1,11 +1,15 @@
-//! An emulator of the DBLab Engine API calls a refresh makes, behaving as
-//! `shared/reference/dblab-api.md` describes the real engine: token check, the seven
-//! retrieval statuses moving through a refresh in timed phases, the alerts map,
-//! `lastRefresh` set when a refresh starts, the config merge that silently ignores keys the
-//! engine's own config lacks, and 400 when a refresh is already running.
+//! An emulator of the DBLab Engine API calls a refresh makes, behaving as the real engine
+//! does in versions 4.1 and 4.2 (`docs/dblab-engine.md`): token check, the seven retrieval
+//! statuses moving through a refresh in timed phases, the alerts map, `lastRefresh` set
+//! when the jobs start and lost on a restart, a `server.yml` whose config POST silently
+//! skips keys the file lacks, a `/admin/config` projection that hides `immediateRestore`
+//! and (4.2) a `connectionString` that overrides the discrete source fields, failures to
+//! start that show only in the engine's log, and 400 when a refresh is already running.
 //!
 //! Faults for tests and demos are switched by `Settings` (at start, or later through
 //! `POST /_emulator/settings`); `GET /_emulator/state` shows what the engine was told.
+
+mod server_yml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
@@ -37,19 +41,55 @@ pub enum Outcome {
     FailImmediately,
     /// Stays in the dump phase forever.
     Hang,
-    /// Goes back to `inactive` mid-refresh, as when the engine restarts.
+    /// Restarts mid-dump with `skipStartRefresh`: `inactive`, `lastRefresh` null.
     GoInactive,
+    /// Restarts mid-dump: `finished` (the single pool is skipped), `lastRefresh` null.
+    Restart,
+}
+
+/// Which engine release to behave as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Version {
+    #[default]
+    #[serde(rename = "4.1")]
+    V41,
+    #[serde(rename = "4.2")]
+    V42,
+}
+
+impl Version {
+    pub fn version_string(self) -> &'static str {
+        match self {
+            Self::V41 => "v4.1.3-20260507-0905",
+            Self::V42 => "v4.2.0-rc.3-20260721-1410",
+        }
+    }
+}
+
+/// Why an accepted `/full-refresh` may never start, with no trace in `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFailure {
+    #[default]
+    None,
+    /// An error before the jobs are built (pool not ready, control-container clean-up,
+    /// billing, job build): written to the engine's log only.
+    Silent,
+    /// Lost a race or found no free pool: a `refresh_skipped` warning is raised or bumped.
+    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     pub token: String,
+    pub version: Version,
     /// `logical` or `physical`.
     pub mode: String,
     /// The retrieval status at start (`inactive`, `finished`, `pending`, `refreshing`...).
     pub status: String,
-    pub last_refresh: String,
+    /// `null` until a refresh ran since the engine process started.
+    pub last_refresh: Option<String>,
     pub dump_ms: u64,
     pub restore_ms: u64,
     pub snapshot_ms: u64,
@@ -67,15 +107,27 @@ pub struct Settings {
     /// Config updates are refused with an error that echoes the connection string sent,
     /// password included, as an engine that cannot connect may answer.
     pub reject_config_echoing_dsn: bool,
+    /// A `source.connectionString` in `server.yml` (4.2 dumps through it; 4.1 ignores it).
+    pub connection_string: Option<String>,
+    /// `retrieval.refresh.timetable`: the engine's own refresh schedule ("" for none).
+    pub timetable: String,
+    pub start_failure: StartFailure,
+    /// The next N accepted `/full-refresh` calls answer 502, as a proxy whose upstream
+    /// timed out: the engine took the refresh, the caller never heard.
+    pub lose_refresh_replies: u32,
+    /// A config POST leaves the file's `connectionString` as it was (a file whose source
+    /// section the engine's writer does not reach, e.g. through a YAML merge key).
+    pub keep_connection_string: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             token: "emulator-token".into(),
+            version: Version::V41,
             mode: "logical".into(),
             status: "finished".into(),
-            last_refresh: "2026-01-01T00:00:00Z".into(),
+            last_refresh: Some("2026-01-01T00:00:00Z".into()),
             dump_ms: 300,
             restore_ms: 300,
             snapshot_ms: 200,
@@ -87,6 +139,11 @@ impl Default for Settings {
             immediate_restore: false,
             expected_password: None,
             reject_config_echoing_dsn: false,
+            connection_string: None,
+            timetable: String::new(),
+            start_failure: StartFailure::None,
+            lose_refresh_replies: 0,
+            keep_connection_string: false,
         }
     }
 }
@@ -100,16 +157,20 @@ pub struct DumpSource {
     pub dbname: String,
     pub username: String,
     pub parallel_jobs: String,
+    /// The 4.2 connection string the dump went through, if any.
+    pub connection_string: Option<String>,
 }
 
 #[derive(Debug)]
 struct Engine {
     settings: Settings,
     status: String,
-    last_refresh: String,
+    last_refresh: Option<String>,
     alerts: BTreeMap<String, Value>,
-    /// The engine's `server.yml` projection, password excluded.
+    /// The engine's `server.yml`, password excluded.
     config: Value,
+    /// What the engine wrote to its log that `/status` does not show.
+    log: Vec<String>,
     password: Option<String>,
     phase: Option<&'static str>,
     /// Bumped by each refresh, so a superseded background task stops.
@@ -121,36 +182,14 @@ struct Engine {
     timeline: Vec<(String, SystemTime)>,
 }
 
-fn initial_config(settings: &Settings) -> Value {
-    let mut connection = Map::new();
-    for (key, value) in [
-        ("host", json!("old-source.internal")),
-        ("port", json!(5432)),
-        ("dbname", json!("postgres")),
-        ("username", json!("postgres")),
-    ] {
-        if !settings.missing_keys.iter().any(|k| k == key) {
-            connection.insert(key.into(), value);
-        }
-    }
-    json!({"retrieval": {"spec": {
-        "logicalDump": {"options": {
-            "source": {"type": "remote", "connection": connection},
-            "parallelJobs": 2,
-            "immediateRestore": {"enabled": settings.immediate_restore}
-        }},
-        "logicalRestore": {"options": {"parallelJobs": 2}},
-        "logicalSnapshot": {"options": {"dataPatching": {}}}
-    }}})
-}
-
 impl Engine {
     fn new(settings: Settings) -> Self {
         Self {
             status: settings.status.clone(),
             last_refresh: settings.last_refresh.clone(),
             alerts: BTreeMap::new(),
-            config: initial_config(&settings),
+            config: server_yml::initial(&settings),
+            log: Vec::new(),
             password: None,
             phase: None,
             generation: 0,
@@ -204,12 +243,28 @@ impl Engine {
         );
     }
 
-    fn connection_field(&self, key: &str) -> String {
-        match self.config.pointer(&format!("/retrieval/spec/logicalDump/options/source/connection/{key}")) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v @ Value::Number(_)) => v.to_string(),
-            _ => String::new(),
-        }
+    /// A failure before the jobs are built: the status, `lastRefresh` and alerts stay.
+    fn not_started(&mut self, why: &str) {
+        self.log.push(format!("failed to initiate full refresh: {why}"));
+    }
+
+    fn skipped(&mut self, message: &str) {
+        let count = self.alerts.get("refresh_skipped").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
+        self.alerts.insert(
+            "refresh_skipped".into(),
+            json!({"level": "warning", "message": message, "lastSeen": now_text(), "count": count}),
+        );
+    }
+
+    /// A new engine process: what lived only in memory is gone.
+    fn restarted(&mut self, status: &str) {
+        self.generation += 1;
+        self.status = status.into();
+        self.mark(status);
+        self.last_refresh = None;
+        self.phase = None;
+        self.alerts.clear();
+        self.log.push("engine restarted".into());
     }
 }
 
@@ -250,7 +305,8 @@ async fn healthz(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, false) {
         return r;
     }
-    Json(json!({"version": "4.1.0-emulator", "edition": "community", "instanceID": "dblab-emulator"})).into_response()
+    let version = engine.settings.version.version_string();
+    Json(json!({"version": version, "edition": "community", "instanceID": "dblab-emulator"})).into_response()
 }
 
 async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -260,7 +316,11 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
     }
     Json(json!({
         "status": {"code": "OK", "message": "Instance is ready"},
-        "engine": {"version": "4.1.0-emulator", "edition": "community"},
+        "engine": {
+            "version": engine.settings.version.version_string(),
+            "edition": "community",
+            "disableConfigModification": !engine.settings.config_modification,
+        },
         "pools": [],
         "cloning": {"numClones": 0, "clones": []},
         "retrieving": engine.retrieving(false),
@@ -281,28 +341,16 @@ async fn get_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
-    Json(engine.config.clone()).into_response()
+    Json(server_yml::projection(&engine.config, engine.settings.version, &engine.settings.mode)).into_response()
 }
 
-/// Sets each leaf of `patch` whose path already exists in `config`; reports the password.
-fn merge(config: &mut Value, patch: &Value, path: &str, password: &mut Option<String>) {
-    let Value::Object(fields) = patch else { return };
-    for (key, value) in fields {
-        let here = format!("{path}/{key}");
-        if here == "/retrieval/spec/logicalDump/options/source/connection/password" {
-            // Never returned by GET; an empty password leaves the old one.
-            if let Some(p) = value.as_str().filter(|p| !p.is_empty()) {
-                *password = Some(p.to_string());
-            }
-            continue;
-        }
-        let Some(existing) = config.get_mut(key) else { continue };
-        match value {
-            Value::Null => {}
-            Value::Object(_) => merge(existing, value, &here, password),
-            other => *existing = other.clone(),
-        }
+async fn get_config_yaml(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
     }
+    let body = server_yml::yaml(&engine.config, engine.password.is_some());
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], body).into_response()
 }
 
 async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
@@ -315,13 +363,18 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
         return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body must be JSON");
     };
     if !engine.settings.config_modification {
-        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "config modification is disabled");
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "configuration management via UI/API disabled by admin");
     }
     if engine.settings.mode != "logical" {
-        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "config can be changed only in logical mode");
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "config is only available in logical mode");
     }
-    if engine.config.pointer("/retrieval/spec/logicalDump").is_none() {
-        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "logicalDump job is not configured");
+    let version = engine.settings.version;
+    if version == Version::V41 && engine.config.pointer("/retrieval/spec/logicalDump").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "logicalDump job is not enabled. Consider editing DLE config manually",
+        );
     }
     if engine.settings.reject_config_echoing_dsn {
         let conn = |k: &str| {
@@ -343,15 +396,34 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
             &format!("cannot connect to the source {dsn}: connection refused"),
         );
     }
-    let mut password = engine.password.clone();
-    merge(&mut engine.config, &body, "", &mut password);
-    engine.password = password;
+    // 4.1 reads only projection fields: a connectionString is ignored without a word.
+    let connection_string = body
+        .pointer("/retrieval/spec/logicalDump/options/source/connectionString")
+        .filter(|_| version == Version::V42)
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(text) = &connection_string
+        && let Err(message) = server_yml::check_connection_string(text)
+    {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    }
+    if let Some(password) = server_yml::merge(&mut engine.config, &body) {
+        engine.password = Some(password);
+    }
+    if let Some(text) = connection_string
+        && !engine.settings.keep_connection_string
+    {
+        server_yml::set_connection_string(&mut engine.config, &text);
+    }
+    if version == Version::V42 {
+        server_yml::ensure_logical_pipeline(&mut engine.config);
+    }
     engine.config_updates += 1;
     if engine.status == "pending" {
         // A config update removes the pending marker and starts a refresh.
         start_refresh(&shared, &mut engine);
     }
-    Json(engine.config.clone()).into_response()
+    Json(server_yml::projection(&engine.config, version, &engine.settings.mode)).into_response()
 }
 
 async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -361,7 +433,7 @@ async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
         return r;
     }
     match engine.status.as_str() {
-        "refreshing" | "snapshotting" | "renewed" => {
+        "refreshing" | "snapshotting" => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
@@ -372,37 +444,57 @@ async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
             return error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                "Retrieval is pending: waiting for the configuration",
+                "Data retrieving suspended because Retrieval state is pending",
             );
         }
         _ => {}
     }
     if engine.settings.mode != "logical" {
-        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "full refresh is not supported in physical mode");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Pool to perform full refresh not found. Skip refreshing",
+        );
     }
     start_refresh(&shared, &mut engine);
+    if engine.settings.lose_refresh_replies > 0 {
+        engine.settings.lose_refresh_replies -= 1;
+        return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();
+    }
     Json(json!({"status": "OK", "message": "Full refresh started"})).into_response()
 }
 
+/// `FullRefresh` in the background: the failures before the jobs are built leave the
+/// status alone; once built, the status and `lastRefresh` move.
 fn start_refresh(shared: &Shared, engine: &mut Engine) {
+    match engine.settings.start_failure {
+        StartFailure::Silent => return engine.not_started("failed to clean up the control containers"),
+        StartFailure::Skipped => return engine.skipped("Pool to perform full refresh not found. Skip refreshing"),
+        StartFailure::None => {}
+    }
+    let jobs = server_yml::text_at(&engine.config, "/retrieval/spec/logicalDump/options/parallelJobs");
+    let immediate =
+        server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalDump/options/immediateRestore/enabled"));
+    if immediate && jobs.parse::<u32>().is_ok_and(|n| n > 1) {
+        return engine.not_started("failed to build jobs: parallel dump is not supported with immediate restore");
+    }
+    let (source, connection_string) = server_yml::effective_source(&engine.config, engine.settings.version);
     engine.generation += 1;
     engine.refreshes_started += 1;
-    engine.last_refresh = now_text();
+    engine.last_refresh = Some(now_text());
     engine.status = "refreshing".into();
     engine.phase = Some("dump");
     engine.mark("dump");
-    let source = DumpSource {
-        host: engine.connection_field("host"),
-        port: engine.connection_field("port"),
-        dbname: engine.connection_field("dbname"),
-        username: engine.connection_field("username"),
-        parallel_jobs: engine
-            .config
-            .pointer("/retrieval/spec/logicalDump/options/parallelJobs")
-            .map(Value::to_string)
-            .unwrap_or_default(),
-    };
-    engine.dump_sources.push(source);
+    let field = |k: &str| source.get(k).cloned().unwrap_or_default();
+    engine.dump_sources.push(DumpSource {
+        host: field("host"),
+        port: field("port"),
+        dbname: field("dbname"),
+        username: field("username"),
+        parallel_jobs: jobs,
+        connection_string,
+    });
+
     let generation = engine.generation;
     let settings = engine.settings.clone();
     let wrong_password = settings.expected_password.as_ref().is_some_and(|want| engine.password.as_ref() != Some(want));
@@ -430,12 +522,8 @@ fn start_refresh(shared: &Shared, engine: &mut Engine) {
                     return e
                         .fail("pg_dump: error: connection to server failed: FATAL: password authentication failed");
                 }
-                Outcome::GoInactive => {
-                    e.status = "inactive".into();
-                    e.mark("inactive");
-                    e.phase = None;
-                    return;
-                }
+                Outcome::GoInactive => return e.restarted("inactive"),
+                Outcome::Restart => return e.restarted("finished"),
                 _ => {
                     e.phase = Some("restore");
                     e.mark("restore");
@@ -489,6 +577,7 @@ async fn get_state(State(s): State<Shared>) -> Json<Value> {
         "passwordSet": e.password.is_some(),
         "dumpSources": e.dump_sources,
         "config": e.config,
+        "log": e.log,
         "settings": e.settings,
     }))
 }
@@ -508,6 +597,7 @@ fn router(shared: Shared) -> Router {
         .route("/status", get(status))
         .route("/instance/retrieval", get(retrieval))
         .route("/admin/config", get(get_config).post(post_config))
+        .route("/admin/config.yaml", get(get_config_yaml))
         .route("/full-refresh", post(full_refresh))
         .route("/_emulator/state", get(get_state))
         .route("/_emulator/settings", post(post_settings))
@@ -525,12 +615,15 @@ pub struct Emulator {
 #[derive(Debug, Clone)]
 pub struct EngineView {
     pub status: String,
-    pub last_refresh: String,
+    pub last_refresh: Option<String>,
     pub refreshes_started: u32,
     pub config_updates: u32,
     pub password: Option<String>,
     pub dump_sources: Vec<DumpSource>,
+    /// The engine's `server.yml` (password excluded).
     pub config: Value,
+    /// What the engine logged and `/status` does not show.
+    pub log: Vec<String>,
     /// Each phase or status the refreshes entered (`dump`, `restore`, `renewed`,
     /// `snapshotting`, `finished`, `failed`, `inactive`), and when.
     pub timeline: Vec<(String, SystemTime)>,
@@ -573,6 +666,7 @@ impl Emulator {
             password: e.password.clone(),
             dump_sources: e.dump_sources.clone(),
             config: e.config.clone(),
+            log: e.log.clone(),
             timeline: e.timeline.clone(),
         }
     }
@@ -595,15 +689,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merge_ignores_keys_the_engine_lacks_and_keeps_the_password_out() {
+    fn merge_skips_keys_the_file_lacks_and_keeps_the_password_out() {
         let settings = Settings { missing_keys: vec!["port".into()], ..Settings::default() };
-        let mut config = initial_config(&settings);
-        let mut password = None;
+        let mut config = server_yml::initial(&settings);
         let patch = json!({"retrieval": {"spec": {"logicalDump": {"options": {
             "source": {"connection": {"host": "clone", "port": 6543, "password": "pw", "dbname": null},
                        "rdsIam": {"dbInstanceIdentifier": "x"}},
+            "immediateRestore": {"enabled": true},
             "parallelJobs": 4}}}}});
-        merge(&mut config, &patch, "", &mut password);
+        let password = server_yml::merge(&mut config, &patch);
         let conn = &config["retrieval"]["spec"]["logicalDump"]["options"]["source"]["connection"];
         assert_eq!(conn["host"], "clone");
         assert!(conn.get("port").is_none(), "port was absent and must stay absent");
@@ -611,16 +705,53 @@ mod tests {
         assert_eq!(conn["dbname"], "postgres", "null leaves the value");
         assert!(config.pointer("/retrieval/spec/logicalDump/options/source/rdsIam").is_none());
         assert_eq!(config["retrieval"]["spec"]["logicalDump"]["options"]["parallelJobs"], 4);
+        assert_eq!(
+            config["retrieval"]["spec"]["logicalDump"]["options"]["immediateRestore"]["enabled"], false,
+            "not a projection field: ignored"
+        );
         assert_eq!(password.as_deref(), Some("pw"));
     }
 
     #[test]
-    fn an_empty_password_leaves_the_old_one() {
-        let mut config = initial_config(&Settings::default());
-        let mut password = Some("old".to_string());
-        let patch =
-            json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": {"password": ""}}}}}}});
-        merge(&mut config, &patch, "", &mut password);
-        assert_eq!(password.as_deref(), Some("old"));
+    fn the_projection_hides_immediate_restore_and_the_connection_string() {
+        let settings = Settings {
+            immediate_restore: true,
+            connection_string: Some("host=prod sslmode=require".into()),
+            ..Settings::default()
+        };
+        let config = server_yml::initial(&settings);
+        for version in [Version::V41, Version::V42] {
+            let shown = server_yml::projection(&config, version, "logical");
+            let text = shown.to_string();
+            assert!(!text.contains("immediateRestore") && !text.contains("connectionString"), "{text}");
+            assert_eq!(shown.get("retrievalMode").is_some(), version == Version::V42);
+        }
+        let yaml = server_yml::yaml(&config, true);
+        assert!(yaml.contains("immediateRestore") && yaml.contains("connectionString: host=prod sslmode=require"));
+        assert!(yaml.contains("password: '********'"), "{yaml}");
+    }
+
+    #[test]
+    fn a_42_connection_string_decides_where_the_dump_goes() {
+        let settings = Settings {
+            connection_string: Some("postgresql://u@prod.example:6000/orders?sslmode=require".into()),
+            ..Settings::default()
+        };
+        let config = server_yml::initial(&settings);
+        let (source, via) = server_yml::effective_source(&config, Version::V42);
+        assert_eq!((source["host"].as_str(), source["port"].as_str()), ("prod.example", "6000"));
+        assert!(via.is_some());
+        let (source, via) = server_yml::effective_source(&config, Version::V41);
+        assert_eq!(source["host"], "old-source.internal");
+        assert!(via.is_none());
+    }
+
+    #[test]
+    fn a_42_connection_string_is_checked_as_the_engine_does() {
+        assert!(server_yml::check_connection_string("").is_ok());
+        assert!(server_yml::check_connection_string("host=a sslmode=require").is_ok());
+        assert!(server_yml::check_connection_string("postgresql://u:pw@a/db").is_err());
+        assert!(server_yml::check_connection_string("host=a,b").is_err());
+        assert!(server_yml::check_connection_string("port=x").is_err());
     }
 }

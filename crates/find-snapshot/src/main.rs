@@ -1,5 +1,5 @@
 use find_snapshot::Deps;
-use refresh_core::clients::{Rds as RdsClient, SecretsManager};
+use refresh_core::clients::{Ec2, Rds as RdsClient, SecretsManager};
 use refresh_core::lambda;
 use refresh_core::rds::Rds;
 use refresh_core::secrets::SecretReader;
@@ -10,8 +10,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = lambda::aws_config().await;
     let deps = Deps {
         rds: Rds::new(RdsClient::new(&config)),
+        ec2: Ec2::new(&config),
         secrets: SecretReader::new(SecretsManager::new(&config)),
         dblab: Default::default(),
     };
-    lambda::serve(|input| find_snapshot::handle(&deps, input)).await
+    lambda::serve_watching(|input, budget| find_snapshot::handle(&deps, input, budget)).await
 }

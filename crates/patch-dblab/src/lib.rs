@@ -1,12 +1,18 @@
-//! `patch-dblab`: points the engine's logical dump at the clone and starts the refresh.
+//! `patch-dblab`: points the engine's logical dump at the clone, proves from the engine's
+//! whole `server.yml` that the dump can read nothing else, and starts the refresh.
 //! Secrets are read here and go only to the engine; the output carries none.
+//!
+//! Safe to retry: when the engine already runs a refresh whose source is this run's clone
+//! (the answer to an earlier attempt was lost), that refresh is adopted, not refused.
 
 use refresh_core::RefreshError;
-use refresh_core::dblab::{self, BUSY_STATUSES, SourceConnection};
+use refresh_core::dblab::engine::{self, EngineIdentity};
+use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, EngineConfig, RUNNING_STATUSES, SourceConnection};
 use refresh_core::rds::dump_parallel_jobs;
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
+use refresh_core::watch::Watch;
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -25,7 +31,7 @@ pub struct Input {
     pub clone: Clone,
 }
 
-pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
     let clone = &input.clone;
     let endpoint = match (&clone.status, &clone.endpoint) {
@@ -37,21 +43,40 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
             )));
         }
     };
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.until());
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
+    let connection = SourceConnection {
+        host: endpoint.address.clone(),
+        port: endpoint.port,
+        dbname: request.source.db_name.clone(),
+        username: request.source.username.clone(),
+        instance_id: clone.instance_id().to_string(),
+    };
 
     // The engine may have changed since the preflight, while the clone was being made.
-    let before = client.status().await?;
-    if before.mode != "logical" {
-        return Err(RefreshError::DblabNotLogical { mode: before.mode });
+    let health = client.health().await?;
+    let before = client.instance_status().await?;
+    if before.retrieving.mode != "logical" {
+        return Err(RefreshError::DblabNotLogical { mode: before.retrieving.mode });
     }
-    if BUSY_STATUSES.contains(&before.status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: before.status });
+    let (api, config) = engine::engine_config(&client).await?;
+    let version = if health.version.is_empty() { before.engine.version.clone() } else { health.version };
+    let identity = EngineIdentity { version, api };
+    info!(engine = %identity.describe(), "DBLab Engine identified");
+    let retrieving = before.retrieving.clone();
+    if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
+        // Only this run's clone can be the source of a refresh this run started.
+        let ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
+        if ours && RUNNING_STATUSES.contains(&retrieving.status.as_str()) {
+            warn!(status = %retrieving.status, "the engine already refreshes from this run's clone: adopting that refresh");
+            return Ok(adopted(&request, &config, identity, &retrieving));
+        }
+        return Err(RefreshError::DblabBusy { status: retrieving.status });
     }
-    let previous_last_refresh = before.last_refresh().to_string();
+    engine::config_modifiable(&before)?;
+    engine::no_timetable(&config)?;
 
-    let config = client.config().await?;
-    let immediate_restore = dblab::immediate_restore_enabled(&config);
+    let immediate_restore = config.immediate_restore();
     let jobs = if immediate_restore {
         info!("immediateRestore is on: dumping with one job, as the engine requires");
         1
@@ -63,26 +88,17 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
         // The preflight refuses this; the engine's config changed since.
         warn!("immediateRestore is on: the end of the dump cannot be told, so the clone stays to the end");
     }
-    let connection = SourceConnection {
-        host: endpoint.address.clone(),
-        port: endpoint.port,
-        dbname: request.source.db_name.clone(),
-        username: request.source.username.clone(),
-        instance_id: clone.instance_id().to_string(),
-    };
+    let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), &connection)
+        .map_err(RefreshError::DblabMisconfigured)?;
     // The engine may echo what it was sent; nothing it says may carry the password on.
     let hide = |e: RefreshError| e.redact(password.expose());
-    client
-        .update_config(&dblab::config_patch(&connection, &password, jobs, request.dblab.restore_parallel_jobs))
-        .await
-        .map_err(hide)?;
-    let applied = client.config().await.map_err(hide)?;
-    let mismatches = dblab::config_mismatches(&applied, &connection, request.dblab.restore_parallel_jobs);
-    if !mismatches.is_empty() {
-        return Err(RefreshError::DblabConfigNotApplied(mismatches.join("; ")));
-    }
-    info!(host = %connection.host, port = connection.port, dump_jobs = jobs, "engine now points at the clone");
+    let patch =
+        dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
+    client.update_config(&patch).await.map_err(hide)?;
+    verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await.map_err(hide)?;
+    info!(host = %connection.host, port = connection.port, dump_jobs = jobs, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
 
+    let previous_last_refresh = retrieving.last_refresh().to_string();
     let triggered_at = OffsetDateTime::now_utc();
     if let Err(err) = client.full_refresh().await.map_err(hide) {
         // A config update on a `pending` engine starts a refresh by itself; that refresh
@@ -95,16 +111,21 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
             return Err(err);
         }
     }
-    info!("full refresh started");
+    info!("full refresh accepted");
     Ok(Refresh {
         previous_last_refresh: previous_last_refresh.clone(),
         triggered_at,
         deadline: triggered_at + request.dblab.timeout,
+        start_deadline: Some(triggered_at + request.dblab.start_timeout),
+        skipped_before: retrieving.skipped_mark(),
+        engine: Some(identity),
         dump_parallel_jobs: jobs,
         status: PollStatus::Pending,
-        retrieval_status: before.status,
+        retrieval_status: retrieving.status,
         last_refresh: previous_last_refresh,
         seen_start: false,
+        failure: None,
+        adopted: false,
         phase: None,
         alert: None,
         polls: 0,
@@ -114,4 +135,52 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Refresh, RefreshError> 
         dump_over: false,
         release_clone: false,
     })
+}
+
+/// Re-reads the whole `server.yml`: the next dump must connect to the clone and nowhere
+/// else, whatever the `/admin/config` projection says.
+async fn verify_source(
+    client: &DblabClient,
+    api: Api,
+    connection: &SourceConnection,
+    dump_jobs: u32,
+    restore_jobs: Option<u32>,
+) -> Result<(), RefreshError> {
+    let applied = client.config_file().await?;
+    let mismatches = dblab::mismatches(&applied, api, connection, dump_jobs, restore_jobs);
+    if mismatches.is_empty() { Ok(()) } else { Err(RefreshError::DblabConfigNotApplied(mismatches.join("; "))) }
+}
+
+/// A refresh found running from this run's clone: seen started, timed from now.
+fn adopted(
+    request: &RefreshRequest,
+    config: &EngineConfig,
+    identity: EngineIdentity,
+    retrieving: &dblab::Retrieving,
+) -> Refresh {
+    let now = OffsetDateTime::now_utc();
+    let immediate_restore = config.immediate_restore();
+    Refresh {
+        previous_last_refresh: retrieving.last_refresh().to_string(),
+        triggered_at: now,
+        deadline: now + request.dblab.timeout,
+        start_deadline: None,
+        skipped_before: retrieving.skipped_mark(),
+        engine: Some(identity),
+        dump_parallel_jobs: config.dump_parallel_jobs().unwrap_or(1),
+        status: PollStatus::Pending,
+        retrieval_status: retrieving.status.clone(),
+        last_refresh: retrieving.last_refresh().to_string(),
+        seen_start: true,
+        failure: None,
+        adopted: true,
+        phase: None,
+        alert: None,
+        polls: 0,
+        finished_at: None,
+        release_after_dump: request.clone.delete_after_dump && !immediate_restore,
+        restore_looks: 0,
+        dump_over: false,
+        release_clone: false,
+    }
 }

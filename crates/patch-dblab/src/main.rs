@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = lambda::aws_config().await;
     let deps = Deps { secrets: SecretReader::new(SecretsManager::new(&config)), dblab: Default::default() };
-    lambda::serve(|input| patch_dblab::handle(&deps, input)).await
+    lambda::serve_watching(|input, budget| patch_dblab::handle(&deps, input, budget)).await
 }

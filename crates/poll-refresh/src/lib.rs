@@ -1,7 +1,8 @@
 //! `poll-refresh`: watches the engine (one look per poll interval, for as long as the
 //! invocation may) and returns the refresh with a status the Choice state routes on
 //! (`pending`, `ready` = done, `failed` with the engine's alert, `timed_out`) as soon as
-//! it is no longer `pending`. The rules are `refresh_core::dblab::advance`.
+//! it is no longer `pending`. The rules are `refresh_core::dblab::advance`: a refresh the
+//! engine accepted but never started, or lost to an engine restart, is a failure.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab;
@@ -29,7 +30,7 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.until());
     let look = |prev: Refresh| {
         let client = &client;
         async move {
@@ -48,5 +49,5 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
     };
     // The clone is released as soon as the dump is over: that ends the watch too.
     let act = |r: &Refresh| r.status != PollStatus::Pending || r.release_clone;
-    watch.run(input.refresh, request.dblab.poll_interval, look, act).await
+    watch.run(input.refresh, request.dblab.poll_interval, dblab::LOOK_TIME, look, act).await
 }

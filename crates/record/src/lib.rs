@@ -1,6 +1,6 @@
 //! `record`: the run's history. At the start it validates the request, takes the
-//! target's lock and writes a `running` row; at the end it writes the outcome and
-//! releases the lock (only if this execution holds it).
+//! target's lock and the engine's, and writes a `running` row; at the end it writes the outcome and
+//! releases the locks (only those this execution holds).
 
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
@@ -57,6 +57,15 @@ async fn start(
     let started_at = execution.started_at.unwrap_or(now);
     let lock_expires_at = now + request.clone.restore_timeout + request.dblab.timeout + LOCK_MARGIN;
     deps.history.acquire_lock(&request.target, &execution, lock_expires_at, now, &deps.executions).await?;
+    let engine_lock = deps
+        .history
+        .acquire_engine_lock(&request.dblab.api_endpoint, &execution, lock_expires_at, now, &deps.executions)
+        .await;
+    if let Err(e) = engine_lock {
+        // This run goes no further: the target is free for the next one at once.
+        deps.history.release_lock(&request.target, &execution.name).await?;
+        return Err(e);
+    }
     let run = RunStart {
         target: request.target.clone(),
         run_key: history::run_key(started_at, &execution.name),
@@ -101,6 +110,12 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
     deps.history.put_run(&run_key, &summary).await?;
     if summary.target != "unknown" && summary.execution_name != "unknown" {
         deps.history.release_lock(&summary.target, &summary.execution_name).await?;
+    }
+    if summary.execution_name != "unknown"
+        && let Some(engine) = state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str)
+        && let Some(key) = history::engine_lock_key(engine)
+    {
+        deps.history.release_lock(&key, &summary.execution_name).await?;
     }
     info!(target = %summary.target, outcome = summary.outcome.as_str(), "run recorded");
     Ok(summary)

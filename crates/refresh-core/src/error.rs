@@ -29,6 +29,7 @@ pub mod names {
     pub const DBLAB_BUSY: &str = "DblabBusy";
     pub const DBLAB_REJECTED: &str = "DblabRejected";
     pub const DBLAB_CONFIG_NOT_APPLIED: &str = "DblabConfigNotApplied";
+    pub const DBLAB_MISCONFIGURED: &str = "DblabMisconfigured";
     pub const DBLAB_PROTOCOL: &str = "DblabProtocolError";
     pub const INTERNAL: &str = "InternalError";
 
@@ -52,6 +53,7 @@ pub mod names {
         DBLAB_BUSY,
         DBLAB_REJECTED,
         DBLAB_CONFIG_NOT_APPLIED,
+        DBLAB_MISCONFIGURED,
         DBLAB_PROTOCOL,
         INTERNAL,
     ];
@@ -68,6 +70,8 @@ pub enum RefreshError {
     InvalidInput(String),
     #[error("target {target:?} is already being refreshed by execution {owner:?}")]
     TargetLocked { target: String, owner: String },
+    #[error("the DBLab Engine at {engine} is already being refreshed by execution {owner:?}")]
+    EngineLocked { engine: String, owner: String },
     #[error("source {kind} {identifier:?} does not exist")]
     SourceNotFound { kind: String, identifier: String },
     #[error("snapshot {identifier:?} does not exist")]
@@ -98,6 +102,8 @@ pub enum RefreshError {
     DblabRejected { call: String, message: String },
     #[error("DBLab Engine did not apply the source connection: {0}")]
     DblabConfigNotApplied(String),
+    #[error("DBLab Engine cannot be refreshed from outside as configured: {0}")]
+    DblabMisconfigured(String),
     #[error("DBLab Engine answered {call} unexpectedly: {message}")]
     DblabProtocol { call: String, message: String },
     #[error("internal error: {0}")]
@@ -105,12 +111,20 @@ pub enum RefreshError {
 }
 
 impl RefreshError {
+    /// A request that is invalid at one field, found out by a check beyond the document.
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
+        Self::InvalidRequest(ValidationErrors(vec![crate::request::FieldError {
+            path: path.into(),
+            message: message.into(),
+        }]))
+    }
+
     pub fn name(&self) -> &'static str {
         use names::*;
         match self {
             Self::InvalidRequest(_) => INVALID_REQUEST,
             Self::InvalidInput(_) => INVALID_INPUT,
-            Self::TargetLocked { .. } => TARGET_LOCKED,
+            Self::TargetLocked { .. } | Self::EngineLocked { .. } => TARGET_LOCKED,
             Self::SourceNotFound { .. } => SOURCE_NOT_FOUND,
             Self::SnapshotNotFound { .. } => SNAPSHOT_NOT_FOUND,
             Self::SnapshotNotAvailable { .. } => SNAPSHOT_NOT_AVAILABLE,
@@ -126,6 +140,7 @@ impl RefreshError {
             Self::DblabBusy { .. } => DBLAB_BUSY,
             Self::DblabRejected { .. } => DBLAB_REJECTED,
             Self::DblabConfigNotApplied(_) => DBLAB_CONFIG_NOT_APPLIED,
+            Self::DblabMisconfigured(_) => DBLAB_MISCONFIGURED,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::Internal(_) => INTERNAL,
         }
@@ -143,6 +158,7 @@ impl RefreshError {
             Self::DblabUnauthorized(message) => Self::DblabUnauthorized(r(message)),
             Self::DblabRejected { call, message } => Self::DblabRejected { call, message: r(message) },
             Self::DblabConfigNotApplied(message) => Self::DblabConfigNotApplied(r(message)),
+            Self::DblabMisconfigured(message) => Self::DblabMisconfigured(r(message)),
             Self::DblabProtocol { call, message } => Self::DblabProtocol { call, message: r(message) },
             other => other,
         }

@@ -41,6 +41,17 @@ pub fn run_key(started_at: OffsetDateTime, execution_name: &str) -> String {
     format!("{RUN_PREFIX}{stamp}#{execution_name}")
 }
 
+/// The partition key of an engine's lock: its API endpoint, normalised so that two
+/// spellings of one address (case, default port, trailing slash) take the same lock.
+/// Targets cannot contain `#`, so this never meets a target's rows.
+pub fn engine_lock_key(api_endpoint: &str) -> Option<String> {
+    let url = reqwest::Url::parse(api_endpoint.trim()).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let path = url.path().trim_end_matches('/');
+    Some(format!("engine#{}://{host}:{port}{path}", url.scheme()))
+}
+
 fn is_conditional_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }
@@ -155,6 +166,28 @@ impl History {
             let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
             (text("owner").unwrap_or_else(|| "unknown".into()), text("ownerArn"))
         }))
+    }
+
+    /// Takes the engine's lock as well as the target's: two targets that name one engine
+    /// would otherwise change its config over each other and follow each other's refresh.
+    /// The engine lock follows the same take-over rules; a refusal names the holder.
+    pub async fn acquire_engine_lock(
+        &self,
+        api_endpoint: &str,
+        execution: &Execution,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+        executions: &Executions,
+    ) -> Result<(), RefreshError> {
+        let Some(key) = engine_lock_key(api_endpoint) else {
+            return Err(RefreshError::at("dblab.apiEndpoint", "is not a URL with a host"));
+        };
+        match self.acquire_lock(&key, execution, expires_at, now, executions).await {
+            Err(RefreshError::TargetLocked { owner, .. }) => {
+                Err(RefreshError::EngineLocked { engine: api_endpoint.to_string(), owner })
+            }
+            other => other,
+        }
     }
 
     /// Releases the lock if this execution holds it; returns whether it did.
@@ -303,6 +336,16 @@ mod tests {
     use super::*;
     use serde_json::json;
     use time::macros::datetime;
+
+    #[test]
+    fn one_engine_has_one_lock_key_however_it_is_spelt() {
+        let key = engine_lock_key("https://DBLab.Internal:443/").unwrap();
+        assert_eq!(key, "engine#https://dblab.internal:443");
+        assert_eq!(engine_lock_key("https://dblab.internal").unwrap(), key);
+        assert_ne!(engine_lock_key("https://dblab.internal:2345").unwrap(), key);
+        assert_eq!(engine_lock_key("http://10.0.0.5:2345/api/").unwrap(), "engine#http://10.0.0.5:2345/api");
+        assert_eq!(engine_lock_key("not a url"), None);
+    }
 
     #[test]
     fn run_keys_sort_by_time() {

@@ -32,10 +32,18 @@ pub fn init_tracing() {
         .init();
 }
 
-/// The shared AWS configuration: region from the Lambda environment, and `AWS_ENDPOINT_URL`
-/// (or a per-service variant) honoured by every client.
+/// The longest one AWS call may take, its retries included: a watch counts on it to
+/// never start a look that could outlast the invocation.
+pub const AWS_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The shared AWS configuration: region from the Lambda environment, `AWS_ENDPOINT_URL`
+/// (or a per-service variant) honoured by every client, and every call bounded in time.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(AWS_CALL_TIME / 2)
+        .operation_timeout(AWS_CALL_TIME)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
 }
 
 /// A required environment variable (set by the template), or a clear error.

@@ -9,6 +9,7 @@ pub mod history;
 pub mod lambda;
 pub mod naming;
 pub mod notification;
+pub mod preflight;
 pub mod rds;
 pub mod request;
 pub mod run;
@@ -24,6 +25,7 @@ pub use request::RefreshRequest;
 pub mod clients {
     pub use aws_config::SdkConfig;
     pub use aws_sdk_dynamodb::Client as DynamoDb;
+    pub use aws_sdk_ec2::Client as Ec2;
     pub use aws_sdk_rds::Client as Rds;
     pub use aws_sdk_secretsmanager::Client as SecretsManager;
     pub use aws_sdk_sfn::Client as StepFunctions;

@@ -71,6 +71,9 @@ pub fn compose(summary: &RunSummary) -> Message {
     if let Some(seconds) = summary.clone_lifetime_seconds {
         lines.push(format!("Clone lived:   {}", span(seconds)));
     }
+    if let Some(engine) = &summary.engine_version {
+        lines.push(format!("DBLab Engine:  {engine}"));
+    }
     if let Some(cost) = &summary.cost {
         lines.push(format!("Cost (est.):   {}", cost.describe()));
     }
@@ -143,6 +146,7 @@ mod tests {
             data_as_of: Some(datetime!(2026-11-22 03:10 UTC)),
             clone_identifier: Some("dblab-refresh-staging-20261122-050000".into()),
             clone_class: Some("db.t3.medium".into()),
+            engine_version: Some("v4.2.0-rc.3-20260721-1410 (4.2 API)".into()),
             clone_lifetime_seconds: Some(4_740),
             clone_deleted_after_dump: false,
             phases: vec![Phase { name: "refresh".into(), started_at: datetime!(2026-11-22 05:12 UTC), ended_at: None }],

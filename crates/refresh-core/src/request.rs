@@ -121,6 +121,9 @@ pub struct DblabSpec {
     pub ca_certificate: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// How long an accepted refresh may take to be seen running before the run gives up:
+    /// the engine reports a failure to start only in its log.
+    pub start_timeout: Duration,
     /// pg_restore jobs on the engine host (its CPUs); unset leaves the engine's own value.
     pub restore_parallel_jobs: Option<u32>,
 }
@@ -132,6 +135,8 @@ pub mod defaults {
     pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
     pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
     pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);
+    /// At least this, and at least three polls; at most half of `dblab.timeout`.
+    pub const DBLAB_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
 
 /// Each poll loop iteration writes about nine history events; Step Functions stops an
@@ -629,6 +634,7 @@ impl Validator {
         );
         let timeout =
             self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
+        let start_timeout = self.start_timeout(&mut obj, poll_interval, timeout);
         let restore_parallel_jobs = match self.field(&mut obj, "restoreParallelJobs") {
             None => None,
             Some(v) => match v.as_u64() {
@@ -650,8 +656,45 @@ impl Validator {
             ca_certificate,
             poll_interval,
             timeout,
+            start_timeout,
             restore_parallel_jobs,
         })
+    }
+
+    /// `dblab.startTimeout`: long enough for at least two looks after the trigger, and at
+    /// most half of `dblab.timeout`, or it would not shorten anything. By default five
+    /// minutes (three polls when they are slower); a `dblab.timeout` too short for a start
+    /// window of its own is the start window too.
+    fn start_timeout(&mut self, obj: &mut Obj<'_>, poll: Duration, timeout: Duration) -> Duration {
+        let ceiling = timeout / 2;
+        let mut default = defaults::DBLAB_START_TIMEOUT.max(poll * 3).min(ceiling);
+        if default < poll * 2 {
+            default = timeout;
+        }
+        let explicit = obj.map.get("startTimeout").is_some_and(|v| !v.is_null());
+        let chosen = self.duration(obj, "startTimeout", default, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
+        if !explicit {
+            return chosen;
+        }
+        if chosen < poll * 2 {
+            self.err(
+                "dblab.startTimeout",
+                format!(
+                    "{} must allow two polls of dblab.pollInterval ({}): lengthen it or poll more often",
+                    duration::format(chosen),
+                    duration::format(poll)
+                ),
+            );
+        } else if chosen > ceiling {
+            self.err(
+                "dblab.startTimeout",
+                format!(
+                    "must be at most half of dblab.timeout ({}): it is how soon a refresh the engine never started is given up on",
+                    duration::format(ceiling)
+                ),
+            );
+        }
+        chosen
     }
 }
 
@@ -907,6 +950,26 @@ mod tests {
         let mut doc = valid();
         doc["clone"]["maxAge"] = json!("5h");
         assert_eq!(paths(&doc), vec!["clone.maxAge"]);
+    }
+
+    #[test]
+    fn the_start_window_defaults_sensibly_and_is_bounded() {
+        let start = |dblab: Value| {
+            let mut doc = valid();
+            for (k, v) in dblab.as_object().unwrap() {
+                doc["dblab"][k] = v.clone();
+            }
+            RefreshRequest::from_document(&doc).map(|r| r.dblab.start_timeout)
+        };
+        assert_eq!(start(json!({})).unwrap(), Duration::from_secs(300), "five minutes by default");
+        assert_eq!(start(json!({"pollInterval": "5m"})).unwrap(), Duration::from_secs(900), "at least three polls");
+        assert_eq!(start(json!({"timeout": "4m", "pollInterval": "30s"})).unwrap(), Duration::from_secs(120));
+        assert_eq!(start(json!({"timeout": "3s", "pollInterval": "1s"})).unwrap(), Duration::from_secs(3));
+        assert_eq!(start(json!({"startTimeout": "2m"})).unwrap(), Duration::from_secs(120));
+        for bad in [json!({"startTimeout": "45s"}), json!({"startTimeout": "3h"})] {
+            let err = start(bad.clone()).unwrap_err().to_string();
+            assert!(err.contains("dblab.startTimeout"), "{bad}: {err}");
+        }
     }
 
     #[test]

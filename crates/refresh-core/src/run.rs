@@ -170,22 +170,46 @@ impl Clone {
     }
 }
 
+/// Why a refresh failed when the engine's own alert does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshFailure {
+    /// Accepted by the engine, but never seen running within `dblab.startTimeout`.
+    NotStarted,
+    /// The engine restarted (lost `lastRefresh`, or went back to `inactive`).
+    EngineRestarted,
+}
+
 /// The DBLab refresh: started by `patch-dblab`, advanced by `poll-refresh`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Refresh {
-    /// `lastRefresh` read before the trigger; a different value means this run started.
+    /// `lastRefresh` read before the trigger (empty for `null`).
     pub previous_last_refresh: String,
     #[serde(with = "time::serde::rfc3339")]
     pub triggered_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
+    /// A refresh not seen running by then was never started by the engine.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub start_deadline: Option<OffsetDateTime>,
+    /// The engine's `refresh_skipped` warning as it stood before the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_before: Option<crate::dblab::AlertMark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::dblab::EngineIdentity>,
     pub dump_parallel_jobs: u32,
     pub status: PollStatus,
     pub retrieval_status: String,
     pub last_refresh: String,
     /// Whether this refresh has been seen running; before that, `finished`/`failed` are stale.
     pub seen_start: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RefreshFailure>,
+    /// The refresh was already running this run's clone when `patch-dblab` looked (a retry
+    /// after a lost answer): it was taken as this run's, not started again.
+    #[serde(default)]
+    pub adopted: bool,
     /// `dump`, `restore` or `snapshot` while it runs, inferred from the engine's activity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,

@@ -6,8 +6,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cost::{Engine, Estimate, Usage};
+use crate::dblab::EngineIdentity;
 use crate::request::{RefreshRequest, SourceMode};
-use crate::run::{Deletion, DeletionStatus, PollStatus, RunState, Snapshot};
+use crate::run::{Deletion, DeletionStatus, PollStatus, RefreshFailure, RunState, Snapshot};
 
 /// Outcome names for failures that are a poll's verdict rather than a handler error.
 pub mod outcome_errors {
@@ -15,11 +16,20 @@ pub mod outcome_errors {
     pub const CLONE_TIMED_OUT: &str = "CloneTimedOut";
     pub const REFRESH_FAILED: &str = "RefreshFailed";
     pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
+    /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
+    pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
     pub const INCOMPLETE: &str = "RunIncomplete";
     /// Set by the state machine when a clone is still being deleted after its last check.
     pub const DELETION_TIMED_OUT: &str = "CloneDeletionTimedOut";
-    pub const ALL: &[&str] =
-        &[CLONE_FAILED, CLONE_TIMED_OUT, REFRESH_FAILED, REFRESH_TIMED_OUT, INCOMPLETE, DELETION_TIMED_OUT];
+    pub const ALL: &[&str] = &[
+        CLONE_FAILED,
+        CLONE_TIMED_OUT,
+        REFRESH_FAILED,
+        REFRESH_TIMED_OUT,
+        REFRESH_NOT_STARTED,
+        INCOMPLETE,
+        DELETION_TIMED_OUT,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +106,9 @@ pub struct RunSummary {
     pub clone_identifier: Option<String>,
     #[serde(default)]
     pub clone_class: Option<String>,
+    /// The DBLab Engine's version and API generation, as the run found them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
     /// From the restore request until its deletion started: what the clone cost.
     #[serde(default)]
     pub clone_lifetime_seconds: Option<i64>,
@@ -174,6 +187,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         data_as_of: data_as_of(state),
         clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
+        engine_version: state.refresh.as_ref().and_then(|r| r.engine.as_ref()).map(EngineIdentity::describe),
         clone_lifetime_seconds: None,
         clone_deleted_after_dump: false,
         phases: Vec::new(),
@@ -285,6 +299,9 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
     if let Some(refresh) = &state.refresh {
         let alert = refresh.alert.clone().unwrap_or_default();
         match refresh.status {
+            PollStatus::Failed if refresh.failure == Some(RefreshFailure::NotStarted) => {
+                return derived(outcome_errors::REFRESH_NOT_STARTED, alert);
+            }
             PollStatus::Failed => return derived(outcome_errors::REFRESH_FAILED, alert),
             PollStatus::TimedOut => return derived(outcome_errors::REFRESH_TIMED_OUT, alert),
             PollStatus::Pending | PollStatus::Ready => {}
@@ -345,11 +362,16 @@ mod tests {
             previous_last_refresh: "a".into(),
             triggered_at: datetime!(2026-11-22 05:12 UTC),
             deadline: datetime!(2026-11-22 09:12 UTC),
+            start_deadline: Some(datetime!(2026-11-22 05:17 UTC)),
+            skipped_before: None,
+            engine: Some(crate::dblab::EngineIdentity { version: "v4.1.3".into(), api: crate::dblab::Api::V41 }),
             dump_parallel_jobs: 1,
             status,
             retrieval_status: "finished".into(),
             last_refresh: "b".into(),
             seen_start: true,
+            failure: None,
+            adopted: false,
             phase: None,
             alert: (status == PollStatus::Failed).then(|| "pg_dump failed".to_string()),
             polls: 4,

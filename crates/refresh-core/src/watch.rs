@@ -52,19 +52,27 @@ impl Watch {
         }
     }
 
-    /// Whether another look `every` from now still fits.
-    fn allows(&self, every: Duration) -> bool {
-        self.until.is_some_and(|until| Instant::now() + every <= until)
+    /// When this invocation must have answered by: what every call in it must fit in.
+    pub fn until(&self) -> Option<Instant> {
+        self.until
+    }
+
+    /// Whether another look `every` from now, taking up to `look_time`, still fits.
+    fn allows(&self, every: Duration, look_time: Duration) -> bool {
+        self.until.is_some_and(|until| Instant::now() + every + look_time <= until)
     }
 
     /// Looks, then again every `every`, until `done` holds for the result or the watch is
-    /// over. Each look gets the previous result, so counters and deadlines carry through.
+    /// over. A look that could take `look_time` is started only if it would end in time:
+    /// an overrun would be a Lambda timeout, which the state machine treats as a failure.
+    /// Each look gets the previous result, so counters and deadlines carry through.
     /// A failing first look is the invocation's error; a later one ends the watch with the
     /// last good result, so the next invocation looks again from there.
     pub async fn run<T, F, Fut>(
         &self,
         first: T,
         every: Duration,
+        look_time: Duration,
         mut look: F,
         done: impl Fn(&T) -> bool,
     ) -> Result<T, RefreshError>
@@ -74,7 +82,7 @@ impl Watch {
         T: Clone,
     {
         let mut current = look(first).await?;
-        while !done(&current) && self.allows(every) {
+        while !done(&current) && self.allows(every, look_time) {
             tokio::time::sleep(every).await;
             match look(current.clone()).await {
                 Ok(next) => current = next,
@@ -101,21 +109,21 @@ mod tests {
 
     #[tokio::test]
     async fn once_looks_exactly_once() {
-        let n = Watch::once().run(0u32, EVERY, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        let n = Watch::once().run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
         assert_eq!(n, 1);
     }
 
     #[tokio::test]
     async fn stops_as_soon_as_done() {
         let w = Watch::for_window(Duration::from_secs(10));
-        let n = w.run(0u32, EVERY, |n| async move { Ok(n + 1) }, |n| *n == 3).await.unwrap();
+        let n = w.run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |n| *n == 3).await.unwrap();
         assert_eq!(n, 3);
     }
 
     #[tokio::test]
     async fn stops_when_the_window_is_over() {
         let w = Watch::for_window(Duration::from_millis(55));
-        let n = w.run(0u32, EVERY, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        let n = w.run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
         // Looks at 0, 10, 20, 30, 40 ms and never starts one that would end past 55 ms.
         assert!((2..=6).contains(&n), "{n} looks");
     }
@@ -123,7 +131,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_first_look_is_the_error() {
         let w = Watch::for_window(Duration::from_secs(10));
-        let e = w.run(0u32, EVERY, |_| async { Err(down()) }, |_| false).await.unwrap_err();
+        let e = w.run(0u32, EVERY, Duration::ZERO, |_| async { Err(down()) }, |_| false).await.unwrap_err();
         assert_eq!(e.name(), "DblabUnavailable");
     }
 
@@ -135,6 +143,7 @@ mod tests {
             .run(
                 0u32,
                 EVERY,
+                Duration::ZERO,
                 |n| {
                     let call = calls.fetch_add(1, Ordering::SeqCst);
                     async move { if call == 2 { Err(down()) } else { Ok(n + 1) } }
@@ -150,11 +159,34 @@ mod tests {
     #[test]
     fn an_invocation_keeps_a_margin_before_its_deadline() {
         let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(10));
-        assert!(!w.allows(Duration::ZERO), "10 s left is inside the 15 s margin");
+        assert!(!w.allows(Duration::ZERO, Duration::ZERO), "10 s left is inside the 15 s margin");
         let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60));
-        assert!(w.allows(Duration::from_secs(30)));
-        assert!(!w.allows(Duration::from_secs(50)));
+        assert!(w.allows(Duration::from_secs(30), Duration::ZERO));
+        assert!(!w.allows(Duration::from_secs(50), Duration::ZERO));
         let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
-        assert!(!Watch::for_invocation(past).allows(Duration::ZERO), "no deadline, no cap: one look");
+        assert!(!Watch::for_invocation(past).allows(Duration::ZERO, Duration::ZERO), "no deadline, no cap: one look");
+    }
+
+    #[tokio::test]
+    async fn a_look_that_could_outlast_the_window_is_not_started() {
+        // 60 s left: a 30 s wait leaves room for a 20 s look, not for a 40 s one.
+        let w = Watch::for_window(Duration::from_secs(60));
+        assert!(w.allows(Duration::from_secs(30), Duration::from_secs(20)));
+        assert!(!w.allows(Duration::from_secs(30), Duration::from_secs(40)));
+        let looks = AtomicU32::new(0);
+        let w = Watch::for_window(Duration::from_millis(100));
+        w.run(
+            0u32,
+            EVERY,
+            Duration::from_millis(200),
+            |n| {
+                looks.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(n + 1) }
+            },
+            |_| false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(looks.load(Ordering::SeqCst), 1, "only the first look: a second could not end in time");
     }
 }

@@ -1,0 +1,424 @@
+//! The HTTP client of the engine's API (`docs/dblab-engine.md` lists the calls and how
+//! 4.1 and 4.2 answer them): the token, timeouts that fit the invocation's budget, and
+//! errors named for the state machine with any echoed secret removed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::debug;
+
+use super::config::EngineConfig;
+use crate::error::RefreshError;
+use crate::request::DblabSpec;
+use crate::secrets::Secret;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one call may take, connecting included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// A call is not started with less time than this left in the budget.
+const MIN_CALL_TIME: Duration = Duration::from_secs(2);
+
+/// Statuses in which the engine will not take a new refresh.
+pub const BUSY_STATUSES: &[&str] = &["refreshing", "snapshotting", "renewed", "pending"];
+/// Statuses in which a refresh is really running (its jobs were built).
+pub const RUNNING_STATUSES: &[&str] = &["refreshing", "renewed", "snapshotting"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub edition: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceStatus {
+    pub retrieving: Retrieving,
+    #[serde(default)]
+    pub engine: EngineInfo,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    #[serde(default)]
+    pub version: String,
+    /// POST /admin/config answers 400 when this is set.
+    #[serde(default)]
+    pub disable_config_modification: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retrieving {
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub status: String,
+    /// `null` until the first refresh since the engine process started.
+    #[serde(default)]
+    pub last_refresh: Option<String>,
+    /// A map keyed by alert type (the OpenAPI spec's array is wrong).
+    #[serde(default)]
+    pub alerts: Option<BTreeMap<String, Alert>>,
+    /// Filled only by `GET /instance/retrieval`, and only while a job runs.
+    #[serde(default)]
+    pub activity: Option<Activity>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    #[serde(default)]
+    pub level: String,
+    #[serde(default)]
+    pub message: String,
+    /// A repeat of the same alert type bumps this and `lastSeen`.
+    #[serde(default)]
+    pub count: u64,
+    #[serde(default)]
+    pub last_seen: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Activity {
+    #[serde(default)]
+    pub source: Option<Vec<Value>>,
+    #[serde(default)]
+    pub target: Option<Vec<Value>>,
+}
+
+impl Retrieving {
+    pub fn last_refresh(&self) -> &str {
+        self.last_refresh.as_deref().unwrap_or_default()
+    }
+
+    /// The failure alert's message, else any error-level one.
+    pub fn failure_message(&self) -> Option<String> {
+        let alerts = self.alerts.as_ref()?;
+        alerts.get("refresh_failed").or_else(|| alerts.values().find(|a| a.level == "error")).map(|a| a.message.clone())
+    }
+
+    /// Where the `refresh_skipped` warning stands: a new or bumped one means the engine
+    /// declined to start a refresh.
+    pub fn skipped_mark(&self) -> Option<AlertMark> {
+        let alert = self.alerts.as_ref()?.get("refresh_skipped")?;
+        Some(AlertMark { count: alert.count, last_seen: alert.last_seen.clone(), message: alert.message.clone() })
+    }
+}
+
+/// One alert as it stood at a moment, to tell later whether it was raised again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertMark {
+    pub count: u64,
+    pub last_seen: String,
+    pub message: String,
+}
+
+pub struct DblabClient {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+    /// No call may run past this: the invocation's deadline, less its margin.
+    until: Option<Instant>,
+}
+
+impl DblabClient {
+    fn build_http(spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("dblab-refresh/", env!("CARGO_PKG_VERSION")));
+        if spec.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(pem) = &spec.ca_certificate {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| RefreshError::Internal(format!("dblab.caCertificate: {e}")))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder.build().map_err(|e| RefreshError::Internal(format!("building the HTTP client: {e}")))
+    }
+
+    /// The same client, whose calls never run past `until` (a Lambda invocation's budget).
+    pub fn within(mut self, until: Option<Instant>) -> Self {
+        self.until = until;
+        self
+    }
+
+    /// The engine's API address, as the request gave it.
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// One API call's body; an error never carries the token, even if the engine echoes it.
+    async fn call_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<String, RefreshError> {
+        self.call_raw(method, path, body, with_token).await.map_err(|e| e.redact(self.token.expose()))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<Value, RefreshError> {
+        let call = format!("{method} {path}");
+        let text = self.call_text(method, path, body, with_token).await?;
+        serde_json::from_str(&text).map_err(|_| {
+            RefreshError::DblabProtocol { call, message: format!("the body is not JSON: {}", clip(&text)) }
+                .redact(self.token.expose())
+        })
+    }
+
+    /// How long this call may take: the usual limit, or less when the budget is short.
+    fn call_timeout(&self, call: &str) -> Result<Duration, RefreshError> {
+        let Some(until) = self.until else { return Ok(REQUEST_TIMEOUT) };
+        let left = until.saturating_duration_since(Instant::now());
+        if left < MIN_CALL_TIME {
+            return Err(RefreshError::DblabUnavailable {
+                endpoint: self.base.clone(),
+                message: format!("{call}: not started, this invocation has too little time left"),
+            });
+        }
+        Ok(left.min(REQUEST_TIMEOUT))
+    }
+
+    async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<String, RefreshError> {
+        let call = format!("{method} {path}");
+        let timeout = self.call_timeout(&call)?;
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).timeout(timeout);
+        if with_token {
+            req = req.header("Verification-Token", self.token.expose());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let response = req.send().await.map_err(|e| RefreshError::DblabUnavailable {
+            endpoint: self.base.clone(),
+            message: format!("{call}: {}", describe_reqwest_error(&e)),
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| RefreshError::DblabUnavailable {
+            endpoint: self.base.clone(),
+            message: format!("{call}: {}", describe_reqwest_error(&e)),
+        })?;
+        debug!(%call, status = status.as_u16(), "DBLab answered");
+        if status.is_success() {
+            return Ok(text);
+        }
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let message = parsed
+            .as_ref()
+            .and_then(|v| {
+                let code = v.get("code").and_then(Value::as_str).unwrap_or_default();
+                let msg = v.get("message").and_then(Value::as_str)?;
+                Some(if code.is_empty() { msg.to_string() } else { format!("{code}: {msg}") })
+            })
+            .unwrap_or_else(|| format!("HTTP {}: {}", status.as_u16(), clip(&text)));
+        Err(match status.as_u16() {
+            401 | 403 => RefreshError::DblabUnauthorized(message),
+            400 | 409 | 422 => RefreshError::DblabRejected { call, message },
+            429 | 500..=599 => {
+                RefreshError::DblabUnavailable { endpoint: self.base.clone(), message: format!("{call}: {message}") }
+            }
+            404 => RefreshError::DblabProtocol {
+                call,
+                message: format!("not found ({message}); is dblab.apiEndpoint the engine's API address?"),
+            },
+            _ => RefreshError::DblabProtocol { call, message },
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(call: &str, value: Value) -> Result<T, RefreshError> {
+        serde_json::from_value(value)
+            .map_err(|e| RefreshError::DblabProtocol { call: call.into(), message: e.to_string() })
+    }
+
+    /// `GET /healthz`: reachable at all (no token needed).
+    pub async fn health(&self) -> Result<Health, RefreshError> {
+        let v = self.call(reqwest::Method::GET, "/healthz", None, false).await?;
+        Self::decode("GET /healthz", v)
+    }
+
+    /// `GET /status`: the retrieval state and the engine's own settings.
+    pub async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
+        let v = self.call(reqwest::Method::GET, "/status", None, true).await?;
+        Self::decode("GET /status", v)
+    }
+
+    pub async fn status(&self) -> Result<Retrieving, RefreshError> {
+        Ok(self.instance_status().await?.retrieving)
+    }
+
+    /// `GET /instance/retrieval`: like `status` plus the activity lists.
+    pub async fn retrieval(&self) -> Result<Retrieving, RefreshError> {
+        let v = self.call(reqwest::Method::GET, "/instance/retrieval", None, true).await?;
+        Self::decode("GET /instance/retrieval", v)
+    }
+
+    /// `GET /admin/config`: the projection the engine exposes; its shape tells the API version.
+    pub async fn config_projection(&self) -> Result<Value, RefreshError> {
+        self.call(reqwest::Method::GET, "/admin/config", None, true).await
+    }
+
+    /// `GET /admin/config.yaml`: the whole `server.yml`, secrets masked by the engine.
+    pub async fn config_file(&self) -> Result<EngineConfig, RefreshError> {
+        let call = "GET /admin/config.yaml";
+        let text = self.call_text(reqwest::Method::GET, "/admin/config.yaml", None, true).await?;
+        EngineConfig::parse(&text).map_err(|message| RefreshError::DblabProtocol { call: call.into(), message })
+    }
+
+    /// The body holds the password: it is neither logged nor returned.
+    pub async fn update_config(&self, body: &Value) -> Result<(), RefreshError> {
+        self.call_text(reqwest::Method::POST, "/admin/config", Some(body), true).await.map(drop)
+    }
+
+    pub async fn full_refresh(&self) -> Result<(), RefreshError> {
+        self.call_text(reqwest::Method::POST, "/full-refresh", None, true).await.map(drop)
+    }
+}
+
+/// Builds DBLab clients, keeping one HTTP client per TLS setting for the life of the
+/// process: building one loads the system's root certificates, a cost a warm invocation
+/// should not pay again. The token is read on every connect, so a rotation takes effect
+/// at once.
+#[derive(Default)]
+pub struct Connector {
+    built: Mutex<Vec<(TlsSetting, reqwest::Client)>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct TlsSetting {
+    insecure: bool,
+    ca_certificate: Option<String>,
+}
+
+impl Connector {
+    /// Reads the token from Secrets Manager and gives the client for the request's engine.
+    pub async fn connect(
+        &self,
+        secrets: &crate::secrets::SecretReader,
+        spec: &DblabSpec,
+    ) -> Result<DblabClient, RefreshError> {
+        let token = secrets.read(&spec.token_secret_arn, "token").await?;
+        Ok(DblabClient { http: self.http_for(spec)?, base: spec.api_endpoint.clone(), token, until: None })
+    }
+
+    fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
+        let setting = TlsSetting { insecure: spec.insecure, ca_certificate: spec.ca_certificate.clone() };
+        // A poisoned lock only means another invocation panicked mid-push: the list is intact.
+        let mut built = self.built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, http)) = built.iter().find(|(s, _)| *s == setting) {
+            return Ok(http.clone());
+        }
+        let http = DblabClient::build_http(spec)?;
+        built.push((setting, http.clone()));
+        Ok(http)
+    }
+}
+
+fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn clip(text: &str) -> String {
+    let mut s: String = text.chars().take(300).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(insecure: bool) -> DblabSpec {
+        DblabSpec {
+            api_endpoint: "https://dblab.internal:2345".into(),
+            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
+            insecure,
+            ca_certificate: None,
+            poll_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(3_600),
+            start_timeout: Duration::from_secs(300),
+            restore_parallel_jobs: None,
+        }
+    }
+
+    #[test]
+    fn one_http_client_per_tls_setting_for_the_process() {
+        let connector = Connector::default();
+        connector.http_for(&spec(false)).unwrap();
+        connector.http_for(&spec(false)).unwrap();
+        assert_eq!(connector.built.lock().unwrap().len(), 1);
+        connector.http_for(&spec(true)).unwrap();
+        connector.http_for(&spec(false)).unwrap();
+        assert_eq!(connector.built.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_call_never_outlasts_the_budget() {
+        let connector = Connector::default();
+        let client = DblabClient {
+            http: connector.http_for(&spec(false)).unwrap(),
+            base: "http://127.0.0.1:9".into(),
+            token: Secret::new("t".into()),
+            until: None,
+        };
+        assert_eq!(client.call_timeout("GET /status").unwrap(), REQUEST_TIMEOUT);
+        let client = client.within(Some(Instant::now() + Duration::from_secs(7)));
+        let t = client.call_timeout("GET /status").unwrap();
+        assert!(t <= Duration::from_secs(7) && t > Duration::from_secs(5), "{t:?}");
+        let client = client.within(Some(Instant::now() + Duration::from_secs(1)));
+        let err = client.call_timeout("GET /status").unwrap_err();
+        assert_eq!(err.name(), "DblabUnavailable", "transient: the next invocation tries again");
+    }
+
+    #[test]
+    fn alerts_map_is_read() {
+        let v: InstanceStatus = serde_json::from_value(json!({"retrieving": {
+            "mode": "logical", "status": "failed", "lastRefresh": null,
+            "alerts": {"refresh_skipped": {"level": "warning", "message": "skipped", "lastSeen": "t1", "count": 3},
+                       "refresh_failed": {"level": "error", "message": "boom", "lastSeen": "x", "count": 2}}},
+            "engine": {"version": "v4.2.0", "disableConfigModification": true}}))
+        .unwrap();
+        assert_eq!(v.retrieving.failure_message().as_deref(), Some("boom"));
+        assert_eq!(v.retrieving.last_refresh(), "");
+        assert_eq!(v.retrieving.skipped_mark().unwrap().count, 3);
+        assert!(v.engine.disable_config_modification);
+    }
+}

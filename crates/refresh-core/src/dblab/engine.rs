@@ -1,0 +1,127 @@
+//! What the engine is, and whether it will take a refresh driven from outside: the checks
+//! that run before a clone costs money, and again in `patch-dblab`.
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{BUSY_STATUSES, DblabClient, InstanceStatus};
+use super::config::{Api, EngineConfig};
+use crate::error::RefreshError;
+
+/// Which engine a run talked to: its version string (logged and recorded as given; it
+/// may be a bare commit id) and the API generation its answers show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineIdentity {
+    pub version: String,
+    pub api: Api,
+}
+
+impl EngineIdentity {
+    pub fn describe(&self) -> String {
+        let version = if self.version.is_empty() { "version unknown" } else { self.version.as_str() };
+        format!("{version} ({} API)", self.api.as_str())
+    }
+}
+
+/// The engine answers, takes the token, and its retrieval can take a refresh.
+#[derive(Debug, Clone)]
+pub struct EngineState {
+    pub version: String,
+    pub status: InstanceStatus,
+}
+
+/// `GET /healthz` and `GET /status`: logical mode, and no refresh running or pending.
+pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
+    let health = client.health().await?;
+    let status = client.instance_status().await?;
+    let retrieving = &status.retrieving;
+    if retrieving.mode != "logical" {
+        return Err(RefreshError::DblabNotLogical { mode: retrieving.mode.clone() });
+    }
+    if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
+        return Err(RefreshError::DblabBusy { status: retrieving.status.clone() });
+    }
+    let version = if health.version.is_empty() { status.engine.version.clone() } else { health.version };
+    Ok(EngineState { version, status })
+}
+
+/// The engine's configuration: the API generation (from the `/admin/config` projection)
+/// and its whole `server.yml`.
+pub async fn engine_config(client: &DblabClient) -> Result<(Api, EngineConfig), RefreshError> {
+    let api = Api::of_projection(&client.config_projection().await?);
+    Ok((api, client.config_file().await?))
+}
+
+/// The engine lets the API change its configuration; otherwise the config POST that
+/// points it at the clone would be refused, after the clone was paid for.
+pub fn config_modifiable(status: &InstanceStatus) -> Result<(), RefreshError> {
+    if status.engine.disable_config_modification {
+        return Err(RefreshError::DblabMisconfigured(
+            "the engine refuses configuration changes through its API (server.disableConfigModification is true); \
+             a refresh from a clone must set the dump source: set it to false in the engine's server.yml and restart the engine"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The engine has no refresh schedule of its own. One of its refreshes could start between
+/// this run's config change and its trigger (and be followed as ours), and later ones
+/// would re-dump whatever host is configured, long after the clone is gone.
+pub fn no_timetable(config: &EngineConfig) -> Result<(), RefreshError> {
+    match config.timetable() {
+        None => Ok(()),
+        Some(timetable) => Err(RefreshError::DblabMisconfigured(format!(
+            "the engine refreshes itself on a schedule (retrieval.refresh.timetable: {timetable:?}); refreshes driven \
+             from outside need it off: set retrieval.refresh.timetable to \"\" in the engine's server.yml, and schedule \
+             the refresh here instead"
+        ))),
+    }
+}
+
+/// With immediateRestore the engine restores while it dumps, so the end of the dump
+/// cannot be told and `clone.deleteAfterDump` cannot be honoured.
+pub fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) -> Result<String, RefreshError> {
+    match (config.immediate_restore(), delete_after_dump) {
+        (true, true) => Err(RefreshError::at(
+            "clone.deleteAfterDump",
+            "the engine has immediateRestore on: it restores while it dumps, so the end of the dump cannot be told; \
+             turn one of them off",
+        )),
+        (true, false) => Ok("on: the dump will use one job, as the engine requires".into()),
+        (false, _) => Ok("off".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> EngineConfig {
+        EngineConfig::parse(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_timetable_is_refused_with_the_fix() {
+        assert!(no_timetable(&config("retrieval: {refresh: {timetable: ''}}")).is_ok());
+        assert!(no_timetable(&config("retrieval: {}")).is_ok());
+        let err = no_timetable(&config("retrieval: {refresh: {timetable: '0 0 * * 1'}}")).unwrap_err();
+        assert_eq!(err.name(), "DblabMisconfigured");
+        assert!(err.to_string().contains("set retrieval.refresh.timetable to \"\""), "{err}");
+    }
+
+    #[test]
+    fn immediate_restore_refuses_delete_after_dump_only() {
+        let on = config("retrieval: {spec: {logicalDump: {options: {immediateRestore: {enabled: yes}}}}}");
+        let err = immediate_restore_allows(&on, true).unwrap_err();
+        assert_eq!(err.name(), "InvalidRequest");
+        assert!(err.to_string().contains("clone.deleteAfterDump"));
+        assert!(immediate_restore_allows(&on, false).is_ok());
+        assert!(immediate_restore_allows(&config("retrieval: {}"), true).is_ok());
+    }
+
+    #[test]
+    fn identity_reads_well() {
+        let id = EngineIdentity { version: "v4.2.0-rc.3-20260721-1410".into(), api: Api::V42 };
+        assert_eq!(id.describe(), "v4.2.0-rc.3-20260721-1410 (4.2 API)");
+    }
+}

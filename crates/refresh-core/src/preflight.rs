@@ -1,0 +1,187 @@
+//! The one preflight: everything that can be known before a clone costs money, as named
+//! checks. `find-snapshot` stops at the first failure and fails the run with its error;
+//! `dblab-refresh validate --preflight` runs them all and prints each.
+
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use crate::dblab::engine::{self, EngineIdentity};
+use crate::dblab::{Connector, DblabClient};
+use crate::error::RefreshError;
+use crate::rds::Rds;
+use crate::request::RefreshRequest;
+use crate::run::Snapshot;
+use crate::secrets::SecretReader;
+
+pub struct Deps<'a> {
+    pub rds: &'a Rds,
+    pub ec2: &'a aws_sdk_ec2::Client,
+    pub secrets: &'a SecretReader,
+    pub dblab: &'a Connector,
+}
+
+/// One check and what it found: a detail when it passed, the error that would fail the run.
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Result<String, RefreshError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    AtFirstFailure,
+    Never,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// What the clone would be restored from, when that check passed.
+    pub source: Option<Snapshot>,
+    pub engine: Option<EngineIdentity>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome.is_ok())
+    }
+
+    /// The restore source, or the first failing check's error.
+    pub fn into_source(self) -> Result<Snapshot, RefreshError> {
+        if let Some(failed) = self.checks.into_iter().find_map(|c| c.outcome.err()) {
+            return Err(failed);
+        }
+        self.source.ok_or_else(|| RefreshError::Internal("the preflight passed without a restore source".into()))
+    }
+}
+
+struct Checks {
+    list: Vec<Check>,
+    stop: Stop,
+}
+
+impl Checks {
+    /// Records a check; gives its value on success.
+    fn record<T>(
+        &mut self,
+        name: &'static str,
+        result: Result<T, RefreshError>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.list.push(Check { name, outcome: Ok(detail(&value)) });
+                Some(value)
+            }
+            Err(e) => {
+                self.list.push(Check { name, outcome: Err(e) });
+                None
+            }
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.stop == Stop::AtFirstFailure && self.list.iter().any(|c| c.outcome.is_err())
+    }
+}
+
+/// Runs the checks in the order a run would meet them, the engine first (it is cheap and
+/// the most often wrong). `until` bounds every DBLab call (a Lambda invocation's budget).
+pub async fn run(
+    deps: &Deps<'_>,
+    request: &RefreshRequest,
+    now: OffsetDateTime,
+    stop: Stop,
+    until: Option<Instant>,
+) -> Report {
+    let mut c = Checks { list: Vec::new(), stop };
+    let mut identity = None;
+    let client = c.record(
+        "DBLab token secret",
+        deps.dblab.connect(deps.secrets, &request.dblab).await.map(|client| client.within(until)),
+        |_| "readable".into(),
+    );
+    if let Some(client) = &client {
+        identity = engine_checks(&mut c, client, request).await;
+    }
+    let mut source = None;
+    if !c.halted() {
+        let password = deps.secrets.read(&request.source.password_secret_arn, "password").await;
+        c.record("password secret", password, |_| "readable".into());
+    }
+    if !c.halted() {
+        let found = deps.rds.check_source(&request.source).await;
+        let exists = c
+            .record("source", found, |()| {
+                format!("{} {} exists", request.source.kind.describe(), request.source.identifier)
+            })
+            .is_some();
+        if exists && !c.halted() {
+            source = c.record("restore from", deps.rds.choose_source(&request.source, now).await, |s| {
+                format!("{} (data as of {})", s.describe(), crate::run::rfc3339(s.data_as_of))
+            });
+        }
+    }
+    if !c.halted() && !request.clone.security_groups.is_empty() {
+        let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
+        c.record("security groups", groups, |_| format!("{} exist", request.clone.security_groups.join(", ")));
+    }
+    if !c.halted()
+        && let Some(group) = &request.clone.subnet_group
+    {
+        c.record("subnet group", deps.rds.check_subnet_group(group).await, |()| format!("{group} exists"));
+    }
+    Report { checks: c.list, source, engine: identity }
+}
+
+/// The engine: healthy, token accepted, logical and idle; then what its configuration
+/// allows. Nothing on the engine is changed.
+async fn engine_checks(c: &mut Checks, client: &DblabClient, request: &RefreshRequest) -> Option<EngineIdentity> {
+    let state = c.record("DBLab Engine", engine::engine_state(client).await, |s| {
+        format!("version {}, logical mode, status {}", s.version, s.status.retrieving.status)
+    })?;
+    if c.halted() {
+        return None;
+    }
+    let (api, config) = c.record("DBLab configuration", engine::engine_config(client).await, |(api, _)| {
+        format!("server.yml readable, {} API", api.as_str())
+    })?;
+    let identity = EngineIdentity { version: state.version.clone(), api };
+    tracing::info!(engine = %identity.describe(), "DBLab Engine identified");
+    for (name, result) in [
+        ("configuration changes", engine::config_modifiable(&state.status).map(|()| "allowed".to_string())),
+        ("engine timetable", engine::no_timetable(&config).map(|()| "none: refreshes come from here only".to_string())),
+        ("immediateRestore", engine::immediate_restore_allows(&config, request.clone.delete_after_dump)),
+    ] {
+        if c.halted() {
+            break;
+        }
+        c.record(name, result, Clone::clone);
+    }
+    Some(identity)
+}
+
+/// Every listed security group exists (EC2 answers one error naming the first missing).
+async fn check_security_groups(ec2: &aws_sdk_ec2::Client, groups: &[String]) -> Result<(), RefreshError> {
+    let out = match ec2.describe_security_groups().set_group_ids(Some(groups.to_vec())).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error().and_then(|s| aws_smithy_types::error::metadata::ProvideErrorMetadata::code(s))
+                == Some("InvalidGroup.NotFound") =>
+        {
+            return Err(RefreshError::at(
+                "clone.securityGroups",
+                format!("not every group exists: {}", RefreshError::from_aws("DescribeSecurityGroups", e)),
+            ));
+        }
+        Err(e) => return Err(RefreshError::from_aws("DescribeSecurityGroups", e)),
+    };
+    let found: Vec<&str> = out.security_groups().iter().filter_map(|g| g.group_id()).collect();
+    let missing: Vec<&str> = groups.iter().map(String::as_str).filter(|g| !found.contains(g)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RefreshError::at("clone.securityGroups", format!("{} do not exist", missing.join(", "))))
+    }
+}

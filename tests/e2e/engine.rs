@@ -1,0 +1,92 @@
+//! The real engine's behaviours, on both API generations, through the real state machine:
+//! a dump that can only read the clone, refreshes that never start or are lost to a
+//! restart, a retried trigger, and one engine shared by two targets.
+
+use std::time::Duration;
+
+use dblab_emulator::{Outcome as EngineOutcome, Settings, StartFailure, Version};
+use refresh_core::summary::Outcome;
+use serde_json::json;
+
+use crate::Scenario;
+
+#[tokio::test]
+async fn a_42_engine_with_a_stale_connection_string_dumps_the_aurora_clone_only() {
+    let stale = "host=prod-writer.internal port=5432 dbname=app user=dblab sslmode=require";
+    let s =
+        Scenario::new(Settings { version: Version::V42, connection_string: Some(stale.into()), ..Settings::default() })
+            .await;
+    let source = s.w.aurora_source().await;
+    let run = s.run("connstr", &s.w.request("aurora-cluster", &source)).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    let engine = s.w.emulator.view();
+    let dumped = &engine.dump_sources[0];
+    let clone = row.clone_identifier.as_deref().unwrap();
+    assert!(dumped.host.contains(clone), "dumped from {} instead of the clone {clone}", dumped.host);
+    let via = dumped.connection_string.as_deref().unwrap();
+    assert!(via.contains("sslmode=require") && !via.contains("prod-writer"), "{via}");
+    assert!(row.engine_version.as_deref().unwrap().ends_with("(4.2 API)"), "{row:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_the_engine_never_starts_fails_fast() {
+    for version in [Version::V41, Version::V42] {
+        let s = Scenario::new(Settings { version, start_failure: StartFailure::Silent, ..Settings::default() }).await;
+        let (_, mut request) = s.rds_source().await;
+        request["dblab"]["startTimeout"] = json!("3s");
+        let run = s.run("notstarted", &request).await;
+        let row = s.aftermath(&run, Outcome::Failed, Some("RefreshNotStarted"), Some("PollRefresh")).await;
+        let message = row.error.unwrap().message;
+        assert!(message.contains("failed to initiate full refresh"), "{message}");
+        let took = row.finished_at.unwrap() - row.started_at;
+        assert!(took < time::Duration::seconds(50), "given up on long before dblab.timeout (1m): {took}");
+    }
+}
+
+#[tokio::test]
+async fn an_engine_restart_mid_refresh_fails_the_run() {
+    for version in [Version::V41, Version::V42] {
+        let s =
+            Scenario::new(Settings { version, outcome: EngineOutcome::Restart, dump_ms: 2_000, ..Settings::default() })
+                .await;
+        let (_, request) = s.rds_source().await;
+        let run = s.run("restart", &request).await;
+        let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+        assert!(row.error.unwrap().message.contains("restarted"));
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_trigger_is_retried_and_the_refresh_adopted() {
+    let s = Scenario::new(Settings {
+        version: Version::V42,
+        lose_refresh_replies: 1,
+        dump_ms: 2_000,
+        ..Settings::default()
+    })
+    .await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("lostreply", &request).await;
+    s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert!(run.history.contains("DblabUnavailable"), "the first attempt failed as a lost answer does");
+    assert_eq!(s.w.emulator.view().refreshes_started, 1, "one refresh, adopted by the retry");
+}
+
+#[tokio::test]
+async fn two_targets_on_one_engine_never_run_at_once() {
+    let s = Scenario::new(Settings { dump_ms: 1_500, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let mut other = request.clone();
+    other["target"] = json!(format!("other-{}", s.w.id));
+    let first = s.start("engine-a", &request).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = s.start("engine-b", &other).await;
+    let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
+    assert_eq!(a.status, "SUCCEEDED", "{:?}", a.error);
+    assert_eq!((b.status.as_str(), b.error.as_deref()), ("FAILED", Some("TargetLocked")));
+    assert!(b.history.contains(&a.name), "the refusal names the run that holds the engine");
+    assert_eq!(b.entered("FindSnapshot"), 0, "the refused run creates nothing");
+    let engine = s.w.emulator.view();
+    assert_eq!((engine.refreshes_started, engine.config_updates), (1, 1), "the engine was changed by one run only");
+    s.assert_unlocked().await;
+}
