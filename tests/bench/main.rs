@@ -98,19 +98,21 @@ impl Fixtures {
         let exec = execution(0);
         let find_deps = find_snapshot::Deps {
             rds: Rds::new(w.rds.clone()),
+            ec2: refresh_core::clients::Ec2::new(&w.config),
             secrets: SecretReader::new(w.secrets.clone()),
             dblab: Default::default(),
         };
         let snapshot = find_snapshot::handle(
             &find_deps,
             find_snapshot::Input { execution: exec.clone(), request: request.clone() },
+            Watch::once(),
         )
         .await
         .expect("a snapshot");
         let clone = ready_clone(&w, &request, &snapshot, &exec).await;
         let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() };
         let input = patch_dblab::Input { execution: exec, request: request.clone(), clone: clone.clone() };
-        let refresh = patch_dblab::handle(&patch_deps, input).await.expect("a refresh");
+        let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
         let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
         fixtures.settle().await;
         fixtures
@@ -169,9 +171,8 @@ async fn ready_clone(w: &World, request: &Value, snapshot: &Snapshot, exec: &Exe
     let clone = restore::handle(&restore_deps, input).await.expect("a clone");
     let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
     let input = check_available::Input { execution: exec.clone(), request: request.clone(), clone };
-    let clone = check_available::handle(&check_deps, input, Watch::for_window(Duration::from_secs(30)))
-        .await
-        .expect("a checked clone");
+    let window = 2 * refresh_core::lambda::AWS_CALL_TIME + Duration::from_secs(30);
+    let clone = check_available::handle(&check_deps, input, Watch::for_window(window)).await.expect("a checked clone");
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
     clone
 }

@@ -68,8 +68,16 @@ async fn a_lost_answer_to_the_trigger_is_retried_and_the_refresh_adopted() {
     let (_, request) = s.rds_source().await;
     let run = s.run("lostreply", &request).await;
     s.aftermath(&run, Outcome::Succeeded, None, None).await;
-    assert!(run.history.contains("DblabUnavailable"), "the first attempt failed as a lost answer does");
-    assert_eq!(s.w.emulator.view().refreshes_started, 1, "one refresh, adopted by the retry");
+    let patched: serde_json::Value = run
+        .events
+        .iter()
+        .filter_map(|e| e.state_exited_event_details())
+        .find(|d| d.name() == "PatchDblab")
+        .and_then(|d| d.output())
+        .map(|o| serde_json::from_str(o).unwrap())
+        .unwrap();
+    assert_eq!(patched["refresh"]["adopted"], true, "the retry adopted the refresh: {patched}");
+    assert_eq!(s.w.emulator.view().refreshes_started, 1, "one refresh, not two");
 }
 
 #[tokio::test]
@@ -79,13 +87,19 @@ async fn two_targets_on_one_engine_never_run_at_once() {
     let mut other = request.clone();
     other["target"] = json!(format!("other-{}", s.w.id));
     let first = s.start("engine-a", &request).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let second = s.start("engine-b", &other).await;
     let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
-    assert_eq!(a.status, "SUCCEEDED", "{:?}", a.error);
-    assert_eq!((b.status.as_str(), b.error.as_deref()), ("FAILED", Some("TargetLocked")));
-    assert!(b.history.contains(&a.name), "the refusal names the run that holds the engine");
-    assert_eq!(b.entered("FindSnapshot"), 0, "the refused run creates nothing");
+    let (winner, loser, loser_target) =
+        if a.status == "SUCCEEDED" { (a, b, other["target"].clone()) } else { (b, a, request["target"].clone()) };
+    assert_eq!(winner.status, "SUCCEEDED", "{:?}", winner.error);
+    assert_eq!((loser.status.as_str(), loser.error.as_deref()), ("FAILED", Some("TargetLocked")));
+    assert_eq!(loser.entered("FindSnapshot"), 0, "the refused run creates nothing");
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(loser_target.as_str().unwrap(), 5)
+        .await
+        .unwrap();
+    let refusal = rows[0].error.as_ref().unwrap();
+    assert!(refusal.message.contains(&winner.name), "the refusal names the run that holds the engine: {refusal:?}");
     let engine = s.w.emulator.view();
     assert_eq!((engine.refreshes_started, engine.config_updates), (1, 1), "the engine was changed by one run only");
     s.assert_unlocked().await;

@@ -163,6 +163,31 @@ async fn a_lost_answer_to_the_trigger_is_adopted_on_retry() {
 }
 
 #[tokio::test]
+async fn a_lost_answer_to_a_refresh_that_already_ended_is_adopted_too() {
+    let (w, request, execution, clone) = world_with_clone(Settings {
+        version: Version::V42,
+        lose_refresh_replies: 1,
+        dump_ms: 50,
+        restore_ms: 50,
+        snapshot_ms: 50,
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "DblabUnavailable");
+    for _ in 0..100 {
+        if w.emulator.view().status == "finished" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert!(refresh.adopted && refresh.seen_start, "{refresh:?}");
+    assert_eq!(w.emulator.view().refreshes_started, 1, "not started a second time");
+    let done = crate::poll_refresh::poll(&w, &request, &execution, &refresh).await.unwrap();
+    assert_eq!(done.status, PollStatus::Ready);
+}
+
+#[tokio::test]
 async fn an_engine_that_locks_its_config_or_schedules_itself_is_refused() {
     for version in VERSIONS {
         let (w, request, execution, clone) = world_with_clone(Settings { version, ..Settings::default() }).await;

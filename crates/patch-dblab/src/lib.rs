@@ -2,8 +2,9 @@
 //! whole `server.yml` that the dump can read nothing else, and starts the refresh.
 //! Secrets are read here and go only to the engine; the output carries none.
 //!
-//! Safe to retry: when the engine already runs a refresh whose source is this run's clone
-//! (the answer to an earlier attempt was lost), that refresh is adopted, not refused.
+//! Safe to retry: when the engine already runs, or has run since the clone existed, a
+//! refresh whose source is this run's clone (the answer to an earlier attempt was lost),
+//! that refresh is adopted, not refused or started twice.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
@@ -64,13 +65,17 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
     let retrieving = before.retrieving.clone();
+    // Only an attempt of this run can have pointed the engine at this run's clone (its
+    // host is unique to the execution): a refresh from it is this run's refresh, whose
+    // trigger's answer was lost. It is running, or it already ended after the clone existed.
+    let ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
+    let since_clone = clone.ready_at.unwrap_or(clone.requested_at);
+    let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
+    if ours && (running || dblab::progress::started_after(retrieving.last_refresh(), since_clone)) {
+        warn!(status = %retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
+        return Ok(adopted(&request, &config, identity, &retrieving));
+    }
     if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
-        // Only this run's clone can be the source of a refresh this run started.
-        let ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
-        if ours && RUNNING_STATUSES.contains(&retrieving.status.as_str()) {
-            warn!(status = %retrieving.status, "the engine already refreshes from this run's clone: adopting that refresh");
-            return Ok(adopted(&request, &config, identity, &retrieving));
-        }
         return Err(RefreshError::DblabBusy { status: retrieving.status });
     }
     engine::config_modifiable(&before)?;
@@ -151,7 +156,7 @@ async fn verify_source(
     if mismatches.is_empty() { Ok(()) } else { Err(RefreshError::DblabConfigNotApplied(mismatches.join("; "))) }
 }
 
-/// A refresh found running from this run's clone: seen started, timed from now.
+/// A refresh found started from this run's clone: seen started, timed from now.
 fn adopted(
     request: &RefreshRequest,
     config: &EngineConfig,

@@ -97,7 +97,7 @@ pub fn classify_status(status: &str) -> PollStatus {
     }
 }
 
-/// Dump jobs for a clone class: half its vCPUs, at least one (dblab-api.md).
+/// Dump jobs for a clone class: half its vCPUs, at least one (docs/dblab-engine.md).
 pub fn dump_parallel_jobs(instance_class: &str) -> u32 {
     let size = instance_class.rsplit('.').next().unwrap_or_default();
     let vcpus = match size {

@@ -40,11 +40,14 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<&'static str> {
     }
 }
 
-/// Whether `lastRefresh` says a refresh started at or after the trigger. It is written in
-/// the engine host's zone, which RFC 3339 carries.
+/// Whether `lastRefresh` says a refresh started at or after `t`. It is written in the
+/// engine host's zone, which RFC 3339 carries.
+pub fn started_after(last_refresh: &str, t: OffsetDateTime) -> bool {
+    OffsetDateTime::parse(last_refresh, &Rfc3339).is_ok_and(|started| started >= t - CLOCK_SKEW)
+}
+
 fn started_since(last_refresh: &str, previous: &str, triggered_at: OffsetDateTime) -> bool {
-    last_refresh != previous
-        && OffsetDateTime::parse(last_refresh, &Rfc3339).is_ok_and(|t| t >= triggered_at - CLOCK_SKEW)
+    last_refresh != previous && started_after(last_refresh, triggered_at)
 }
 
 /// What a restart of the engine looks like from outside: `lastRefresh` lost after it had
