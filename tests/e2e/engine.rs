@@ -2,8 +2,6 @@
 //! a dump that can only read the clone, refreshes that never start or are lost to a
 //! restart, a retried trigger, and one engine shared by two targets.
 
-use std::time::Duration;
-
 use dblab_emulator::{Outcome as EngineOutcome, Settings, StartFailure, Version};
 use refresh_core::summary::Outcome;
 use serde_json::json;

@@ -156,18 +156,22 @@ impl Scenario {
         row.clone()
     }
 
+    /// Neither the target's lock nor the engine's is held any more.
     pub async fn assert_unlocked(&self) {
-        let lock = self
-            .w
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.table)
-            .key("target", AttributeValue::S(self.w.target()))
-            .key("sk", AttributeValue::S("lock".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        assert!(lock.item().is_none(), "the lock is still held: {:?}", lock.item());
+        let engine = refresh_core::history::engine_lock_key(&self.w.emulator.url()).unwrap();
+        for key in [self.w.target(), engine] {
+            let lock = self
+                .w
+                .dynamodb
+                .get_item()
+                .table_name(&self.stack.table)
+                .key("target", AttributeValue::S(key.clone()))
+                .key("sk", AttributeValue::S("lock".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            assert!(lock.item().is_none(), "the lock {key} is still held: {:?}", lock.item());
+        }
     }
 }

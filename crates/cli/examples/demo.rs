@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use dblab_emulator::{Outcome, Settings};
+use dblab_emulator::{Outcome, Settings, Version};
 use refresh_tests::stack::stack;
 use refresh_tests::{World, moto, repo_root};
 use serde_json::json;
@@ -48,6 +48,10 @@ async fn main() {
     heading("1. Starting the local stack: emulated AWS, the eight handlers, a DBLab Engine emulator");
     let stack = stack().await;
     let engine = Settings {
+        version: Version::V42,
+        // What `dblab local-install` writes for a source URL with options: it names
+        // production, and on 4.2 it would decide where pg_dump connects.
+        connection_string: Some("host=production.internal port=5432 dbname=app user=dblab sslmode=require".into()),
         dump_ms: 4_000,
         restore_ms: 3_000,
         snapshot_ms: 1_500,
@@ -90,6 +94,17 @@ async fn main() {
     heading("5. Start the refresh, as the schedule would, and watch it live");
     let succeeded = cli(&["start", &file, "--wait"], &env);
     assert_eq!(succeeded, !failure, "the run did not end as this demo expects");
+    for dumped in w.emulator.view().dump_sources {
+        println!(
+            "the engine dumped from {}:{} (database {}, user {}) through the connection string {:?}: the clone, never production",
+            dumped.host,
+            dumped.port,
+            dumped.dbname,
+            dumped.username,
+            dumped.connection_string.unwrap_or_default()
+        );
+        assert!(!dumped.host.contains("production"), "the dump read production");
+    }
 
     heading("6. The history row");
     assert!(cli(&["history", target], &env));
