@@ -8,7 +8,7 @@
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
-use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, EngineConfig, RUNNING_STATUSES, SourceConnection};
+use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, RUNNING_STATUSES, SourceConnection};
 use refresh_core::rds::dump_parallel_jobs;
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
@@ -73,7 +73,10 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
     if ours && (running || dblab::progress::started_after(retrieving.last_refresh(), since_clone)) {
         warn!(status = %retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
-        return Ok(adopted(&request, &config, identity, &retrieving));
+        let jobs = config.dump_parallel_jobs().unwrap_or(1);
+        let release_after_dump = request.clone.delete_after_dump && !config.immediate_restore();
+        let now = OffsetDateTime::now_utc();
+        return Ok(dblab::progress::adopted(now, &request.dblab, &retrieving, identity, jobs, release_after_dump));
     }
     if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
         return Err(RefreshError::DblabBusy { status: retrieving.status });
@@ -103,7 +106,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await.map_err(hide)?;
     info!(host = %connection.host, port = connection.port, dump_jobs = jobs, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
 
-    let previous_last_refresh = retrieving.last_refresh().to_string();
+    let previous_last_refresh = retrieving.last_refresh();
     let triggered_at = OffsetDateTime::now_utc();
     if let Err(err) = client.full_refresh().await.map_err(hide) {
         // A config update on a `pending` engine starts a refresh by itself; that refresh
@@ -117,29 +120,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         }
     }
     info!("full refresh accepted");
-    Ok(Refresh {
-        previous_last_refresh: previous_last_refresh.clone(),
-        triggered_at,
-        deadline: triggered_at + request.dblab.timeout,
-        start_deadline: Some(triggered_at + request.dblab.start_timeout),
-        skipped_before: retrieving.skipped_mark(),
-        engine: Some(identity),
-        dump_parallel_jobs: jobs,
-        status: PollStatus::Pending,
-        retrieval_status: retrieving.status,
-        last_refresh: previous_last_refresh,
-        seen_start: false,
-        failure: None,
-        adopted: false,
-        phase: None,
-        alert: None,
-        polls: 0,
-        finished_at: None,
-        release_after_dump,
-        restore_looks: 0,
-        dump_over: false,
-        release_clone: false,
-    })
+    Ok(dblab::progress::triggered(triggered_at, &request.dblab, &retrieving, identity, jobs, release_after_dump))
 }
 
 /// Re-reads the whole `server.yml`: the next dump must connect to the clone and nowhere
@@ -154,38 +135,4 @@ async fn verify_source(
     let applied = client.config_file().await?;
     let mismatches = dblab::mismatches(&applied, api, connection, dump_jobs, restore_jobs);
     if mismatches.is_empty() { Ok(()) } else { Err(RefreshError::DblabConfigNotApplied(mismatches.join("; "))) }
-}
-
-/// A refresh found started from this run's clone: seen started, timed from now.
-fn adopted(
-    request: &RefreshRequest,
-    config: &EngineConfig,
-    identity: EngineIdentity,
-    retrieving: &dblab::Retrieving,
-) -> Refresh {
-    let now = OffsetDateTime::now_utc();
-    let immediate_restore = config.immediate_restore();
-    Refresh {
-        previous_last_refresh: retrieving.last_refresh().to_string(),
-        triggered_at: now,
-        deadline: now + request.dblab.timeout,
-        start_deadline: None,
-        skipped_before: retrieving.skipped_mark(),
-        engine: Some(identity),
-        dump_parallel_jobs: config.dump_parallel_jobs().unwrap_or(1),
-        status: PollStatus::Pending,
-        retrieval_status: retrieving.status.clone(),
-        last_refresh: retrieving.last_refresh().to_string(),
-        seen_start: true,
-        failure: None,
-        adopted: true,
-        phase: None,
-        alert: None,
-        polls: 0,
-        finished_at: None,
-        release_after_dump: request.clone.delete_after_dump && !immediate_restore,
-        restore_looks: 0,
-        dump_over: false,
-        release_clone: false,
-    }
 }

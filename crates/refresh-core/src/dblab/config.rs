@@ -148,7 +148,9 @@ impl EffectiveSource {
     pub fn differences(&self, conn: &SourceConnection) -> Vec<String> {
         let origin = if self.via_connection_string { "source.connectionString" } else { "source.connection" };
         let mut out = Vec::new();
-        if self.hosts != [conn.host.as_str()] {
+        if self.hosts.is_empty() {
+            out.push("host is missing from the engine's config (add it to server.yml so it can be set)".into());
+        } else if self.hosts != [conn.host.as_str()] {
             out.push(format!("{origin} host is {:?}, expected {:?}", self.hosts.join(","), conn.host));
         }
         if let Some(addr) = &self.hostaddr {

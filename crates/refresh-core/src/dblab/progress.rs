@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::client::{RUNNING_STATUSES, Retrieving};
+use super::engine::EngineIdentity;
+use crate::request::DblabSpec;
 use crate::run::{PollStatus, Refresh, RefreshFailure};
 
 /// Consecutive looks at a restore without a dump before the dump counts as over.
@@ -37,6 +39,58 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<&'static str> {
         (false, true) => Some("restore"),
         (true, true) => Some("dump+restore"),
         (false, false) => None,
+    }
+}
+
+/// A refresh triggered `at`, on an engine that looked like `before` just ahead of it.
+pub fn triggered(
+    at: OffsetDateTime,
+    spec: &DblabSpec,
+    before: &Retrieving,
+    engine: EngineIdentity,
+    dump_parallel_jobs: u32,
+    release_after_dump: bool,
+) -> Refresh {
+    Refresh {
+        previous_last_refresh: before.last_refresh().to_string(),
+        triggered_at: at,
+        deadline: at + spec.timeout,
+        start_deadline: Some(at + spec.start_timeout),
+        skipped_before: before.skipped_mark(),
+        engine: Some(engine),
+        dump_parallel_jobs,
+        status: PollStatus::Pending,
+        retrieval_status: before.status.clone(),
+        last_refresh: before.last_refresh().to_string(),
+        seen_start: false,
+        failure: None,
+        adopted: false,
+        phase: None,
+        alert: None,
+        polls: 0,
+        finished_at: None,
+        release_after_dump,
+        restore_looks: 0,
+        dump_over: false,
+        release_clone: false,
+    }
+}
+
+/// A refresh found already started from this run's clone (the answer to its trigger was
+/// lost): seen started, followed from `now` on.
+pub fn adopted(
+    now: OffsetDateTime,
+    spec: &DblabSpec,
+    seen: &Retrieving,
+    engine: EngineIdentity,
+    dump_parallel_jobs: u32,
+    release_after_dump: bool,
+) -> Refresh {
+    Refresh {
+        start_deadline: None,
+        seen_start: true,
+        adopted: true,
+        ..triggered(now, spec, seen, engine, dump_parallel_jobs, release_after_dump)
     }
 }
 
@@ -161,29 +215,19 @@ mod tests {
     const AFTER: &str = "2026-11-22T05:00:01Z";
 
     fn started(previous: &str) -> Refresh {
-        Refresh {
-            previous_last_refresh: previous.into(),
-            triggered_at: NOW,
-            deadline: datetime!(2026-11-22 09:00 UTC),
-            start_deadline: Some(datetime!(2026-11-22 05:05 UTC)),
-            skipped_before: None,
-            engine: None,
-            dump_parallel_jobs: 2,
-            status: PollStatus::Pending,
-            retrieval_status: "finished".into(),
-            last_refresh: previous.into(),
-            seen_start: false,
-            failure: None,
-            adopted: false,
-            phase: None,
-            alert: None,
-            polls: 0,
-            finished_at: None,
-            release_after_dump: true,
-            restore_looks: 0,
-            dump_over: false,
-            release_clone: false,
-        }
+        let spec = DblabSpec {
+            api_endpoint: "https://dblab.internal".into(),
+            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
+            insecure: false,
+            ca_certificate: None,
+            poll_interval: std::time::Duration::from_secs(30),
+            timeout: std::time::Duration::from_secs(4 * 3_600),
+            start_timeout: std::time::Duration::from_secs(300),
+            restore_parallel_jobs: None,
+        };
+        let before = seen("finished", Some(previous).filter(|p| !p.is_empty()));
+        let engine = EngineIdentity { version: "v4.2.0".into(), api: crate::dblab::Api::V42 };
+        triggered(NOW, &spec, &before, engine, 2, true)
     }
 
     fn seen(status: &str, last_refresh: Option<&str>) -> Retrieving {
