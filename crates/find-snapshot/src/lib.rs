@@ -34,7 +34,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Snapshot
     let request = RefreshRequest::from_document(&input.request)?;
     let checks = preflight::Deps { rds: &deps.rds, ec2: &deps.ec2, secrets: &deps.secrets, dblab: &deps.dblab };
     let report =
-        preflight::run(&checks, &request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.until()).await;
+        preflight::run(&checks, &request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
     let snapshot = report.into_source()?;
     info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.data_as_of, "preflight passed; restore source chosen");
     Ok(snapshot)

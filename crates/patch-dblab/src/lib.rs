@@ -44,7 +44,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             )));
         }
     };
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.until());
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.deadline());
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
     let connection = SourceConnection {
         host: endpoint.address.clone(),

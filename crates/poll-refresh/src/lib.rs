@@ -30,7 +30,7 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.until());
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.deadline());
     let look = |prev: Refresh| {
         let client = &client;
         async move {

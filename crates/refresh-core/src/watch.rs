@@ -23,38 +23,49 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Watch {
+    /// When watching stops: no look is started that would end after it.
     until: Option<Instant>,
+    /// When the invocation must have answered by: no call may run past it.
+    deadline: Option<Instant>,
 }
 
 impl Watch {
     /// A single look (direct calls, the CLI, handler tests).
     pub fn once() -> Self {
-        Self { until: None }
+        Self { until: None, deadline: None }
     }
 
-    /// Watch until `window` from now.
+    /// Watch until `window` from now, every call within it.
     pub fn for_window(window: Duration) -> Self {
-        Self { until: Instant::now().checked_add(window) }
+        let until = Instant::now().checked_add(window);
+        Self { until, deadline: until }
     }
 
     /// The watch of one Lambda invocation: until the deadline less a margin, capped by
-    /// `WATCH_SECONDS` when set. A deadline that has already passed when the invocation
-    /// starts is no deadline (`cargo lambda watch` sends its 600 s timeout as the deadline, in 1970):
-    /// that leaves the cap, or a single look without one.
+    /// `WATCH_SECONDS` when set (the cap shortens the watch, never the calls' budget). A
+    /// deadline that has already passed when the invocation starts is no deadline
+    /// (`cargo lambda watch` sends its 600 s timeout as the deadline, in 1970): that leaves
+    /// the cap, or a single look without one.
     pub fn for_invocation(deadline: SystemTime) -> Self {
         let cap =
             std::env::var(WATCH_SECONDS_ENV).ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        Self::capped(deadline, cap)
+    }
+
+    fn capped(deadline: SystemTime, cap: Option<Duration>) -> Self {
         let left = deadline.duration_since(SystemTime::now()).ok().map(|left| left.saturating_sub(DEADLINE_MARGIN));
-        match (left, cap) {
-            (Some(left), Some(cap)) => Self::for_window(left.min(cap)),
-            (Some(window), None) | (None, Some(window)) => Self::for_window(window),
-            (None, None) => Self::once(),
-        }
+        let deadline = left.and_then(|left| Instant::now().checked_add(left));
+        let window = match (left, cap) {
+            (Some(left), Some(cap)) => Some(left.min(cap)),
+            (Some(window), None) | (None, Some(window)) => Some(window),
+            (None, None) => None,
+        };
+        Self { until: window.and_then(|w| Instant::now().checked_add(w)), deadline }
     }
 
     /// When this invocation must have answered by: what every call in it must fit in.
-    pub fn until(&self) -> Option<Instant> {
-        self.until
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Whether another look `every` from now, taking up to `look_time`, still fits.
@@ -165,6 +176,18 @@ mod tests {
         assert!(!w.allows(Duration::from_secs(50), Duration::ZERO));
         let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
         assert!(!Watch::for_invocation(past).allows(Duration::ZERO, Duration::ZERO), "no deadline, no cap: one look");
+        assert!(Watch::for_invocation(past).deadline().is_none(), "and no bound on its calls");
+    }
+
+    #[test]
+    fn the_cap_shortens_the_watch_not_the_calls_budget() {
+        let w = Watch::capped(SystemTime::now() + Duration::from_secs(120), Some(Duration::from_secs(3)));
+        let (until, deadline) = (w.until.unwrap(), w.deadline.unwrap());
+        assert!(until <= Instant::now() + Duration::from_secs(3), "the watch stops at the cap");
+        assert!(deadline > Instant::now() + Duration::from_secs(100), "calls may run to the deadline less the margin");
+        assert!(deadline <= Instant::now() + Duration::from_secs(105));
+        let w = Watch::capped(SystemTime::UNIX_EPOCH, Some(Duration::from_secs(3)));
+        assert!(w.until.is_some() && w.deadline.is_none(), "no deadline: the cap alone, calls unbounded");
     }
 
     #[tokio::test]
