@@ -166,11 +166,10 @@ fn load_request(file: &str) -> Result<(Value, RefreshRequest), Failure> {
     let doc = document::read(file).map_err(|e| Failure(1, e))?;
     match RefreshRequest::from_document(&doc) {
         Ok(request) => Ok((doc, request)),
-        Err(RefreshError::InvalidRequest(errors)) => {
+        Err(errors) => {
             let lines: Vec<String> = errors.0.iter().map(|e| format!("  {}: {}", e.path, e.message)).collect();
             Err(Failure(1, format!("{file} is not a valid request:\n{}", lines.join("\n"))))
         }
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -239,7 +238,7 @@ fn import(
         .ok_or_else(|| Failure(1, "no --target and no source.identifier to name the target after".into()))?;
     let request = document::from_rds_refresh(&doc, &target, &SecretArns { password, token })
         .map_err(|problems| Failure(1, problems.join("\n")))?;
-    if let Err(RefreshError::InvalidRequest(errors)) = RefreshRequest::from_document(&request) {
+    if let Err(errors) = RefreshRequest::from_document(&request) {
         return Err(Failure(1, format!("the converted request is not valid: {errors}")));
     }
     let text = serde_json::to_string_pretty(&request).unwrap_or_default();

@@ -2,12 +2,44 @@
 //! match on (`Diagnostic.error_type`) and that history rows and notifications record.
 //! Messages never carry secret values.
 
+use std::fmt;
+
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
 use lambda_runtime::Diagnostic;
 
-use crate::request::ValidationErrors;
+/// One problem with a request, at its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path from the request's root, e.g. `source.identifier` or `clone.securityGroups[1]`.
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+impl ValidationErrors {
+    /// One problem at one path, found by a check beyond the document itself.
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
+        Self(vec![FieldError { path: path.into(), message: message.into() }])
+    }
+}
 
 /// The stable error names, one constant each: the state machine and the README use these.
 pub mod names {
@@ -65,7 +97,7 @@ pub mod names {
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error("the refresh request is invalid: {0}")]
-    InvalidRequest(ValidationErrors),
+    InvalidRequest(#[from] ValidationErrors),
     #[error("the handler input is malformed: {0}")]
     InvalidInput(String),
     #[error("target {target:?} is already being refreshed by execution {owner:?}")]
@@ -113,10 +145,7 @@ pub enum RefreshError {
 impl RefreshError {
     /// A request that is invalid at one field, found out by a check beyond the document.
     pub fn at(path: &str, message: impl Into<String>) -> Self {
-        Self::InvalidRequest(ValidationErrors(vec![crate::request::FieldError {
-            path: path.into(),
-            message: message.into(),
-        }]))
+        Self::InvalidRequest(ValidationErrors::at(path, message))
     }
 
     pub fn name(&self) -> &'static str {

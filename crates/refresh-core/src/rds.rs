@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::error::RefreshError;
 use crate::naming;
-use crate::request::{CloneSpec, FieldError, SourceMode, SourceSpec, SourceType, ValidationErrors};
+use crate::request::{CloneSpec, SourceMode, SourceSpec, SourceType};
 use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot, rfc3339};
 use crate::tags;
 
@@ -189,13 +189,13 @@ impl Rds {
             SourceType::Rds => {
                 let instance = self.instance(&source.identifier).await?.ok_or_else(not_found)?;
                 if let Some(cluster) = instance.db_cluster_identifier() {
-                    return Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
-                        path: "source.type".into(),
-                        message: format!(
+                    return Err(RefreshError::at(
+                        "source.type",
+                        format!(
                             "{:?} is a member of Aurora cluster {cluster:?}: use source.type \"aurora-cluster\" with source.identifier {cluster:?}",
                             source.identifier
                         ),
-                    }])));
+                    ));
                 }
             }
             SourceType::AuroraCluster => {
@@ -210,10 +210,7 @@ impl Rds {
         match self.client.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if has_code(&e, &["DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"]) => {
-                Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
-                    path: "clone.subnetGroup".into(),
-                    message: format!("DB subnet group {name:?} does not exist"),
-                }])))
+                Err(RefreshError::at("clone.subnetGroup", format!("DB subnet group {name:?} does not exist")))
             }
             Err(e) => Err(RefreshError::from_aws("DescribeDBSubnetGroups", e)),
         }
@@ -227,9 +224,9 @@ impl Rds {
         let window = self.restorable_window(source).await?;
         let data_as_of = match (source.mode, source.restore_time) {
             (SourceMode::PointInTime, Some(t)) if t < window.earliest || t > window.latest => {
-                return Err(RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
-                    path: "source.restoreTime".into(),
-                    message: format!(
+                return Err(RefreshError::at(
+                    "source.restoreTime",
+                    format!(
                         "{} is outside the restorable window of {} {:?}: from {} to {}",
                         rfc3339(t),
                         source.kind.describe(),
@@ -237,7 +234,7 @@ impl Rds {
                         rfc3339(window.earliest),
                         rfc3339(window.latest)
                     ),
-                }])));
+                ));
             }
             (SourceMode::PointInTime, Some(t)) => t,
             // Pinned to the time read now, so the data-as-of time is exact rather than "latest".
@@ -269,15 +266,15 @@ impl Rds {
             identifier: source.identifier.clone(),
         };
         let no_window = |why: &str| {
-            RefreshError::InvalidRequest(ValidationErrors(vec![FieldError {
-                path: "source.mode".into(),
-                message: format!(
+            RefreshError::at(
+                "source.mode",
+                format!(
                     "{:?} needs a restorable window, and {} {:?} has none ({why}); use \"snapshot\" or turn on automated backups",
                     source.mode.as_str(),
                     source.kind.describe(),
                     source.identifier
                 ),
-            }]))
+            )
         };
         match source.kind {
             SourceType::Rds => {

@@ -1,311 +1,19 @@
-//! The refresh request (the execution input): its model and its validation.
-//!
-//! Validation walks the JSON itself rather than deriving `Deserialize`, so that every
-//! problem is reported at once, each with its JSON path, and unknown fields are errors.
+//! The rules of a refresh request: which fields each part has, their ranges, and how
+//! they must agree with one another.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::duration;
-use crate::error::RefreshError;
-use crate::tags;
+use super::model::*;
+use super::reader::{Obj, Reader, kind_of};
+use crate::{duration, tags};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefreshRequest {
-    /// Names the DBLab instance in history, locks and clone names.
-    pub target: String,
-    pub source: SourceSpec,
-    pub clone: CloneSpec,
-    pub dblab: DblabSpec,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SourceType {
-    #[serde(rename = "rds")]
-    Rds,
-    #[serde(rename = "aurora-cluster")]
-    AuroraCluster,
-}
-
-impl SourceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rds => "rds",
-            Self::AuroraCluster => "aurora-cluster",
-        }
-    }
-
-    /// How a person names it: "RDS instance" / "Aurora cluster".
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Rds => "RDS instance",
-            Self::AuroraCluster => "Aurora cluster",
-        }
-    }
-}
-
-/// What the clone is restored from (`source.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceMode {
-    /// The newest automated snapshot, or `source.snapshotIdentifier`.
-    #[default]
-    Snapshot,
-    /// The source's latest restorable time (minutes old).
-    LatestPoint,
-    /// `source.restoreTime`, inside the source's restorable window.
-    PointInTime,
-    /// Aurora only: a copy-on-write clone of the live cluster.
-    FastClone,
-}
-
-impl SourceMode {
-    pub const ALL: [SourceMode; 4] = [Self::Snapshot, Self::LatestPoint, Self::PointInTime, Self::FastClone];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Snapshot => "snapshot",
-            Self::LatestPoint => "latest-point",
-            Self::PointInTime => "point-in-time",
-            Self::FastClone => "fast-clone",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceSpec {
-    pub kind: SourceType,
-    pub identifier: String,
-    pub mode: SourceMode,
-    /// Only with mode `snapshot`.
-    pub snapshot_identifier: Option<String>,
-    /// Only with mode `point-in-time` (required there).
-    pub restore_time: Option<OffsetDateTime>,
-    pub db_name: String,
-    pub username: String,
-    pub password_secret_arn: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CloneSpec {
-    pub instance_class: String,
-    pub subnet_group: Option<String>,
-    pub security_groups: Vec<String>,
-    pub publicly_accessible: bool,
-    pub tags: BTreeMap<String, String>,
-    pub parameter_group: Option<String>,
-    pub option_group: Option<String>,
-    pub cluster_parameter_group: Option<String>,
-    pub port: Option<u16>,
-    pub storage_type: Option<String>,
-    pub enable_iam_auth: bool,
-    pub deletion_protection: bool,
-    /// Delete the clone as soon as DBLab has dumped from it, while DBLab restores.
-    pub delete_after_dump: bool,
-    pub max_age: Duration,
-    pub restore_timeout: Duration,
-    pub poll_interval: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DblabSpec {
-    /// Without a trailing slash.
-    pub api_endpoint: String,
-    pub token_secret_arn: String,
-    pub insecure: bool,
-    pub ca_certificate: Option<String>,
-    pub poll_interval: Duration,
-    pub timeout: Duration,
-    /// How long an accepted refresh may take to be seen running before the run gives up:
-    /// the engine reports a failure to start only in its log.
-    pub start_timeout: Duration,
-    /// pg_restore jobs on the engine host (its CPUs); unset leaves the engine's own value.
-    pub restore_parallel_jobs: Option<u32>,
-}
-
-pub mod defaults {
-    use std::time::Duration;
-    pub const CLONE_POLL_INTERVAL: Duration = Duration::from_secs(30);
-    pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
-    pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
-    pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
-    pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);
-    /// At least this, and at least three polls; at most half of `dblab.timeout`.
-    pub const DBLAB_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-}
-
-/// Each poll loop iteration writes about nine history events; Step Functions stops an
-/// execution at 25,000. This keeps both loops together well below that.
-pub const MAX_POLLS_PER_RUN: u64 = 2_000;
-
-/// The longest waits a request may ask for: together (60 h) they stay inside the state
-/// machine's fixed `TimeoutSeconds` (72 h), leaving time to delete, record and notify.
-pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3_600);
-pub const MAX_DBLAB_TIMEOUT: Duration = Duration::from_secs(2 * 86_400);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path from the request's root, e.g. `source.identifier` or `clone.securityGroups[1]`.
-    pub path: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidationErrors(pub Vec<FieldError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", e.path, e.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl RefreshRequest {
-    /// Validates a request document, reporting every problem with its path.
-    pub fn from_document(doc: &Value) -> Result<Self, RefreshError> {
-        let mut v = Validator::default();
-        let request = v.request(doc);
-        match request {
-            Some(r) if v.errors.is_empty() => Ok(r),
-            _ => Err(RefreshError::InvalidRequest(ValidationErrors(v.errors))),
-        }
-    }
-
-    /// The `target` of a document that may be invalid, for recording a failed run.
-    pub fn target_of(doc: &Value) -> Option<&str> {
-        doc.get("target").and_then(Value::as_str).filter(|t| !t.is_empty())
-    }
-}
-
-#[derive(Default)]
-struct Validator {
-    errors: Vec<FieldError>,
-}
-
-/// One JSON object being read: its path, and the keys read so far (the rest are unknown).
-struct Obj<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
-    known: Vec<&'static str>,
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
-}
-
-impl Validator {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { path: path.into(), message: message.into() });
-    }
-
-    /// Applies `rule` to a value that was read, reporting its complaint at `path`.
-    fn check(&mut self, path: &str, value: Option<&String>, rule: impl Fn(&str) -> Result<(), String>) {
-        if let Some(v) = value
-            && let Err(e) = rule(v)
-        {
-            self.err(path, e);
-        }
-    }
-
-    fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<Obj<'a>> {
-        match value {
-            Value::Object(map) => Some(Obj { path: path.to_string(), map, known: Vec::new() }),
-            _ => {
-                let at = if path.is_empty() { "request" } else { path };
-                self.err(at, format!("must be a JSON object, not {}", kind_of(value)));
-                None
-            }
-        }
-    }
-
-    /// Reports every key that was not read, and suggests the nearest known name.
-    fn finish(&mut self, obj: Obj<'_>) {
-        for key in obj.map.keys() {
-            if !obj.known.contains(&key.as_str()) {
-                let hint = nearest(key, &obj.known).map(|k| format!("; did you mean {k:?}?")).unwrap_or_default();
-                self.err(join(&obj.path, key), format!("is not a known field{hint}"));
-            }
-        }
-    }
-
-    fn field<'a>(&mut self, obj: &mut Obj<'a>, key: &'static str) -> Option<&'a Value> {
-        obj.known.push(key);
-        obj.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn string(&mut self, obj: &mut Obj<'_>, key: &'static str, required: bool) -> Option<String> {
-        let path = join(&obj.path, key);
-        match self.field(obj, key) {
-            None if required => {
-                self.err(path, "is required");
-                None
-            }
-            None => None,
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                self.err(path, "must not be empty");
-                None
-            }
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                self.err(path, format!("must be a string, not {}", kind_of(other)));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, obj: &mut Obj<'_>, key: &'static str) -> bool {
-        let path = join(&obj.path, key);
-        match self.field(obj, key) {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                self.err(path, format!("must be true or false, not {}", kind_of(other)));
-                false
-            }
-        }
-    }
-
-    fn duration(
-        &mut self,
-        obj: &mut Obj<'_>,
-        key: &'static str,
-        default: Duration,
-        min: Duration,
-        max: Duration,
-    ) -> Duration {
-        let path = join(&obj.path, key);
-        let Some(text) = self.string(obj, key, false) else { return default };
-        match duration::parse(&text) {
-            Ok(d) if d < min || d > max => {
-                self.err(
-                    path,
-                    format!(
-                        "{text:?} is out of range: between {} and {}",
-                        duration::format(min),
-                        duration::format(max)
-                    ),
-                );
-                default
-            }
-            Ok(d) => d,
-            Err(e) => {
-                self.err(path, e);
-                default
-            }
-        }
-    }
-
-    fn request(&mut self, doc: &Value) -> Option<RefreshRequest> {
+impl Reader {
+    pub(super) fn request(&mut self, doc: &Value) -> Option<RefreshRequest> {
         let mut root = self.object(doc, "")?;
         let target = self.string(&mut root, "target", true);
         self.check("target", target.as_ref(), check_target);
@@ -336,7 +44,7 @@ impl Validator {
         Some(RefreshRequest { target, source, clone, dblab })
     }
 
-    fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
+    pub(super) fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
         let run_limit = clone.restore_timeout + dblab.timeout;
         if clone.max_age <= run_limit {
             self.err(
@@ -360,7 +68,7 @@ impl Validator {
         }
     }
 
-    fn source(&mut self, value: &Value) -> Option<SourceSpec> {
+    pub(super) fn source(&mut self, value: &Value) -> Option<SourceSpec> {
         let mut obj = self.object(value, "source")?;
         let kind = match self.string(&mut obj, "type", true).as_deref() {
             Some("rds") => Some(SourceType::Rds),
@@ -460,7 +168,7 @@ impl Validator {
         })
     }
 
-    fn clone_spec(&mut self, value: &Value, kind: Option<SourceType>) -> Option<CloneSpec> {
+    pub(super) fn clone_spec(&mut self, value: &Value, kind: Option<SourceType>) -> Option<CloneSpec> {
         let mut obj = self.object(value, "clone")?;
         let instance_class = self.string(&mut obj, "instanceClass", true);
         self.check("clone.instanceClass", instance_class.as_ref(), |c| {
@@ -548,7 +256,7 @@ impl Validator {
         })
     }
 
-    fn security_groups(&mut self, obj: &mut Obj<'_>) -> Vec<String> {
+    pub(super) fn security_groups(&mut self, obj: &mut Obj<'_>) -> Vec<String> {
         let Some(value) = self.field(obj, "securityGroups") else { return Vec::new() };
         let Some(items) = value.as_array() else {
             self.err("clone.securityGroups", format!("must be a list of security group ids, not {}", kind_of(value)));
@@ -565,7 +273,7 @@ impl Validator {
         groups
     }
 
-    fn tags(&mut self, obj: &mut Obj<'_>) -> BTreeMap<String, String> {
+    pub(super) fn tags(&mut self, obj: &mut Obj<'_>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let Some(value) = self.field(obj, "tags") else { return out };
         let Some(map) = value.as_object() else {
@@ -595,7 +303,7 @@ impl Validator {
         out
     }
 
-    fn dblab(&mut self, value: &Value) -> Option<DblabSpec> {
+    pub(super) fn dblab(&mut self, value: &Value) -> Option<DblabSpec> {
         let mut obj = self.object(value, "dblab")?;
         let api_endpoint = self.string(&mut obj, "apiEndpoint", true).and_then(|e| match check_endpoint(&e) {
             Ok(normalized) => Some(normalized),
@@ -665,7 +373,7 @@ impl Validator {
     /// most half of `dblab.timeout`, or it would not shorten anything. By default five
     /// minutes (three polls when they are slower); a `dblab.timeout` too short for a start
     /// window of its own is the start window too.
-    fn start_timeout(&mut self, obj: &mut Obj<'_>, poll: Duration, timeout: Duration) -> Duration {
+    pub(super) fn start_timeout(&mut self, obj: &mut Obj<'_>, poll: Duration, timeout: Duration) -> Duration {
         let ceiling = timeout / 2;
         let mut default = defaults::DBLAB_START_TIMEOUT.max(poll * 3).min(ceiling);
         if default < poll * 2 {
@@ -696,42 +404,6 @@ impl Validator {
         }
         chosen
     }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The known key closest to a misspelt one (case-insensitive edit distance of at most 2).
-fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    let key = key.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn check_target(target: &str) -> Result<(), String> {
@@ -808,6 +480,8 @@ fn check_endpoint(endpoint: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RefreshError;
+    use crate::error::{FieldError, ValidationErrors};
     use serde_json::json;
 
     fn valid() -> Value {
@@ -830,8 +504,8 @@ mod tests {
 
     fn errors(doc: &Value) -> Vec<FieldError> {
         match RefreshRequest::from_document(doc) {
-            Err(RefreshError::InvalidRequest(ValidationErrors(e))) => e,
-            other => panic!("expected InvalidRequest, got {other:?}"),
+            Err(ValidationErrors(e)) => e,
+            Ok(r) => panic!("expected InvalidRequest, got {r:?}"),
         }
     }
 

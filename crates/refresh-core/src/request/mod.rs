@@ -1,0 +1,33 @@
+//! The refresh request (the execution input): its model, the domain-free JSON reader that
+//! reports every problem with its path, and the rules a request must follow.
+//!
+//! Validation walks the JSON itself rather than deriving `Deserialize`, so that every
+//! problem is reported at once, each with its JSON path, and unknown fields are errors.
+
+mod model;
+mod reader;
+mod rules;
+
+pub use model::*;
+pub use rules::check_rds_identifier;
+
+use serde_json::Value;
+
+pub use crate::error::{FieldError, ValidationErrors};
+
+impl RefreshRequest {
+    /// Validates a request document, reporting every problem with its path.
+    pub fn from_document(doc: &Value) -> Result<Self, ValidationErrors> {
+        let mut reader = reader::Reader::default();
+        let request = reader.request(doc);
+        match request {
+            Some(r) if reader.errors.is_empty() => Ok(r),
+            _ => Err(ValidationErrors(reader.errors)),
+        }
+    }
+
+    /// The `target` of a document that may be invalid, for recording a failed run.
+    pub fn target_of(doc: &Value) -> Option<&str> {
+        doc.get("target").and_then(Value::as_str).filter(|t| !t.is_empty())
+    }
+}

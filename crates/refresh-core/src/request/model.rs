@@ -1,0 +1,139 @@
+//! What a valid request is: the types handlers work with once the document was read.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRequest {
+    /// Names the DBLab instance in history, locks and clone names.
+    pub target: String,
+    pub source: SourceSpec,
+    pub clone: CloneSpec,
+    pub dblab: DblabSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SourceType {
+    #[serde(rename = "rds")]
+    Rds,
+    #[serde(rename = "aurora-cluster")]
+    AuroraCluster,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rds => "rds",
+            Self::AuroraCluster => "aurora-cluster",
+        }
+    }
+
+    /// How a person names it: "RDS instance" / "Aurora cluster".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Rds => "RDS instance",
+            Self::AuroraCluster => "Aurora cluster",
+        }
+    }
+}
+
+/// What the clone is restored from (`source.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceMode {
+    /// The newest automated snapshot, or `source.snapshotIdentifier`.
+    #[default]
+    Snapshot,
+    /// The source's latest restorable time (minutes old).
+    LatestPoint,
+    /// `source.restoreTime`, inside the source's restorable window.
+    PointInTime,
+    /// Aurora only: a copy-on-write clone of the live cluster.
+    FastClone,
+}
+
+impl SourceMode {
+    pub const ALL: [SourceMode; 4] = [Self::Snapshot, Self::LatestPoint, Self::PointInTime, Self::FastClone];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::LatestPoint => "latest-point",
+            Self::PointInTime => "point-in-time",
+            Self::FastClone => "fast-clone",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub kind: SourceType,
+    pub identifier: String,
+    pub mode: SourceMode,
+    /// Only with mode `snapshot`.
+    pub snapshot_identifier: Option<String>,
+    /// Only with mode `point-in-time` (required there).
+    pub restore_time: Option<OffsetDateTime>,
+    pub db_name: String,
+    pub username: String,
+    pub password_secret_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloneSpec {
+    pub instance_class: String,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub publicly_accessible: bool,
+    pub tags: BTreeMap<String, String>,
+    pub parameter_group: Option<String>,
+    pub option_group: Option<String>,
+    pub cluster_parameter_group: Option<String>,
+    pub port: Option<u16>,
+    pub storage_type: Option<String>,
+    pub enable_iam_auth: bool,
+    pub deletion_protection: bool,
+    /// Delete the clone as soon as DBLab has dumped from it, while DBLab restores.
+    pub delete_after_dump: bool,
+    pub max_age: Duration,
+    pub restore_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DblabSpec {
+    /// Without a trailing slash.
+    pub api_endpoint: String,
+    pub token_secret_arn: String,
+    pub insecure: bool,
+    pub ca_certificate: Option<String>,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// How long an accepted refresh may take to be seen running before the run gives up:
+    /// the engine reports a failure to start only in its log.
+    pub start_timeout: Duration,
+    /// pg_restore jobs on the engine host (its CPUs); unset leaves the engine's own value.
+    pub restore_parallel_jobs: Option<u32>,
+}
+
+pub mod defaults {
+    use std::time::Duration;
+    pub const CLONE_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
+    pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
+    pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);
+    /// At least this, and at least three polls; at most half of `dblab.timeout`.
+    pub const DBLAB_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+}
+
+/// Each poll loop iteration writes about nine history events; Step Functions stops an
+/// execution at 25,000. This keeps both loops together well below that.
+pub const MAX_POLLS_PER_RUN: u64 = 2_000;
+
+/// The longest waits a request may ask for: together (60 h) they stay inside the state
+/// machine's fixed `TimeoutSeconds` (72 h), leaving time to delete, record and notify.
+pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3_600);
+pub const MAX_DBLAB_TIMEOUT: Duration = Duration::from_secs(2 * 86_400);
