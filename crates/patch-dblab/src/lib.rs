@@ -9,7 +9,6 @@
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
 use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, RUNNING_STATUSES, SourceConnection};
-use refresh_core::rds::dump_parallel_jobs;
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
@@ -89,7 +88,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         info!("immediateRestore is on: dumping with one job, as the engine requires");
         1
     } else {
-        dump_parallel_jobs(&clone.instance_class)
+        dblab::dump_parallel_jobs(&clone.instance_class)
     };
     let release_after_dump = request.clone.delete_after_dump && !immediate_restore;
     if request.clone.delete_after_dump && immediate_restore {

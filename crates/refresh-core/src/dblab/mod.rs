@@ -13,7 +13,9 @@ pub mod engine;
 pub mod progress;
 
 pub use client::{AlertMark, BUSY_STATUSES, Connector, DblabClient, REQUEST_TIMEOUT, RUNNING_STATUSES, Retrieving};
-pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_string_for, mismatches};
+pub use config::{
+    Api, EngineConfig, SourceConnection, config_patch, connection_string_for, dump_parallel_jobs, mismatches,
+};
 pub use engine::EngineIdentity;
 pub use progress::{DUMP_OVER_LOOKS, advance, phase_of};
 

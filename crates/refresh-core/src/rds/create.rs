@@ -1,0 +1,277 @@
+//! Creating the clone: an instance, or an Aurora cluster and its writer; a retry finds
+//! what this execution already made.
+
+use super::*;
+
+/// Everything `restore` decided before calling RDS.
+pub struct ClonePlan<'a> {
+    pub name: String,
+    pub spec: &'a CloneSpec,
+    pub snapshot: &'a Snapshot,
+    pub tags: Vec<(String, String)>,
+    pub requested_at: OffsetDateTime,
+    pub deadline: OffsetDateTime,
+}
+
+/// What a create call came to.
+enum Created {
+    /// RDS took the request; its first status, if it gave one.
+    Requested(Option<String>),
+    /// A resource of that name exists already: an earlier attempt of this restore, or not ours.
+    AlreadyExists,
+}
+
+/// An instance or cluster found under one of our names.
+struct Found {
+    tags: Vec<(String, String)>,
+    status: Option<String>,
+}
+
+impl Found {
+    fn instance(i: &aws_sdk_rds::types::DbInstance) -> Self {
+        Self { tags: tag_pairs(i.tag_list()), status: i.db_instance_status().map(str::to_string) }
+    }
+
+    fn cluster(c: &aws_sdk_rds::types::DbCluster) -> Self {
+        Self { tags: tag_pairs(c.tag_list()), status: c.status().map(str::to_string) }
+    }
+}
+
+impl Rds {
+    /// Creates the clone, or adopts the one this execution already created (a retry).
+    pub async fn restore(&self, plan: &ClonePlan<'_>) -> Result<Clone, RefreshError> {
+        let kind = match plan.snapshot.source_type {
+            SourceType::Rds => CloneKind::Instance,
+            SourceType::AuroraCluster => CloneKind::Cluster,
+        };
+        let status = match kind {
+            CloneKind::Instance => self.restore_instance(plan).await?,
+            CloneKind::Cluster => self.restore_cluster(plan).await?,
+        };
+        let clone = Clone {
+            identifier: plan.name.clone(),
+            kind,
+            writer_instance_id: (kind == CloneKind::Cluster).then(|| naming::writer_instance_name(&plan.name)),
+            instance_class: plan.spec.instance_class.clone(),
+            engine: plan.snapshot.engine.clone(),
+            requested_at: plan.requested_at,
+            deadline: plan.deadline,
+            status: PollStatus::Pending,
+            rds_status: match kind {
+                CloneKind::Instance => status.clone(),
+                CloneKind::Cluster => format!("cluster:{status}"),
+            },
+            endpoint: None,
+            checks: 0,
+            ready_at: None,
+        };
+        if kind == CloneKind::Cluster && status == "available" {
+            // The cluster may take its writer at once; otherwise check-available adds it.
+            self.ensure_writer(&clone, plan.spec, &plan.tags).await?;
+        }
+        Ok(clone)
+    }
+
+    pub(super) async fn restore_instance(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+        // Look first: a retried restore must find its clone whatever error a second create
+        // would give; AlreadyExists below still covers a race.
+        if let Some(existing) = self.instance(&plan.name).await? {
+            return self.adopt_found(&plan.name, Some(Found::instance(&existing)), &plan.tags);
+        }
+        let spec = plan.spec;
+        let from = plan.snapshot;
+        // The same clone settings whatever it is restored from; only the request type differs.
+        macro_rules! with_clone_settings {
+            ($request:expr) => {
+                $request
+                    .db_instance_class(&spec.instance_class)
+                    .publicly_accessible(spec.publicly_accessible)
+                    .deletion_protection(spec.deletion_protection)
+                    .multi_az(false)
+                    .auto_minor_version_upgrade(false)
+                    .copy_tags_to_snapshot(false)
+                    .enable_iam_database_authentication(spec.enable_iam_auth)
+                    .set_db_subnet_group_name(spec.subnet_group.clone())
+                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
+                    .set_db_parameter_group_name(spec.parameter_group.clone())
+                    .set_option_group_name(spec.option_group.clone())
+                    .set_port(spec.port.map(i32::from))
+                    .set_storage_type(spec.storage_type.clone())
+                    .set_tags(Some(sdk_tags(&plan.tags)))
+            };
+        }
+        let created = match from.mode {
+            SourceMode::Snapshot => {
+                let request = self
+                    .client
+                    .restore_db_instance_from_db_snapshot()
+                    .db_instance_identifier(&plan.name)
+                    .db_snapshot_identifier(&from.identifier);
+                match with_clone_settings!(request).send().await {
+                    Ok(out) => Ok(Created::Requested(
+                        out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string),
+                    )),
+                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Ok(Created::AlreadyExists),
+                    Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceFromDBSnapshot", e)),
+                }
+            }
+            SourceMode::LatestPoint | SourceMode::PointInTime => {
+                let request = self
+                    .client
+                    .restore_db_instance_to_point_in_time()
+                    .target_db_instance_identifier(&plan.name)
+                    .source_db_instance_identifier(&from.source_identifier)
+                    .restore_time(to_sdk_time(from.data_as_of));
+                match with_clone_settings!(request).send().await {
+                    Ok(out) => Ok(Created::Requested(
+                        out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string),
+                    )),
+                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Ok(Created::AlreadyExists),
+                    Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceToPointInTime", e)),
+                }
+            }
+            SourceMode::FastClone => {
+                return Err(RefreshError::Internal("fast-clone exists only for Aurora clusters".into()));
+            }
+        };
+        match created? {
+            Created::Requested(status) => {
+                info!(clone = %plan.name, from = %from.describe(), "restore requested");
+                Ok(status.unwrap_or_else(|| "creating".into()))
+            }
+            // A race with an earlier attempt of this restore: adopt what it made.
+            Created::AlreadyExists => {
+                let found = self.instance(&plan.name).await?.map(|i| Found::instance(&i));
+                self.adopt_found(&plan.name, found, &plan.tags)
+            }
+        }
+    }
+
+    pub(super) async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+        if let Some(existing) = self.cluster(&plan.name).await? {
+            return self.adopt_found(&plan.name, Some(Found::cluster(&existing)), &plan.tags);
+        }
+        let spec = plan.spec;
+        let from = plan.snapshot;
+        macro_rules! with_clone_settings {
+            ($request:expr) => {
+                $request
+                    .deletion_protection(spec.deletion_protection)
+                    .enable_iam_database_authentication(spec.enable_iam_auth)
+                    .copy_tags_to_snapshot(false)
+                    .set_db_subnet_group_name(spec.subnet_group.clone())
+                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
+                    .set_db_cluster_parameter_group_name(spec.cluster_parameter_group.clone())
+                    .set_port(spec.port.map(i32::from))
+                    .set_storage_type(spec.storage_type.clone())
+                    .set_tags(Some(sdk_tags(&plan.tags)))
+            };
+        }
+        let created = if from.mode == SourceMode::Snapshot {
+            let request = self
+                .client
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(&plan.name)
+                .snapshot_identifier(&from.identifier)
+                .engine(&from.engine)
+                .set_engine_version(from.engine_version.clone());
+            match with_clone_settings!(request).send().await {
+                Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),
+                Err(e) if has_code(&e, CLUSTER_EXISTS) => Ok(Created::AlreadyExists),
+                Err(e) => Err(RefreshError::from_aws("RestoreDBClusterFromSnapshot", e)),
+            }
+        } else {
+            let request = self
+                .client
+                .restore_db_cluster_to_point_in_time()
+                .db_cluster_identifier(&plan.name)
+                .source_db_cluster_identifier(&from.source_identifier);
+            // A copy-on-write clone can only be of the latest point: its data is of the moment it is made.
+            let request = match from.mode {
+                SourceMode::FastClone => request.restore_type("copy-on-write").use_latest_restorable_time(true),
+                _ => request.restore_type("full-copy").restore_to_time(to_sdk_time(from.data_as_of)),
+            };
+            match with_clone_settings!(request).send().await {
+                Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),
+                Err(e) if has_code(&e, CLUSTER_EXISTS) => Ok(Created::AlreadyExists),
+                Err(e) => Err(RefreshError::from_aws("RestoreDBClusterToPointInTime", e)),
+            }
+        };
+        match created? {
+            Created::Requested(status) => {
+                info!(clone = %plan.name, from = %from.describe(), "cluster restore requested");
+                Ok(status.unwrap_or_else(|| "creating".into()))
+            }
+            Created::AlreadyExists => {
+                let found = self.cluster(&plan.name).await?.map(|c| Found::cluster(&c));
+                self.adopt_found(&plan.name, found, &plan.tags)
+            }
+        }
+    }
+
+    /// A resource found under one of our names, reused if this execution made it; its status.
+    fn adopt_found(&self, id: &str, found: Option<Found>, ours: &[(String, String)]) -> Result<String, RefreshError> {
+        let found = found.ok_or_else(|| {
+            RefreshError::CloneConflict(format!("{id} was reported to exist but cannot be described"))
+        })?;
+        self.adopt(id, &found.tags, ours)?;
+        Ok(found.status.unwrap_or_else(|| "creating".into()))
+    }
+
+    /// An existing resource under our name is reused only if this execution made it:
+    /// `ours` are the tags this execution writes.
+    pub(super) fn adopt(
+        &self,
+        id: &str,
+        existing: &[(String, String)],
+        ours: &[(String, String)],
+    ) -> Result<(), RefreshError> {
+        tags::check_managed(id, existing)
+            .map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
+        let name = tags::get(ours, tags::EXECUTION_KEY).unwrap_or_default();
+        if tags::made_by(existing, name, tags::get(ours, tags::EXECUTION_ARN_KEY)) {
+            info!(clone = %id, "clone already created by this execution; reusing it");
+            return Ok(());
+        }
+        let owner = tags::get(existing, tags::EXECUTION_ARN_KEY).or(tags::get(existing, tags::EXECUTION_KEY));
+        Err(RefreshError::CloneConflict(format!(
+            "{id} already exists and belongs to execution {:?}",
+            owner.unwrap_or("unknown")
+        )))
+    }
+
+    /// Creates the Aurora writer instance unless this execution already did.
+    pub(super) async fn ensure_writer(
+        &self,
+        clone: &Clone,
+        spec: &CloneSpec,
+        tag_list: &[(String, String)],
+    ) -> Result<(), RefreshError> {
+        let writer = clone.instance_id();
+        let result = self
+            .client
+            .create_db_instance()
+            .db_instance_identifier(writer)
+            .db_cluster_identifier(&clone.identifier)
+            .engine(&clone.engine)
+            .db_instance_class(&spec.instance_class)
+            .publicly_accessible(spec.publicly_accessible)
+            .auto_minor_version_upgrade(false)
+            .set_db_parameter_group_name(spec.parameter_group.clone())
+            .set_tags(Some(sdk_tags(tag_list)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                info!(clone = %clone.identifier, writer, "writer instance requested");
+                Ok(())
+            }
+            Err(e) if has_code(&e, INSTANCE_EXISTS) => {
+                let found = self.instance(writer).await?.map(|i| Found::instance(&i));
+                self.adopt_found(writer, found, tag_list).map(drop)
+            }
+            Err(e) if has_code(&e, INVALID_STATE) => Ok(()), // cluster not ready yet: next poll
+            Err(e) => Err(RefreshError::from_aws("CreateDBInstance", e)),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Polling the clone until it is available, has failed, or is out of time.
+
+use super::*;
+
+/// What an RDS status means to the clone poller.
+pub fn classify_status(status: &str) -> PollStatus {
+    match status {
+        "available" => PollStatus::Ready,
+        "failed"
+        | "incompatible-restore"
+        | "incompatible-parameters"
+        | "incompatible-network"
+        | "incompatible-option-group"
+        | "incompatible-credentials"
+        | "inaccessible-encryption-credentials"
+        | "inaccessible-encryption-credentials-recoverable"
+        | "restore-error"
+        | "storage-full"
+        | "stopped"
+        | "stopping"
+        | "deleting"
+        | "deleted"
+        | "not-found" => PollStatus::Failed,
+        // creating, backing-up, modifying, configuring-*, rebooting, upgrading... and any
+        // status this code does not know yet: wait, within the deadline.
+        _ => PollStatus::Pending,
+    }
+}
+
+impl Rds {
+    /// One poll of the clone: the next state of `clone`.
+    pub async fn check(&self, clone: &Clone, spec: &CloneSpec, now: OffsetDateTime) -> Result<Clone, RefreshError> {
+        let mut next = clone.clone();
+        next.checks += 1;
+        match clone.kind {
+            CloneKind::Instance => match self.instance(&clone.identifier).await? {
+                None => next.rds_status = "not-found".into(),
+                Some(instance) => {
+                    next.rds_status = instance.db_instance_status().unwrap_or("unknown").to_string();
+                    next.endpoint = instance.endpoint().and_then(|e| {
+                        Some(Endpoint { address: e.address()?.to_string(), port: u16::try_from(e.port()?).ok()? })
+                    });
+                }
+            },
+            CloneKind::Cluster => match self.cluster(&clone.identifier).await? {
+                None => next.rds_status = "cluster:not-found".into(),
+                Some(cluster) => {
+                    let cluster_status = cluster.status().unwrap_or("unknown").to_string();
+                    next.rds_status = format!("cluster:{cluster_status}");
+                    if cluster_status == "available" {
+                        match self.instance(clone.instance_id()).await? {
+                            None => {
+                                let tag_list = tag_pairs(cluster.tag_list());
+                                self.ensure_writer(clone, spec, &tag_list).await?;
+                                next.rds_status = "writer:creating".into();
+                            }
+                            Some(writer) => {
+                                next.rds_status = writer.db_instance_status().unwrap_or("unknown").to_string();
+                                next.endpoint = cluster.endpoint().zip(cluster.port()).and_then(|(address, port)| {
+                                    Some(Endpoint { address: address.to_string(), port: u16::try_from(port).ok()? })
+                                });
+                            }
+                        }
+                    }
+                }
+            },
+        }
+        let status_word = next.rds_status.rsplit(':').next().unwrap_or_default().to_string();
+        next.status = match classify_status(&status_word) {
+            // "available" on the cluster alone is not ready: the writer must be up too.
+            PollStatus::Ready if next.rds_status.starts_with("cluster:") => PollStatus::Pending,
+            PollStatus::Ready if next.endpoint.is_none() => PollStatus::Pending,
+            other => other,
+        };
+        if next.status == PollStatus::Ready {
+            next.ready_at = Some(now);
+        } else if next.status == PollStatus::Pending && now > clone.deadline {
+            next.status = PollStatus::TimedOut;
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(classify_status("available"), PollStatus::Ready);
+        for s in ["creating", "backing-up", "modifying", "configuring-enhanced-monitoring", "something-new"] {
+            assert_eq!(classify_status(s), PollStatus::Pending, "{s}");
+        }
+        for s in [
+            "failed",
+            "incompatible-restore",
+            "incompatible-parameters",
+            "storage-full",
+            "deleting",
+            "deleted",
+            "not-found",
+        ] {
+            assert_eq!(classify_status(s), PollStatus::Failed, "{s}");
+        }
+    }
+}

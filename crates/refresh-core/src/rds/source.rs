@@ -1,0 +1,345 @@
+//! The source: that it exists and is what the request says, and what the clone is
+//! restored from (a snapshot, a time in the restorable window, or the live cluster).
+
+use super::*;
+
+/// A snapshot as listed, before choosing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub identifier: String,
+    pub arn: String,
+    pub status: String,
+    pub created_at: Option<OffsetDateTime>,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub snapshot_type: String,
+}
+
+/// The newest available snapshot; ties go to the larger identifier, so the choice is stable.
+pub fn newest_available(candidates: Vec<Candidate>) -> Option<Candidate> {
+    candidates
+        .into_iter()
+        .filter(|c| c.status == "available" && c.created_at.is_some())
+        .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.identifier.cmp(&b.identifier)))
+}
+
+/// Where the restorable window of an RDS instance starts when AWS does not say (no
+/// automated-backup record): its retention period back from the latest restorable time,
+/// but never before the instance existed.
+pub fn window_start(latest: OffsetDateTime, retention_days: i32, created: Option<OffsetDateTime>) -> OffsetDateTime {
+    let by_retention = latest - time::Duration::days(i64::from(retention_days));
+    created.map_or(by_retention, |c| c.max(by_retention))
+}
+
+/// The times a source can be restored to, and what the restore needs to know of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorableWindow {
+    pub arn: String,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub earliest: OffsetDateTime,
+    pub latest: OffsetDateTime,
+}
+
+impl Rds {
+    /// Fails early when the source is missing, or is not what `source.type` says.
+    pub async fn check_source(&self, source: &SourceSpec) -> Result<(), RefreshError> {
+        let not_found = || RefreshError::SourceNotFound {
+            kind: source.kind.describe().into(),
+            identifier: source.identifier.clone(),
+        };
+        match source.kind {
+            SourceType::Rds => {
+                let instance = self.instance(&source.identifier).await?.ok_or_else(not_found)?;
+                if let Some(cluster) = instance.db_cluster_identifier() {
+                    return Err(RefreshError::at(
+                        "source.type",
+                        format!(
+                            "{:?} is a member of Aurora cluster {cluster:?}: use source.type \"aurora-cluster\" with source.identifier {cluster:?}",
+                            source.identifier
+                        ),
+                    ));
+                }
+            }
+            SourceType::AuroraCluster => {
+                self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a DB subnet group exists (the preflight of `dblab-refresh validate`).
+    pub async fn check_subnet_group(&self, name: &str) -> Result<(), RefreshError> {
+        match self.client.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if has_code(&e, &["DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound"]) => {
+                Err(RefreshError::at("clone.subnetGroup", format!("DB subnet group {name:?} does not exist")))
+            }
+            Err(e) => Err(RefreshError::from_aws("DescribeDBSubnetGroups", e)),
+        }
+    }
+
+    /// What the clone is restored from, as `source.mode` says.
+    pub async fn choose_source(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
+        if source.mode == SourceMode::Snapshot {
+            return self.find_snapshot(source, now).await;
+        }
+        let window = self.restorable_window(source).await?;
+        let data_as_of = match (source.mode, source.restore_time) {
+            (SourceMode::PointInTime, Some(t)) if t < window.earliest || t > window.latest => {
+                return Err(RefreshError::at(
+                    "source.restoreTime",
+                    format!(
+                        "{} is outside the restorable window of {} {:?}: from {} to {}",
+                        rfc3339(t),
+                        source.kind.describe(),
+                        source.identifier,
+                        rfc3339(window.earliest),
+                        rfc3339(window.latest)
+                    ),
+                ));
+            }
+            (SourceMode::PointInTime, Some(t)) => t,
+            // Pinned to the time read now, so the data-as-of time is exact rather than "latest".
+            (SourceMode::LatestPoint, _) => window.latest,
+            // The clone holds the data of the moment it is made: `Clone::requested_at`.
+            (SourceMode::FastClone, _) => window.latest,
+            (mode, _) => {
+                return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
+            }
+        };
+        Ok(Snapshot {
+            mode: source.mode,
+            identifier: source.identifier.clone(),
+            arn: window.arn,
+            engine: window.engine,
+            engine_version: window.engine_version,
+            data_as_of,
+            snapshot_type: source.mode.as_str().into(),
+            source_type: source.kind,
+            source_identifier: source.identifier.clone(),
+            found_at: now,
+        })
+    }
+
+    /// The source's restorable window; an error naming `source.mode` when it has none.
+    pub async fn restorable_window(&self, source: &SourceSpec) -> Result<RestorableWindow, RefreshError> {
+        let not_found = || RefreshError::SourceNotFound {
+            kind: source.kind.describe().into(),
+            identifier: source.identifier.clone(),
+        };
+        let no_window = |why: &str| {
+            RefreshError::at(
+                "source.mode",
+                format!(
+                    "{:?} needs a restorable window, and {} {:?} has none ({why}); use \"snapshot\" or turn on automated backups",
+                    source.mode.as_str(),
+                    source.kind.describe(),
+                    source.identifier
+                ),
+            )
+        };
+        match source.kind {
+            SourceType::Rds => {
+                let instance = self.instance(&source.identifier).await?.ok_or_else(not_found)?;
+                let retention = instance.backup_retention_period().unwrap_or(0);
+                if retention == 0 {
+                    return Err(no_window("automated backups are off: backup retention 0 days"));
+                }
+                let latest = instance
+                    .latest_restorable_time()
+                    .and_then(to_offset)
+                    .ok_or_else(|| no_window("no latest restorable time yet"))?;
+                let earliest = match self.recorded_window_start(&source.identifier).await? {
+                    Some(earliest) => earliest,
+                    None => window_start(latest, retention, instance.instance_create_time().and_then(to_offset)),
+                };
+                Ok(RestorableWindow {
+                    arn: instance.db_instance_arn().unwrap_or_default().to_string(),
+                    engine: instance.engine().unwrap_or_default().to_string(),
+                    engine_version: instance.engine_version().map(str::to_string),
+                    earliest,
+                    latest,
+                })
+            }
+            SourceType::AuroraCluster => {
+                let cluster = self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
+                let latest = cluster.latest_restorable_time().and_then(to_offset);
+                let earliest = cluster.earliest_restorable_time().and_then(to_offset);
+                let (Some(earliest), Some(latest)) = (earliest, latest) else {
+                    return Err(no_window("no restorable times reported yet"));
+                };
+                Ok(RestorableWindow {
+                    arn: cluster.db_cluster_arn().unwrap_or_default().to_string(),
+                    engine: cluster.engine().unwrap_or_default().to_string(),
+                    engine_version: cluster.engine_version().map(str::to_string),
+                    earliest,
+                    latest,
+                })
+            }
+        }
+    }
+
+    /// The start of an instance's restore window as its automated-backup record gives it.
+    pub(super) async fn recorded_window_start(&self, instance: &str) -> Result<Option<OffsetDateTime>, RefreshError> {
+        let out = self
+            .client
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(instance)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("DescribeDBInstanceAutomatedBackups", e))?;
+        Ok(out
+            .db_instance_automated_backups()
+            .iter()
+            .filter(|b| b.status() == Some("active"))
+            .filter_map(|b| b.restore_window()?.earliest_time().and_then(to_offset))
+            .min())
+    }
+
+    /// The explicit snapshot (which must be available) or the newest available automated one.
+    pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
+        let candidate = match &source.snapshot_identifier {
+            Some(id) => {
+                let found = self.list_snapshots(source, Some(id)).await?;
+                let snap = found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| RefreshError::SnapshotNotFound { identifier: id.clone() })?;
+                if snap.status != "available" {
+                    return Err(RefreshError::SnapshotNotAvailable { identifier: id.clone(), status: snap.status });
+                }
+                if snap.created_at.is_none() {
+                    return Err(RefreshError::SnapshotNotAvailable {
+                        identifier: id.clone(),
+                        status: "without a creation time".into(),
+                    });
+                }
+                snap
+            }
+            None => {
+                let all = self.list_snapshots(source, None).await?;
+                info!(count = all.len(), "listed automated snapshots");
+                newest_available(all).ok_or_else(|| RefreshError::NoSnapshotAvailable {
+                    kind: source.kind.describe().into(),
+                    identifier: source.identifier.clone(),
+                })?
+            }
+        };
+        let created_at = candidate
+            .created_at
+            .ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
+        Ok(Snapshot {
+            mode: SourceMode::Snapshot,
+            identifier: candidate.identifier,
+            arn: candidate.arn,
+            engine: candidate.engine,
+            engine_version: candidate.engine_version,
+            data_as_of: created_at,
+            snapshot_type: candidate.snapshot_type,
+            source_type: source.kind,
+            source_identifier: source.identifier.clone(),
+            found_at: now,
+        })
+    }
+
+    /// All pages: with an id, that one snapshot; without, the source's automated snapshots.
+    pub(super) async fn list_snapshots(
+        &self,
+        source: &SourceSpec,
+        id: Option<&str>,
+    ) -> Result<Vec<Candidate>, RefreshError> {
+        let mut out = Vec::new();
+        match source.kind {
+            SourceType::Rds => {
+                let mut req = self.client.describe_db_snapshots();
+                req = match id {
+                    Some(id) => req.db_snapshot_identifier(id),
+                    None => req.db_instance_identifier(&source.identifier).snapshot_type("automated"),
+                };
+                let mut pages = req.into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = match page {
+                        Ok(p) => p,
+                        Err(e) if has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]) => return Ok(out),
+                        Err(e) => return Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
+                    };
+                    out.extend(page.db_snapshots().iter().map(|s| Candidate {
+                        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+                        arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
+                        status: s.status().unwrap_or_default().to_string(),
+                        created_at: s.snapshot_create_time().and_then(to_offset),
+                        engine: s.engine().unwrap_or_default().to_string(),
+                        engine_version: s.engine_version().map(str::to_string),
+                        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+                    }));
+                }
+            }
+            SourceType::AuroraCluster => {
+                let mut req = self.client.describe_db_cluster_snapshots();
+                req = match id {
+                    Some(id) => req.db_cluster_snapshot_identifier(id),
+                    None => req.db_cluster_identifier(&source.identifier).snapshot_type("automated"),
+                };
+                let mut pages = req.into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = match page {
+                        Ok(p) => p,
+                        Err(e) if has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]) => {
+                            return Ok(out);
+                        }
+                        Err(e) => return Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
+                    };
+                    out.extend(page.db_cluster_snapshots().iter().map(|s| Candidate {
+                        identifier: s.db_cluster_snapshot_identifier().unwrap_or_default().to_string(),
+                        arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
+                        status: s.status().unwrap_or_default().to_string(),
+                        created_at: s.snapshot_create_time().and_then(to_offset),
+                        engine: s.engine().unwrap_or_default().to_string(),
+                        engine_version: s.engine_version().map(str::to_string),
+                        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_unrecorded_window_starts_a_retention_period_back_but_not_before_the_instance() {
+        let latest = datetime!(2026-11-22 08:55 UTC);
+        assert_eq!(window_start(latest, 7, None), datetime!(2026-11-15 08:55 UTC));
+        assert_eq!(window_start(latest, 7, Some(datetime!(2026-11-01 00:00 UTC))), datetime!(2026-11-15 08:55 UTC));
+        assert_eq!(window_start(latest, 7, Some(datetime!(2026-11-20 12:00 UTC))), datetime!(2026-11-20 12:00 UTC));
+    }
+
+    fn cand(id: &str, status: &str, at: Option<OffsetDateTime>) -> Candidate {
+        Candidate {
+            identifier: id.into(),
+            arn: format!("arn:{id}"),
+            status: status.into(),
+            created_at: at,
+            engine: "postgres".into(),
+            engine_version: None,
+            snapshot_type: "automated".into(),
+        }
+    }
+
+    #[test]
+    fn newest_available_skips_unusable_snapshots() {
+        let picked = newest_available(vec![
+            cand("rds:a", "available", Some(datetime!(2026-11-20 03:00 UTC))),
+            cand("rds:b", "creating", Some(datetime!(2026-11-22 03:00 UTC))),
+            cand("rds:c", "available", Some(datetime!(2026-11-21 03:00 UTC))),
+            cand("rds:d", "available", None),
+        ]);
+        assert_eq!(picked.unwrap().identifier, "rds:c");
+        assert!(newest_available(vec![cand("x", "failed", Some(datetime!(2026-11-20 03:00 UTC)))]).is_none());
+    }
+}
