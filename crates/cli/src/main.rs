@@ -392,19 +392,14 @@ async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<()
 }
 
 async fn cleanup(dry_run: bool, max_age: Option<String>, json: bool) -> Result<(), Failure> {
-    if let Some(text) = &max_age {
-        refresh_core::duration::parse(text).map_err(|e| Failure(2, format!("--max-age {e}")))?;
-    }
+    let max_age = max_age
+        .map(|text| refresh_core::duration::parse(&text).map_err(|e| Failure(2, format!("--max-age {e}"))))
+        .transpose()?;
     let config = lambda::aws_config().await;
-    let deps = delete_clone::Deps {
-        rds: Rds::new(RdsClient::new(&config)),
-        executions: refresh_core::executions::Executions::new(StepFunctions::new(&config)),
-    };
-    let input = delete_clone::Input::Sweep { dry_run, execution_arn: None, max_age };
-    let report = match delete_clone::handle(&deps, input).await? {
-        delete_clone::Output::Sweep(report) => report,
-        delete_clone::Output::Deletion(_) => return Err(Failure(3, "unexpected answer from the sweep".into())),
-    };
+    let rds = Rds::new(RdsClient::new(&config));
+    let executions = refresh_core::executions::Executions::new(StepFunctions::new(&config));
+    let report =
+        refresh_core::sweep::sweep(&rds, &executions, dry_run, None, max_age, OffsetDateTime::now_utc()).await?;
     if json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
     } else {

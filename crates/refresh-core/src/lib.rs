@@ -15,6 +15,7 @@ pub mod request;
 pub mod run;
 pub mod secrets;
 pub mod summary;
+pub mod sweep;
 pub mod tags;
 pub mod watch;
 
