@@ -272,3 +272,17 @@ async fn two_targets_on_one_engine_take_turns() {
     finish(&w, &table, state).await.unwrap();
     start(&w, &table, &other(&w, "third"), &second_request).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_target_named_unknown_releases_its_lock() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let mut request = w.request("rds", "prod");
+    request["target"] = json!("unknown");
+    // Its own engine, so no other test's run on the same endpoint is in the way.
+    let execution = w.running_execution("unknown").await;
+    let run = start(&w, &table, &execution, &request).await.unwrap();
+    let state = RunState { request: request.clone(), execution: Some(execution), run: Some(run), ..Default::default() };
+    finish(&w, &table, state).await.unwrap();
+    start(&w, &table, &other(&w, "next"), &request).await.unwrap();
+}

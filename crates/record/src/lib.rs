@@ -108,14 +108,17 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             .unwrap_or_else(|| history::run_key(summary.started_at, &summary.execution_name)),
     };
     deps.history.put_run(&run_key, &summary).await?;
-    if summary.target != "unknown" && summary.execution_name != "unknown" {
-        deps.history.release_lock(&summary.target, &summary.execution_name).await?;
-    }
-    if summary.execution_name != "unknown"
-        && let Some(engine) = state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str)
-        && let Some(key) = history::engine_lock_key(engine)
-    {
-        deps.history.release_lock(&key, &summary.execution_name).await?;
+    // The locks this execution may hold, from the state itself: a row written for a
+    // request without a target, or without its execution, releases nothing.
+    if let Some(execution) = &state.execution {
+        if let Some(target) = RefreshRequest::target_of(&state.request) {
+            deps.history.release_lock(target, &execution.name).await?;
+        }
+        if let Some(key) =
+            state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str).and_then(history::engine_lock_key)
+        {
+            deps.history.release_lock(&key, &execution.name).await?;
+        }
     }
     info!(target = %summary.target, outcome = summary.outcome.as_str(), "run recorded");
     Ok(summary)
