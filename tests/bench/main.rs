@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use dblab_emulator::Settings;
 use lambda_api::{RuntimeApi, TimingProxy};
 use refresh_core::rds::Rds;
-use refresh_core::run::{Clone, Execution, PollStatus, Refresh, RunState, Snapshot};
+use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh, RestoreSource, RunState};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use refresh_tests::{World, moto, repo_root, unique};
@@ -79,8 +79,8 @@ struct Fixtures {
     table: String,
     topic_arn: String,
     request: Value,
-    snapshot: Snapshot,
-    clone: Clone,
+    snapshot: RestoreSource,
+    clone: CloneInstance,
     refresh: Refresh,
 }
 
@@ -165,7 +165,7 @@ impl Fixtures {
 }
 
 /// A clone restored for `exec` and checked until ready, as the state machine leaves it.
-async fn ready_clone(w: &World, request: &Value, snapshot: &Snapshot, exec: &Execution) -> Clone {
+async fn ready_clone(w: &World, request: &Value, snapshot: &RestoreSource, exec: &Execution) -> CloneInstance {
     let restore_deps = restore::Deps { rds: Rds::new(w.rds.clone()) };
     let input = restore::Input { execution: exec.clone(), request: request.clone(), snapshot: snapshot.clone() };
     let clone = restore::handle(&restore_deps, input).await.expect("a clone");
@@ -178,7 +178,7 @@ async fn ready_clone(w: &World, request: &Value, snapshot: &Snapshot, exec: &Exe
 }
 
 fn execution(k: usize) -> Execution {
-    // Clone names come from the target and the start second: each execution starts in a
+    // CloneInstance names come from the target and the start second: each execution starts in a
     // second of its own, counting back from the benchmark's start.
     static BASE: OnceLock<OffsetDateTime> = OnceLock::new();
     static STARTED: AtomicI64 = AtomicI64::new(0);

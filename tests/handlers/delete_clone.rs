@@ -2,7 +2,7 @@ use ::delete_clone::{Input, Output, SweepReport};
 use aws_sdk_rds::types::Tag;
 use refresh_core::RefreshError;
 use refresh_core::naming;
-use refresh_core::run::{Clone, CloneKind, Deletion, DeletionStatus, Execution, PollStatus};
+use refresh_core::run::{CloneInstance, CloneKind, Deletion, DeletionStatus, Execution, PollStatus};
 use refresh_core::tags;
 use refresh_tests::World;
 use serde_json::json;
@@ -13,7 +13,7 @@ use crate::{delete_deps, ready_clone};
 pub async fn delete(
     w: &World,
     execution: &Execution,
-    clone: &Clone,
+    clone: &CloneInstance,
     previous: Option<Deletion>,
 ) -> Result<Deletion, RefreshError> {
     let input = Input::Delete { execution: execution.clone(), clone: Box::new(clone.clone()), deletion: previous };
@@ -24,7 +24,7 @@ pub async fn delete(
 }
 
 /// Deletes until gone (at most ten steps).
-pub async fn delete_fully(w: &World, execution: &Execution, clone: &Clone) -> Deletion {
+pub async fn delete_fully(w: &World, execution: &Execution, clone: &CloneInstance) -> Deletion {
     let mut previous = None;
     for _ in 0..10 {
         let d = delete(w, execution, clone, previous).await.unwrap();
@@ -44,9 +44,9 @@ async fn sweep(w: &World, dry_run: bool, execution_arn: Option<String>) -> Sweep
     }
 }
 
-fn clone_ref(identifier: &str, kind: CloneKind) -> Clone {
+fn clone_ref(identifier: &str, kind: CloneKind) -> CloneInstance {
     let now = OffsetDateTime::now_utc();
-    Clone {
+    CloneInstance {
         identifier: identifier.into(),
         kind,
         writer_instance_id: (kind == CloneKind::Cluster).then(|| naming::writer_instance_name(identifier)),

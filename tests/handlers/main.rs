@@ -17,7 +17,7 @@ use refresh_core::executions::Executions;
 use refresh_core::history::History;
 use refresh_core::notification::Notifier;
 use refresh_core::rds::Rds;
-use refresh_core::run::{Clone, Execution, PollStatus, Snapshot};
+use refresh_core::run::{CloneInstance, Execution, PollStatus, RestoreSource};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use refresh_tests::World;
@@ -65,7 +65,7 @@ pub fn notify_deps(w: &World, topic_arn: &str) -> ::notify::Deps {
     ::notify::Deps { notifier: Notifier::new(w.sns.clone(), topic_arn) }
 }
 
-pub async fn find(w: &World, request: &Value) -> Result<Snapshot, RefreshError> {
+pub async fn find(w: &World, request: &Value) -> Result<RestoreSource, RefreshError> {
     ::find_snapshot::handle(
         &find_deps(w),
         ::find_snapshot::Input { execution: w.execution(), request: request.clone() },
@@ -78,20 +78,25 @@ pub async fn restore_clone(
     w: &World,
     request: &Value,
     execution: &Execution,
-    snapshot: &Snapshot,
-) -> Result<Clone, RefreshError> {
+    snapshot: &RestoreSource,
+) -> Result<CloneInstance, RefreshError> {
     let input = ::restore::Input { execution: execution.clone(), request: request.clone(), snapshot: snapshot.clone() };
     ::restore::handle(&restore_deps(w), input).await
 }
 
-pub async fn check(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Clone, RefreshError> {
+pub async fn check(
+    w: &World,
+    request: &Value,
+    execution: &Execution,
+    clone: &CloneInstance,
+) -> Result<CloneInstance, RefreshError> {
     let input =
         ::check_available::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
     ::check_available::handle(&check_deps(w), input, Watch::once()).await
 }
 
 /// Polls the clone until it leaves `pending` (at most 30 polls).
-pub async fn until_settled(w: &World, request: &Value, execution: &Execution, clone: Clone) -> Clone {
+pub async fn until_settled(w: &World, request: &Value, execution: &Execution, clone: CloneInstance) -> CloneInstance {
     let mut clone = clone;
     for _ in 0..30 {
         clone = check(w, request, execution, &clone).await.unwrap();
@@ -104,13 +109,13 @@ pub async fn until_settled(w: &World, request: &Value, execution: &Execution, cl
 }
 
 /// The snapshot found and the clone restored (still pending), for this execution.
-pub async fn restored(w: &World, request: &Value, execution: &Execution) -> Clone {
+pub async fn restored(w: &World, request: &Value, execution: &Execution) -> CloneInstance {
     let snapshot = find(w, request).await.unwrap();
     restore_clone(w, request, execution, &snapshot).await.unwrap()
 }
 
 /// Source, snapshot and an available clone: the state before patch-dblab.
-pub async fn ready_clone(w: &World, request: &Value, execution: &Execution) -> Clone {
+pub async fn ready_clone(w: &World, request: &Value, execution: &Execution) -> CloneInstance {
     let clone = restored(w, request, execution).await;
     let clone = until_settled(w, request, execution, clone).await;
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");

@@ -1,18 +1,23 @@
 use dblab_emulator::{Settings, Version};
 use refresh_core::RefreshError;
-use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
+use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
 use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
 
 use crate::{patch_deps, ready_clone};
 
-pub async fn patch(w: &World, request: &Value, execution: &Execution, clone: &Clone) -> Result<Refresh, RefreshError> {
+pub async fn patch(
+    w: &World,
+    request: &Value,
+    execution: &Execution,
+    clone: &CloneInstance,
+) -> Result<Refresh, RefreshError> {
     let input = ::patch_dblab::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
     ::patch_dblab::handle(&patch_deps(w), input, Watch::once()).await
 }
 
-async fn world_with_clone(settings: Settings) -> (World, Value, Execution, Clone) {
+async fn world_with_clone(settings: Settings) -> (World, Value, Execution, CloneInstance) {
     let w = World::with_engine(settings).await;
     let source = w.rds_source().await;
     let request = w.request("rds", &source);

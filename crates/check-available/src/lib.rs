@@ -7,7 +7,7 @@
 use refresh_core::RefreshError;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Clone, Execution, PollStatus};
+use refresh_core::run::{CloneInstance, Execution, PollStatus};
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,12 +23,12 @@ pub struct Deps {
 pub struct Input {
     pub execution: Execution,
     pub request: Value,
-    pub clone: Clone,
+    pub clone: CloneInstance,
 }
 
-pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Clone, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInstance, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
-    let look = |prev: Clone| {
+    let look = |prev: CloneInstance| {
         let spec = &request.clone;
         async move {
             let next = deps.rds.check(&prev, spec, OffsetDateTime::now_utc()).await?;

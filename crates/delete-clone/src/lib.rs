@@ -10,7 +10,7 @@
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
 use refresh_core::rds::{DeleteGuard, ManagedClone, Rds};
-use refresh_core::run::{Clone, Deletion, DeletionStatus, Execution};
+use refresh_core::run::{CloneInstance, Deletion, DeletionStatus, Execution};
 pub use refresh_core::sweep::SweepReport;
 use refresh_core::tags;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ pub enum Input {
     #[serde(rename_all = "camelCase")]
     Delete {
         execution: Execution,
-        clone: Box<Clone>,
+        clone: Box<CloneInstance>,
         #[serde(default)]
         deletion: Option<Deletion>,
     },

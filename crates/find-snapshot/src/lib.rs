@@ -8,7 +8,7 @@ use refresh_core::dblab;
 use refresh_core::preflight::{self, Stop};
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Execution, Snapshot};
+use refresh_core::run::{Execution, RestoreSource};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ pub struct Input {
     pub request: Value,
 }
 
-pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Snapshot, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreSource, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
     let checks = preflight::Deps { rds: &deps.rds, ec2: &deps.ec2, secrets: &deps.secrets, dblab: &deps.dblab };
     let report =

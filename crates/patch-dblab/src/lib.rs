@@ -10,7 +10,7 @@ use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
 use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, RUNNING_STATUSES, SourceConnection};
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Clone, Execution, PollStatus, Refresh};
+use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
@@ -28,7 +28,7 @@ pub struct Deps {
 pub struct Input {
     pub execution: Execution,
     pub request: Value,
-    pub clone: Clone,
+    pub clone: CloneInstance,
 }
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh, RefreshError> {

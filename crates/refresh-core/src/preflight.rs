@@ -11,7 +11,7 @@ use crate::dblab::{Connector, DblabClient};
 use crate::error::RefreshError;
 use crate::rds::Rds;
 use crate::request::RefreshRequest;
-use crate::run::Snapshot;
+use crate::run::RestoreSource;
 use crate::secrets::SecretReader;
 
 pub struct Deps<'a> {
@@ -38,7 +38,7 @@ pub enum Stop {
 pub struct Report {
     pub checks: Vec<Check>,
     /// What the clone would be restored from, when that check passed.
-    pub source: Option<Snapshot>,
+    pub source: Option<RestoreSource>,
     pub engine: Option<EngineIdentity>,
 }
 
@@ -48,7 +48,7 @@ impl Report {
     }
 
     /// The restore source, or the first failing check's error.
-    pub fn into_source(self) -> Result<Snapshot, RefreshError> {
+    pub fn into_source(self) -> Result<RestoreSource, RefreshError> {
         if let Some(failed) = self.checks.into_iter().find_map(|c| c.outcome.err()) {
             return Err(failed);
         }

@@ -76,7 +76,7 @@ pub struct PollSeconds {
 /// modes) a time in the source's backup window, or (fast-clone) the live Aurora cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Snapshot {
+pub struct RestoreSource {
     #[serde(default)]
     pub mode: SourceMode,
     /// The snapshot's identifier; in the other modes, the source's.
@@ -87,7 +87,7 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
     /// When the data is from: the snapshot's creation, or the restore time. A fast clone's
-    /// data is from the moment it is made, which `Clone::requested_at` records.
+    /// data is from the moment it is made, which `CloneInstance::requested_at` records.
     #[serde(with = "time::serde::rfc3339")]
     pub data_as_of: OffsetDateTime,
     /// `automated`, `manual`, `shared`...; in the other modes, the mode.
@@ -98,7 +98,7 @@ pub struct Snapshot {
     pub found_at: OffsetDateTime,
 }
 
-impl Snapshot {
+impl RestoreSource {
     /// What the clone was made from, in words.
     pub fn describe(&self) -> String {
         let at = rfc3339(self.data_as_of);
@@ -138,7 +138,7 @@ pub struct Endpoint {
 /// The temporary clone, as `restore` made it and `check-available` last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Clone {
+pub struct CloneInstance {
     /// The instance id (RDS) or the cluster id (Aurora).
     pub identifier: String,
     pub kind: CloneKind,
@@ -163,7 +163,7 @@ pub struct Clone {
     pub ready_at: Option<OffsetDateTime>,
 }
 
-impl Clone {
+impl CloneInstance {
     /// The INSTANCE the engine's `rdsIam` must name: never the cluster.
     pub fn instance_id(&self) -> &str {
         self.writer_instance_id.as_deref().unwrap_or(&self.identifier)
@@ -297,9 +297,9 @@ pub struct RunState {
     #[serde(default)]
     pub run: Option<RunStart>,
     #[serde(default)]
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<RestoreSource>,
     #[serde(default)]
-    pub clone: Option<Clone>,
+    pub clone: Option<CloneInstance>,
     #[serde(default)]
     pub refresh: Option<Refresh>,
     #[serde(default)]

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::cost::{Engine, Estimate, Usage};
 use crate::dblab::EngineIdentity;
 use crate::request::{RefreshRequest, SourceMode};
-use crate::run::{Deletion, DeletionStatus, PollStatus, RefreshFailure, RunState, Snapshot};
+use crate::run::{Deletion, DeletionStatus, PollStatus, RefreshFailure, RestoreSource, RunState};
 
 /// Outcome names for failures that are a poll's verdict rather than a handler error.
 pub mod outcome_errors {
@@ -183,7 +183,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
             .as_ref()
             .filter(|s| s.mode == SourceMode::Snapshot)
             .map(|s| s.identifier.clone()),
-        restored_from: state.snapshot.as_ref().map(Snapshot::describe),
+        restored_from: state.snapshot.as_ref().map(RestoreSource::describe),
         data_as_of: data_as_of(state),
         clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
@@ -340,8 +340,8 @@ mod tests {
 
     const T0: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
 
-    fn clone(status: PollStatus) -> Clone {
-        Clone {
+    fn clone(status: PollStatus) -> CloneInstance {
+        CloneInstance {
             identifier: "dblab-refresh-staging-20261122-050000".into(),
             kind: CloneKind::Instance,
             writer_instance_id: None,
@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(finished(&s, T0).cleanup, "deleted dblab-refresh-staging-20261122-050000");
         s.deletion = None;
         assert!(!finished(&s, T0).clone_left_behind, "no snapshot: restore never ran");
-        s.snapshot = Some(Snapshot {
+        s.snapshot = Some(RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: "rds:x".into(),
             arn: "arn".into(),

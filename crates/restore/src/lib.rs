@@ -6,7 +6,7 @@ use refresh_core::RefreshError;
 use refresh_core::naming;
 use refresh_core::rds::{ClonePlan, Rds};
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Clone, Execution, Snapshot};
+use refresh_core::run::{CloneInstance, Execution, RestoreSource};
 use refresh_core::tags::{self, Ownership};
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,10 +22,10 @@ pub struct Deps {
 pub struct Input {
     pub execution: Execution,
     pub request: Value,
-    pub snapshot: Snapshot,
+    pub snapshot: RestoreSource,
 }
 
-pub async fn handle(deps: &Deps, input: Input) -> Result<Clone, RefreshError> {
+pub async fn handle(deps: &Deps, input: Input) -> Result<CloneInstance, RefreshError> {
     let request = RefreshRequest::from_document(&input.request)?;
     let now = OffsetDateTime::now_utc();
     let name = naming::clone_name(&request.target, input.execution.started_at.unwrap_or(now));

@@ -7,7 +7,7 @@ use super::*;
 pub struct ClonePlan<'a> {
     pub name: String,
     pub spec: &'a CloneSpec,
-    pub snapshot: &'a Snapshot,
+    pub snapshot: &'a RestoreSource,
     pub tags: Vec<(String, String)>,
     pub requested_at: OffsetDateTime,
     pub deadline: OffsetDateTime,
@@ -39,7 +39,7 @@ impl Found {
 
 impl Rds {
     /// Creates the clone, or adopts the one this execution already created (a retry).
-    pub async fn restore(&self, plan: &ClonePlan<'_>) -> Result<Clone, RefreshError> {
+    pub async fn restore(&self, plan: &ClonePlan<'_>) -> Result<CloneInstance, RefreshError> {
         let kind = match plan.snapshot.source_type {
             SourceType::Rds => CloneKind::Instance,
             SourceType::AuroraCluster => CloneKind::Cluster,
@@ -48,7 +48,7 @@ impl Rds {
             CloneKind::Instance => self.restore_instance(plan).await?,
             CloneKind::Cluster => self.restore_cluster(plan).await?,
         };
-        let clone = Clone {
+        let clone = CloneInstance {
             identifier: plan.name.clone(),
             kind,
             writer_instance_id: (kind == CloneKind::Cluster).then(|| naming::writer_instance_name(&plan.name)),
@@ -243,7 +243,7 @@ impl Rds {
     /// Creates the Aurora writer instance unless this execution already did.
     pub(super) async fn ensure_writer(
         &self,
-        clone: &Clone,
+        clone: &CloneInstance,
         spec: &CloneSpec,
         tag_list: &[(String, String)],
     ) -> Result<(), RefreshError> {

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::error::RefreshError;
 use crate::naming;
 use crate::request::{CloneSpec, SourceMode, SourceSpec, SourceType};
-use crate::run::{Clone, CloneKind, Endpoint, PollStatus, Snapshot, rfc3339};
+use crate::run::{CloneInstance, CloneKind, Endpoint, PollStatus, RestoreSource, rfc3339};
 use crate::tags;
 
 pub struct Rds {

@@ -29,7 +29,12 @@ pub fn classify_status(status: &str) -> PollStatus {
 
 impl Rds {
     /// One poll of the clone: the next state of `clone`.
-    pub async fn check(&self, clone: &Clone, spec: &CloneSpec, now: OffsetDateTime) -> Result<Clone, RefreshError> {
+    pub async fn check(
+        &self,
+        clone: &CloneInstance,
+        spec: &CloneSpec,
+        now: OffsetDateTime,
+    ) -> Result<CloneInstance, RefreshError> {
         let mut next = clone.clone();
         next.checks += 1;
         match clone.kind {

@@ -80,7 +80,7 @@ impl Rds {
     }
 
     /// What the clone is restored from, as `source.mode` says.
-    pub async fn choose_source(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
+    pub async fn choose_source(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
         if source.mode == SourceMode::Snapshot {
             return self.find_snapshot(source, now).await;
         }
@@ -102,13 +102,13 @@ impl Rds {
             (SourceMode::PointInTime, Some(t)) => t,
             // Pinned to the time read now, so the data-as-of time is exact rather than "latest".
             (SourceMode::LatestPoint, _) => window.latest,
-            // The clone holds the data of the moment it is made: `Clone::requested_at`.
+            // The clone holds the data of the moment it is made: `CloneInstance::requested_at`.
             (SourceMode::FastClone, _) => window.latest,
             (mode, _) => {
                 return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
             }
         };
-        Ok(Snapshot {
+        Ok(RestoreSource {
             mode: source.mode,
             identifier: source.identifier.clone(),
             arn: window.arn,
@@ -198,7 +198,7 @@ impl Rds {
     }
 
     /// The explicit snapshot (which must be available) or the newest available automated one.
-    pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<Snapshot, RefreshError> {
+    pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
         let candidate = match &source.snapshot_identifier {
             Some(id) => {
                 let found = self.list_snapshots(source, Some(id)).await?;
@@ -229,7 +229,7 @@ impl Rds {
         let created_at = candidate
             .created_at
             .ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
-        Ok(Snapshot {
+        Ok(RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: candidate.identifier,
             arn: candidate.arn,
