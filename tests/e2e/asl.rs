@@ -125,3 +125,37 @@ fn every_execution_is_bounded_and_waits_come_from_the_input() {
         assert!(from_input || name == "WaitForCleanupDefault", "{name} does not wait for the requested interval");
     }
 }
+
+/// Every `Error` a state sets and every name an `ErrorEquals` lists, in all files.
+fn names_in(value: &Value, set: &mut BTreeSet<String>, matched: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(name)) = map.get("Error") {
+                set.insert(name.clone());
+            }
+            if let Some(Value::Array(names)) = map.get("ErrorEquals") {
+                matched.extend(names.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            map.values().for_each(|v| names_in(v, set, matched));
+        }
+        Value::Array(items) => items.iter().for_each(|v| names_in(v, set, matched)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_state_machines_set_and_match_only_registered_names() {
+    let (mut set, mut matched) = (BTreeSet::new(), BTreeSet::new());
+    for (_, doc) in documents() {
+        names_in(&doc, &mut set, &mut matched);
+    }
+    let registered: BTreeSet<String> = names::SET_BY_STATE_MACHINES.iter().map(|n| n.to_string()).collect();
+    assert_eq!(set, registered, "the names the files set are exactly error::names::SET_BY_STATE_MACHINES");
+    for name in &set {
+        assert!(names::OUTCOMES.contains(&name.as_str()), "{name} is set but is not an outcome name");
+    }
+    for name in matched {
+        let service = name.starts_with("States.") || LAMBDA_ERRORS.contains(&name.as_str());
+        assert!(service || names::ALL.contains(&name.as_str()), "{name} is matched but nothing returns it");
+    }
+}

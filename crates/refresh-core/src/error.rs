@@ -92,6 +92,34 @@ pub mod names {
 
     /// The names worth retrying: the same call may succeed a little later.
     pub const TRANSIENT: &[&str] = &[AWS_TRANSIENT, DBLAB_UNAVAILABLE];
+
+    // How a run failed when no handler failed: a poll's verdict, or how it ended. History
+    // rows, notifications and the execution's own error name these too.
+    pub const CLONE_FAILED: &str = "CloneFailed";
+    pub const CLONE_TIMED_OUT: &str = "CloneTimedOut";
+    pub const REFRESH_FAILED: &str = "RefreshFailed";
+    pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
+    /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
+    pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
+    pub const INCOMPLETE: &str = "RunIncomplete";
+    /// Set by the refresh state machine when a clone is still being deleted after its last check.
+    pub const DELETION_TIMED_OUT: &str = "CloneDeletionTimedOut";
+    /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
+    pub const EXECUTION_STOPPED: &str = "ExecutionStopped";
+
+    pub const OUTCOMES: &[&str] = &[
+        CLONE_FAILED,
+        CLONE_TIMED_OUT,
+        REFRESH_FAILED,
+        REFRESH_TIMED_OUT,
+        REFRESH_NOT_STARTED,
+        INCOMPLETE,
+        DELETION_TIMED_OUT,
+        EXECUTION_STOPPED,
+    ];
+
+    /// The names the state machine files set themselves (in Pass and Fail states).
+    pub const SET_BY_STATE_MACHINES: &[&str] = &[DELETION_TIMED_OUT, EXECUTION_STOPPED, REFRESH_FAILED];
 }
 
 #[derive(Debug, thiserror::Error)]

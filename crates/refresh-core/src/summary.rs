@@ -7,30 +7,9 @@ use time::OffsetDateTime;
 
 use crate::cost::{Engine, Estimate, Usage};
 use crate::dblab::EngineIdentity;
+use crate::error::names;
 use crate::request::{RefreshRequest, SourceMode};
 use crate::run::{Deletion, DeletionStatus, PollStatus, RefreshFailure, RestoreSource, RunState};
-
-/// Outcome names for failures that are a poll's verdict rather than a handler error.
-pub mod outcome_errors {
-    pub const CLONE_FAILED: &str = "CloneFailed";
-    pub const CLONE_TIMED_OUT: &str = "CloneTimedOut";
-    pub const REFRESH_FAILED: &str = "RefreshFailed";
-    pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
-    /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
-    pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
-    pub const INCOMPLETE: &str = "RunIncomplete";
-    /// Set by the state machine when a clone is still being deleted after its last check.
-    pub const DELETION_TIMED_OUT: &str = "CloneDeletionTimedOut";
-    pub const ALL: &[&str] = &[
-        CLONE_FAILED,
-        CLONE_TIMED_OUT,
-        REFRESH_FAILED,
-        REFRESH_TIMED_OUT,
-        REFRESH_NOT_STARTED,
-        INCOMPLETE,
-        DELETION_TIMED_OUT,
-    ];
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,7 +197,7 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
     summary.outcome = if summary.error.is_none() && refreshed { Outcome::Succeeded } else { Outcome::Failed };
     if summary.outcome == Outcome::Failed && summary.error.is_none() {
         summary.error = Some(ErrorSummary {
-            name: outcome_errors::INCOMPLETE.into(),
+            name: names::INCOMPLETE.into(),
             message: "the run ended before the refresh finished, without an error".into(),
             state: state.failed_state.clone(),
         });
@@ -280,13 +259,13 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
         match clone.status {
             PollStatus::Failed => {
                 return derived(
-                    outcome_errors::CLONE_FAILED,
+                    names::CLONE_FAILED,
                     format!("clone {} ended in RDS status {:?}", clone.identifier, clone.rds_status),
                 );
             }
             PollStatus::TimedOut => {
                 return derived(
-                    outcome_errors::CLONE_TIMED_OUT,
+                    names::CLONE_TIMED_OUT,
                     format!(
                         "clone {} was not available by its deadline (last RDS status {:?})",
                         clone.identifier, clone.rds_status
@@ -300,10 +279,10 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
         let alert = refresh.alert.clone().unwrap_or_default();
         match refresh.status {
             PollStatus::Failed if refresh.failure == Some(RefreshFailure::NotStarted) => {
-                return derived(outcome_errors::REFRESH_NOT_STARTED, alert);
+                return derived(names::REFRESH_NOT_STARTED, alert);
             }
-            PollStatus::Failed => return derived(outcome_errors::REFRESH_FAILED, alert),
-            PollStatus::TimedOut => return derived(outcome_errors::REFRESH_TIMED_OUT, alert),
+            PollStatus::Failed => return derived(names::REFRESH_FAILED, alert),
+            PollStatus::TimedOut => return derived(names::REFRESH_TIMED_OUT, alert),
             PollStatus::Pending | PollStatus::Ready => {}
         }
     }
