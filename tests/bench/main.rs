@@ -104,14 +104,14 @@ impl Fixtures {
         };
         let snapshot = find_snapshot::handle(
             &find_deps,
-            find_snapshot::Input { execution: exec.clone(), request: request.clone() },
+            find_snapshot::Input { execution: exec.clone(), request: typed(&request) },
             Watch::once(),
         )
         .await
         .expect("a snapshot");
         let clone = ready_clone(&w, &request, &snapshot, &exec).await;
         let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() };
-        let input = patch_dblab::Input { execution: exec, request: request.clone(), clone: clone.clone() };
+        let input = patch_dblab::Input { execution: exec, request: typed(&request), clone: clone.clone() };
         let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
         let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
         fixtures.settle().await;
@@ -164,13 +164,18 @@ impl Fixtures {
     }
 }
 
+/// The bench's request, valid by construction, as a handler's input holds it.
+fn typed(request: &Value) -> refresh_core::RefreshRequest {
+    refresh_core::RefreshRequest::from_document(request).expect("a valid request")
+}
+
 /// A clone restored for `exec` and checked until ready, as the state machine leaves it.
 async fn ready_clone(w: &World, request: &Value, snapshot: &RestoreSource, exec: &Execution) -> CloneInstance {
     let restore_deps = restore::Deps { rds: Rds::new(w.rds.clone()) };
-    let input = restore::Input { execution: exec.clone(), request: request.clone(), snapshot: snapshot.clone() };
+    let input = restore::Input { execution: exec.clone(), request: typed(request), snapshot: snapshot.clone() };
     let clone = restore::handle(&restore_deps, input).await.expect("a clone");
     let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
-    let input = check_available::Input { execution: exec.clone(), request: request.clone(), clone };
+    let input = check_available::Input { execution: exec.clone(), request: typed(request), clone };
     let window = 2 * refresh_core::lambda::AWS_CALL_TIME + Duration::from_secs(30);
     let clone = check_available::handle(&check_deps, input, Watch::for_window(window)).await.expect("a checked clone");
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");

@@ -66,12 +66,10 @@ pub fn notify_deps(w: &World, topic_arn: &str) -> ::notify::Deps {
 }
 
 pub async fn find(w: &World, request: &Value) -> Result<RestoreSource, RefreshError> {
-    ::find_snapshot::handle(
-        &find_deps(w),
-        ::find_snapshot::Input { execution: w.execution(), request: request.clone() },
-        Watch::once(),
-    )
-    .await
+    // Through the Lambda adapter's door: an invalid request is refused there, as in AWS.
+    let event = serde_json::json!({"execution": w.execution(), "request": request});
+    let input = refresh_core::lambda::read_input::<::find_snapshot::Input>(event)?;
+    ::find_snapshot::handle(&find_deps(w), input, Watch::once()).await
 }
 
 pub async fn restore_clone(
@@ -80,7 +78,7 @@ pub async fn restore_clone(
     execution: &Execution,
     snapshot: &RestoreSource,
 ) -> Result<CloneInstance, RefreshError> {
-    let input = ::restore::Input { execution: execution.clone(), request: request.clone(), snapshot: snapshot.clone() };
+    let input = ::restore::Input { execution: execution.clone(), request: typed(request), snapshot: snapshot.clone() };
     ::restore::handle(&restore_deps(w), input).await
 }
 
@@ -91,7 +89,7 @@ pub async fn check(
     clone: &CloneInstance,
 ) -> Result<CloneInstance, RefreshError> {
     let input =
-        ::check_available::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
+        ::check_available::Input { execution: execution.clone(), request: typed(request), clone: clone.clone() };
     ::check_available::handle(&check_deps(w), input, Watch::once()).await
 }
 
@@ -120,6 +118,11 @@ pub async fn ready_clone(w: &World, request: &Value, execution: &Execution) -> C
     let clone = until_settled(w, request, execution, clone).await;
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
     clone
+}
+
+/// A request the tests know to be valid, as a handler's input holds it.
+pub fn typed(request: &Value) -> refresh_core::RefreshRequest {
+    refresh_core::RefreshRequest::from_document(request).unwrap_or_else(|e| panic!("invalid test request: {e}"))
 }
 
 /// The error name, or a panic naming what came back instead.

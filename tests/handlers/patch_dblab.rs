@@ -13,7 +13,8 @@ pub async fn patch(
     execution: &Execution,
     clone: &CloneInstance,
 ) -> Result<Refresh, RefreshError> {
-    let input = ::patch_dblab::Input { execution: execution.clone(), request: request.clone(), clone: clone.clone() };
+    let input =
+        ::patch_dblab::Input { execution: execution.clone(), request: crate::typed(request), clone: clone.clone() };
     ::patch_dblab::handle(&patch_deps(w), input, Watch::once()).await
 }
 

@@ -16,8 +16,11 @@ pub async fn poll(
     execution: &Execution,
     refresh: &Refresh,
 ) -> Result<Refresh, RefreshError> {
-    let input =
-        ::poll_refresh::Input { execution: execution.clone(), request: request.clone(), refresh: refresh.clone() };
+    let input = ::poll_refresh::Input {
+        execution: execution.clone(),
+        request: crate::typed(request),
+        refresh: refresh.clone(),
+    };
     ::poll_refresh::handle(&poll_deps(w), input, Watch::once()).await
 }
 
@@ -116,7 +119,7 @@ async fn one_invocation_watches_until_the_refresh_is_done() {
         started(Settings { dump_ms: 600, restore_ms: 600, snapshot_ms: 300, ..Settings::default() }).await;
     request["dblab"]["pollInterval"] = serde_json::json!("1s");
     request["dblab"]["timeout"] = serde_json::json!("1m");
-    let input = ::poll_refresh::Input { execution, request, refresh };
+    let input = ::poll_refresh::Input { execution, request: crate::typed(&request), refresh };
     let window = refresh_core::dblab::LOOK_TIME + Duration::from_secs(30);
     let done = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(window)).await.unwrap();
     assert_eq!(done.status, PollStatus::Ready);
@@ -129,7 +132,7 @@ async fn a_watch_ends_pending_when_its_window_is_over() {
         started(Settings { outcome: Outcome::Hang, ..Settings::default() }).await;
     request["dblab"]["pollInterval"] = serde_json::json!("1s");
     request["dblab"]["timeout"] = serde_json::json!("1m");
-    let input = ::poll_refresh::Input { execution, request, refresh };
+    let input = ::poll_refresh::Input { execution, request: crate::typed(&request), refresh };
     // Room for looks at 0, 1 and 2 s, each of which may take the longest a look can take.
     let window = refresh_core::dblab::LOOK_TIME + Duration::from_millis(2_500);
     let watched = ::poll_refresh::handle(&poll_deps(&w), input, Watch::for_window(window)).await.unwrap();

@@ -10,7 +10,6 @@ use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, Execution, PollStatus};
 use refresh_core::watch::Watch;
 use serde::Deserialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -22,12 +21,12 @@ pub struct Deps {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub execution: Execution,
-    pub request: Value,
+    pub request: RefreshRequest,
     pub clone: CloneInstance,
 }
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInstance, RefreshError> {
-    let request = RefreshRequest::from_document(&input.request)?;
+    let request = &input.request;
     let look = |prev: CloneInstance| {
         let spec = &request.clone;
         async move {

@@ -12,7 +12,6 @@ use refresh_core::run::{Execution, RestoreSource};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -27,14 +26,14 @@ pub struct Deps {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub execution: Execution,
-    pub request: Value,
+    pub request: RefreshRequest,
 }
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreSource, RefreshError> {
-    let request = RefreshRequest::from_document(&input.request)?;
+    let request = &input.request;
     let checks = preflight::Deps { rds: &deps.rds, ec2: &deps.ec2, secrets: &deps.secrets, dblab: &deps.dblab };
     let report =
-        preflight::run(&checks, &request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
+        preflight::run(&checks, request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
     let snapshot = report.into_source()?;
     info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.data_as_of, "preflight passed; restore source chosen");
     Ok(snapshot)

@@ -14,7 +14,6 @@ use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
@@ -27,12 +26,12 @@ pub struct Deps {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub execution: Execution,
-    pub request: Value,
+    pub request: RefreshRequest,
     pub clone: CloneInstance,
 }
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh, RefreshError> {
-    let request = RefreshRequest::from_document(&input.request)?;
+    let request = &input.request;
     let clone = &input.clone;
     let endpoint = match (&clone.status, &clone.endpoint) {
         (PollStatus::Ready, Some(endpoint)) => endpoint,

@@ -11,7 +11,6 @@ use refresh_core::run::{Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
@@ -24,12 +23,12 @@ pub struct Deps {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub execution: Execution,
-    pub request: Value,
+    pub request: RefreshRequest,
     pub refresh: Refresh,
 }
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
-    let request = RefreshRequest::from_document(&input.request)?;
+    let request = &input.request;
     let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.deadline());
     let look = |prev: Refresh| {
         let client = &client;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tracing::{Instrument, error, info, info_span};
 
 use crate::error::RefreshError;
+use crate::request::RefreshRequest;
 use crate::watch::Watch;
 
 /// JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
@@ -60,10 +61,15 @@ fn execution_name(event: &Value) -> &str {
         .unwrap_or("-")
 }
 
-/// Parses the event into the handler's input type: a malformed input is `InvalidInput`
-/// naming the path that failed.
-fn parse_input<In: DeserializeOwned>(event: Value) -> Result<In, RefreshError> {
+/// Reads the event as the handler's input type. A request that fails validation is
+/// `InvalidRequest` listing every problem with its path; any other malformed input is
+/// `InvalidInput` naming the JSON path that failed.
+pub fn read_input<In: DeserializeOwned>(event: Value) -> Result<In, RefreshError> {
+    let request = event.get("request").cloned();
     serde_path_to_error::deserialize(event).map_err(|e| {
+        if let Some(Err(problems)) = request.as_ref().map(RefreshRequest::from_document) {
+            return RefreshError::InvalidRequest(problems);
+        }
         let path = e.path().to_string();
         RefreshError::InvalidInput(format!("{}: {}", if path == "." { "input".into() } else { path }, e.inner()))
     })
@@ -93,7 +99,7 @@ where
         let span = info_span!("invocation", execution = %execution_name(&event.payload), request_id = %event.context.request_id);
         let watch = Watch::for_invocation(event.context.deadline());
         async move {
-            let result = match parse_input::<In>(event.payload) {
+            let result = match read_input::<In>(event.payload) {
                 // Boxed: the handlers' futures nest deeply enough to exceed the compiler's
                 // layout depth when inlined into the runtime's.
                 Ok(input) => Box::pin(handler(input, watch)).await,

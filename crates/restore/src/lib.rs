@@ -9,7 +9,6 @@ use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, Execution, RestoreSource};
 use refresh_core::tags::{self, Ownership};
 use serde::Deserialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -21,12 +20,12 @@ pub struct Deps {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub execution: Execution,
-    pub request: Value,
+    pub request: RefreshRequest,
     pub snapshot: RestoreSource,
 }
 
 pub async fn handle(deps: &Deps, input: Input) -> Result<CloneInstance, RefreshError> {
-    let request = RefreshRequest::from_document(&input.request)?;
+    let request = &input.request;
     let now = OffsetDateTime::now_utc();
     let name = naming::clone_name(&request.target, input.execution.started_at.unwrap_or(now));
     let delete_after = (now + request.clone.max_age)

@@ -11,6 +11,7 @@ mod rules;
 pub use model::*;
 pub use rules::check_rds_identifier;
 
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 pub use crate::error::{FieldError, ValidationErrors};
@@ -29,5 +30,15 @@ impl RefreshRequest {
     /// The `target` of a document that may be invalid, for recording a failed run.
     pub fn target_of(doc: &Value) -> Option<&str> {
         doc.get("target").and_then(Value::as_str).filter(|t| !t.is_empty())
+    }
+}
+
+/// A handler's input holds a validated request: reading it runs the whole validation, so
+/// no handler sees an invalid one. (The Lambda adapter reports a refusal as
+/// `InvalidRequest` with every problem, not as a malformed input.)
+impl<'de> Deserialize<'de> for RefreshRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let doc = Value::deserialize(d)?;
+        Self::from_document(&doc).map_err(serde::de::Error::custom)
     }
 }
