@@ -51,17 +51,13 @@ bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, 
 	mkdir -p target/bench
 	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md
 
-demo: $(VENV)/.installed ## A complete refresh on the local emulated stack (no AWS account needed)
+demo: ## A complete refresh on the local emulated stack (no AWS account needed)
+demo-aurora: ## The demo, from an Aurora cluster
+demo-failure: ## The demo of a refresh that fails mid-dump and is cleaned up
+# One recipe for the three: the variant is the name's second word (none for `demo`).
+demo demo-aurora demo-failure: $(VENV)/.installed
 	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
-	target/debug/examples/demo
-
-demo-aurora: $(VENV)/.installed ## The demo, from an Aurora cluster
-	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
-	target/debug/examples/demo aurora
-
-demo-failure: $(VENV)/.installed ## The demo of a refresh that fails mid-dump and is cleaned up
-	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
-	target/debug/examples/demo failure
+	target/debug/examples/demo $(word 2,$(subst -, ,$@))
 
 validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator
 	$(SAM_VENV)/bin/cfn-lint infra/template.yaml

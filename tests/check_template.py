@@ -12,7 +12,9 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
 - no IAM statement of a function or role allows a wildcard action; RDS changes are
   allowed only on `dblab-refresh-*` instances and clusters (or on the inputs a restore
   reads); secrets can be read only from the SecretArns parameter;
-- the scheduled sweep sends delete-clone a sweep request.
+- the scheduled sweep sends delete-clone a sweep request;
+- the handler list is the workspace's: the Makefile's HANDLERS and the test stack's
+  FUNCTIONS (tests/src/stack.rs) name exactly the handler binaries of the workspace.
 """
 
 import json
@@ -208,7 +210,25 @@ def self_test(template: dict) -> int:
     return 1 if missed else 0
 
 
+def handler_lists() -> list[str]:
+    """The other places that list the handlers, against the workspace (the one source)."""
+    wanted = sorted(handler_binaries())
+    problems = []
+    make = re.search(r"^HANDLERS := (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    listed = sorted(make.group(1).split()) if make else []
+    if listed != wanted:
+        problems.append(f"Makefile HANDLERS {listed} is not the workspace's handlers {wanted}")
+    stack = (ROOT / "tests/src/stack.rs").read_text()
+    functions = sorted(re.findall(r'\("\w+FunctionArn", "([\w-]+)"\)', stack))
+    if functions != wanted:
+        problems.append(f"tests/src/stack.rs FUNCTIONS {functions} is not the workspace's handlers {wanted}")
+    return problems
+
+
 def main() -> int:
+    lists = handler_lists()
+    for message in lists:
+        print(f"handlers: {message}")
     template, matches = decode(str(ROOT / "infra/template.yaml"))
     if template is None:
         print("\n".join(str(m) for m in matches))
@@ -220,7 +240,7 @@ def main() -> int:
         print(f"template: {message}")
     if not found:
         print("template: functions, state machines, environment and IAM match the code")
-    return 1 if found else 0
+    return 1 if found or lists else 0
 
 
 if __name__ == "__main__":

@@ -159,3 +159,32 @@ fn the_state_machines_set_and_match_only_registered_names() {
         assert!(service || names::ALL.contains(&name.as_str()), "{name} is matched but nothing returns it");
     }
 }
+
+/// The node ids of the README's workflow diagram: each word written just before its
+/// label's `[`, `{` or `((`.
+fn diagram_nodes() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("```mermaid\nflowchart TD").expect("the workflow diagram");
+    let block = &readme[start + 3..];
+    let block = &block[..block.find("```").unwrap()];
+    let mut nodes = BTreeSet::new();
+    for line in block.lines().skip(2) {
+        let chars: Vec<char> = line.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if matches!(c, '[' | '{' | '(') && i > 0 && chars[i - 1].is_ascii_alphanumeric() {
+                let word: String = chars[..i].iter().rev().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                nodes.insert(word.chars().rev().collect());
+            }
+        }
+    }
+    nodes
+}
+
+#[test]
+fn the_readme_diagram_shows_every_state_by_its_asl_name() {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("statemachine/refresh.asl.json")).unwrap())
+            .unwrap();
+    let states: BTreeSet<String> = states(&doc).keys().cloned().collect();
+    assert_eq!(diagram_nodes(), states);
+}

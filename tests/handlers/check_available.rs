@@ -10,10 +10,8 @@ use crate::{check, check_deps, restored, until_settled};
 #[tokio::test]
 async fn pending_while_creating_then_ready_with_the_endpoint() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["clone"]["tags"] = json!({"test:creating-polls": "2"});
-    let execution = w.execution();
     let clone = restored(&w, &request, &execution).await;
     let first = check(&w, &request, &execution, &clone).await.unwrap();
     assert_eq!((first.status, first.rds_status.as_str()), (PollStatus::Pending, "creating"));
@@ -30,11 +28,9 @@ async fn pending_while_creating_then_ready_with_the_endpoint() {
 #[tokio::test]
 async fn one_invocation_watches_until_the_clone_is_ready() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["clone"]["tags"] = json!({"test:creating-polls": "2"});
     request["clone"]["pollInterval"] = json!("1s");
-    let execution = w.execution();
     let clone = restored(&w, &request, &execution).await;
     let input = ::check_available::Input { execution, request: crate::typed(&request), clone };
     // A look may take two AWS calls' time: the window leaves room for it after each wait.
@@ -47,10 +43,8 @@ async fn one_invocation_watches_until_the_clone_is_ready() {
 #[tokio::test]
 async fn a_terminal_rds_status_fails_with_that_status() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["clone"]["tags"] = json!({"test:creating-polls": "1", "test:final-status": "incompatible-restore"});
-    let execution = w.execution();
     let clone = restored(&w, &request, &execution).await;
     let settled = until_settled(&w, &request, &execution, clone).await;
     assert_eq!(settled.status, PollStatus::Failed);
@@ -60,11 +54,9 @@ async fn a_terminal_rds_status_fails_with_that_status() {
 #[tokio::test]
 async fn a_clone_that_never_becomes_available_times_out() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
     request["clone"]["restoreTimeout"] = json!("1s");
-    let execution = w.execution();
     let clone = restored(&w, &request, &execution).await;
     let early = check(&w, &request, &execution, &clone).await.unwrap();
     assert_eq!(early.status, PollStatus::Pending);
@@ -77,9 +69,7 @@ async fn a_clone_that_never_becomes_available_times_out() {
 #[tokio::test]
 async fn a_vanished_clone_is_a_failure() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let clone = restored(&w, &request, &execution).await;
     w.rds
         .delete_db_instance()
@@ -116,9 +106,7 @@ async fn aurora_is_ready_once_the_writer_is_up_with_the_writer_endpoint() {
 #[tokio::test]
 async fn aws_errors_are_classified_transient_or_terminal() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let clone = restored(&w, &request, &execution).await;
     // The exact parameter: a listing's page marker may name this clone too.
     let only_this = format!("DBInstanceIdentifier={}", clone.identifier);

@@ -98,10 +98,8 @@ async fn exists(w: &World, id: &str) -> bool {
 #[tokio::test]
 async fn deletes_the_runs_clone_even_with_deletion_protection() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (source, mut request, execution) = w.rds_case().await;
     request["clone"]["deletionProtection"] = json!(true);
-    let execution = w.execution();
     let clone = ready_clone(&w, &request, &execution).await;
     let deletion = delete_fully(&w, &execution, &clone).await;
     assert_eq!(deletion.deleted, vec![clone.identifier.clone()]);

@@ -20,9 +20,7 @@ pub async fn patch(
 
 async fn world_with_clone(settings: Settings) -> (World, Value, Execution, CloneInstance) {
     let w = World::with_engine(settings).await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let clone = ready_clone(&w, &request, &execution).await;
     (w, request, execution, clone)
 }

@@ -27,10 +27,8 @@ pub async fn poll(
 /// A started refresh on an engine with these settings, and the request that started it.
 async fn started(settings: Settings) -> (World, Value, Execution, Refresh) {
     let w = World::with_engine(settings).await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["dblab"]["timeout"] = serde_json::json!("3s");
-    let execution = w.execution();
     let clone = ready_clone(&w, &request, &execution).await;
     let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
     (w, request, execution, refresh)
@@ -145,10 +143,8 @@ const VERSIONS: [Version; 2] = [Version::V41, Version::V42];
 /// A refresh started with a 2 s start window.
 async fn started_with_window(settings: Settings) -> (World, Value, Execution, Refresh) {
     let w = World::with_engine(settings).await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["dblab"]["startTimeout"] = serde_json::json!("2s");
-    let execution = w.execution();
     let clone = ready_clone(&w, &request, &execution).await;
     let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
     (w, request, execution, refresh)

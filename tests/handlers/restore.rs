@@ -13,11 +13,9 @@ fn tag<'a>(list: &'a [aws_sdk_rds::types::Tag], key: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn restores_a_tagged_instance_with_a_sanitized_name() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (_, mut request, execution) = w.rds_case().await;
     request["target"] = json!(format!("Stage_DB.{}", w.id));
     request["clone"]["tags"] = json!({"team": "data", "cost-center": "42"});
-    let execution = w.execution();
     let snapshot = find(&w, &request).await.unwrap();
     assert!(snapshot.identifier.starts_with("rds:"), "automated snapshot ids carry a colon");
     let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
@@ -52,9 +50,7 @@ async fn restores_a_tagged_instance_with_a_sanitized_name() {
 #[tokio::test]
 async fn a_retried_restore_returns_the_same_clone() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let snapshot = find(&w, &request).await.unwrap();
     let first = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
     let second = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
@@ -65,9 +61,7 @@ async fn a_retried_restore_returns_the_same_clone() {
 #[tokio::test]
 async fn a_clone_of_another_execution_is_never_adopted() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let snapshot = find(&w, &request).await.unwrap();
     restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
     let mut other = execution.clone();
@@ -80,9 +74,7 @@ async fn a_clone_of_another_execution_is_never_adopted() {
 #[tokio::test]
 async fn an_existing_unmanaged_instance_under_the_name_is_a_conflict() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let request = w.request("rds", &source);
-    let execution = w.execution();
+    let (_, request, execution) = w.rds_case().await;
     let name = naming::clone_name(&w.target(), execution.started_at.unwrap());
     w.rds
         .create_db_instance()
@@ -130,10 +122,8 @@ async fn refused_once(action: &str, text: &str) {
 #[tokio::test]
 async fn a_point_in_time_clone_of_an_instance_is_restored_to_that_time() {
     let w = World::new().await;
-    let source = w.rds_source().await;
-    let mut request = w.request("rds", &source);
+    let (source, mut request, execution) = w.rds_case().await;
     request["source"]["mode"] = json!("latest-point");
-    let execution = w.execution();
     let point = find(&w, &request).await.unwrap();
     refused_once("RestoreDBInstanceToPointInTime", &format!("SourceDBInstanceIdentifier={source}")).await;
     let err = restore_clone(&w, &request, &execution, &point).await.unwrap_err();

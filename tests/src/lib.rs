@@ -263,6 +263,14 @@ impl World {
         id
     }
 
+    /// Where most handler tests start: a production RDS instance, a valid request for it,
+    /// and this world's execution.
+    pub async fn rds_case(&self) -> (String, Value, Execution) {
+        let source = self.rds_source().await;
+        let request = self.request("rds", &source);
+        (source, request, self.execution())
+    }
+
     /// A production Aurora PostgreSQL cluster (with one automated cluster snapshot).
     pub async fn aurora_source(&self) -> String {
         let id = format!("prod-{}", self.id);
