@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use dblab_emulator::{Outcome, Settings, StartFailure, Version};
 use refresh_core::RefreshError;
-use refresh_core::run::{Execution, PollStatus, Refresh, RefreshFailure};
+use refresh_core::run::{Execution, PollStatus, Refresh, RefreshFailure, RefreshPhase};
 use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
@@ -35,14 +35,19 @@ async fn started(settings: Settings) -> (World, Value, Execution, Refresh) {
 }
 
 /// Polls until the refresh leaves `pending`, collecting the phases seen.
-async fn settle(w: &World, request: &Value, execution: &Execution, mut refresh: Refresh) -> (Refresh, Vec<String>) {
+async fn settle(
+    w: &World,
+    request: &Value,
+    execution: &Execution,
+    mut refresh: Refresh,
+) -> (Refresh, Vec<RefreshPhase>) {
     let mut phases = Vec::new();
     for _ in 0..200 {
         refresh = poll(w, request, execution, &refresh).await.unwrap();
-        if let Some(p) = &refresh.phase
-            && phases.last() != Some(p)
+        if let Some(p) = refresh.phase
+            && phases.last() != Some(&p)
         {
-            phases.push(p.clone());
+            phases.push(p);
         }
         if refresh.status != PollStatus::Pending {
             return (refresh, phases);
@@ -60,7 +65,7 @@ async fn follows_dump_restore_and_snapshot_to_done() {
     assert_eq!(done.status, PollStatus::Ready);
     assert!(done.seen_start);
     assert_eq!(done.retrieval_status, "finished");
-    assert_eq!(phases, ["dump", "restore", "snapshot"]);
+    assert_eq!(phases, [RefreshPhase::Dump, RefreshPhase::Restore, RefreshPhase::Snapshot]);
     assert!(done.finished_at.is_some() && done.polls > 3);
     w.assert_no_secret(&serde_json::to_string(&done).unwrap());
 }
@@ -89,7 +94,7 @@ async fn a_refresh_that_never_finishes_times_out() {
     let (w, request, execution, refresh) = started(Settings { outcome: Outcome::Hang, ..Settings::default() }).await;
     let (timed_out, phases) = settle(&w, &request, &execution, refresh).await;
     assert_eq!(timed_out.status, PollStatus::TimedOut);
-    assert_eq!(phases, ["dump"]);
+    assert_eq!(phases, [RefreshPhase::Dump]);
     assert!(timed_out.alert.unwrap().contains("refreshing"));
 }
 

@@ -170,6 +170,20 @@ impl CloneInstance {
     }
 }
 
+/// The job the engine is running, as far as its activity lists tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefreshPhase {
+    #[serde(rename = "dump")]
+    Dump,
+    #[serde(rename = "restore")]
+    Restore,
+    /// immediateRestore: dumping and restoring at once.
+    #[serde(rename = "dump+restore")]
+    DumpAndRestore,
+    #[serde(rename = "snapshot")]
+    Snapshot,
+}
+
 /// Why a refresh failed when the engine's own alert does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -212,7 +226,7 @@ pub struct Refresh {
     pub adopted: bool,
     /// `dump`, `restore` or `snapshot` while it runs, inferred from the engine's activity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<RefreshPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     #[serde(default)]

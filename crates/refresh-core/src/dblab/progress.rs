@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use super::client::{RUNNING_STATUSES, Retrieving};
 use super::engine::EngineIdentity;
 use crate::request::DblabSpec;
-use crate::run::{PollStatus, Refresh, RefreshFailure};
+use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
 
 /// Consecutive looks at a restore without a dump before the dump counts as over.
 pub const DUMP_OVER_LOOKS: u32 = 2;
@@ -25,9 +25,9 @@ pub const DUMP_OVER_LOOKS: u32 = 2;
 pub const CLOCK_SKEW: time::Duration = time::Duration::seconds(60);
 
 /// The job running now, inferred from the activity lists; `None` when it cannot be told.
-pub fn phase_of(retrieving: &Retrieving) -> Option<&'static str> {
+pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
     match retrieving.status.as_str() {
-        "snapshotting" | "renewed" => return Some("snapshot"),
+        "snapshotting" | "renewed" => return Some(RefreshPhase::Snapshot),
         "refreshing" => {}
         _ => return None,
     }
@@ -35,9 +35,9 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<&'static str> {
     let source = activity.source.as_ref().is_some_and(|s| !s.is_empty());
     let target = activity.target.as_ref().is_some_and(|t| !t.is_empty());
     match (source, target) {
-        (true, false) => Some("dump"),
-        (false, true) => Some("restore"),
-        (true, true) => Some("dump+restore"),
+        (true, false) => Some(RefreshPhase::Dump),
+        (false, true) => Some(RefreshPhase::Restore),
+        (true, true) => Some(RefreshPhase::DumpAndRestore),
         (false, false) => None,
     }
 }
@@ -144,13 +144,13 @@ pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refres
         || RUNNING_STATUSES.contains(&seen.status.as_str())
         || started_since(seen.last_refresh(), &prev.previous_last_refresh, prev.triggered_at);
     let phase = phase_of(seen);
-    if let Some(phase) = phase {
-        next.phase = Some(phase.to_string());
+    if phase.is_some() {
+        next.phase = phase;
     }
     // The dump is over when restore sessions run and no dump session does, seen on
     // consecutive looks; or once the engine is past its jobs. Never inferred from a
     // `dump+restore` look (immediateRestore), nor from a look without activity.
-    next.restore_looks = if phase == Some("restore") { prev.restore_looks + 1 } else { 0 };
+    next.restore_looks = if phase == Some(RefreshPhase::Restore) { prev.restore_looks + 1 } else { 0 };
     next.dump_over = prev.dump_over
         || next.restore_looks >= DUMP_OVER_LOOKS
         || (next.seen_start && matches!(seen.status.as_str(), "renewed" | "snapshotting"));
@@ -416,11 +416,11 @@ mod tests {
         let mut s = seen("refreshing", Some(AFTER));
         assert_eq!(phase_of(&s), None);
         s.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![]) });
-        assert_eq!(phase_of(&s), Some("dump"));
+        assert_eq!(phase_of(&s), Some(RefreshPhase::Dump));
         s.activity = Some(Activity { source: Some(vec![]), target: Some(vec![json!({})]) });
-        assert_eq!(phase_of(&s), Some("restore"));
+        assert_eq!(phase_of(&s), Some(RefreshPhase::Restore));
         s.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![json!({})]) });
-        assert_eq!(phase_of(&s), Some("dump+restore"));
-        assert_eq!(phase_of(&seen("snapshotting", Some(AFTER))), Some("snapshot"));
+        assert_eq!(phase_of(&s), Some(RefreshPhase::DumpAndRestore));
+        assert_eq!(phase_of(&seen("snapshotting", Some(AFTER))), Some(RefreshPhase::Snapshot));
     }
 }

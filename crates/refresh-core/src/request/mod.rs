@@ -4,12 +4,13 @@
 //! Validation walks the JSON itself rather than deriving `Deserialize`, so that every
 //! problem is reported at once, each with its JSON path, and unknown fields are errors.
 
+mod checks;
 mod model;
 mod reader;
 mod rules;
 
+pub use checks::check_rds_identifier;
 pub use model::*;
-pub use rules::check_rds_identifier;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

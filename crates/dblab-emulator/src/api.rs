@@ -1,0 +1,231 @@
+//! The engine's HTTP API, and the emulator's own routes beside it.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, Shared, start_refresh};
+use crate::server_yml;
+use crate::settings::{Settings, Version};
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+/// Faults and the token check shared by every API route; `None` means go on.
+fn gate(engine: &Engine, headers: &HeaderMap, needs_token: bool) -> Option<Response> {
+    if engine.settings.http500 {
+        return Some(error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "emulated server failure"));
+    }
+    if needs_token {
+        let sent = headers.get("Verification-Token").and_then(|v| v.to_str().ok());
+        if engine.settings.reject_token || sent != Some(engine.settings.token.as_str()) {
+            return Some(error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Check your verification token."));
+        }
+    }
+    None
+}
+
+async fn healthz(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, false) {
+        return r;
+    }
+    let version = engine.settings.version.version_string();
+    Json(json!({"version": version, "edition": "community", "instanceID": "dblab-emulator"})).into_response()
+}
+
+async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    Json(json!({
+        "status": {"code": "OK", "message": "Instance is ready"},
+        "engine": {
+            "version": engine.settings.version.version_string(),
+            "edition": "community",
+            "disableConfigModification": !engine.settings.config_modification,
+        },
+        "pools": [],
+        "cloning": {"numClones": 0, "clones": []},
+        "retrieving": engine.retrieving(false),
+    }))
+    .into_response()
+}
+
+async fn retrieval(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    Json(engine.retrieving(true)).into_response()
+}
+
+async fn get_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    Json(server_yml::projection(&engine.config, engine.settings.version, &engine.settings.mode)).into_response()
+}
+
+async fn get_config_yaml(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    let body = server_yml::yaml(&engine.config, engine.password.is_some());
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], body).into_response()
+}
+
+async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
+    let shared = s.clone();
+    let mut engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    let Some(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body must be JSON");
+    };
+    if !engine.settings.config_modification {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "configuration management via UI/API disabled by admin");
+    }
+    if engine.settings.mode != "logical" {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "config is only available in logical mode");
+    }
+    let version = engine.settings.version;
+    if version == Version::V41 && engine.config.pointer("/retrieval/spec/logicalDump").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "logicalDump job is not enabled. Consider editing DLE config manually",
+        );
+    }
+    if engine.settings.reject_config_echoing_dsn {
+        let conn = |k: &str| {
+            body.pointer(&format!("/retrieval/spec/logicalDump/options/source/connection/{k}"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let dsn = format!(
+            "postgres://{}:{}@{}:{}/{}",
+            conn("username").as_str().unwrap_or_default(),
+            conn("password").as_str().unwrap_or_default(),
+            conn("host").as_str().unwrap_or_default(),
+            conn("port"),
+            conn("dbname").as_str().unwrap_or_default()
+        );
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("cannot connect to the source {dsn}: connection refused"),
+        );
+    }
+    // 4.1 reads only projection fields: a connectionString is ignored without a word.
+    let connection_string = body
+        .pointer("/retrieval/spec/logicalDump/options/source/connectionString")
+        .filter(|_| version == Version::V42)
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(text) = &connection_string
+        && let Err(message) = server_yml::check_connection_string(text)
+    {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    }
+    if let Some(password) = server_yml::merge(&mut engine.config, &body) {
+        engine.password = Some(password);
+    }
+    if let Some(text) = connection_string
+        && !engine.settings.keep_connection_string
+    {
+        server_yml::set_connection_string(&mut engine.config, &text);
+    }
+    if version == Version::V42 {
+        server_yml::ensure_logical_pipeline(&mut engine.config);
+    }
+    engine.config_updates += 1;
+    if engine.status == "pending" {
+        // A config update removes the pending marker and starts a refresh.
+        start_refresh(&shared, &mut engine);
+    }
+    Json(server_yml::projection(&engine.config, version, &engine.settings.mode)).into_response()
+}
+
+async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let shared = s.clone();
+    let mut engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    match engine.status.as_str() {
+        "refreshing" | "snapshotting" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The data refresh/snapshot is currently in progress. Skip a new data refresh iteration",
+            );
+        }
+        "pending" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "Data retrieving suspended because Retrieval state is pending",
+            );
+        }
+        _ => {}
+    }
+    if engine.settings.mode != "logical" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Pool to perform full refresh not found. Skip refreshing",
+        );
+    }
+    start_refresh(&shared, &mut engine);
+    if engine.settings.lose_refresh_replies > 0 {
+        engine.settings.lose_refresh_replies -= 1;
+        return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();
+    }
+    Json(json!({"status": "OK", "message": "Full refresh started"})).into_response()
+}
+
+async fn get_state(State(s): State<Shared>) -> Json<Value> {
+    let e = s.lock();
+    Json(json!({
+        "status": e.status,
+        "lastRefresh": e.last_refresh,
+        "refreshesStarted": e.refreshes_started,
+        "configUpdates": e.config_updates,
+        "passwordSet": e.password.is_some(),
+        "dumpSources": e.dump_sources,
+        "config": e.config,
+        "log": e.log,
+        "settings": e.settings,
+    }))
+}
+
+/// Replaces the fault switches; `status`/`lastRefresh`/`missingKeys` reset the engine.
+async fn post_settings(State(s): State<Shared>, Json(settings): Json<Settings>) -> Json<Value> {
+    {
+        let mut e = s.lock();
+        *e = Engine::new(settings);
+    }
+    get_state(State(s)).await
+}
+
+pub(crate) fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        .route("/instance/retrieval", get(retrieval))
+        .route("/admin/config", get(get_config).post(post_config))
+        .route("/admin/config.yaml", get(get_config_yaml))
+        .route("/full-refresh", post(full_refresh))
+        .route("/_emulator/state", get(get_state))
+        .route("/_emulator/settings", post(post_settings))
+        .with_state(shared)
+}

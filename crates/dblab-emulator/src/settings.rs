@@ -1,0 +1,123 @@
+//! The fault switches and personality of the emulated engine.
+
+use serde::{Deserialize, Serialize};
+
+/// How the next refresh ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    #[default]
+    Succeed,
+    FailDump,
+    FailRestore,
+    FailSnapshot,
+    /// Fails at once, before any poller can see it running.
+    FailImmediately,
+    /// Stays in the dump phase forever.
+    Hang,
+    /// Restarts mid-dump with `skipStartRefresh`: `inactive`, `lastRefresh` null.
+    GoInactive,
+    /// Restarts mid-dump: `finished` (the single pool is skipped), `lastRefresh` null.
+    Restart,
+}
+
+/// Which engine release to behave as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Version {
+    #[default]
+    #[serde(rename = "4.1")]
+    V41,
+    #[serde(rename = "4.2")]
+    V42,
+}
+
+impl Version {
+    pub fn version_string(self) -> &'static str {
+        match self {
+            Self::V41 => "v4.1.3-20260507-0905",
+            Self::V42 => "v4.2.0-rc.3-20260721-1410",
+        }
+    }
+}
+
+/// Why an accepted `/full-refresh` may never start, with no trace in `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFailure {
+    #[default]
+    None,
+    /// An error before the jobs are built (pool not ready, control-container clean-up,
+    /// billing, job build): written to the engine's log only.
+    Silent,
+    /// Lost a race or found no free pool: a `refresh_skipped` warning is raised or bumped.
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    pub token: String,
+    pub version: Version,
+    /// `logical` or `physical`.
+    pub mode: String,
+    /// The retrieval status at start (`inactive`, `finished`, `pending`, `refreshing`...).
+    pub status: String,
+    /// `null` until a refresh ran since the engine process started.
+    pub last_refresh: Option<String>,
+    pub dump_ms: u64,
+    pub restore_ms: u64,
+    pub snapshot_ms: u64,
+    pub outcome: Outcome,
+    /// Every call, health included, answers 500.
+    pub http500: bool,
+    /// Every token is refused.
+    pub reject_token: bool,
+    /// Connection keys absent from the engine's `server.yml`: updates to them are ignored.
+    pub missing_keys: Vec<String>,
+    pub config_modification: bool,
+    pub immediate_restore: bool,
+    /// When set, a refresh whose source password differs fails in the dump phase.
+    pub expected_password: Option<String>,
+    /// Config updates are refused with an error that echoes the connection string sent,
+    /// password included, as an engine that cannot connect may answer.
+    pub reject_config_echoing_dsn: bool,
+    /// A `source.connectionString` in `server.yml` (4.2 dumps through it; 4.1 ignores it).
+    pub connection_string: Option<String>,
+    /// `retrieval.refresh.timetable`: the engine's own refresh schedule ("" for none).
+    pub timetable: String,
+    pub start_failure: StartFailure,
+    /// The next N accepted `/full-refresh` calls answer 502, as a proxy whose upstream
+    /// timed out: the engine took the refresh, the caller never heard.
+    pub lose_refresh_replies: u32,
+    /// A config POST leaves the file's `connectionString` as it was (a file whose source
+    /// section the engine's writer does not reach, e.g. through a YAML merge key).
+    pub keep_connection_string: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token: "emulator-token".into(),
+            version: Version::V41,
+            mode: "logical".into(),
+            status: "finished".into(),
+            last_refresh: Some("2026-01-01T00:00:00Z".into()),
+            dump_ms: 300,
+            restore_ms: 300,
+            snapshot_ms: 200,
+            outcome: Outcome::Succeed,
+            http500: false,
+            reject_token: false,
+            missing_keys: Vec::new(),
+            config_modification: true,
+            immediate_restore: false,
+            expected_password: None,
+            reject_config_echoing_dsn: false,
+            connection_string: None,
+            timetable: String::new(),
+            start_failure: StartFailure::None,
+            lose_refresh_replies: 0,
+            keep_connection_string: false,
+        }
+    }
+}
