@@ -120,6 +120,28 @@ pub struct AlertMark {
     pub message: String,
 }
 
+/// One API call: what to send, and whether it carries the token.
+struct Call<'a> {
+    method: reqwest::Method,
+    path: &'static str,
+    body: Option<&'a Value>,
+    with_token: bool,
+}
+
+impl<'a> Call<'a> {
+    fn get(path: &'static str) -> Self {
+        Self { method: reqwest::Method::GET, path, body: None, with_token: true }
+    }
+
+    fn post(path: &'static str, body: Option<&'a Value>) -> Self {
+        Self { method: reqwest::Method::POST, path, body, with_token: true }
+    }
+
+    fn name(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
 pub struct DblabClient {
     http: reqwest::Client,
     base: String,
@@ -157,27 +179,15 @@ impl DblabClient {
     }
 
     /// One API call's body; an error never carries the token, even if the engine echoes it.
-    async fn call_text(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        with_token: bool,
-    ) -> Result<String, RefreshError> {
-        self.call_raw(method, path, body, with_token).await.map_err(|e| e.redact(self.token.expose()))
+    async fn call_text(&self, call: Call<'_>) -> Result<String, RefreshError> {
+        self.send(call).await.map_err(|e| e.redact(self.token.expose()))
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        with_token: bool,
-    ) -> Result<Value, RefreshError> {
-        let call = format!("{method} {path}");
-        let text = self.call_text(method, path, body, with_token).await?;
+    async fn call(&self, call: Call<'_>) -> Result<Value, RefreshError> {
+        let name = call.name();
+        let text = self.call_text(call).await?;
         serde_json::from_str(&text).map_err(|_| {
-            RefreshError::DblabProtocol { call, message: format!("the body is not JSON: {}", clip(&text)) }
+            RefreshError::DblabProtocol { call: name, message: format!("the body is not JSON: {}", clip(&text)) }
                 .redact(self.token.expose())
         })
     }
@@ -195,13 +205,8 @@ impl DblabClient {
         Ok(left.min(REQUEST_TIMEOUT))
     }
 
-    async fn call_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        with_token: bool,
-    ) -> Result<String, RefreshError> {
+    async fn send(&self, call: Call<'_>) -> Result<String, RefreshError> {
+        let Call { method, path, body, with_token } = call;
         let call = format!("{method} {path}");
         let timeout = self.call_timeout(&call)?;
         let mut req = self.http.request(method, format!("{}{path}", self.base)).timeout(timeout);
@@ -254,13 +259,13 @@ impl DblabClient {
 
     /// `GET /healthz`: reachable at all (no token needed).
     pub async fn health(&self) -> Result<Health, RefreshError> {
-        let v = self.call(reqwest::Method::GET, "/healthz", None, false).await?;
+        let v = self.call(Call { with_token: false, ..Call::get("/healthz") }).await?;
         Self::decode("GET /healthz", v)
     }
 
     /// `GET /status`: the retrieval state and the engine's own settings.
     pub async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
-        let v = self.call(reqwest::Method::GET, "/status", None, true).await?;
+        let v = self.call(Call::get("/status")).await?;
         Self::decode("GET /status", v)
     }
 
@@ -270,29 +275,29 @@ impl DblabClient {
 
     /// `GET /instance/retrieval`: like `status` plus the activity lists.
     pub async fn retrieval(&self) -> Result<Retrieving, RefreshError> {
-        let v = self.call(reqwest::Method::GET, "/instance/retrieval", None, true).await?;
+        let v = self.call(Call::get("/instance/retrieval")).await?;
         Self::decode("GET /instance/retrieval", v)
     }
 
     /// `GET /admin/config`: the projection the engine exposes; its shape tells the API version.
     pub async fn config_projection(&self) -> Result<Value, RefreshError> {
-        self.call(reqwest::Method::GET, "/admin/config", None, true).await
+        self.call(Call::get("/admin/config")).await
     }
 
     /// `GET /admin/config.yaml`: the whole `server.yml`, secrets masked by the engine.
     pub async fn config_file(&self) -> Result<EngineConfig, RefreshError> {
         let call = "GET /admin/config.yaml";
-        let text = self.call_text(reqwest::Method::GET, "/admin/config.yaml", None, true).await?;
+        let text = self.call_text(Call::get("/admin/config.yaml")).await?;
         EngineConfig::parse(&text).map_err(|message| RefreshError::DblabProtocol { call: call.into(), message })
     }
 
     /// The body holds the password: it is neither logged nor returned.
     pub async fn update_config(&self, body: &Value) -> Result<(), RefreshError> {
-        self.call_text(reqwest::Method::POST, "/admin/config", Some(body), true).await.map(drop)
+        self.call_text(Call::post("/admin/config", Some(body))).await.map(drop)
     }
 
     pub async fn full_refresh(&self) -> Result<(), RefreshError> {
-        self.call_text(reqwest::Method::POST, "/full-refresh", None, true).await.map(drop)
+        self.call_text(Call::post("/full-refresh", None)).await.map(drop)
     }
 }
 
