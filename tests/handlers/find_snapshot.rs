@@ -324,6 +324,20 @@ async fn point_in_time_inside_the_window_is_used_as_given_and_outside_it_is_refu
 }
 
 #[tokio::test]
+async fn without_an_automated_backup_record_the_window_follows_the_retention_rule() {
+    let w = World::new().await;
+    let (source, mut request, _) = w.rds_case().await;
+    // AWS answers DBInstanceAutomatedBackupNotFound for an instance without that record.
+    let fault = json!({"action": "DescribeDBInstanceAutomatedBackups", "match": source, "status": 404,
+                       "code": "DBInstanceAutomatedBackupNotFound", "times": 5});
+    refresh_tests::fixture("faults", fault).await;
+    request["source"]["mode"] = json!("latest-point");
+    let point = find(&w, &request).await;
+    refresh_tests::fixture("faults/clear", json!({"match": source})).await;
+    assert_eq!(point.unwrap().mode, SourceMode::LatestPoint, "the retention rule applied, not a terminal error");
+}
+
+#[tokio::test]
 async fn point_modes_need_automated_backups() {
     let w = World::new().await;
     let source = format!("nobackup-{}", w.id);

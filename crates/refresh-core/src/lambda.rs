@@ -13,15 +13,40 @@ use crate::error::RefreshError;
 use crate::request::RefreshRequest;
 use crate::watch::Watch;
 
-/// JSON lines on stdout, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
-/// Each line carries the current span, which holds the execution name.
+/// Logs on stdout as Lambda's logging controls expect them: JSON lines (or plain text
+/// when `AWS_LAMBDA_LOG_FORMAT` is `Text`), each with an RFC 3339 `timestamp` and a
+/// `level` Lambda recognises, at the level of `AWS_LAMBDA_LOG_LEVEL` (`FATAL` counts as
+/// error) or `RUST_LOG` (default info). Each line carries the current span, which holds
+/// the execution name and the request id.
 pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into())
-        .to_lowercase();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let filter = log_filter(level.as_deref(), std::env::var("RUST_LOG").ok().as_deref());
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    if text {
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(false).init();
+    } else {
+        tracing::subscriber::set_global_default(json_logs(filter, std::io::stdout))
+            .unwrap_or_else(|e| eprintln!("logging not set up: {e}"));
+    }
+}
+
+/// Lambda's level (`TRACE` to `FATAL`; anything else is info), else a `RUST_LOG`
+/// directive, else info.
+fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let directive = match lambda_level.map(|l| l.trim().to_ascii_lowercase()) {
+        // tracing has no level above error: FATAL must not fall back to the default, info.
+        Some(l) if l == "fatal" => "error".to_string(),
+        Some(l) if matches!(l.as_str(), "trace" | "debug" | "info" | "warn" | "error") => l,
+        Some(_) => "info".to_string(),
+        None => rust_log.map_or_else(|| "info".to_string(), str::to_string),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+fn json_logs<W>(filter: tracing_subscriber::EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -29,8 +54,8 @@ pub fn init_tracing() {
         .with_span_list(false)
         .flatten_event(true)
         .with_target(false)
-        .without_time()
-        .init();
+        .with_writer(writer)
+        .finish()
 }
 
 /// The longest one AWS call may take, its retries included: a watch counts on it to
@@ -115,4 +140,62 @@ where
         .await
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(level: Option<&str>, emit: impl FnOnce()) -> Vec<Value> {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        tracing::subscriber::with_default(json_logs(log_filter(level, None), move || writer.clone()), || {
+            let span = info_span!("invocation", execution = "exec-1", request_id = "req-1");
+            let _entered = span.enter();
+            emit();
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn json_lines_carry_a_timestamp_the_level_and_the_invocation() {
+        let lines = logged(Some("INFO"), || error!(error = "DblabBusy", "failed"));
+        let line = &lines[0];
+        let stamp = line["timestamp"].as_str().unwrap();
+        assert!(time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).is_ok(), "{stamp}");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(
+            (line["span"]["execution"].as_str(), line["span"]["request_id"].as_str()),
+            (Some("exec-1"), Some("req-1"))
+        );
+    }
+
+    #[test]
+    fn lambda_levels_filter_as_lambda_means_them() {
+        let emit = || {
+            info!("routine");
+            tracing::warn!("odd");
+            error!("broken");
+        };
+        assert_eq!(logged(Some("FATAL"), emit).len(), 1, "FATAL keeps errors only, never falls back to info");
+        assert_eq!(logged(Some("WARN"), emit).len(), 2);
+        assert_eq!(logged(None, emit).len(), 3);
+        assert_eq!(logged(Some("LOUD"), emit).len(), 3, "an unknown level is info");
+    }
 }

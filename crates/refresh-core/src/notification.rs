@@ -9,8 +9,8 @@ use time::macros::format_description;
 use crate::error::RefreshError;
 use crate::summary::{Outcome, RunSummary};
 
-/// SNS refuses subjects over 100 characters or with line breaks.
-const MAX_SUBJECT: usize = 100;
+/// SNS wants subjects of ASCII printable characters only, "less than 100" of them.
+const MAX_SUBJECT: usize = 99;
 
 pub struct Message {
     pub subject: String,
@@ -33,16 +33,39 @@ fn span(seconds: i64) -> String {
     }
 }
 
+/// Printable ASCII only: anything else (line breaks, tabs, other control characters,
+/// non-ASCII letters) would make SNS refuse the whole message.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' }).collect()
+}
+
+/// Cuts `text` to `max` characters, ending in "..." when it had to cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    format!("{}...", &text[..max.saturating_sub(3)])
+}
+
+/// "DBLab refresh of TARGET: OUTCOME", within SNS's limits; a long target is shortened
+/// first, so the outcome stays readable in an inbox list.
+fn subject(target: &str, outcome: &str) -> String {
+    let (target, outcome) = (printable(target), printable(outcome));
+    let fixed = "DBLab refresh of : ".len() + outcome.len();
+    let target = cut(&target, MAX_SUBJECT.saturating_sub(fixed).max(8));
+    cut(&format!("DBLab refresh of {target}: {outcome}"), MAX_SUBJECT)
+}
+
 pub fn compose(summary: &RunSummary) -> Message {
-    let subject = match (summary.outcome, &summary.error) {
+    let outcome = match (summary.outcome, &summary.error) {
         (Outcome::Succeeded, _) => match summary.data_as_of {
-            Some(t) => format!("DBLab refresh of {}: succeeded, data as of {}", summary.target, when(t)),
-            None => format!("DBLab refresh of {}: succeeded", summary.target),
+            Some(t) => format!("succeeded, data as of {}", when(t)),
+            None => "succeeded".to_string(),
         },
-        (_, Some(e)) => format!("DBLab refresh of {}: FAILED ({})", summary.target, e.name),
-        (_, None) => format!("DBLab refresh of {}: {}", summary.target, summary.outcome.as_str()),
+        (_, Some(e)) => format!("FAILED ({})", e.name),
+        (_, None) => summary.outcome.as_str().to_string(),
     };
-    let subject: String = subject.replace(['\r', '\n'], " ").chars().filter(char::is_ascii).take(MAX_SUBJECT).collect();
+    let subject = subject(&summary.target, &outcome);
 
     let mut lines =
         vec![format!("Target:        {}", summary.target), format!("Outcome:       {}", summary.outcome.as_str())];
@@ -183,9 +206,24 @@ mod tests {
     }
 
     #[test]
-    fn subject_fits_sns_limits() {
-        let mut s = summary(Outcome::Succeeded);
-        s.target = "t".repeat(90);
-        assert!(compose(&s).subject.len() <= MAX_SUBJECT);
+    fn subject_fits_sns_limits_with_the_longest_target_and_outcome() {
+        let mut s = summary(Outcome::Failed);
+        s.target = format!("a{}", "-b".repeat(31)); // 63: the longest target a request may have
+        for name in crate::error::names::ALL.iter().chain(crate::error::names::OUTCOMES) {
+            s.error = Some(ErrorSummary { name: name.to_string(), message: "m".into(), state: None });
+            let subject = compose(&s).subject;
+            assert!(subject.len() < 100, "{} characters: {subject}", subject.len());
+            assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{subject}");
+            assert!(subject.ends_with(&format!("FAILED ({name})")), "the outcome stays whole: {subject}");
+            assert!(subject.contains("..."), "the target is cut, visibly: {subject}");
+        }
+        let mut ok = summary(Outcome::Succeeded);
+        ok.target = "t".repeat(63);
+        assert!(compose(&ok).subject.len() < 100);
+        ok.target = "tab\there\r\nnewline-é".into();
+        assert_eq!(
+            compose(&ok).subject,
+            "DBLab refresh of tab here  newline- : succeeded, data as of 2026-11-22 03:10 UTC"
+        );
     }
 }

@@ -182,13 +182,18 @@ impl Rds {
 
     /// The start of an instance's restore window as its automated-backup record gives it.
     pub(super) async fn recorded_window_start(&self, instance: &str) -> Result<Option<OffsetDateTime>, RefreshError> {
-        let out = self
-            .client
-            .describe_db_instance_automated_backups()
-            .db_instance_identifier(instance)
-            .send()
-            .await
-            .map_err(|e| RefreshError::from_aws("DescribeDBInstanceAutomatedBackups", e))?;
+        let out = self.client.describe_db_instance_automated_backups().db_instance_identifier(instance).send().await;
+        let out = match out {
+            Ok(out) => out,
+            // No automated-backup record: the documented rule (retention back from the
+            // latest restorable time) decides, as when the record lists no window.
+            Err(e)
+                if has_code(&e, &["DBInstanceAutomatedBackupNotFound", "DBInstanceAutomatedBackupNotFoundFault"]) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(RefreshError::from_aws("DescribeDBInstanceAutomatedBackups", e)),
+        };
         Ok(out
             .db_instance_automated_backups()
             .iter()
