@@ -111,6 +111,24 @@ async fn deletes_the_runs_clone_even_with_deletion_protection() {
 }
 
 #[tokio::test]
+async fn a_deletion_refused_while_unprotecting_applies_is_looked_at_again() {
+    let w = World::new().await;
+    let (_, mut request, execution) = w.rds_case().await;
+    request["clone"]["deletionProtection"] = json!(true);
+    let clone = ready_clone(&w, &request, &execution).await;
+    // As RDS answers while the protection change is still being applied.
+    let fault = json!({"action": "DeleteDBInstance", "match": clone.identifier, "status": 400,
+        "code": "InvalidParameterCombination",
+        "message": "Cannot delete protected DB Instance, please disable deletion protection and try again.", "times": 1});
+    refresh_tests::fixture("faults", fault).await;
+    let first = delete(&w, &execution, &clone, None).await.unwrap();
+    assert_eq!(first.status, DeletionStatus::Deleting, "not a failure: look again");
+    let deletion = delete_fully(&w, &execution, &clone).await;
+    assert_eq!(deletion.status, DeletionStatus::Deleted);
+    assert!(!exists(&w, &clone.identifier).await);
+}
+
+#[tokio::test]
 async fn never_deletes_an_unmanaged_instance() {
     let w = World::new().await;
     let execution = w.execution();

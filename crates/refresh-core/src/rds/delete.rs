@@ -50,9 +50,16 @@ where
     match result {
         Ok(_) => Ok(Verdict::Done),
         Err(e) if has_code(&e, not_found) => Ok(Verdict::Gone),
-        Err(e) if has_code(&e, INVALID_STATE) => Ok(Verdict::NotYet),
+        Err(e) if has_code(&e, INVALID_STATE) || protection_still_applies(&e) => Ok(Verdict::NotYet),
         Err(e) => Err(RefreshError::from_aws(operation, e)),
     }
+}
+
+/// Right after deletion protection was turned off, RDS may still refuse the deletion as
+/// protected while the modification applies: that is "look again", not a failure.
+fn protection_still_applies<E: ProvideErrorMetadata>(err: &E) -> bool {
+    has_code(err, &["InvalidParameterCombination"])
+        && err.message().is_some_and(|m| m.to_ascii_lowercase().contains("deletion protection"))
 }
 
 /// Turns deletion protection off when it is on, then asks for the deletion; either call
