@@ -291,6 +291,13 @@ async fn latest_point_pins_the_source_latest_restorable_time() {
     // moto's latest restorable time is "now": data minutes old becomes data seconds old.
     let lag = (point.data_as_of - before).abs();
     assert!(lag < time::Duration::seconds(30), "data as of {} read at {}", point.data_as_of, before);
+    // Strictly before the latest restorable time, as RDS requires, on a whole second.
+    let latest = w.rds.describe_db_instances().db_instance_identifier(&source).send().await.unwrap().db_instances()[0]
+        .latest_restorable_time()
+        .and_then(refresh_core::rds::to_offset)
+        .unwrap();
+    assert!(point.data_as_of < latest, "{} is not before {latest}", point.data_as_of);
+    assert_eq!(point.data_as_of.nanosecond(), 0);
 }
 
 #[tokio::test]

@@ -23,6 +23,12 @@ pub fn newest_available(candidates: Vec<Candidate>) -> Option<Candidate> {
         .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.identifier.cmp(&b.identifier)))
 }
 
+/// The whole second before `t`: a restore time RDS takes as "before the latest restorable time".
+pub fn just_before(t: OffsetDateTime) -> OffsetDateTime {
+    let whole = t.replace_nanosecond(0).unwrap_or(t);
+    whole - time::Duration::seconds(1)
+}
+
 /// Where the restorable window of an RDS instance starts when AWS does not say (no
 /// automated-backup record): its retention period back from the latest restorable time,
 /// but never before the instance existed.
@@ -86,11 +92,12 @@ impl Rds {
         }
         let window = self.restorable_window(source).await?;
         let data_as_of = match (source.mode, source.restore_time) {
-            (SourceMode::PointInTime, Some(t)) if t < window.earliest || t > window.latest => {
+            // RDS wants a restore time strictly before the latest restorable time.
+            (SourceMode::PointInTime, Some(t)) if t < window.earliest || t >= window.latest => {
                 return Err(RefreshError::at(
                     "source.restoreTime",
                     format!(
-                        "{} is outside the restorable window of {} {:?}: from {} to {}",
+                        "{} is outside the restorable window of {} {:?}: from {} to before {}",
                         rfc3339(t),
                         source.kind.describe(),
                         source.identifier,
@@ -100,8 +107,10 @@ impl Rds {
                 ));
             }
             (SourceMode::PointInTime, Some(t)) => t,
-            // Pinned to the time read now, so the data-as-of time is exact rather than "latest".
-            (SourceMode::LatestPoint, _) => window.latest,
+            // Pinned to the time read now, so the data-as-of time is exact rather than
+            // "latest"; a second before it (on a whole second), since RDS refuses a restore
+            // time that is not before its latest restorable time.
+            (SourceMode::LatestPoint, _) => just_before(window.latest),
             // The clone holds the data of the moment it is made: `CloneInstance::requested_at`.
             (SourceMode::FastClone, _) => window.latest,
             (mode, _) => {
@@ -315,6 +324,12 @@ impl Rds {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn latest_point_is_a_whole_second_before_the_latest_restorable_time() {
+        assert_eq!(just_before(datetime!(2026-11-22 08:55:10.750 UTC)), datetime!(2026-11-22 08:55:09 UTC));
+        assert_eq!(just_before(datetime!(2026-11-22 08:55:10 UTC)), datetime!(2026-11-22 08:55:09 UTC));
+    }
 
     #[test]
     fn an_unrecorded_window_starts_a_retention_period_back_but_not_before_the_instance() {
