@@ -30,7 +30,11 @@ only, and are the ONLY ways the tests bend the emulator:
    API action whose body contains TEXT (a test's own identifier, so parallel tests are
    not hit) with that error, before moto sees them; POST /_fixtures/faults/clear
    {"match": TEXT} removes them.
-5. Step Functions and Lambda (with --lambda-bridge). moto's interpreter executes the
+5. Aurora Serverless v2. moto creates a `db.serverless` instance in any cluster; RDS
+   refuses one in a cluster without a Serverless v2 scaling configuration, with
+   InvalidDBClusterStateFault "Set the Serverless v2 scaling configuration on the parent
+   DB cluster before creating a Serverless v2 DB instance." So does this launcher.
+6. Step Functions and Lambda (with --lambda-bridge). moto's interpreter executes the
    real ASL file, and each Lambda invocation is POSTed to a local Lambda runtime
    (`cargo lambda watch`) as /2015-03-31/functions/<function name>/invocations, where the
    function name is the last part of the ARN. An HTTP error from it becomes a function
@@ -128,6 +132,23 @@ def patch_rds(page_size: int) -> None:
             return result
 
         return describe
+
+    from moto.rds.exceptions import InvalidDBClusterStateFault
+    from moto.rds.models import RDSBackend
+
+    create_db_instance = RDSBackend.create_db_instance
+
+    def create_serverless_checked(self, db_kwargs):
+        cluster = self.clusters.get(db_kwargs.get("db_cluster_identifier") or "")
+        serverless = (db_kwargs.get("db_instance_class") or "") == "db.serverless"
+        if serverless and cluster is not None and not getattr(cluster, "serverless_v2_scaling_configuration", None):
+            raise InvalidDBClusterStateFault(
+                "Set the Serverless v2 scaling configuration on the parent DB cluster before creating a "
+                "Serverless v2 DB instance."
+            )
+        return create_db_instance(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_serverless_checked
 
     RDSResponse.describe_db_instances = scripted(
         RDSResponse.describe_db_instances, "instance", "DBInstances", "db_instance_identifier", "DBInstanceIdentifier", "status"

@@ -165,3 +165,64 @@ async fn an_aurora_fast_clone_is_copy_on_write() {
     let production = w.rds.describe_db_clusters().db_cluster_identifier(&source).send().await.unwrap();
     assert_eq!(tag(production.db_clusters()[0].tag_list(), tags::MANAGED_BY_KEY), None);
 }
+
+/// An Aurora source with or without a Serverless v2 scaling configuration.
+async fn aurora_source_scaled(w: &World, scaled: bool) -> String {
+    let id = format!("prod-sv2-{}", w.id);
+    let mut create = w
+        .rds
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .engine_version("16.3")
+        .master_username("admin")
+        .master_user_password("production-password");
+    if scaled {
+        let scaling =
+            aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder().min_capacity(0.5).max_capacity(4.0).build();
+        create = create.serverless_v2_scaling_configuration(scaling);
+    }
+    create.send().await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_serverless_v2_clone_copies_the_source_capacity_and_gets_its_writer() {
+    let w = World::new().await;
+    let source = aurora_source_scaled(&w, true).await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["clone"]["instanceClass"] = json!("db.serverless");
+    let execution = w.execution();
+    let snapshot = find(&w, &request).await.unwrap();
+    let capacity = snapshot.serverless_capacity.unwrap();
+    assert_eq!((capacity.min_capacity, capacity.max_capacity), (0.5, 4.0), "copied from the source cluster");
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let clone = crate::until_settled(&w, &request, &execution, clone).await;
+    assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
+}
+
+#[tokio::test]
+async fn a_serverless_v2_clone_without_any_capacity_is_refused_clearly() {
+    let w = World::new().await;
+    let source = aurora_source_scaled(&w, false).await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["clone"]["instanceClass"] = json!("db.serverless");
+    // The preflight refuses it before anything exists...
+    let err = find(&w, &request).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(err.to_string().contains("clone.minCapacity"), "{err}");
+    // ...and should a cluster without a configuration be restored anyway, RDS's refusal of
+    // its writer is terminal and says why, never "not ready yet".
+    request["clone"]["minCapacity"] = json!(0.5);
+    request["clone"]["maxCapacity"] = json!(2);
+    let mut snapshot = find(&w, &request).await.unwrap();
+    snapshot.serverless_capacity = None;
+    let execution = w.execution();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await;
+    let err = match clone {
+        Err(e) => e,
+        Ok(clone) => crate::check(&w, &request, &execution, &clone).await.unwrap_err(),
+    };
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(err.to_string().contains("Serverless v2 scaling configuration"), "{err}");
+}

@@ -158,6 +158,11 @@ mod tests {
         assert_eq!(unlisted.clone_usd, None);
         assert!(unlisted.describe().contains("no list price for it in eu-west-1"), "{}", unlisted.describe());
 
+        // Serverless v2 bills by capacity used, which no list price per hour can say.
+        let serverless = Estimate::new(Engine::AuroraPostgres, Some("db.serverless"), "us-east-1", 3_600, Some(usage));
+        assert_eq!((serverless.clone_usd, serverless.total_usd), (None, None), "unknown, never 0");
+        assert!(serverless.describe().contains("no list price"), "{}", serverless.describe());
+
         let no_clone = Estimate::new(Engine::RdsPostgres, None, "us-east-1", 0, Some(usage));
         assert_eq!(no_clone.clone_hours, 0.0);
         assert!((no_clone.total_usd.unwrap() - orchestration(100, 40, 1_000.0)).abs() < 1e-12);

@@ -10,7 +10,7 @@ use crate::dblab::engine::{self, EngineIdentity};
 use crate::dblab::{Connector, DblabClient};
 use crate::error::RefreshError;
 use crate::rds::Rds;
-use crate::request::RefreshRequest;
+use crate::request::{RefreshRequest, SERVERLESS_CLASS, ServerlessCapacity};
 use crate::run::RestoreSource;
 use crate::secrets::SecretReader;
 
@@ -122,6 +122,15 @@ pub async fn run(
                 format!("{} (data as of {})", s.describe(), crate::run::rfc3339(s.data_as_of))
             });
         }
+        if let Some(chosen) = source.as_mut()
+            && request.clone.instance_class == SERVERLESS_CLASS
+            && !c.halted()
+        {
+            let capacity = serverless_capacity(deps.rds, request).await;
+            chosen.serverless_capacity = c.record("Serverless v2 capacity", capacity, |c| {
+                format!("{} to {} ACUs", c.min_capacity, c.max_capacity)
+            });
+        }
     }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
@@ -160,6 +169,24 @@ async fn engine_checks(c: &mut Checks, client: &DblabClient, request: &RefreshRe
         c.record(name, result, Clone::clone);
     }
     Some(identity)
+}
+
+/// A `db.serverless` writer needs a scaling configuration on its cluster, or RDS refuses
+/// it: the request's range, else the source cluster's.
+async fn serverless_capacity(rds: &Rds, request: &RefreshRequest) -> Result<ServerlessCapacity, RefreshError> {
+    if let Some(capacity) = request.clone.serverless_capacity {
+        return Ok(capacity);
+    }
+    rds.serverless_capacity(&request.source.identifier).await?.ok_or_else(|| {
+        RefreshError::at(
+            "clone.minCapacity",
+            format!(
+                "the source cluster {:?} has no Serverless v2 scaling configuration to copy, and RDS refuses a \
+                 db.serverless writer without one: set clone.minCapacity and clone.maxCapacity",
+                request.source.identifier
+            ),
+        )
+    })
 }
 
 /// Every listed security group exists (EC2 answers one error naming the first missing).

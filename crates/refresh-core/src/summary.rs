@@ -492,6 +492,7 @@ mod tests {
             source_type: crate::request::SourceType::Rds,
             source_identifier: "prod".into(),
             found_at: T0,
+            serverless_capacity: None,
         });
         let sum = finished(&s, T0);
         assert!(sum.clone_left_behind);

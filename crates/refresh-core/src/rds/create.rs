@@ -153,6 +153,12 @@ impl Rds {
         }
         let spec = plan.spec;
         let from = plan.snapshot;
+        let scaling = from.serverless_capacity.map(|c| {
+            aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
+                .min_capacity(c.min_capacity)
+                .max_capacity(c.max_capacity)
+                .build()
+        });
         macro_rules! with_clone_settings {
             ($request:expr) => {
                 $request
@@ -164,6 +170,7 @@ impl Rds {
                     .set_db_cluster_parameter_group_name(spec.cluster_parameter_group.clone())
                     .set_port(spec.port.map(i32::from))
                     .set_storage_type(spec.storage_type.clone())
+                    .set_serverless_v2_scaling_configuration(scaling.clone())
                     .set_tags(Some(sdk_tags(&plan.tags)))
             };
         }
@@ -270,7 +277,21 @@ impl Rds {
                 let found = self.instance(writer).await?.map(|i| Found::instance(&i));
                 self.adopt_found(writer, found, tag_list).map(drop)
             }
-            Err(e) if has_code(&e, INVALID_STATE) => Ok(()), // cluster not ready yet: next poll
+            // A state that passes (the cluster is not ready yet: next poll), except this one,
+            // which no wait cures.
+            Err(e)
+                if has_code(&e, INVALID_STATE) && e.message().is_some_and(|m| m.contains("Serverless v2 scaling")) =>
+            {
+                Err(RefreshError::at(
+                    "clone.minCapacity",
+                    format!(
+                        "RDS refuses the db.serverless writer of {}: {}; set clone.minCapacity and clone.maxCapacity",
+                        clone.identifier,
+                        e.message().unwrap_or_default()
+                    ),
+                ))
+            }
+            Err(e) if has_code(&e, INVALID_STATE) => Ok(()),
             Err(e) => Err(RefreshError::from_aws("CreateDBInstance", e)),
         }
     }

@@ -2,6 +2,7 @@
 //! restored from (a snapshot, a time in the restorable window, or the live cluster).
 
 use super::*;
+use crate::request::ServerlessCapacity;
 
 /// A snapshot as listed, before choosing.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +129,7 @@ impl Rds {
             source_type: source.kind,
             source_identifier: source.identifier.clone(),
             found_at: now,
+            serverless_capacity: None,
         })
     }
 
@@ -211,6 +213,14 @@ impl Rds {
             .min())
     }
 
+    /// An Aurora cluster's Serverless v2 scaling configuration, if it has one.
+    pub async fn serverless_capacity(&self, cluster: &str) -> Result<Option<ServerlessCapacity>, RefreshError> {
+        let Some(found) = self.cluster(cluster).await? else { return Ok(None) };
+        Ok(found.serverless_v2_scaling_configuration().and_then(|c| {
+            Some(ServerlessCapacity { min_capacity: c.min_capacity()?, max_capacity: c.max_capacity()? })
+        }))
+    }
+
     /// The explicit snapshot (which must be available) or the newest available automated one.
     pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
         let candidate = match &source.snapshot_identifier {
@@ -254,6 +264,7 @@ impl Rds {
             source_type: source.kind,
             source_identifier: source.identifier.clone(),
             found_at: now,
+            serverless_capacity: None,
         })
     }
 

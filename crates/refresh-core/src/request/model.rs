@@ -84,6 +84,8 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloneSpec {
     pub instance_class: String,
+    /// Aurora Serverless v2 (`db.serverless`) capacity; unset copies the source cluster's.
+    pub serverless_capacity: Option<ServerlessCapacity>,
     pub subnet_group: Option<String>,
     pub security_groups: Vec<String>,
     pub publicly_accessible: bool,
@@ -101,6 +103,17 @@ pub struct CloneSpec {
     pub restore_timeout: Duration,
     pub poll_interval: Duration,
 }
+
+/// An Aurora Serverless v2 capacity range, in ACUs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerlessCapacity {
+    pub min_capacity: f64,
+    pub max_capacity: f64,
+}
+
+/// The instance class of an Aurora Serverless v2 writer.
+pub const SERVERLESS_CLASS: &str = "db.serverless";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DblabSpec {

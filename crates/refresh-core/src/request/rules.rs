@@ -179,6 +179,7 @@ impl Reader {
                 Err(format!("{c:?} is not an instance class such as \"db.r6g.large\""))
             }
         });
+        let serverless_capacity = self.serverless_capacity(&mut obj, instance_class.as_deref(), kind);
         let subnet_group = self.string(&mut obj, "subnetGroup", false);
         let security_groups = self.security_groups(&mut obj);
         let publicly_accessible = self.boolean(&mut obj, "publiclyAccessible");
@@ -239,6 +240,7 @@ impl Reader {
         self.finish(obj);
         Some(CloneSpec {
             instance_class: instance_class?,
+            serverless_capacity,
             subnet_group,
             security_groups,
             publicly_accessible,
@@ -254,6 +256,61 @@ impl Reader {
             max_age,
             restore_timeout,
             poll_interval,
+        })
+    }
+
+    /// `db.serverless` is an Aurora writer only; its capacity range (`minCapacity`,
+    /// `maxCapacity`) is optional, within Aurora Serverless v2's limits.
+    pub(super) fn serverless_capacity(
+        &mut self,
+        obj: &mut Obj<'_>,
+        class: Option<&str>,
+        kind: Option<SourceType>,
+    ) -> Option<ServerlessCapacity> {
+        let serverless = class == Some(SERVERLESS_CLASS);
+        if serverless && kind == Some(SourceType::Rds) {
+            self.err(
+                "clone.instanceClass",
+                "\"db.serverless\" is an Aurora Serverless v2 writer: it needs source.type \"aurora-cluster\"; an RDS instance clone needs a provisioned class such as \"db.r6g.large\"",
+            );
+        }
+        let min = self.acus(obj, "minCapacity", 0.0);
+        let max = self.acus(obj, "maxCapacity", 1.0);
+        let capacity = match (min, max) {
+            (None, None) => return None,
+            // Already reported.
+            (Some(None), _) | (_, Some(None)) => return None,
+            (Some(Some(min_capacity)), Some(Some(max_capacity))) => ServerlessCapacity { min_capacity, max_capacity },
+            (Some(_), None) | (None, Some(_)) => {
+                self.err("clone.maxCapacity", "clone.minCapacity and clone.maxCapacity go together");
+                return None;
+            }
+        };
+        if !serverless {
+            self.err("clone.minCapacity", "applies only with clone.instanceClass \"db.serverless\"");
+        }
+        if capacity.min_capacity > capacity.max_capacity {
+            self.err(
+                "clone.minCapacity",
+                format!("{} is above clone.maxCapacity ({})", capacity.min_capacity, capacity.max_capacity),
+            );
+        }
+        Some(capacity)
+    }
+
+    /// Aurora capacity units: steps of 0.5, from `least` to 256. `Some(None)`: given but
+    /// invalid (and reported).
+    fn acus(&mut self, obj: &mut Obj<'_>, key: &'static str, least: f64) -> Option<Option<f64>> {
+        let value = self.field(obj, key)?;
+        Some(match value.as_f64() {
+            Some(n) if (least..=256.0).contains(&n) && (n * 2.0).fract() == 0.0 => Some(n),
+            _ => {
+                self.err(
+                    format!("clone.{key}"),
+                    format!("must be a number of ACUs from {least} to 256, in steps of 0.5"),
+                );
+                None
+            }
         })
     }
 
@@ -574,6 +631,36 @@ mod tests {
             let err = start(bad.clone()).unwrap_err().to_string();
             assert!(err.contains("dblab.startTimeout"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn serverless_is_aurora_only_and_its_capacity_has_limits() {
+        let mut doc = valid();
+        doc["clone"]["instanceClass"] = json!("db.serverless");
+        assert_eq!(paths(&doc), ["clone.instanceClass"], "an RDS instance cannot be serverless");
+        doc["source"]["type"] = json!("aurora-cluster");
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().clone.serverless_capacity, None, "copied later");
+        doc["clone"]["minCapacity"] = json!(0.5);
+        doc["clone"]["maxCapacity"] = json!(8);
+        let capacity = RefreshRequest::from_document(&doc).unwrap().clone.serverless_capacity.unwrap();
+        assert_eq!((capacity.min_capacity, capacity.max_capacity), (0.5, 8.0));
+        for (min, max, path) in [
+            (json!(0.3), json!(8), "clone.minCapacity"),
+            (json!(4), json!(300), "clone.maxCapacity"),
+            (json!(8), json!(4), "clone.minCapacity"),
+            (json!(1), json!(0), "clone.maxCapacity"),
+        ] {
+            doc["clone"]["minCapacity"] = min.clone();
+            doc["clone"]["maxCapacity"] = max.clone();
+            assert_eq!(paths(&doc), [path], "{min} {max}");
+        }
+        doc["clone"].as_object_mut().unwrap().remove("maxCapacity");
+        doc["clone"]["minCapacity"] = json!(1);
+        assert_eq!(paths(&doc), ["clone.maxCapacity"], "the two go together");
+        let mut provisioned = valid();
+        provisioned["clone"]["minCapacity"] = json!(1);
+        provisioned["clone"]["maxCapacity"] = json!(2);
+        assert_eq!(paths(&provisioned), ["clone.minCapacity"]);
     }
 
     #[test]
