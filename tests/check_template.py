@@ -12,6 +12,10 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
 - no IAM statement of a function or role allows a wildcard action; RDS changes are
   allowed only on `dblab-refresh-*` instances and clusters (or on the inputs a restore
   reads); secrets can be read only from the SecretArns parameter;
+- KMS: restore and check-available may kms:CreateGrant (only with
+  kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns keys and nothing
+  else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
+  other KMS right anywhere;
 - the scheduled sweep sends delete-clone a sweep request;
 - the handler list is the workspace's: the Makefile's HANDLERS and the test stack's
   FUNCTIONS (tests/src/stack.rs) name exactly the handler binaries of the workspace.
@@ -107,6 +111,41 @@ def check_statement(owner: str, statement: dict) -> None:
                     fail(f"{owner}: {action} allowed on {resource}")
         if action == "secretsmanager:GetSecretValue" and statement.get("Resource") != {"Ref": "SecretArns"}:
             fail(f"{owner}: secrets readable beyond the SecretArns parameter")
+        check_kms(owner, action, statement)
+
+
+# KMS rights: decrypting the secrets (their key), publishing to the encrypted topic (its
+# key), and the grants an encrypted clone needs (the source keys, for RDS only); nothing else.
+KMS_SOURCE_KEY_ROLES = ("RestoreFunction", "CheckAvailableFunction")
+
+
+def check_kms(owner: str, action: str, statement: dict) -> None:
+    if not action.startswith("kms:"):
+        return
+    resource = statement.get("Resource")
+    if action == "kms:Decrypt" and resource == {"Ref": "SecretsKmsKeyArn"}:
+        return
+    # Publishing to the notification topic, which is encrypted with the stack's own key.
+    if action in ("kms:GenerateDataKey", "kms:Decrypt") and resource == {"Fn::GetAtt": ["NotificationKey", "Arn"]}:
+        return
+    if action in ("kms:CreateGrant", "kms:DescribeKey") and owner in KMS_SOURCE_KEY_ROLES:
+        if resource != {"Ref": "SourceKmsKeyArns"}:
+            fail(f"{owner}: {action} beyond the SourceKmsKeyArns parameter")
+        condition = statement.get("Condition", {}).get("Bool", {}).get("kms:GrantIsForAWSResource")
+        if action == "kms:CreateGrant" and condition not in (True, "true"):
+            fail(f"{owner}: kms:CreateGrant without the kms:GrantIsForAWSResource condition")
+        return
+    fail(f"{owner}: {action} is not a KMS right it needs")
+
+
+def kms_granted(resources: dict) -> set:
+    """The functions that may create grants on the source keys."""
+    found = set()
+    for name, resource in resources.items():
+        for statement in statements(resource.get("Properties", {}).get("Policies")):
+            if "kms:CreateGrant" in as_list(statement.get("Action", [])):
+                found.add(name)
+    return found
 
 
 def check(template: dict) -> list[str]:
@@ -166,6 +205,9 @@ def check(template: dict) -> list[str]:
             for statement in statements(properties.get("Policies")):
                 check_statement(name, statement)
 
+    if kms_granted(resources) != set(KMS_SOURCE_KEY_ROLES):
+        fail(f"kms:CreateGrant on the source keys is held by {sorted(kms_granted(resources))}, not {list(KMS_SOURCE_KEY_ROLES)}")
+
     sweep = resources.get("ScheduledSweep", {}).get("Properties", {}).get("Target", {})
     if sweep.get("Arn") != {"Fn::GetAtt": ["DeleteCloneFunction", "Arn"]} or json.loads(sweep.get("Input", "{}")).get("mode") != "sweep":
         fail("the scheduled sweep does not send delete-clone a sweep request")
@@ -189,7 +231,25 @@ def self_test(template: dict) -> int:
         policy = next(p for p in r["RestoreFunction"]["Properties"]["Policies"] if "Fn::If" in p)
         policy["Fn::If"][1]["Statement"][0]["Action"].append("rds:DeleteDBInstance")
 
+    def source_key_grant(r, index):
+        policy = [p for p in r["RestoreFunction"]["Properties"]["Policies"] if "Fn::If" in p][1]
+        return policy["Fn::If"][1]["Statement"][index]
+
+    def grant_without_condition(r):
+        source_key_grant(r, 0).pop("Condition")
+
+    def grant_on_every_key(r):
+        source_key_grant(r, 0)["Resource"] = "*"
+
+    def kms_for_another_function(r):
+        r["PatchDblabFunction"]["Properties"]["Policies"][0]["Statement"].append(
+            {"Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": {"Ref": "SourceKmsKeyArns"}}
+        )
+
     cases = {
+        "a KMS grant without its condition": grant_without_condition,
+        "a KMS grant on every key": grant_on_every_key,
+        "KMS rights for a function that needs none": kms_for_another_function,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),
         "deletion of a point-in-time source": delete_point_in_time_sources,
         "RDS deletion beyond our prefix": widen_delete,

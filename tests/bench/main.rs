@@ -99,6 +99,7 @@ impl Fixtures {
         let find_deps = find_snapshot::Deps {
             rds: Rds::new(w.rds.clone()),
             ec2: refresh_core::clients::Ec2::new(&w.config),
+            allowed_kms_keys: Vec::new(),
             secrets: SecretReader::new(w.secrets.clone()),
             dblab: Default::default(),
         };
@@ -223,6 +224,7 @@ fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures) -> Child {
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("HISTORY_TABLE", &f.table)
         .env("TOPIC_ARN", &f.topic_arn)
+        .env("SOURCE_KMS_KEY_ARNS", "")
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)

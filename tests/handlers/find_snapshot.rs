@@ -383,3 +383,43 @@ async fn an_aurora_fast_clone_is_of_the_live_cluster() {
     assert!(point.arn.ends_with(&format!(":cluster:{source}")), "{}", point.arn);
     assert_eq!(point.describe(), format!("copy-on-write clone of {source}"));
 }
+
+/// A production instance encrypted with `key`.
+async fn encrypted_source(w: &World, label: &str, key: &str) -> String {
+    let id = format!("prod-{label}-{}", w.id);
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("production-password")
+        .allocated_storage(20)
+        .storage_encrypted(true)
+        .kms_key_id(key)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn an_encrypted_source_needs_a_key_the_stack_allows() {
+    let w = World::new().await;
+    let allowed = encrypted_source(&w, "allowed", refresh_tests::stack::ALLOWED_KMS_KEY).await;
+    let chosen = find(&w, &w.request("rds", &allowed)).await.unwrap();
+    assert_eq!(chosen.kms_key_id.as_deref(), Some(refresh_tests::stack::ALLOWED_KMS_KEY), "the snapshot's key");
+
+    let other = "arn:aws:kms:us-east-1:123456789012:key/9a8b7c6d-not-listed";
+    let refused = encrypted_source(&w, "other", other).await;
+    let err = find(&w, &w.request("rds", &refused)).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    let text = err.to_string();
+    assert!(text.contains(other) && text.contains("SourceKmsKeyArns"), "{text}");
+    assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "nothing was created");
+
+    let mut point = w.request("rds", &refused);
+    point["source"]["mode"] = json!("latest-point");
+    let err = find(&w, &point).await.unwrap_err();
+    assert!(err.to_string().contains(other), "the source's own key, in a point mode: {err}");
+}

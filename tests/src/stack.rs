@@ -25,6 +25,9 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 
 pub const ACCOUNT: &str = "123456789012";
 
+/// The one source key the test stack allows (its `SourceKmsKeyArns`).
+pub const ALLOWED_KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-allowed-by-the-stack";
+
 pub fn function_arn(binary: &str) -> String {
     format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{binary}")
 }
@@ -106,6 +109,7 @@ pub async fn start(watch_seconds: u64) -> Stack {
         .args(["--env-var", "AWS_REGION=us-east-1", "--env-var", "RUST_LOG=info"])
         .args(["--env-var", &format!("HISTORY_TABLE={table}")])
         .args(["--env-var", &format!("TOPIC_ARN={topic_arn}")])
+        .args(["--env-var", &format!("SOURCE_KMS_KEY_ARNS={ALLOWED_KMS_KEY}")])
         .current_dir(repo_root())
         .env("PATH", path)
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))

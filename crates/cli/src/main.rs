@@ -49,9 +49,13 @@ enum Command {
         file: String,
         /// Also check, creating nothing, what would fail later: the DBLab Engine (healthy,
         /// logical, idle, configurable, no timetable, immediateRestore), secrets, source,
-        /// restore point, security groups and subnet group.
+        /// restore point, encryption key, security groups and subnet group.
         #[arg(long)]
         preflight: bool,
+        /// The stack's SourceKmsKeyArns (comma-separated), to check the source's encryption
+        /// key against; unset, the key is only shown.
+        #[arg(long, env = "DBLAB_REFRESH_SOURCE_KMS_KEYS")]
+        source_kms_keys: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -140,7 +144,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let colour = colour(cli.colour);
     let result = match cli.command {
-        Command::Validate { file, preflight, json } => validate(&file, preflight, json).await,
+        Command::Validate { file, preflight, json, source_kms_keys } => {
+            validate(&file, preflight, json, source_kms_keys.map(|k| lambda::list(&k))).await
+        }
         Command::ImportRdsRefresh { config, password_secret, token_secret, target, output } => {
             import(&config, password_secret.as_deref(), token_secret.as_deref(), target, output)
         }
@@ -173,7 +179,7 @@ fn load_request(file: &str) -> Result<(Value, RefreshRequest), Failure> {
     }
 }
 
-async fn validate(file: &str, preflight: bool, json: bool) -> Result<(), Failure> {
+async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<Vec<String>>) -> Result<(), Failure> {
     let (_, request) = match load_request(file) {
         Ok(ok) => ok,
         Err(f) if json => {
@@ -190,7 +196,7 @@ async fn validate(file: &str, preflight: bool, json: bool) -> Result<(), Failure
         }
         return Ok(());
     }
-    let checks = run_preflight(&request).await;
+    let checks = run_preflight(&request, kms_keys.as_deref()).await;
     let ok = checks.iter().all(|(_, result)| result.is_ok());
     if json {
         let items: Vec<Value> = checks
@@ -214,13 +220,16 @@ async fn validate(file: &str, preflight: bool, json: bool) -> Result<(), Failure
 
 /// Every check that can fail a run before a clone exists, each on its own: the same
 /// preflight `find-snapshot` runs, so the two cannot disagree.
-async fn run_preflight(request: &RefreshRequest) -> Vec<(&'static str, Result<String, String>)> {
+async fn run_preflight(
+    request: &RefreshRequest,
+    allowed_kms_keys: Option<&[String]>,
+) -> Vec<(&'static str, Result<String, String>)> {
     let config = lambda::aws_config().await;
     let secrets = SecretReader::new(SecretsManager::new(&config));
     let rds = Rds::new(RdsClient::new(&config));
     let ec2 = Ec2::new(&config);
     let connector = dblab::Connector::default();
-    let deps = preflight::Deps { rds: &rds, ec2: &ec2, secrets: &secrets, dblab: &connector };
+    let deps = preflight::Deps { rds: &rds, allowed_kms_keys, ec2: &ec2, secrets: &secrets, dblab: &connector };
     let report = preflight::run(&deps, request, OffsetDateTime::now_utc(), preflight::Stop::Never, None).await;
     report.checks.into_iter().map(|c| (c.name, c.outcome.map_err(|e| e.to_string()))).collect()
 }

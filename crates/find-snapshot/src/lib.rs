@@ -18,6 +18,8 @@ use tracing::info;
 pub struct Deps {
     pub rds: Rds,
     pub ec2: refresh_core::clients::Ec2,
+    /// The KMS keys the stack lets the restore use (`SourceKmsKeyArns`).
+    pub allowed_kms_keys: Vec<String>,
     pub secrets: SecretReader,
     pub dblab: dblab::Connector,
 }
@@ -31,7 +33,13 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreSource, RefreshError> {
     let request = &input.request;
-    let checks = preflight::Deps { rds: &deps.rds, ec2: &deps.ec2, secrets: &deps.secrets, dblab: &deps.dblab };
+    let checks = preflight::Deps {
+        rds: &deps.rds,
+        allowed_kms_keys: Some(&deps.allowed_kms_keys),
+        ec2: &deps.ec2,
+        secrets: &deps.secrets,
+        dblab: &deps.dblab,
+    };
     let report =
         preflight::run(&checks, request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
     let snapshot = report.into_source()?;

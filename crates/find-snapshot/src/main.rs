@@ -11,6 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Deps {
         rds: Rds::new(RdsClient::new(&config)),
         ec2: Ec2::new(&config),
+        allowed_kms_keys: lambda::list(&lambda::env("SOURCE_KMS_KEY_ARNS")?),
         secrets: SecretReader::new(SecretsManager::new(&config)),
         dblab: Default::default(),
     };

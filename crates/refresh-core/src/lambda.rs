@@ -77,6 +77,12 @@ pub fn env(name: &str) -> Result<String, lambda_runtime::Error> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
 }
 
+/// A comma-separated list from the environment (a CloudFormation list joined), without
+/// empty items.
+pub fn list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
 /// The execution name in a raw event, for the log span (before the input is parsed):
 /// beside the request, or inside the whole state (`record` finish, `notify`).
 fn execution_name(event: &Value) -> &str {

@@ -16,6 +16,9 @@ use crate::secrets::SecretReader;
 
 pub struct Deps<'a> {
     pub rds: &'a Rds,
+    /// The KMS keys the deployed stack lets the restore use (its `SourceKmsKeyArns`);
+    /// `None` where that is not known (the CLI without `--source-kms-keys`).
+    pub allowed_kms_keys: Option<&'a [String]>,
     pub ec2: &'a aws_sdk_ec2::Client,
     pub secrets: &'a SecretReader,
     pub dblab: &'a Connector,
@@ -132,6 +135,11 @@ pub async fn run(
             });
         }
     }
+    if let Some(chosen) = &source
+        && !c.halted()
+    {
+        c.record("encryption key", encryption_allowed(chosen, deps.allowed_kms_keys), Clone::clone);
+    }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
         c.record("security groups", groups, |_| format!("{} exist", request.clone.security_groups.join(", ")));
@@ -187,6 +195,30 @@ async fn serverless_capacity(rds: &Rds, request: &RefreshRequest) -> Result<Serv
             ),
         )
     })
+}
+
+/// Restoring from a source encrypted with a customer-managed key needs `kms:CreateGrant`
+/// on that key, which the stack grants only on the keys its `SourceKmsKeyArns` lists:
+/// any other key would fail the restore after the run had started.
+fn encryption_allowed(source: &RestoreSource, allowed: Option<&[String]>) -> Result<String, RefreshError> {
+    let Some(key) = &source.kms_key_id else { return Ok("not encrypted".into()) };
+    let Some(allowed) = allowed else {
+        return Ok(format!("encrypted with {key}; not checked against the stack's SourceKmsKeyArns here"));
+    };
+    // A key is named by its ARN; an entry may also be its bare id.
+    let key_id = key.rsplit('/').next().unwrap_or(key);
+    if allowed.iter().any(|a| a == key || a.rsplit('/').next() == Some(key_id)) {
+        return Ok(format!("encrypted with {key}, which the stack allows"));
+    }
+    Err(RefreshError::at(
+        "source",
+        format!(
+            "{} is encrypted with the KMS key {key}, which the stack's SourceKmsKeyArns parameter does not list, so the \
+             restore could not use it: add the key's ARN to SourceKmsKeyArns (for the AWS managed key aws/rds too) \
+             and update the stack",
+            source.describe()
+        ),
+    ))
 }
 
 /// Every listed security group exists (EC2 answers one error naming the first missing).

@@ -96,6 +96,9 @@ pub struct RestoreSource {
     pub source_identifier: String,
     #[serde(with = "time::serde::rfc3339")]
     pub found_at: OffsetDateTime,
+    /// The KMS key the snapshot or source is encrypted with: the clone will be too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     /// An Aurora Serverless v2 clone's capacity: the request's, or the source cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless_capacity: Option<crate::request::ServerlessCapacity>,

@@ -493,6 +493,7 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: T0,
             serverless_capacity: None,
+            kms_key_id: None,
         });
         let sum = finished(&s, T0);
         assert!(sum.clone_left_behind);

@@ -14,6 +14,7 @@ pub struct Candidate {
     pub engine: String,
     pub engine_version: Option<String>,
     pub snapshot_type: String,
+    pub kms_key_id: Option<String>,
 }
 
 /// The newest available snapshot; ties go to the larger identifier, so the choice is stable.
@@ -42,6 +43,8 @@ pub fn window_start(latest: OffsetDateTime, retention_days: i32, created: Option
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestorableWindow {
     pub arn: String,
+    /// The key the source is encrypted with, which a restore from it uses too.
+    pub kms_key_id: Option<String>,
     pub engine: String,
     pub engine_version: Option<String>,
     pub earliest: OffsetDateTime,
@@ -130,6 +133,7 @@ impl Rds {
             source_identifier: source.identifier.clone(),
             found_at: now,
             serverless_capacity: None,
+            kms_key_id: window.kms_key_id,
         })
     }
 
@@ -167,6 +171,7 @@ impl Rds {
                 };
                 Ok(RestorableWindow {
                     arn: instance.db_instance_arn().unwrap_or_default().to_string(),
+                    kms_key_id: instance.kms_key_id().map(str::to_string),
                     engine: instance.engine().unwrap_or_default().to_string(),
                     engine_version: instance.engine_version().map(str::to_string),
                     earliest,
@@ -182,6 +187,7 @@ impl Rds {
                 };
                 Ok(RestorableWindow {
                     arn: cluster.db_cluster_arn().unwrap_or_default().to_string(),
+                    kms_key_id: cluster.kms_key_id().map(str::to_string),
                     engine: cluster.engine().unwrap_or_default().to_string(),
                     engine_version: cluster.engine_version().map(str::to_string),
                     earliest,
@@ -265,6 +271,7 @@ impl Rds {
             source_identifier: source.identifier.clone(),
             found_at: now,
             serverless_capacity: None,
+            kms_key_id: candidate.kms_key_id,
         })
     }
 
@@ -297,6 +304,7 @@ impl Rds {
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+                        kms_key_id: s.kms_key_id().map(str::to_string),
                     }));
                 }
             }
@@ -323,6 +331,7 @@ impl Rds {
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+                        kms_key_id: s.kms_key_id().map(str::to_string),
                     }));
                 }
             }
@@ -359,6 +368,7 @@ mod tests {
             engine: "postgres".into(),
             engine_version: None,
             snapshot_type: "automated".into(),
+            kms_key_id: None,
         }
     }
 
