@@ -14,6 +14,7 @@ pub struct Candidate {
     pub engine: String,
     pub engine_version: Option<String>,
     pub snapshot_type: String,
+    /// Only for an encrypted snapshot: a key id on an unencrypted one means nothing.
     pub kms_key_id: Option<String>,
 }
 
@@ -171,7 +172,10 @@ impl Rds {
                 };
                 Ok(RestorableWindow {
                     arn: instance.db_instance_arn().unwrap_or_default().to_string(),
-                    kms_key_id: instance.kms_key_id().map(str::to_string),
+                    kms_key_id: instance
+                        .kms_key_id()
+                        .filter(|_| instance.storage_encrypted() == Some(true))
+                        .map(str::to_string),
                     engine: instance.engine().unwrap_or_default().to_string(),
                     engine_version: instance.engine_version().map(str::to_string),
                     earliest,
@@ -187,7 +191,10 @@ impl Rds {
                 };
                 Ok(RestorableWindow {
                     arn: cluster.db_cluster_arn().unwrap_or_default().to_string(),
-                    kms_key_id: cluster.kms_key_id().map(str::to_string),
+                    kms_key_id: cluster
+                        .kms_key_id()
+                        .filter(|_| cluster.storage_encrypted() == Some(true))
+                        .map(str::to_string),
                     engine: cluster.engine().unwrap_or_default().to_string(),
                     engine_version: cluster.engine_version().map(str::to_string),
                     earliest,
@@ -304,7 +311,7 @@ impl Rds {
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
-                        kms_key_id: s.kms_key_id().map(str::to_string),
+                        kms_key_id: s.kms_key_id().filter(|_| s.encrypted() == Some(true)).map(str::to_string),
                     }));
                 }
             }
@@ -331,7 +338,7 @@ impl Rds {
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
-                        kms_key_id: s.kms_key_id().map(str::to_string),
+                        kms_key_id: s.kms_key_id().filter(|_| s.storage_encrypted() == Some(true)).map(str::to_string),
                     }));
                 }
             }
