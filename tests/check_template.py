@@ -16,6 +16,8 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
   kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns keys and nothing
   else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
   other KMS right anywhere;
+- the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
+  for every AWS service they call;
 - the scheduled sweep sends delete-clone a sweep request;
 - the handler list is the workspace's: the Makefile's HANDLERS and the test stack's
   FUNCTIONS (tests/src/stack.rs) name exactly the handler binaries of the workspace.
@@ -138,6 +140,29 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
     fail(f"{owner}: {action} is not a KMS right it needs")
 
 
+# What the functions that may be placed in a VPC call besides the DBLab Engine: with
+# CreateVpcEndpoints, each of these services needs an interface endpoint.
+PLACED_CALLS = {"find-snapshot": {"rds", "ec2", "secretsmanager"}, "patch-dblab": {"secretsmanager"}, "poll-refresh": {"secretsmanager"}}
+
+
+def check_vpc_endpoints(resources: dict, functions: dict) -> None:
+    placed = {binary for name, binary in functions.items() if "VpcConfig" in resources[name]["Properties"]}
+    if placed != set(PLACED_CALLS):
+        fail(f"functions placed in a VPC are {sorted(placed)}, expected {sorted(PLACED_CALLS)}")
+    wanted = set().union(*PLACED_CALLS.values())
+    found = set()
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::EC2::VPCEndpoint":
+            continue
+        service = resource["Properties"].get("ServiceName", {})
+        text = service.get("Fn::Sub", "") if isinstance(service, dict) else str(service)
+        found.add(text.rsplit(".", 1)[-1])
+        if resource.get("Condition") != "MakeVpcEndpoints":
+            fail(f"{name} is created without the MakeVpcEndpoints condition")
+    for service in sorted(wanted - found):
+        fail(f"no VPC endpoint for {service}, which a function placed in the VPC calls")
+
+
 def kms_granted(resources: dict) -> set:
     """The functions that may create grants on the source keys."""
     found = set()
@@ -205,6 +230,8 @@ def check(template: dict) -> list[str]:
             for statement in statements(properties.get("Policies")):
                 check_statement(name, statement)
 
+    check_vpc_endpoints(resources, functions)
+
     if kms_granted(resources) != set(KMS_SOURCE_KEY_ROLES):
         fail(f"kms:CreateGrant on the source keys is held by {sorted(kms_granted(resources))}, not {list(KMS_SOURCE_KEY_ROLES)}")
 
@@ -247,6 +274,7 @@ def self_test(template: dict) -> int:
         )
 
     cases = {
+        "a placed function's service without an endpoint": lambda r: r.pop("Ec2Endpoint"),
         "a KMS grant without its condition": grant_without_condition,
         "a KMS grant on every key": grant_on_every_key,
         "KMS rights for a function that needs none": kms_for_another_function,
