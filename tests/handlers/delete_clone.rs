@@ -218,7 +218,7 @@ async fn aurora_members_go_first_and_the_cluster_waits_for_them() {
 }
 
 #[tokio::test]
-async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
+async fn sweep_deletes_only_clones_whose_run_is_confirmed_ended() {
     // A region of its own: the sweep looks at every clone of the account.
     let w = World::build(Default::default(), "eu-west-2").await;
     let live = w.running_execution("live").await;
@@ -229,10 +229,12 @@ async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
     };
 
     let expired = format!("dblab-refresh-expired-{}", w.id);
+    let expired_live = format!("dblab-refresh-expiredlive-{}", w.id);
     let orphan = format!("dblab-refresh-orphan-{}", w.id);
     let in_use = format!("dblab-refresh-inuse-{}", w.id);
     let foreign = format!("dblab-refresh-foreign-{}", w.id);
-    instance(&w, &expired, ours(&live, "2000-01-01T00:00:00Z"), true).await;
+    instance(&w, &expired, ours(&dead, "2000-01-01T00:00:00Z"), true).await;
+    instance(&w, &expired_live, ours(&live, "2000-01-01T00:00:00Z"), false).await;
     instance(&w, &orphan, ours(&dead, "2100-01-01T00:00:00Z"), false).await;
     instance(&w, &in_use, ours(&live, "2100-01-01T00:00:00Z"), false).await;
     instance(&w, &foreign, vec![], false).await;
@@ -245,7 +247,7 @@ async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
     let mut would: Vec<_> = dry.deleted.iter().map(|i| i.identifier.clone()).collect();
     would.sort();
     assert_eq!(would, vec![expired.clone(), orphan.clone()]);
-    assert_eq!(dry.examined, 3, "the unmanaged look-alike is not even examined");
+    assert_eq!(dry.examined, 4, "the unmanaged look-alike is not even examined");
     for id in [&expired, &orphan, &in_use, &foreign] {
         assert!(exists(&w, id).await, "a dry run deletes nothing");
     }
@@ -254,16 +256,40 @@ async fn sweep_deletes_expired_and_orphaned_clones_and_keeps_live_ones() {
     assert!(report.errors.is_empty(), "{report:?}");
     assert!(!exists(&w, &expired).await && !exists(&w, &orphan).await);
     assert!(exists(&w, &in_use).await && exists(&w, &foreign).await);
+    assert!(exists(&w, &expired_live).await, "past DeleteAfter, but its run is still running");
     let reason = |id: &str| report.deleted.iter().find(|i| i.identifier == id).map(|i| i.reason.clone()).unwrap();
     assert!(reason(&expired).starts_with("expired"));
     assert!(reason(&orphan).contains("does not exist"));
-    assert_eq!(report.kept[0].identifier, in_use);
+    let kept: Vec<_> = report.kept.iter().map(|i| i.identifier.clone()).collect();
+    assert!(kept.contains(&in_use) && kept.contains(&expired_live), "{kept:?}");
 
     // The clean-up after one execution only looks at that execution's clones.
     w.sfn.stop_execution().execution_arn(live.arn.clone().unwrap()).send().await.unwrap();
     let scoped = sweep(&w, false, live.arn.clone()).await;
-    assert_eq!(scoped.examined, 1);
-    assert!(scoped.deleted[0].reason.contains("ABORTED"), "{scoped:?}");
-    assert!(!exists(&w, &in_use).await);
+    assert_eq!(scoped.examined, 2);
+    assert!(scoped.deleted.iter().all(|i| i.reason.contains("ABORTED")), "{scoped:?}");
+    assert!(!exists(&w, &in_use).await && !exists(&w, &expired_live).await);
     assert!(exists(&w, &foreign).await);
+}
+
+#[tokio::test]
+async fn a_sweep_that_cannot_check_a_run_skips_its_clone_and_says_why() {
+    let w = World::build(Default::default(), "eu-west-3").await;
+    let live = w.running_execution("doubt").await;
+    let expired = format!("dblab-refresh-doubt-{}", w.id);
+    instance(&w, &expired, ours(&live, "2000-01-01T00:00:00Z"), false).await;
+    w.sfn.stop_execution().execution_arn(live.arn.clone().unwrap()).send().await.unwrap();
+    // The run has ended, but the sweep cannot see that: it must not guess.
+    for (status, code) in [(400, "ThrottlingException"), (400, "AccessDeniedException")] {
+        let fault =
+            json!({"action": "DescribeExecution", "match": live.name, "status": status, "code": code, "times": 4});
+        refresh_tests::fixture("faults", fault).await;
+        let report = sweep(&w, false, None).await;
+        refresh_tests::fixture("faults/clear", json!({"match": live.name})).await;
+        let kept = report.kept.iter().find(|i| i.identifier == expired).unwrap_or_else(|| panic!("{report:?}"));
+        assert!(kept.reason.starts_with("skipped") && kept.reason.contains(code), "{kept:?}");
+        assert!(exists(&w, &expired).await, "{code}: kept");
+    }
+    let report = sweep(&w, false, None).await;
+    assert!(report.deleted.iter().any(|i| i.identifier == expired), "confirmed ended: deleted {report:?}");
 }

@@ -103,13 +103,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The orphan sweep on demand: delete managed clones that are expired or whose run ended.
+    /// The orphan sweep on demand: delete managed clones whose run is confirmed ended.
     Cleanup {
         /// Show what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Also delete clones older than this (e.g. 12h) whose run cannot be checked; a
-        /// running execution's clone is never deleted before its DeleteAfter.
+        /// Only clones older than this (e.g. 12h). A clone whose run is running, or cannot
+        /// be checked, is never deleted.
         #[arg(long)]
         max_age: Option<String>,
         #[arg(long)]

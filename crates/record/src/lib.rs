@@ -20,8 +20,7 @@ pub struct Deps {
     pub region: String,
 }
 
-/// Time beyond the run's own deadlines before its lock expires by itself (deleting the
-/// clone, recording, notifying).
+/// Time beyond the longest run before its lock expires by itself (recording, notifying).
 const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 #[derive(Debug, Deserialize)]
@@ -55,7 +54,8 @@ async fn start(
     // Nothing is written for an invalid request.
     let request = RefreshRequest::from_document(&document)?;
     let started_at = execution.started_at.unwrap_or(now);
-    let lock_expires_at = now + request.clone.restore_timeout + request.dblab.timeout + LOCK_MARGIN;
+    // Held for as long as the run can last, and a margin to record and notify.
+    let lock_expires_at = now + refresh_core::request::longest_run(&request.clone, &request.dblab).0 + LOCK_MARGIN;
     deps.history.acquire_lock(&request.target, &execution, lock_expires_at, now, &deps.executions).await?;
     let engine_lock = deps
         .history

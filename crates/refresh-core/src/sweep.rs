@@ -39,42 +39,42 @@ pub enum Verdict {
     Delete(String),
 }
 
-/// Whether the sweep deletes a managed clone. `execution` is the state of the execution
-/// named in its tags (`None` when it has no such tag). `max_age` only decides for clones
-/// whose execution cannot be checked: a running execution's clone lives to DeleteAfter.
+/// Whether the sweep deletes a managed clone: only when its execution (named in its tags)
+/// is confirmed ended, never on a guess. A running execution's clone stays even past its
+/// DeleteAfter (the run's own timeouts and clean-up end it); a clone whose execution
+/// cannot be checked (throttling, access denied, a wrong region, no execution tag) is
+/// skipped, with the reason. `max_age` narrows the sweep to clones older than that.
 pub fn judge(
     clone: &ManagedClone,
     execution: Option<&Result<ExecutionState, String>>,
     now: OffsetDateTime,
     max_age: Option<std::time::Duration>,
 ) -> Verdict {
+    let name = tags::get(&clone.tags, tags::EXECUTION_KEY).unwrap_or("(no execution tag)");
+    if let Some(age) = max_age
+        && clone.created_at.is_none_or(|created| now - created <= age)
+    {
+        return Verdict::Keep(format!("not older than {}", crate::duration::format(age)));
+    }
     let delete_after =
         tags::get(&clone.tags, tags::DELETE_AFTER_KEY).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-    if let Some(limit) = delete_after.filter(|limit| now > *limit) {
-        return Verdict::Delete(format!(
-            "expired: DeleteAfter {} has passed",
-            limit.format(&Rfc3339).unwrap_or_default()
-        ));
-    }
-    let name = tags::get(&clone.tags, tags::EXECUTION_KEY).unwrap_or("unknown");
-    let too_old = max_age.zip(clone.created_at).filter(|(age, created)| now - *created > *age);
-    if let (Some((age, _)), None | Some(Err(_))) = (too_old, execution) {
-        return Verdict::Delete(format!(
-            "older than {} and its execution cannot be checked",
-            crate::duration::format(age)
-        ));
-    }
+    let why = match delete_after.filter(|limit| now > *limit) {
+        Some(limit) => format!("expired (DeleteAfter {})", limit.format(&Rfc3339).unwrap_or_default()),
+        None => "orphaned".to_string(),
+    };
     match execution {
-        Some(Ok(ExecutionState::Running)) => Verdict::Keep(format!("execution {name} is still running")),
-        Some(Ok(ExecutionState::Ended(status))) => {
-            Verdict::Delete(format!("orphaned: execution {name} ended {status}"))
+        Some(Ok(ExecutionState::Running)) if why == "orphaned" => {
+            Verdict::Keep(format!("execution {name} is still running"))
         }
-        Some(Ok(ExecutionState::Missing)) => Verdict::Delete(format!("orphaned: execution {name} does not exist")),
-        Some(Err(e)) => {
-            Verdict::Keep(format!("cannot tell whether execution {name} runs ({e}); kept until DeleteAfter"))
+        Some(Ok(ExecutionState::Running)) => {
+            Verdict::Keep(format!("{why}, but execution {name} is still running: its own timeouts and clean-up end it"))
         }
-        None if delete_after.is_none() => Verdict::Keep("no DeleteAfter tag and no execution recorded".into()),
-        None => Verdict::Keep("no execution recorded; kept until DeleteAfter".into()),
+        Some(Ok(ExecutionState::Ended(status))) => Verdict::Delete(format!("{why}: execution {name} ended {status}")),
+        Some(Ok(ExecutionState::Missing)) => Verdict::Delete(format!("{why}: execution {name} does not exist")),
+        Some(Err(e)) => Verdict::Keep(format!("skipped: cannot tell whether execution {name} runs ({e})")),
+        None => {
+            Verdict::Keep("skipped: no execution recorded on the clone, so its run cannot be confirmed ended".into())
+        }
     }
 }
 
@@ -106,7 +106,12 @@ pub async fn sweep(
             status,
         };
         match judge(&clone, execution.as_ref(), now, max_age) {
-            Verdict::Keep(reason) => report.kept.push(item(reason, None)),
+            Verdict::Keep(reason) => {
+                if reason.starts_with("skipped") {
+                    warn!(clone = %clone.identifier, %reason, "sweep skipped a clone");
+                }
+                report.kept.push(item(reason, None));
+            }
             Verdict::Delete(reason) if dry_run => report.deleted.push(item(reason, None)),
             Verdict::Delete(reason) => {
                 match rds.delete(&clone.identifier, clone.kind, DeleteGuard { owner: None }).await {
@@ -156,9 +161,9 @@ mod tests {
     }
 
     #[test]
-    fn expired_clones_go_even_if_their_run_is_alive() {
+    fn an_expired_clone_of_a_running_execution_stays() {
         let v = judge(&clone(Some("2026-11-22T04:00:00Z")), Some(&Ok(ExecutionState::Running)), NOW, None);
-        assert!(matches!(v, Verdict::Delete(r) if r.starts_with("expired")));
+        assert!(matches!(v, Verdict::Keep(r) if r.contains("still running")));
     }
 
     #[test]
@@ -168,33 +173,37 @@ mod tests {
     }
 
     #[test]
-    fn ended_or_missing_executions_orphan_their_clone() {
+    fn ended_or_missing_executions_release_their_clone() {
         let ended =
             judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Ended("ABORTED".into()))), NOW, None);
-        assert!(matches!(ended, Verdict::Delete(r) if r.contains("ABORTED")));
+        assert!(matches!(ended, Verdict::Delete(r) if r.starts_with("orphaned") && r.contains("ABORTED")));
         let missing = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW, None);
         assert!(matches!(missing, Verdict::Delete(_)));
+        let expired = judge(&clone(Some("2026-11-22T04:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW, None);
+        assert!(matches!(expired, Verdict::Delete(r) if r.starts_with("expired")));
     }
 
     #[test]
-    fn max_age_decides_only_where_the_run_cannot_be_checked() {
-        let mut old = clone(Some("2026-11-24T00:00:00Z"));
-        old.created_at = Some(NOW - time::Duration::hours(13));
+    fn doubt_keeps_the_clone_whatever_its_age() {
         let twelve = Some(std::time::Duration::from_secs(12 * 3_600));
-        assert!(matches!(judge(&old, Some(&Err("AccessDenied".into())), NOW, twelve), Verdict::Delete(_)));
-        assert!(matches!(judge(&old, None, NOW, twelve), Verdict::Delete(_)));
-        assert!(
-            matches!(judge(&old, Some(&Ok(ExecutionState::Running)), NOW, twelve), Verdict::Keep(_)),
-            "never a live run's clone"
-        );
-        assert!(matches!(judge(&old, None, NOW, Some(std::time::Duration::from_secs(14 * 3_600))), Verdict::Keep(_)));
+        let mut old = clone(Some("2026-11-21T00:00:00Z"));
+        old.created_at = Some(NOW - time::Duration::hours(13));
+        for doubt in ["ThrottlingException: Rate exceeded", "AccessDeniedException: not authorized", "wrong region"] {
+            let v = judge(&old, Some(&Err(doubt.into())), NOW, twelve);
+            assert!(matches!(&v, Verdict::Keep(r) if r.starts_with("skipped") && r.contains(doubt)), "{v:?}");
+        }
+        assert!(matches!(judge(&old, None, NOW, twelve), Verdict::Keep(r) if r.starts_with("skipped")));
     }
 
     #[test]
-    fn doubt_keeps_the_clone() {
-        let v = judge(&clone(Some("2026-11-24T00:00:00Z")), Some(&Err("AccessDenied".into())), NOW, None);
-        assert!(matches!(v, Verdict::Keep(_)));
-        assert!(matches!(judge(&clone(None), None, NOW, None), Verdict::Keep(_)));
-        assert!(matches!(judge(&clone(Some("garbage")), None, NOW, None), Verdict::Keep(_)));
+    fn max_age_only_narrows_the_sweep() {
+        let mut young = clone(Some("2026-11-24T00:00:00Z"));
+        young.created_at = Some(NOW - time::Duration::hours(2));
+        let twelve = Some(std::time::Duration::from_secs(12 * 3_600));
+        let ended = Ok(ExecutionState::Ended("FAILED".into()));
+        assert!(matches!(judge(&young, Some(&ended), NOW, twelve), Verdict::Keep(_)));
+        young.created_at = Some(NOW - time::Duration::hours(13));
+        assert!(matches!(judge(&young, Some(&ended), NOW, twelve), Verdict::Delete(_)));
+        assert!(matches!(judge(&young, Some(&Ok(ExecutionState::Running)), NOW, twelve), Verdict::Keep(_)));
     }
 }

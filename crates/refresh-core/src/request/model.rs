@@ -112,6 +112,36 @@ pub struct ServerlessCapacity {
     pub max_capacity: f64,
 }
 
+/// Time a run may need beyond its two timeouts for the preflight, the config patch and
+/// their retries.
+pub const PREFLIGHT_AND_PATCH_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
+
+/// Checks each deletion loop of the state machines makes before it gives up (one per
+/// `clone.pollInterval`).
+pub const DELETION_CHECKS: u32 = 240;
+
+/// The longest a run can last, part by part: what `clone.maxAge` and the target's lock
+/// must outlast.
+pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
+    let deletion = clone.poll_interval * DELETION_CHECKS;
+    let total = clone.restore_timeout
+        + dblab.timeout
+        + clone.poll_interval
+        + dblab.poll_interval
+        + PREFLIGHT_AND_PATCH_ALLOWANCE
+        + deletion;
+    let parts = format!(
+        "clone.restoreTimeout {} + dblab.timeout {} + one clone.pollInterval {} and one dblab.pollInterval {} (a loop may look once more) + {} for the preflight and the patch + {} for the deletion ({DELETION_CHECKS} checks of clone.pollInterval)",
+        crate::duration::format(clone.restore_timeout),
+        crate::duration::format(dblab.timeout),
+        crate::duration::format(clone.poll_interval),
+        crate::duration::format(dblab.poll_interval),
+        crate::duration::format(PREFLIGHT_AND_PATCH_ALLOWANCE),
+        crate::duration::format(deletion),
+    );
+    (total, parts)
+}
+
 /// The instance class of an Aurora Serverless v2 writer.
 pub const SERVERLESS_CLASS: &str = "db.serverless";
 

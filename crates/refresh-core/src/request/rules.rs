@@ -46,12 +46,12 @@ impl Reader {
     }
 
     pub(super) fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
-        let run_limit = clone.restore_timeout + dblab.timeout;
+        let (run_limit, parts) = longest_run(clone, dblab);
         if clone.max_age <= run_limit {
             self.err(
                 "clone.maxAge",
                 format!(
-                    "{} must be longer than clone.restoreTimeout + dblab.timeout ({}), or the orphan sweep could delete the clone of a run still in progress",
+                    "{} must be longer than the longest a run can last, {}: {parts}",
                     duration::format(clone.max_age),
                     duration::format(run_limit)
                 ),
@@ -607,10 +607,21 @@ mod tests {
     }
 
     #[test]
-    fn max_age_must_outlive_the_run() {
+    fn max_age_must_outlive_the_run_with_every_part_of_it() {
         let mut doc = valid();
         doc["clone"]["maxAge"] = json!("5h");
         assert_eq!(paths(&doc), vec!["clone.maxAge"]);
+        // Defaults: 2h + 4h + 30s + 30s + 15m + 240 x 30s (2h) = 8h16m.
+        doc["clone"]["maxAge"] = json!("8h16m");
+        let errors = errors(&doc);
+        assert_eq!(errors.len(), 1, "the boundary itself is too short");
+        assert!(
+            errors[0].message.contains("8h16m") && errors[0].message.contains("for the deletion"),
+            "{}",
+            errors[0].message
+        );
+        doc["clone"]["maxAge"] = json!("8h17m");
+        assert!(RefreshRequest::from_document(&doc).is_ok(), "just past it is enough");
     }
 
     #[test]
