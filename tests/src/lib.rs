@@ -206,6 +206,8 @@ impl World {
             },
             "dblab": {
                 "apiEndpoint": self.emulator.url(),
+                // The emulator listens on loopback only.
+                "allowPlaintext": true,
                 "tokenSecretArn": self.token_arn,
                 "pollInterval": "1s",
                 "timeout": "1m",

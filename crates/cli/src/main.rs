@@ -188,11 +188,13 @@ async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<Vec<
         }
         Err(f) => return Err(f),
     };
+    let warnings: Vec<String> = request.dblab.plaintext_warning().into_iter().collect();
     if !preflight {
         if json {
-            print_json(&json!({"valid": true, "target": request.target}));
+            print_json(&json!({"valid": true, "target": request.target, "warnings": warnings}));
         } else {
             println!("{file}: valid request for target {:?}", request.target);
+            warnings.iter().for_each(|w| println!("WARN  {w}"));
         }
         return Ok(());
     }
@@ -206,7 +208,7 @@ async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<Vec<
                 Err(e) => json!({"check": name, "ok": false, "error": e}),
             })
             .collect();
-        print_json(&json!({"valid": true, "preflight": ok, "checks": items}));
+        print_json(&json!({"valid": true, "preflight": ok, "checks": items, "warnings": warnings}));
     } else {
         for (name, result) in &checks {
             match result {
@@ -214,6 +216,7 @@ async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<Vec<
                 Err(e) => println!("FAIL  {name}: {e}"),
             }
         }
+        warnings.iter().for_each(|w| println!("WARN  {w}"));
     }
     if ok { Ok(()) } else { Err(Failure(1, "the preflight failed; nothing was created".into())) }
 }

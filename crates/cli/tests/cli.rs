@@ -52,6 +52,15 @@ async fn validate_reports_every_problem_and_exits_1() {
     let out = run(&["validate", &valid, "--json"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout_json(&out)["valid"], true);
+    assert_eq!(stdout_json(&out)["warnings"], json!([]), "plain HTTP allowed by the request");
+
+    // Plain http:// without dblab.allowPlaintext: valid, with a warning.
+    let mut plain = w.request("rds", "prod");
+    plain["dblab"].as_object_mut().unwrap().remove("allowPlaintext");
+    let out = run(&["validate", &write_request(&w, &plain)]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("WARN") && text.contains("in clear") && text.contains("dblab.allowPlaintext"), "{text}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use tracing::info;
+use tracing::{info, warn};
 
 pub struct Deps {
     pub rds: Rds,
@@ -42,6 +42,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreS
     };
     let report =
         preflight::run(&checks, request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
+    for warning in &report.warnings {
+        warn!(%warning, "preflight warning");
+    }
     let snapshot = report.into_source()?;
     info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.data_as_of, "preflight passed; restore source chosen");
     Ok(snapshot)

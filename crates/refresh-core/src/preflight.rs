@@ -43,6 +43,8 @@ pub struct Report {
     /// What the clone would be restored from, when that check passed.
     pub source: Option<RestoreSource>,
     pub engine: Option<EngineIdentity>,
+    /// What does not stop a run but should be fixed (plain HTTP to the engine).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -149,7 +151,12 @@ pub async fn run(
     {
         c.record("subnet group", deps.rds.check_subnet_group(group).await, |()| format!("{group} exists"));
     }
-    Report { checks: c.list, source, engine: identity }
+    Report {
+        checks: c.list,
+        source,
+        engine: identity,
+        warnings: request.dblab.plaintext_warning().into_iter().collect(),
+    }
 }
 
 /// The engine: healthy, token accepted, logical and idle; then what its configuration

@@ -376,6 +376,7 @@ mod tests {
             api_endpoint: "https://dblab.internal:2345".into(),
             token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
             insecure,
+            allow_plaintext: false,
             ca_certificate: None,
             poll_interval: Duration::from_secs(30),
             timeout: Duration::from_secs(3_600),

@@ -219,6 +219,7 @@ mod tests {
             api_endpoint: "https://dblab.internal".into(),
             token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
             insecure: false,
+            allow_plaintext: false,
             ca_certificate: None,
             poll_interval: std::time::Duration::from_secs(30),
             timeout: std::time::Duration::from_secs(4 * 3_600),

@@ -142,6 +142,19 @@ pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
     (total, parts)
 }
 
+impl DblabSpec {
+    /// A warning when the token and the database password would cross the network in clear.
+    pub fn plaintext_warning(&self) -> Option<String> {
+        let plain = self.api_endpoint.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        (plain && !self.allow_plaintext).then(|| {
+            format!(
+                "dblab.apiEndpoint {} is plain http://: the DBLab token and the database password would cross the network in clear; use https://, or set dblab.allowPlaintext: true if the path is private",
+                self.api_endpoint
+            )
+        })
+    }
+}
+
 /// The instance class of an Aurora Serverless v2 writer.
 pub const SERVERLESS_CLASS: &str = "db.serverless";
 
@@ -151,6 +164,9 @@ pub struct DblabSpec {
     pub api_endpoint: String,
     pub token_secret_arn: String,
     pub insecure: bool,
+    /// Plain `http://` to the engine (token and database password in clear) is accepted
+    /// without a warning.
+    pub allow_plaintext: bool,
     pub ca_certificate: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,

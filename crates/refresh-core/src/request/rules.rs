@@ -379,6 +379,7 @@ impl Reader {
         let token_secret_arn = self.string(&mut obj, "tokenSecretArn", true);
         self.check("dblab.tokenSecretArn", token_secret_arn.as_ref(), check_secret_arn);
         let insecure = self.boolean(&mut obj, "insecure");
+        let allow_plaintext = self.boolean(&mut obj, "allowPlaintext");
         let ca_certificate = self.string(&mut obj, "caCertificate", false);
         if let Some(pem) = &ca_certificate {
             if insecure {
@@ -419,6 +420,7 @@ impl Reader {
             api_endpoint: api_endpoint?,
             token_secret_arn: token_secret_arn?,
             insecure,
+            allow_plaintext,
             ca_certificate,
             poll_interval,
             timeout,
@@ -672,6 +674,17 @@ mod tests {
         provisioned["clone"]["minCapacity"] = json!(1);
         provisioned["clone"]["maxCapacity"] = json!(2);
         assert_eq!(paths(&provisioned), ["clone.minCapacity"]);
+    }
+
+    #[test]
+    fn plain_http_is_warned_about_unless_allowed() {
+        let mut doc = valid();
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None, "https");
+        doc["dblab"]["apiEndpoint"] = json!("HTTP://dblab.internal:2345");
+        let warning = RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning().unwrap();
+        assert!(warning.contains("in clear") && warning.contains("dblab.allowPlaintext"), "{warning}");
+        doc["dblab"]["allowPlaintext"] = json!(true);
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None);
     }
 
     #[test]
