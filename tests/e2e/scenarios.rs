@@ -443,3 +443,30 @@ async fn aurora_fast_clone_records_the_moment_of_cloning() {
     assert!(as_of >= restore_called - time::Duration::seconds(1), "{as_of} is before the clone was asked for");
     assert!(as_of < restore_called + time::Duration::seconds(30), "{as_of} long after the clone was asked for");
 }
+
+#[tokio::test]
+async fn a_clone_slow_to_go_leaves_the_refresh_a_success_and_says_so() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request["clone"]["deletionTimeout"] = json!("3s");
+    // RDS refuses the deletion for a while (the instance is busy).
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    let fault = json!({"action": "DeleteDBInstance", "match": prefix, "status": 400, "code": "InvalidDBInstanceState", "times": 1000});
+    fixture("faults", fault).await;
+    let run = s.run("slowdelete", &request).await;
+    fixture("faults/clear", json!({"match": prefix})).await;
+    assert_eq!(run.status, "SUCCEEDED", "{:?}", run.error);
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 5)
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r.execution_name == run.name).unwrap();
+    assert_eq!(row.outcome, Outcome::Succeeded, "{row:?}");
+    assert!(row.error.is_none(), "{row:?}");
+    assert!(row.clone_left_behind && row.cleanup.contains("still being deleted"), "{row:?}");
+    s.assert_unlocked().await;
+    // The clone is left for the sweep; the test removes it itself.
+    let left = s.w.rds_names(&prefix).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    s.w.rds.delete_db_instance().db_instance_identifier(&left[0]).skip_final_snapshot(true).send().await.unwrap();
+}

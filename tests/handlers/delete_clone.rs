@@ -16,7 +16,22 @@ pub async fn delete(
     clone: &CloneInstance,
     previous: Option<Deletion>,
 ) -> Result<Deletion, RefreshError> {
-    let input = Input::Delete { execution: execution.clone(), clone: Box::new(clone.clone()), deletion: previous };
+    delete_within(w, execution, clone, previous, None).await
+}
+
+pub async fn delete_within(
+    w: &World,
+    execution: &Execution,
+    clone: &CloneInstance,
+    previous: Option<Deletion>,
+    timeout_seconds: Option<u64>,
+) -> Result<Deletion, RefreshError> {
+    let input = Input::Delete {
+        execution: execution.clone(),
+        clone: Box::new(clone.clone()),
+        deletion: previous,
+        timeout_seconds,
+    };
     match ::delete_clone::handle(&delete_deps(w), input).await? {
         Output::Deletion(d) => Ok(d),
         Output::Sweep(s) => panic!("a deletion returned a sweep report: {s:?}"),
@@ -126,6 +141,27 @@ async fn a_deletion_refused_while_unprotecting_applies_is_looked_at_again() {
     let deletion = delete_fully(&w, &execution, &clone).await;
     assert_eq!(deletion.status, DeletionStatus::Deleted);
     assert!(!exists(&w, &clone.identifier).await);
+}
+
+#[tokio::test]
+async fn a_deletion_is_followed_for_a_time_not_a_count_of_checks() {
+    let w = World::new().await;
+    let (_, request, execution) = w.rds_case().await;
+    let clone = ready_clone(&w, &request, &execution).await;
+    // RDS keeps refusing: the instance is busy (as when a modification is applying).
+    let fault = json!({"action": "DeleteDBInstance", "match": clone.identifier, "status": 400,
+        "code": "InvalidDBInstanceState", "times": 100});
+    refresh_tests::fixture("faults", fault).await;
+    let first = delete_within(&w, &execution, &clone, None, Some(2)).await.unwrap();
+    assert_eq!(first.status, DeletionStatus::Deleting);
+    let second = delete_within(&w, &execution, &clone, Some(first.clone()), Some(2)).await.unwrap();
+    assert_eq!(second.status, DeletionStatus::Deleting, "a second check is not a reason to stop");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let late = delete_within(&w, &execution, &clone, Some(second), Some(2)).await.unwrap();
+    assert_eq!(late.status, DeletionStatus::TimedOut, "two seconds after the first step");
+    assert_eq!(late.requested_at, first.requested_at);
+    refresh_tests::fixture("faults/clear", json!({"match": clone.identifier})).await;
+    delete_fully(&w, &execution, &clone).await;
 }
 
 #[tokio::test]

@@ -201,6 +201,7 @@ impl World {
                 "instanceClass": "db.r6g.xlarge",
                 "pollInterval": "1s",
                 "restoreTimeout": "1m",
+                "deletionTimeout": "1m",
                 "maxAge": "1h",
                 "tags": {"team": "data"},
             },

@@ -45,8 +45,7 @@ pub fn phase_of(state: &str) -> &'static str {
         | "IsCloneDeleted"
         | "WaitForDeletion"
         | "ContinueDeletion"
-        | "ContinueDeletionFailed"
-        | "DeletionStuck" => "delete clone",
+        | "ContinueDeletionFailed" => "delete clone",
         "Cleanup" | "IsCleanupDone" | "WaitForCleanup" | "WaitForCleanupDefault" | "ContinueCleanup" => "clean up",
         _ => "record and notify",
     }
@@ -57,7 +56,6 @@ fn failed_state_of(state: &str) -> Option<String> {
     match state {
         "CloneNotReady" => Some("CheckClone".into()),
         "RefreshNotDone" => Some("PollRefresh".into()),
-        "DeletionStuck" => Some("ContinueDeletion".into()),
         s => s.strip_suffix("Failed").map(str::to_string),
     }
 }

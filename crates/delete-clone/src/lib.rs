@@ -14,6 +14,8 @@ use refresh_core::run::{CloneInstance, Deletion, DeletionStatus, Execution};
 pub use refresh_core::sweep::SweepReport;
 use refresh_core::tags;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -32,6 +34,9 @@ pub enum Input {
         clone: Box<CloneInstance>,
         #[serde(default)]
         deletion: Option<Deletion>,
+        /// `clone.deletionTimeout`; without it, `DEFAULT_TIMEOUT`.
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
     },
     /// Delete every clone of this execution. `deletion` is the previous call's result.
     #[serde(rename_all = "camelCase")]
@@ -39,6 +44,8 @@ pub enum Input {
         execution: Execution,
         #[serde(default)]
         deletion: Option<Deletion>,
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
     },
     /// Delete managed clones that no run will clean up. `executionArn` limits the sweep to
     /// one execution's clones (the clean-up after an aborted or timed-out execution).
@@ -64,14 +71,16 @@ pub enum Output {
 pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     let now = OffsetDateTime::now_utc();
     match input {
-        Input::Delete { execution, clone, deletion } => {
+        Input::Delete { execution, clone, deletion, timeout_seconds } => {
             let guard = DeleteGuard { owner: Some((&execution.name, execution.arn.as_deref())) };
             let step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
-            let result = progress(deletion, &clone.identifier, step.deleted, step.gone, now);
+            let result = progress(deletion, &clone.identifier, step.deleted, step.gone, timeout(timeout_seconds), now);
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
             Ok(Output::Deletion(result))
         }
-        Input::Purge { execution, deletion } => purge(deps, &execution, deletion, now).await.map(Output::Deletion),
+        Input::Purge { execution, deletion, timeout_seconds } => {
+            purge(deps, &execution, deletion, timeout(timeout_seconds), now).await.map(Output::Deletion)
+        }
         Input::Sweep { dry_run, execution_arn, max_age } => {
             let max_age = max_age
                 .map(|text| {
@@ -83,12 +92,22 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     }
 }
 
-/// The next deletion state: checks counted and deleted resources accumulated over calls.
+/// How long a deletion is followed when the state machine does not say (a run that began
+/// before `clone.deletionTimeout` existed, or the clean-up of a stopped run).
+pub const DEFAULT_TIMEOUT: Duration = refresh_core::request::defaults::DELETION_TIMEOUT;
+
+fn timeout(seconds: Option<u64>) -> Duration {
+    seconds.map_or(DEFAULT_TIMEOUT, Duration::from_secs)
+}
+
+/// The next deletion state: checks counted and deleted resources accumulated over calls;
+/// still deleting once `timeout` has passed since the first step is `timed_out`.
 fn progress(
     previous: Option<Deletion>,
     identifier: &str,
     deleted_now: Vec<String>,
     gone: bool,
+    timeout: Duration,
     now: OffsetDateTime,
 ) -> Deletion {
     let requested_at = previous.as_ref().map_or(now, Deletion::started_at);
@@ -100,7 +119,11 @@ fn progress(
     }
     Deletion {
         identifier: identifier.to_string(),
-        status: if gone { DeletionStatus::Deleted } else { DeletionStatus::Deleting },
+        status: match (gone, now - requested_at >= timeout) {
+            (true, _) => DeletionStatus::Deleted,
+            (false, true) => DeletionStatus::TimedOut,
+            (false, false) => DeletionStatus::Deleting,
+        },
         deleted,
         checks: checks + 1,
         checked_at: now,
@@ -112,6 +135,7 @@ async fn purge(
     deps: &Deps,
     execution: &Execution,
     previous: Option<Deletion>,
+    timeout: Duration,
     now: OffsetDateTime,
 ) -> Result<Deletion, RefreshError> {
     let mine: Vec<ManagedClone> = deps
@@ -130,7 +154,7 @@ async fn purge(
         all_gone &= step.gone;
     }
     let names: Vec<&str> = mine.iter().map(|c| c.identifier.as_str()).collect();
-    let result = progress(previous, &names.join(", "), deleted, all_gone, now);
+    let result = progress(previous, &names.join(", "), deleted, all_gone, timeout, now);
     info!(found = ?names, status = ?result.status, deleted = ?result.deleted, "purge step done");
     Ok(result)
 }

@@ -75,6 +75,7 @@ async fn start(
             clone: request.clone.poll_interval.as_secs(),
             refresh: request.dblab.poll_interval.as_secs(),
         },
+        deletion_seconds: Some(request.clone.deletion_timeout.as_secs()),
     };
     let state =
         RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };

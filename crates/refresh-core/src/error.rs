@@ -102,8 +102,6 @@ pub mod names {
     /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
     pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
     pub const INCOMPLETE: &str = "RunIncomplete";
-    /// Set by the refresh state machine when a clone is still being deleted after its last check.
-    pub const DELETION_TIMED_OUT: &str = "CloneDeletionTimedOut";
     /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
     pub const EXECUTION_STOPPED: &str = "ExecutionStopped";
 
@@ -114,12 +112,11 @@ pub mod names {
         REFRESH_TIMED_OUT,
         REFRESH_NOT_STARTED,
         INCOMPLETE,
-        DELETION_TIMED_OUT,
         EXECUTION_STOPPED,
     ];
 
     /// The names the state machine files set themselves (in Pass and Fail states).
-    pub const SET_BY_STATE_MACHINES: &[&str] = &[DELETION_TIMED_OUT, EXECUTION_STOPPED, REFRESH_FAILED];
+    pub const SET_BY_STATE_MACHINES: &[&str] = &[EXECUTION_STOPPED, REFRESH_FAILED];
 }
 
 #[derive(Debug, thiserror::Error)]

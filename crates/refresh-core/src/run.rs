@@ -64,6 +64,9 @@ pub struct RunStart {
     pub lock_expires_at: OffsetDateTime,
     /// Seconds to wait between polls, for the state machine's Wait states.
     pub poll_seconds: PollSeconds,
+    /// `clone.deletionTimeout`, for the deletion steps.
+    #[serde(default)]
+    pub deletion_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +263,8 @@ pub struct Refresh {
 pub enum DeletionStatus {
     Deleting,
     Deleted,
+    /// Still deleting when `clone.deletionTimeout` ran out: the sweep finishes it.
+    TimedOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

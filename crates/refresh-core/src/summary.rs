@@ -203,8 +203,19 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
         });
     }
     summary.phases = phases(state, summary.started_at);
+    let still_deleting = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::TimedOut);
     let confirmed = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
     match (&state.clone, confirmed) {
+        // Asked to go, but slower than clone.deletionTimeout: the refresh's outcome stands.
+        (Some(clone), None) if let Some(d) = still_deleting => {
+            summary.cleanup = format!(
+                "clone {} was still being deleted when clone.deletionTimeout ran out; the orphan sweep will finish it",
+                clone.identifier
+            );
+            summary.clone_left_behind = true;
+            let ended = state.early_deletion.as_ref().map_or(d.started_at(), |e| e.started_at().min(d.started_at()));
+            summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
+        }
         (Some(clone), Some(d)) => {
             // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
             let early = state.early_deletion.as_ref().map(Deletion::started_at);

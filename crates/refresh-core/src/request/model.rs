@@ -102,6 +102,8 @@ pub struct CloneSpec {
     pub max_age: Duration,
     pub restore_timeout: Duration,
     pub poll_interval: Duration,
+    /// How long the deletion of the clone is followed before the run goes on without it.
+    pub deletion_timeout: Duration,
 }
 
 /// An Aurora Serverless v2 capacity range, in ACUs.
@@ -116,14 +118,10 @@ pub struct ServerlessCapacity {
 /// their retries.
 pub const PREFLIGHT_AND_PATCH_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
 
-/// Checks each deletion loop of the state machines makes before it gives up (one per
-/// `clone.pollInterval`).
-pub const DELETION_CHECKS: u32 = 240;
-
 /// The longest a run can last, part by part: what `clone.maxAge` and the target's lock
 /// must outlast.
 pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
-    let deletion = clone.poll_interval * DELETION_CHECKS;
+    let deletion = clone.deletion_timeout + clone.poll_interval;
     let total = clone.restore_timeout
         + dblab.timeout
         + clone.poll_interval
@@ -131,7 +129,7 @@ pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
         + PREFLIGHT_AND_PATCH_ALLOWANCE
         + deletion;
     let parts = format!(
-        "clone.restoreTimeout {} + dblab.timeout {} + one clone.pollInterval {} and one dblab.pollInterval {} (a loop may look once more) + {} for the preflight and the patch + {} for the deletion ({DELETION_CHECKS} checks of clone.pollInterval)",
+        "clone.restoreTimeout {} + dblab.timeout {} + one clone.pollInterval {} and one dblab.pollInterval {} (a loop may look once more) + {} for the preflight and the patch + {} for the deletion (clone.deletionTimeout and one more look)",
         crate::duration::format(clone.restore_timeout),
         crate::duration::format(dblab.timeout),
         crate::duration::format(clone.poll_interval),
@@ -181,6 +179,8 @@ pub mod defaults {
     use std::time::Duration;
     pub const CLONE_POLL_INTERVAL: Duration = Duration::from_secs(30);
     pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
+    /// An Aurora cluster and its writer take well under this to go.
+    pub const DELETION_TIMEOUT: Duration = Duration::from_secs(3_600);
     pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
     pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
     pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);

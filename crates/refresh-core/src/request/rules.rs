@@ -237,8 +237,16 @@ impl Reader {
             Duration::from_secs(1),
             Duration::from_secs(3_600),
         );
+        let deletion_timeout = self.duration(
+            &mut obj,
+            "deletionTimeout",
+            defaults::DELETION_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(12 * 3_600),
+        );
         self.finish(obj);
         Some(CloneSpec {
+            deletion_timeout,
             instance_class: instance_class?,
             serverless_capacity,
             subnet_group,
@@ -613,16 +621,16 @@ mod tests {
         let mut doc = valid();
         doc["clone"]["maxAge"] = json!("5h");
         assert_eq!(paths(&doc), vec!["clone.maxAge"]);
-        // Defaults: 2h + 4h + 30s + 30s + 15m + 240 x 30s (2h) = 8h16m.
-        doc["clone"]["maxAge"] = json!("8h16m");
+        // Defaults: 2h + 4h + 30s + 30s + 15m + (1h + 30s) = 7h16m30s.
+        doc["clone"]["maxAge"] = json!("7h16m30s");
         let errors = errors(&doc);
         assert_eq!(errors.len(), 1, "the boundary itself is too short");
         assert!(
-            errors[0].message.contains("8h16m") && errors[0].message.contains("for the deletion"),
+            errors[0].message.contains("7h16m30s") && errors[0].message.contains("for the deletion"),
             "{}",
             errors[0].message
         );
-        doc["clone"]["maxAge"] = json!("8h17m");
+        doc["clone"]["maxAge"] = json!("7h17m");
         assert!(RefreshRequest::from_document(&doc).is_ok(), "just past it is enough");
     }
 
