@@ -91,6 +91,36 @@ impl Scenario {
         self.wait(&name, &arn).await
     }
 
+    /// Runs the clean-up state machine as the EventBridge rule would for an ended execution.
+    pub async fn clean_up(&self, name: &str, arn: &str, status: &str, input: &str, start_millis: i64) -> Run {
+        let event = serde_json::json!({
+            "version": "0",
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "resources": [arn],
+            "detail": {
+                "executionArn": arn,
+                "stateMachineArn": self.stack.state_machine_arn,
+                "name": name,
+                "status": status,
+                "startDate": start_millis,
+                "input": input,
+            }
+        });
+        let cleanup_name = format!("cleanup-{}", refresh_tests::unique("c"));
+        let started = self
+            .w
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.stack.cleanup_machine_arn)
+            .name(&cleanup_name)
+            .input(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        self.wait(&cleanup_name, started.execution_arn()).await
+    }
+
     pub async fn rds_source(&self) -> (String, Value) {
         let source = self.w.rds_source().await;
         let request = self.w.request("rds", &source);

@@ -271,33 +271,11 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     let prefix = format!("dblab-refresh-{}", s.w.target());
     assert_eq!(s.w.rds_names(&prefix).await.len(), 1);
 
-    // What the EventBridge rule on ABORTED/TIMED_OUT executions starts, with the event.
+    // What the EventBridge rule on ended executions starts, with the event.
     let described = s.w.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
-    let event = json!({
-        "version": "0",
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "resources": [arn],
-        "detail": {
-            "executionArn": arn,
-            "stateMachineArn": s.stack.state_machine_arn,
-            "name": name,
-            "status": described.status().as_str(),
-            "startDate": described.start_date().to_millis().unwrap(),
-            "input": described.input(),
-        }
-    });
-    let cleanup_name = format!("cleanup-{}", refresh_tests::unique("c"));
-    let cleanup =
-        s.w.sfn
-            .start_execution()
-            .state_machine_arn(&s.stack.cleanup_machine_arn)
-            .name(&cleanup_name)
-            .input(event.to_string())
-            .send()
-            .await
-            .unwrap();
-    let cleaned = s.wait(&cleanup_name, cleanup.execution_arn()).await;
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned =
+        s.clean_up(&name, &arn, described.status().as_str(), described.input().unwrap_or_default(), start).await;
     assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
     s.w.assert_no_secret(&cleaned.history);
 
@@ -469,4 +447,59 @@ async fn a_clone_slow_to_go_leaves_the_refresh_a_success_and_says_so() {
     let left = s.w.rds_names(&prefix).await;
     assert_eq!(left.len(), 1, "{left:?}");
     s.w.rds.delete_db_instance().db_instance_identifier(&left[0]).skip_final_snapshot(true).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_run_that_recorded_itself_is_left_alone_by_the_cleanup() {
+    let s = Scenario::new(Settings::default()).await;
+    let run = s.run("handled", &s.w.request("rds", "no-such-db")).await;
+    s.aftermath(&run, Outcome::Failed, Some("SourceNotFound"), Some("FindSnapshot")).await;
+    let described = s.w.sfn.describe_execution().execution_arn(&run.arn).send().await.unwrap();
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned = s.clean_up(&run.name, &run.arn, "FAILED", described.input().unwrap_or_default(), start).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    assert_eq!(cleaned.entered("Cleanup") + cleaned.entered("RecordOutcome") + cleaned.entered("Notify"), 0);
+    // No second notification, and the row keeps the run's own outcome.
+    let again = s.w.messages(&s.queue).await;
+    assert!(again.iter().all(|m| !m.body().unwrap_or_default().contains(&run.arn)), "a second notification");
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 5)
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r.execution_name == run.name).unwrap();
+    assert_eq!(row.error.as_ref().map(|e| e.name.as_str()), Some("SourceNotFound"), "{row:?}");
+}
+
+#[tokio::test]
+async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
+    // As when an error no Catch handles (States.Runtime) ends a run: its row still says
+    // running and its lock is held.
+    let s = Scenario::new(Settings::default()).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.w.running_execution("runtime").await;
+    let history = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table);
+    let deps = ::record::Deps {
+        history,
+        executions: refresh_core::executions::Executions::new(s.w.sfn.clone()),
+        region: "us-east-1".into(),
+    };
+    let start = time::OffsetDateTime::now_utc();
+    let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };
+    ::record::handle(&deps, ::record::Input::Start { execution, request: request.clone() }).await.unwrap();
+    let arn = run.arn.clone().unwrap();
+    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    let millis = i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let cleaned = s.clean_up(&run.name, &arn, "FAILED", &request.to_string(), millis).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    assert_eq!(cleaned.entered("Cleanup"), 1);
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 5)
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r.execution_name == run.name).unwrap();
+    assert_eq!(row.outcome, Outcome::Failed, "{row:?}");
+    assert!(row.error.as_ref().unwrap().message.contains("FAILED"), "{row:?}");
+    let messages = s.w.messages(&s.queue).await;
+    assert_eq!(messages.iter().filter(|m| m.body().unwrap_or_default().contains(&arn)).count(), 1);
+    s.assert_unlocked().await;
 }

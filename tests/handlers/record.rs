@@ -13,14 +13,14 @@ pub async fn start(w: &World, table: &str, execution: &Execution, request: &Valu
     let input = Input::Start { execution: execution.clone(), request: request.clone() };
     match ::record::handle(&record_deps(w, table), input).await? {
         Output::Started(run) => Ok(run),
-        Output::Finished(s) => panic!("start returned a summary: {s:?}"),
+        other => panic!("start returned {other:?}"),
     }
 }
 
 pub async fn finish(w: &World, table: &str, state: RunState) -> Result<RunSummary, RefreshError> {
     match ::record::handle(&record_deps(w, table), Input::Finish { state: Box::new(state) }).await? {
         Output::Finished(summary) => Ok(*summary),
-        Output::Started(r) => panic!("finish returned a start: {r:?}"),
+        other => panic!("finish returned {other:?}"),
     }
 }
 
@@ -285,4 +285,27 @@ async fn a_target_named_unknown_releases_its_lock() {
     let state = RunState { request: request.clone(), execution: Some(execution), run: Some(run), ..Default::default() };
     finish(&w, &table, state).await.unwrap();
     start(&w, &table, &other(&w, "next"), &request).await.unwrap();
+}
+
+async fn recorded(w: &World, table: &str, execution: &Execution, request: &Value) -> bool {
+    let input = Input::Status { execution: execution.clone(), request: request.clone() };
+    match ::record::handle(&record_deps(w, table), input).await.unwrap() {
+        Output::Status(status) => status.recorded,
+        other => panic!("status returned {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn status_tells_whether_a_run_recorded_its_outcome() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    let execution = w.running_execution("status").await;
+    assert!(!recorded(&w, &table, &execution, &request).await, "no row yet");
+    let run = start(&w, &table, &execution, &request).await.unwrap();
+    assert!(!recorded(&w, &table, &execution, &request).await, "running");
+    let state =
+        RunState { request: request.clone(), execution: Some(execution.clone()), run: Some(run), ..Default::default() };
+    finish(&w, &table, state).await.unwrap();
+    assert!(recorded(&w, &table, &execution, &request).await, "finished");
 }

@@ -26,8 +26,19 @@ const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Input {
-    Start { execution: Execution, request: Value },
-    Finish { state: Box<RunState> },
+    Start {
+        execution: Execution,
+        request: Value,
+    },
+    Finish {
+        state: Box<RunState>,
+    },
+    /// Whether a run that ended has its outcome recorded already (its own failure path
+    /// purged, recorded and notified): the clean-up machine then does nothing more.
+    Status {
+        execution: Execution,
+        request: Value,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -35,6 +46,15 @@ pub enum Input {
 pub enum Output {
     Started(RunStart),
     Finished(Box<RunSummary>),
+    Status(RunStatus),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// The run's row holds its outcome (not `running`).
+    pub recorded: bool,
+    pub outcome: Option<String>,
 }
 
 pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
@@ -42,6 +62,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     match input {
         Input::Start { execution, request } => start(deps, execution, request, now).await.map(Output::Started),
         Input::Finish { state } => finish(deps, &state, now).await.map(|s| Output::Finished(Box::new(s))),
+        Input::Status { execution, request } => status(deps, &execution, &request, now).await.map(Output::Status),
     }
 }
 
@@ -82,6 +103,22 @@ async fn start(
     deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
     info!(target = %run.target, run_key = %run.run_key, "run started");
     Ok(run)
+}
+
+async fn status(
+    deps: &Deps,
+    execution: &Execution,
+    request: &Value,
+    now: OffsetDateTime,
+) -> Result<RunStatus, RefreshError> {
+    let Some(target) = RefreshRequest::target_of(request) else {
+        return Ok(RunStatus { recorded: false, outcome: None });
+    };
+    let started_at = execution.started_at.unwrap_or(now);
+    let outcome = deps.history.run_outcome(target, &execution.name, started_at).await?;
+    let recorded = outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str());
+    info!(target, recorded, outcome = ?outcome, "run status read");
+    Ok(RunStatus { recorded, outcome })
 }
 
 async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<RunSummary, RefreshError> {

@@ -246,14 +246,14 @@ impl History {
         }
     }
 
-    /// The key of this execution's row, if one was written within a minute of `started_at`
-    /// (start times from different sources may differ by milliseconds).
-    pub async fn find_run_key(
+    /// The row of a run, found by its execution name near its start time (a run without
+    /// its row key: a stopped run finished by the clean-up machine, or one refused at its start).
+    async fn find_run(
         &self,
         target: &str,
         execution_name: &str,
         started_at: OffsetDateTime,
-    ) -> Result<Option<String>, RefreshError> {
+    ) -> Result<Option<HashMap<String, AttributeValue>>, RefreshError> {
         let window = time::Duration::minutes(1);
         let out = self
             .client
@@ -272,7 +272,29 @@ impl History {
             .send()
             .await
             .map_err(|e| RefreshError::from_aws("Query", e))?;
-        Ok(out.items().iter().find_map(|item| item.get(SK).and_then(|v| v.as_s().ok()).cloned()))
+        Ok(out.items().first().cloned())
+    }
+
+    /// The key of a run's row, if it wrote one.
+    pub async fn find_run_key(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<String>, RefreshError> {
+        let item = self.find_run(target, execution_name, started_at).await?;
+        Ok(item.and_then(|i| i.get(SK).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// The outcome a run's row holds (`running`, `succeeded`, `failed`), if it has a row.
+    pub async fn run_outcome(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<String>, RefreshError> {
+        let item = self.find_run(target, execution_name, started_at).await?;
+        Ok(item.and_then(|i| i.get("outcome").and_then(|v| v.as_s().ok()).cloned()))
     }
 
     /// The newest runs of a target, newest first.
