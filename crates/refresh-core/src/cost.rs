@@ -81,6 +81,9 @@ pub struct Estimate {
     pub orchestration_usd: Option<f64>,
     /// The sum, when both parts are known.
     pub total_usd: Option<f64>,
+    /// What the estimate leaves out, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_included: Option<String>,
 }
 
 impl Estimate {
@@ -104,6 +107,10 @@ impl Estimate {
             usage,
             orchestration_usd,
             total_usd: clone_usd.zip(orchestration_usd).map(|(c, o)| c + o),
+            // Aurora Standard bills storage I/O per request, and a full logical dump reads
+            // the whole volume: on a large database that can cost more than the instance.
+            not_included: (engine == Engine::AuroraPostgres && class.is_some())
+                .then(|| "Aurora storage I/O (billed per request on Aurora Standard)".to_string()),
         }
     }
 
@@ -124,7 +131,8 @@ impl Estimate {
             _ => "Step Functions and Lambda unknown".to_string(),
         };
         let total = self.total_usd.map_or_else(|| "partly unknown".to_string(), |t| format!("${t:.2}"));
-        format!("{total} ({clone}; {orchestration}; list prices of {})", self.prices_as_of)
+        let left_out = self.not_included.as_deref().map(|n| format!("; {n} not included")).unwrap_or_default();
+        format!("{total} ({clone}; {orchestration}{left_out}; list prices of {})", self.prices_as_of)
     }
 }
 
@@ -162,6 +170,9 @@ mod tests {
         let serverless = Estimate::new(Engine::AuroraPostgres, Some("db.serverless"), "us-east-1", 3_600, Some(usage));
         assert_eq!((serverless.clone_usd, serverless.total_usd), (None, None), "unknown, never 0");
         assert!(serverless.describe().contains("no list price"), "{}", serverless.describe());
+        assert!(serverless.describe().contains("Aurora storage I/O"), "said, not hidden: {}", serverless.describe());
+        let rds = Estimate::new(Engine::RdsPostgres, Some("db.r6g.xlarge"), "us-east-1", 3_600, Some(usage));
+        assert!(!rds.describe().contains("not included"), "{}", rds.describe());
 
         let no_clone = Estimate::new(Engine::RdsPostgres, None, "us-east-1", 0, Some(usage));
         assert_eq!(no_clone.clone_hours, 0.0);

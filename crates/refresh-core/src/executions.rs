@@ -50,16 +50,27 @@ impl Executions {
     }
 }
 
-/// Each state entered is a billed transition; Lambda time runs from a function's start to
+/// Each state entered is a billed transition, and so is each retry of a Task (Step
+/// Functions bills a retry as a transition); Lambda time runs from a function's start to
 /// its end, as Step Functions saw it.
 pub fn usage_of(events: &[HistoryEvent]) -> Usage {
     let mut usage = Usage { transitions: 0, lambda_invocations: 0, lambda_seconds: 0.0 };
     let mut started: Option<f64> = None;
+    let mut attempts_in_state = 0;
     for e in events {
         let at = e.timestamp().as_secs_f64();
         match e.r#type() {
-            _ if e.state_entered_event_details().is_some() => usage.transitions += 1,
-            HistoryEventType::LambdaFunctionScheduled => usage.lambda_invocations += 1,
+            _ if e.state_entered_event_details().is_some() => {
+                usage.transitions += 1;
+                attempts_in_state = 0;
+            }
+            HistoryEventType::LambdaFunctionScheduled => {
+                usage.lambda_invocations += 1;
+                if attempts_in_state > 0 {
+                    usage.transitions += 1;
+                }
+                attempts_in_state += 1;
+            }
             HistoryEventType::LambdaFunctionStarted => started = Some(at),
             HistoryEventType::LambdaFunctionSucceeded
             | HistoryEventType::LambdaFunctionFailed
@@ -104,7 +115,7 @@ mod tests {
             event(10, 2_400, T::WaitStateEntered),
         ];
         let usage = usage_of(&events);
-        assert_eq!((usage.transitions, usage.lambda_invocations), (2, 2));
+        assert_eq!((usage.transitions, usage.lambda_invocations), (3, 2), "two states and one retry");
         assert!((usage.lambda_seconds - 2.0).abs() < 1e-9, "{usage:?}");
     }
 }

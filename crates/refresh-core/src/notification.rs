@@ -171,6 +171,7 @@ mod tests {
             clone_class: Some("db.t3.medium".into()),
             engine_version: Some("v4.2.0-rc.3-20260721-1410 (4.2 API)".into()),
             clone_lifetime_seconds: Some(4_740),
+            clone_billed_seconds: Some(4_200),
             clone_deleted_after_dump: false,
             phases: vec![Phase { name: "refresh".into(), started_at: datetime!(2026-11-22 05:12 UTC), ended_at: None }],
             error: None,

@@ -9,7 +9,7 @@ use crate::cost::{Engine, Estimate, Usage};
 use crate::dblab::EngineIdentity;
 use crate::error::names;
 use crate::request::{RefreshRequest, SourceMode};
-use crate::run::{Deletion, DeletionStatus, PollStatus, RefreshFailure, RestoreSource, RunState};
+use crate::run::{CloneInstance, Deletion, DeletionStatus, PollStatus, RefreshFailure, RestoreSource, RunState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +91,10 @@ pub struct RunSummary {
     /// From the restore request until its deletion started: what the clone cost.
     #[serde(default)]
     pub clone_lifetime_seconds: Option<i64>,
+    /// From `available` until its deletion started: what RDS bills (it bills from
+    /// `available`, at least ten minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_billed_seconds: Option<i64>,
     /// The clone was deleted once DBLab had dumped from it (`clone.deleteAfterDump`).
     #[serde(default)]
     pub clone_deleted_after_dump: bool,
@@ -120,13 +124,18 @@ impl RunSummary {
             Some("aurora-cluster") => Engine::AuroraPostgres,
             _ => Engine::RdsPostgres,
         };
-        let clone_seconds = match (&self.clone_class, self.clone_lifetime_seconds) {
+        let clone_seconds = match (&self.clone_class, self.clone_billed_seconds.or(self.clone_lifetime_seconds)) {
             (None, _) => 0,
             (Some(_), Some(lived)) => lived,
             (Some(_), None) => self.duration_seconds().unwrap_or_default(),
         };
         self.cost = Some(Estimate::new(engine, self.clone_class.as_deref(), region, clone_seconds, usage));
     }
+}
+
+/// RDS bills a clone from `available`, at least ten minutes; one never available, not at all.
+fn billed_seconds(clone: &CloneInstance, ended: OffsetDateTime) -> i64 {
+    clone.ready_at.map_or(0, |ready| (ended - ready).whole_seconds().max(crate::cost::MINIMUM_BILLED_SECONDS))
 }
 
 fn text_at<'a>(doc: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -168,6 +177,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
         engine_version: state.refresh.as_ref().and_then(|r| r.engine.as_ref()).map(EngineIdentity::describe),
         clone_lifetime_seconds: None,
+        clone_billed_seconds: None,
         clone_deleted_after_dump: false,
         phases: Vec::new(),
         error: None,
@@ -215,6 +225,7 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
             summary.clone_left_behind = true;
             let ended = state.early_deletion.as_ref().map_or(d.started_at(), |e| e.started_at().min(d.started_at()));
             summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
+            summary.clone_billed_seconds = Some(billed_seconds(clone, ended));
         }
         (Some(clone), Some(d)) => {
             // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
@@ -232,6 +243,7 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
                 (None, None) => format!("clone {} deleted", clone.identifier),
             };
             summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
+            summary.clone_billed_seconds = Some(billed_seconds(clone, ended));
         }
         // The failure path's purge found a clone that never reached the state.
         (None, Some(d)) if !d.deleted.is_empty() => summary.cleanup = format!("deleted {}", d.deleted.join(", ")),
@@ -401,6 +413,7 @@ mod tests {
         assert_eq!(sum.outcome, Outcome::Succeeded);
         assert!(sum.clone_deleted_after_dump);
         assert_eq!(sum.clone_lifetime_seconds, Some(39 * 60), "until 05:40, not 06:20");
+        assert_eq!(sum.clone_billed_seconds, Some(29 * 60), "billed from available (05:11), not the request");
         assert!(sum.cleanup.contains("once the dump was over"), "{}", sum.cleanup);
     }
 
