@@ -53,13 +53,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     };
 
     // The engine may have changed since the preflight, while the clone was being made.
-    let health = client.health().await?;
-    let before = client.instance_status().await?;
-    if before.retrieving.mode != "logical" {
-        return Err(RefreshError::DblabNotLogical { mode: before.retrieving.mode });
-    }
+    // Busy is decided below: a busy engine may be running this run's own refresh.
+    let engine::EngineState { version, status: before } = engine::logical_engine(&client).await?;
     let (api, config) = engine::engine_config(&client).await?;
-    let version = if health.version.is_empty() { before.engine.version.clone() } else { health.version };
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
     let retrieving = before.retrieving.clone();

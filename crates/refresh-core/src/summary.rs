@@ -133,6 +133,19 @@ impl RunSummary {
     }
 }
 
+/// When the clone stopped being needed: the first deletion step, after the dump or after
+/// the refresh.
+fn deletion_began(state: &RunState, deletion: &Deletion) -> OffsetDateTime {
+    let late = deletion.started_at();
+    state.early_deletion.as_ref().map_or(late, |early| early.started_at().min(late))
+}
+
+/// How long the clone lived, from its request, and what RDS bills of that.
+fn record_lifetime(summary: &mut RunSummary, clone: &CloneInstance, ended: OffsetDateTime) {
+    summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
+    summary.clone_billed_seconds = Some(billed_seconds(clone, ended));
+}
+
 /// RDS bills a clone from `available`, at least ten minutes; one never available, not at all.
 fn billed_seconds(clone: &CloneInstance, ended: OffsetDateTime) -> i64 {
     clone.ready_at.map_or(0, |ready| (ended - ready).whole_seconds().max(crate::cost::MINIMUM_BILLED_SECONDS))
@@ -223,14 +236,11 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
                 clone.identifier
             );
             summary.clone_left_behind = true;
-            let ended = state.early_deletion.as_ref().map_or(d.started_at(), |e| e.started_at().min(d.started_at()));
-            summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
-            summary.clone_billed_seconds = Some(billed_seconds(clone, ended));
+            record_lifetime(&mut summary, clone, deletion_began(state, d));
         }
         (Some(clone), Some(d)) => {
             // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
             let early = state.early_deletion.as_ref().map(Deletion::started_at);
-            let ended = early.map_or(d.started_at(), |e| e.min(d.started_at()));
             summary.clone_deleted_after_dump = early.is_some();
             summary.cleanup = match (early, &state.early_deletion_error) {
                 (Some(_), _) => format!("clone {} deleted once the dump was over", clone.identifier),
@@ -242,8 +252,7 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
                 ),
                 (None, None) => format!("clone {} deleted", clone.identifier),
             };
-            summary.clone_lifetime_seconds = Some((ended - clone.requested_at).whole_seconds());
-            summary.clone_billed_seconds = Some(billed_seconds(clone, ended));
+            record_lifetime(&mut summary, clone, deletion_began(state, d));
         }
         // The failure path's purge found a clone that never reached the state.
         (None, Some(d)) if !d.deleted.is_empty() => summary.cleanup = format!("deleted {}", d.deleted.join(", ")),

@@ -29,19 +29,26 @@ pub struct EngineState {
     pub status: InstanceStatus,
 }
 
-/// `GET /healthz` and `GET /status`: logical mode, and no refresh running or pending.
-pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
+/// `GET /healthz` and `GET /status`: the engine answers, takes the token, and retrieves
+/// in logical mode. Its version comes from `/healthz`, else from `/status`.
+pub async fn logical_engine(client: &DblabClient) -> Result<EngineState, RefreshError> {
     let health = client.health().await?;
     let status = client.instance_status().await?;
-    let retrieving = &status.retrieving;
-    if retrieving.mode != "logical" {
-        return Err(RefreshError::DblabNotLogical { mode: retrieving.mode.clone() });
-    }
-    if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: retrieving.status.clone() });
+    if status.retrieving.mode != "logical" {
+        return Err(RefreshError::DblabNotLogical { mode: status.retrieving.mode.clone() });
     }
     let version = if health.version.is_empty() { status.engine.version.clone() } else { health.version };
     Ok(EngineState { version, status })
+}
+
+/// As `logical_engine`, and no refresh running or pending.
+pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
+    let state = logical_engine(client).await?;
+    let status = &state.status.retrieving.status;
+    if BUSY_STATUSES.contains(&status.as_str()) {
+        return Err(RefreshError::DblabBusy { status: status.clone() });
+    }
+    Ok(state)
 }
 
 /// The engine's configuration: the API generation (from the `/admin/config` projection)
