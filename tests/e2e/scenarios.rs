@@ -280,9 +280,19 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     s.w.assert_no_secret(&cleaned.history);
 
     // The stopped run's own row is finished, its lock released, one notification sent.
-    let row = s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), None).await;
-    assert!(row.error.unwrap().message.contains("ABORTED"));
-    assert!(row.cleanup.starts_with("deleted dblab-refresh-"), "{}", row.cleanup);
+    let stopped_in = stopped.last_entered().unwrap();
+    assert!(["WaitForRefresh", "PollRefresh", "IsRefreshDone"].contains(&stopped_in.as_str()), "{stopped_in}");
+    let row = s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), Some(&stopped_in)).await;
+    let message = row.error.as_ref().unwrap().message.clone();
+    assert!(message.starts_with(&format!("the execution ended ABORTED in state {stopped_in}")), "{message}");
+    // Complete from the stopped execution's own history: what it restored, from when, which clone.
+    let clone = row.clone_identifier.clone().unwrap_or_else(|| panic!("no clone in {row:?}"));
+    assert!(clone.starts_with(&prefix), "{row:?}");
+    assert_eq!(row.cleanup, format!("clone {clone} deleted"));
+    assert!(row.snapshot_identifier.is_some() && row.clone_class.is_some(), "{row:?}");
+    assert!(row.phases.iter().any(|p| p.name == "restore" && p.ended_at.is_some()), "{row:?}");
+    assert!(row.clone_billed_seconds.is_some(), "{row:?}");
+
     let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
         .recent(&s.w.target(), 10)
         .await
@@ -441,7 +451,7 @@ async fn a_clone_slow_to_go_leaves_the_refresh_a_success_and_says_so() {
     let row = rows.iter().find(|r| r.execution_name == run.name).unwrap();
     assert_eq!(row.outcome, Outcome::Succeeded, "{row:?}");
     assert!(row.error.is_none(), "{row:?}");
-    assert!(row.clone_left_behind && row.cleanup.contains("still being deleted"), "{row:?}");
+    assert!(row.clone_left_behind && row.cleanup.contains("still deleting"), "{row:?}");
     s.assert_unlocked().await;
     // The clone is left for the sweep; the test removes it itself.
     let left = s.w.rds_names(&prefix).await;
@@ -476,7 +486,7 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
     // running and its lock is held.
     let s = Scenario::new(Settings::default()).await;
     let (_, request) = s.rds_source().await;
-    let run = s.w.running_execution("runtime").await;
+    let run = s.w.failing_execution("runtime").await;
     let history = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table);
     let deps = ::record::Deps {
         history,
@@ -487,7 +497,8 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
     let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };
     ::record::handle(&deps, ::record::Input::Start { execution, request: request.clone() }).await.unwrap();
     let arn = run.arn.clone().unwrap();
-    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    let failed = s.wait(&run.name, &arn).await;
+    assert_eq!(failed.status, "FAILED");
     let millis = i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap();
     let cleaned = s.clean_up(&run.name, &arn, "FAILED", &request.to_string(), millis).await;
     assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
@@ -498,7 +509,8 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
         .unwrap();
     let row = rows.iter().find(|r| r.execution_name == run.name).unwrap();
     assert_eq!(row.outcome, Outcome::Failed, "{row:?}");
-    assert!(row.error.as_ref().unwrap().message.contains("FAILED"), "{row:?}");
+    let message = &row.error.as_ref().unwrap().message;
+    assert!(message.starts_with("the execution ended FAILED in state P (States.Runtime: "), "{row:?}");
     let messages = s.w.messages(&s.queue).await;
     assert_eq!(messages.iter().filter(|m| m.body().unwrap_or_default().contains(&arn)).count(), 1);
     s.assert_unlocked().await;

@@ -74,6 +74,7 @@ fn clone_ref(identifier: &str, kind: CloneKind) -> CloneInstance {
         endpoint: None,
         checks: 1,
         ready_at: Some(now),
+        storage_type: None,
     }
 }
 

@@ -312,3 +312,76 @@ async fn status_tells_whether_a_run_recorded_its_outcome() {
     finish(&w, &table, state).await.unwrap();
     assert!(recorded(&w, &table, &execution, &request).await, "finished");
 }
+
+#[tokio::test]
+async fn recover_completes_a_stopped_run_from_its_own_history() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    // A stand-in for a refresh run stopped while it waited for the refresh: its states
+    // passed on a snapshot and a clone, as FindSnapshot and Restore do.
+    let snapshot = json!({
+        "mode": "snapshot", "identifier": "rds:prod-2026-11-30-03-00", "arn": "arn:snap", "engine": "postgres",
+        "dataAsOf": "2026-11-30T03:00:00Z", "snapshotType": "automated", "sourceType": "rds",
+        "sourceIdentifier": "prod", "foundAt": "2026-12-01T04:00:05Z"
+    });
+    let clone = json!({
+        "identifier": "dblab-refresh-x-1", "kind": "instance", "instanceClass": "db.r6g.large",
+        "engine": "postgres", "requestedAt": "2026-12-01T04:00:06Z", "deadline": "2026-12-01T06:00:06Z",
+        "status": "ready", "rdsStatus": "available", "readyAt": "2026-12-01T04:10:00Z"
+    });
+    let definition = json!({"StartAt": "FindSnapshot", "States": {
+        "FindSnapshot": {"Type": "Pass", "Result": snapshot, "ResultPath": "$.snapshot", "Next": "Restore"},
+        "Restore": {"Type": "Pass", "Result": clone, "ResultPath": "$.clone", "Next": "WaitForRefresh"},
+        "WaitForRefresh": {"Type": "Wait", "Seconds": 600, "End": true}
+    }});
+    let machine = w
+        .sfn
+        .create_state_machine()
+        .name(format!("stopped-{}", w.id))
+        .role_arn("arn:aws:iam::123456789012:role/sfn")
+        .definition(definition.to_string())
+        .send()
+        .await
+        .unwrap();
+    let request = w.request("rds", "prod");
+    let name = format!("stopped-{}", w.id);
+    let started = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name(&name)
+        .input(json!({"request": request}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let arn = started.execution_arn().to_string();
+    for _ in 0..50 {
+        let events = w.sfn.get_execution_history().execution_arn(&arn).send().await.unwrap();
+        if events.events().iter().any(|e| e.r#type().as_str() == "WaitStateEntered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+
+    let cleanup = RunState {
+        request: request.clone(),
+        execution: Some(Execution { name, arn: Some(arn), started_at: None }),
+        error: Some(CaughtError { error: "ExecutionStopped".into(), cause: Some("from the event".into()) }),
+        ..Default::default()
+    };
+    let input = Input::Recover { state: Box::new(cleanup) };
+    let Output::Recovered(value) = ::record::handle(&record_deps(&w, &table), input).await.unwrap() else {
+        panic!("recover returned something else")
+    };
+    assert!(value.as_object().unwrap().values().all(|v| !v.is_null()), "no empty parts: {value}");
+    let state: RunState = serde_json::from_value(value).unwrap();
+    assert_eq!(state.snapshot.unwrap().identifier, "rds:prod-2026-11-30-03-00");
+    assert_eq!(state.clone.unwrap().instance_class, "db.r6g.large");
+    assert_eq!(state.failed_state.as_deref(), Some("WaitForRefresh"));
+    assert_eq!(state.request, request, "the clean-up's own parts are kept");
+    assert!(
+        state.error.unwrap().message().starts_with("the execution ended ABORTED in state WaitForRefresh"),
+        "from the execution's history, not the event"
+    );
+}

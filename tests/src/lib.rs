@@ -227,12 +227,27 @@ impl World {
 
     /// An execution that stays RUNNING (a state machine that waits ten minutes).
     pub async fn running_execution(&self, label: &str) -> Execution {
+        self.execution_of(label, r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#).await
+    }
+
+    /// An execution that fails after a few seconds with `States.Runtime`, the error no Catch
+    /// of the refresh machine handles.
+    pub async fn failing_execution(&self, label: &str) -> Execution {
+        self.execution_of(
+            label,
+            r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":2,"Next":"P"},
+                "P":{"Type":"Pass","Parameters":{"x.$":"$.missing"},"End":true}}}"#,
+        )
+        .await
+    }
+
+    async fn execution_of(&self, label: &str, definition: &str) -> Execution {
         let machine = self
             .sfn
             .create_state_machine()
-            .name(format!("wait-{label}-{}", self.id))
+            .name(format!("machine-{label}-{}", self.id))
             .role_arn("arn:aws:iam::123456789012:role/sfn")
-            .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
+            .definition(definition)
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e:?}"));

@@ -1,6 +1,8 @@
 //! `record`: the run's history. At the start it validates the request, takes the
 //! target's lock and the engine's, and writes a `running` row; at the end it writes the outcome and
-//! releases the locks (only those this execution holds).
+//! releases the locks (only those this execution holds). For the clean-up machine it also
+//! tells whether an ended run recorded itself (`status`), and completes a stopped run's
+//! state from that execution's own history (`recover`).
 
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
@@ -39,6 +41,11 @@ pub enum Input {
         execution: Execution,
         request: Value,
     },
+    /// The clean-up machine's state completed from the stopped execution's own history:
+    /// its snapshot, clone, refresh and the state it was in.
+    Recover {
+        state: Box<RunState>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +54,8 @@ pub enum Output {
     Started(RunStart),
     Finished(Box<RunSummary>),
     Status(RunStatus),
+    /// The whole state, without empty parts: the clean-up machine's Choices test presence.
+    Recovered(Value),
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +72,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
         Input::Start { execution, request } => start(deps, execution, request, now).await.map(Output::Started),
         Input::Finish { state } => finish(deps, &state, now).await.map(|s| Output::Finished(Box::new(s))),
         Input::Status { execution, request } => status(deps, &execution, &request, now).await.map(Output::Status),
+        Input::Recover { state } => recover(deps, *state).await.map(Output::Recovered),
     }
 }
 
@@ -119,6 +129,32 @@ async fn status(
     let recorded = outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str());
     info!(target, recorded, outcome = ?outcome, "run status read");
     Ok(RunStatus { recorded, outcome })
+}
+
+async fn recover(deps: &Deps, state: RunState) -> Result<Value, RefreshError> {
+    let arn = state.execution.as_ref().and_then(|e| e.arn.clone());
+    // The clean-up goes on with what the event said when the history cannot be read.
+    let stopped = match arn {
+        Some(arn) => deps
+            .executions
+            .stopped(&arn)
+            .await
+            .inspect_err(|e| warn!(error = %e, "stopped execution's history unreadable: its row will be incomplete"))
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    let recovered = refresh_core::stopped::complete(state, stopped);
+    info!(
+        snapshot = recovered.snapshot.is_some(),
+        clone = ?recovered.clone.as_ref().map(|c| &c.identifier),
+        failed_state = ?recovered.failed_state,
+        "stopped run recovered"
+    );
+    let mut value = serde_json::to_value(&recovered).map_err(|e| RefreshError::Internal(e.to_string()))?;
+    if let Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
+    Ok(value)
 }
 
 async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<RunSummary, RefreshError> {

@@ -10,32 +10,69 @@ use serde::{Deserialize, Serialize};
 /// relying on an estimate: AWS changes prices, and this table does not follow.
 pub const PRICES_AS_OF: &str = "2026-11-22";
 
-/// Step Functions standard workflows, per state transition.
+/// Where each figure below was read (US East (N. Virginia), on-demand).
+pub const STEP_FUNCTIONS_PRICES: &str = "https://aws.amazon.com/step-functions/pricing/ (Standard workflows)";
+pub const LAMBDA_PRICES: &str = "https://aws.amazon.com/lambda/pricing/ (Arm)";
+pub const RDS_POSTGRES_PRICES: &str =
+    "https://aws.amazon.com/rds/postgresql/pricing/ (On-Demand, Single-AZ deployment)";
+pub const AURORA_STANDARD_PRICES: &str =
+    "https://aws.amazon.com/rds/aurora/pricing/ (PostgreSQL-Compatible, On-Demand, Aurora Standard)";
+pub const AURORA_IO_OPTIMIZED_PRICES: &str =
+    "https://aws.amazon.com/rds/aurora/pricing/ (PostgreSQL-Compatible, On-Demand, Aurora I/O-Optimized)";
+
+/// Step Functions standard workflows, per state transition ([`STEP_FUNCTIONS_PRICES`]).
 pub const STEP_FUNCTIONS_PER_TRANSITION: f64 = 0.025 / 1_000.0;
-/// Lambda on arm64 (Graviton), per GB-second, and per request.
+/// Lambda on arm64 (Graviton), per GB-second, and per request ([`LAMBDA_PRICES`]).
 pub const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
 pub const LAMBDA_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
 /// Every function is deployed with 128 MB.
 pub const LAMBDA_MEMORY_GB: f64 = 0.125;
+/// Aurora Standard storage I/O, per request ([`AURORA_STANDARD_PRICES`]).
+pub const AURORA_STANDARD_PER_IO: f64 = 0.20 / 1_000_000.0;
 
-/// Which price list an instance class is read from.
+/// Which price list an instance class is read from. Aurora's two storage configurations
+/// price the same class differently: I/O-Optimized charges more per hour and nothing per
+/// I/O request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     RdsPostgres,
-    AuroraPostgres,
+    AuroraStandard,
+    AuroraIoOptimized,
 }
 
-/// On-demand, single-AZ, PostgreSQL, per instance-hour, US East (N. Virginia).
+impl Engine {
+    /// Aurora's storage configuration from the cluster's `StorageType` (`aurora-iopt1`
+    /// is I/O-Optimized; `aurora`, or nothing, is Standard).
+    pub fn aurora(storage_type: Option<&str>) -> Self {
+        if storage_type == Some("aurora-iopt1") { Self::AuroraIoOptimized } else { Self::AuroraStandard }
+    }
+
+    /// The page this engine's instance prices were read from.
+    pub fn price_source(self) -> &'static str {
+        match self {
+            Self::RdsPostgres => RDS_POSTGRES_PRICES,
+            Self::AuroraStandard => AURORA_STANDARD_PRICES,
+            Self::AuroraIoOptimized => AURORA_IO_OPTIMIZED_PRICES,
+        }
+    }
+}
+
+/// On-demand, single-AZ, PostgreSQL, per instance-hour, US East (N. Virginia); each row's
+/// page is its engine's [`Engine::price_source`].
 const US_EAST_1: &[(Engine, &str, f64)] = &[
     (Engine::RdsPostgres, "db.t4g.medium", 0.065),
     (Engine::RdsPostgres, "db.r6g.large", 0.225),
     (Engine::RdsPostgres, "db.r6g.xlarge", 0.45),
     (Engine::RdsPostgres, "db.r6g.2xlarge", 0.899),
     (Engine::RdsPostgres, "db.r6g.4xlarge", 1.798),
-    (Engine::AuroraPostgres, "db.r6g.large", 0.26),
-    (Engine::AuroraPostgres, "db.r6g.xlarge", 0.519),
-    (Engine::AuroraPostgres, "db.r6g.2xlarge", 1.038),
-    (Engine::AuroraPostgres, "db.r6g.4xlarge", 2.076),
+    (Engine::AuroraStandard, "db.r6g.large", 0.26),
+    (Engine::AuroraStandard, "db.r6g.xlarge", 0.519),
+    (Engine::AuroraStandard, "db.r6g.2xlarge", 1.038),
+    (Engine::AuroraStandard, "db.r6g.4xlarge", 2.076),
+    (Engine::AuroraIoOptimized, "db.r6g.large", 0.338),
+    (Engine::AuroraIoOptimized, "db.r6g.xlarge", 0.675),
+    (Engine::AuroraIoOptimized, "db.r6g.2xlarge", 1.349),
+    (Engine::AuroraIoOptimized, "db.r6g.4xlarge", 2.699),
 ];
 
 /// The list price of one clone instance-hour, when this table knows it.
@@ -65,6 +102,16 @@ pub struct Usage {
     pub lambda_seconds: f64,
 }
 
+/// The clone's part of a run, as far as it is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CloneUse<'a> {
+    /// No clone was made.
+    None,
+    /// A clone existed for `seconds`; its class may be unknown (a purge found a clone that
+    /// never reached the state): then its price is unknown too, never 0.
+    Billed { class: Option<&'a str>, seconds: i64 },
+}
+
 /// The estimated cost of one run, at the list prices of `prices_as_of`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,9 +120,12 @@ pub struct Estimate {
     pub region: String,
     pub clone_class: Option<String>,
     pub clone_hours: f64,
-    /// Unknown when the table does not list the class in the region.
+    /// Unknown when the table does not list the class in the region, or the class is unknown.
     pub clone_hourly_usd: Option<f64>,
     pub clone_usd: Option<f64>,
+    /// The page the clone's hourly price was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_price_source: Option<String>,
     /// Unknown when the execution's history could not be read.
     pub usage: Option<Usage>,
     pub orchestration_usd: Option<f64>,
@@ -87,16 +137,19 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// `clone_seconds` is how long the clone existed (0 without a clone).
-    pub fn new(engine: Engine, class: Option<&str>, region: &str, clone_seconds: i64, usage: Option<Usage>) -> Self {
-        let billed = if clone_seconds > 0 { clone_seconds.max(MINIMUM_BILLED_SECONDS) } else { 0 };
-        let clone_hours = billed as f64 / 3_600.0;
-        let clone_hourly_usd = match class {
-            Some(class) => instance_hour(engine, class, region),
-            None => Some(0.0),
+    pub fn new(engine: Engine, clone: CloneUse<'_>, region: &str, usage: Option<Usage>) -> Self {
+        let (class, billed, clone_hourly_usd) = match clone {
+            CloneUse::None => (None, 0, Some(0.0)),
+            CloneUse::Billed { class, seconds } => (
+                class,
+                if seconds > 0 { seconds.max(MINIMUM_BILLED_SECONDS) } else { 0 },
+                class.and_then(|class| instance_hour(engine, class, region)),
+            ),
         };
+        let clone_hours = billed as f64 / 3_600.0;
         let clone_usd = clone_hourly_usd.map(|price| price * clone_hours);
         let orchestration_usd = usage.map(|u| orchestration(u.transitions, u.lambda_invocations, u.lambda_seconds));
+        let had_clone = matches!(clone, CloneUse::Billed { .. });
         Self {
             prices_as_of: PRICES_AS_OF.into(),
             region: region.into(),
@@ -104,20 +157,28 @@ impl Estimate {
             clone_hours,
             clone_hourly_usd,
             clone_usd,
+            clone_price_source: (had_clone && clone_hourly_usd.is_some()).then(|| engine.price_source().to_string()),
             usage,
             orchestration_usd,
             total_usd: clone_usd.zip(orchestration_usd).map(|(c, o)| c + o),
             // Aurora Standard bills storage I/O per request, and a full logical dump reads
-            // the whole volume: on a large database that can cost more than the instance.
-            not_included: (engine == Engine::AuroraPostgres && class.is_some())
-                .then(|| "Aurora storage I/O (billed per request on Aurora Standard)".to_string()),
+            // every table page once: on a large database that can cost more than the
+            // instance. Nothing here knows how many pages were read.
+            not_included: (engine == Engine::AuroraStandard && had_clone).then(|| {
+                format!(
+                    "Aurora storage I/O (Aurora Standard bills ${:.2} per million requests; a full dump reads every \
+                     table page once)",
+                    AURORA_STANDARD_PER_IO * 1_000_000.0
+                )
+            }),
         }
     }
 
     /// One line for people: "$2.03 (clone db.r6g.xlarge 4.50 h x $0.45/h; ...)".
     pub fn describe(&self) -> String {
         let clone = match (&self.clone_class, self.clone_hourly_usd) {
-            (None, _) => "no clone".to_string(),
+            (None, Some(_)) => "no clone".to_string(),
+            (None, None) => format!("clone of unknown class {:.2} h, price unknown", self.clone_hours),
             (Some(class), Some(price)) => format!("clone {class} {:.2} h x ${price}/h", self.clone_hours),
             (Some(class), None) => {
                 format!("clone {class} {:.2} h, no list price for it in {}", self.clone_hours, self.region)
@@ -143,40 +204,75 @@ mod tests {
     #[test]
     fn known_classes_have_a_price_and_others_none() {
         assert_eq!(instance_hour(Engine::RdsPostgres, "db.r6g.xlarge", "us-east-1"), Some(0.45));
-        assert_eq!(instance_hour(Engine::AuroraPostgres, "db.r6g.xlarge", "us-east-1"), Some(0.519));
+        assert_eq!(instance_hour(Engine::AuroraStandard, "db.r6g.xlarge", "us-east-1"), Some(0.519));
+        assert_eq!(instance_hour(Engine::AuroraIoOptimized, "db.r6g.xlarge", "us-east-1"), Some(0.675));
         assert_eq!(instance_hour(Engine::RdsPostgres, "db.r6g.xlarge", "eu-west-1"), None);
         assert_eq!(instance_hour(Engine::RdsPostgres, "db.x2g.large", "us-east-1"), None);
+        assert_eq!(Engine::aurora(Some("aurora-iopt1")), Engine::AuroraIoOptimized);
+        assert_eq!(Engine::aurora(Some("aurora")), Engine::AuroraStandard);
+        assert_eq!(Engine::aurora(None), Engine::AuroraStandard);
     }
+
+    fn billed(class: &str, seconds: i64) -> CloneUse<'_> {
+        CloneUse::Billed { class: Some(class), seconds }
+    }
+
+    const USAGE: Usage = Usage { transitions: 100, lambda_invocations: 40, lambda_seconds: 1_000.0 };
 
     #[test]
     fn an_estimate_bills_at_least_ten_minutes_and_says_what_it_does_not_know() {
-        let usage = Usage { transitions: 100, lambda_invocations: 40, lambda_seconds: 1_000.0 };
-        let e = Estimate::new(Engine::RdsPostgres, Some("db.r6g.xlarge"), "us-east-1", 4 * 3_600, Some(usage));
+        let e = Estimate::new(Engine::RdsPostgres, billed("db.r6g.xlarge", 4 * 3_600), "us-east-1", Some(USAGE));
         assert!((e.clone_usd.unwrap() - 1.8).abs() < 1e-9);
         let total = 1.8 + orchestration(100, 40, 1_000.0);
         assert!((e.total_usd.unwrap() - total).abs() < 1e-9);
         assert!(e.describe().starts_with("$1.80 (clone db.r6g.xlarge 4.00 h x $0.45/h;"), "{}", e.describe());
+        assert_eq!(e.clone_price_source.as_deref(), Some(RDS_POSTGRES_PRICES), "every figure says where it is from");
 
-        let short = Estimate::new(Engine::RdsPostgres, Some("db.r6g.xlarge"), "us-east-1", 60, None);
+        let short = Estimate::new(Engine::RdsPostgres, billed("db.r6g.xlarge", 60), "us-east-1", None);
         assert!((short.clone_hours - 600.0 / 3_600.0).abs() < 1e-9);
         assert_eq!(short.total_usd, None);
         assert!(short.describe().contains("Step Functions and Lambda unknown"));
 
-        let unlisted = Estimate::new(Engine::AuroraPostgres, Some("db.x2g.large"), "eu-west-1", 3_600, Some(usage));
-        assert_eq!(unlisted.clone_usd, None);
+        let unlisted = Estimate::new(Engine::AuroraStandard, billed("db.x2g.large", 3_600), "eu-west-1", Some(USAGE));
+        assert_eq!((unlisted.clone_usd, unlisted.clone_price_source.as_deref()), (None, None));
         assert!(unlisted.describe().contains("no list price for it in eu-west-1"), "{}", unlisted.describe());
 
         // Serverless v2 bills by capacity used, which no list price per hour can say.
-        let serverless = Estimate::new(Engine::AuroraPostgres, Some("db.serverless"), "us-east-1", 3_600, Some(usage));
+        let serverless =
+            Estimate::new(Engine::AuroraStandard, billed("db.serverless", 3_600), "us-east-1", Some(USAGE));
         assert_eq!((serverless.clone_usd, serverless.total_usd), (None, None), "unknown, never 0");
         assert!(serverless.describe().contains("no list price"), "{}", serverless.describe());
         assert!(serverless.describe().contains("Aurora storage I/O"), "said, not hidden: {}", serverless.describe());
-        let rds = Estimate::new(Engine::RdsPostgres, Some("db.r6g.xlarge"), "us-east-1", 3_600, Some(usage));
+        let rds = Estimate::new(Engine::RdsPostgres, billed("db.r6g.xlarge", 3_600), "us-east-1", Some(USAGE));
         assert!(!rds.describe().contains("not included"), "{}", rds.describe());
 
-        let no_clone = Estimate::new(Engine::RdsPostgres, None, "us-east-1", 0, Some(usage));
+        let no_clone = Estimate::new(Engine::RdsPostgres, CloneUse::None, "us-east-1", Some(USAGE));
         assert_eq!(no_clone.clone_hours, 0.0);
         assert!((no_clone.total_usd.unwrap() - orchestration(100, 40, 1_000.0)).abs() < 1e-12);
+        assert!(no_clone.describe().contains("(no clone;"), "{}", no_clone.describe());
+    }
+
+    #[test]
+    fn a_clone_of_unknown_class_is_priced_unknown_never_zero() {
+        let e = Estimate::new(
+            Engine::RdsPostgres,
+            CloneUse::Billed { class: None, seconds: 3_600 },
+            "us-east-1",
+            Some(USAGE),
+        );
+        assert_eq!((e.clone_hourly_usd, e.clone_usd, e.total_usd), (None, None, None));
+        assert!(e.describe().contains("clone of unknown class 1.00 h, price unknown"), "{}", e.describe());
+    }
+
+    #[test]
+    fn aurora_io_optimized_is_priced_from_its_own_column_with_no_io_left_out() {
+        let standard = Estimate::new(Engine::AuroraStandard, billed("db.r6g.large", 3_600), "us-east-1", Some(USAGE));
+        let optimized =
+            Estimate::new(Engine::AuroraIoOptimized, billed("db.r6g.large", 3_600), "us-east-1", Some(USAGE));
+        assert_eq!((standard.clone_hourly_usd, optimized.clone_hourly_usd), (Some(0.26), Some(0.338)));
+        assert!(standard.describe().contains("$0.20 per million requests"), "{}", standard.describe());
+        assert_eq!(optimized.not_included, None, "I/O-Optimized bills no I/O requests");
+        assert_eq!(optimized.clone_price_source.as_deref(), Some(AURORA_IO_OPTIMIZED_PRICES));
     }
 
     #[test]

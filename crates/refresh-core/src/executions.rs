@@ -1,5 +1,6 @@
 //! Step Functions executions: whether one is still running (decides whether a lock may be
-//! taken over and whether a clone is an orphan), and what one has used so far.
+//! taken over and whether a clone is an orphan), what one has used so far, and what a
+//! stopped one had done.
 
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
@@ -37,8 +38,8 @@ impl Executions {
         }
     }
 
-    /// Transitions, Lambda invocations and Lambda time of an execution so far, from its history.
-    pub async fn usage(&self, arn: &str) -> Result<Usage, RefreshError> {
+    /// Every event of an execution's history, oldest first.
+    pub async fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, RefreshError> {
         let mut events = Vec::new();
         let mut pages =
             self.client.get_execution_history().execution_arn(arn).max_results(1_000).into_paginator().send();
@@ -46,7 +47,17 @@ impl Executions {
             let page = page.map_err(|e| RefreshError::from_aws("GetExecutionHistory", e))?;
             events.extend(page.events().iter().cloned());
         }
-        Ok(usage_of(&events))
+        Ok(events)
+    }
+
+    /// Transitions, Lambda invocations and Lambda time of an execution so far, from its history.
+    pub async fn usage(&self, arn: &str) -> Result<Usage, RefreshError> {
+        Ok(usage_of(&self.history(arn).await?))
+    }
+
+    /// What an execution that ended without finishing had done, from its history.
+    pub async fn stopped(&self, arn: &str) -> Result<crate::stopped::Stopped, RefreshError> {
+        Ok(crate::stopped::from_history(&self.history(arn).await?))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod rds;
 pub mod request;
 pub mod run;
 pub mod secrets;
+pub mod stopped;
 pub mod summary;
 pub mod sweep;
 pub mod tags;

@@ -169,6 +169,7 @@ mod tests {
             data_as_of: Some(datetime!(2026-11-22 03:10 UTC)),
             clone_identifier: Some("dblab-refresh-staging-20261122-050000".into()),
             clone_class: Some("db.t3.medium".into()),
+            clone_storage_type: None,
             engine_version: Some("v4.2.0-rc.3-20260721-1410 (4.2 API)".into()),
             clone_lifetime_seconds: Some(4_740),
             clone_billed_seconds: Some(4_200),

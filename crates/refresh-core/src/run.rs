@@ -170,6 +170,9 @@ pub struct CloneInstance {
     pub checks: u32,
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<OffsetDateTime>,
+    /// Aurora's storage configuration as RDS reports it (`aurora`, `aurora-iopt1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<String>,
 }
 
 impl CloneInstance {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cost::{Engine, Estimate, Usage};
+use crate::cost::{CloneUse, Engine, Estimate, Usage};
 use crate::dblab::EngineIdentity;
 use crate::error::names;
 use crate::request::{RefreshRequest, SourceMode};
@@ -85,6 +85,9 @@ pub struct RunSummary {
     pub clone_identifier: Option<String>,
     #[serde(default)]
     pub clone_class: Option<String>,
+    /// Aurora's storage configuration (`aurora`, `aurora-iopt1`): it decides the price list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_storage_type: Option<String>,
     /// The DBLab Engine's version and API generation, as the run found them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
@@ -117,19 +120,24 @@ impl RunSummary {
         self.finished_at.map(|end| (end - self.started_at).whole_seconds())
     }
 
-    /// Prices the run: the clone for its lifetime (or, when its deletion is not confirmed,
-    /// for the whole run: it may still be running), and what the execution used.
+    /// Prices the run: the clone for what RDS bills of it (or, when its deletion is not
+    /// confirmed, for the whole run: it may still be running), and what the execution used.
     pub fn estimate_cost(&mut self, region: &str, usage: Option<Usage>) {
         let engine = match self.source_type.as_deref() {
-            Some("aurora-cluster") => Engine::AuroraPostgres,
+            Some("aurora-cluster") => Engine::aurora(self.clone_storage_type.as_deref()),
             _ => Engine::RdsPostgres,
         };
-        let clone_seconds = match (&self.clone_class, self.clone_billed_seconds.or(self.clone_lifetime_seconds)) {
-            (None, _) => 0,
-            (Some(_), Some(lived)) => lived,
-            (Some(_), None) => self.duration_seconds().unwrap_or_default(),
+        let clone = match &self.clone_identifier {
+            None => CloneUse::None,
+            Some(_) => CloneUse::Billed {
+                class: self.clone_class.as_deref(),
+                seconds: self
+                    .clone_billed_seconds
+                    .or(self.clone_lifetime_seconds)
+                    .unwrap_or_else(|| self.duration_seconds().unwrap_or_default()),
+            },
         };
-        self.cost = Some(Estimate::new(engine, self.clone_class.as_deref(), region, clone_seconds, usage));
+        self.cost = Some(Estimate::new(engine, clone, region, usage));
     }
 }
 
@@ -188,6 +196,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         data_as_of: data_as_of(state),
         clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
+        clone_storage_type: state.clone.as_ref().and_then(|c| c.storage_type.clone()),
         engine_version: state.refresh.as_ref().and_then(|r| r.engine.as_ref()).map(EngineIdentity::describe),
         clone_lifetime_seconds: None,
         clone_billed_seconds: None,
@@ -226,54 +235,70 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
         });
     }
     summary.phases = phases(state, summary.started_at);
-    let still_deleting = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::TimedOut);
-    let confirmed = state.deletion.as_ref().filter(|d| d.status == DeletionStatus::Deleted);
-    match (&state.clone, confirmed) {
-        // Asked to go, but slower than clone.deletionTimeout: the refresh's outcome stands.
-        (Some(clone), None) if let Some(d) = still_deleting => {
-            summary.cleanup = format!(
-                "clone {} was still being deleted when clone.deletionTimeout ran out; the orphan sweep will finish it",
-                clone.identifier
-            );
-            summary.clone_left_behind = true;
-            record_lifetime(&mut summary, clone, deletion_began(state, d));
-        }
-        (Some(clone), Some(d)) => {
-            // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
-            let early = state.early_deletion.as_ref().map(Deletion::started_at);
-            summary.clone_deleted_after_dump = early.is_some();
-            summary.cleanup = match (early, &state.early_deletion_error) {
-                (Some(_), _) => format!("clone {} deleted once the dump was over", clone.identifier),
-                (None, Some(e)) => format!(
-                    "clone {} deleted after the refresh: deleting it once the dump was over failed ({}: {})",
-                    clone.identifier,
-                    e.error,
-                    e.message()
-                ),
-                (None, None) => format!("clone {} deleted", clone.identifier),
-            };
-            record_lifetime(&mut summary, clone, deletion_began(state, d));
-        }
-        // The failure path's purge found a clone that never reached the state.
-        (None, Some(d)) if !d.deleted.is_empty() => summary.cleanup = format!("deleted {}", d.deleted.join(", ")),
-        (None, Some(_)) => summary.cleanup = "nothing to clean up: no clone was created".into(),
-        // Without a snapshot, restore never ran.
-        (None, None) if state.snapshot.is_none() => {
-            summary.cleanup = "nothing to clean up: no clone was created".into();
-        }
-        (clone, None) => {
-            let which = clone
-                .as_ref()
-                .map_or_else(|| "any clone of this run".to_string(), |c| format!("clone {}", c.identifier));
-            summary.cleanup =
-                format!("{which} was NOT confirmed deleted; the orphan sweep will delete it, or delete it by hand");
-            summary.clone_left_behind = true;
-        }
-    }
+    describe_cleanup(state, &mut summary);
     if let Some(e) = &state.cleanup_error {
         summary.cleanup.push_str(&format!(" (the clean-up failed: {}: {})", e.error, e.message()));
     }
     summary
+}
+
+/// What became of the clone, said plainly: deleted, still deleting, left behind, or never
+/// made. A clone is named from the state or, when it never reached the state (a restore
+/// that failed after RDS accepted it, a stopped run), from what the purge found.
+fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
+    let deletion = state.deletion.as_ref();
+    let found = deletion.map(|d| d.identifier.as_str()).filter(|ids| !ids.is_empty());
+    if state.clone.is_none() {
+        summary.clone_identifier = found.map(str::to_string);
+    }
+    let named = summary.clone_identifier.as_ref().map(|ids| format!("clone {ids}"));
+    match (deletion, named) {
+        (Some(d), Some(named)) if d.status == DeletionStatus::Deleted => {
+            // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
+            let early = state.early_deletion.as_ref().map(Deletion::started_at);
+            summary.clone_deleted_after_dump = early.is_some();
+            summary.cleanup = match (early, &state.early_deletion_error) {
+                (Some(_), _) => format!("{named} deleted once the dump was over"),
+                (None, Some(e)) => format!(
+                    "{named} deleted after the refresh: deleting it once the dump was over failed ({}: {})",
+                    e.error,
+                    e.message()
+                ),
+                (None, None) => format!("{named} deleted"),
+            };
+            if let Some(clone) = &state.clone {
+                record_lifetime(summary, clone, deletion_began(state, d));
+            }
+        }
+        (Some(d), None) if d.status == DeletionStatus::Deleted => {
+            summary.cleanup = "nothing to clean up: no clone was created".into();
+        }
+        // Asked to go, but slower than clone.deletionTimeout: the refresh's outcome stands.
+        (Some(d), Some(named)) if d.status == DeletionStatus::TimedOut => {
+            summary.cleanup =
+                format!("{named} still deleting when clone.deletionTimeout ran out; the orphan sweep will finish it");
+            summary.clone_left_behind = true;
+            if let Some(clone) = &state.clone {
+                record_lifetime(summary, clone, deletion_began(state, d));
+            }
+        }
+        // Without a snapshot, restore never ran; without a clean-up error, nothing was missed.
+        (None, None) if state.snapshot.is_none() && state.cleanup_error.is_none() => {
+            summary.cleanup = "nothing to clean up: no clone was created".into();
+        }
+        (_, Some(named)) => {
+            summary.cleanup = format!(
+                "{named} left behind: its deletion was not confirmed; the orphan sweep will delete it, or delete it by hand"
+            );
+            summary.clone_left_behind = true;
+        }
+        (_, None) => {
+            summary.cleanup = "any clone of this run may be left behind: its deletion was not confirmed; the orphan \
+                               sweep will delete it, or delete it by hand"
+                .into();
+            summary.clone_left_behind = true;
+        }
+    }
 }
 
 fn failure(state: &RunState) -> Option<ErrorSummary> {
@@ -365,6 +390,7 @@ mod tests {
             endpoint: None,
             checks: 3,
             ready_at: (status == PollStatus::Ready).then_some(datetime!(2026-11-22 05:11 UTC)),
+            storage_type: None,
         }
     }
 
@@ -503,18 +529,8 @@ mod tests {
         assert_eq!(sum.cleanup, "nothing to clean up: no clone was created");
     }
 
-    #[test]
-    fn a_purge_reports_what_it_found_and_doubt_is_flagged() {
-        let mut s = state();
-        s.snapshot = None;
-        s.error = Some(CaughtError { error: "AwsTransient".into(), cause: None });
-        let mut d = deleted();
-        d.deleted = vec!["dblab-refresh-staging-20261122-050000".into()];
-        s.deletion = Some(d);
-        assert_eq!(finished(&s, T0).cleanup, "deleted dblab-refresh-staging-20261122-050000");
-        s.deletion = None;
-        assert!(!finished(&s, T0).clone_left_behind, "no snapshot: restore never ran");
-        s.snapshot = Some(RestoreSource {
+    fn snapshot() -> RestoreSource {
+        RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: "rds:x".into(),
             arn: "arn".into(),
@@ -527,10 +543,78 @@ mod tests {
             found_at: T0,
             serverless_capacity: None,
             kms_key_id: None,
-        });
+        }
+    }
+
+    #[test]
+    fn a_purge_reports_what_it_found_and_doubt_is_flagged() {
+        let mut s = state();
+        s.snapshot = None;
+        s.error = Some(CaughtError { error: "AwsTransient".into(), cause: None });
+        let mut d = deleted();
+        d.deleted = vec!["dblab-refresh-staging-20261122-050000".into()];
+        s.deletion = Some(d);
+        let sum = finished(&s, T0);
+        assert_eq!(sum.cleanup, "clone dblab-refresh-staging-20261122-050000 deleted");
+        assert_eq!(sum.clone_identifier.as_deref(), Some("dblab-refresh-staging-20261122-050000"));
+        s.deletion = None;
+        assert!(!finished(&s, T0).clone_left_behind, "no snapshot: restore never ran");
+        s.snapshot = Some(snapshot());
         let sum = finished(&s, T0);
         assert!(sum.clone_left_behind);
-        assert!(sum.cleanup.starts_with("any clone of this run was NOT confirmed deleted"));
+        assert!(sum.cleanup.starts_with("any clone of this run may be left behind"), "{}", sum.cleanup);
+    }
+
+    #[test]
+    fn a_failed_purge_never_says_no_clone_was_created() {
+        // The clean-up of a stopped run: no snapshot in its state, and the purge failed.
+        let mut s = state();
+        s.error = Some(CaughtError { error: "ExecutionStopped".into(), cause: None });
+        s.cleanup_error = Some(CaughtError { error: "AwsTransient".into(), cause: Some("throttled".into()) });
+        let sum = finished(&s, T0);
+        assert!(sum.clone_left_behind, "{sum:?}");
+        assert!(sum.cleanup.starts_with("any clone of this run may be left behind"), "{}", sum.cleanup);
+        // With the clone known (recovered from the execution's history), it is named.
+        s.snapshot = Some(snapshot());
+        s.clone = Some(clone(PollStatus::Ready));
+        let sum = finished(&s, T0);
+        assert!(sum.cleanup.starts_with("clone dblab-refresh-staging-20261122-050000 left behind"), "{}", sum.cleanup);
+        assert!(sum.cleanup.ends_with("(the clean-up failed: AwsTransient: throttled)"), "{}", sum.cleanup);
+    }
+
+    #[test]
+    fn a_purge_still_deleting_says_so_and_not_deleted() {
+        let mut s = state();
+        s.error = Some(CaughtError { error: "ExecutionStopped".into(), cause: None });
+        s.snapshot = Some(snapshot());
+        s.deletion = Some(Deletion { status: DeletionStatus::TimedOut, ..deleted() });
+        let sum = finished(&s, T0);
+        assert!(sum.clone_left_behind);
+        assert_eq!(
+            sum.cleanup,
+            "clone dblab-refresh-staging-20261122-050000 still deleting when clone.deletionTimeout ran out; the \
+             orphan sweep will finish it"
+        );
+    }
+
+    #[test]
+    fn a_clone_the_state_never_held_is_priced_unknown_not_zero() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        s.error = Some(CaughtError { error: "AwsTransient".into(), cause: None });
+        s.deletion = Some(deleted());
+        let mut sum = finished(&s, datetime!(2026-11-22 06:00 UTC));
+        sum.estimate_cost(
+            "us-east-1",
+            Some(crate::cost::Usage { transitions: 9, lambda_invocations: 4, lambda_seconds: 2.0 }),
+        );
+        let cost = sum.cost.unwrap();
+        assert_eq!((cost.clone_usd, cost.total_usd), (None, None), "{cost:?}");
+        // And a clone whose class is known is priced.
+        s.clone = Some(CloneInstance { instance_class: "db.r6g.large".into(), ..clone(PollStatus::Ready) });
+        let mut sum = finished(&s, datetime!(2026-11-22 06:00 UTC));
+        sum.estimate_cost("us-east-1", None);
+        assert_eq!(sum.cost.unwrap().clone_hourly_usd, Some(0.225));
     }
 
     #[test]

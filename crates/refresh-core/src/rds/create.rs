@@ -64,6 +64,7 @@ impl Rds {
             endpoint: None,
             checks: 0,
             ready_at: None,
+            storage_type: None,
         };
         if kind == CloneKind::Cluster && status == "available" {
             // The cluster may take its writer at once; otherwise check-available adds it.

@@ -51,6 +51,7 @@ impl Rds {
                 None => next.rds_status = "cluster:not-found".into(),
                 Some(cluster) => {
                     let cluster_status = cluster.status().unwrap_or("unknown").to_string();
+                    next.storage_type = cluster.storage_type().map(str::to_string);
                     next.rds_status = format!("cluster:{cluster_status}");
                     if cluster_status == "available" {
                         match self.instance(clone.instance_id()).await? {

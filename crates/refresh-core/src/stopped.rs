@@ -1,0 +1,254 @@
+//! A run that ended without finishing (stopped by hand, timed out, or failed with an error
+//! no Catch handles) recorded nothing about itself. The clean-up machine starts from the
+//! ended execution's event, which holds only the request; the execution's own history
+//! holds the rest: the state its last completed step passed on (snapshot, clone, refresh),
+//! the state it was in, and how it ended.
+
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+
+use crate::error::names;
+use crate::run::{CaughtError, RunState};
+
+/// Longest text kept from Step Functions' own cause: a `States.Runtime` cause quotes the
+/// whole state document.
+const CAUSE_LIMIT: usize = 400;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stopped {
+    /// The run's state as its last completed step left it.
+    pub state: Option<RunState>,
+    /// The state it was in when it ended.
+    pub in_state: Option<String>,
+    pub ended: Option<Ended>,
+}
+
+/// How the execution ended, as its history says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    /// `ABORTED`, `TIMED_OUT` or `FAILED`.
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Reads a stopped execution's history (events in order).
+pub fn from_history(events: &[HistoryEvent]) -> Stopped {
+    let mut stopped = Stopped::default();
+    for event in events {
+        if let Some(entered) = event.state_entered_event_details() {
+            stopped.in_state = Some(entered.name().to_string());
+        }
+        if let Some(exited) = event.state_exited_event_details() {
+            // Every state of the refresh machine passes the whole run state on.
+            if let Some(state) = exited.output().and_then(|o| serde_json::from_str::<RunState>(o).ok()) {
+                stopped.state = Some(state);
+            }
+            if stopped.in_state.as_deref() == Some(exited.name()) {
+                stopped.in_state = None;
+            }
+        }
+        let ended = |status: &'static str, error: Option<&str>, cause: Option<&str>| Ended {
+            status,
+            error: error.filter(|e| !e.is_empty()).map(str::to_string),
+            cause: cause.filter(|c| !c.is_empty()).map(|c| shorten(c, CAUSE_LIMIT)),
+        };
+        match event.r#type() {
+            HistoryEventType::ExecutionAborted => {
+                let d = event.execution_aborted_event_details();
+                stopped.ended = Some(ended("ABORTED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
+            }
+            HistoryEventType::ExecutionTimedOut => {
+                let d = event.execution_timed_out_event_details();
+                stopped.ended = Some(ended("TIMED_OUT", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
+            }
+            HistoryEventType::ExecutionFailed => {
+                let d = event.execution_failed_event_details();
+                stopped.ended = Some(ended("FAILED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
+            }
+            _ => {}
+        }
+    }
+    stopped
+}
+
+fn shorten(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The clean-up's state completed with what the stopped run had done. The clean-up keeps
+/// what it owns (the request and execution from the event, its own deletion and errors);
+/// the run gives its snapshot, clone, refresh, run start and the state it failed in. The
+/// error stays `ExecutionStopped`, its message saying how and where the run ended.
+pub fn complete(cleanup: RunState, stopped: Stopped) -> RunState {
+    let Stopped { state, in_state, ended } = stopped;
+    let run = state.unwrap_or_default();
+    let earlier = run.error.as_ref().map(|e| format!("{}: {}", e.error, e.message()));
+    let failed_state = run.failed_state.or(in_state.clone());
+    let error = match ended {
+        Some(ended) => {
+            let how = match (ended.error, ended.cause) {
+                (Some(e), Some(c)) => format!(" ({e}: {c})"),
+                (Some(e), None) => format!(" ({e})"),
+                (None, Some(c)) => format!(" ({c})"),
+                (None, None) => String::new(),
+            };
+            let place = in_state.map(|s| format!(" in state {s}")).unwrap_or_default();
+            let after = earlier.map(|e| format!(", after {e}")).unwrap_or_default();
+            Some(CaughtError {
+                error: names::EXECUTION_STOPPED.into(),
+                cause: Some(format!(
+                    "the execution ended {}{place}{how} before it finished{after}; this clean-up removed what it \
+                     had created",
+                    ended.status
+                )),
+            })
+        }
+        None => cleanup.error,
+    };
+    RunState {
+        run: run.run,
+        snapshot: run.snapshot,
+        clone: run.clone,
+        refresh: run.refresh,
+        early_deletion: run.early_deletion,
+        early_deletion_error: run.early_deletion_error,
+        failed_state,
+        error,
+        ..cleanup
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::types::{
+        ExecutionAbortedEventDetails, ExecutionFailedEventDetails, StateEnteredEventDetails, StateExitedEventDetails,
+    };
+    use aws_smithy_types::DateTime;
+    use serde_json::json;
+
+    fn entered(id: i64, name: &str) -> HistoryEvent {
+        HistoryEvent::builder()
+            .id(id)
+            .timestamp(DateTime::from_secs(id))
+            .r#type(HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(StateEnteredEventDetails::builder().name(name).build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    fn exited(id: i64, name: &str, output: &serde_json::Value) -> HistoryEvent {
+        HistoryEvent::builder()
+            .id(id)
+            .timestamp(DateTime::from_secs(id))
+            .r#type(HistoryEventType::TaskStateExited)
+            .state_exited_event_details(
+                StateExitedEventDetails::builder().name(name).output(output.to_string()).build().unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn snapshot() -> serde_json::Value {
+        json!({
+            "mode": "snapshot", "identifier": "rds:prod-2026-11-30-03-00", "arn": "arn:snap", "engine": "postgres",
+            "dataAsOf": "2026-11-30T03:00:00Z", "snapshotType": "automated", "sourceType": "rds",
+            "sourceIdentifier": "prod", "foundAt": "2026-12-01T04:00:05Z"
+        })
+    }
+
+    fn clone() -> serde_json::Value {
+        json!({
+            "identifier": "dblab-refresh-staging-1", "kind": "instance", "instanceClass": "db.r6g.large",
+            "engine": "postgres", "requestedAt": "2026-12-01T04:00:06Z", "deadline": "2026-12-01T06:00:06Z",
+            "status": "ready", "rdsStatus": "available", "readyAt": "2026-12-01T04:10:00Z"
+        })
+    }
+
+    fn history() -> Vec<HistoryEvent> {
+        let request = json!({"target": "staging"});
+        vec![
+            entered(2, "FindSnapshot"),
+            exited(3, "FindSnapshot", &json!({"request": request, "snapshot": snapshot()})),
+            entered(4, "Restore"),
+            exited(5, "Restore", &json!({"request": request, "snapshot": snapshot(), "clone": clone()})),
+            entered(6, "WaitForRefresh"),
+        ]
+    }
+
+    #[test]
+    fn an_aborted_run_gives_its_last_state_and_where_it_was() {
+        let mut events = history();
+        events.push(
+            HistoryEvent::builder()
+                .id(7)
+                .timestamp(DateTime::from_secs(7))
+                .r#type(HistoryEventType::ExecutionAborted)
+                .execution_aborted_event_details(ExecutionAbortedEventDetails::builder().build())
+                .build()
+                .unwrap(),
+        );
+        let stopped = from_history(&events);
+        assert_eq!(stopped.in_state.as_deref(), Some("WaitForRefresh"));
+        assert_eq!(stopped.ended.as_ref().map(|e| e.status), Some("ABORTED"));
+        let cleanup = RunState {
+            request: json!({"target": "staging"}),
+            error: Some(CaughtError { error: "ExecutionStopped".into(), cause: Some("from the event".into()) }),
+            ..Default::default()
+        };
+        let done = complete(cleanup, stopped);
+        assert_eq!(done.snapshot.as_ref().map(|s| s.identifier.as_str()), Some("rds:prod-2026-11-30-03-00"));
+        assert_eq!(done.clone.as_ref().map(|c| c.instance_class.as_str()), Some("db.r6g.large"));
+        assert_eq!(done.failed_state.as_deref(), Some("WaitForRefresh"));
+        let error = done.error.unwrap();
+        assert_eq!(error.error, "ExecutionStopped");
+        assert_eq!(
+            error.message(),
+            "the execution ended ABORTED in state WaitForRefresh before it finished; this clean-up removed what it \
+             had created"
+        );
+    }
+
+    #[test]
+    fn a_failed_run_says_the_error_and_what_it_was_handling() {
+        let mut events = history();
+        let failing = json!({
+            "request": {"target": "staging"}, "clone": clone(),
+            "error": {"Error": "RefreshFailed", "Cause": "{\"errorMessage\":\"pg_dump failed\"}"},
+            "failedState": "PollRefresh"
+        });
+        events.push(exited(7, "WaitForRefresh", &failing));
+        events.push(entered(8, "Cleanup"));
+        events.push(
+            HistoryEvent::builder()
+                .id(9)
+                .timestamp(DateTime::from_secs(9))
+                .r#type(HistoryEventType::ExecutionFailed)
+                .execution_failed_event_details(
+                    ExecutionFailedEventDetails::builder().error("States.Runtime").cause("x".repeat(1_000)).build(),
+                )
+                .build()
+                .unwrap(),
+        );
+        let done = complete(RunState::default(), from_history(&events));
+        assert_eq!(done.failed_state.as_deref(), Some("PollRefresh"), "the state the run's own failure came from");
+        let message = done.error.unwrap().message();
+        assert!(message.starts_with("the execution ended FAILED in state Cleanup (States.Runtime: xxx"), "{message}");
+        assert!(message.contains("...) before it finished, after RefreshFailed: pg_dump failed;"), "{message}");
+        assert!(message.len() < 600, "Step Functions' cause is shortened: {}", message.len());
+    }
+
+    #[test]
+    fn without_a_history_the_clean_up_keeps_what_it_knew() {
+        let cleanup = RunState {
+            request: json!({"target": "staging"}),
+            error: Some(CaughtError { error: "ExecutionStopped".into(), cause: Some("from the event".into()) }),
+            ..Default::default()
+        };
+        let done = complete(cleanup.clone(), from_history(&[]));
+        assert_eq!(done, cleanup);
+    }
+}
