@@ -225,8 +225,11 @@ async fn a_5xx_storm_mid_run_still_cleans_up() {
 async fn two_runs_of_one_target_at_once() {
     let s = Scenario::new(Settings { dump_ms: 1_500, ..Settings::default() }).await;
     let (_, request) = s.rds_source().await;
+    // Two different requests for one target (the same request twice is a duplicate start).
+    let mut other = request.clone();
+    other["dblab"]["pollInterval"] = json!("2s");
     let first = s.start("first", &request).await;
-    let second = s.start("second", &request).await;
+    let second = s.start("second", &other).await;
     let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
     let (winner, loser) = if a.status == "SUCCEEDED" { (a, b) } else { (b, a) };
     assert_eq!(winner.status, "SUCCEEDED");
@@ -251,6 +254,37 @@ async fn two_runs_of_one_target_at_once() {
             && outcomes.contains(&(loser.name.as_str(), Outcome::Failed))
     );
     s.assert_unlocked().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_start_is_recorded_as_skipped_and_is_no_failure() {
+    let s = Scenario::new(Settings { dump_ms: 1_500, ..Settings::default() }).await;
+    // A second subscriber sees every notification of this target, for counting.
+    let all = s.w.subscribe_queue(&s.stack.topic_arn, Some(&s.w.target())).await;
+    let (_, request) = s.rds_source().await;
+    // As EventBridge Scheduler does when it retries a start whose answer it lost.
+    let first = s.start("scheduled", &request).await;
+    let second = s.start("retried", &request).await;
+    let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
+    let (run, duplicate) = if a.entered("SkippedDuplicate") == 0 { (a, b) } else { (b, a) };
+    assert_eq!((run.status.as_str(), duplicate.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "no failure to alarm on");
+    assert_eq!(duplicate.entered("SkippedDuplicate"), 1);
+    assert_eq!(duplicate.entered("FindSnapshot") + duplicate.entered("RecordFailure"), 0, "it creates nothing");
+    s.w.assert_no_secret(&duplicate.history);
+
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.execution_name, run.name);
+    let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
+        .recent(&s.w.target(), 10)
+        .await
+        .unwrap();
+    let skipped = rows.iter().find(|r| r.execution_name == duplicate.name).unwrap();
+    assert_eq!(skipped.outcome, Outcome::Skipped);
+    assert_eq!(skipped.duplicate_of.as_deref(), Some(run.name.as_str()));
+    assert!(skipped.cleanup.starts_with(&format!("skipped: duplicate of {}", run.name)), "{}", skipped.cleanup);
+    let messages = s.w.messages(&all).await;
+    assert_eq!(messages.len(), 1, "one email, for the run itself");
+    assert!(!messages[0].body().unwrap_or_default().contains(&duplicate.arn));
 }
 
 #[tokio::test]

@@ -125,3 +125,17 @@ async fn aws_errors_are_classified_transient_or_terminal() {
         assert!(err.to_string().contains(code), "{err}");
     }
 }
+
+#[tokio::test]
+async fn an_aurora_clone_reports_its_storage_configuration_for_its_price() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["clone"]["storageType"] = json!("aurora-iopt1");
+    let execution = w.execution();
+    let clone = restored(&w, &request, &execution).await;
+    let ready = until_settled(&w, &request, &execution, clone).await;
+    assert_eq!(ready.storage_type.as_deref(), Some("aurora-iopt1"), "{ready:?}");
+    let engine = refresh_core::cost::Engine::aurora(ready.storage_type.as_deref());
+    assert_eq!(engine, refresh_core::cost::Engine::AuroraIoOptimized);
+}

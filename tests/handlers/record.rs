@@ -385,3 +385,36 @@ async fn recover_completes_a_stopped_run_from_its_own_history() {
         "from the execution's history, not the event"
     );
 }
+
+#[tokio::test]
+async fn a_duplicate_start_of_a_running_request_is_skipped_not_failed() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    // The run under way, started with this request (as the Scheduler starts it).
+    let original = w.running_execution_of("original", Some(&request)).await;
+    let now = time::OffsetDateTime::now_utc();
+    let original = Execution { started_at: Some(now), ..original };
+    start(&w, &table, &original, &request).await.unwrap();
+
+    // The Scheduler's retry a minute later: the same request.
+    let retry = Execution { started_at: Some(now + time::Duration::minutes(1)), ..other(&w, "retry") };
+    let run = start(&w, &table, &retry, &request).await.unwrap();
+    assert_eq!(run.duplicate_of.as_deref(), Some(original.name.as_str()));
+    let rows = History::new(w.dynamodb.clone(), &table).recent(&w.target(), 10).await.unwrap();
+    let row = rows.iter().find(|r| r.execution_name == retry.name).unwrap();
+    assert_eq!(row.outcome, Outcome::Skipped);
+    assert_eq!(row.duplicate_of.as_deref(), Some(original.name.as_str()));
+    assert!(row.cleanup.starts_with(&format!("skipped: duplicate of {}", original.name)), "{}", row.cleanup);
+    assert!(row.error.is_none(), "{row:?}");
+
+    // Another request for the target, or the same one long after, is a real conflict.
+    let mut changed = request.clone();
+    changed["dblab"]["pollInterval"] = json!("2s");
+    let other_request = Execution { started_at: Some(now + time::Duration::minutes(1)), ..other(&w, "changed") };
+    let refused = start(&w, &table, &other_request, &changed).await.unwrap_err();
+    assert_eq!(refused.name(), "TargetLocked", "{refused}");
+    let late = Execution { started_at: Some(now + time::Duration::minutes(16)), ..other(&w, "late") };
+    let refused = start(&w, &table, &late, &request).await.unwrap_err();
+    assert_eq!(refused.name(), "TargetLocked", "{refused}");
+}

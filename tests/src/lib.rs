@@ -227,7 +227,13 @@ impl World {
 
     /// An execution that stays RUNNING (a state machine that waits ten minutes).
     pub async fn running_execution(&self, label: &str) -> Execution {
-        self.execution_of(label, r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#).await
+        self.running_execution_of(label, None).await
+    }
+
+    /// A running execution started with `input`, as a refresh is started with its request.
+    pub async fn running_execution_of(&self, label: &str, input: Option<&Value>) -> Execution {
+        let definition = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#;
+        self.execution_of(label, definition, input).await
     }
 
     /// An execution that fails after a few seconds with `States.Runtime`, the error no Catch
@@ -237,11 +243,12 @@ impl World {
             label,
             r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":2,"Next":"P"},
                 "P":{"Type":"Pass","Parameters":{"x.$":"$.missing"},"End":true}}}"#,
+            None,
         )
         .await
     }
 
-    async fn execution_of(&self, label: &str, definition: &str) -> Execution {
+    async fn execution_of(&self, label: &str, definition: &str, input: Option<&Value>) -> Execution {
         let machine = self
             .sfn
             .create_state_machine()
@@ -257,6 +264,7 @@ impl World {
             .start_execution()
             .state_machine_arn(machine.state_machine_arn())
             .name(&name)
+            .set_input(input.map(Value::to_string))
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e:?}"));
@@ -325,7 +333,7 @@ impl World {
         let queue = self
             .sqs
             .create_queue()
-            .queue_name(format!("queue-{}", self.id))
+            .queue_name(unique(&format!("queue-{}", self.id)))
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e:?}"));

@@ -382,10 +382,11 @@ async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<()
     );
     for row in rows {
         let duration = row.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{}m{:02}s", s / 60, s % 60));
-        let error = row
-            .error
-            .as_ref()
-            .map_or_else(String::new, |e| format!("{} in {}", e.name, e.state.as_deref().unwrap_or("?")));
+        let error = match (&row.error, &row.duplicate_of) {
+            (Some(e), _) => format!("{} in {}", e.name, e.state.as_deref().unwrap_or("?")),
+            (None, Some(original)) => format!("duplicate of {original}"),
+            (None, None) => String::new(),
+        };
         // "?" when part of it is unknown (an unlisted class, an unreadable execution history).
         let cost = row.cost.as_ref().map_or_else(
             || "-".to_string(),

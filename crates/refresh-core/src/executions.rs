@@ -18,6 +18,15 @@ pub enum ExecutionState {
     Missing,
 }
 
+/// How an execution was started: what a duplicate start is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub running: bool,
+    /// The execution's input, as text.
+    pub input: Option<String>,
+    pub started_at: time::OffsetDateTime,
+}
+
 pub struct Executions {
     client: Client,
 }
@@ -34,6 +43,20 @@ impl Executions {
                 other => ExecutionState::Ended(other.to_string()),
             }),
             Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(ExecutionState::Missing),
+            Err(e) => Err(RefreshError::from_aws("DescribeExecution", e)),
+        }
+    }
+
+    /// Its status, input and start; `None` for an execution that does not exist.
+    pub async fn started(&self, arn: &str) -> Result<Option<Started>, RefreshError> {
+        match self.client.describe_execution().execution_arn(arn).send().await {
+            Ok(out) => Ok(Some(Started {
+                running: out.status().as_str() == "RUNNING",
+                input: out.input().map(str::to_string),
+                started_at: time::OffsetDateTime::from_unix_timestamp_nanos(out.start_date().as_nanos())
+                    .map_err(|e| RefreshError::Internal(format!("DescribeExecution startDate: {e}")))?,
+            })),
+            Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(None),
             Err(e) => Err(RefreshError::from_aws("DescribeExecution", e)),
         }
     }

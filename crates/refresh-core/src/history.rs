@@ -151,7 +151,8 @@ impl History {
         }
     }
 
-    async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
+    /// The execution holding a lock: its name, and its ARN when it wrote one.
+    pub async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
         let out = self
             .client
             .get_item()

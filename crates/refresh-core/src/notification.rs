@@ -179,6 +179,7 @@ mod tests {
             cleanup: "clone dblab-refresh-staging-20261122-050000 deleted".into(),
             clone_left_behind: false,
             cost: None,
+            duplicate_of: None,
         }
     }
 

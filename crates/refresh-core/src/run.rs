@@ -67,6 +67,10 @@ pub struct RunStart {
     /// `clone.deletionTimeout`, for the deletion steps.
     #[serde(default)]
     pub deletion_seconds: Option<u64>,
+    /// Set when this start duplicates a run already under way: the state machine ends at
+    /// once, successfully (a duplicate is not a failure), and its row says `skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

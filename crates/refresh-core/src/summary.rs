@@ -17,6 +17,8 @@ pub enum Outcome {
     Running,
     Succeeded,
     Failed,
+    /// A duplicate start of a run already under way: nothing was done.
+    Skipped,
 }
 
 impl Outcome {
@@ -25,6 +27,7 @@ impl Outcome {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -113,6 +116,9 @@ pub struct RunSummary {
     /// Written by `record` when the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Estimate>,
+    /// A skipped run: the execution it duplicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 impl RunSummary {
@@ -206,7 +212,22 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         cleanup: String::new(),
         clone_left_behind: false,
         cost: None,
+        duplicate_of: None,
     }
+}
+
+/// The row of a duplicate start: the same request started again while `original` runs it
+/// (a Scheduler retry after a lost answer, a double click). Nothing was created.
+pub fn skipped(state: &RunState, original: &str, original_started: OffsetDateTime, now: OffsetDateTime) -> RunSummary {
+    let mut summary = base(state, now);
+    summary.outcome = Outcome::Skipped;
+    summary.finished_at = Some(now);
+    summary.duplicate_of = Some(original.to_string());
+    summary.cleanup = format!(
+        "skipped: duplicate of {original} (started {} with the same request); nothing was created",
+        crate::run::rfc3339(original_started)
+    );
+    summary
 }
 
 /// When the data is from: the snapshot's time or the restore time; a fast clone's data is
