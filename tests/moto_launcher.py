@@ -42,13 +42,27 @@ only, and are the ONLY ways the tests bend the emulator:
    moto keeps `$$.Execution.StartTime` as a datetime inside the state, which its
    DescribeExecution then cannot encode; AWS has an ISO 8601 string there, and so does
    the JSON that this launcher makes moto write.
+7. Real PostgreSQL (pg_fixture.py). POST /_fixtures/postgres/source {"instance": ID,
+   "masterUsername", "masterPassword", "database", "reader", "readerPassword"} backs an
+   RDS instance with a real, seeded production server (log_connections on, WAL archived)
+   and makes each of its automated snapshots a base backup taken now (the snapshots are
+   dated then). From there on, RDS behaves with real data: a snapshot made by
+   /_fixtures/postgres/snapshot is a new base backup; restoring an instance from a backed
+   snapshot starts a new server from a copy of it, and its Endpoint is that server's
+   127.0.0.1 address and port; deleting the instance stops the server and removes its
+   files. /_fixtures/postgres/pool starts an empty server (the DBLab emulator's pool).
+   /_fixtures/postgres/{sql,checksums,connections,servers} run SQL, sum every table's
+   rows, list the connections a server received in a time window (from its log), and name
+   the running servers. Every server stops with this process.
 """
 
 import argparse
+import atexit
 import copy
 import io
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -195,6 +209,126 @@ def set_snapshot_status(body: dict) -> dict:
     return {"ok": True}
 
 
+_pg = None
+
+
+def _servers():
+    """The PostgreSQL servers, started on first use (the fast tests never pay for them)."""
+    global _pg
+    with _lock:
+        if _pg is None:
+            import pg_fixture
+
+            _pg = pg_fixture.Servers()
+        return _pg
+
+
+def _backed(kind: str, identifier) -> bool:
+    return _pg is not None and identifier is not None and f"{kind}:{identifier}" in _pg.servers
+
+
+def _instance_snapshots(backend, instance_id: str) -> list:
+    return [s for s in backend.database_snapshots.values() if s.database.db_instance_identifier == instance_id]
+
+
+def _back_snapshot(servers, snapshot, server_name: str) -> dict:
+    taken = servers.backup(server_name, snapshot.db_snapshot_identifier)
+    created = taken["takenAt"]
+    snapshot.created = created.replace(tzinfo=None) if snapshot.created.tzinfo is None else created
+    return {"snapshot": snapshot.db_snapshot_identifier, "createdAt": created.isoformat()}
+
+
+def postgres_source(body: dict) -> dict:
+    backend = _rds_backend(body.get("region", "us-east-1"))
+    instance = backend.databases[body["instance"]]
+    servers = _servers()
+    name = f"instance:{body['instance']}"
+    server = servers.create(name, body["masterUsername"], body["masterPassword"], archive=True, log_connections=True)
+    servers.seed(name, body["database"], body["reader"], body["readerPassword"])
+    instance.port = server.port
+    snapshots = [_back_snapshot(servers, s, name) for s in _instance_snapshots(backend, body["instance"])]
+    return {"server": name, "port": server.port, "snapshots": snapshots}
+
+
+def postgres_snapshot(body: dict) -> dict:
+    backend = _rds_backend(body.get("region", "us-east-1"))
+    now = datetime.now(timezone.utc)
+    snapshot_id = body.get("snapshot") or f"rds:{body['instance']}-{now.strftime('%Y-%m-%d-%H-%M-%S')}"
+    snapshot = backend.create_auto_snapshot(body["instance"], snapshot_id)
+    return _back_snapshot(_servers(), snapshot, f"instance:{body['instance']}")
+
+
+def postgres_pool(body: dict) -> dict:
+    import pg_fixture
+
+    name = f"pool:{body['name']}"
+    server = _servers().create(name, body["username"], body["password"])
+    return {"server": name, "host": "127.0.0.1", "port": server.port, "binDir": str(pg_fixture.bin_dir())}
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def postgres_fixture(path: str, body: dict) -> dict:
+    if path == "/_fixtures/postgres/source":
+        return postgres_source(body)
+    if path == "/_fixtures/postgres/snapshot":
+        return postgres_snapshot(body)
+    if path == "/_fixtures/postgres/pool":
+        return postgres_pool(body)
+    servers = _servers()
+    if path == "/_fixtures/postgres/sql":
+        return {"output": servers.psql(body["server"], body["sql"], body.get("database", "postgres"))}
+    if path == "/_fixtures/postgres/checksums":
+        return {"tables": servers.checksums(body["server"], body["database"])}
+    if path == "/_fixtures/postgres/connections":
+        lines = servers.connections(body["server"], _time(body["since"]), _time(body["until"]))
+        return {"count": len(lines), "lines": lines}
+    if path == "/_fixtures/postgres/servers":
+        return {"servers": sorted(servers.servers)}
+    raise KeyError(f"unknown fixture {path}")
+
+
+def patch_rds_postgres() -> None:
+    """Backed instances: restores start real servers, deletions stop them, and the
+    endpoint is the server's."""
+    from moto.rds.models import DBInstance, RDSBackend
+
+    restore = RDSBackend.restore_db_instance_from_db_snapshot
+
+    def restore_from_snapshot(self, from_snapshot_id, overrides):
+        instance = restore(self, from_snapshot_id, overrides)
+        snapshot_id = from_snapshot_id.split(":snapshot:")[-1]
+        if _pg is not None and snapshot_id in _pg.backups:
+            origin = _pg.servers.get(_pg.backups[snapshot_id]["server"])
+            server = _pg.from_backup(f"instance:{instance.db_instance_identifier}", snapshot_id,
+                                     origin.user if origin else "postgres", origin.password if origin else "")
+            instance.port = server.port
+        return instance
+
+    RDSBackend.restore_db_instance_from_db_snapshot = restore_from_snapshot
+
+    delete = RDSBackend.delete_db_instance
+
+    def delete_instance(self, db_instance_identifier, *args, **kwargs):
+        deleted = delete(self, db_instance_identifier, *args, **kwargs)
+        if _backed("instance", db_instance_identifier):
+            _pg.stop(f"instance:{db_instance_identifier}")
+        return deleted
+
+    RDSBackend.delete_db_instance = delete_instance
+
+    address = DBInstance.address
+
+    def backed_address(self):
+        if _backed("instance", self.db_instance_identifier):
+            return "127.0.0.1"
+        return address.fget(self)
+
+    DBInstance.address = property(backed_address)
+
+
 def _action_of(environ, body: bytes) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
@@ -244,6 +378,8 @@ def fixtures(app):
                     return reply(start_response, add_automated_snapshots(data))
                 if path == "/_fixtures/rds/snapshot-status":
                     return reply(start_response, set_snapshot_status(data))
+                if path.startswith("/_fixtures/postgres/"):
+                    return reply(start_response, postgres_fixture(path, data))
                 if path == "/_fixtures/faults":
                     with _lock:
                         _faults.append(dict(data, remaining=int(data.get("times", 1))))
@@ -314,12 +450,18 @@ def bridge_lambda(base_url: str) -> None:
     sfn_responses.json = shim
 
 
+def stop_postgres() -> None:
+    if _pg is not None:
+        _pg.stop_all()
+
+
 def watch_parent(pid: int) -> None:
     def loop():
         while True:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
+                stop_postgres()
                 os._exit(0)
             except PermissionError:
                 pass
@@ -340,6 +482,9 @@ def main() -> None:
     from werkzeug.serving import make_server
 
     patch_rds(args.rds_page_size)
+    patch_rds_postgres()
+    signal.signal(signal.SIGTERM, lambda *_: (stop_postgres(), os._exit(0)))
+    atexit.register(stop_postgres)
     if args.lambda_bridge:
         bridge_lambda(args.lambda_bridge.rstrip("/"))
     if args.parent_pid:

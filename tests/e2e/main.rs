@@ -7,6 +7,7 @@
 
 mod asl;
 mod engine;
+mod realdata;
 mod scenarios;
 
 use std::time::Duration;
@@ -49,8 +50,16 @@ pub struct Scenario {
 
 impl Scenario {
     pub async fn new(settings: Settings) -> Self {
+        Self::with(World::with_engine(settings).await).await
+    }
+
+    /// An engine that refreshes on real data (real pg_dump, real pg_restore into its pool).
+    pub async fn real(settings: Settings) -> Self {
+        Self::with(World::with_real_data(settings).await).await
+    }
+
+    async fn with(w: World) -> Self {
         let stack = stack().await;
-        let w = World::with_engine(settings).await;
         let queue = w.subscribe_queue(&stack.topic_arn, Some(&w.target())).await;
         Self { w, stack, queue }
     }

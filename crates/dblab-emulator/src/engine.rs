@@ -169,16 +169,29 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
     engine.phase = Some("dump");
     engine.mark("dump");
     let field = |k: &str| source.get(k).cloned().unwrap_or_default();
-    engine.dump_sources.push(DumpSource {
+    let dump_source = DumpSource {
         host: field("host"),
         port: field("port"),
         dbname: field("dbname"),
         username: field("username"),
         parallel_jobs: jobs,
         connection_string,
-    });
+    };
+    engine.dump_sources.push(dump_source.clone());
 
     let generation = engine.generation;
+    if let Some(data) = engine.settings.data.clone() {
+        let job = crate::real::Job {
+            data,
+            source: dump_source,
+            password: engine.password.clone(),
+            restore_jobs: server_yml::text_at(&engine.config, "/retrieval/spec/logicalRestore/options/parallelJobs"),
+            snapshot_ms: engine.settings.snapshot_ms,
+            generation,
+        };
+        tokio::spawn(crate::real::refresh(shared.clone(), job));
+        return;
+    }
     let settings = engine.settings.clone();
     let wrong_password = settings.expected_password.as_ref().is_some_and(|want| engine.password.as_ref() != Some(want));
     if settings.outcome == Outcome::FailImmediately {

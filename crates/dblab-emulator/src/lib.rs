@@ -11,6 +11,7 @@
 
 mod api;
 mod engine;
+mod real;
 mod server_yml;
 mod settings;
 
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 
 pub use engine::DumpSource;
 use engine::{Engine, Shared};
+pub use real::{Pool, RealData};
 pub use settings::{Outcome, Settings, StartFailure, Version};
 
 /// A running emulator; it stops when dropped.

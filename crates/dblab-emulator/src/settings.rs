@@ -92,6 +92,8 @@ pub struct Settings {
     /// A config POST leaves the file's `connectionString` as it was (a file whose source
     /// section the engine's writer does not reach, e.g. through a YAML merge key).
     pub keep_connection_string: bool,
+    /// Refreshes on real data (real pg_dump and pg_restore); without it, timed phases.
+    pub data: Option<crate::real::RealData>,
 }
 
 impl Default for Settings {
@@ -118,6 +120,7 @@ impl Default for Settings {
             start_failure: StartFailure::None,
             lose_refresh_replies: 0,
             keep_connection_string: false,
+            data: None,
         }
     }
 }

@@ -1,0 +1,89 @@
+//! Real data end to end: production, its snapshot and the clone are real PostgreSQL
+//! servers (the launcher's fixture), and the engine really dumps from the clone and
+//! restores into its pool. What these prove: the connection patch-dblab hands the engine
+//! lets pg_dump log in, the engine ends with exactly the snapshot's data, and production
+//! receives no connection at all while the run goes on.
+
+use refresh_core::summary::Outcome;
+use refresh_tests::RealSource;
+use time::OffsetDateTime;
+
+use crate::{Run, Scenario};
+use dblab_emulator::Settings;
+
+/// A row production receives after its snapshot: it must not reach the engine.
+const LATE_ROW: &str = "insert into public.customers (email, name, profile, created_at) \
+                        values ('late@example.com', 'Late', '{}', now())";
+
+async fn late_rows(s: &Scenario, server: &str) -> u64 {
+    let count = s.w.sql(server, "app", "select count(*) from public.customers where email = 'late@example.com'").await;
+    count.parse().unwrap_or_else(|e| panic!("count {count:?}: {e}"))
+}
+
+/// Runs a request against `source` and returns the run with its time window.
+async fn timed_run(s: &Scenario, label: &str, request: &serde_json::Value) -> (Run, OffsetDateTime, OffsetDateTime) {
+    let started = OffsetDateTime::now_utc();
+    let run = s.run(label, request).await;
+    (run, started, OffsetDateTime::now_utc())
+}
+
+/// Production received no connection from the run's start to its end, and every server
+/// the run started (the clone's) is gone.
+async fn production_untouched(s: &Scenario, source: &RealSource, from: OffsetDateTime, to: OffsetDateTime) {
+    let seen = s.w.connections(&source.server, from, to).await;
+    assert!(seen.is_empty(), "production received {} connection(s) during the run: {seen:#?}", seen.len());
+    let clones: Vec<_> =
+        s.w.pg_servers().await.into_iter().filter(|n| n.contains(&format!("dblab-refresh-{}", s.w.target()))).collect();
+    assert!(clones.is_empty(), "clone servers still running: {clones:?}");
+}
+
+#[tokio::test]
+async fn an_rds_refresh_moves_the_snapshots_data_and_never_touches_production() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_rds_source().await;
+    let (snapshot, taken_at) = source.snapshots.first().cloned().expect("an automated snapshot");
+    let at_snapshot = s.w.checksums(&source.server, "app").await;
+    let rows: u64 = at_snapshot.values().map(|(n, _)| n).sum();
+    assert!(at_snapshot.len() >= 6 && rows > 100_000, "{at_snapshot:?}");
+    s.w.sql(&source.server, "app", LATE_ROW).await;
+
+    let request = s.w.request("rds", &source.id);
+    let (run, from, to) = timed_run(&s, "realdata", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.snapshot_identifier.as_deref(), Some(snapshot.as_str()));
+    assert_eq!(row.data_as_of, Some(taken_at), "the row's data-as-of is when the snapshot's backup was taken");
+
+    // The engine's pool holds exactly the snapshot's data: every table, every row.
+    let pool = s.w.checksums(s.w.pool(), "app").await;
+    assert_eq!(pool, at_snapshot);
+    assert_eq!(late_rows(&s, s.w.pool()).await, 0, "a row written after the snapshot arrived");
+    let dumped = s.w.emulator.view().dump_sources;
+    assert_eq!(dumped.len(), 1);
+    assert_eq!((dumped[0].host.as_str(), dumped[0].dbname.as_str()), ("127.0.0.1", "app"));
+    production_untouched(&s, &source, from, to).await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_with_pg_dumps_own_words_and_no_secret() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_rds_source().await;
+    let wrong = format!("not-{}", s.w.password);
+    s.w.secrets
+        .put_secret_value()
+        .secret_id(&s.w.password_arn)
+        .secret_string(serde_json::json!({"username": "dblab", "password": wrong}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let request = s.w.request("rds", &source.id);
+    let (run, from, to) = timed_run(&s, "wrongpw", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+    let message = row.error.map(|e| e.message).unwrap_or_default();
+    assert!(
+        message.contains("pg_dump: error:") && message.contains("password authentication failed for user \"dblab\""),
+        "{message}"
+    );
+    assert!(!run.history.contains(&wrong), "the wrong password leaked into the execution history");
+    assert!(!message.contains(&wrong));
+    production_untouched(&s, &source, from, to).await;
+}
