@@ -43,13 +43,14 @@ only, and are the ONLY ways the tests bend the emulator:
    DescribeExecution then cannot encode; AWS has an ISO 8601 string there, and so does
    the JSON that this launcher makes moto write.
 7. Real PostgreSQL (pg_fixture.py). POST /_fixtures/postgres/source {"instance": ID,
-   "masterUsername", "masterPassword", "database", "reader", "readerPassword"} backs an
-   RDS instance with a real, seeded production server (log_connections on, WAL archived)
-   and makes each of its automated snapshots a base backup taken now (the snapshots are
-   dated then). From there on, RDS behaves with real data: a snapshot made by
-   /_fixtures/postgres/snapshot is a new base backup; restoring an instance from a backed
-   snapshot starts a new server from a copy of it, and its Endpoint is that server's
-   127.0.0.1 address and port; deleting the instance stops the server and removes its
+   "masterUsername", "masterPassword", "database", "reader", "readerPassword"} (or
+   "cluster": ID) backs an RDS instance (an Aurora cluster) with a real, seeded production
+   server (log_connections on, WAL archived) and makes each of its automated snapshots a
+   base backup taken now (the snapshots are dated then). From there on, RDS behaves with
+   real data: a snapshot made by /_fixtures/postgres/snapshot is a new base backup;
+   restoring an instance (a cluster) from a backed snapshot starts a new server from a copy
+   of it, and its Endpoint (the cluster's writer endpoint) is that server's 127.0.0.1
+   address and port; deleting the instance (the cluster) stops the server and removes its
    files. /_fixtures/postgres/pool starts an empty server (the DBLab emulator's pool).
    /_fixtures/postgres/{sql,checksums,connections,servers} run SQL, sum every table's
    rows, list the connections a server received in a time window (from its log), and name
@@ -227,35 +228,52 @@ def _backed(kind: str, identifier) -> bool:
     return _pg is not None and identifier is not None and f"{kind}:{identifier}" in _pg.servers
 
 
-def _instance_snapshots(backend, instance_id: str) -> list:
-    return [s for s in backend.database_snapshots.values() if s.database.db_instance_identifier == instance_id]
+def _snapshots_of(backend, kind: str, source_id: str) -> list:
+    if kind == "instance":
+        return [s for s in backend.database_snapshots.values() if s.database.db_instance_identifier == source_id]
+    return [s for s in backend.cluster_snapshots.values() if s.cluster.db_cluster_identifier == source_id]
+
+
+def _snapshot_id(snapshot) -> str:
+    return getattr(snapshot, "db_snapshot_identifier", None) or snapshot.db_cluster_snapshot_identifier
 
 
 def _back_snapshot(servers, snapshot, server_name: str) -> dict:
-    taken = servers.backup(server_name, snapshot.db_snapshot_identifier)
+    snapshot_id = _snapshot_id(snapshot)
+    taken = servers.backup(server_name, snapshot_id)
     created = taken["takenAt"]
     snapshot.created = created.replace(tzinfo=None) if snapshot.created.tzinfo is None else created
-    return {"snapshot": snapshot.db_snapshot_identifier, "createdAt": created.isoformat()}
+    return {"snapshot": snapshot_id, "createdAt": created.isoformat()}
+
+
+def _source_of(body: dict):
+    """`("instance", ID, model)` or `("cluster", ID, model)` from a fixture body."""
+    backend = _rds_backend(body.get("region", "us-east-1"))
+    if "cluster" in body:
+        return backend, "cluster", body["cluster"], backend.clusters[body["cluster"]]
+    return backend, "instance", body["instance"], backend.databases[body["instance"]]
 
 
 def postgres_source(body: dict) -> dict:
-    backend = _rds_backend(body.get("region", "us-east-1"))
-    instance = backend.databases[body["instance"]]
+    backend, kind, source_id, model = _source_of(body)
     servers = _servers()
-    name = f"instance:{body['instance']}"
+    name = f"{kind}:{source_id}"
     server = servers.create(name, body["masterUsername"], body["masterPassword"], archive=True, log_connections=True)
     servers.seed(name, body["database"], body["reader"], body["readerPassword"])
-    instance.port = server.port
-    snapshots = [_back_snapshot(servers, s, name) for s in _instance_snapshots(backend, body["instance"])]
+    model.port = server.port
+    snapshots = [_back_snapshot(servers, s, name) for s in _snapshots_of(backend, kind, source_id)]
     return {"server": name, "port": server.port, "snapshots": snapshots}
 
 
 def postgres_snapshot(body: dict) -> dict:
-    backend = _rds_backend(body.get("region", "us-east-1"))
+    backend, kind, source_id, _ = _source_of(body)
     now = datetime.now(timezone.utc)
-    snapshot_id = body.get("snapshot") or f"rds:{body['instance']}-{now.strftime('%Y-%m-%d-%H-%M-%S')}"
-    snapshot = backend.create_auto_snapshot(body["instance"], snapshot_id)
-    return _back_snapshot(_servers(), snapshot, f"instance:{body['instance']}")
+    snapshot_id = body.get("snapshot") or f"rds:{source_id}-{now.strftime('%Y-%m-%d-%H-%M-%S')}"
+    if kind == "instance":
+        snapshot = backend.create_auto_snapshot(source_id, snapshot_id)
+    else:
+        snapshot = backend.create_auto_cluster_snapshot(source_id, snapshot_id)
+    return _back_snapshot(_servers(), snapshot, f"{kind}:{source_id}")
 
 
 def postgres_pool(body: dict) -> dict:
@@ -290,10 +308,19 @@ def postgres_fixture(path: str, body: dict) -> dict:
     raise KeyError(f"unknown fixture {path}")
 
 
+def _clone_server(name: str, snapshot_id: str, model) -> None:
+    """A restored instance or cluster: a server started from the snapshot's base backup,
+    with production's users (they are in the copied data)."""
+    origin = _pg.servers.get(_pg.backups[snapshot_id]["server"])
+    server = _pg.from_backup(name, snapshot_id, origin.user if origin else "postgres",
+                             origin.password if origin else "")
+    model.port = server.port
+
+
 def patch_rds_postgres() -> None:
-    """Backed instances: restores start real servers, deletions stop them, and the
-    endpoint is the server's."""
-    from moto.rds.models import DBInstance, RDSBackend
+    """Backed instances and clusters: restores start real servers, deletions stop them,
+    and the endpoint is the server's."""
+    from moto.rds.models import DBCluster, DBInstance, RDSBackend
 
     restore = RDSBackend.restore_db_instance_from_db_snapshot
 
@@ -301,13 +328,40 @@ def patch_rds_postgres() -> None:
         instance = restore(self, from_snapshot_id, overrides)
         snapshot_id = from_snapshot_id.split(":snapshot:")[-1]
         if _pg is not None and snapshot_id in _pg.backups:
-            origin = _pg.servers.get(_pg.backups[snapshot_id]["server"])
-            server = _pg.from_backup(f"instance:{instance.db_instance_identifier}", snapshot_id,
-                                     origin.user if origin else "postgres", origin.password if origin else "")
-            instance.port = server.port
+            _clone_server(f"instance:{instance.db_instance_identifier}", snapshot_id, instance)
         return instance
 
     RDSBackend.restore_db_instance_from_db_snapshot = restore_from_snapshot
+
+    restore_cluster = RDSBackend.restore_db_cluster_from_snapshot
+
+    def restore_cluster_from_snapshot(self, from_snapshot_id, overrides):
+        cluster = restore_cluster(self, from_snapshot_id, overrides)
+        snapshot_id = from_snapshot_id.split(":cluster-snapshot:")[-1]
+        if _pg is not None and snapshot_id in _pg.backups:
+            _clone_server(f"cluster:{cluster.db_cluster_identifier}", snapshot_id, cluster)
+        return cluster
+
+    RDSBackend.restore_db_cluster_from_snapshot = restore_cluster_from_snapshot
+
+    delete_cluster = RDSBackend.delete_db_cluster
+
+    def delete_backed_cluster(self, cluster_identifier, *args, **kwargs):
+        deleted = delete_cluster(self, cluster_identifier, *args, **kwargs)
+        if _backed("cluster", cluster_identifier):
+            _pg.stop(f"cluster:{cluster_identifier}")
+        return deleted
+
+    RDSBackend.delete_db_cluster = delete_backed_cluster
+
+    endpoint = DBCluster.endpoint
+
+    def backed_endpoint(self):
+        if _backed("cluster", self.db_cluster_identifier):
+            return "127.0.0.1"
+        return endpoint.fget(self)
+
+    DBCluster.endpoint = property(backed_endpoint)
 
     delete = RDSBackend.delete_db_instance
 

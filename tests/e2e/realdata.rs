@@ -87,3 +87,21 @@ async fn a_wrong_password_fails_with_pg_dumps_own_words_and_no_secret() {
     assert!(!message.contains(&wrong));
     production_untouched(&s, &source, from, to).await;
 }
+
+#[tokio::test]
+async fn an_aurora_refresh_moves_the_snapshots_data_through_the_writer_endpoint() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_aurora_source().await;
+    let (snapshot, taken_at) = source.snapshots.first().cloned().expect("an automated cluster snapshot");
+    let at_snapshot = s.w.checksums(&source.server, "app").await;
+    s.w.sql(&source.server, "app", LATE_ROW).await;
+
+    let request = s.w.request("aurora-cluster", &source.id);
+    let (run, from, to) = timed_run(&s, "realaurora", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.snapshot_identifier.as_deref(), Some(snapshot.as_str()));
+    assert_eq!(row.data_as_of, Some(taken_at));
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, at_snapshot);
+    assert_eq!(late_rows(&s, s.w.pool()).await, 0);
+    production_untouched(&s, &source, from, to).await;
+}

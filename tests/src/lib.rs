@@ -147,6 +147,8 @@ pub struct RealSource {
     pub id: String,
     /// The launcher's name for its server.
     pub server: String,
+    /// Its server's port on 127.0.0.1.
+    pub port: u16,
     /// Its automated snapshot(s), each a base backup: `(identifier, taken at)`.
     pub snapshots: Vec<(String, OffsetDateTime)>,
 }
@@ -229,10 +231,20 @@ impl World {
     /// request's user with this world's password); its automated snapshot holds that data.
     pub async fn real_rds_source(&self) -> RealSource {
         let id = self.rds_source().await;
+        self.back_with_postgres("instance", id).await
+    }
+
+    /// An Aurora cluster on a real server, as `real_rds_source`.
+    pub async fn real_aurora_source(&self) -> RealSource {
+        let id = self.aurora_source().await;
+        self.back_with_postgres("cluster", id).await
+    }
+
+    async fn back_with_postgres(&self, kind: &str, id: String) -> RealSource {
         let out = fixture(
             "postgres/source",
             json!({
-                "instance": id, "masterUsername": "admin", "masterPassword": "production-password",
+                kind: id, "masterUsername": "admin", "masterPassword": "production-password",
                 "database": "app", "reader": "dblab", "readerPassword": self.password,
             }),
         )
@@ -248,7 +260,12 @@ impl World {
                 (s["snapshot"].as_str().unwrap_or_default().to_string(), at)
             })
             .collect();
-        RealSource { id, server: out["server"].as_str().unwrap_or_default().to_string(), snapshots }
+        RealSource {
+            id,
+            server: out["server"].as_str().unwrap_or_default().to_string(),
+            port: out["port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
+            snapshots,
+        }
     }
 
     /// Runs SQL on one of the launcher's servers, as its superuser.

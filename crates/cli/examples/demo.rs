@@ -14,10 +14,32 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use dblab_emulator::{Outcome, Settings, Version};
+use dblab_emulator::{Settings, Version};
 use refresh_tests::stack::stack;
-use refresh_tests::{World, moto, repo_root};
+use refresh_tests::{World, fixture, moto, repo_root};
 use serde_json::json;
+use time::OffsetDateTime;
+
+/// A row production receives after its snapshot.
+const LATE_ROW: &str = "insert into public.customers (email, name, profile, created_at) \
+                        values ('late@example.com', 'Late', '{}', now())";
+
+fn snapshot_of(aurora: bool, source: &str) -> serde_json::Value {
+    if aurora { json!({"cluster": source}) } else { json!({"instance": source}) }
+}
+
+/// 105500 -> "105,500".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 fn heading(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
@@ -47,31 +69,45 @@ async fn main() {
 
     heading("1. Starting the local stack: emulated AWS, the eight handlers, a DBLab Engine emulator");
     let stack = stack().await;
-    let engine = Settings {
-        version: Version::V42,
-        // What `dblab local-install` writes for a source URL with options: it names
-        // production, and on 4.2 it would decide where pg_dump connects.
-        connection_string: Some("host=production.internal port=5432 dbname=app user=dblab sslmode=require".into()),
-        dump_ms: 4_000,
-        restore_ms: 3_000,
-        snapshot_ms: 1_500,
-        outcome: if failure { Outcome::FailDump } else { Outcome::Succeed },
-        ..Settings::default()
-    };
-    let w = World::with_engine(engine).await;
-    println!("emulated AWS at {}; DBLab Engine at {}", moto().endpoint, w.emulator.url());
-
-    heading("2. A \"production\" database with its nightly automated snapshot, and the secrets");
-    let source = if aurora { w.aurora_source().await } else { w.rds_source().await };
+    let engine = Settings { version: Version::V42, snapshot_ms: 1_500, ..Settings::default() };
+    let w = World::with_real_data(engine).await;
     println!(
-        "{} {source}; the DB password and the DBLab token are in Secrets Manager",
-        if aurora { "Aurora cluster" } else { "RDS instance" }
+        "emulated AWS at {}; DBLab Engine at {}, restoring into its own PostgreSQL pool",
+        moto().endpoint,
+        w.emulator.url()
     );
+
+    heading("2. A \"production\" PostgreSQL server with its nightly automated snapshot, and the secrets");
+    let source = if aurora { w.real_aurora_source().await } else { w.real_rds_source().await };
+    if failure {
+        // A permission lost on production before last night's snapshot: pg_dump will say so.
+        w.sql(&source.server, "app", "revoke select on sales.orders from dblab").await;
+        fixture("postgres/snapshot", snapshot_of(aurora, &source.id)).await;
+    }
+    let at_snapshot = w.checksums(&source.server, "app").await;
+    // Written after the snapshot: it must not reach the engine.
+    w.sql(&source.server, "app", LATE_ROW).await;
+    println!(
+        "{} {} on 127.0.0.1:{} (PostgreSQL 18, log_connections on): {} rows in {} tables; its snapshot is a base \
+         backup; one row was written after it. The DB password and the DBLab token are in Secrets Manager",
+        if aurora { "Aurora cluster" } else { "RDS instance" },
+        source.id,
+        source.port,
+        group(at_snapshot.values().map(|(rows, _)| rows).sum()),
+        at_snapshot.len()
+    );
+    // What `dblab local-install` writes for a source URL with options: it names production,
+    // and on 4.2 it decides where pg_dump connects unless the refresh re-addresses it.
+    let mut settings = w.emulator.settings();
+    settings.connection_string =
+        Some(format!("host=127.0.0.1 port={} dbname=app user=dblab sslmode=disable", source.port));
+    w.emulator.restart(settings);
+    println!("the engine's server.yml still holds a connectionString naming production, as local-install leaves it");
     let target = "staging";
     let queue = w.subscribe_queue(&stack.topic_arn, Some(target)).await;
 
     heading("3. The refresh request: ARNs of secrets, never their values");
-    let mut request = w.request(if aurora { "aurora-cluster" } else { "rds" }, &source);
+    let mut request = w.request(if aurora { "aurora-cluster" } else { "rds" }, &source.id);
     request["target"] = json!(target);
     // The clone takes a few polls to become available, as a real restore does.
     request["clone"]["tags"] = json!({"team": "data-platform", "test:creating-polls": "3"});
@@ -92,18 +128,22 @@ async fn main() {
     assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");
 
     heading("5. Start the refresh, as the schedule would, and watch it live");
+    let from = OffsetDateTime::now_utc();
     let succeeded = cli(&["start", &file, "--wait"], &env);
+    let to = OffsetDateTime::now_utc();
     assert_eq!(succeeded, !failure, "the run did not end as this demo expects");
     for dumped in w.emulator.view().dump_sources {
         println!(
-            "the engine dumped from {}:{} (database {}, user {}) through the connection string {:?}: the clone, never production",
+            "the engine dumped from {}:{} (database {}, user {}) through the connection string {:?}: the clone; \
+             production is on port {}",
             dumped.host,
             dumped.port,
             dumped.dbname,
             dumped.username,
-            dumped.connection_string.unwrap_or_default()
+            dumped.connection_string.unwrap_or_default(),
+            source.port
         );
-        assert!(!dumped.host.contains("production"), "the dump read production");
+        assert_ne!(dumped.port, source.port.to_string(), "the dump read production");
     }
 
     heading("6. The history row");
@@ -141,6 +181,27 @@ async fn main() {
         ],
         &env
     ));
+
+    heading("10. What moved");
+    let seen = w.connections(&source.server, from, to).await;
+    assert!(seen.is_empty(), "production received connections during the refresh: {seen:#?}");
+    if failure {
+        println!("the refresh failed with pg_dump's own error (above); production received 0 connections during it");
+    } else {
+        let pool = w.checksums(w.pool(), "app").await;
+        assert_eq!(pool, at_snapshot, "the engine's data differs from the snapshot's");
+        let late =
+            w.sql(w.pool(), "app", "select count(*) from public.customers where email = 'late@example.com'").await;
+        assert_eq!(late, "0", "a row written after the snapshot reached the engine");
+        let data_as_of = source.snapshots.last().map(|(_, at)| *at).unwrap();
+        println!(
+            "DBLab now holds {} rows in {} tables, every table equal to the snapshot's (row counts and md5), data \
+             as of {} UTC; the row written after it is absent; production received 0 connections during the refresh",
+            group(pool.values().map(|(rows, _)| rows).sum()),
+            pool.len(),
+            data_as_of.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap()
+        );
+    }
 
     println!("\ndone: everything the demo started stops with it.");
 }

@@ -102,6 +102,11 @@ impl Emulator {
         *engine = Engine::new(Settings { token, ..settings });
     }
 
+    /// The settings the engine runs with.
+    pub fn settings(&self) -> Settings {
+        self.shared.lock().settings.clone()
+    }
+
     /// Changes the fault switches without resetting the engine's state.
     pub fn configure(&self, change: impl FnOnce(&mut Settings)) {
         change(&mut self.shared.lock().settings);
