@@ -51,7 +51,11 @@ only, and are the ONLY ways the tests bend the emulator:
    restoring an instance (a cluster) from a backed snapshot starts a new server from a copy
    of it, and its Endpoint (the cluster's writer endpoint) is that server's 127.0.0.1
    address and port; deleting the instance (the cluster) stops the server and removes its
-   files. /_fixtures/postgres/pool starts an empty server (the DBLab emulator's pool).
+   files. Its LatestRestorableTime is where its archived WAL reaches (moved to the present
+   by /_fixtures/postgres/archive); a point-in-time restore (RestoreDBInstanceToPointInTime,
+   RestoreDBClusterToPointInTime, copy-on-write included) starts a server from the newest
+   base backup before the time and replays the archive to it, or to its end for the latest
+   time. /_fixtures/postgres/pool starts an empty server (the DBLab emulator's pool).
    /_fixtures/postgres/{sql,checksums,connections,servers} run SQL, sum every table's
    rows, list the connections a server received in a time window (from its log), and name
    the running servers. Every server stops with this process.
@@ -211,6 +215,8 @@ def set_snapshot_status(body: dict) -> dict:
 
 
 _pg = None
+# A backed source's latest restorable time: where its archived WAL reaches.
+_restorable: dict = {}
 
 
 def _servers():
@@ -262,7 +268,19 @@ def postgres_source(body: dict) -> dict:
     servers.seed(name, body["database"], body["reader"], body["readerPassword"])
     model.port = server.port
     snapshots = [_back_snapshot(servers, s, name) for s in _snapshots_of(backend, kind, source_id)]
+    if kind == "cluster":
+        if snapshots:
+            model.earliest_restorable_time = servers.backups[snapshots[0]["snapshot"]]["takenAt"].replace(tzinfo=None)
+    _restorable[name] = servers.archive_now(name, quiet=0)
     return {"server": name, "port": server.port, "snapshots": snapshots}
+
+
+def postgres_archive(body: dict) -> dict:
+    """The source's archive made current: its latest restorable time moves to now."""
+    _, kind, source_id, _ = _source_of(body)
+    name = f"{kind}:{source_id}"
+    _restorable[name] = _servers().archive_now(name)
+    return {"latestRestorableTime": _restorable[name].isoformat()}
 
 
 def postgres_snapshot(body: dict) -> dict:
@@ -295,6 +313,8 @@ def postgres_fixture(path: str, body: dict) -> dict:
         return postgres_snapshot(body)
     if path == "/_fixtures/postgres/pool":
         return postgres_pool(body)
+    if path == "/_fixtures/postgres/archive":
+        return postgres_archive(body)
     servers = _servers()
     if path == "/_fixtures/postgres/sql":
         return {"output": servers.psql(body["server"], body["sql"], body.get("database", "postgres"))}
@@ -308,13 +328,33 @@ def postgres_fixture(path: str, body: dict) -> dict:
     raise KeyError(f"unknown fixture {path}")
 
 
-def _clone_server(name: str, snapshot_id: str, model) -> None:
+def _clone_server(name: str, snapshot_id: str, model, recover_to=None) -> None:
     """A restored instance or cluster: a server started from the snapshot's base backup,
     with production's users (they are in the copied data)."""
     origin = _pg.servers.get(_pg.backups[snapshot_id]["server"])
     server = _pg.from_backup(name, snapshot_id, origin.user if origin else "postgres",
-                             origin.password if origin else "")
+                             origin.password if origin else "", recover_to)
     model.port = server.port
+
+
+def _restore_time(value):
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _point_in_time_clone(kind: str, source_id: str, model, restore_time, latest: bool) -> None:
+    """A restore to a time of a backed source: the newest base backup before it, plus the
+    archived WAL replayed to it (to the archive's end for the latest time)."""
+    source = f"{kind}:{source_id}"
+    if not _backed(kind, source_id):
+        return
+    target = None if latest else _restore_time(restore_time)
+    backup = _pg.backup_before(source, target)
+    name = f"{kind}:{model.db_instance_identifier if kind == 'instance' else model.db_cluster_identifier}"
+    _clone_server(name, backup, model, "latest" if target is None else target)
 
 
 def patch_rds_postgres() -> None:
@@ -343,6 +383,41 @@ def patch_rds_postgres() -> None:
         return cluster
 
     RDSBackend.restore_db_cluster_from_snapshot = restore_cluster_from_snapshot
+
+    to_point = RDSBackend.restore_db_instance_to_point_in_time
+
+    def instance_to_point(self, source_db_identifier, target_db_identifier, overrides):
+        instance = to_point(self, source_db_identifier, target_db_identifier, overrides)
+        latest = str(overrides.get("use_latest_restorable_time", "")).lower() == "true"
+        _point_in_time_clone("instance", source_db_identifier, instance, overrides.get("restore_time"), latest)
+        return instance
+
+    RDSBackend.restore_db_instance_to_point_in_time = instance_to_point
+
+    cluster_to_point = RDSBackend.restore_db_cluster_to_point_in_time
+
+    def cluster_to_point_in_time(self, db_cluster_identifier, source_db_cluster_identifier, restore_type="full-copy",
+                                 restore_to_time=None, use_latest_restorable_time=False, **overrides):
+        cluster = cluster_to_point(self, db_cluster_identifier, source_db_cluster_identifier, restore_type,
+                                   restore_to_time, use_latest_restorable_time, **overrides)
+        # A copy-on-write clone shares the live volume: here, the archive replayed to its end.
+        latest = str(use_latest_restorable_time).lower() == "true" or restore_type == "copy-on-write"
+        _point_in_time_clone("cluster", source_db_cluster_identifier, cluster, restore_to_time, latest)
+        return cluster
+
+    RDSBackend.restore_db_cluster_to_point_in_time = cluster_to_point_in_time
+
+    for model_class, kind, attribute in [(DBInstance, "instance", "db_instance_identifier"),
+                                         (DBCluster, "cluster", "db_cluster_identifier")]:
+        original = model_class.latest_restorable_time
+
+        def latest_restorable(self, original=original, kind=kind, attribute=attribute):
+            reached = _restorable.get(f"{kind}:{getattr(self, attribute)}")
+            if reached is not None:
+                return reached.replace(tzinfo=None)
+            return original.fget(self)
+
+        model_class.latest_restorable_time = property(latest_restorable)
 
     delete_cluster = RDSBackend.delete_db_cluster
 

@@ -289,8 +289,10 @@ class Servers:
             self.servers[name] = server
             return server
 
-    def from_backup(self, name: str, backup: str, user: str, password: str) -> Server:
-        """A new server started from a copy of a base backup (a clone of a snapshot)."""
+    def from_backup(self, name: str, backup: str, user: str, password: str, recover_to=None) -> Server:
+        """A new server started from a copy of a base backup: a clone of a snapshot; with
+        `recover_to` (a time, or "latest"), the backup's server's archived WAL is replayed
+        to that time, or to its end, as a point-in-time restore does."""
         with self.lock:
             source = self.backups[backup]
             folder = self._folder(name)
@@ -302,10 +304,61 @@ class Servers:
                 (data / leftover).unlink(missing_ok=True)
             self._own(folder)
             data.chmod(0o700)
+            settings = {"archive_mode": "off", "log_connections": "off", "log_disconnections": "off"}
+            if recover_to is not None:
+                archive = self.servers[source["server"]].archive
+                settings.update({
+                    "restore_command": _sql_literal(f"cp {archive}/%f %p"),
+                    "recovery_target_action": "'promote'",
+                })
+                if recover_to != "latest":
+                    settings["recovery_target_time"] = _sql_literal(recover_to.isoformat())
+                (data / "recovery.signal").touch()
+                self._own(data / "recovery.signal")
             server = Server(name, data, _free_port(), user, password, folder / "postgres.log")
-            self._start(server, {"archive_mode": "off", "log_connections": "off"})
+            self._start(server, settings)
+            self._wait_promoted(server)
             self.servers[name] = server
             return server
+
+    def _wait_promoted(self, server: Server) -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            out = subprocess.run([str(bin_dir() / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(server.port),
+                                  "-U", server.user, "-d", "postgres", "-c", "select pg_is_in_recovery()"],
+                                 env=dict(server.env(), PGAPPNAME="fixture"), capture_output=True, text=True)
+            if out.stdout.strip() == "f":
+                return
+            if server.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"postgres {server.name} did not finish recovery: {self.tail(server)}")
+
+    def backup_before(self, server_name: str, at) -> str:
+        """The newest base backup of a server taken before `at` (None: the newest)."""
+        with self.lock:
+            taken = [(b["takenAt"], name) for name, b in self.backups.items() if b["server"] == server_name
+                     and (at is None or b["takenAt"] <= at)]
+        if not taken:
+            raise ValueError(f"no base backup of {server_name} before {at}")
+        return max(taken)[1]
+
+    def archive_now(self, name: str, quiet: float = 2.5) -> datetime:
+        """Makes the archive reach the present, and returns the latest time a restore can
+        reach: a quiet moment, followed by a commit (recovery needs one after its target),
+        whose WAL segment is then switched and archived."""
+        time.sleep(quiet)
+        latest = datetime.now(timezone.utc)
+        time.sleep(0.05)
+        self.psql(name, "select pg_current_xact_id()")
+        segment = self.psql(name, "select pg_walfile_name(pg_switch_wal())").strip()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            archived = self.psql(name, "select coalesce(last_archived_wal, '') from pg_stat_archiver").strip()
+            if archived >= segment:
+                return latest
+            time.sleep(0.1)
+        raise RuntimeError(f"{name}: WAL {segment} not archived")
 
     def backup(self, server_name: str, backup: str) -> dict:
         """A base backup of a running server: what a snapshot holds."""

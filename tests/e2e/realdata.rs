@@ -105,3 +105,61 @@ async fn an_aurora_refresh_moves_the_snapshots_data_through_the_writer_endpoint(
     assert_eq!(late_rows(&s, s.w.pool()).await, 0);
     production_untouched(&s, &source, from, to).await;
 }
+
+/// A row written to production now, named to be found again.
+async fn write_marker(s: &Scenario, server: &str, label: &str) {
+    let sql = format!(
+        "insert into public.customers (email, name, profile, created_at) values ('{label}@example.com', '{label}', '{{}}', now())"
+    );
+    s.w.sql(server, "app", &sql).await;
+}
+
+async fn has_marker(s: &Scenario, label: &str) -> bool {
+    let sql = format!("select count(*) from public.customers where email = '{label}@example.com'");
+    s.w.sql(s.w.pool(), "app", &sql).await == "1"
+}
+
+#[tokio::test]
+async fn a_point_in_time_refresh_holds_exactly_the_rows_committed_before_that_time() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_rds_source().await;
+    write_marker(&s, &source.server, "before").await;
+    let expected = s.w.checksums(&source.server, "app").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // A whole second: the restore time as the request writes it.
+    let now = OffsetDateTime::now_utc();
+    let wanted = now.replace_nanosecond(0).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    write_marker(&s, &source.server, "after").await;
+    refresh_tests::fixture("postgres/archive", serde_json::json!({"instance": source.id})).await;
+
+    let mut request = s.w.request("rds", &source.id);
+    request["source"]["mode"] = serde_json::json!("point-in-time");
+    request["source"]["restoreTime"] = serde_json::json!(wanted.format(&time::format_description::well_known::Rfc3339).unwrap());
+    let (run, from, to) = timed_run(&s, "realpitr", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.data_as_of, Some(wanted));
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected, "the pool is production as it was at {wanted}");
+    assert!(has_marker(&s, "before").await, "a row committed before the restore time is missing");
+    assert!(!has_marker(&s, "after").await, "a row committed after the restore time arrived");
+    production_untouched(&s, &source, from, to).await;
+}
+
+#[tokio::test]
+async fn a_latest_point_refresh_holds_everything_archived_and_nothing_later() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_rds_source().await;
+    write_marker(&s, &source.server, "archived").await;
+    let expected = s.w.checksums(&source.server, "app").await;
+    refresh_tests::fixture("postgres/archive", serde_json::json!({"instance": source.id})).await;
+    write_marker(&s, &source.server, "unarchived").await;
+
+    let mut request = s.w.request("rds", &source.id);
+    request["source"]["mode"] = serde_json::json!("latest-point");
+    let (run, from, to) = timed_run(&s, "reallatest", &request).await;
+    s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected);
+    assert!(has_marker(&s, "archived").await);
+    assert!(!has_marker(&s, "unarchived").await, "a row written after the latest restorable time arrived");
+    production_untouched(&s, &source, from, to).await;
+}
