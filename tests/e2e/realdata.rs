@@ -135,7 +135,8 @@ async fn a_point_in_time_refresh_holds_exactly_the_rows_committed_before_that_ti
 
     let mut request = s.w.request("rds", &source.id);
     request["source"]["mode"] = serde_json::json!("point-in-time");
-    request["source"]["restoreTime"] = serde_json::json!(wanted.format(&time::format_description::well_known::Rfc3339).unwrap());
+    request["source"]["restoreTime"] =
+        serde_json::json!(wanted.format(&time::format_description::well_known::Rfc3339).unwrap());
     let (run, from, to) = timed_run(&s, "realpitr", &request).await;
     let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
     assert_eq!(row.data_as_of, Some(wanted));
@@ -161,5 +162,30 @@ async fn a_latest_point_refresh_holds_everything_archived_and_nothing_later() {
     assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected);
     assert!(has_marker(&s, "archived").await);
     assert!(!has_marker(&s, "unarchived").await, "a row written after the latest restorable time arrived");
+    production_untouched(&s, &source, from, to).await;
+}
+
+#[tokio::test]
+async fn a_clone_deleted_once_the_real_dump_ended_leaves_the_engine_with_every_row() {
+    // The restore outlasts two polls after pg_dump exits, so the clone goes while it runs.
+    let s = Scenario::real(Settings { restore_ms: 5_000, ..Settings::default() }).await;
+    let source = s.w.real_rds_source().await;
+    let at_snapshot = s.w.checksums(&source.server, "app").await;
+    let mut request = s.w.request("rds", &source.id);
+    request["clone"]["deleteAfterDump"] = serde_json::json!(true);
+    let (run, from, to) = timed_run(&s, "realearly", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert!(row.clone_deleted_after_dump, "{row:?}");
+    let engine = s.w.emulator.view();
+    let at = |what: &str| engine.timeline.iter().find(|(w, _)| w == what).map(|(_, t)| *t).unwrap();
+    let released = run
+        .events
+        .iter()
+        .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == "DeleteCloneAfterDump"))
+        .map(|e| std::time::SystemTime::try_from(*e.timestamp()).unwrap())
+        .unwrap();
+    // "restore" is marked when pg_dump has exited: the dump's real end.
+    assert!(at("restore") < released && released < at("finished"), "released after the dump, during the restore");
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, at_snapshot, "every row arrived all the same");
     production_untouched(&s, &source, from, to).await;
 }

@@ -5,6 +5,7 @@
 mod chain;
 mod check_available;
 mod delete_clone;
+mod emulator_real;
 mod find_snapshot;
 mod notify;
 mod patch_dblab;

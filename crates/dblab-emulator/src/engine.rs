@@ -186,6 +186,7 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
             source: dump_source,
             password: engine.password.clone(),
             restore_jobs: server_yml::text_at(&engine.config, "/retrieval/spec/logicalRestore/options/parallelJobs"),
+            restore_ms: engine.settings.restore_ms,
             snapshot_ms: engine.settings.snapshot_ms,
             generation,
         };

@@ -39,6 +39,9 @@ pub(crate) struct Job {
     pub(crate) source: DumpSource,
     pub(crate) password: Option<String>,
     pub(crate) restore_jobs: String,
+    /// The restore phase lasts at least this long (a bigger database's index builds), so
+    /// that pollers can see it running after the dump is over.
+    pub(crate) restore_ms: u64,
     pub(crate) snapshot_ms: u64,
     pub(crate) generation: u64,
 }
@@ -147,7 +150,13 @@ pub(crate) async fn refresh(shared: Shared, job: Job) {
         }),
     };
     if ok {
-        match restore(&job, &dir, &secrets).await {
+        let restore_began = std::time::Instant::now();
+        let restored = restore(&job, &dir, &secrets).await;
+        if restored.is_ok() {
+            let least = Duration::from_millis(job.restore_ms);
+            tokio::time::sleep(least.saturating_sub(restore_began.elapsed())).await;
+        }
+        match restored {
             Err(message) => {
                 step(&shared, &|e| e.fail(&message));
             }
