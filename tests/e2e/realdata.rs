@@ -92,6 +92,8 @@ async fn a_wrong_password_fails_with_pg_dumps_own_words_and_no_secret() {
 async fn an_aurora_refresh_moves_the_snapshots_data_through_the_writer_endpoint() {
     let s = Scenario::real(Settings::default()).await;
     let source = s.w.real_aurora_source().await;
+    // A plain secret this time (the RDS scenarios read JSON, as RDS-managed secrets hold it).
+    s.w.secrets.put_secret_value().secret_id(&s.w.password_arn).secret_string(&s.w.password).send().await.unwrap();
     let (snapshot, taken_at) = source.snapshots.first().cloned().expect("an automated cluster snapshot");
     let at_snapshot = s.w.checksums(&source.server, "app").await;
     s.w.sql(&source.server, "app", LATE_ROW).await;

@@ -1,5 +1,6 @@
-//! The DBLab emulator's real mode on its own: a pg_dump that cannot reach its source fails
-//! the refresh with pg_dump's own words, and no secret in them.
+//! The DBLab emulator's real mode on its own: a pg_dump that cannot reach its source, or
+//! whose source goes away mid-dump, fails the refresh with pg_dump's own words, and no
+//! secret in them.
 
 use dblab_emulator::Settings;
 use refresh_tests::World;
@@ -17,28 +18,63 @@ async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value
     response.json().await.unwrap_or(Value::Null)
 }
 
-#[tokio::test]
-async fn an_unreachable_source_fails_with_pg_dumps_words_and_no_password() {
-    let w = World::with_real_data(Settings::default()).await;
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let secret = format!("s3cret-{}", w.id);
+async fn configure(w: &World, port: u16, password: &str) {
     let connection =
-        json!({"host": "127.0.0.1", "port": port, "dbname": "app", "username": "dblab", "password": secret});
+        json!({"host": "127.0.0.1", "port": port, "dbname": "app", "username": "dblab", "password": password});
     let config = json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": connection}}}}}});
-    call(&w, reqwest::Method::POST, "/admin/config", Some(config)).await;
-    call(&w, reqwest::Method::POST, "/full-refresh", None).await;
+    call(w, reqwest::Method::POST, "/admin/config", Some(config)).await;
+}
+
+/// The engine's retrieval state once the refresh failed (or after ten seconds).
+async fn failed(w: &World) -> Value {
     let mut retrieving = Value::Null;
     for _ in 0..100 {
-        retrieving = call(&w, reqwest::Method::GET, "/status", None).await["retrieving"].clone();
+        retrieving = call(w, reqwest::Method::GET, "/status", None).await["retrieving"].clone();
         if retrieving["status"] == "failed" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(retrieving["status"], "failed", "{retrieving}");
+    retrieving
+}
+
+#[tokio::test]
+async fn an_unreachable_source_fails_with_pg_dumps_words_and_no_password() {
+    let w = World::with_real_data(Settings::default()).await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let secret = format!("s3cret-{}", w.id);
+    configure(&w, port, &secret).await;
+    call(&w, reqwest::Method::POST, "/full-refresh", None).await;
+    let retrieving = failed(&w).await;
     let alert = retrieving["alerts"]["refresh_failed"]["message"].as_str().unwrap_or_default();
     assert!(alert.starts_with("pg_dump: error: connection to server at \"127.0.0.1\""), "{alert}");
     assert!(alert.contains("Connection refused"), "{alert}");
     assert!(!retrieving.to_string().contains(&secret), "the password leaked: {retrieving}");
+}
+
+#[tokio::test]
+async fn a_source_deleted_mid_dump_fails_with_pg_dumps_words() {
+    let w = World::with_real_data(Settings::default()).await;
+    let source = w.real_rds_source().await;
+    // A session holding a table keeps pg_dump waiting for its lock: the dump is under way.
+    let holder = tokio::spawn(refresh_tests::fixture_result(
+        "postgres/sql",
+        json!({"server": source.server, "database": "app",
+               "sql": "begin; lock table public.customers in access exclusive mode; select pg_sleep(30); commit;"}),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    configure(&w, source.port, &w.password).await;
+    call(&w, reqwest::Method::POST, "/full-refresh", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(call(&w, reqwest::Method::GET, "/status", None).await["retrieving"]["status"], "refreshing");
+    // RDS deletes the instance: the launcher stops its server.
+    w.rds.delete_db_instance().db_instance_identifier(&source.id).skip_final_snapshot(true).send().await.unwrap();
+    let retrieving = failed(&w).await;
+    let alert = retrieving["alerts"]["refresh_failed"]["message"].as_str().unwrap_or_default();
+    assert!(alert.starts_with("pg_dump: error:"), "{alert}");
+    assert!(alert.contains("terminating connection") || alert.contains("server closed the connection"), "{alert}");
+    assert!(!retrieving.to_string().contains(&w.password), "the password leaked: {retrieving}");
+    let _ = holder.await;
 }

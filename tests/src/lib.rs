@@ -109,6 +109,19 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{:x}{:x}x{n}", std::process::id() % 0xfff, (nanos / 1_000) % 0xff_ffff)
 }
 
+/// POSTs to a `/_fixtures` route whose failure the caller expects (a session cut off).
+pub async fn fixture_result(path: &'static str, body: Value) -> Result<Value, String> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_fixtures/{path}", moto().endpoint))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = response.status().is_success();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    if ok { Ok(value) } else { Err(value.to_string()) }
+}
+
 /// POSTs to one of the launcher's `/_fixtures` routes.
 pub async fn fixture(path: &str, body: Value) -> Value {
     let response = reqwest::Client::new()
