@@ -156,6 +156,10 @@ class Servers:
         self.root.chmod(0o755)
         self.servers: dict = {}
         self.backups: dict = {}
+        self.ports: set = set()
+        self.claimed: set = set()
+        # Every postmaster started, registered or not (a start that failed half-way).
+        self.spawned: list = []
         self.lock = threading.RLock()
         self.uid, self.gid = self._run_as()
         self.jobs: queue.Queue = queue.Queue()
@@ -209,10 +213,26 @@ class Servers:
             except Exception as e:  # the caller raises it
                 reply.put(e)
 
+    def _claim(self, name: str) -> None:
+        """Each name once: the slow work (initdb, copies, starts) then runs unlocked."""
+        with self.lock:
+            if name in self.servers or name in self.claimed:
+                raise ValueError(f"server {name} exists")
+            self.claimed.add(name)
+
+    def _reserve_port(self) -> int:
+        # Never the same port twice in this process; another process may still take it
+        # first, which the start notices and retries.
+        with self.lock:
+            while True:
+                port = _free_port()
+                if port not in self.ports:
+                    self.ports.add(port)
+                    return port
+
     def _start(self, server: Server, settings: dict):
         conf = {
             "listen_addresses": "'127.0.0.1'",
-            "port": str(server.port),
             # TCP only: a socket path under a long folder name would pass the 107-byte limit.
             "unix_socket_directories": "''",
             "timezone": "'UTC'",
@@ -226,19 +246,36 @@ class Servers:
             f.write("\n# dblab-refresh test fixture\n")
             for k, v in conf.items():
                 f.write(f"{k} = {v}\n")
-        reply: queue.Queue = queue.Queue()
-        self.jobs.put(([str(bin_dir() / "postgres"), "-D", str(server.data)], server.log, reply))
-        started = reply.get()
-        if isinstance(started, Exception):
-            raise started
-        server.process = started
+        for _ in range(5):
+            server.port = self._reserve_port()
+            reply: queue.Queue = queue.Queue()
+            self.jobs.put(([str(bin_dir() / "postgres"), "-D", str(server.data), "-p", str(server.port)], server.log,
+                           reply))
+            started = reply.get()
+            if isinstance(started, Exception):
+                raise started
+            server.process = started
+            self.spawned.append(started)
+            if self._listening(server, started):
+                return
+        raise RuntimeError(f"postgres {server.name}: no free port after 5 tries: {self.tail(server)}")
+
+    def _listening(self, server: Server, started) -> bool:
+        """True once this very postmaster accepts connections on its port; False when the
+        port was taken first (the caller retries on another)."""
+        # Its own line: a server answering on the port could be someone else's.
+        own = f'listening on IPv4 address "127.0.0.1", port {server.port}'
         deadline = time.time() + 60
         while time.time() < deadline:
             if started.poll() is not None:
-                raise RuntimeError(f"postgres {server.name} exited: {self.tail(server)}")
-            ready = subprocess.run([str(bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(server.port), "-q"])
-            if ready.returncode == 0:
-                return
+                text = self.tail(server, 40)
+                if "Address already in use" in text or "could not bind" in text:
+                    return False
+                raise RuntimeError(f"postgres {server.name} exited: {text}")
+            if own in server.log.read_text(errors="replace"):
+                ready = subprocess.run([str(bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(server.port), "-q"])
+                if ready.returncode == 0:
+                    return True
             time.sleep(0.1)
         raise RuntimeError(f"postgres {server.name} did not start: {self.tail(server)}")
 
@@ -257,69 +294,69 @@ class Servers:
     # ------------------------------------------------------------------ servers
     def create(self, name: str, user: str, password: str, archive: bool = False, log_connections: bool = False) -> Server:
         """A new, empty server whose superuser is `user` (password authentication over TCP)."""
+        self._claim(name)
+        folder = self._folder(name)
+        data = folder / "data"
+        pwfile = folder / "pw"
+        pwfile.write_text(password + "\n")
+        self._own(folder)
+        made = self._run_server_tool([str(bin_dir() / "initdb"), "-D", str(data), "-U", user,
+                                      f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
+                                      "--no-sync", "-E", "UTF8", "--locale=C"])
+        pwfile.unlink()
+        if made.returncode != 0:
+            raise RuntimeError(f"initdb {name}: {made.stderr}")
+        server = Server(name, data, 0, user, password, folder / "postgres.log")
+        settings = {}
+        if archive:
+            server.archive = folder / "archive"
+            server.archive.mkdir()
+            self._own(server.archive)
+            settings.update({
+                "wal_level": "replica",
+                "archive_mode": "on",
+                "archive_command": _sql_literal(f"cp %p {server.archive}/%f"),
+            })
+        if log_connections:
+            settings["log_connections"] = "on"
+            settings["log_disconnections"] = "on"
+        self._start(server, settings)
         with self.lock:
-            if name in self.servers:
-                raise ValueError(f"server {name} exists")
-            folder = self._folder(name)
-            data = folder / "data"
-            pwfile = folder / "pw"
-            pwfile.write_text(password + "\n")
-            self._own(folder)
-            made = self._run_server_tool([str(bin_dir() / "initdb"), "-D", str(data), "-U", user,
-                                          f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
-                                          "--no-sync", "-E", "UTF8", "--locale=C"])
-            pwfile.unlink()
-            if made.returncode != 0:
-                raise RuntimeError(f"initdb {name}: {made.stderr}")
-            server = Server(name, data, _free_port(), user, password, folder / "postgres.log")
-            settings = {}
-            if archive:
-                server.archive = folder / "archive"
-                server.archive.mkdir()
-                self._own(server.archive)
-                settings.update({
-                    "wal_level": "replica",
-                    "archive_mode": "on",
-                    "archive_command": _sql_literal(f"cp %p {server.archive}/%f"),
-                })
-            if log_connections:
-                settings["log_connections"] = "on"
-                settings["log_disconnections"] = "on"
-            self._start(server, settings)
             self.servers[name] = server
-            return server
+        return server
 
     def from_backup(self, name: str, backup: str, user: str, password: str, recover_to=None) -> Server:
         """A new server started from a copy of a base backup: a clone of a snapshot; with
         `recover_to` (a time, or "latest"), the backup's server's archived WAL is replayed
         to that time, or to its end, as a point-in-time restore does."""
+        self._claim(name)
+        source = self.backups[backup]
+        folder = self._folder(name)
+        data = folder / "data"
+        shutil.copytree(source["path"], data)
+        # What the snapshot's server was told is its own; the clone gets its own settings.
+        (data / "postgresql.auto.conf").write_text("")
+        for leftover in ["postmaster.pid", "postmaster.opts"]:
+            (data / leftover).unlink(missing_ok=True)
+        self._own(folder)
+        data.chmod(0o700)
+        settings = {"archive_mode": "off", "log_connections": "off", "log_disconnections": "off"}
+        if recover_to is not None:
+            archive = self.servers[source["server"]].archive
+            settings.update({
+                "restore_command": _sql_literal(f"cp {archive}/%f %p"),
+                "recovery_target_action": "'promote'",
+            })
+            if recover_to != "latest":
+                settings["recovery_target_time"] = _sql_literal(recover_to.isoformat())
+            (data / "recovery.signal").touch()
+            self._own(data / "recovery.signal")
+        server = Server(name, data, 0, user, password, folder / "postgres.log")
+        self._start(server, settings)
+        self._wait_promoted(server)
         with self.lock:
-            source = self.backups[backup]
-            folder = self._folder(name)
-            data = folder / "data"
-            shutil.copytree(source["path"], data)
-            # What the snapshot's server was told is its own; the clone gets its own settings.
-            (data / "postgresql.auto.conf").write_text("")
-            for leftover in ["postmaster.pid", "postmaster.opts"]:
-                (data / leftover).unlink(missing_ok=True)
-            self._own(folder)
-            data.chmod(0o700)
-            settings = {"archive_mode": "off", "log_connections": "off", "log_disconnections": "off"}
-            if recover_to is not None:
-                archive = self.servers[source["server"]].archive
-                settings.update({
-                    "restore_command": _sql_literal(f"cp {archive}/%f %p"),
-                    "recovery_target_action": "'promote'",
-                })
-                if recover_to != "latest":
-                    settings["recovery_target_time"] = _sql_literal(recover_to.isoformat())
-                (data / "recovery.signal").touch()
-                self._own(data / "recovery.signal")
-            server = Server(name, data, _free_port(), user, password, folder / "postgres.log")
-            self._start(server, settings)
-            self._wait_promoted(server)
             self.servers[name] = server
-            return server
+        return server
 
     def _wait_promoted(self, server: Server) -> None:
         deadline = time.time() + 60
@@ -393,6 +430,10 @@ class Servers:
     def stop_all(self) -> None:
         for name in list(self.servers):
             self.stop(name)
+        for process in self.spawned:
+            if process.poll() is None:
+                process.send_signal(signal.SIGQUIT)
+                process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
     # ------------------------------------------------------------------ SQL

@@ -25,6 +25,8 @@ pub struct Run {
     pub arn: String,
     pub status: String,
     pub error: Option<String>,
+    /// The failure's cause, as DescribeExecution gives it.
+    pub cause: Option<String>,
     /// Every event of the execution history, as text, for searching.
     pub history: String,
     pub events: Vec<aws_sdk_sfn::types::HistoryEvent>,
@@ -82,10 +84,12 @@ impl Scenario {
     pub async fn wait(&self, name: &str, arn: &str) -> Run {
         let mut status = String::new();
         let mut error = None;
+        let mut cause = None;
         for _ in 0..600 {
             let d = self.w.sfn.describe_execution().execution_arn(arn).send().await.unwrap();
             status = d.status().as_str().to_string();
             error = d.error().map(str::to_string);
+            cause = d.cause().map(str::to_string);
             if status != "RUNNING" {
                 break;
             }
@@ -97,7 +101,7 @@ impl Scenario {
         while let Some(page) = pages.next().await {
             events.extend(page.unwrap().events().to_vec());
         }
-        Run { name: name.into(), arn: arn.into(), status, error, history: format!("{events:?}"), events }
+        Run { name: name.into(), arn: arn.into(), status, error, cause, history: format!("{events:?}"), events }
     }
 
     pub async fn run(&self, label: &str, request: &Value) -> Run {
@@ -155,7 +159,7 @@ impl Scenario {
             (_, Some("ExecutionStopped")) => "ABORTED",
             _ => "FAILED",
         };
-        assert_eq!(run.status, expected_status, "{} ended {} ({:?})", run.name, run.status, run.error);
+        assert_eq!(run.status, expected_status, "{} ended {} ({:?}: {:?})", run.name, run.status, run.error, run.cause);
         if expected_status == "FAILED" {
             assert_eq!(run.error.as_deref(), error, "the execution fails with the original error");
         }
