@@ -71,6 +71,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
@@ -90,7 +91,10 @@ def _scripted_status(kind: str, identifier: str, tags: dict, named: bool):
     """The status a scripted resource reports on this describe, or None for moto's own.
 
     Only a describe that names the resource counts as a poll: listings (the sweep, other
-    tests) show the current status without moving it on."""
+    tests) show the current status without moving it on. A restore whose PostgreSQL server
+    is still starting shows `creating`, as RDS does until the clone can take connections."""
+    if (kind, identifier) in _starting:
+        return "creating"
     if CREATING_POLLS_TAG not in tags and FINAL_STATUS_TAG not in tags:
         return None
     with _lock:
@@ -217,6 +221,8 @@ def set_snapshot_status(body: dict) -> dict:
 _pg = None
 # A backed source's latest restorable time: where its archived WAL reaches.
 _restorable: dict = {}
+# Restored instances and clusters whose server is still starting: `(kind, identifier)`.
+_starting: set = set()
 
 
 def _servers():
@@ -328,6 +334,27 @@ def postgres_fixture(path: str, body: dict) -> dict:
     raise KeyError(f"unknown fixture {path}")
 
 
+@contextmanager
+def _creating(kind: str, identifier, backed: bool):
+    """While a backed restore starts its server, the new resource reports `creating` (moto
+    makes it `available` at once); marked before moto creates it, so no describe in
+    between sees it available."""
+    key = (kind, identifier)
+    if backed and identifier:
+        with _lock:
+            _starting.add(key)
+    try:
+        yield
+    finally:
+        with _lock:
+            _starting.discard(key)
+
+
+def _param(params: dict, snake: str, camel: str):
+    value = params.get(snake)
+    return value if value not in (None, "") else params.get(camel)
+
+
 def _clone_server(name: str, snapshot_id: str, model, recover_to=None) -> None:
     """A restored instance or cluster: a server started from the snapshot's base backup,
     with production's users (they are in the copied data)."""
@@ -349,12 +376,14 @@ def _point_in_time_clone(kind: str, source_id: str, model, restore_time, latest:
     """A restore to a time of a backed source: the newest base backup before it, plus the
     archived WAL replayed to it (to the archive's end for the latest time)."""
     source = f"{kind}:{source_id}"
-    if not _backed(kind, source_id):
-        return
     target = None if latest else _restore_time(restore_time)
     backup = _pg.backup_before(source, target)
     name = f"{kind}:{model.db_instance_identifier if kind == 'instance' else model.db_cluster_identifier}"
     _clone_server(name, backup, model, "latest" if target is None else target)
+
+
+def _backed_snapshot(snapshot_id: str) -> bool:
+    return _pg is not None and snapshot_id in _pg.backups
 
 
 def patch_rds_postgres() -> None:
@@ -365,10 +394,12 @@ def patch_rds_postgres() -> None:
     restore = RDSBackend.restore_db_instance_from_db_snapshot
 
     def restore_from_snapshot(self, from_snapshot_id, overrides):
-        instance = restore(self, from_snapshot_id, overrides)
         snapshot_id = from_snapshot_id.split(":snapshot:")[-1]
-        if _pg is not None and snapshot_id in _pg.backups:
-            _clone_server(f"instance:{instance.db_instance_identifier}", snapshot_id, instance)
+        backed = _backed_snapshot(snapshot_id)
+        with _creating("instance", _param(overrides, "db_instance_identifier", "DBInstanceIdentifier"), backed):
+            instance = restore(self, from_snapshot_id, overrides)
+            if backed:
+                _clone_server(f"instance:{instance.db_instance_identifier}", snapshot_id, instance)
         return instance
 
     RDSBackend.restore_db_instance_from_db_snapshot = restore_from_snapshot
@@ -376,10 +407,12 @@ def patch_rds_postgres() -> None:
     restore_cluster = RDSBackend.restore_db_cluster_from_snapshot
 
     def restore_cluster_from_snapshot(self, from_snapshot_id, overrides):
-        cluster = restore_cluster(self, from_snapshot_id, overrides)
         snapshot_id = from_snapshot_id.split(":cluster-snapshot:")[-1]
-        if _pg is not None and snapshot_id in _pg.backups:
-            _clone_server(f"cluster:{cluster.db_cluster_identifier}", snapshot_id, cluster)
+        backed = _backed_snapshot(snapshot_id)
+        with _creating("cluster", _param(overrides, "db_cluster_identifier", "DBClusterIdentifier"), backed):
+            cluster = restore_cluster(self, from_snapshot_id, overrides)
+            if backed:
+                _clone_server(f"cluster:{cluster.db_cluster_identifier}", snapshot_id, cluster)
         return cluster
 
     RDSBackend.restore_db_cluster_from_snapshot = restore_cluster_from_snapshot
@@ -387,9 +420,13 @@ def patch_rds_postgres() -> None:
     to_point = RDSBackend.restore_db_instance_to_point_in_time
 
     def instance_to_point(self, source_db_identifier, target_db_identifier, overrides):
-        instance = to_point(self, source_db_identifier, target_db_identifier, overrides)
-        latest = str(overrides.get("use_latest_restorable_time", "")).lower() == "true"
-        _point_in_time_clone("instance", source_db_identifier, instance, overrides.get("restore_time"), latest)
+        backed = _backed("instance", source_db_identifier)
+        with _creating("instance", target_db_identifier, backed):
+            instance = to_point(self, source_db_identifier, target_db_identifier, overrides)
+            if backed:
+                latest = str(_param(overrides, "use_latest_restorable_time", "UseLatestRestorableTime")).lower() == "true"
+                restore_time = _param(overrides, "restore_time", "RestoreTime")
+                _point_in_time_clone("instance", source_db_identifier, instance, restore_time, latest)
         return instance
 
     RDSBackend.restore_db_instance_to_point_in_time = instance_to_point
@@ -398,11 +435,14 @@ def patch_rds_postgres() -> None:
 
     def cluster_to_point_in_time(self, db_cluster_identifier, source_db_cluster_identifier, restore_type="full-copy",
                                  restore_to_time=None, use_latest_restorable_time=False, **overrides):
-        cluster = cluster_to_point(self, db_cluster_identifier, source_db_cluster_identifier, restore_type,
-                                   restore_to_time, use_latest_restorable_time, **overrides)
-        # A copy-on-write clone shares the live volume: here, the archive replayed to its end.
-        latest = str(use_latest_restorable_time).lower() == "true" or restore_type == "copy-on-write"
-        _point_in_time_clone("cluster", source_db_cluster_identifier, cluster, restore_to_time, latest)
+        backed = _backed("cluster", source_db_cluster_identifier)
+        with _creating("cluster", db_cluster_identifier, backed):
+            cluster = cluster_to_point(self, db_cluster_identifier, source_db_cluster_identifier, restore_type,
+                                       restore_to_time, use_latest_restorable_time, **overrides)
+            if backed:
+                # A copy-on-write clone shares the live volume: here, the archive replayed to its end.
+                latest = str(use_latest_restorable_time).lower() == "true" or restore_type == "copy-on-write"
+                _point_in_time_clone("cluster", source_db_cluster_identifier, cluster, restore_to_time, latest)
         return cluster
 
     RDSBackend.restore_db_cluster_to_point_in_time = cluster_to_point_in_time
