@@ -191,3 +191,22 @@ async fn a_clone_deleted_once_the_real_dump_ended_leaves_the_engine_with_every_r
     assert_eq!(s.w.checksums(s.w.pool(), "app").await, at_snapshot, "every row arrived all the same");
     production_untouched(&s, &source, from, to).await;
 }
+
+#[tokio::test]
+async fn an_aurora_fast_clone_refresh_holds_the_live_data() {
+    let s = Scenario::real(Settings::default()).await;
+    let source = s.w.real_aurora_source().await;
+    write_marker(&s, &source.server, "live").await;
+    let expected = s.w.checksums(&source.server, "app").await;
+    // The launcher plays copy-on-write as the archive replayed to its end: bring it to now.
+    refresh_tests::fixture("postgres/archive", serde_json::json!({"cluster": source.id})).await;
+
+    let mut request = s.w.request("aurora-cluster", &source.id);
+    request["source"]["mode"] = serde_json::json!("fast-clone");
+    let (run, from, to) = timed_run(&s, "realfast", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.source_mode.as_deref(), Some("fast-clone"));
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected);
+    assert!(has_marker(&s, "live").await);
+    production_untouched(&s, &source, from, to).await;
+}
