@@ -239,7 +239,45 @@ def check(template: dict) -> list[str]:
     if sweep.get("Arn") != {"Fn::GetAtt": ["DeleteCloneFunction", "Arn"]} or json.loads(sweep.get("Input", "{}")).get("mode") != "sweep":
         fail("the scheduled sweep does not send delete-clone a sweep request")
 
+    check_fleet(template)
     return list(errors)
+
+
+def sub_text(value) -> str:
+    return value.get("Fn::Sub", "") if isinstance(value, dict) else str(value)
+
+
+def check_fleet(template: dict) -> None:
+    """The fleet's parts agree: the freshness schedule reaches record, which the scheduler
+    role may invoke; the one stale alarm queries the namespace record writes to; the
+    schedule group and role the CLI needs are outputs."""
+    resources = template["Resources"]
+    namespace = sub_text(resources.get("RecordFunction", {}).get("Properties", {}).get("Environment", {})
+                         .get("Variables", {}).get("METRICS_NAMESPACE", ""))
+    if not namespace:
+        fail("record has no METRICS_NAMESPACE: no freshness metrics")
+    fresh = resources.get("ScheduledFreshness", {}).get("Properties", {}).get("Target", {})
+    if fresh.get("Arn") != {"Fn::GetAtt": ["RecordFunction", "Arn"]} or json.loads(fresh.get("Input", "{}")).get("action") != "freshness":
+        fail("no schedule sends record the hourly freshness action")
+    invokable = []
+    for statement in statements(resources.get("SchedulerRole", {}).get("Properties", {}).get("Policies")):
+        if "lambda:InvokeFunction" in as_list(statement.get("Action")):
+            invokable += as_list(statement.get("Resource"))
+    if {"Fn::GetAtt": ["RecordFunction", "Arn"]} not in invokable:
+        fail("the scheduler role may not invoke record (the freshness schedule)")
+    alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+              and any(f'MAX(Stale) FROM SCHEMA("{namespace}", Target)' in sub_text(m.get("Expression", ""))
+                      for m in r["Properties"].get("Metrics", []))]
+    if len(alarms) != 1:
+        fail(f"expected one alarm on MAX(Stale) over every target in {namespace!r}, found {len(alarms)}")
+    if not any(r["Type"] == "AWS::CloudWatch::Dashboard" and namespace in sub_text(r["Properties"].get("DashboardBody"))
+               for r in resources.values()):
+        fail("no dashboard shows the fleet's metrics")
+    outputs = template.get("Outputs", {})
+    if outputs.get("ScheduleGroupName", {}).get("Value") != {"Ref": "RefreshScheduleGroup"}:
+        fail("the schedule group is not an output (the CLI finds it there)")
+    if outputs.get("SchedulerRoleArn", {}).get("Value") != {"Fn::GetAtt": ["SchedulerRole", "Arn"]}:
+        fail("the scheduler role is not an output (the CLI finds it there)")
 
 
 def self_test(template: dict) -> int:
@@ -287,6 +325,11 @@ def self_test(template: dict) -> int:
         "a substitution pointing elsewhere": lambda r: r["RefreshStateMachine"]["Properties"]["DefinitionSubstitutions"].update(
             RecordFunctionArn={"Fn::GetAtt": ["NotifyFunction", "Arn"]}
         ),
+        "no hourly freshness schedule": lambda r: r.pop("ScheduledFreshness"),
+        "a stale alarm on another namespace": lambda r: r["StaleTargetAlarm"]["Properties"]["Metrics"][0].update(
+            Expression={"Fn::Sub": 'SELECT MAX(Stale) FROM SCHEMA("elsewhere", Target)'}
+        ),
+        "no fleet dashboard": lambda r: r.pop("FleetDashboard"),
     }
     missed = [name for name, change in cases.items() if not check(broken(change))]
     for name in missed:

@@ -60,6 +60,8 @@ pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
         history: History::new(w.dynamodb.clone(), table),
         executions: Executions::new(w.sfn.clone()),
         region: "us-east-1".into(),
+        freshness_default: std::time::Duration::from_secs(36 * 3_600),
+        metrics_namespace: "dblab-refresh/test".into(),
     }
 }
 

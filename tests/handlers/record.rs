@@ -418,3 +418,81 @@ async fn a_duplicate_start_of_a_running_request_is_skipped_not_failed() {
     let refused = start(&w, &table, &late, &request).await.unwrap_err();
     assert_eq!(refused.name(), "TargetLocked", "{refused}");
 }
+
+fn ended(request: &Value, execution: Execution, run: RunStart, data_as_of: Option<&str>) -> RunState {
+    let mut state = json!({
+        "request": request,
+        "execution": execution,
+        "run": run,
+        "deletion": {"identifier": "", "status": "deleted", "deleted": [], "checkedAt": "2026-12-01T04:00:00Z"},
+    });
+    if let Some(at) = data_as_of {
+        state["snapshot"] = json!({
+            "mode": "snapshot", "identifier": "rds:prod", "arn": "arn:snap", "engine": "postgres",
+            "dataAsOf": at, "snapshotType": "automated", "sourceType": "rds", "sourceIdentifier": "prod",
+            "foundAt": "2026-12-01T04:00:00Z"
+        });
+        state["refresh"] = json!({
+            "previousLastRefresh": "", "triggeredAt": "2026-12-01T04:01:00Z", "deadline": "2026-12-01T08:01:00Z",
+            "dumpParallelJobs": 1, "status": "ready", "retrievalStatus": "finished", "lastRefresh": "x",
+            "seenStart": true, "finishedAt": "2026-12-01T04:30:00Z"
+        });
+    } else {
+        state["error"] = json!({"Error": "RefreshFailed", "Cause": "pg_dump failed"});
+    }
+    serde_json::from_value(state).unwrap()
+}
+
+#[tokio::test]
+async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let deps = crate::record_deps(&w, &table);
+    let now = time::OffsetDateTime::now_utc();
+    let long_ago = (now - time::Duration::hours(48)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let recent = (now - time::Duration::hours(2)).format(&time::format_description::well_known::Rfc3339).unwrap();
+
+    // old: refreshed, but its data is two days old (the default threshold is 36 h).
+    let mut old = w.request("rds", "prod");
+    old["target"] = json!(format!("old-{}", w.id));
+    let e = other(&w, "old");
+    let run = start(&w, &table, &e, &old).await.unwrap();
+    finish(&w, &table, ended(&old, e, run, Some(&long_ago))).await.unwrap();
+    // fresh: refreshed two hours ago, then a failed run: its data is still two hours old.
+    let mut fresh = w.request("rds", "prod");
+    fresh["target"] = json!(format!("fresh-{}", w.id));
+    fresh["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1/fresh");
+    let e = other(&w, "fresh1");
+    let run = start(&w, &table, &e, &fresh).await.unwrap();
+    finish(&w, &table, ended(&fresh, e, run, Some(&recent))).await.unwrap();
+    let e = other(&w, "fresh2");
+    let run = start(&w, &table, &e, &fresh).await.unwrap();
+    finish(&w, &table, ended(&fresh, e, run, None)).await.unwrap();
+    // busy: a run under way, never refreshed, with its own 1-hour threshold.
+    let mut busy = w.request("rds", "prod");
+    busy["target"] = json!(format!("busy-{}", w.id));
+    busy["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1/busy");
+    busy["freshness"] = json!({"maxAge": "1h"});
+    let e = other(&w, "busy");
+    start(&w, &table, &e, &busy).await.unwrap();
+
+    let fleet = History::new(w.dynamodb.clone(), &table).fleet().await.unwrap();
+    let by = |prefix: &str| fleet.iter().find(|s| s.target.starts_with(prefix)).unwrap().clone();
+    assert_eq!(fleet.len(), 3, "{fleet:?}");
+    let (o, f, b) = (by("old-"), by("fresh-"), by("busy-"));
+    assert!(o.stale(now) && o.running.is_none() && o.last_run.as_ref().unwrap().outcome == Outcome::Succeeded);
+    assert!(!f.stale(now), "{f:?}");
+    assert_eq!(
+        f.last_run.as_ref().map(|r| (r.outcome, r.error.as_deref())),
+        Some((Outcome::Failed, Some("RefreshFailed")))
+    );
+    assert_eq!(f.data_as_of.map(|t| t.unix_timestamp()), Some((now - time::Duration::hours(2)).unix_timestamp()));
+    assert!(b.running.is_some() && b.last_run.is_none() && b.data_as_of.is_none());
+    assert_eq!(b.freshness_max_age_seconds, 3_600);
+    assert!(!b.stale(now), "first seen just now");
+
+    let Output::Freshness(report) = ::record::handle(&deps, Input::Freshness {}).await.unwrap() else {
+        panic!("freshness returned something else")
+    };
+    assert_eq!((report.targets, report.stale), (3, vec![o.target.clone()]));
+}

@@ -108,6 +108,7 @@ pub async fn start(watch_seconds: u64) -> Stack {
         .args(["--env-var", "AWS_ACCESS_KEY_ID=test", "--env-var", "AWS_SECRET_ACCESS_KEY=test"])
         .args(["--env-var", "AWS_REGION=us-east-1", "--env-var", "RUST_LOG=info"])
         .args(["--env-var", &format!("HISTORY_TABLE={table}")])
+        .args(["--env-var", "FRESHNESS_MAX_AGE=36h", "--env-var", "METRICS_NAMESPACE=dblab-refresh/e2e"])
         .args(["--env-var", &format!("TOPIC_ARN={topic_arn}")])
         .args(["--env-var", &format!("SOURCE_KMS_KEY_ARNS={ALLOWED_KMS_KEY}")])
         .current_dir(repo_root())

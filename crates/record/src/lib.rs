@@ -6,6 +6,7 @@
 
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
+use refresh_core::fleet;
 use refresh_core::history::{self, History};
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{Execution, PollSeconds, RunStart, RunState};
@@ -20,6 +21,10 @@ pub struct Deps {
     pub executions: Executions,
     /// Where the clones run: the region their price is read for.
     pub region: String,
+    /// The stack's freshness threshold, for a request without `freshness.maxAge`.
+    pub freshness_default: std::time::Duration,
+    /// The CloudWatch namespace of the freshness and clone-hours metrics.
+    pub metrics_namespace: String,
 }
 
 /// Time beyond the longest run before its lock expires by itself (recording, notifying).
@@ -46,6 +51,9 @@ pub enum Input {
     Recover {
         state: Box<RunState>,
     },
+    /// Every target's freshness as metrics (the hourly schedule): a target that stopped
+    /// running altogether still goes stale.
+    Freshness {},
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +64,14 @@ pub enum Output {
     Status(RunStatus),
     /// The whole state, without empty parts: the clean-up machine's Choices test presence.
     Recovered(Value),
+    Freshness(FreshnessReport),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreshnessReport {
+    pub targets: usize,
+    pub stale: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +89,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
         Input::Finish { state } => finish(deps, &state, now).await.map(|s| Output::Finished(Box::new(s))),
         Input::Status { execution, request } => status(deps, &execution, &request, now).await.map(Output::Status),
         Input::Recover { state } => recover(deps, *state).await.map(Output::Recovered),
+        Input::Freshness {} => freshness(deps, now).await.map(Output::Freshness),
     }
 }
 
@@ -125,6 +142,16 @@ async fn start(
     let state =
         RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
     deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
+    let running = fleet::Running {
+        execution_name: state.execution.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
+        execution_arn: state.execution.as_ref().and_then(|e| e.arn.clone()),
+        started_at,
+    };
+    let max_age = request.freshness_max_age.unwrap_or(deps.freshness_default);
+    // The fleet view is a view: the run goes on without it.
+    if let Err(e) = deps.history.fleet_started(&run.target, &running, max_age, now).await {
+        warn!(error = %e, "the fleet item was not updated");
+    }
     info!(target = %run.target, run_key = %run.run_key, "run started");
     Ok(run)
 }
@@ -236,6 +263,55 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             deps.history.release_lock(&key, &execution.name).await?;
         }
     }
+    // A run that started (it took the lock) is its target's latest; one refused at its
+    // start, or invalid, leaves the fleet as it was.
+    if state.run.is_some() {
+        let max_age = RefreshRequest::from_document(&state.request)
+            .ok()
+            .and_then(|r| r.freshness_max_age)
+            .unwrap_or(deps.freshness_default);
+        match deps.history.fleet_finished(&summary, max_age, now).await {
+            Ok(()) => {
+                emit_freshness(deps, Some(&summary.target), now).await;
+            }
+            Err(e) => warn!(error = %e, "the fleet item was not updated"),
+        }
+        if let Some(line) = fleet::clone_hours_metric(&deps.metrics_namespace, &summary, now) {
+            emit(&line);
+        }
+    }
     info!(target = %summary.target, outcome = summary.outcome.as_str(), "run recorded");
     Ok(summary)
+}
+
+/// One embedded-metric-format line on standard output, which Lambda sends to CloudWatch
+/// Logs as its own event, where it becomes metrics.
+fn emit(line: &Value) {
+    println!("{line}");
+}
+
+/// The freshness metrics of one target, or of all; returns the stale ones.
+async fn emit_freshness(deps: &Deps, only: Option<&str>, now: OffsetDateTime) -> Vec<String> {
+    let fleet = match deps.history.fleet().await {
+        Ok(fleet) => fleet,
+        Err(e) => {
+            warn!(error = %e, "the fleet could not be read: no freshness metrics");
+            return Vec::new();
+        }
+    };
+    let mut stale = Vec::new();
+    for state in fleet.iter().filter(|s| only.is_none_or(|t| t == s.target)) {
+        emit(&fleet::freshness_metrics(&deps.metrics_namespace, state, now));
+        if state.stale(now) {
+            stale.push(state.target.clone());
+        }
+    }
+    stale
+}
+
+async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<FreshnessReport, RefreshError> {
+    let targets = deps.history.fleet().await?.len();
+    let stale = emit_freshness(deps, None, now).await;
+    info!(targets, stale = ?stale, "freshness metrics emitted");
+    Ok(FreshnessReport { targets, stale })
 }

@@ -12,6 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         history: History::new(DynamoDb::new(&config), lambda::env("HISTORY_TABLE")?),
         executions: Executions::new(StepFunctions::new(&config)),
         region: config.region().map_or_else(|| "unknown".to_string(), |r| r.to_string()),
+        freshness_default: refresh_core::duration::parse(&lambda::env("FRESHNESS_MAX_AGE")?)
+            .map_err(|e| format!("FRESHNESS_MAX_AGE: {e}"))?,
+        metrics_namespace: lambda::env("METRICS_NAMESPACE")?,
     };
     lambda::serve(|input| record::handle(&deps, input)).await
 }

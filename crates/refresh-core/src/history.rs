@@ -61,6 +61,14 @@ impl History {
         Self { client, table: table.into() }
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Takes the target's lock for this execution. A retry by the owner succeeds; an
     /// expired lock, or one whose execution has ended, is taken over.
     pub async fn acquire_lock(
@@ -325,7 +333,7 @@ impl History {
     }
 }
 
-fn to_attribute(value: Value) -> AttributeValue {
+pub(crate) fn to_attribute(value: Value) -> AttributeValue {
     match value {
         Value::Null => AttributeValue::Null(true),
         Value::Bool(b) => AttributeValue::Bool(b),
@@ -336,7 +344,7 @@ fn to_attribute(value: Value) -> AttributeValue {
     }
 }
 
-fn from_attribute(value: &AttributeValue) -> Value {
+pub(crate) fn from_attribute(value: &AttributeValue) -> Value {
     match value {
         AttributeValue::S(s) => Value::String(s.clone()),
         AttributeValue::N(n) => n

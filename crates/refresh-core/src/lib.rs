@@ -5,6 +5,7 @@ pub mod dblab;
 pub mod duration;
 pub mod error;
 pub mod executions;
+pub mod fleet;
 pub mod history;
 pub mod lambda;
 pub mod naming;

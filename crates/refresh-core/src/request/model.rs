@@ -12,6 +12,9 @@ pub struct RefreshRequest {
     pub source: SourceSpec,
     pub clone: CloneSpec,
     pub dblab: DblabSpec,
+    /// `freshness.maxAge`: the target's data is stale once older than this; unset, the
+    /// stack's default.
+    pub freshness_max_age: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -39,10 +39,27 @@ impl Reader {
                 None
             }
         };
+        let freshness_max_age = match self.field(&mut root, "freshness") {
+            Some(v) => self.freshness(v),
+            None => None,
+        };
         self.finish(root);
         let (target, source, clone, dblab) = (target?, source?, clone?, dblab?);
         self.cross_checks(&clone, &dblab);
-        Some(RefreshRequest { target, source, clone, dblab })
+        Some(RefreshRequest { target, source, clone, dblab, freshness_max_age })
+    }
+
+    /// `freshness.maxAge`: past it, the target's data is stale (the fleet view and alarm).
+    fn freshness(&mut self, value: &Value) -> Option<Duration> {
+        let mut obj = self.object(value, "freshness")?;
+        let given = value.get("maxAge").is_some();
+        if !given {
+            self.err("freshness.maxAge", "is required (e.g. \"36h\")");
+        }
+        let hour = Duration::from_secs(3_600);
+        let max_age = self.duration(&mut obj, "maxAge", hour, hour, Duration::from_secs(90 * 86_400));
+        self.finish(obj);
+        given.then_some(max_age)
     }
 
     pub(super) fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
@@ -614,6 +631,23 @@ mod tests {
         assert!(found.contains(&"clone.tags.aws:x".to_string()));
         assert!(found.contains(&"clone.tags.n".to_string()));
         assert!(!found.contains(&"clone.tags.team".to_string()));
+    }
+
+    #[test]
+    fn freshness_max_age_is_optional_and_checked() {
+        let mut doc = valid();
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().freshness_max_age, None);
+        doc["freshness"] = json!({"maxAge": "36h"});
+        assert_eq!(
+            RefreshRequest::from_document(&doc).unwrap().freshness_max_age,
+            Some(Duration::from_secs(36 * 3_600))
+        );
+        doc["freshness"] = json!({"maxAge": "10m"});
+        assert_eq!(paths(&doc), vec!["freshness.maxAge"]);
+        doc["freshness"] = json!({});
+        assert_eq!(paths(&doc), vec!["freshness.maxAge"]);
+        doc["freshness"] = json!({"maxAge": "2d", "colour": "red"});
+        assert_eq!(paths(&doc), vec!["freshness.colour"]);
     }
 
     #[test]
