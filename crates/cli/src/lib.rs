@@ -2,6 +2,7 @@
 //! view), the commands in `main.rs`.
 
 pub mod document;
+pub mod next_run;
 pub mod view;
 
 /// A Step Functions execution name: readable, unique, 80 characters of `[A-Za-z0-9_-]`.

@@ -1,9 +1,11 @@
-//! `dblab-refresh`: validate, import, start, watch, history and cleanup, against real AWS
+//! `dblab-refresh`: validate, import, start, watch, history, status, schedule and cleanup, against real AWS
 //! or the local stack (the AWS endpoint, region and credentials come from the usual AWS
 //! environment).
 //!
 //! Exit codes: 0 done; 1 what was checked or run failed (invalid request, failed
 //! preflight, failed run); 2 wrong usage; 3 AWS or DBLab could not be reached or refused.
+
+mod fleet;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -103,6 +105,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each target's schedule, in the stack's Scheduler group.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
+    /// One line per target: last run, data as of and its age, a run in progress, the next
+    /// scheduled run, and STALE past the target's freshness threshold.
+    Status {
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// The orphan sweep on demand: delete managed clones whose run is confirmed ended.
     Cleanup {
         /// Show what would be deleted, delete nothing.
@@ -114,6 +129,51 @@ enum Command {
         max_age: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleAction {
+    /// Create or update TARGET's schedule with the request (validated first).
+    Set {
+        target: String,
+        file: String,
+        /// The Scheduler expression: cron(0 3 * * ? *), rate(12 hours) or at(...).
+        #[arg(long)]
+        cron: String,
+        /// An IANA time zone for the expression (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Run the preflight first, and set nothing if it fails.
+        #[arg(long)]
+        preflight: bool,
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+    },
+    /// Every schedule: target, expression, time zone, next run, state, last outcome.
+    List {
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop TARGET's schedule from starting runs, keeping it.
+    Pause {
+        target: String,
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+    },
+    /// Start TARGET's paused schedule again.
+    Resume {
+        target: String,
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+    },
+    /// Delete TARGET's schedule.
+    Remove {
+        target: String,
+        #[command(flatten)]
+        stack: fleet::StackArgs,
     },
 }
 
@@ -156,6 +216,16 @@ async fn main() -> ExitCode {
         }
         Command::History { target, table, limit, json } => history(&target, &table, limit, json).await,
         Command::Cleanup { dry_run, max_age, json } => cleanup(dry_run, max_age, json).await,
+        Command::Status { stack, json } => fleet::status(stack, json).await,
+        Command::Schedule { action } => match action {
+            ScheduleAction::Set { target, file, cron, timezone, preflight, stack } => {
+                fleet::set(stack, &target, &file, &cron, timezone, preflight).await
+            }
+            ScheduleAction::List { stack, json } => fleet::list(stack, json).await,
+            ScheduleAction::Pause { target, stack } => fleet::change_state(stack, &target, false).await,
+            ScheduleAction::Resume { target, stack } => fleet::change_state(stack, &target, true).await,
+            ScheduleAction::Remove { target, stack } => fleet::remove(stack, &target).await,
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

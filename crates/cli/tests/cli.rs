@@ -12,9 +12,14 @@ use serde_json::{Value, json};
 
 /// Runs the CLI without blocking the runtime: the DBLab emulator it talks to lives on it.
 async fn run(args: &[&str]) -> Output {
+    run_with(args, &[]).await
+}
+
+async fn run_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let stack = stack().await;
     tokio::process::Command::new(env!("CARGO_BIN_EXE_dblab-refresh"))
         .args(args)
+        .envs(env.iter().copied())
         .env("AWS_ENDPOINT_URL", &moto().endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -214,4 +219,153 @@ async fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: dblab-refresh"), "{command}");
     }
     assert_eq!(run(&["no-such-command"]).await.status.code(), Some(2));
+}
+
+/// A schedule group of its own for one test, and the environment that names it.
+async fn schedule_group(w: &World) -> (aws_sdk_scheduler::Client, String) {
+    let scheduler = aws_sdk_scheduler::Client::new(&w.config);
+    let group = format!("group-{}", w.id);
+    scheduler.create_schedule_group().name(&group).send().await.unwrap();
+    (scheduler, group)
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/scheduler";
+
+#[tokio::test]
+async fn schedules_are_set_listed_paused_resumed_and_removed() {
+    let w = World::new().await;
+    let (scheduler, group) = schedule_group(&w).await;
+    let env = [("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()), ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE)];
+    let request = w.request("rds", "prod");
+    let file = write_request(&w, &request);
+    let target = w.target();
+
+    let other = run_with(&["schedule", "set", "someone-else", &file, "--cron", "cron(0 3 * * ? *)"], &env).await;
+    assert_eq!(other.status.code(), Some(1), "the request's target must be the schedule's");
+    let out = run_with(
+        &["schedule", "set", &target, &file, "--cron", "cron(0 3 * * ? *)", "--timezone", "Europe/Berlin"],
+        &env,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created"), "{}", String::from_utf8_lossy(&out.stdout));
+    // What Scheduler holds: the stack's state machine, its role, the request as input.
+    let held = scheduler.get_schedule().group_name(&group).name(&target).send().await.unwrap();
+    let t = held.target().unwrap();
+    assert_eq!(t.arn(), stack().await.state_machine_arn);
+    assert_eq!(t.role_arn(), ROLE);
+    assert_eq!(serde_json::from_str::<Value>(t.input().unwrap()).unwrap(), request);
+    assert_eq!(held.schedule_expression_timezone(), Some("Europe/Berlin"));
+
+    let listed = stdout_json(&run_with(&["schedule", "list", "--json"], &env).await);
+    let row = &listed[0];
+    assert_eq!((row["target"].as_str(), row["state"].as_str()), (Some(target.as_str()), Some("ENABLED")), "{listed}");
+    assert_eq!(row["expression"], "cron(0 3 * * ? *)");
+    assert!(row["nextRun"].as_str().is_some_and(|t| t.ends_with(":00:00Z")), "{row}");
+
+    assert_eq!(run_with(&["schedule", "pause", &target], &env).await.status.code(), Some(0));
+    let listed = stdout_json(&run_with(&["schedule", "list", "--json"], &env).await);
+    assert_eq!((listed[0]["state"].as_str(), &listed[0]["nextRun"]), (Some("DISABLED"), &Value::Null));
+    // Setting it again keeps it paused, with the new expression.
+    let again = run_with(&["schedule", "set", &target, &file, "--cron", "rate(12 hours)"], &env).await;
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("updated"));
+    let listed = stdout_json(&run_with(&["schedule", "list", "--json"], &env).await);
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[0]["expression"].as_str()),
+        (Some("DISABLED"), Some("rate(12 hours)"))
+    );
+    assert_eq!(run_with(&["schedule", "resume", &target], &env).await.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&run_with(&["schedule", "list"], &env).await.stdout).to_string();
+    assert!(text.starts_with("TARGET") && text.contains(&target) && text.contains("enabled"), "{text}");
+
+    assert_eq!(run_with(&["schedule", "remove", &target], &env).await.status.code(), Some(0));
+    assert_eq!(stdout_json(&run_with(&["schedule", "list", "--json"], &env).await), json!([]));
+}
+
+#[tokio::test]
+async fn the_stack_is_found_from_its_outputs() {
+    let w = World::new().await;
+    let (_, group) = schedule_group(&w).await;
+    // A stack whose outputs name the parts, as the deployed template's do.
+    let stack_name = format!("stack-{}", w.id);
+    let template = json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "ScheduleGroupName": {"Value": group},
+            "SchedulerRoleArn": {"Value": ROLE},
+            "RefreshStateMachineArn": {"Value": stack().await.state_machine_arn},
+            "HistoryTableName": {"Value": stack().await.table},
+        }
+    });
+    aws_sdk_cloudformation::Client::new(&w.config)
+        .create_stack()
+        .stack_name(&stack_name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    let file = write_request(&w, &w.request("rds", "prod"));
+    let out =
+        run(&["schedule", "set", &w.target(), &file, "--cron", "cron(15 2 * * ? *)", "--stack", &stack_name]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = stdout_json(&run(&["schedule", "list", "--json", "--stack", &stack_name]).await);
+    assert_eq!(listed[0]["target"], w.target());
+    // Without the stack or the group, the error says how to name them.
+    let lost = run(&["schedule", "list"]).await;
+    assert_eq!(lost.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&lost.stderr).contains("--stack NAME"));
+}
+
+#[tokio::test]
+async fn status_shows_every_target_in_its_state() {
+    // done: refreshed; broken: its last run failed; busy: a run in progress.
+    let done = World::with_engine(Settings { dump_ms: 500, ..Settings::default() }).await;
+    let broken = World::with_engine(Settings { outcome: Outcome::FailDump, ..Settings::default() }).await;
+    let busy = World::with_engine(Settings { outcome: Outcome::Hang, ..Settings::default() }).await;
+    let (scheduler, group) = schedule_group(&done).await;
+    let env = [("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()), ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE)];
+    let mut files = Vec::new();
+    for w in [&done, &broken, &busy] {
+        let source = w.rds_source().await;
+        files.push(write_request(w, &w.request("rds", &source)));
+    }
+    let set = run_with(&["schedule", "set", &done.target(), &files[0], "--cron", "cron(0 3 * * ? *)"], &env).await;
+    assert_eq!(set.status.code(), Some(0));
+    assert_eq!(run(&["start", &files[0], "--wait"]).await.status.code(), Some(0));
+    assert_eq!(run(&["start", &files[1], "--wait"]).await.status.code(), Some(1));
+    let started = stdout_json(&run(&["start", &files[2], "--json"]).await);
+    for _ in 0..100 {
+        if busy.emulator.view().refreshes_started == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let all = stdout_json(&run_with(&["status", "--json"], &env).await);
+    let line = |w: &World| all.as_array().unwrap().iter().find(|l| l["target"] == w.target()).cloned().unwrap();
+    let d = line(&done);
+    assert_eq!((d["lastRun"]["outcome"].as_str(), d["stale"].as_bool()), (Some("succeeded"), Some(false)), "{d}");
+    assert!(d["dataAsOf"].is_string() && d["dataAgeSeconds"].as_i64().unwrap() < 600, "{d}");
+    assert!(d["nextRun"].as_str().is_some_and(|t| t.ends_with("T03:00:00Z")), "{d}");
+    let b = line(&broken);
+    assert_eq!(
+        (b["lastRun"]["outcome"].as_str(), b["lastRun"]["error"].as_str()),
+        (Some("failed"), Some("RefreshFailed"))
+    );
+    assert_eq!(b["dataAsOf"], Value::Null, "never refreshed");
+    let r = line(&busy);
+    assert_eq!(r["running"]["phase"], "refresh", "{r}");
+    assert_eq!(r["lastRun"], Value::Null);
+
+    let text = String::from_utf8_lossy(&run_with(&["status"], &env).await.stdout).to_string();
+    assert!(text.starts_with("TARGET"), "{text}");
+    let row = text.lines().find(|l| l.starts_with(&busy.target())).unwrap();
+    assert!(row.contains("refresh ("), "{row}");
+
+    // The run in progress is stopped, and its clone swept as an ended run's.
+    let arn = started["executionArn"].as_str().unwrap().to_string();
+    refresh_core::clients::StepFunctions::new(&busy.config).stop_execution().execution_arn(&arn).send().await.unwrap();
+    assert_eq!(run(&["cleanup"]).await.status.code(), Some(0));
+    scheduler.delete_schedule().group_name(&group).name(done.target()).send().await.unwrap();
 }
