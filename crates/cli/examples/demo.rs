@@ -4,7 +4,8 @@
 //! handler binaries (`cargo lambda watch`); a DBLab emulator plays the engine. The demo
 //! seeds a "production" database, then drives the real `dblab-refresh` CLI: validate with
 //! preflight, start (as the schedule would) and watch live, history, the notification,
-//! and a last sweep showing nothing was left behind. Everything it started stops with it.
+//! a last sweep showing nothing was left behind, what moved, and a second target with
+//! both schedules and the fleet's status. Everything it started stops with it.
 //!
 //! `demo aurora` refreshes from an Aurora cluster; `demo failure` shows a refresh that
 //! fails mid-dump being cleaned up.
@@ -202,6 +203,25 @@ async fn main() {
             data_as_of.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap()
         );
     }
+
+    heading("11. Many targets: a schedule for each, and the fleet at a glance");
+    // What the stack creates, and its outputs name (`--stack NAME` finds them there).
+    let group_name = "dblab-refresh-demo-refresh";
+    aws_sdk_scheduler::Client::new(&w.config).create_schedule_group().name(group_name).send().await.unwrap();
+    let mut env = env;
+    env.push(("DBLAB_REFRESH_SCHEDULE_GROUP", group_name.to_string()));
+    env.push(("DBLAB_REFRESH_SCHEDULER_ROLE", "arn:aws:iam::123456789012:role/dblab-refresh-SchedulerRole".into()));
+    let mut qa = request.clone();
+    qa["target"] = json!("qa");
+    qa["freshness"] = json!({"maxAge": "12h"});
+    let qa_file = repo_root().join("target/demo-request-qa.json").to_string_lossy().to_string();
+    std::fs::write(&qa_file, serde_json::to_string_pretty(&qa).unwrap()).unwrap();
+    let berlin = ["schedule", "set", target, &file, "--cron", "cron(0 3 * * ? *)", "--timezone", "Europe/Berlin"];
+    assert!(cli(&berlin, &env));
+    assert!(cli(&["schedule", "set", "qa", &qa_file, "--cron", "cron(30 5 ? * MON-FRI *)"], &env));
+    assert_eq!(cli(&["start", &qa_file, "--wait"], &env), !failure, "the qa run did not end as this demo expects");
+    assert!(cli(&["schedule", "list"], &env));
+    assert!(cli(&["status"], &env));
 
     println!("\ndone: everything the demo started stops with it.");
 }
