@@ -256,6 +256,9 @@ def check_fleet(template: dict) -> None:
                          .get("Variables", {}).get("METRICS_NAMESPACE", ""))
     if not namespace:
         fail("record has no METRICS_NAMESPACE: no freshness metrics")
+    level = resources.get("RecordFunction", {}).get("Properties", {}).get("LoggingConfig", {}).get("ApplicationLogLevel")
+    if level not in ("INFO", "DEBUG", "TRACE"):
+        fail(f"record's log level {level!r} would filter out its INFO-level metric lines")
     fresh = resources.get("ScheduledFreshness", {}).get("Properties", {}).get("Target", {})
     if fresh.get("Arn") != {"Fn::GetAtt": ["RecordFunction", "Arn"]} or json.loads(fresh.get("Input", "{}")).get("action") != "freshness":
         fail("no schedule sends record the hourly freshness action")
@@ -330,6 +333,9 @@ def self_test(template: dict) -> int:
             Expression={"Fn::Sub": 'SELECT MAX(Stale) FROM SCHEMA("elsewhere", Target)'}
         ),
         "no fleet dashboard": lambda r: r.pop("FleetDashboard"),
+        "record's metric lines filtered out": lambda r: r["RecordFunction"]["Properties"]["LoggingConfig"].update(
+            ApplicationLogLevel={"Ref": "FunctionLogLevel"}
+        ),
     }
     missed = [name for name, change in cases.items() if not check(broken(change))]
     for name in missed:

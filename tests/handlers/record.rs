@@ -491,7 +491,9 @@ async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
     assert_eq!(b.freshness_max_age_seconds, 3_600);
     assert!(!b.stale(now), "first seen just now");
 
-    let Output::Freshness(report) = ::record::handle(&deps, Input::Freshness {}).await.unwrap() else {
+    // As the hourly schedule sends it.
+    let input: Input = serde_json::from_value(json!({"action": "freshness"})).unwrap();
+    let Output::Freshness(report) = ::record::handle(&deps, input).await.unwrap() else {
         panic!("freshness returned something else")
     };
     assert_eq!((report.targets, report.stale), (3, vec![o.target.clone()]));
