@@ -459,43 +459,30 @@ def patch_rds_postgres() -> None:
 
         model_class.latest_restorable_time = property(latest_restorable)
 
-    delete_cluster = RDSBackend.delete_db_cluster
+    # Deleting a backed instance or cluster stops its server; its address is the server's.
+    for kind, delete_name, identifier_name, model_class, address_name, attribute in [
+        ("instance", "delete_db_instance", "db_instance_identifier", DBInstance, "address", "db_instance_identifier"),
+        ("cluster", "delete_db_cluster", "cluster_identifier", DBCluster, "endpoint", "db_cluster_identifier"),
+    ]:
+        delete = getattr(RDSBackend, delete_name)
 
-    def delete_backed_cluster(self, cluster_identifier, *args, **kwargs):
-        deleted = delete_cluster(self, cluster_identifier, *args, **kwargs)
-        if _backed("cluster", cluster_identifier):
-            _pg.stop(f"cluster:{cluster_identifier}")
-        return deleted
+        # moto passes the identifier by position or by name.
+        def delete_backed(self, *args, delete=delete, kind=kind, identifier_name=identifier_name, **kwargs):
+            identifier = args[0] if args else kwargs.get(identifier_name)
+            deleted = delete(self, *args, **kwargs)
+            if _backed(kind, identifier):
+                _pg.stop(f"{kind}:{identifier}")
+            return deleted
 
-    RDSBackend.delete_db_cluster = delete_backed_cluster
+        setattr(RDSBackend, delete_name, delete_backed)
+        address = getattr(model_class, address_name)
 
-    endpoint = DBCluster.endpoint
+        def backed_address(self, address=address, kind=kind, attribute=attribute):
+            if _backed(kind, getattr(self, attribute)):
+                return "127.0.0.1"
+            return address.fget(self)
 
-    def backed_endpoint(self):
-        if _backed("cluster", self.db_cluster_identifier):
-            return "127.0.0.1"
-        return endpoint.fget(self)
-
-    DBCluster.endpoint = property(backed_endpoint)
-
-    delete = RDSBackend.delete_db_instance
-
-    def delete_instance(self, db_instance_identifier, *args, **kwargs):
-        deleted = delete(self, db_instance_identifier, *args, **kwargs)
-        if _backed("instance", db_instance_identifier):
-            _pg.stop(f"instance:{db_instance_identifier}")
-        return deleted
-
-    RDSBackend.delete_db_instance = delete_instance
-
-    address = DBInstance.address
-
-    def backed_address(self):
-        if _backed("instance", self.db_instance_identifier):
-            return "127.0.0.1"
-        return address.fget(self)
-
-    DBInstance.address = property(backed_address)
+        setattr(model_class, address_name, property(backed_address))
 
 
 def _action_of(environ, body: bytes) -> str:

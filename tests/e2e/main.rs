@@ -38,6 +38,14 @@ impl Run {
         self.events.iter().filter_map(|e| e.state_entered_event_details()).filter(|d| d.name() == state).count()
     }
 
+    /// When the execution first entered a state.
+    pub fn entered_at(&self, state: &str) -> Option<std::time::SystemTime> {
+        self.events
+            .iter()
+            .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state))
+            .and_then(|e| std::time::SystemTime::try_from(*e.timestamp()).ok())
+    }
+
     /// The last state the execution entered.
     pub fn last_entered(&self) -> Option<String> {
         self.events.iter().rev().find_map(|e| e.state_entered_event_details()).map(|d| d.name().to_string())

@@ -180,12 +180,7 @@ async fn a_clone_deleted_once_the_real_dump_ended_leaves_the_engine_with_every_r
     assert!(row.clone_deleted_after_dump, "{row:?}");
     let engine = s.w.emulator.view();
     let at = |what: &str| engine.timeline.iter().find(|(w, _)| w == what).map(|(_, t)| *t).unwrap();
-    let released = run
-        .events
-        .iter()
-        .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == "DeleteCloneAfterDump"))
-        .map(|e| std::time::SystemTime::try_from(*e.timestamp()).unwrap())
-        .unwrap();
+    let released = run.entered_at("DeleteCloneAfterDump").unwrap();
     // "restore" is marked when pg_dump has exited: the dump's real end.
     assert!(at("restore") < released && released < at("finished"), "released after the dump, during the restore");
     assert_eq!(s.w.checksums(s.w.pool(), "app").await, at_snapshot, "every row arrived all the same");

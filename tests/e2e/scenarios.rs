@@ -368,12 +368,7 @@ async fn clone_deleted_once_the_dump_is_over() {
     assert!(row.cleanup.contains("once the dump was over"), "{}", row.cleanup);
     let engine = s.w.emulator.view();
     let at = |what: &str| engine.timeline.iter().find(|(w, _)| w == what).map(|(_, t)| *t).unwrap();
-    let released = run
-        .events
-        .iter()
-        .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == "DeleteCloneAfterDump"))
-        .map(|e| std::time::SystemTime::try_from(*e.timestamp()).unwrap())
-        .unwrap();
+    let released = run.entered_at("DeleteCloneAfterDump").unwrap();
     assert!(at("restore") < released, "never before the dump is over");
     assert!(released < at("finished"), "while DBLab was still restoring");
 }

@@ -177,49 +177,48 @@ pub async fn set(
     let role =
         Stack::need(&stack.scheduler_role, "scheduler role", "--scheduler-role", "DBLAB_REFRESH_SCHEDULER_ROLE")?;
     let client = aws_sdk_scheduler::Client::new(&config);
-    let input = serde_json::to_string(&doc).unwrap_or_default();
-    let target_spec = || {
-        Target::builder()
-            .arn(machine)
-            .role_arn(role)
-            .input(input.clone())
-            // A retried start of a run already under way is recorded as a skipped duplicate.
-            .retry_policy(RetryPolicy::builder().maximum_retry_attempts(3).build())
-            .build()
+    let spec = Target::builder()
+        .arn(machine)
+        .role_arn(role)
+        .input(serde_json::to_string(&doc).unwrap_or_default())
+        // A retried start of a run already under way is recorded as a skipped duplicate.
+        .retry_policy(RetryPolicy::builder().maximum_retry_attempts(3).build())
+        .build()
+        .map_err(|e| Failure(3, e.to_string()))?;
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .map_err(|e| Failure(3, e.to_string()))?;
+    let existing = match client.get_schedule().group_name(group).name(target).send().await {
+        Ok(found) => Some(found),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => None,
+        Err(e) => return Err(aws(RefreshError::from_aws("GetSchedule", e))),
     };
-    let window = || FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build();
-    let existing = client.get_schedule().group_name(group).name(target).send().await;
-    let state = match &existing {
-        Ok(s) => s.state().cloned().unwrap_or(ScheduleState::Enabled),
-        Err(_) => ScheduleState::Enabled,
-    };
+    // Updating keeps a paused schedule paused.
+    let state = existing.as_ref().and_then(|s| s.state().cloned()).unwrap_or(ScheduleState::Enabled);
     let description = format!("dblab-refresh: refresh {target}");
-    let result = if existing.is_ok() {
-        client
-            .update_schedule()
-            .group_name(group)
-            .name(target)
-            .description(&description)
-            .schedule_expression(cron)
-            .set_schedule_expression_timezone(timezone.clone())
-            .flexible_time_window(window().map_err(|e| Failure(3, e.to_string()))?)
-            .target(target_spec().map_err(|e| Failure(3, e.to_string()))?)
-            .state(state.clone())
+    // Create and update take the same fields, on builders of different types.
+    macro_rules! schedule {
+        ($builder:expr) => {
+            $builder
+                .group_name(group)
+                .name(target)
+                .description(&description)
+                .schedule_expression(cron)
+                .set_schedule_expression_timezone(timezone.clone())
+                .flexible_time_window(window)
+                .target(spec)
+                .state(state.clone())
+        };
+    }
+    let result = if existing.is_some() {
+        schedule!(client.update_schedule())
             .send()
             .await
             .map(|_| ())
             .map_err(|e| aws(RefreshError::from_aws("UpdateSchedule", e)))
     } else {
-        client
-            .create_schedule()
-            .group_name(group)
-            .name(target)
-            .description(&description)
-            .schedule_expression(cron)
-            .set_schedule_expression_timezone(timezone.clone())
-            .flexible_time_window(window().map_err(|e| Failure(3, e.to_string()))?)
-            .target(target_spec().map_err(|e| Failure(3, e.to_string()))?)
-            .state(ScheduleState::Enabled)
+        schedule!(client.create_schedule())
             .send()
             .await
             .map(|_| ())
@@ -229,7 +228,7 @@ pub async fn set(
     let next = next_run(cron, timezone.as_deref(), None, jiff::Timestamp::now()).as_ref().and_then(to_time);
     println!(
         "schedule {target} {}: {cron}{} in group {group}; next run {} UTC{}",
-        if existing.is_ok() { "updated" } else { "created" },
+        if existing.is_some() { "updated" } else { "created" },
         timezone.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
         stamp(next),
         if state == ScheduleState::Disabled { " (paused)" } else { "" }
