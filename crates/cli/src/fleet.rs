@@ -333,8 +333,11 @@ pub async fn remove(stack: StackArgs, target: &str) -> Result<(), Failure> {
 }
 
 /// One target's line.
+/// One target's line: a target that has run has a state; one only scheduled so far has
+/// its next run alone.
 struct Line {
-    state: TargetState,
+    target: String,
+    state: Option<TargetState>,
     phase: Option<String>,
     next: Option<OffsetDateTime>,
 }
@@ -347,11 +350,61 @@ fn age(seconds: i64) -> String {
     }
 }
 
+fn line_json(l: &Line, now: OffsetDateTime) -> Value {
+    let Some(s) = &l.state else {
+        return json!({"target": l.target, "lastRun": null, "dataAsOf": null, "dataAgeSeconds": null,
+                      "freshnessMaxAgeSeconds": null, "stale": false, "running": null, "nextRun": rfc(l.next)});
+    };
+    json!({
+        "target": l.target,
+        "lastRun": s.last_run.as_ref().map(|r| json!({
+            "execution": r.execution_name, "outcome": r.outcome.as_str(),
+            "startedAt": rfc(Some(r.started_at)), "finishedAt": rfc(r.finished_at), "error": r.error})),
+        "dataAsOf": rfc(s.data_as_of),
+        "dataAgeSeconds": s.data_age(now).whole_seconds().max(0),
+        "freshnessMaxAgeSeconds": s.freshness_max_age_seconds,
+        "stale": s.stale(now),
+        "running": s.running.as_ref().map(|r| json!({"execution": r.execution_name,
+            "startedAt": rfc(Some(r.started_at)), "phase": l.phase})),
+        "nextRun": rfc(l.next),
+    })
+}
+
+fn line_text(l: &Line, now: OffsetDateTime) -> String {
+    let columns = |outcome: &str, ran: String, as_of: String, age: String, running: String, stale: &str| {
+        format!(
+            "{:<24} {:<10} {:<17} {:<17} {:>8}  {:<24} {:<17}{stale}",
+            l.target,
+            outcome,
+            ran,
+            as_of,
+            age,
+            running,
+            stamp(l.next)
+        )
+    };
+    let Some(s) = &l.state else {
+        return columns("never", "-".into(), "-".into(), "-".into(), "-".into(), "");
+    };
+    let running = s.running.as_ref().map_or_else(
+        || "-".to_string(),
+        |r| format!("{} ({})", l.phase.as_deref().unwrap_or("running"), stamp(Some(r.started_at))),
+    );
+    columns(
+        s.last_run.as_ref().map_or("-", |r| r.outcome.as_str()),
+        stamp(s.last_run.as_ref().map(|r| r.finished_at.unwrap_or(r.started_at))),
+        stamp(s.data_as_of),
+        age(s.data_age(now).whole_seconds().max(0)),
+        running,
+        if s.stale(now) { "  STALE" } else { "" },
+    )
+}
+
 pub async fn status(stack: StackArgs, json: bool) -> Result<(), Failure> {
     let config = lambda::aws_config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let fleet = History::new(refresh_core::clients::DynamoDb::new(&config), stack.table()?).fleet().await?;
-    let next: BTreeMap<String, Option<OffsetDateTime>> = match stack.schedule_group.as_deref() {
+    let mut next: BTreeMap<String, Option<OffsetDateTime>> = match stack.schedule_group.as_deref() {
         Some(group) => schedules(&aws_sdk_scheduler::Client::new(&config), group)
             .await?
             .into_iter()
@@ -369,35 +422,19 @@ pub async fn status(stack: StackArgs, json: bool) -> Result<(), Failure> {
                 .and_then(|v| v.current_state.map(|s| dblab_refresh::view::phase_of(&s).to_string())),
             None => None,
         };
-        let next = next.get(&state.target).copied().flatten();
-        lines.push(Line { state, phase, next });
+        let next = next.remove(&state.target).flatten();
+        lines.push(Line { target: state.target.clone(), state: Some(state), phase, next });
     }
+    // Scheduled, but never run yet.
+    lines.extend(next.into_iter().map(|(target, next)| Line { target, state: None, phase: None, next }));
+    lines.sort_by(|a, b| a.target.cmp(&b.target));
     let now = OffsetDateTime::now_utc();
     if json {
-        let items: Vec<Value> = lines
-            .iter()
-            .map(|l| {
-                let s = &l.state;
-                json!({
-                    "target": s.target,
-                    "lastRun": s.last_run.as_ref().map(|r| json!({
-                        "execution": r.execution_name, "outcome": r.outcome.as_str(),
-                        "startedAt": rfc(Some(r.started_at)), "finishedAt": rfc(r.finished_at), "error": r.error})),
-                    "dataAsOf": rfc(s.data_as_of),
-                    "dataAgeSeconds": s.data_age(now).whole_seconds().max(0),
-                    "freshnessMaxAgeSeconds": s.freshness_max_age_seconds,
-                    "stale": s.stale(now),
-                    "running": s.running.as_ref().map(|r| json!({"execution": r.execution_name,
-                        "startedAt": rfc(Some(r.started_at)), "phase": l.phase})),
-                    "nextRun": rfc(l.next),
-                })
-            })
-            .collect();
-        print_json(&Value::Array(items));
+        print_json(&Value::Array(lines.iter().map(|l| line_json(l, now)).collect()));
         return Ok(());
     }
     if lines.is_empty() {
-        println!("no target has run yet");
+        println!("no target has run or is scheduled yet");
         return Ok(());
     }
     println!(
@@ -405,24 +442,7 @@ pub async fn status(stack: StackArgs, json: bool) -> Result<(), Failure> {
         "TARGET", "LAST RUN", "RAN AT (UTC)", "DATA AS OF (UTC)", "AGE", "IN PROGRESS", "NEXT RUN (UTC)"
     );
     for l in &lines {
-        let s = &l.state;
-        let outcome = s.last_run.as_ref().map_or("-", |r| r.outcome.as_str());
-        let ran = s.last_run.as_ref().map(|r| r.finished_at.unwrap_or(r.started_at));
-        let running = s.running.as_ref().map_or_else(
-            || "-".to_string(),
-            |r| format!("{} ({})", l.phase.as_deref().unwrap_or("running"), stamp(Some(r.started_at))),
-        );
-        let stale = if s.stale(now) { "  STALE" } else { "" };
-        println!(
-            "{:<24} {:<10} {:<17} {:<17} {:>8}  {:<24} {:<17}{stale}",
-            s.target,
-            outcome,
-            stamp(ran),
-            stamp(s.data_as_of),
-            age(s.data_age(now).whole_seconds().max(0)),
-            running,
-            stamp(l.next),
-        );
+        println!("{}", line_text(l, now));
     }
     Ok(())
 }

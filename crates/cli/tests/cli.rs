@@ -332,6 +332,15 @@ async fn status_shows_every_target_in_its_state() {
     }
     let set = run_with(&["schedule", "set", &done.target(), &files[0], "--cron", "cron(0 3 * * ? *)"], &env).await;
     assert_eq!(set.status.code(), Some(0));
+    // A fourth target, scheduled but never run.
+    let mut planned = done.request("rds", "prod");
+    planned["target"] = json!(format!("planned-{}", done.id));
+    let planned_file = repo_root().join(format!("target/cli-planned-{}.json", done.id)).to_string_lossy().to_string();
+    std::fs::write(&planned_file, planned.to_string()).unwrap();
+    let set =
+        run_with(&["schedule", "set", &format!("planned-{}", done.id), &planned_file, "--cron", "rate(1 day)"], &env)
+            .await;
+    assert_eq!(set.status.code(), Some(0));
     assert_eq!(run(&["start", &files[0], "--wait"]).await.status.code(), Some(0));
     assert_eq!(run(&["start", &files[1], "--wait"]).await.status.code(), Some(1));
     let started = stdout_json(&run(&["start", &files[2], "--json"]).await);
@@ -357,6 +366,8 @@ async fn status_shows_every_target_in_its_state() {
     let r = line(&busy);
     assert_eq!(r["running"]["phase"], "refresh", "{r}");
     assert_eq!(r["lastRun"], Value::Null);
+    let p = all.as_array().unwrap().iter().find(|l| l["target"] == format!("planned-{}", done.id)).unwrap();
+    assert!(p["lastRun"].is_null() && p["nextRun"].is_string() && p["stale"] == false, "{p}");
 
     let text = String::from_utf8_lossy(&run_with(&["status"], &env).await.stdout).to_string();
     assert!(text.starts_with("TARGET"), "{text}");
@@ -367,5 +378,7 @@ async fn status_shows_every_target_in_its_state() {
     let arn = started["executionArn"].as_str().unwrap().to_string();
     refresh_core::clients::StepFunctions::new(&busy.config).stop_execution().execution_arn(&arn).send().await.unwrap();
     assert_eq!(run(&["cleanup"]).await.status.code(), Some(0));
-    scheduler.delete_schedule().group_name(&group).name(done.target()).send().await.unwrap();
+    for name in [done.target(), format!("planned-{}", done.id)] {
+        scheduler.delete_schedule().group_name(&group).name(name).send().await.unwrap();
+    }
 }
