@@ -288,6 +288,20 @@ async fn a_target_named_unknown_releases_its_lock() {
     let state = RunState { request: request.clone(), execution: Some(execution), run: Some(run), ..Default::default() };
     finish(&w, &table, state).await.unwrap();
     start(&w, &table, &other(&w, "next"), &request).await.unwrap();
+    // A request without a target is recorded apart: never in the history of "unknown".
+    let invalid = RunState {
+        request: json!({"source": 3}),
+        execution: Some(other(&w, "invalid")),
+        error: Some(CaughtError { error: "InvalidRequest".into(), cause: Some("target: is required".into()) }),
+        ..Default::default()
+    };
+    let row = finish(&w, &table, invalid).await.unwrap();
+    assert_eq!((row.target.as_deref(), row.target_label()), (None, "(no target)"));
+    let history = History::new(w.dynamodb.clone(), &table);
+    let theirs = history.recent("unknown", 10).await.unwrap();
+    assert!(theirs.iter().all(|r| r.target.as_deref() == Some("unknown")), "{theirs:?}");
+    let apart = history.recent(refresh_core::history::NO_TARGET, 10).await.unwrap();
+    assert_eq!(apart.iter().map(|r| r.target.clone()).collect::<Vec<_>>(), vec![None]);
 }
 
 async fn recorded(w: &World, table: &str, execution: &Execution, request: &Value) -> bool {

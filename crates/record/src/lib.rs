@@ -246,7 +246,7 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
         // refused at its start): its own row if it wrote one, else a new row.
         None => deps
             .history
-            .find_run_key(&summary.target, &summary.execution_name, summary.started_at)
+            .find_run_key(history::partition_of(&summary), &summary.execution_name, summary.started_at)
             .await?
             .unwrap_or_else(|| history::run_key(summary.started_at, &summary.execution_name)),
     };
@@ -272,7 +272,7 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             .unwrap_or(deps.freshness_default);
         match deps.history.fleet_finished(&summary, max_age, now).await {
             Ok(()) => {
-                emit_freshness(deps, Some(&summary.target), now).await;
+                emit_freshness(deps, summary.target.as_deref(), now).await;
             }
             Err(e) => warn!(error = %e, "the fleet item was not updated"),
         }
@@ -280,7 +280,7 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             emit(&line);
         }
     }
-    info!(target = %summary.target, outcome = summary.outcome.as_str(), "run recorded");
+    info!(target = summary.target_label(), outcome = summary.outcome.as_str(), "run recorded");
     Ok(summary)
 }
 

@@ -126,6 +126,8 @@ impl History {
         freshness_max_age: Duration,
         now: OffsetDateTime,
     ) -> Result<(), RefreshError> {
+        // A request without a target has no place in the fleet.
+        let Some(target) = summary.target.as_deref() else { return Ok(()) };
         let last = LastRun {
             execution_name: summary.execution_name.clone(),
             outcome: summary.outcome,
@@ -143,7 +145,7 @@ impl History {
             .client()
             .update_item()
             .table_name(self.table())
-            .set_key(Some(key(&summary.target)))
+            .set_key(Some(key(target)))
             .update_expression(update)
             .expression_attribute_names("#last", "lastRun")
             .expression_attribute_names("#since", "trackedSince")
@@ -162,7 +164,7 @@ impl History {
             .client()
             .update_item()
             .table_name(self.table())
-            .set_key(Some(key(&summary.target)))
+            .set_key(Some(key(target)))
             .update_expression("REMOVE #running")
             .condition_expression("#running.#name = :me")
             .expression_attribute_names("#running", "running")
@@ -244,7 +246,7 @@ pub fn clone_hours_metric(namespace: &str, summary: &RunSummary, now: OffsetDate
                 "Metrics": [{"Name": "CloneHours", "Unit": "None"}]
             }]
         },
-        "Target": summary.target,
+        "Target": summary.target.as_deref()?,
         "CloneHours": hours,
     }))
 }

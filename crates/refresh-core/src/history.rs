@@ -26,6 +26,14 @@ pub const SK: &str = "sk";
 pub const LOCK_SK: &str = "lock";
 pub const RUN_PREFIX: &str = "run#";
 pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Where the row of a request without a valid target goes: no target can be named so
+/// (targets cannot contain `#`), so a target called "unknown" keeps its own history.
+pub const NO_TARGET: &str = "#no-target";
+
+/// The partition a run's row lives in.
+pub fn partition_of(summary: &RunSummary) -> &str {
+    summary.target.as_deref().unwrap_or(NO_TARGET)
+}
 
 pub struct History {
     client: Client,
@@ -230,7 +238,7 @@ impl History {
         };
         let mut item: HashMap<String, AttributeValue> =
             fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, to_attribute(v))).collect();
-        item.insert(PK.into(), AttributeValue::S(summary.target.clone()));
+        item.insert(PK.into(), AttributeValue::S(partition_of(summary).to_string()));
         item.insert(SK.into(), AttributeValue::S(run_key.into()));
         if let Some(seconds) = summary.duration_seconds() {
             item.insert("durationSeconds".into(), AttributeValue::N(seconds.to_string()));
@@ -325,7 +333,11 @@ impl History {
         out.items()
             .iter()
             .map(|item| {
-                let value = Value::Object(item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect());
+                let mut fields: Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
+                if fields.get(PK).and_then(Value::as_str) == Some(NO_TARGET) {
+                    fields.remove(PK);
+                }
+                let value = Value::Object(fields);
                 serde_json::from_value(value)
                     .map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
             })

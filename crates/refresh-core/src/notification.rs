@@ -65,10 +65,12 @@ pub fn compose(summary: &RunSummary) -> Message {
         (_, Some(e)) => format!("FAILED ({})", e.name),
         (_, None) => summary.outcome.as_str().to_string(),
     };
-    let subject = subject(&summary.target, &outcome);
+    let subject = subject(summary.target_label(), &outcome);
 
-    let mut lines =
-        vec![format!("Target:        {}", summary.target), format!("Outcome:       {}", summary.outcome.as_str())];
+    let mut lines = vec![
+        format!("Target:        {}", summary.target_label()),
+        format!("Outcome:       {}", summary.outcome.as_str()),
+    ];
     if let Some(e) = &summary.error {
         lines.push(format!("Error:         {}", e.name));
         lines.push(format!("What happened: {}", e.message));
@@ -117,7 +119,10 @@ pub fn compose(summary: &RunSummary) -> Message {
     Message {
         subject,
         body: lines.join("\n"),
-        attributes: vec![("outcome", summary.outcome.as_str().to_string()), ("target", summary.target.clone())],
+        attributes: vec![
+            ("outcome", summary.outcome.as_str().to_string()),
+            ("target", summary.target_label().to_string()),
+        ],
     }
 }
 
@@ -155,7 +160,7 @@ mod tests {
 
     fn summary(outcome: Outcome) -> RunSummary {
         RunSummary {
-            target: "staging".into(),
+            target: Some("staging".into()),
             execution_name: "run-1".into(),
             execution_arn: None,
             outcome,
@@ -211,7 +216,7 @@ mod tests {
     #[test]
     fn subject_fits_sns_limits_with_the_longest_target_and_outcome() {
         let mut s = summary(Outcome::Failed);
-        s.target = format!("a{}", "-b".repeat(31)); // 63: the longest target a request may have
+        s.target = Some(format!("a{}", "-b".repeat(31))); // 63: the longest target a request may have
         for name in crate::error::names::ALL.iter().chain(crate::error::names::OUTCOMES) {
             s.error = Some(ErrorSummary { name: name.to_string(), message: "m".into(), state: None });
             let subject = compose(&s).subject;
@@ -221,9 +226,9 @@ mod tests {
             assert!(subject.contains("..."), "the target is cut, visibly: {subject}");
         }
         let mut ok = summary(Outcome::Succeeded);
-        ok.target = "t".repeat(63);
+        ok.target = Some("t".repeat(63));
         assert!(compose(&ok).subject.len() < 100);
-        ok.target = "tab\there\r\nnewline-é".into();
+        ok.target = Some("tab\there\r\nnewline-é".into());
         assert_eq!(
             compose(&ok).subject,
             "DBLab refresh of tab here  newline- : succeeded, data as of 2026-11-22 03:10 UTC"

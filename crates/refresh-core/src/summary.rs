@@ -60,7 +60,10 @@ pub struct ErrorSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
-    pub target: String,
+    /// `None` for a request without a valid target (its row is kept apart, under
+    /// `history::NO_TARGET`, which no target can be named).
+    #[serde(default)]
+    pub target: Option<String>,
     pub execution_name: String,
     #[serde(default)]
     pub execution_arn: Option<String>,
@@ -122,6 +125,11 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// The target as people read it.
+    pub fn target_label(&self) -> &str {
+        self.target.as_deref().unwrap_or("(no target)")
+    }
+
     pub fn duration_seconds(&self) -> Option<i64> {
         self.finished_at.map(|end| (end - self.started_at).whole_seconds())
     }
@@ -179,7 +187,7 @@ pub fn running(state: &RunState, now: OffsetDateTime) -> RunSummary {
 fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
     let execution = state.execution.as_ref();
     RunSummary {
-        target: RefreshRequest::target_of(&state.request).unwrap_or("unknown").to_string(),
+        target: RefreshRequest::target_of(&state.request).map(str::to_string),
         execution_name: execution.map_or_else(|| "unknown".to_string(), |e| e.name.clone()),
         execution_arn: execution.and_then(|e| e.arn.clone()),
         outcome: Outcome::Running,
@@ -544,7 +552,8 @@ mod tests {
             ..Default::default()
         };
         let sum = finished(&s, T0);
-        assert_eq!(sum.target, "unknown");
+        assert_eq!(sum.target, None);
+        assert_eq!(sum.target_label(), "(no target)");
         assert_eq!(sum.outcome, Outcome::Failed);
         assert_eq!(sum.error.unwrap().message, "target: is required");
         assert_eq!(sum.cleanup, "nothing to clean up: no clone was created");
