@@ -39,7 +39,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A part given on the command line wins over the stack's output.
+    /// A part named explicitly (its flag or its variable) wins over the stack's output.
     pub async fn resolve(args: StackArgs, config: &SdkConfig) -> Result<Self, Failure> {
         let mut outputs = BTreeMap::new();
         if let Some(name) = &args.stack {
