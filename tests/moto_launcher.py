@@ -391,31 +391,24 @@ def patch_rds_postgres() -> None:
     and the endpoint is the server's."""
     from moto.rds.models import DBCluster, DBInstance, RDSBackend
 
-    restore = RDSBackend.restore_db_instance_from_db_snapshot
+    # Restoring an instance or a cluster from a backed snapshot starts its server.
+    for kind, restore_name, arn_part, snake, camel in [
+        ("instance", "restore_db_instance_from_db_snapshot", ":snapshot:", "db_instance_identifier", "DBInstanceIdentifier"),
+        ("cluster", "restore_db_cluster_from_snapshot", ":cluster-snapshot:", "db_cluster_identifier", "DBClusterIdentifier"),
+    ]:
+        restore = getattr(RDSBackend, restore_name)
 
-    def restore_from_snapshot(self, from_snapshot_id, overrides):
-        snapshot_id = from_snapshot_id.split(":snapshot:")[-1]
-        backed = _backed_snapshot(snapshot_id)
-        with _creating("instance", _param(overrides, "db_instance_identifier", "DBInstanceIdentifier"), backed):
-            instance = restore(self, from_snapshot_id, overrides)
-            if backed:
-                _clone_server(f"instance:{instance.db_instance_identifier}", snapshot_id, instance)
-        return instance
+        def restore_from_snapshot(self, from_snapshot_id, overrides, restore=restore, kind=kind, arn_part=arn_part,
+                                  snake=snake, camel=camel):
+            snapshot_id = from_snapshot_id.split(arn_part)[-1]
+            backed = _backed_snapshot(snapshot_id)
+            with _creating(kind, _param(overrides, snake, camel), backed):
+                model = restore(self, from_snapshot_id, overrides)
+                if backed:
+                    _clone_server(f"{kind}:{getattr(model, snake)}", snapshot_id, model)
+            return model
 
-    RDSBackend.restore_db_instance_from_db_snapshot = restore_from_snapshot
-
-    restore_cluster = RDSBackend.restore_db_cluster_from_snapshot
-
-    def restore_cluster_from_snapshot(self, from_snapshot_id, overrides):
-        snapshot_id = from_snapshot_id.split(":cluster-snapshot:")[-1]
-        backed = _backed_snapshot(snapshot_id)
-        with _creating("cluster", _param(overrides, "db_cluster_identifier", "DBClusterIdentifier"), backed):
-            cluster = restore_cluster(self, from_snapshot_id, overrides)
-            if backed:
-                _clone_server(f"cluster:{cluster.db_cluster_identifier}", snapshot_id, cluster)
-        return cluster
-
-    RDSBackend.restore_db_cluster_from_snapshot = restore_cluster_from_snapshot
+        setattr(RDSBackend, restore_name, restore_from_snapshot)
 
     to_point = RDSBackend.restore_db_instance_to_point_in_time
 

@@ -271,9 +271,8 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             .and_then(|r| r.freshness_max_age)
             .unwrap_or(deps.freshness_default);
         match deps.history.fleet_finished(&summary, max_age, now).await {
-            Ok(()) => {
-                emit_freshness(deps, summary.target.as_deref(), now).await;
-            }
+            Ok(Some(target)) => emit(&fleet::freshness_metrics(&deps.metrics_namespace, &target, now)),
+            Ok(None) => {}
             Err(e) => warn!(error = %e, "the fleet item was not updated"),
         }
         if let Some(line) = fleet::clone_hours_metric(&deps.metrics_namespace, &summary, now) {
@@ -290,28 +289,16 @@ fn emit(line: &Value) {
     println!("{line}");
 }
 
-/// The freshness metrics of one target, or of all; returns the stale ones.
-async fn emit_freshness(deps: &Deps, only: Option<&str>, now: OffsetDateTime) -> Vec<String> {
-    let fleet = match deps.history.fleet().await {
-        Ok(fleet) => fleet,
-        Err(e) => {
-            warn!(error = %e, "the fleet could not be read: no freshness metrics");
-            return Vec::new();
-        }
-    };
+/// Every target's freshness metrics (the hourly schedule).
+async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<FreshnessReport, RefreshError> {
+    let fleet = deps.history.fleet().await?;
     let mut stale = Vec::new();
-    for state in fleet.iter().filter(|s| only.is_none_or(|t| t == s.target)) {
+    for state in &fleet {
         emit(&fleet::freshness_metrics(&deps.metrics_namespace, state, now));
         if state.stale(now) {
             stale.push(state.target.clone());
         }
     }
-    stale
-}
-
-async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<FreshnessReport, RefreshError> {
-    let targets = deps.history.fleet().await?.len();
-    let stale = emit_freshness(deps, None, now).await;
-    info!(targets, stale = ?stale, "freshness metrics emitted");
-    Ok(FreshnessReport { targets, stale })
+    info!(targets = fleet.len(), stale = ?stale, "freshness metrics emitted");
+    Ok(FreshnessReport { targets: fleet.len(), stale })
 }

@@ -120,14 +120,15 @@ impl History {
 
     /// A run ended: its outcome is the target's last run, its data-as-of time the target's
     /// if it succeeded; it is no longer under way (unless another run is, by then).
+    /// Returns the target's state as written, for its freshness metrics.
     pub async fn fleet_finished(
         &self,
         summary: &RunSummary,
         freshness_max_age: Duration,
         now: OffsetDateTime,
-    ) -> Result<(), RefreshError> {
+    ) -> Result<Option<TargetState>, RefreshError> {
         // A request without a target has no place in the fleet.
-        let Some(target) = summary.target.as_deref() else { return Ok(()) };
+        let Some(target) = summary.target.as_deref() else { return Ok(None) };
         let last = LastRun {
             execution_name: summary.execution_name.clone(),
             outcome: summary.outcome,
@@ -152,14 +153,15 @@ impl History {
             .expression_attribute_names("#max", "freshnessMaxAgeSeconds")
             .expression_attribute_values(":last", attr(last))
             .expression_attribute_values(":since", AttributeValue::S(rfc3339(summary.started_at.min(now))))
-            .expression_attribute_values(":max", AttributeValue::N(freshness_max_age.as_secs().to_string()));
+            .expression_attribute_values(":max", AttributeValue::N(freshness_max_age.as_secs().to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         if succeeded {
             let as_of = summary.data_as_of.unwrap_or(summary.started_at);
             request = request
                 .expression_attribute_names("#asof", "dataAsOf")
                 .expression_attribute_values(":asof", AttributeValue::S(rfc3339(as_of)));
         }
-        request.send().await.map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
+        let written = request.send().await.map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
         let cleared = self
             .client()
             .update_item()
@@ -172,12 +174,17 @@ impl History {
             .expression_attribute_values(":me", AttributeValue::S(summary.execution_name.clone()))
             .send()
             .await;
-        match cleared {
-            Ok(_) => Ok(()),
+        let ours_cleared = match cleared {
+            Ok(_) => true,
             // Another run is under way by now, or none was recorded as running.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => false,
+            Err(e) => return Err(RefreshError::from_aws("UpdateItem", e)),
+        };
+        let mut state = written.attributes().map(state_of).transpose()?;
+        if let Some(state) = state.as_mut().filter(|_| ours_cleared) {
+            state.running = None;
         }
+        Ok(state)
     }
 
     /// Every target's latest state, by target name.
@@ -195,18 +202,21 @@ impl History {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RefreshError::from_aws("Query", e))?;
             for item in page.items() {
-                let mut value: serde_json::Map<String, Value> =
-                    item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
-                // The target is the sort key; `target` (the partition key) is `fleet#`.
-                let target = value.remove(SK).unwrap_or(Value::Null);
-                value.insert("target".into(), target);
-                let state: TargetState = serde_json::from_value(Value::Object(value))
-                    .map_err(|e| RefreshError::Internal(format!("unreadable fleet item: {e}")))?;
-                out.push(state);
+                out.push(state_of(item)?);
             }
         }
         Ok(out)
     }
+}
+
+/// A fleet item as a target's state.
+fn state_of(item: &HashMap<String, AttributeValue>) -> Result<TargetState, RefreshError> {
+    let mut value: serde_json::Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
+    // The target is the sort key; `target` (the partition key) is `fleet#`.
+    let target = value.remove(SK).unwrap_or(Value::Null);
+    value.insert("target".into(), target);
+    serde_json::from_value(Value::Object(value))
+        .map_err(|e| RefreshError::Internal(format!("unreadable fleet item: {e}")))
 }
 
 /// The CloudWatch embedded-metric-format line for one target's freshness: `DataAgeSeconds`,

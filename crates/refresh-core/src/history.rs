@@ -292,6 +292,18 @@ impl History {
         Ok(out.items().first().cloned())
     }
 
+    /// One text attribute of a run's row, if it has a row.
+    async fn run_text(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+        attribute: &str,
+    ) -> Result<Option<String>, RefreshError> {
+        let item = self.find_run(target, execution_name, started_at).await?;
+        Ok(item.and_then(|i| i.get(attribute).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
     /// The key of a run's row, if it wrote one.
     pub async fn find_run_key(
         &self,
@@ -299,19 +311,17 @@ impl History {
         execution_name: &str,
         started_at: OffsetDateTime,
     ) -> Result<Option<String>, RefreshError> {
-        let item = self.find_run(target, execution_name, started_at).await?;
-        Ok(item.and_then(|i| i.get(SK).and_then(|v| v.as_s().ok()).cloned()))
+        self.run_text(target, execution_name, started_at, SK).await
     }
 
-    /// The outcome a run's row holds (`running`, `succeeded`, `failed`), if it has a row.
+    /// The outcome a run's row holds (`running`, `succeeded`, `failed`, `skipped`), if it has a row.
     pub async fn run_outcome(
         &self,
         target: &str,
         execution_name: &str,
         started_at: OffsetDateTime,
     ) -> Result<Option<String>, RefreshError> {
-        let item = self.find_run(target, execution_name, started_at).await?;
-        Ok(item.and_then(|i| i.get("outcome").and_then(|v| v.as_s().ok()).cloned()))
+        self.run_text(target, execution_name, started_at, "outcome").await
     }
 
     /// The newest runs of a target, newest first.
