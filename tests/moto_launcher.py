@@ -22,7 +22,9 @@ only, and are the ONLY ways the tests bend the emulator:
 3. Snapshots. moto makes exactly one automated snapshot per instance or cluster.
    POST /_fixtures/rds/automated-snapshots {"instance"|"cluster": ID, "count": N,
    "status": S} adds N more, dated one per day into the past (newest first); with
-   "daysAgo": [..] instead of "count", one per listed age, in that order.
+   "daysAgo": [..] instead of "count", one per listed age, in that order. A dated instance
+   snapshot's `OriginalSnapshotCreateTime` is dated with it, as RDS gives both (and a copy
+   keeps the original's, which moto already does).
    POST /_fixtures/rds/snapshot-status {"snapshot"|"clusterSnapshot": ID, "status": S}
    sets a snapshot's status (e.g. `creating`).
 4. Faults. POST /_fixtures/faults {"action": "DescribeDBInstances", "match": TEXT,
@@ -204,9 +206,18 @@ def add_automated_snapshots(body: dict) -> dict:
         else:
             snap = backend.create_auto_cluster_snapshot(body["cluster"], f"rds:{body['cluster']}-{stamp}")
             made.append(snap.db_cluster_snapshot_identifier)
-        snap.created = created.replace(tzinfo=None) if snap.created.tzinfo is None else created
+        _date_snapshot(snap, created)
         snap.status = status
     return {"created": made}
+
+
+def _date_snapshot(snap, created: datetime) -> None:
+    """A snapshot dated `created`: its creation, and for an instance snapshot its original
+    creation too (RDS gives both; a copy keeps the original's)."""
+    created = created.replace(tzinfo=None) if snap.created.tzinfo is None else created
+    snap.created = created
+    if hasattr(snap, "original_snapshot_create_time"):
+        snap.original_snapshot_create_time = created
 
 
 def set_snapshot_status(body: dict) -> dict:
@@ -254,7 +265,7 @@ def _back_snapshot(servers, snapshot, server_name: str) -> dict:
     snapshot_id = _snapshot_id(snapshot)
     taken = servers.backup(server_name, snapshot_id)
     created = taken["takenAt"]
-    snapshot.created = created.replace(tzinfo=None) if snapshot.created.tzinfo is None else created
+    _date_snapshot(snapshot, created)
     return {"snapshot": snapshot_id, "createdAt": created.isoformat()}
 
 

@@ -84,6 +84,8 @@ async fn two_targets_on_one_engine_never_run_at_once() {
     let (_, request) = s.rds_source().await;
     let mut other = request.clone();
     other["target"] = json!(format!("other-{}", s.w.id));
+    // The same engine by another address: one engine, one lock.
+    other["dblab"]["apiEndpoint"] = json!(s.w.emulator.url().replace("127.0.0.1", "localhost"));
     let first = s.start("engine-a", &request).await;
     let second = s.start("engine-b", &other).await;
     let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);
@@ -91,7 +93,8 @@ async fn two_targets_on_one_engine_never_run_at_once() {
         if a.status == "SUCCEEDED" { (a, b, other["target"].clone()) } else { (b, a, request["target"].clone()) };
     assert_eq!(winner.status, "SUCCEEDED", "{:?}", winner.error);
     assert_eq!((loser.status.as_str(), loser.error.as_deref()), ("FAILED", Some("TargetLocked")));
-    assert_eq!(loser.entered("FindSnapshot"), 0, "the refused run creates nothing");
+    assert_eq!(loser.entered("Restore"), 0, "the refused run creates nothing");
+    assert_eq!(loser.entered("LockEngineFailed"), 1, "refused at the engine's lock");
     let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
         .recent(loser_target.as_str().unwrap(), 5)
         .await
@@ -101,4 +104,16 @@ async fn two_targets_on_one_engine_never_run_at_once() {
     let engine = s.w.emulator.view();
     assert_eq!((engine.refreshes_started, engine.config_updates), (1, 1), "the engine was changed by one run only");
     s.assert_unlocked().await;
+}
+
+#[tokio::test]
+async fn finished_without_the_engines_snapshot_is_not_a_success() {
+    // The engine's snapshot job found a snapshot of the same name: `finished`, nothing new.
+    let s = Scenario::new(Settings { snapshot_exists: true, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("nosnapshot", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("RefreshWithoutSnapshot"), Some("PollRefresh")).await;
+    let message = row.error.unwrap().message;
+    assert!(message.contains("made no snapshot of pool dblab_pool"), "{message}");
+    assert_eq!(row.engine_snapshot, None);
 }

@@ -209,6 +209,15 @@ impl Scenario {
         let mine: Vec<_> = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).collect();
         assert_eq!(mine.len(), 1, "exactly one notification for {}", run.name);
         assert!(mine[0].body().unwrap_or_default().contains("Cost (est.):"), "the notification gives the cost");
+        if outcome == Outcome::Succeeded {
+            // A success is proven by the engine's own snapshot of the refreshed pool, made
+            // after the trigger, and the run held the engine by its identity.
+            let snapshot = row.engine_snapshot.as_deref().unwrap_or_else(|| panic!("no engine snapshot: {row:?}"));
+            let made = self.w.emulator.view().snapshots;
+            assert!(made.iter().any(|s| s.id == snapshot && s.created_at.as_str() > "2026-02"), "{snapshot}: {made:?}");
+            assert!(mine[0].body().unwrap_or_default().contains(&format!("Engine snapshot: {snapshot}")));
+            assert!(row.engine_lock.as_deref().is_some_and(|l| l.starts_with("engine instance ")), "{row:?}");
+        }
         let attributes = mine[0].message_attributes().unwrap();
         assert_eq!(attributes["outcome"].string_value(), Some(outcome.as_str()));
 
@@ -219,7 +228,8 @@ impl Scenario {
 
     /// Neither the target's lock nor the engine's is held any more.
     pub async fn assert_unlocked(&self) {
-        let engine = refresh_core::history::engine_lock_key(&self.w.emulator.url()).unwrap();
+        let id = self.w.emulator.settings().instance_id;
+        let engine = refresh_core::history::engine_lock(id.as_deref(), &self.w.emulator.url()).unwrap().key;
         for key in [self.w.target(), engine] {
             let lock = self
                 .w

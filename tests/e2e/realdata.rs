@@ -64,7 +64,7 @@ async fn an_rds_refresh_moves_the_snapshots_data_and_never_touches_production() 
 }
 
 #[tokio::test]
-async fn a_wrong_password_fails_with_pg_dumps_own_words_and_no_secret() {
+async fn a_wrong_password_fails_with_the_tools_own_words_and_no_secret() {
     let s = Scenario::real(Settings::default()).await;
     let source = s.w.real_rds_source().await;
     let wrong = format!("not-{}", s.w.password);
@@ -80,7 +80,9 @@ async fn a_wrong_password_fails_with_pg_dumps_own_words_and_no_secret() {
     let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
     let message = row.error.map(|e| e.message).unwrap_or_default();
     assert!(
-        message.contains("pg_dump: error:") && message.contains("password authentication failed for user \"dblab\""),
+        // Where the engine meets it first: connecting to list the databases to dump.
+        message.starts_with("failed to extract the list of databases for dumping:")
+            && message.contains("password authentication failed for user \"dblab\""),
         "{message}"
     );
     assert!(!run.history.contains(&wrong), "the wrong password leaked into the execution history");
@@ -203,5 +205,51 @@ async fn an_aurora_fast_clone_refresh_holds_the_live_data() {
     assert_eq!(row.source_mode.as_deref(), Some("fast-clone"));
     assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected);
     assert!(has_marker(&s, "live").await);
+    production_untouched(&s, &source, from, to).await;
+}
+
+#[tokio::test]
+async fn every_database_arrives_and_restore_errors_the_engine_ignores_are_said() {
+    let s = Scenario::real(Settings { restore_ignore_errors: true, ..Settings::default() }).await;
+    let source = s.w.real_rds_source().await;
+    // A second database: the engine dumps every database the user may connect to.
+    s.w.sql(&source.server, "postgres", "create database orders").await;
+    s.w.sql(
+        &source.server,
+        "orders",
+        "create table public.lines (id int primary key, sku text); \
+         insert into public.lines select g, 'sku-' || g from generate_series(1, 500) g; \
+         grant select on all tables in schema public to dblab;",
+    )
+    .await;
+    // A table pg_restore cannot load: its CHECK calls a function that reads another table
+    // unqualified, which fails under the empty search_path a restore runs with.
+    s.w.sql(
+        &source.server,
+        "app",
+        "create table public.codes (code text primary key); insert into public.codes values ('a'); \
+         create function public.valid_code(c text) returns boolean language sql stable \
+           as $$ select exists (select 1 from codes where code = c) $$; \
+         create table public.items (code text check (public.valid_code(code))); \
+         insert into public.items values ('a'); grant select on public.codes, public.items to dblab;",
+    )
+    .await;
+    refresh_tests::fixture("postgres/snapshot", serde_json::json!({"instance": source.id})).await;
+    let orders = s.w.checksums(&source.server, "orders").await;
+
+    // Refused unless the request accepts partial refreshes.
+    let mut request = s.w.request("rds", &source.id);
+    let refused = s.run("ignoring", &request).await;
+    s.aftermath(&refused, Outcome::Failed, Some("DblabMisconfigured"), Some("FindSnapshot")).await;
+    request["dblab"]["allowIgnoredErrors"] = serde_json::json!(true);
+    let (run, from, to) = timed_run(&s, "ignored", &request).await;
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    let said = row.ignored_errors.as_deref().unwrap_or_default();
+    assert!(said.contains("logicalRestore.options.ignoreErrors") && said.contains("tables may be missing"), "{row:?}");
+    // What the warning is about, on the data: one table arrived empty, the rest whole.
+    assert_eq!(s.w.checksums(s.w.pool(), "orders").await, orders);
+    assert_eq!(s.w.sql(s.w.pool(), "app", "select count(*) from public.codes").await, "1");
+    assert_eq!(s.w.sql(s.w.pool(), "app", "select count(*) from public.items").await, "0");
+    assert!(s.w.emulator.view().log.iter().any(|l| l.contains("ignored (ignoreErrors)") && l.contains("items")));
     production_untouched(&s, &source, from, to).await;
 }

@@ -1,6 +1,7 @@
-//! The DBLab emulator's real mode on its own: a pg_dump that cannot reach its source, or
-//! whose source goes away mid-dump, fails the refresh with pg_dump's own words, and no
-//! secret in them.
+//! The DBLab emulator's real mode on its own: a source it cannot reach fails the refresh
+//! where the engine's does (listing the databases to dump), one that goes away mid-dump
+//! with pg_dump's own words, and no secret in them; every database is dumped, one
+//! pg_dump each.
 
 use dblab_emulator::Settings;
 use refresh_tests::World;
@@ -40,7 +41,7 @@ async fn failed(w: &World) -> Value {
 }
 
 #[tokio::test]
-async fn an_unreachable_source_fails_with_pg_dumps_words_and_no_password() {
+async fn an_unreachable_source_fails_with_the_tools_words_and_no_password() {
     let w = World::with_real_data(Settings::default()).await;
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -49,7 +50,12 @@ async fn an_unreachable_source_fails_with_pg_dumps_words_and_no_password() {
     call(&w, reqwest::Method::POST, "/full-refresh", None).await;
     let retrieving = failed(&w).await;
     let alert = retrieving["alerts"]["refresh_failed"]["message"].as_str().unwrap_or_default();
-    assert!(alert.starts_with("pg_dump: error: connection to server at \"127.0.0.1\""), "{alert}");
+    assert!(
+        alert.starts_with(
+            "failed to extract the list of databases for dumping: psql: error: connection to server at \"127.0.0.1\""
+        ),
+        "{alert}"
+    );
     assert!(alert.contains("Connection refused"), "{alert}");
     assert!(!retrieving.to_string().contains(&secret), "the password leaked: {retrieving}");
 }
@@ -68,7 +74,8 @@ async fn a_source_deleted_mid_dump_fails_with_pg_dumps_words() {
     configure(&w, source.port, &w.password).await;
     call(&w, reqwest::Method::POST, "/full-refresh", None).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    assert_eq!(call(&w, reqwest::Method::GET, "/status", None).await["retrieving"]["status"], "refreshing");
+    let now = call(&w, reqwest::Method::GET, "/status", None).await;
+    assert_eq!(now["retrieving"]["status"], "refreshing", "{now}");
     // RDS deletes the instance: the launcher stops its server.
     w.rds.delete_db_instance().db_instance_identifier(&source.id).skip_final_snapshot(true).send().await.unwrap();
     let retrieving = failed(&w).await;

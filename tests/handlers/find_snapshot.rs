@@ -85,6 +85,56 @@ async fn an_explicit_snapshot_is_used_as_given() {
 }
 
 #[tokio::test]
+async fn a_copied_snapshots_data_is_as_old_as_the_original() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let made = fixture("rds/automated-snapshots", json!({"instance": source, "daysAgo": [3]})).await;
+    let original = made["created"][0].as_str().unwrap();
+    let copy = format!("copy-{}", w.id);
+    w.rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(original)
+        .target_db_snapshot_identifier(&copy)
+        .send()
+        .await
+        .unwrap();
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!(copy);
+    let snapshot = find(&w, &request).await.unwrap();
+    assert_eq!(snapshot.identifier, copy);
+    // The copy was made just now; its data is the original's, three days old.
+    let age = time::OffsetDateTime::now_utc() - snapshot.data_as_of;
+    assert!(age > time::Duration::hours(71) && age < time::Duration::hours(73), "data as of {}", snapshot.data_as_of);
+}
+
+#[tokio::test]
+async fn an_explicit_snapshot_of_another_database_is_refused() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let elsewhere = format!("other-db-{}", w.id);
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&elsewhere)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("other-password")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    let manual = format!("other-snap-{}", w.id);
+    w.rds.create_db_snapshot().db_instance_identifier(&elsewhere).db_snapshot_identifier(&manual).send().await.unwrap();
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!(manual);
+    let err = find(&w, &request).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    let text = err.to_string();
+    assert!(text.contains("source.snapshotIdentifier") && text.contains(&elsewhere), "{text}");
+    assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_missing_explicit_snapshot_fails() {
     let w = World::new().await;
     let source = w.rds_source().await;
@@ -167,7 +217,7 @@ async fn an_unreadable_password_secret_fails_before_anything_is_created() {
 }
 
 mod dblab_preflight {
-    use dblab_emulator::{Settings, Version};
+    use dblab_emulator::{PoolSetting, Settings, Version};
     use refresh_tests::World;
     use serde_json::json;
 
@@ -219,6 +269,49 @@ mod dblab_preflight {
         for version in [Version::V41, Version::V42] {
             let settings = Settings { version, timetable: "0 0 * * 1".into(), ..Settings::default() };
             assert_eq!(preflight_error(settings).await, "DblabMisconfigured");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_whose_every_pool_has_clones_is_refused_with_them_named() {
+        for version in [Version::V41, Version::V42] {
+            let pools = vec![
+                PoolSetting { name: "pool_a".into(), clones: vec!["dev-1".into(), "dev-2".into()] },
+                PoolSetting { name: "pool_b".into(), clones: vec!["qa-1".into()] },
+            ];
+            let w = World::with_engine(Settings { version, pools, ..Settings::default() }).await;
+            let source = w.rds_source().await;
+            let err = find(&w, &w.request("rds", &source)).await.unwrap_err();
+            assert_eq!(err.name(), "DblabNoFreePool", "{version:?}");
+            let text = err.to_string();
+            assert!(text.contains("pool pool_a has clones dev-1, dev-2; pool pool_b has clones qa-1"), "{text}");
+            assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone paid for");
+            // One pool free is enough: the engine refreshes that one.
+            w.emulator.set_pool_clones("pool_b", &[]);
+            find(&w, &w.request("rds", &source)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_ignores_restore_errors_is_refused_unless_the_request_accepts_it() {
+        for version in [Version::V41, Version::V42] {
+            for (restore, dump) in [(true, false), (false, true)] {
+                let settings = Settings {
+                    version,
+                    restore_ignore_errors: restore,
+                    dump_ignore_errors: dump,
+                    ..Settings::default()
+                };
+                let w = World::with_engine(settings).await;
+                let source = w.rds_source().await;
+                let mut request = w.request("rds", &source);
+                let err = find(&w, &request).await.unwrap_err();
+                assert_eq!(err.name(), "DblabMisconfigured", "{version:?}");
+                let key = if restore { "logicalRestore" } else { "logicalDump" };
+                assert!(err.to_string().contains(&format!("{key}.options.ignoreErrors: true")), "{err}");
+                request["dblab"]["allowIgnoredErrors"] = json!(true);
+                find(&w, &request).await.unwrap();
+            }
         }
     }
 

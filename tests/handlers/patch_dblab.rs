@@ -55,11 +55,119 @@ async fn points_the_engine_at_the_clone_and_starts_the_refresh() {
 #[tokio::test]
 async fn a_key_missing_from_the_engine_config_is_reported() {
     let (w, request, execution, clone) =
-        world_with_clone(Settings { missing_keys: vec!["port".into()], ..Settings::default() }).await;
+        world_with_clone(Settings { missing_keys: vec!["dbname".into()], ..Settings::default() }).await;
     let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
     assert_eq!(err.name(), "DblabConfigNotApplied");
-    assert!(err.to_string().contains("port is missing"), "{err}");
+    assert!(err.to_string().contains("dbname is missing"), "{err}");
     assert_eq!(w.emulator.view().refreshes_started, 0, "no refresh from a half-applied config");
+}
+
+#[tokio::test]
+async fn a_missing_port_is_the_engines_default_not_a_mismatch() {
+    // The engine dumps from 5432 when server.yml has no port, and the clone listens there.
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { missing_keys: vec!["port".into()], dump_ms: 5_000, ..Settings::default() }).await;
+    assert_eq!(clone.endpoint.as_ref().unwrap().port, 5432);
+    patch(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(w.emulator.view().dump_sources[0].port, "5432");
+}
+
+#[tokio::test]
+async fn the_job_count_recorded_is_the_one_the_engine_uses() {
+    // No parallelJobs key: the POST cannot set it and the engine dumps with one job.
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { missing_keys: vec!["parallelJobs".into()], dump_ms: 5_000, ..Settings::default() })
+            .await;
+    assert_eq!(clone.instance_class, "db.r6g.xlarge", "a class that would get two jobs");
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert_eq!(refresh.dump_parallel_jobs, 1);
+    assert_eq!(w.emulator.view().dump_sources[0].parallel_jobs, "1");
+}
+
+#[tokio::test]
+async fn a_refresh_someone_else_started_is_never_taken_as_this_runs() {
+    for version in VERSIONS {
+        // An operator starts a refresh just as this run changes the config: its jobs are
+        // built with the source configured before, and this run's trigger is refused.
+        let (w, request, execution, clone) = world_with_clone(Settings {
+            version,
+            foreign_refresh_on_config: true,
+            dump_ms: 5_000,
+            ..Settings::default()
+        })
+        .await;
+        let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+        assert_eq!(err.name(), "DblabBusy", "{version:?}: {err}");
+        let text = err.to_string();
+        assert!(text.contains("a refresh this run did not start is running"), "{text}");
+        let engine = w.emulator.view();
+        assert_eq!(engine.refreshes_started, 1, "only the other one");
+        assert!(engine.dump_sources[0].foreign && engine.dump_sources[0].host == "old-source.internal");
+    }
+}
+
+#[tokio::test]
+async fn an_rds_iam_engine_dumps_from_the_instance_it_names() {
+    for version in VERSIONS {
+        // The host field is not where an rdsIam dump connects: an engine whose file has none is fine.
+        let (w, request, execution, clone) = world_with_clone(Settings {
+            version,
+            source_type: "rdsIam".into(),
+            missing_keys: vec!["host".into()],
+            dump_ms: 5_000,
+            ..Settings::default()
+        })
+        .await;
+        let endpoint = clone.endpoint.clone().unwrap();
+        let instance = clone.instance_id().to_string();
+        w.emulator.configure(|s| {
+            s.rds_endpoints.insert(instance.clone(), format!("{}:{}", endpoint.address, endpoint.port));
+            s.rds_endpoints.insert("old-source-instance".into(), "prod.internal:5432".into());
+        });
+        patch(&w, &request, &execution, &clone).await.unwrap();
+        let dumped = &w.emulator.view().dump_sources[0];
+        assert_eq!(dumped.rds_instance.as_deref(), Some(instance.as_str()), "{version:?}");
+        assert_eq!(dumped.host, endpoint.address);
+    }
+}
+
+#[tokio::test]
+async fn an_rds_iam_instance_that_cannot_be_set_stops_the_run() {
+    // The file's rdsIam section has no dbInstanceIdentifier: the POST skips it silently.
+    let (w, request, execution, clone) = world_with_clone(Settings {
+        source_type: "rdsIam".into(),
+        missing_keys: vec!["dbInstanceIdentifier".into()],
+        ..Settings::default()
+    })
+    .await;
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabConfigNotApplied");
+    assert!(err.to_string().contains("source.rdsIam.dbInstanceIdentifier is missing"), "{err}");
+    assert_eq!(w.emulator.view().refreshes_started, 0);
+}
+
+#[tokio::test]
+async fn a_pool_taken_by_clones_since_the_preflight_is_refused_before_the_config_changes() {
+    let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+    w.emulator.set_pool_clones("dblab_pool", &["dev-clone-1"]);
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabNoFreePool");
+    assert!(err.to_string().contains("pool dblab_pool has clones dev-clone-1"), "{err}");
+    assert_eq!(w.emulator.view().config_updates, 0);
+}
+
+#[tokio::test]
+async fn an_engine_that_ignores_restore_errors_needs_the_requests_consent() {
+    let (w, mut request, execution, clone) = world_with_clone(Settings::default()).await;
+    // Changed since the preflight (which refuses it too).
+    w.emulator.restart(Settings { restore_ignore_errors: true, dump_ms: 5_000, ..Settings::default() });
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabMisconfigured");
+    assert!(err.to_string().contains("logicalRestore.options.ignoreErrors"), "{err}");
+    assert_eq!(w.emulator.view().config_updates, 0);
+    request["dblab"]["allowIgnoredErrors"] = serde_json::json!(true);
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert!(refresh.ignored_errors.as_deref().is_some_and(|s| s.contains("tables may be missing")), "{refresh:?}");
 }
 
 const VERSIONS: [Version; 2] = [Version::V41, Version::V42];

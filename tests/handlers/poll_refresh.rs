@@ -192,3 +192,47 @@ async fn an_engine_restart_mid_refresh_is_not_a_success() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_restart_whose_startup_refresh_finishes_is_still_a_restart() {
+    for version in VERSIONS {
+        // The new process refreshes by itself (a free pool): lastRefresh is set again and the
+        // status ends `finished`, but the engine's start time says what happened.
+        let (w, request, execution, refresh) =
+            started(Settings { version, outcome: Outcome::RestartAndRefresh, dump_ms: 1_000, ..Settings::default() })
+                .await;
+        let (failed, _) = settle(&w, &request, &execution, refresh.clone()).await;
+        assert_eq!((failed.status, failed.failure), (PollStatus::Failed, Some(RefreshFailure::EngineRestarted)));
+        let alert = failed.alert.unwrap();
+        assert!(alert.contains(&format!("not {}", refresh.engine_started_at.unwrap())), "{alert}");
+        assert_eq!(w.emulator.view().refreshes_started, 2, "its own startup refresh ran");
+    }
+}
+
+#[tokio::test]
+async fn a_finished_refresh_is_proven_by_the_engines_new_snapshot() {
+    for version in VERSIONS {
+        let (w, request, execution, refresh) = started(Settings { version, ..Settings::default() }).await;
+        let (done, _) = settle(&w, &request, &execution, refresh).await;
+        assert_eq!(done.status, PollStatus::Ready);
+        let engine = w.emulator.view();
+        let made = engine.snapshots.iter().find(|s| s.created_at.as_str() >= "2026-02").unwrap();
+        let recorded = done.snapshot.unwrap();
+        assert_eq!((recorded.id.as_str(), recorded.pool.as_str()), (made.id.as_str(), "dblab_pool"));
+        assert_eq!(recorded.data_state_at.as_deref(), Some(made.data_state_at.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn finished_without_a_new_snapshot_is_a_failure_of_its_own() {
+    for version in VERSIONS {
+        let (w, request, execution, refresh) =
+            started(Settings { version, snapshot_exists: true, ..Settings::default() }).await;
+        let (failed, _) = settle(&w, &request, &execution, refresh).await;
+        assert_eq!((failed.status, failed.failure), (PollStatus::Failed, Some(RefreshFailure::NoSnapshot)));
+        assert_eq!(failed.retrieval_status, "finished", "the engine itself says finished");
+        let alert = failed.alert.unwrap();
+        assert!(alert.contains("made no snapshot of pool dblab_pool"), "{alert}");
+        assert!(alert.contains("its newest is dblab_pool@snapshot_20260101000000"), "{alert}");
+    }
+}

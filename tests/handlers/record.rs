@@ -2,7 +2,7 @@ use ::record::{Input, Output};
 use aws_sdk_dynamodb::types::AttributeValue;
 use refresh_core::RefreshError;
 use refresh_core::history::History;
-use refresh_core::run::{CaughtError, Execution, RunStart, RunState};
+use refresh_core::run::{CaughtError, EngineLock, Execution, RunStart, RunState};
 use refresh_core::summary::{Outcome, RunSummary};
 use refresh_tests::World;
 use serde_json::{Value, json};
@@ -241,39 +241,85 @@ async fn a_finish_without_the_run_key_finishes_the_runs_own_row() {
     assert!(items(&w, &table).await.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "lock released");
 }
 
+pub async fn lock_engine(
+    w: &World,
+    table: &str,
+    execution: &Execution,
+    request: &Value,
+    run: &RunStart,
+) -> Result<EngineLock, RefreshError> {
+    // What the preflight found, the engine's instanceID among it.
+    let snapshot = crate::find(w, request).await?;
+    let input = Input::LockEngine {
+        execution: execution.clone(),
+        request: request.clone(),
+        run: Box::new(run.clone()),
+        snapshot: Box::new(snapshot),
+    };
+    match ::record::handle(&record_deps(w, table), input).await? {
+        Output::EngineLocked(lock) => Ok(lock),
+        other => panic!("lockEngine returned {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn two_targets_on_one_engine_take_turns() {
+async fn two_targets_on_one_engine_take_turns_whatever_address_they_name_it_by() {
     let w = World::new().await;
     let table = w.history_table().await;
-    let first_request = w.request("rds", "prod");
-    // Another target, naming the same engine in another spelling.
-    let mut second_request = w.request("rds", "prod");
+    let source = w.rds_source().await;
+    let first_request = w.request("rds", &source);
+    // Another target, naming the same engine by another address (a name, not the IP).
+    let mut second_request = w.request("rds", &source);
     second_request["target"] = json!(format!("other-{}", w.id));
-    second_request["dblab"]["apiEndpoint"] = json!(format!("{}/", w.emulator.url().replace("http://", "HTTP://")));
+    second_request["dblab"]["apiEndpoint"] = json!(w.emulator.url().replace("127.0.0.1", "localhost"));
     let first = w.running_execution("first").await;
     let run = start(&w, &table, &first, &first_request).await.unwrap();
+    let lock = lock_engine(&w, &table, &first, &first_request, &run).await.unwrap();
+    assert_eq!(lock.instance_id, w.emulator.settings().instance_id);
 
     let second = other(&w, "second");
-    let err = start(&w, &table, &second, &second_request).await.unwrap_err();
+    let second_run = start(&w, &table, &second, &second_request).await.unwrap();
+    let err = lock_engine(&w, &table, &second, &second_request, &second_run).await.unwrap_err();
     assert_eq!(err.name(), "TargetLocked");
-    assert!(err.to_string().contains(&first.name) && err.to_string().contains("DBLab Engine"), "{err}");
-    // The refused run holds nothing: its own target is free at once.
-    let target_lock = w
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("target", AttributeValue::S(format!("other-{}", w.id)))
-        .key("sk", AttributeValue::S("lock".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    assert!(target_lock.item().is_none(), "{:?}", target_lock.item());
+    let text = err.to_string();
+    assert!(
+        text.contains(&first.name) && text.contains(&format!("engine instance {}", lock.instance_id.unwrap())),
+        "{text}"
+    );
 
-    // The holder finishes: both its locks go, and the other target's run may start.
-    let state = RunState { request: first_request, execution: Some(first), run: Some(run), ..Default::default() };
-    finish(&w, &table, state).await.unwrap();
-    start(&w, &table, &other(&w, "third"), &second_request).await.unwrap();
+    // The holder finishes: both its locks go, and the other target's run may take the engine.
+    let state = RunState {
+        request: first_request,
+        execution: Some(first),
+        run: Some(run),
+        engine_lock: Some(lock_of(&w)),
+        ..Default::default()
+    };
+    let row = finish(&w, &table, state).await.unwrap();
+    assert!(row.engine_lock.unwrap().starts_with("engine instance dblab-emulator-"));
+    lock_engine(&w, &table, &second, &second_request, &second_run).await.unwrap();
+}
+
+/// The lock the world's engine is taken under.
+fn lock_of(w: &World) -> EngineLock {
+    refresh_core::history::engine_lock(w.emulator.settings().instance_id.as_deref(), &w.emulator.url()).unwrap()
+}
+
+#[tokio::test]
+async fn an_engine_without_an_instance_id_is_locked_by_its_address_and_the_row_says_so() {
+    let w = World::with_engine(dblab_emulator::Settings { instance_id: None, ..Default::default() }).await;
+    let table = w.history_table().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let execution = w.running_execution("noid").await;
+    let run = start(&w, &table, &execution, &request).await.unwrap();
+    let lock = lock_engine(&w, &table, &execution, &request, &run).await.unwrap();
+    assert_eq!((lock.instance_id.as_deref(), lock.key.starts_with("engine#http://127.0.0.1:")), (None, true));
+    let state =
+        RunState { request, execution: Some(execution), run: Some(run), engine_lock: Some(lock), ..Default::default() };
+    let row = finish(&w, &table, state).await.unwrap();
+    assert!(row.engine_lock.unwrap().contains("the engine gives no instanceID"));
+    assert!(items(&w, &table).await.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "both locks released");
 }
 
 #[tokio::test]

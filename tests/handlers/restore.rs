@@ -164,6 +164,14 @@ async fn an_aurora_fast_clone_is_copy_on_write() {
     assert_eq!(tag(cluster.tag_list(), tags::MANAGED_BY_KEY), Some(tags::MANAGED_BY_VALUE));
     let production = w.rds.describe_db_clusters().db_cluster_identifier(&source).send().await.unwrap();
     assert_eq!(tag(production.db_clusters()[0].tag_list(), tags::MANAGED_BY_KEY), None);
+
+    // A retry (its answer lost) finds the clone and keeps the time it was asked for: the
+    // moment the copy-on-write clone's data is from, not the retry's.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let retried = restore_clone(&w, &request, &execution, &point).await.unwrap();
+    assert_eq!(retried.identifier, clone.identifier);
+    let drift = (retried.requested_at - clone.requested_at).abs();
+    assert!(drift < time::Duration::seconds(1), "{} then {}", clone.requested_at, retried.requested_at);
 }
 
 /// An Aurora source with or without a Serverless v2 scaling configuration.

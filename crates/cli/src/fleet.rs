@@ -359,7 +359,8 @@ fn line_json(l: &Line, now: OffsetDateTime) -> Value {
         "target": l.target,
         "lastRun": s.last_run.as_ref().map(|r| json!({
             "execution": r.execution_name, "outcome": r.outcome.as_str(),
-            "startedAt": rfc(Some(r.started_at)), "finishedAt": rfc(r.finished_at), "error": r.error})),
+            "startedAt": rfc(Some(r.started_at)), "finishedAt": rfc(r.finished_at), "error": r.error,
+            "ignoredErrors": r.ignored_errors})),
         "dataAsOf": rfc(s.data_as_of),
         "dataAgeSeconds": s.data_age(now).whole_seconds().max(0),
         "freshnessMaxAgeSeconds": s.freshness_max_age_seconds,
@@ -371,9 +372,9 @@ fn line_json(l: &Line, now: OffsetDateTime) -> Value {
 }
 
 fn line_text(l: &Line, now: OffsetDateTime) -> String {
-    let columns = |outcome: &str, ran: String, as_of: String, age: String, running: String, stale: &str| {
+    let columns = |outcome: &str, ran: String, as_of: String, age: String, running: String, marks: &str| {
         format!(
-            "{:<24} {:<10} {:<17} {:<17} {:>8}  {:<24} {:<17}{stale}",
+            "{:<24} {:<10} {:<17} {:<17} {:>8}  {:<24} {:<17}{marks}",
             l.target,
             outcome,
             ran,
@@ -396,7 +397,16 @@ fn line_text(l: &Line, now: OffsetDateTime) -> String {
         stamp(s.data_as_of),
         age(s.data_age(now).whole_seconds().max(0)),
         running,
-        if s.stale(now) { "  STALE" } else { "" },
+        &format!(
+            "{}{}",
+            if s.stale(now) { "  STALE" } else { "" },
+            // The engine finished with whatever pg_restore managed: tables may be missing.
+            if s.last_run.as_ref().is_some_and(|r| r.ignored_errors.is_some()) {
+                "  RESTORE ERRORS IGNORED"
+            } else {
+                ""
+            }
+        ),
     )
 }
 

@@ -35,7 +35,7 @@ pub struct View {
 pub fn phase_of(state: &str) -> &'static str {
     match state {
         "Prepare" | "StartRun" | "StartRunFailed" | "IsDuplicate" | "SkippedDuplicate" => "start",
-        "FindSnapshot" | "FindSnapshotFailed" => "preflight",
+        "FindSnapshot" | "FindSnapshotFailed" | "LockEngine" | "LockEngineFailed" => "preflight",
         "Restore" | "RestoreFailed" | "WaitForClone" | "CheckClone" | "CheckCloneFailed" | "IsCloneReady"
         | "CloneNotReady" => "restore",
         "PatchDblab"

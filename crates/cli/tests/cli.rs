@@ -323,12 +323,22 @@ async fn status_shows_every_target_in_its_state() {
     let done = World::with_engine(Settings { dump_ms: 500, ..Settings::default() }).await;
     let broken = World::with_engine(Settings { outcome: Outcome::FailDump, ..Settings::default() }).await;
     let busy = World::with_engine(Settings { outcome: Outcome::Hang, ..Settings::default() }).await;
+    // partial: the engine ignores restore errors (accepted), and its pg_restore failed.
+    let partial = World::with_engine(Settings {
+        restore_ignore_errors: true,
+        outcome: Outcome::FailRestore,
+        dump_ms: 500,
+        ..Settings::default()
+    })
+    .await;
     let (scheduler, group) = schedule_group(&done).await;
     let env = [("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()), ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE)];
     let mut files = Vec::new();
-    for w in [&done, &broken, &busy] {
+    for w in [&done, &broken, &busy, &partial] {
         let source = w.rds_source().await;
-        files.push(write_request(w, &w.request("rds", &source)));
+        let mut request = w.request("rds", &source);
+        request["dblab"]["allowIgnoredErrors"] = json!(true);
+        files.push(write_request(w, &request));
     }
     let set = run_with(&["schedule", "set", &done.target(), &files[0], "--cron", "cron(0 3 * * ? *)"], &env).await;
     assert_eq!(set.status.code(), Some(0));
@@ -343,6 +353,7 @@ async fn status_shows_every_target_in_its_state() {
     assert_eq!(set.status.code(), Some(0));
     assert_eq!(run(&["start", &files[0], "--wait"]).await.status.code(), Some(0));
     assert_eq!(run(&["start", &files[1], "--wait"]).await.status.code(), Some(1));
+    assert_eq!(run(&["start", &files[3], "--wait"]).await.status.code(), Some(0));
     let started = stdout_json(&run(&["start", &files[2], "--json"]).await);
     for _ in 0..100 {
         if busy.emulator.view().refreshes_started == 1 {
@@ -363,6 +374,13 @@ async fn status_shows_every_target_in_its_state() {
         (Some("failed"), Some("RefreshFailed"))
     );
     assert_eq!(b["dataAsOf"], Value::Null, "never refreshed");
+    assert_eq!(d["lastRun"]["ignoredErrors"], Value::Null);
+    let partly = line(&partial);
+    assert_eq!(partly["lastRun"]["outcome"], "succeeded");
+    assert!(
+        partly["lastRun"]["ignoredErrors"].as_str().is_some_and(|s| s.contains("tables may be missing")),
+        "{partly}"
+    );
     let r = line(&busy);
     assert_eq!(r["running"]["phase"], "refresh", "{r}");
     assert_eq!(r["lastRun"], Value::Null);
@@ -373,6 +391,10 @@ async fn status_shows_every_target_in_its_state() {
     assert!(text.starts_with("TARGET"), "{text}");
     let row = text.lines().find(|l| l.starts_with(&busy.target())).unwrap();
     assert!(row.contains("refresh ("), "{row}");
+    let row = text.lines().find(|l| l.starts_with(&partial.target())).unwrap();
+    assert!(row.ends_with("RESTORE ERRORS IGNORED"), "{row}");
+    let row = text.lines().find(|l| l.starts_with(&done.target())).unwrap();
+    assert!(!row.contains("IGNORED"), "{row}");
 
     // The run in progress is stopped, and its clone swept as an ended run's.
     let arn = started["executionArn"].as_str().unwrap().to_string();

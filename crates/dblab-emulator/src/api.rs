@@ -34,8 +34,11 @@ async fn healthz(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, false) {
         return r;
     }
-    let version = engine.settings.version.version_string();
-    Json(json!({"version": version, "edition": "community", "instanceID": "dblab-emulator"})).into_response()
+    let mut health = json!({"version": engine.settings.version.version_string(), "edition": "community"});
+    if let Some(id) = &engine.settings.instance_id {
+        health["instanceID"] = json!(id);
+    }
+    Json(health).into_response()
 }
 
 async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -43,15 +46,18 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
+    let clones: usize = engine.pools.iter().map(|p| p.clone_list.len()).sum();
     Json(json!({
         "status": {"code": "OK", "message": "Instance is ready"},
         "engine": {
             "version": engine.settings.version.version_string(),
             "edition": "community",
+            "instanceID": engine.settings.instance_id.clone().unwrap_or_default(),
+            "startedAt": engine.started_at,
             "disableConfigModification": !engine.settings.config_modification,
         },
-        "pools": [],
-        "cloning": {"numClones": 0, "clones": []},
+        "pools": engine.pools,
+        "cloning": {"numClones": clones, "clones": []},
         "retrieving": engine.retrieving(false),
     }))
     .into_response()
@@ -63,6 +69,17 @@ async fn retrieval(State(s): State<Shared>, headers: HeaderMap) -> Response {
         return r;
     }
     Json(engine.retrieving(true)).into_response()
+}
+
+/// `GET /snapshots`: newest first.
+async fn snapshots(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let engine = s.lock();
+    if let Some(r) = gate(&engine, &headers, true) {
+        return r;
+    }
+    let mut list = engine.snapshots.clone();
+    list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Json(list).into_response()
 }
 
 async fn get_config(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -136,6 +153,11 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
     {
         return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
     }
+    if engine.settings.foreign_refresh_on_config {
+        // Someone else's refresh, its jobs built with the source configured until now.
+        engine.settings.foreign_refresh_on_config = false;
+        start_refresh(&shared, &mut engine, true);
+    }
     if let Some(password) = server_yml::merge(&mut engine.config, &body) {
         engine.password = Some(password);
     }
@@ -150,7 +172,7 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
     engine.config_updates += 1;
     if engine.status == "pending" {
         // A config update removes the pending marker and starts a refresh.
-        start_refresh(&shared, &mut engine);
+        start_refresh(&shared, &mut engine, false);
     }
     Json(server_yml::projection(&engine.config, version, &engine.settings.mode)).into_response()
 }
@@ -178,14 +200,14 @@ async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
         }
         _ => {}
     }
-    if engine.settings.mode != "logical" {
+    if engine.settings.mode != "logical" || engine.pool_to_refresh().is_none() {
         return error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             "Pool to perform full refresh not found. Skip refreshing",
         );
     }
-    start_refresh(&shared, &mut engine);
+    start_refresh(&shared, &mut engine, false);
     if engine.settings.lose_refresh_replies > 0 {
         engine.settings.lose_refresh_replies -= 1;
         return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();
@@ -202,6 +224,8 @@ async fn get_state(State(s): State<Shared>) -> Json<Value> {
         "configUpdates": e.config_updates,
         "passwordSet": e.password.is_some(),
         "dumpSources": e.dump_sources,
+        "pools": e.pools,
+        "snapshots": e.snapshots,
         "config": e.config,
         "log": e.log,
         "settings": e.settings,
@@ -225,6 +249,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/admin/config", get(get_config).post(post_config))
         .route("/admin/config.yaml", get(get_config_yaml))
         .route("/full-refresh", post(full_refresh))
+        .route("/snapshots", get(snapshots))
         .route("/_emulator/state", get(get_state))
         .route("/_emulator/settings", post(post_settings))
         .with_state(shared)

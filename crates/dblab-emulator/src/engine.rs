@@ -24,6 +24,53 @@ pub struct DumpSource {
     pub parallel_jobs: String,
     /// The 4.2 connection string the dump went through, if any.
     pub connection_string: Option<String>,
+    /// `rdsIam`: the RDS instance whose endpoint the dump connected to.
+    pub rds_instance: Option<String>,
+    /// The pool the refresh restores into.
+    pub pool: String,
+    /// Started by someone other than the client under test (`foreignRefreshOnConfig`).
+    pub foreign: bool,
+}
+
+/// A pool as `/status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolState {
+    pub name: String,
+    pub mode: &'static str,
+    pub status: String,
+    pub data_state_at: Option<String>,
+    pub clone_list: Vec<String>,
+}
+
+/// A snapshot as `GET /snapshots` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotState {
+    pub id: String,
+    pub created_at: String,
+    pub data_state_at: String,
+    pub pool: String,
+    pub num_clones: usize,
+    pub clones: Vec<String>,
+    pub branch: &'static str,
+    pub message: String,
+    pub physical_size: u64,
+    pub logical_size: u64,
+}
+
+/// What the engine's snapshot name carries: `dataStateAt` as `YYYYMMDDhhmmss`.
+fn snapshot_id(pool: &str, data_state_at: OffsetDateTime) -> String {
+    let t = data_state_at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{pool}@snapshot_{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[derive(Debug)]
@@ -45,11 +92,48 @@ pub(crate) struct Engine {
     pub(crate) dump_sources: Vec<DumpSource>,
     /// Each phase or status the refresh entered, and when (for the benchmark's timings).
     pub(crate) timeline: Vec<(String, SystemTime)>,
+    /// When this engine process started (`/status` `engine.startedAt`).
+    pub(crate) started_at: String,
+    /// The active pool first.
+    pub(crate) pools: Vec<PoolState>,
+    pub(crate) snapshots: Vec<SnapshotState>,
 }
 
 impl Engine {
     pub(crate) fn new(settings: Settings) -> Self {
+        const FIRST_DATA: &str = "2026-01-01T00:00:00Z";
+        let first = OffsetDateTime::parse(FIRST_DATA, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let pools = settings
+            .pools
+            .iter()
+            .map(|p| PoolState {
+                name: p.name.clone(),
+                mode: "zfs",
+                status: "active".into(),
+                data_state_at: Some(FIRST_DATA.into()),
+                clone_list: p.clones.clone(),
+            })
+            .collect();
+        let snapshots = settings
+            .pools
+            .iter()
+            .map(|p| SnapshotState {
+                id: snapshot_id(&p.name, first),
+                created_at: FIRST_DATA.into(),
+                data_state_at: FIRST_DATA.into(),
+                pool: p.name.clone(),
+                num_clones: p.clones.len(),
+                clones: p.clones.clone(),
+                branch: "main",
+                message: String::new(),
+                physical_size: 0,
+                logical_size: 0,
+            })
+            .collect();
         Self {
+            started_at: now_text(),
+            pools,
+            snapshots,
             status: settings.status.clone(),
             last_refresh: settings.last_refresh.clone(),
             alerts: BTreeMap::new(),
@@ -101,6 +185,10 @@ impl Engine {
         self.mark("failed");
         self.status = "failed".into();
         self.phase = None;
+        // A failed job empties the pool it was restoring into.
+        for pool in self.pools.iter_mut().filter(|p| p.status == "refreshing") {
+            pool.status = "empty".into();
+        }
         let count = self.alerts.get("refresh_failed").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
         self.alerts.insert(
             "refresh_failed".into(),
@@ -121,8 +209,59 @@ impl Engine {
         );
     }
 
+    /// The jobs are done: `renewed`, every alert cleared.
+    pub(crate) fn renewed(&mut self) {
+        self.status = "renewed".into();
+        self.mark("renewed");
+        self.phase = None;
+        self.alerts.clear();
+    }
+
+    /// The snapshot job: the pool's old snapshots without clones go, a new one is made
+    /// whose `dataStateAt` is the dump's time, the pool becomes the active one, and every
+    /// alert is cleared. A snapshot of that name already there ends it `finished` all the
+    /// same, with no new snapshot and the pool left where it was (as the engine does).
+    pub(crate) fn finished(&mut self, pool: &str, dumped_at: OffsetDateTime) {
+        self.status = "finished".into();
+        self.mark("finished");
+        self.alerts.clear();
+        let id = snapshot_id(pool, dumped_at);
+        if self.settings.snapshot_exists {
+            self.log.push(format!("Skip snapshotting: snapshot {id} already exists"));
+            if let Some(p) = self.pools.iter_mut().find(|p| p.name == pool) {
+                p.status = "active".into();
+            }
+            return;
+        }
+        self.snapshots.retain(|s| s.pool != pool || !s.clones.is_empty());
+        self.snapshots.push(SnapshotState {
+            id,
+            created_at: now_text(),
+            data_state_at: stamp(dumped_at),
+            pool: pool.to_string(),
+            num_clones: 0,
+            clones: Vec::new(),
+            branch: "main",
+            message: String::new(),
+            physical_size: 0,
+            logical_size: 0,
+        });
+        if let Some(at) = self.pools.iter().position(|p| p.name == pool) {
+            let mut active = self.pools.remove(at);
+            active.status = "active".into();
+            active.data_state_at = Some(stamp(dumped_at));
+            self.pools.insert(0, active);
+        }
+    }
+
+    /// The pool a refresh would take: the last one in the list without clones.
+    pub(crate) fn pool_to_refresh(&self) -> Option<String> {
+        self.pools.iter().rev().find(|p| p.clone_list.is_empty()).map(|p| p.name.clone())
+    }
+
     /// A new engine process: what lived only in memory is gone.
     pub(crate) fn restarted(&mut self, status: &str) {
+        self.started_at = later_than(&self.started_at);
         self.generation += 1;
         self.status = status.into();
         self.mark(status);
@@ -133,8 +272,23 @@ impl Engine {
     }
 }
 
+/// A time as the engine writes one: RFC 3339, truncated to the second.
+pub(crate) fn stamp(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+}
+
 pub(crate) fn now_text() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    stamp(OffsetDateTime::now_utc())
+}
+
+/// Now, or a second after `before` if that is not later: a restarted process never shows
+/// the start time of the one before (a real restart takes longer than a second).
+pub(crate) fn later_than(before: &str) -> String {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    match OffsetDateTime::parse(before, &Rfc3339) {
+        Ok(b) if b >= now => stamp(b + time::Duration::seconds(1)),
+        _ => stamp(now),
+    }
 }
 
 #[derive(Clone)]
@@ -148,47 +302,73 @@ impl Shared {
 }
 
 /// `FullRefresh` in the background: the failures before the jobs are built leave the
-/// status alone; once built, the status and `lastRefresh` move.
-pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
+/// status alone; once built, the status and `lastRefresh` move. `foreign` marks a refresh
+/// someone else started.
+pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool) {
     match engine.settings.start_failure {
         StartFailure::Silent => return engine.not_started("failed to clean up the control containers"),
         StartFailure::Skipped => return engine.skipped("Pool to perform full refresh not found. Skip refreshing"),
         StartFailure::None => {}
     }
+    let Some(pool) = engine.pool_to_refresh() else {
+        return engine.skipped("Pool to perform full refresh not found. Skip refreshing");
+    };
     let jobs = server_yml::text_at(&engine.config, "/retrieval/spec/logicalDump/options/parallelJobs");
     let immediate =
         server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalDump/options/immediateRestore/enabled"));
     if immediate && jobs.parse::<u32>().is_ok_and(|n| n > 1) {
         return engine.not_started("failed to build jobs: parallel dump is not supported with immediate restore");
     }
-    let (source, connection_string) = server_yml::effective_source(&engine.config, engine.settings.version);
+    let effective =
+        server_yml::effective_source(&engine.config, engine.settings.version, &engine.settings.rds_endpoints);
+    if let Some(why) = &effective.build_error {
+        return engine.not_started(why);
+    }
+    let ignore_restore_errors =
+        server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalRestore/options/ignoreErrors"));
     engine.generation += 1;
     engine.refreshes_started += 1;
     engine.last_refresh = Some(now_text());
     engine.status = "refreshing".into();
     engine.phase = Some("dump");
     engine.mark("dump");
-    let field = |k: &str| source.get(k).cloned().unwrap_or_default();
+    if let Some(p) = engine.pools.iter_mut().find(|p| p.name == pool) {
+        p.status = "refreshing".into();
+    }
+    let dumped_at = OffsetDateTime::now_utc();
     let dump_source = DumpSource {
-        host: field("host"),
-        port: field("port"),
-        dbname: field("dbname"),
-        username: field("username"),
-        parallel_jobs: jobs,
-        connection_string,
+        host: effective.host,
+        port: effective.port,
+        dbname: effective.dbname,
+        username: effective.username,
+        // Unset, the engine dumps with one job.
+        parallel_jobs: if jobs.is_empty() { "1".into() } else { jobs },
+        connection_string: effective.connection_string,
+        rds_instance: effective.rds_instance,
+        pool: pool.clone(),
+        foreign,
     };
     engine.dump_sources.push(dump_source.clone());
+    if foreign {
+        engine.log.push(format!("full refresh started by another client, dumping from {}", dump_source.host));
+    }
 
     let generation = engine.generation;
+    if let Some(why) = effective.run_error {
+        engine.fail(&why);
+        return;
+    }
     if let Some(data) = engine.settings.data.clone() {
         let job = crate::real::Job {
             data,
             source: dump_source,
             password: engine.password.clone(),
             restore_jobs: server_yml::text_at(&engine.config, "/retrieval/spec/logicalRestore/options/parallelJobs"),
+            ignore_restore_errors,
             restore_ms: engine.settings.restore_ms,
             snapshot_ms: engine.settings.snapshot_ms,
             generation,
+            dumped_at,
         };
         tokio::spawn(crate::real::refresh(shared.clone(), job));
         return;
@@ -221,6 +401,11 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
                 }
                 Outcome::GoInactive => return e.restarted("inactive"),
                 Outcome::Restart => return e.restarted("finished"),
+                Outcome::RestartAndRefresh => {
+                    e.restarted("inactive");
+                    e.settings.outcome = Outcome::Succeed;
+                    return start_refresh(&shared, &mut e, false);
+                }
                 _ => {
                     e.phase = Some("restore");
                     e.mark("restore");
@@ -234,12 +419,13 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
                 return;
             }
             if settings.outcome == Outcome::FailRestore {
-                return e
-                    .fail("pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available");
+                let error = "pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available";
+                if !ignore_restore_errors {
+                    return e.fail(error);
+                }
+                e.log.push(format!("restore command failed, ignored (ignoreErrors): {error}"));
             }
-            e.status = "renewed".into();
-            e.mark("renewed");
-            e.phase = None;
+            e.renewed();
         }
         step(20).await;
         {
@@ -258,8 +444,6 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine) {
         if settings.outcome == Outcome::FailSnapshot {
             return e.fail("failed to create a snapshot: zfs: out of space");
         }
-        e.status = "finished".into();
-        e.mark("finished");
-        e.alerts.remove("refresh_failed");
+        e.finished(&pool, dumped_at);
     });
 }

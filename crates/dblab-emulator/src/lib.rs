@@ -23,10 +23,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use engine::DumpSource;
+pub use engine::{DumpSource, PoolState, SnapshotState};
 use engine::{Engine, Shared};
 pub use real::{Pool, RealData};
-pub use settings::{Outcome, Settings, StartFailure, Version};
+pub use settings::{Outcome, PoolSetting, Settings, StartFailure, Version};
 
 /// A running emulator; it stops when dropped.
 pub struct Emulator {
@@ -51,6 +51,10 @@ pub struct EngineView {
     /// Each phase or status the refreshes entered (`dump`, `restore`, `renewed`,
     /// `snapshotting`, `finished`, `failed`, `inactive`), and when.
     pub timeline: Vec<(String, SystemTime)>,
+    /// `engine.startedAt`: changes with every restart.
+    pub started_at: String,
+    pub pools: Vec<PoolState>,
+    pub snapshots: Vec<SnapshotState>,
 }
 
 impl Emulator {
@@ -92,14 +96,30 @@ impl Emulator {
             config: e.config.clone(),
             log: e.log.clone(),
             timeline: e.timeline.clone(),
+            started_at: e.started_at.clone(),
+            pools: e.pools.clone(),
+            snapshots: e.snapshots.clone(),
         }
     }
 
-    /// A fresh engine with these settings, as after a restart; the token stays the same.
+    /// A fresh engine with these settings, as after a restart; the token and the
+    /// `instanceID` stay the same, and `engine.startedAt` moves on.
     pub fn restart(&self, settings: Settings) {
         let mut engine = self.shared.lock();
         let token = engine.settings.token.clone();
-        *engine = Engine::new(Settings { token, ..settings });
+        let instance_id = engine.settings.instance_id.clone();
+        let before = engine.started_at.clone();
+        *engine = Engine::new(Settings { token, instance_id, ..settings });
+        engine.started_at = engine::later_than(&before);
+    }
+
+    /// Someone opens a clone on a pool (or closes all of them): the pool cannot be
+    /// refreshed while it has one.
+    pub fn set_pool_clones(&self, pool: &str, clones: &[&str]) {
+        let mut engine = self.shared.lock();
+        if let Some(p) = engine.pools.iter_mut().find(|p| p.name == pool) {
+            p.clone_list = clones.iter().map(|c| c.to_string()).collect();
+        }
     }
 
     /// The settings the engine runs with.
@@ -168,12 +188,13 @@ mod tests {
             ..Settings::default()
         };
         let config = server_yml::initial(&settings);
-        let (source, via) = server_yml::effective_source(&config, Version::V42);
-        assert_eq!((source["host"].as_str(), source["port"].as_str()), ("prod.example", "6000"));
-        assert!(via.is_some());
-        let (source, via) = server_yml::effective_source(&config, Version::V41);
-        assert_eq!(source["host"], "old-source.internal");
-        assert!(via.is_none());
+        let none = Default::default();
+        let source = server_yml::effective_source(&config, Version::V42, &none);
+        assert_eq!((source.host.as_str(), source.port.as_str()), ("prod.example", "6000"));
+        assert!(source.connection_string.is_some());
+        let source = server_yml::effective_source(&config, Version::V41, &none);
+        assert_eq!(source.host, "old-source.internal");
+        assert!(source.connection_string.is_none());
     }
 
     #[test]

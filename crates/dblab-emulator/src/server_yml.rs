@@ -40,9 +40,33 @@ pub fn initial(settings: &Settings) -> Value {
             connection.insert(key.into(), value);
         }
     }
-    let mut source = json!({"type": "remote", "connection": connection});
+    let mut source = json!({"type": settings.source_type, "connection": connection});
     if let Some(text) = &settings.connection_string {
         source["connectionString"] = json!(text);
+    }
+    if settings.source_type == "rdsIam" {
+        let mut rds = json!({"awsRegion": "us-east-1"});
+        if !settings.missing_keys.iter().any(|k| k == "dbInstanceIdentifier") {
+            rds["dbInstanceIdentifier"] = json!("old-source-instance");
+        }
+        source["rdsIam"] = rds;
+    }
+    let mut dump = json!({
+        "source": source,
+        "parallelJobs": 2,
+        "immediateRestore": {"enabled": settings.immediate_restore}
+    });
+    if settings.missing_keys.iter().any(|k| k == "parallelJobs")
+        && let Some(options) = dump.as_object_mut()
+    {
+        options.remove("parallelJobs");
+    }
+    if settings.dump_ignore_errors {
+        dump["ignoreErrors"] = json!(true);
+    }
+    let mut restore = json!({"parallelJobs": 2});
+    if settings.restore_ignore_errors {
+        restore["ignoreErrors"] = json!(true);
     }
     json!({
         "server": {"verificationToken": "****", "disableConfigModification": !settings.config_modification},
@@ -50,12 +74,8 @@ pub fn initial(settings: &Settings) -> Value {
             "refresh": {"timetable": settings.timetable},
             "jobs": ["logicalDump", "logicalRestore", "logicalSnapshot"],
             "spec": {
-                "logicalDump": {"options": {
-                    "source": source,
-                    "parallelJobs": 2,
-                    "immediateRestore": {"enabled": settings.immediate_restore}
-                }},
-                "logicalRestore": {"options": {"parallelJobs": 2}},
+                "logicalDump": {"options": dump},
+                "logicalRestore": {"options": restore},
                 "logicalSnapshot": {"options": {"dataPatching": {}}}
             }
         }
@@ -166,25 +186,75 @@ pub fn text_at(doc: &Value, pointer: &str) -> String {
     }
 }
 
-/// Where a dump connects: the discrete fields, or on 4.2 a non-empty connection string.
-pub fn effective_source(doc: &Value, version: Version) -> (BTreeMap<&'static str, String>, Option<String>) {
-    let mut source = BTreeMap::new();
-    for (key, field) in [("host", "host"), ("port", "port"), ("dbname", "dbname"), ("username", "username")] {
-        source.insert(key, text_at(doc, &format!("{DUMP}/source/connection/{field}")));
-    }
+/// Where a dump connects, as the engine's dump job works it out when it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    pub host: String,
+    pub port: String,
+    pub dbname: String,
+    pub username: String,
+    /// The 4.2 connection string pg_dump is given instead of the discrete fields.
+    pub connection_string: Option<String>,
+    /// `rdsIam`: the instance whose endpoint the engine looked up.
+    pub rds_instance: Option<String>,
+    /// Why the jobs cannot even be built (an unknown source type): the refresh never starts.
+    pub build_error: Option<String>,
+    /// Why the dump cannot connect once it runs (an instance RDS does not know).
+    pub run_error: Option<String>,
+}
+
+/// The engine's OS user in its container: what libpq/pgx fall back to without a user.
+const ENGINE_OS_USER: &str = "root";
+
+/// The discrete fields (port 5432 and user `postgres` when absent), replaced whole on 4.2
+/// by a non-empty connection string (pgx's defaults for what it lacks); with `rdsIam`, the
+/// host and port of the named instance's endpoint, unless a 4.2 string names the host.
+pub fn effective_source(doc: &Value, version: Version, rds_endpoints: &BTreeMap<String, String>) -> Effective {
+    let field = |f: &str| text_at(doc, &format!("{DUMP}/source/connection/{f}"));
+    let or = |v: String, default: &str| if v.is_empty() || v == "0" { default.to_string() } else { v };
+    let mut out = Effective {
+        host: field("host"),
+        port: or(field("port"), "5432"),
+        dbname: field("dbname"),
+        username: or(field("username"), "postgres"),
+        connection_string: None,
+        rds_instance: None,
+        build_error: None,
+        run_error: None,
+    };
     let string = text_at(doc, &format!("{DUMP}/source/connectionString"));
     if version == Version::V42
         && !string.is_empty()
         && let Some(parsed) = parse_dsn(&string)
     {
-        for (key, dsn_key) in [("host", "host"), ("port", "port"), ("dbname", "dbname"), ("username", "user")] {
-            if let Some(v) = parsed.get(dsn_key) {
-                source.insert(key, v.clone());
+        let get = |k: &str| parsed.get(k).cloned().unwrap_or_default();
+        out.host = or(get("host"), "/var/run/postgresql");
+        out.port = or(get("port"), "5432");
+        out.dbname = get("dbname");
+        out.username = or(get("user"), ENGINE_OS_USER);
+        out.connection_string = Some(string);
+    }
+    match text_at(doc, &format!("{DUMP}/source/type")).as_str() {
+        "" | "remote" | "local" => {}
+        "rdsIam" => {
+            let id = text_at(doc, &format!("{DUMP}/source/rdsIam/dbInstanceIdentifier"));
+            out.rds_instance = Some(id.clone());
+            match rds_endpoints.get(&id) {
+                Some(endpoint) if out.connection_string.is_none() => {
+                    let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, "5432"));
+                    (out.host, out.port) = (host.to_string(), port.to_string());
+                }
+                Some(_) => {}
+                None => {
+                    out.run_error = Some(format!(
+                        "failed to set connection options: DBInstanceNotFound: DBInstance {id} not found"
+                    ));
+                }
             }
         }
-        return (source, Some(string));
+        other => out.build_error = Some(format!("failed to set up a dump helper: unknown source type given: {other}")),
     }
-    (source, None)
+    out
 }
 
 fn unescape(text: &str) -> String {

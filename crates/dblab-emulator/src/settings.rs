@@ -19,6 +19,9 @@ pub enum Outcome {
     GoInactive,
     /// Restarts mid-dump: `finished` (the single pool is skipped), `lastRefresh` null.
     Restart,
+    /// Restarts mid-dump, and the new process runs a startup refresh of its own with the
+    /// config it has (a free pool): `lastRefresh` is set again and it ends `finished`.
+    RestartAndRefresh,
 }
 
 /// Which engine release to behave as.
@@ -53,6 +56,22 @@ pub enum StartFailure {
     Skipped,
 }
 
+/// One of the engine's pools, and the clones that hold it (a pool with clones is never
+/// refreshed: the engine takes the last pool in its list that has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSetting {
+    pub name: String,
+    #[serde(default)]
+    pub clones: Vec<String>,
+}
+
+impl PoolSetting {
+    pub fn free(name: &str) -> Self {
+        Self { name: name.into(), clones: Vec::new() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
@@ -72,7 +91,8 @@ pub struct Settings {
     pub http500: bool,
     /// Every token is refused.
     pub reject_token: bool,
-    /// Connection keys absent from the engine's `server.yml`: updates to them are ignored.
+    /// Connection keys absent from the engine's `server.yml`: updates to them are ignored
+    /// (`dbInstanceIdentifier` for the `rdsIam` one).
     pub missing_keys: Vec<String>,
     pub config_modification: bool,
     pub immediate_restore: bool,
@@ -94,6 +114,35 @@ pub struct Settings {
     pub keep_connection_string: bool,
     /// Refreshes on real data (real pg_dump and pg_restore); without it, timed phases.
     pub data: Option<crate::real::RealData>,
+    /// `instanceID` in `/healthz` and `/status`: the same engine answers it on every
+    /// address. `None` plays an engine that gives none.
+    pub instance_id: Option<String>,
+    /// The pools, the active one first.
+    pub pools: Vec<PoolSetting>,
+    /// The snapshot job finds a snapshot of the same name already there (the engine's
+    /// `SnapshotExistsError`): the refresh ends `finished`, with no new snapshot.
+    pub snapshot_exists: bool,
+    /// `logicalRestore.options.ignoreErrors` in `server.yml`: a failing pg_restore does
+    /// not stop the refresh, which ends `finished` with whatever was restored.
+    pub restore_ignore_errors: bool,
+    /// `logicalDump.options.ignoreErrors` in `server.yml` (a projection field; the dump
+    /// job itself does not read it).
+    pub dump_ignore_errors: bool,
+    /// `source.type`: `remote` (the default), `local` or `rdsIam`.
+    pub source_type: String,
+    /// With `rdsIam`: the endpoint (`host:port`) of each RDS instance the engine can
+    /// describe; the dump connects to the named instance's.
+    pub rds_endpoints: std::collections::BTreeMap<String, String>,
+    /// Someone else (an operator, the UI, another stack) starts a refresh just before the
+    /// next config POST is applied: its jobs are built with the source configured before.
+    pub foreign_refresh_on_config: bool,
+}
+
+/// Every emulated engine is another engine: its own `instanceID` (a restart keeps it).
+fn unique_instance_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("dblab-emulator-{}-{n}", std::process::id())
 }
 
 impl Default for Settings {
@@ -121,6 +170,14 @@ impl Default for Settings {
             lose_refresh_replies: 0,
             keep_connection_string: false,
             data: None,
+            instance_id: Some(unique_instance_id()),
+            pools: vec![PoolSetting::free("dblab_pool")],
+            snapshot_exists: false,
+            restore_ignore_errors: false,
+            dump_ignore_errors: false,
+            source_type: "remote".into(),
+            rds_endpoints: Default::default(),
+            foreign_refresh_on_config: false,
         }
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! Safe to retry: when the engine already runs, or has run since the clone existed, a
 //! refresh whose source is this run's clone (the answer to an earlier attempt was lost),
-//! that refresh is adopted, not refused or started twice.
+//! that refresh is adopted, not refused or started twice. A refresh someone else started
+//! is never adopted: its jobs may read whatever source was configured before.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
+use refresh_core::dblab::progress::Trigger;
 use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, RUNNING_STATUSES, SourceConnection};
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
@@ -54,11 +56,12 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
 
     // The engine may have changed since the preflight, while the clone was being made.
     // Busy is decided below: a busy engine may be running this run's own refresh.
-    let engine::EngineState { version, status: before } = engine::logical_engine(&client).await?;
+    let engine::EngineState { version, status: before, .. } = engine::logical_engine(&client).await?;
     let (api, config) = engine::engine_config(&client).await?;
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
     let retrieving = before.retrieving.clone();
+    let ignored_errors = engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)?;
     // Only an attempt of this run can have pointed the engine at this run's clone (its
     // host is unique to the execution): a refresh from it is this run's refresh, whose
     // trigger's answer was lost. It is running, or it already ended after the clone existed.
@@ -67,16 +70,24 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
     if ours && (running || dblab::progress::started_after(retrieving.last_refresh(), since_clone)) {
         warn!(status = %retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
-        let jobs = config.dump_parallel_jobs().unwrap_or(1);
-        let release_after_dump = request.clone.delete_after_dump && !config.immediate_restore();
-        let now = OffsetDateTime::now_utc();
-        return Ok(dblab::progress::adopted(now, &request.dblab, &retrieving, identity, jobs, release_after_dump));
+        let trigger = Trigger {
+            spec: &request.dblab,
+            before: &before,
+            engine: identity,
+            dump_parallel_jobs: config.dump_jobs_in_effect(),
+            release_after_dump: request.clone.delete_after_dump && !config.immediate_restore(),
+            pool: refreshing_pool(&before),
+            ignored_errors,
+        };
+        return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
     }
     if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: retrieving.status });
+        return Err(RefreshError::DblabBusy { status: retrieving.status, detail: String::new() });
     }
     engine::config_modifiable(&before)?;
     engine::no_timetable(&config)?;
+    // Checked again: a clone opened on the engine since the preflight would make it refuse.
+    let pool = engine::free_pool(&before)?;
 
     let immediate_restore = config.immediate_restore();
     let jobs = if immediate_restore {
@@ -96,25 +107,67 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let hide = |e: RefreshError| e.redact(password.expose());
     let patch =
         dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
+    let config_posted_at = OffsetDateTime::now_utc();
     client.update_config(&patch).await.map_err(hide)?;
-    verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await.map_err(hide)?;
-    info!(host = %connection.host, port = connection.port, dump_jobs = jobs, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
-
-    let previous_last_refresh = retrieving.last_refresh();
-    let triggered_at = OffsetDateTime::now_utc();
-    if let Err(err) = client.full_refresh().await.map_err(hide) {
-        // A config update on a `pending` engine starts a refresh by itself; that refresh
-        // already uses the new source, so it is this run's refresh.
-        let RefreshError::DblabRejected { .. } = err else { return Err(err) };
-        let now = client.status().await?;
-        if BUSY_STATUSES.contains(&now.status.as_str()) && now.last_refresh() != previous_last_refresh {
-            warn!(status = %now.status, "refresh already started by the config update; following it");
-        } else {
-            return Err(err);
-        }
+    let applied =
+        verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await.map_err(hide)?;
+    // A file without the key keeps the engine's default, whatever was sent.
+    let jobs_used = applied.dump_jobs_in_effect();
+    if jobs_used != jobs {
+        warn!(
+            sent = jobs,
+            used = jobs_used,
+            "server.yml has no dump parallelJobs to set: the engine dumps with its default"
+        );
     }
-    info!("full refresh accepted");
-    Ok(dblab::progress::triggered(triggered_at, &request.dblab, &retrieving, identity, jobs, release_after_dump))
+    info!(host = %connection.host, port = connection.port, dump_jobs = jobs_used, %pool, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
+
+    let trigger = Trigger {
+        spec: &request.dblab,
+        before: &before,
+        engine: identity,
+        dump_parallel_jobs: jobs_used,
+        release_after_dump,
+        pool: Some(pool),
+        ignored_errors,
+    };
+    let triggered_at = OffsetDateTime::now_utc();
+    let Err(err) = client.full_refresh().await.map_err(hide) else {
+        info!("full refresh accepted");
+        return Ok(dblab::progress::triggered(triggered_at, trigger));
+    };
+    let RefreshError::DblabRejected { .. } = err else { return Err(err) };
+    // Refused: someone else's refresh may have started since the status was read, its jobs
+    // built with the source configured before (often production), or a clone was opened.
+    let now = client.instance_status().await?;
+    let status = now.retrieving.status.clone();
+    if !BUSY_STATUSES.contains(&status.as_str()) {
+        engine::free_pool(&now)?;
+        return Err(err);
+    }
+    let last_refresh = now.retrieving.last_refresh().to_string();
+    let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
+    if ours_now && dblab::progress::started_after_config_change(&last_refresh, config_posted_at) {
+        // Only a config change on a `pending` engine starts a refresh by itself: built
+        // after this run's change, it reads this run's clone.
+        warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");
+        return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), Trigger { before: &now, ..trigger }));
+    }
+    Err(RefreshError::DblabBusy {
+        status,
+        detail: format!(
+            "; a refresh this run did not start is running (lastRefresh {}, this run changed the engine's config at \
+             {}): its jobs may have been built with the source configured before, so it is not taken as this run's \
+             refresh; run again once it is over",
+            if last_refresh.is_empty() { "null".to_string() } else { last_refresh },
+            refresh_core::run::rfc3339(config_posted_at)
+        ),
+    })
+}
+
+/// The pool a refresh under way is restoring into, when the engine shows it.
+fn refreshing_pool(status: &refresh_core::dblab::client::InstanceStatus) -> Option<String> {
+    status.pools.iter().find(|p| p.status == "refreshing").map(|p| p.name.clone())
 }
 
 /// Re-reads the whole `server.yml`: the next dump must connect to the clone and nowhere
@@ -125,8 +178,8 @@ async fn verify_source(
     connection: &SourceConnection,
     dump_jobs: u32,
     restore_jobs: Option<u32>,
-) -> Result<(), RefreshError> {
+) -> Result<dblab::EngineConfig, RefreshError> {
     let applied = client.config_file().await?;
     let mismatches = dblab::mismatches(&applied, api, connection, dump_jobs, restore_jobs);
-    if mismatches.is_empty() { Ok(()) } else { Err(RefreshError::DblabConfigNotApplied(mismatches.join("; "))) }
+    if mismatches.is_empty() { Ok(applied) } else { Err(RefreshError::DblabConfigNotApplied(mismatches.join("; "))) }
 }

@@ -2,7 +2,8 @@
 //! invocation may) and returns the refresh with a status the Choice state routes on
 //! (`pending`, `ready` = done, `failed` with the engine's alert, `timed_out`) as soon as
 //! it is no longer `pending`. The rules are `refresh_core::dblab::advance`: a refresh the
-//! engine accepted but never started, or lost to an engine restart, is a failure.
+//! engine accepted but never started, lost to an engine restart, or `finished` without
+//! the engine's snapshot of it, is a failure.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab;
@@ -33,16 +34,26 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
     let look = |prev: Refresh| {
         let client = &client;
         async move {
-            let mut seen = client.status().await?;
-            if seen.status == "refreshing" {
+            let status = client.instance_status().await?;
+            let mut look = dblab::Look {
+                retrieving: status.retrieving,
+                engine_started_at: status.engine.started_at,
+                snapshots: None,
+            };
+            match look.retrieving.status.as_str() {
                 // Only the retrieval endpoint lists the sessions that tell dump from restore.
-                match client.retrieval().await {
-                    Ok(detail) => seen.activity = detail.activity,
+                "refreshing" => match client.retrieval().await {
+                    Ok(detail) => look.retrieving.activity = detail.activity,
                     Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
+                },
+                // `finished` counts only with the engine's snapshot of the refresh.
+                "finished" if prev.seen_start || look.retrieving.last_refresh() != prev.previous_last_refresh => {
+                    look.snapshots = Some(client.snapshots().await?);
                 }
+                _ => {}
             }
-            let next = dblab::advance(&prev, &seen, OffsetDateTime::now_utc());
-            info!(status = ?next.status, retrieval = %next.retrieval_status, phase = ?next.phase, seen_start = next.seen_start, polls = next.polls, "refresh polled");
+            let next = dblab::advance(&prev, &look, OffsetDateTime::now_utc());
+            info!(status = ?next.status, retrieval = %next.retrieval_status, phase = ?next.phase, seen_start = next.seen_start, polls = next.polls, snapshot = ?next.snapshot.as_ref().map(|s| &s.id), "refresh polled");
             Ok(next)
         }
     };

@@ -1,6 +1,7 @@
 //! `record`: the run's history. At the start it validates the request, takes the
-//! target's lock and the engine's, and writes a `running` row; at the end it writes the outcome and
-//! releases the locks (only those this execution holds). For the clean-up machine it also
+//! target's lock and writes a `running` row; once the preflight named the engine, it takes
+//! the engine's lock (keyed by the engine's own identity); at the end it writes the outcome
+//! and releases the locks (only those this execution holds). For the clean-up machine it also
 //! tells whether an ended run recorded itself (`status`), and completes a stopped run's
 //! state from that execution's own history (`recover`).
 
@@ -9,7 +10,7 @@ use refresh_core::executions::Executions;
 use refresh_core::fleet;
 use refresh_core::history::{self, History};
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Execution, PollSeconds, RunStart, RunState};
+use refresh_core::run::{EngineLock, Execution, PollSeconds, RestoreSource, RunStart, RunState};
 use refresh_core::summary::{self, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,6 +38,14 @@ pub enum Input {
         execution: Execution,
         request: Value,
     },
+    /// The engine's lock, before the clone is made: keyed by the `instanceID` the
+    /// preflight read, so every address of one engine is one lock.
+    LockEngine {
+        execution: Execution,
+        request: Value,
+        run: Box<RunStart>,
+        snapshot: Box<RestoreSource>,
+    },
     Finish {
         state: Box<RunState>,
     },
@@ -60,6 +69,7 @@ pub enum Input {
 #[serde(untagged)]
 pub enum Output {
     Started(RunStart),
+    EngineLocked(EngineLock),
     Finished(Box<RunSummary>),
     Status(RunStatus),
     /// The whole state, without empty parts: the clean-up machine's Choices test presence.
@@ -86,6 +96,9 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     let now = OffsetDateTime::now_utc();
     match input {
         Input::Start { execution, request } => start(deps, execution, request, now).await.map(Output::Started),
+        Input::LockEngine { execution, request, run, snapshot } => {
+            lock_engine(deps, &execution, &request, &run, &snapshot, now).await.map(Output::EngineLocked)
+        }
         Input::Finish { state } => finish(deps, &state, now).await.map(|s| Output::Finished(Box::new(s))),
         Input::Status { execution, request } => status(deps, &execution, &request, now).await.map(Output::Status),
         Input::Recover { state } => recover(deps, *state).await.map(Output::Recovered),
@@ -130,15 +143,6 @@ async fn start(
         return Ok(run);
     }
     locked?;
-    let engine_lock = deps
-        .history
-        .acquire_engine_lock(&request.dblab.api_endpoint, &execution, lock_expires_at, now, &deps.executions)
-        .await;
-    if let Err(e) = engine_lock {
-        // This run goes no further: the target is free for the next one at once.
-        deps.history.release_lock(&request.target, &execution.name).await?;
-        return Err(e);
-    }
     let state =
         RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
     deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
@@ -154,6 +158,26 @@ async fn start(
     }
     info!(target = %run.target, run_key = %run.run_key, "run started");
     Ok(run)
+}
+
+async fn lock_engine(
+    deps: &Deps,
+    execution: &Execution,
+    request: &Value,
+    run: &RunStart,
+    snapshot: &RestoreSource,
+    now: OffsetDateTime,
+) -> Result<EngineLock, RefreshError> {
+    let endpoint = request.pointer("/dblab/apiEndpoint").and_then(Value::as_str).unwrap_or_default();
+    let Some(lock) = history::engine_lock(snapshot.engine_instance_id.as_deref(), endpoint) else {
+        return Err(RefreshError::at("dblab.apiEndpoint", "is not a URL with a host"));
+    };
+    if lock.instance_id.is_none() {
+        warn!(%endpoint, "the engine gives no instanceID: locked by its address, which another spelling would not share");
+    }
+    deps.history.acquire_engine_lock(&lock, execution, run.lock_expires_at, now, &deps.executions).await?;
+    info!(engine = %lock.describe(), "engine lock taken");
+    Ok(lock)
 }
 
 /// A start this close to a running execution of the same request is a duplicate of it
@@ -257,10 +281,8 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
         if let Some(target) = RefreshRequest::target_of(&state.request) {
             deps.history.release_lock(target, &execution.name).await?;
         }
-        if let Some(key) =
-            state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str).and_then(history::engine_lock_key)
-        {
-            deps.history.release_lock(&key, &execution.name).await?;
+        if let Some(lock) = &state.engine_lock {
+            deps.history.release_lock(&lock.key, &execution.name).await?;
         }
     }
     // A run that started (it took the lock) is its target's latest; one refused at its

@@ -62,6 +62,8 @@ pub mod names {
     pub const DBLAB_REJECTED: &str = "DblabRejected";
     pub const DBLAB_CONFIG_NOT_APPLIED: &str = "DblabConfigNotApplied";
     pub const DBLAB_MISCONFIGURED: &str = "DblabMisconfigured";
+    /// Every pool of the engine has clones: it would refuse the refresh.
+    pub const DBLAB_NO_FREE_POOL: &str = "DblabNoFreePool";
     pub const DBLAB_PROTOCOL: &str = "DblabProtocolError";
     pub const INTERNAL: &str = "InternalError";
 
@@ -86,6 +88,7 @@ pub mod names {
         DBLAB_REJECTED,
         DBLAB_CONFIG_NOT_APPLIED,
         DBLAB_MISCONFIGURED,
+        DBLAB_NO_FREE_POOL,
         DBLAB_PROTOCOL,
         INTERNAL,
     ];
@@ -101,6 +104,8 @@ pub mod names {
     pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
     /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
     pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
+    /// The engine said `finished` but made no snapshot of the refreshed pool.
+    pub const REFRESH_WITHOUT_SNAPSHOT: &str = "RefreshWithoutSnapshot";
     pub const INCOMPLETE: &str = "RunIncomplete";
     /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
     pub const EXECUTION_STOPPED: &str = "ExecutionStopped";
@@ -111,6 +116,7 @@ pub mod names {
         REFRESH_FAILED,
         REFRESH_TIMED_OUT,
         REFRESH_NOT_STARTED,
+        REFRESH_WITHOUT_SNAPSHOT,
         INCOMPLETE,
         EXECUTION_STOPPED,
     ];
@@ -127,7 +133,7 @@ pub enum RefreshError {
     InvalidInput(String),
     #[error("target {target:?} is already being refreshed by execution {owner:?}")]
     TargetLocked { target: String, owner: String },
-    #[error("the DBLab Engine at {engine} is already being refreshed by execution {owner:?}")]
+    #[error("the DBLab Engine ({engine}) is already being refreshed by execution {owner:?}")]
     EngineLocked { engine: String, owner: String },
     #[error("source {kind} {identifier:?} does not exist")]
     SourceNotFound { kind: String, identifier: String },
@@ -153,14 +159,17 @@ pub enum RefreshError {
     DblabUnauthorized(String),
     #[error("DBLab Engine retrieval mode is {mode:?}; refreshing from a clone needs \"logical\"")]
     DblabNotLogical { mode: String },
-    #[error("DBLab Engine is busy: retrieval status is {status:?}")]
-    DblabBusy { status: String },
+    /// `detail`, when not empty, starts with "; " and says whose work it is.
+    #[error("DBLab Engine is busy: retrieval status is {status:?}{detail}")]
+    DblabBusy { status: String, detail: String },
     #[error("DBLab Engine rejected {call}: {message}")]
     DblabRejected { call: String, message: String },
     #[error("DBLab Engine did not apply the source connection: {0}")]
     DblabConfigNotApplied(String),
     #[error("DBLab Engine cannot be refreshed from outside as configured: {0}")]
     DblabMisconfigured(String),
+    #[error("DBLab Engine has no pool to refresh: {0}")]
+    DblabNoFreePool(String),
     #[error("DBLab Engine answered {call} unexpectedly: {message}")]
     DblabProtocol { call: String, message: String },
     #[error("internal error: {0}")]
@@ -195,6 +204,7 @@ impl RefreshError {
             Self::DblabRejected { .. } => DBLAB_REJECTED,
             Self::DblabConfigNotApplied(_) => DBLAB_CONFIG_NOT_APPLIED,
             Self::DblabMisconfigured(_) => DBLAB_MISCONFIGURED,
+            Self::DblabNoFreePool(_) => DBLAB_NO_FREE_POOL,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::Internal(_) => INTERNAL,
         }
@@ -311,7 +321,7 @@ mod tests {
         let samples = [
             RefreshError::InvalidInput("x".into()),
             RefreshError::Internal("x".into()),
-            RefreshError::DblabBusy { status: "refreshing".into() },
+            RefreshError::DblabBusy { status: "refreshing".into(), detail: String::new() },
             RefreshError::AwsTransient { operation: "op".into(), message: "m".into() },
         ];
         for err in samples {
@@ -323,7 +333,7 @@ mod tests {
     fn only_transient_names_are_transient() {
         assert!(RefreshError::AwsTransient { operation: "a".into(), message: "b".into() }.is_transient());
         assert!(RefreshError::DblabUnavailable { endpoint: "e".into(), message: "m".into() }.is_transient());
-        assert!(!RefreshError::DblabBusy { status: "refreshing".into() }.is_transient());
+        assert!(!RefreshError::DblabBusy { status: "refreshing".into(), detail: String::new() }.is_transient());
         assert!(!RefreshError::AwsRequestFailed { operation: "a".into(), message: "b".into() }.is_transient());
     }
 

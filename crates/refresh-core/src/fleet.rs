@@ -51,6 +51,9 @@ pub struct LastRun {
     /// The error's name, for a failed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the engine was configured to ignore restore errors: tables may be missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_errors: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +138,7 @@ impl History {
             started_at: summary.started_at,
             finished_at: summary.finished_at,
             error: summary.error.as_ref().map(|e| e.name.clone()),
+            ignored_errors: summary.ignored_errors.clone(),
         };
         let last = serde_json::to_value(&last).map_err(|e| RefreshError::Internal(e.to_string()))?;
         let succeeded = summary.outcome == Outcome::Succeeded;
@@ -296,6 +300,7 @@ mod tests {
             started_at: datetime!(2026-12-02 03:00 UTC),
             finished_at: Some(datetime!(2026-12-02 03:40 UTC)),
             error: Some("RefreshFailed".into()),
+            ignored_errors: None,
         });
         let line = freshness_metrics("dblab-refresh/prod", &s, datetime!(2026-12-02 16:00 UTC));
         assert_eq!(

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::error::RefreshError;
 use crate::executions::{ExecutionState, Executions};
-use crate::run::{Execution, rfc3339};
+use crate::run::{EngineLock, Execution, rfc3339};
 use crate::summary::RunSummary;
 
 pub const PK: &str = "target";
@@ -49,15 +49,26 @@ pub fn run_key(started_at: OffsetDateTime, execution_name: &str) -> String {
     format!("{RUN_PREFIX}{stamp}#{execution_name}")
 }
 
-/// The partition key of an engine's lock: its API endpoint, normalised so that two
-/// spellings of one address (case, default port, trailing slash) take the same lock.
-/// Targets cannot contain `#`, so this never meets a target's rows.
+/// The partition key of an engine's lock by its API endpoint, normalised so that two
+/// spellings of one address (case, default port, trailing slash) take the same lock: the
+/// fallback for an engine that gives no `instanceID`. Targets cannot contain `#`, so this
+/// never meets a target's rows.
 pub fn engine_lock_key(api_endpoint: &str) -> Option<String> {
     let url = reqwest::Url::parse(api_endpoint.trim()).ok()?;
     let host = url.host_str()?.to_ascii_lowercase();
     let port = url.port_or_known_default()?;
     let path = url.path().trim_end_matches('/');
     Some(format!("engine#{}://{host}:{port}{path}", url.scheme()))
+}
+
+/// The lock of the engine the preflight checked: keyed by its own `instanceID`, the same
+/// on every address it answers on (a host name, an IP, an alias); by its normalised
+/// address only when it gives none.
+pub fn engine_lock(instance_id: Option<&str>, api_endpoint: &str) -> Option<EngineLock> {
+    match instance_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => Some(EngineLock { key: format!("engine#id#{id}"), instance_id: Some(id.to_string()) }),
+        None => engine_lock_key(api_endpoint).map(|key| EngineLock { key, instance_id: None }),
+    }
 }
 
 fn is_conditional_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
@@ -190,18 +201,15 @@ impl History {
     /// The engine lock follows the same take-over rules; a refusal names the holder.
     pub async fn acquire_engine_lock(
         &self,
-        api_endpoint: &str,
+        lock: &EngineLock,
         execution: &Execution,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
         executions: &Executions,
     ) -> Result<(), RefreshError> {
-        let Some(key) = engine_lock_key(api_endpoint) else {
-            return Err(RefreshError::at("dblab.apiEndpoint", "is not a URL with a host"));
-        };
-        match self.acquire_lock(&key, execution, expires_at, now, executions).await {
+        match self.acquire_lock(&lock.key, execution, expires_at, now, executions).await {
             Err(RefreshError::TargetLocked { owner, .. }) => {
-                Err(RefreshError::EngineLocked { engine: api_endpoint.to_string(), owner })
+                Err(RefreshError::EngineLocked { engine: lock.describe(), owner })
             }
             other => other,
         }
@@ -398,6 +406,23 @@ mod tests {
         assert_ne!(engine_lock_key("https://dblab.internal:2345").unwrap(), key);
         assert_eq!(engine_lock_key("http://10.0.0.5:2345/api/").unwrap(), "engine#http://10.0.0.5:2345/api");
         assert_eq!(engine_lock_key("not a url"), None);
+    }
+
+    #[test]
+    fn an_engine_is_locked_by_its_own_identity_whatever_address_names_it() {
+        let by_name = engine_lock(Some("abc123"), "https://dblab.internal:2345").unwrap();
+        let by_ip = engine_lock(Some("abc123"), "https://10.0.0.5:2345").unwrap();
+        assert_eq!(by_name, by_ip);
+        assert_eq!(by_name.key, "engine#id#abc123");
+        assert_eq!(by_name.describe(), "engine instance abc123");
+        // Without an identity, the address: and the row says what that does not cover.
+        let fallback = engine_lock(Some(" "), "https://DBLab.internal:2345/").unwrap();
+        assert_eq!(
+            (fallback.key.as_str(), fallback.instance_id.as_deref()),
+            ("engine#https://dblab.internal:2345", None)
+        );
+        assert!(fallback.describe().contains("gives no instanceID"), "{}", fallback.describe());
+        assert_eq!(engine_lock(None, "not a url"), None);
     }
 
     #[test]

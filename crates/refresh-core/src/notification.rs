@@ -99,6 +99,13 @@ pub fn compose(summary: &RunSummary) -> Message {
     if let Some(engine) = &summary.engine_version {
         lines.push(format!("DBLab Engine:  {engine}"));
     }
+    if let Some(snapshot) = &summary.engine_snapshot {
+        let read = summary.engine_data_state_at.as_deref().map_or_else(String::new, |t| format!(", dump read at {t}"));
+        lines.push(format!("Engine snapshot: {snapshot}{read}"));
+    }
+    if let Some(warning) = &summary.ignored_errors {
+        lines.push(format!("Warning:       {warning}"));
+    }
     if let Some(cost) = &summary.cost {
         lines.push(format!("Cost (est.):   {}", cost.describe()));
     }
@@ -176,6 +183,10 @@ mod tests {
             clone_class: Some("db.t3.medium".into()),
             clone_storage_type: None,
             engine_version: Some("v4.2.0-rc.3-20260721-1410 (4.2 API)".into()),
+            engine_lock: Some("engine instance abc".into()),
+            engine_snapshot: Some("dblab_pool@snapshot_20261122051500".into()),
+            engine_data_state_at: Some("2026-11-22T05:15:00Z".into()),
+            ignored_errors: None,
             clone_lifetime_seconds: Some(4_740),
             clone_billed_seconds: Some(4_200),
             clone_deleted_after_dump: false,
@@ -195,7 +206,21 @@ mod tests {
         assert!(m.body.contains("Restored from: snapshot rds:prod-2026-11-22-03-10"));
         assert!(m.body.contains("Clone lived:   1h 19m"));
         assert!(m.body.contains("did not finish"));
+        assert!(
+            m.body.contains("Engine snapshot: dblab_pool@snapshot_20261122051500, dump read at 2026-11-22T05:15:00Z"),
+            "{}",
+            m.body
+        );
+        assert!(!m.body.contains("Warning:"));
         assert_eq!(m.attributes, vec![("outcome", "succeeded".to_string()), ("target", "staging".to_string())]);
+    }
+
+    #[test]
+    fn an_engine_that_ignores_restore_errors_is_said_to() {
+        let mut s = summary(Outcome::Succeeded);
+        s.ignored_errors = Some("the engine was configured to ignore restore errors".into());
+        let m = compose(&s);
+        assert!(m.body.contains("Warning:       the engine was configured to ignore restore errors"), "{}", m.body);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Report {
     /// What the clone would be restored from, when that check passed.
     pub source: Option<RestoreSource>,
     pub engine: Option<EngineIdentity>,
+    /// The engine's own `instanceID`, when it gives one: what the engine lock is keyed by.
+    pub engine_instance_id: Option<String>,
     /// What does not stop a run but should be fixed (plain HTTP to the engine).
     pub warnings: Vec<String>,
 }
@@ -52,12 +54,16 @@ impl Report {
         self.checks.iter().all(|c| c.outcome.is_ok())
     }
 
-    /// The restore source, or the first failing check's error.
+    /// The restore source, naming the engine checked, or the first failing check's error.
     pub fn into_source(self) -> Result<RestoreSource, RefreshError> {
         if let Some(failed) = self.checks.into_iter().find_map(|c| c.outcome.err()) {
             return Err(failed);
         }
-        self.source.ok_or_else(|| RefreshError::Internal("the preflight passed without a restore source".into()))
+        let mut source = self
+            .source
+            .ok_or_else(|| RefreshError::Internal("the preflight passed without a restore source".into()))?;
+        source.engine_instance_id = self.engine_instance_id;
+        Ok(source)
     }
 }
 
@@ -102,13 +108,16 @@ pub async fn run(
 ) -> Report {
     let mut c = Checks { list: Vec::new(), stop };
     let mut identity = None;
+    let mut instance_id = None;
     let client = c.record(
         "DBLab token secret",
         deps.dblab.connect(deps.secrets, &request.dblab).await.map(|client| client.within(until)),
         |_| "readable".into(),
     );
-    if let Some(client) = &client {
-        identity = engine_checks(&mut c, client, request).await;
+    if let Some(client) = &client
+        && let Some((engine, id)) = engine_checks(&mut c, client, request).await
+    {
+        (identity, instance_id) = (Some(engine), id);
     }
     let mut source = None;
     if !c.halted() {
@@ -155,15 +164,21 @@ pub async fn run(
         checks: c.list,
         source,
         engine: identity,
+        engine_instance_id: instance_id,
         warnings: request.dblab.plaintext_warning().into_iter().collect(),
     }
 }
 
 /// The engine: healthy, token accepted, logical and idle; then what its configuration
 /// allows. Nothing on the engine is changed.
-async fn engine_checks(c: &mut Checks, client: &DblabClient, request: &RefreshRequest) -> Option<EngineIdentity> {
+async fn engine_checks(
+    c: &mut Checks,
+    client: &DblabClient,
+    request: &RefreshRequest,
+) -> Option<(EngineIdentity, Option<String>)> {
     let state = c.record("DBLab Engine", engine::engine_state(client).await, |s| {
-        format!("version {}, logical mode, status {}", s.version, s.status.retrieving.status)
+        let id = s.instance_id.as_deref().map_or_else(|| "no instanceID".to_string(), |id| format!("instance {id}"));
+        format!("version {}, {id}, logical mode, status {}", s.version, s.status.retrieving.status)
     })?;
     if c.halted() {
         return None;
@@ -177,13 +192,19 @@ async fn engine_checks(c: &mut Checks, client: &DblabClient, request: &RefreshRe
         ("configuration changes", engine::config_modifiable(&state.status).map(|()| "allowed".to_string())),
         ("engine timetable", engine::no_timetable(&config).map(|()| "none: refreshes come from here only".to_string())),
         ("immediateRestore", engine::immediate_restore_allows(&config, request.clone.delete_after_dump)),
+        ("pool to refresh", engine::free_pool(&state.status).map(|pool| format!("{pool}, which has no clones"))),
+        (
+            "restore errors",
+            engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)
+                .map(|said| said.unwrap_or_else(|| "stop the refresh (ignoreErrors is off)".into())),
+        ),
     ] {
         if c.halted() {
             break;
         }
         c.record(name, result, Clone::clone);
     }
-    Some(identity)
+    Some((identity, state.instance_id))
 }
 
 /// A `db.serverless` writer needs a scaling configuration on its cluster, or RDS refuses

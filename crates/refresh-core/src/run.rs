@@ -109,6 +109,10 @@ pub struct RestoreSource {
     /// An Aurora Serverless v2 clone's capacity: the request's, or the source cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless_capacity: Option<crate::request::ServerlessCapacity>,
+    /// The DBLab Engine the preflight checked, by its own `instanceID` (`/healthz`): the
+    /// run's engine lock is keyed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_instance_id: Option<String>,
 }
 
 impl RestoreSource {
@@ -129,6 +133,32 @@ impl RestoreSource {
 pub enum CloneKind {
     Instance,
     Cluster,
+}
+
+/// The engine lock a run holds, from before its clone is made to its end: one engine,
+/// however its API address is spelt, is refreshed by one run at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineLock {
+    /// The lock item's partition key.
+    pub key: String,
+    /// The engine's `instanceID`; `None` when it gives none and the lock falls back to the
+    /// normalised API address (then two spellings of one address are two locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+}
+
+impl EngineLock {
+    /// What the lock is keyed by, in words, for the row and the notification.
+    pub fn describe(&self) -> String {
+        match &self.instance_id {
+            Some(id) => format!("engine instance {id}"),
+            None => format!(
+                "API address {} (the engine gives no instanceID, so other spellings of its address are not covered)",
+                self.key.trim_start_matches("engine#")
+            ),
+        }
+    }
 }
 
 /// What the Choice after a poll routes on. Shared by the clone and refresh loops.
@@ -206,8 +236,12 @@ pub enum RefreshPhase {
 pub enum RefreshFailure {
     /// Accepted by the engine, but never seen running within `dblab.startTimeout`.
     NotStarted,
-    /// The engine restarted (lost `lastRefresh`, or went back to `inactive`).
+    /// The engine restarted (a new `engine.startedAt`, a lost `lastRefresh`, or back to
+    /// `inactive`).
     EngineRestarted,
+    /// The engine said `finished`, but `GET /snapshots` shows no snapshot of the refreshed
+    /// pool made since the refresh started: nothing proves the new data is there.
+    NoSnapshot,
 }
 
 /// The DBLab refresh: started by `patch-dblab`, advanced by `poll-refresh`.
@@ -263,6 +297,18 @@ pub struct Refresh {
     /// state machine deletes it and goes on polling.
     #[serde(default)]
     pub release_clone: bool,
+    /// `engine.startedAt` when the refresh was triggered: another value later is a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_started_at: Option<String>,
+    /// The pool the engine refreshes (the last one without clones at the trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Set when the request accepted an engine configured to ignore restore errors: says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_errors: Option<String>,
+    /// The engine's own evidence of a finished refresh: the snapshot it made of the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<crate::dblab::EngineSnapshot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +376,8 @@ pub struct RunState {
     pub run: Option<RunStart>,
     #[serde(default)]
     pub snapshot: Option<RestoreSource>,
+    #[serde(default)]
+    pub engine_lock: Option<EngineLock>,
     #[serde(default)]
     pub clone: Option<CloneInstance>,
     #[serde(default)]

@@ -111,6 +111,7 @@ pub fn complete(cleanup: RunState, stopped: Stopped) -> RunState {
     RunState {
         run: run.run,
         snapshot: run.snapshot,
+        engine_lock: run.engine_lock,
         clone: run.clone,
         refresh: run.refresh,
         early_deletion: run.early_deletion,
@@ -174,7 +175,12 @@ mod tests {
             entered(2, "FindSnapshot"),
             exited(3, "FindSnapshot", &json!({"request": request, "snapshot": snapshot()})),
             entered(4, "Restore"),
-            exited(5, "Restore", &json!({"request": request, "snapshot": snapshot(), "clone": clone()})),
+            exited(
+                5,
+                "Restore",
+                &json!({"request": request, "snapshot": snapshot(), "engineLock": {"key": "engine#id#e1", "instanceId": "e1"},
+                        "clone": clone()}),
+            ),
             entered(6, "WaitForRefresh"),
         ]
     }
@@ -202,6 +208,7 @@ mod tests {
         let done = complete(cleanup, stopped);
         assert_eq!(done.snapshot.as_ref().map(|s| s.identifier.as_str()), Some("rds:prod-2026-11-30-03-00"));
         assert_eq!(done.clone.as_ref().map(|c| c.instance_class.as_str()), Some("db.r6g.large"));
+        assert_eq!(done.engine_lock.map(|l| l.key).as_deref(), Some("engine#id#e1"), "released by the clean-up");
         assert_eq!(done.failed_state.as_deref(), Some("WaitForRefresh"));
         let error = done.error.unwrap();
         assert_eq!(error.error, "ExecutionStopped");

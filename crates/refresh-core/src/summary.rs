@@ -97,6 +97,19 @@ pub struct RunSummary {
     /// The DBLab Engine's version and API generation, as the run found them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
+    /// What the run's engine lock was keyed by: the engine's identity, or its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_lock: Option<String>,
+    /// The snapshot the engine made of the refreshed pool: its own evidence of the refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_snapshot: Option<String>,
+    /// That snapshot's `dataStateAt`: when the engine's pg_dump read the clone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_data_state_at: Option<String>,
+    /// Set when the engine was configured to ignore restore errors (and the request
+    /// accepted it): tables may be missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_errors: Option<String>,
     /// From the restore request until its deletion started: what the clone cost.
     #[serde(default)]
     pub clone_lifetime_seconds: Option<i64>,
@@ -212,6 +225,14 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
         clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
         clone_storage_type: state.clone.as_ref().and_then(|c| c.storage_type.clone()),
         engine_version: state.refresh.as_ref().and_then(|r| r.engine.as_ref()).map(EngineIdentity::describe),
+        engine_lock: state.engine_lock.as_ref().map(crate::run::EngineLock::describe),
+        engine_snapshot: state.refresh.as_ref().and_then(|r| r.snapshot.as_ref()).map(|s| s.id.clone()),
+        engine_data_state_at: state
+            .refresh
+            .as_ref()
+            .and_then(|r| r.snapshot.as_ref())
+            .and_then(|s| s.data_state_at.clone()),
+        ignored_errors: state.refresh.as_ref().and_then(|r| r.ignored_errors.clone()),
         clone_lifetime_seconds: None,
         clone_billed_seconds: None,
         clone_deleted_after_dump: false,
@@ -367,6 +388,9 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
             PollStatus::Failed if refresh.failure == Some(RefreshFailure::NotStarted) => {
                 return derived(names::REFRESH_NOT_STARTED, alert);
             }
+            PollStatus::Failed if refresh.failure == Some(RefreshFailure::NoSnapshot) => {
+                return derived(names::REFRESH_WITHOUT_SNAPSHOT, alert);
+            }
             PollStatus::Failed => return derived(names::REFRESH_FAILED, alert),
             PollStatus::TimedOut => return derived(names::REFRESH_TIMED_OUT, alert),
             PollStatus::Pending | PollStatus::Ready => {}
@@ -446,6 +470,15 @@ mod tests {
             restore_looks: 0,
             dump_over: false,
             release_clone: false,
+            engine_started_at: None,
+            pool: Some("dblab_pool".into()),
+            ignored_errors: None,
+            snapshot: (status == PollStatus::Ready).then(|| crate::dblab::EngineSnapshot {
+                id: "dblab_pool@snapshot_20261122052000".into(),
+                created_at: Some("2026-11-22T06:11:00Z".into()),
+                data_state_at: Some("2026-11-22T05:20:00Z".into()),
+                pool: "dblab_pool".into(),
+            }),
         }
     }
 
@@ -571,6 +604,7 @@ mod tests {
             source_type: crate::request::SourceType::Rds,
             source_identifier: "prod".into(),
             found_at: T0,
+            engine_instance_id: None,
             serverless_capacity: None,
             kms_key_id: None,
         }

@@ -33,6 +33,9 @@ pub struct Health {
     pub version: String,
     #[serde(default)]
     pub edition: String,
+    /// The engine's own identity, the same on every address it answers on.
+    #[serde(default, rename = "instanceID")]
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +43,9 @@ pub struct InstanceStatus {
     pub retrieving: Retrieving,
     #[serde(default)]
     pub engine: EngineInfo,
+    /// `null` or absent reads as none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub pools: Vec<PoolEntry>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,6 +56,46 @@ pub struct EngineInfo {
     /// POST /admin/config answers 400 when this is set.
     #[serde(default)]
     pub disable_config_modification: bool,
+    /// When the engine process started: it changes with every restart.
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// One of the engine's pools, and the clones on it. The engine refreshes only a pool
+/// without clones: the last one in this list that has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolEntry {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    /// A Go nil slice: `null` when the pool has none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub clone_list: Vec<String>,
+}
+
+/// A snapshot as `GET /snapshots` lists it. In logical mode the snapshot job makes one
+/// at the end of each refresh: `createdAt` is when it was made (the engine's clock), and
+/// `dataStateAt` when pg_dump started reading the source (its archive time).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineSnapshot {
+    pub id: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub data_state_at: Option<String>,
+    #[serde(default)]
+    pub pool: String,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -269,10 +315,6 @@ impl DblabClient {
         Self::decode("GET /status", v)
     }
 
-    pub async fn status(&self) -> Result<Retrieving, RefreshError> {
-        Ok(self.instance_status().await?.retrieving)
-    }
-
     /// `GET /instance/retrieval`: like `status` plus the activity lists.
     pub async fn retrieval(&self) -> Result<Retrieving, RefreshError> {
         let v = self.call(Call::get("/instance/retrieval")).await?;
@@ -294,6 +336,12 @@ impl DblabClient {
     /// The body holds the password: it is neither logged nor returned.
     pub async fn update_config(&self, body: &Value) -> Result<(), RefreshError> {
         self.call_text(Call::post("/admin/config", Some(body))).await.map(drop)
+    }
+
+    /// `GET /snapshots`: every snapshot of every pool.
+    pub async fn snapshots(&self) -> Result<Vec<EngineSnapshot>, RefreshError> {
+        let v = self.call(Call::get("/snapshots")).await?;
+        Self::decode("GET /snapshots", v)
     }
 
     pub async fn full_refresh(&self) -> Result<(), RefreshError> {
@@ -382,6 +430,7 @@ mod tests {
             timeout: Duration::from_secs(3_600),
             start_timeout: Duration::from_secs(300),
             restore_parallel_jobs: None,
+            allow_ignored_errors: false,
         }
     }
 
@@ -426,5 +475,21 @@ mod tests {
         assert_eq!(v.retrieving.last_refresh(), "");
         assert_eq!(v.retrieving.skipped_mark().unwrap().count, 3);
         assert!(v.engine.disable_config_modification);
+    }
+
+    #[test]
+    fn pools_with_their_clones_and_the_start_time_are_read_in_any_shape() {
+        let v: InstanceStatus = serde_json::from_value(json!({
+            "retrieving": {"mode": "logical", "status": "finished"},
+            "engine": {"version": "v4.1.3", "instanceID": "abc", "startedAt": "2026-12-05T10:00:00+02:00"},
+            "pools": [{"name": "a", "status": "active", "cloneList": ["c1"]}, {"name": "b", "cloneList": null}]}))
+        .unwrap();
+        assert_eq!(v.engine.started_at.as_deref(), Some("2026-12-05T10:00:00+02:00"));
+        assert_eq!(v.pools[0].clone_list, ["c1"]);
+        assert!(v.pools[1].clone_list.is_empty());
+        let bare: InstanceStatus = serde_json::from_value(json!({"retrieving": {}, "pools": null})).unwrap();
+        assert!(bare.pools.is_empty() && bare.engine.started_at.is_none());
+        let health: Health = serde_json::from_value(json!({"version": "v4.2.0", "instanceID": "d1"})).unwrap();
+        assert_eq!(health.instance_id.as_deref(), Some("d1"));
     }
 }

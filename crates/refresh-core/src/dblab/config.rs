@@ -99,48 +99,80 @@ impl EngineConfig {
         self.text(pointer).and_then(|t| t.trim().parse().ok())
     }
 
-    /// Where a dump started now would connect: host, port, dbname, user, with a 4.2
-    /// connection string overriding the discrete fields as the engine does.
+    /// The dump's `parallelJobs` as the engine will use it: unset (or 0), one job.
+    pub fn dump_jobs_in_effect(&self) -> u32 {
+        self.dump_parallel_jobs().filter(|n| *n > 0).unwrap_or(1)
+    }
+
+    /// The `ignoreErrors` keys set true: with the restore's, a failing pg_restore does not
+    /// stop the refresh, which then ends `finished` with tables missing. The dump's is a
+    /// projection field the engine's dump job does not read today, but says the same.
+    pub fn ignored_errors(&self) -> Vec<&'static str> {
+        [
+            ("/retrieval/spec/logicalRestore/options/ignoreErrors", "logicalRestore.options.ignoreErrors"),
+            ("/retrieval/spec/logicalDump/options/ignoreErrors", "logicalDump.options.ignoreErrors"),
+        ]
+        .into_iter()
+        .filter(|(pointer, _)| self.doc.pointer(pointer).is_some_and(truthy))
+        .map(|(_, key)| key)
+        .collect()
+    }
+
+    /// Where a dump started now would connect, worked out as the engine's dump job does:
+    /// - the discrete `connection` fields, port 5432 and user `postgres` when unset;
+    /// - on 4.2, a non-empty `connectionString` replaces all four (libpq's defaults for
+    ///   what it lacks: port 5432, the engine's own OS user, no host = its local socket);
+    /// - with `type: rdsIam`, host and port are the endpoint RDS gives for
+    ///   `rdsIam.dbInstanceIdentifier`, unless a 4.2 string names where to connect.
     pub fn effective_source(&self, api: Api) -> Result<EffectiveSource, String> {
+        let source_type = self.text(&format!("{DUMP}/source/type")).unwrap_or_default();
         let mut source = EffectiveSource {
-            hosts: self.connection("host").into_iter().collect(),
+            source_type: source_type.clone(),
+            hosts: self.connection("host").filter(|h| !h.is_empty()).into_iter().collect(),
             hostaddr: None,
-            port: self.connection("port"),
+            port: Some(self.connection("port").filter(|p| !p.is_empty() && p != "0").unwrap_or_else(default_port)),
             dbname: self.connection("dbname"),
-            username: self.connection("username"),
+            username: Some(self.connection("username").filter(|u| !u.is_empty()).unwrap_or_else(|| "postgres".into())),
             via_connection_string: false,
+            rds_instance: None,
         };
         if api == Api::V42
             && let Some(text) = self.connection_string()
         {
             let parsed = ConnString::parse(&text).map_err(|e| format!("source.connectionString is unreadable: {e}"))?;
             source.via_connection_string = true;
-            let hosts = parsed.hosts();
-            if !hosts.is_empty() {
-                source.hosts = hosts.into_iter().map(str::to_string).collect();
-            }
+            source.hosts = parsed.hosts().into_iter().map(str::to_string).collect();
             source.hostaddr = parsed.get("hostaddr").map(str::to_string);
-            for (field, key) in
-                [(&mut source.port, "port"), (&mut source.dbname, "dbname"), (&mut source.username, "user")]
-            {
-                if let Some(v) = parsed.get(key) {
-                    *field = Some(v.to_string());
-                }
-            }
+            source.port = Some(parsed.get("port").map_or_else(default_port, str::to_string));
+            source.dbname = parsed.get("dbname").map(str::to_string);
+            // Without one, libpq and pgx connect as the engine process's OS user.
+            source.username = parsed.get("user").map(str::to_string);
+        }
+        if source_type == "rdsIam" {
+            source.rds_instance =
+                Some(self.text(&format!("{DUMP}/source/rdsIam/dbInstanceIdentifier")).unwrap_or_default());
         }
         Ok(source)
     }
 }
 
+fn default_port() -> String {
+    "5432".into()
+}
+
 /// Where the engine's next dump connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectiveSource {
+    /// `source.type`: `remote` (or unset), `local`, `rdsIam`.
+    pub source_type: String,
     pub hosts: Vec<String>,
     pub hostaddr: Option<String>,
     pub port: Option<String>,
     pub dbname: Option<String>,
     pub username: Option<String>,
     pub via_connection_string: bool,
+    /// `rdsIam`: the instance whose endpoint the engine looks up (empty when unset).
+    pub rds_instance: Option<String>,
 }
 
 impl EffectiveSource {
@@ -148,23 +180,62 @@ impl EffectiveSource {
     pub fn differences(&self, conn: &SourceConnection) -> Vec<String> {
         let origin = if self.via_connection_string { "source.connectionString" } else { "source.connection" };
         let mut out = Vec::new();
-        if self.hosts.is_empty() {
-            out.push("host is missing from the engine's config (add it to server.yml so it can be set)".into());
-        } else if self.hosts != [conn.host.as_str()] {
-            out.push(format!("{origin} host is {:?}, expected {:?}", self.hosts.join(","), conn.host));
+        match self.source_type.as_str() {
+            "" | "remote" | "rdsIam" => {}
+            "local" => out.push(
+                "source.type is \"local\": the engine dumps a database on its own host (and moves port 5432 to \
+                 9999); set source.type to \"remote\" in the engine's server.yml"
+                    .into(),
+            ),
+            other => out.push(format!(
+                "source.type is {other:?}, which the engine does not know (remote, local or rdsIam): its refresh \
+                 would never start"
+            )),
         }
-        if let Some(addr) = &self.hostaddr {
-            out.push(format!("{origin} hostaddr is {addr:?}, which would bypass the clone's host name"));
+        // With rdsIam the address is the named instance's endpoint, unless a string says where.
+        let address_from_rds = self.rds_instance.is_some() && !self.via_connection_string;
+        if let Some(instance) = &self.rds_instance {
+            if instance.is_empty() {
+                out.push(
+                    "source.rdsIam.dbInstanceIdentifier is missing from the engine's config (add it to server.yml \
+                     so it can be set)"
+                        .into(),
+                );
+            } else if instance != &conn.instance_id {
+                out.push(format!(
+                    "source.rdsIam.dbInstanceIdentifier is {instance:?}, expected {:?}: with source.type rdsIam the \
+                     engine dumps from that instance's endpoint",
+                    conn.instance_id
+                ));
+            }
         }
-        let port = conn.port.to_string();
-        for (field, got, want) in [
-            ("port", &self.port, &port),
-            ("dbname", &self.dbname, &conn.dbname),
-            ("username", &self.username, &conn.username),
-        ] {
+        if !address_from_rds {
+            if self.hosts.is_empty() {
+                out.push(if self.via_connection_string {
+                    "source.connectionString names no host: the engine would connect to its own local socket".into()
+                } else {
+                    "host is missing from the engine's config (add it to server.yml so it can be set)".into()
+                });
+            } else if self.hosts != [conn.host.as_str()] {
+                out.push(format!("{origin} host is {:?}, expected {:?}", self.hosts.join(","), conn.host));
+            }
+            if let Some(addr) = &self.hostaddr {
+                out.push(format!("{origin} hostaddr is {addr:?}, which would bypass the clone's host name"));
+            }
+            let port = conn.port.to_string();
+            if self.port.as_deref() != Some(port.as_str()) {
+                out.push(format!("{origin} port is {}, expected {port:?}", shown(self.port.as_deref())));
+            }
+        }
+        for (field, got, want) in [("dbname", &self.dbname, &conn.dbname), ("username", &self.username, &conn.username)]
+        {
             match got {
                 Some(got) if got == want => {}
                 Some(got) => out.push(format!("{origin} {field} is {got:?}, expected {want:?}")),
+                None if self.via_connection_string => out.push(format!(
+                    "source.connectionString has no {}: libpq would use its default, not {want:?}",
+                    if field == "username" { "user (the engine's OS user)" } else { "dbname" }
+                )),
                 None => out.push(format!(
                     "{field} is missing from the engine's config (add it to server.yml so it can be set)"
                 )),
@@ -177,6 +248,10 @@ impl EffectiveSource {
     pub fn is(&self, conn: &SourceConnection) -> bool {
         self.differences(conn).is_empty()
     }
+}
+
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "unset".to_string(), |v| format!("{v:?}"))
 }
 
 fn truthy(value: &Value) -> bool {
@@ -417,15 +492,117 @@ retrieval:
     }
 
     #[test]
-    fn missing_keys_are_reported() {
+    fn missing_keys_are_reported_and_the_engines_defaults_count() {
         let partial = EngineConfig::parse(
             "retrieval: {spec: {logicalDump: {options: {source: {connection: {host: old, dbname: app, username: dblab}}}}}}",
         )
         .unwrap();
+        // No port: the engine uses 5432, which is the clone's.
         let diff = mismatches(&partial, Api::V41, &conn(), 1, None);
-        assert_eq!(diff.len(), 2, "{diff:?}");
-        assert!(diff[0].starts_with("source.connection host"));
-        assert!(diff[1].starts_with("port is missing"));
+        assert_eq!(diff, ["source.connection host is \"old\", expected \"clone.abc.rds.amazonaws.com\""]);
+        let elsewhere = SourceConnection { port: 6543, ..conn() };
+        let diff = mismatches(&partial, Api::V41, &elsewhere, 1, None);
+        assert!(diff.iter().any(|d| d == "source.connection port is \"5432\", expected \"6543\""), "{diff:?}");
+        // No username: the engine connects as postgres.
+        let no_user = EngineConfig::parse(
+            "retrieval: {spec: {logicalDump: {options: {source: {connection: {host: h, dbname: app}}}}}}",
+        )
+        .unwrap();
+        let source = no_user.effective_source(Api::V41).unwrap();
+        assert_eq!(source.username.as_deref(), Some("postgres"));
+        let no_db =
+            EngineConfig::parse("retrieval: {spec: {logicalDump: {options: {source: {connection: {host: h}}}}}}")
+                .unwrap();
+        let diff = no_db.effective_source(Api::V41).unwrap().differences(&conn());
+        assert!(diff.iter().any(|d| d.starts_with("dbname is missing")), "{diff:?}");
+    }
+
+    fn source_yaml(source: &str) -> EngineConfig {
+        EngineConfig::parse(&format!("retrieval: {{spec: {{logicalDump: {{options: {{source: {source}}}}}}}}}"))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_42_connection_string_replaces_every_field_with_libpqs_defaults() {
+        // Port from nowhere is 5432, not the discrete field's.
+        let c = source_yaml(
+            "{connection: {host: clone.abc.rds.amazonaws.com, port: 6000, dbname: app, username: dblab}, \
+             connectionString: 'host=clone.abc.rds.amazonaws.com dbname=app user=dblab sslmode=require'}",
+        );
+        let s = c.effective_source(Api::V42).unwrap();
+        assert_eq!((s.port.as_deref(), s.via_connection_string), (Some("5432"), true));
+        assert!(s.is(&conn()), "{:?}", s.differences(&conn()));
+        // No user in the string: the engine's OS user, not the discrete username.
+        let c = source_yaml(
+            "{connection: {host: clone.abc.rds.amazonaws.com, port: 5432, dbname: app, username: dblab}, \
+             connectionString: 'host=clone.abc.rds.amazonaws.com dbname=app sslmode=require'}",
+        );
+        let diff = c.effective_source(Api::V42).unwrap().differences(&conn());
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(diff[0].contains("has no user (the engine's OS user)"), "{diff:?}");
+        // No host: the engine host's own socket.
+        let c =
+            source_yaml("{connection: {host: clone.abc.rds.amazonaws.com}, connectionString: 'dbname=app user=dblab'}");
+        let diff = c.effective_source(Api::V42).unwrap().differences(&conn());
+        assert!(diff.iter().any(|d| d.contains("names no host")), "{diff:?}");
+        // 4.1 ignores the string whole.
+        assert!(c.effective_source(Api::V41).unwrap().hosts == ["clone.abc.rds.amazonaws.com"]);
+    }
+
+    #[test]
+    fn rds_iam_dumps_from_the_named_instance_whatever_the_host_says() {
+        let c = source_yaml(
+            "{type: rdsIam, connection: {host: prod.abc.rds.amazonaws.com, port: 5432, dbname: app, username: dblab}, \
+             rdsIam: {awsRegion: us-east-1, dbInstanceIdentifier: dblab-refresh-x-writer}}",
+        );
+        assert!(mismatches(&c, Api::V41, &conn(), 1, None).is_empty(), "the host field is not where it connects");
+        let other = source_yaml(
+            "{type: rdsIam, connection: {host: clone.abc.rds.amazonaws.com, port: 5432, dbname: app, username: dblab}, \
+             rdsIam: {dbInstanceIdentifier: prod-db}}",
+        );
+        let diff = mismatches(&other, Api::V42, &conn(), 1, None);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(diff[0].starts_with("source.rdsIam.dbInstanceIdentifier is \"prod-db\""), "{diff:?}");
+        let unset = source_yaml(
+            "{type: rdsIam, connection: {host: clone.abc.rds.amazonaws.com, dbname: app, username: dblab}, rdsIam: {}}",
+        );
+        let diff = mismatches(&unset, Api::V41, &conn(), 1, None);
+        assert!(diff.iter().any(|d| d.starts_with("source.rdsIam.dbInstanceIdentifier is missing")), "{diff:?}");
+        // A 4.2 string decides the address even with rdsIam: both must be the clone's.
+        let via = source_yaml(
+            "{type: rdsIam, connection: {dbname: app, username: dblab}, rdsIam: {dbInstanceIdentifier: \
+             dblab-refresh-x-writer}, connectionString: 'host=prod port=5432 dbname=app user=dblab sslmode=require'}",
+        );
+        let diff = mismatches(&via, Api::V42, &conn(), 1, None);
+        assert_eq!(diff, ["source.connectionString host is \"prod\", expected \"clone.abc.rds.amazonaws.com\""]);
+    }
+
+    #[test]
+    fn only_a_remote_or_rds_iam_source_is_a_clone() {
+        for (kind, says) in [("local", "source.type is \"local\""), ("s3", "source.type is \"s3\"")] {
+            let c = source_yaml(&format!(
+                "{{type: {kind}, connection: {{host: clone.abc.rds.amazonaws.com, port: 5432, dbname: app, username: dblab}}}}"
+            ));
+            let diff = mismatches(&c, Api::V41, &conn(), 1, None);
+            assert!(diff.len() == 1 && diff[0].starts_with(says), "{diff:?}");
+        }
+    }
+
+    #[test]
+    fn unset_dump_jobs_are_one_and_ignored_errors_are_named() {
+        let c = EngineConfig::parse("retrieval: {spec: {logicalDump: {options: {}}}}").unwrap();
+        assert_eq!(c.dump_jobs_in_effect(), 1);
+        assert!(c.ignored_errors().is_empty());
+        assert_eq!(yaml("", "false").dump_jobs_in_effect(), 1);
+        let c = EngineConfig::parse(
+            "retrieval: {spec: {logicalDump: {options: {parallelJobs: 0, ignoreErrors: 'yes'}}, \
+             logicalRestore: {options: {ignoreErrors: true}}}}",
+        )
+        .unwrap();
+        assert_eq!(c.dump_jobs_in_effect(), 1);
+        assert_eq!(c.ignored_errors(), ["logicalRestore.options.ignoreErrors", "logicalDump.options.ignoreErrors"]);
+        let off = EngineConfig::parse("retrieval: {spec: {logicalRestore: {options: {ignoreErrors: false}}}}").unwrap();
+        assert!(off.ignored_errors().is_empty());
     }
 
     #[test]

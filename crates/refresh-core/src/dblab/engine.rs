@@ -26,6 +26,8 @@ impl EngineIdentity {
 #[derive(Debug, Clone)]
 pub struct EngineState {
     pub version: String,
+    /// `/healthz` `instanceID`, when the engine gives one.
+    pub instance_id: Option<String>,
     pub status: InstanceStatus,
 }
 
@@ -38,7 +40,8 @@ pub async fn logical_engine(client: &DblabClient) -> Result<EngineState, Refresh
         return Err(RefreshError::DblabNotLogical { mode: status.retrieving.mode.clone() });
     }
     let version = if health.version.is_empty() { status.engine.version.clone() } else { health.version };
-    Ok(EngineState { version, status })
+    let instance_id = health.instance_id.filter(|id| !id.trim().is_empty());
+    Ok(EngineState { version, instance_id, status })
 }
 
 /// As `logical_engine`, and no refresh running or pending.
@@ -46,7 +49,7 @@ pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshEr
     let state = logical_engine(client).await?;
     let status = &state.status.retrieving.status;
     if BUSY_STATUSES.contains(&status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: status.clone() });
+        return Err(RefreshError::DblabBusy { status: status.clone(), detail: String::new() });
     }
     Ok(state)
 }
@@ -83,6 +86,50 @@ pub fn no_timetable(config: &EngineConfig) -> Result<(), RefreshError> {
              the refresh here instead"
         ))),
     }
+}
+
+/// The pool a refresh would take: the engine refreshes only a pool without clones, the
+/// last such one in its list. With every pool in use, `POST /full-refresh` answers 400,
+/// so this is refused before a clone costs money, naming each pool and its clones.
+pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
+    if let Some(pool) = status.pools.iter().rev().find(|p| p.clone_list.is_empty()) {
+        return Ok(pool.name.clone());
+    }
+    let pools = if status.pools.is_empty() {
+        "it lists no pool".to_string()
+    } else {
+        status
+            .pools
+            .iter()
+            .map(|p| format!("pool {} has clones {}", p.name, p.clone_list.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(RefreshError::DblabNoFreePool(format!(
+        "the engine refreshes only a pool without clones, and {pools}: destroy those clones (or add a pool to the \
+         engine) and run again"
+    )))
+}
+
+/// The engine stops a refresh at the first failing pg_restore, unless `ignoreErrors` says
+/// otherwise: then `finished` can mean tables are missing. Refused unless the request
+/// accepts it; accepted, the run says so.
+pub fn ignored_errors_allowed(config: &EngineConfig, allowed: bool) -> Result<Option<String>, RefreshError> {
+    let keys = config.ignored_errors();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let keys = keys.join(" and ");
+    if !allowed {
+        return Err(RefreshError::DblabMisconfigured(format!(
+            "the engine is configured to ignore errors ({keys}: true): a refresh whose pg_restore fails still ends \
+             \"finished\", with tables missing; set it to false in the engine's server.yml, or accept partial \
+             refreshes with dblab.allowIgnoredErrors: true"
+        )));
+    }
+    Ok(Some(format!(
+        "the engine was configured to ignore restore errors ({keys}: true): tables may be missing from this refresh"
+    )))
 }
 
 /// With immediateRestore the engine restores while it dumps, so the end of the dump
@@ -130,5 +177,43 @@ mod tests {
     fn identity_reads_well() {
         let id = EngineIdentity { version: "v4.2.0-rc.3-20260721-1410".into(), api: Api::V42 };
         assert_eq!(id.describe(), "v4.2.0-rc.3-20260721-1410 (4.2 API)");
+    }
+
+    fn with_pools(pools: &[(&str, &[&str])]) -> InstanceStatus {
+        InstanceStatus {
+            retrieving: Default::default(),
+            engine: Default::default(),
+            pools: pools
+                .iter()
+                .map(|(name, clones)| crate::dblab::client::PoolEntry {
+                    name: (*name).into(),
+                    status: "active".into(),
+                    clone_list: clones.iter().map(|c| (*c).into()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_pool_refreshed_is_the_last_without_clones() {
+        assert_eq!(free_pool(&with_pools(&[("a", &[]), ("b", &[])])).unwrap(), "b");
+        assert_eq!(free_pool(&with_pools(&[("a", &[]), ("b", &["c1"])])).unwrap(), "a");
+        let err = free_pool(&with_pools(&[("a", &["c1", "c2"]), ("b", &["c3"])])).unwrap_err();
+        assert_eq!(err.name(), "DblabNoFreePool");
+        let text = err.to_string();
+        assert!(text.contains("pool a has clones c1, c2; pool b has clones c3"), "{text}");
+        assert!(free_pool(&with_pools(&[])).unwrap_err().to_string().contains("it lists no pool"));
+    }
+
+    #[test]
+    fn ignored_errors_are_refused_unless_accepted_and_then_said() {
+        let ignoring = config("retrieval: {spec: {logicalRestore: {options: {ignoreErrors: true}}}}");
+        let err = ignored_errors_allowed(&ignoring, false).unwrap_err();
+        assert_eq!(err.name(), "DblabMisconfigured");
+        assert!(err.to_string().contains("logicalRestore.options.ignoreErrors: true"), "{err}");
+        assert!(err.to_string().contains("dblab.allowIgnoredErrors"), "{err}");
+        let said = ignored_errors_allowed(&ignoring, true).unwrap().unwrap();
+        assert!(said.contains("tables may be missing"), "{said}");
+        assert_eq!(ignored_errors_allowed(&config("retrieval: {}"), false).unwrap(), None);
     }
 }

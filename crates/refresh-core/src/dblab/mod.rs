@@ -12,12 +12,15 @@ pub mod connstr;
 pub mod engine;
 pub mod progress;
 
-pub use client::{AlertMark, BUSY_STATUSES, Connector, DblabClient, REQUEST_TIMEOUT, RUNNING_STATUSES, Retrieving};
+pub use client::{
+    AlertMark, BUSY_STATUSES, Connector, DblabClient, EngineSnapshot, REQUEST_TIMEOUT, RUNNING_STATUSES, Retrieving,
+};
 pub use config::{
     Api, EngineConfig, SourceConnection, config_patch, connection_string_for, dump_parallel_jobs, mismatches,
 };
 pub use engine::EngineIdentity;
-pub use progress::{DUMP_OVER_LOOKS, advance, phase_of};
+pub use progress::{DUMP_OVER_LOOKS, Look, advance, phase_of};
 
-/// The longest one look at a refresh may take: `/status`, then `/instance/retrieval`.
+/// The longest one look at a refresh may take: `/status`, then `/instance/retrieval` or
+/// `/snapshots`.
 pub const LOOK_TIME: std::time::Duration = std::time::Duration::from_secs(2 * REQUEST_TIMEOUT.as_secs());

@@ -12,7 +12,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::client::{RUNNING_STATUSES, Retrieving};
+use super::client::{EngineSnapshot, InstanceStatus, RUNNING_STATUSES, Retrieving};
 use super::engine::EngineIdentity;
 use crate::request::DblabSpec;
 use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
@@ -42,23 +42,33 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
     }
 }
 
-/// A refresh triggered `at`, on an engine that looked like `before` just ahead of it.
-pub fn triggered(
-    at: OffsetDateTime,
-    spec: &DblabSpec,
-    before: &Retrieving,
-    engine: EngineIdentity,
-    dump_parallel_jobs: u32,
-    release_after_dump: bool,
-) -> Refresh {
+/// What `patch-dblab` knows of the engine and of the refresh when it triggers (or adopts) it.
+#[derive(Debug, Clone)]
+pub struct Trigger<'a> {
+    pub spec: &'a DblabSpec,
+    /// `/status` just ahead of the trigger.
+    pub before: &'a InstanceStatus,
+    pub engine: EngineIdentity,
+    /// What the engine will use: its `server.yml` value once the patch is applied.
+    pub dump_parallel_jobs: u32,
+    pub release_after_dump: bool,
+    /// The pool the engine will refresh.
+    pub pool: Option<String>,
+    /// Said when the request accepted an engine that ignores restore errors.
+    pub ignored_errors: Option<String>,
+}
+
+/// A refresh triggered `at`, on an engine that looked like `t.before` just ahead of it.
+pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
+    let before = &t.before.retrieving;
     Refresh {
         previous_last_refresh: before.last_refresh().to_string(),
         triggered_at: at,
-        deadline: at + spec.timeout,
-        start_deadline: Some(at + spec.start_timeout),
+        deadline: at + t.spec.timeout,
+        start_deadline: Some(at + t.spec.start_timeout),
         skipped_before: before.skipped_mark(),
-        engine: Some(engine),
-        dump_parallel_jobs,
+        engine: Some(t.engine),
+        dump_parallel_jobs: t.dump_parallel_jobs,
         status: PollStatus::Pending,
         retrieval_status: before.status.clone(),
         last_refresh: before.last_refresh().to_string(),
@@ -69,29 +79,33 @@ pub fn triggered(
         alert: None,
         polls: 0,
         finished_at: None,
-        release_after_dump,
+        release_after_dump: t.release_after_dump,
         restore_looks: 0,
         dump_over: false,
         release_clone: false,
+        engine_started_at: t.before.engine.started_at.clone(),
+        pool: t.pool,
+        ignored_errors: t.ignored_errors,
+        snapshot: None,
     }
 }
 
 /// A refresh found already started from this run's clone (the answer to its trigger was
-/// lost): seen started, followed from `now` on.
-pub fn adopted(
-    now: OffsetDateTime,
-    spec: &DblabSpec,
-    seen: &Retrieving,
-    engine: EngineIdentity,
-    dump_parallel_jobs: u32,
-    release_after_dump: bool,
-) -> Refresh {
-    Refresh {
-        start_deadline: None,
-        seen_start: true,
-        adopted: true,
-        ..triggered(now, spec, seen, engine, dump_parallel_jobs, release_after_dump)
-    }
+/// lost, or the engine started it on this run's config change): seen started, followed
+/// from `now` on.
+pub fn adopted(now: OffsetDateTime, t: Trigger<'_>) -> Refresh {
+    Refresh { start_deadline: None, seen_start: true, adopted: true, ..triggered(now, t) }
+}
+
+/// Whether a refresh the engine runs although this run's trigger was refused can be this
+/// run's: only if its jobs read this run's clone, which is so only if they were built after
+/// this run's config change. `lastRefresh` is stamped when the jobs are built, truncated
+/// to the second: one stamped in the second of the change (or earlier) may have been
+/// built before it, from the previous source, and is never taken as this run's.
+pub fn started_after_config_change(last_refresh: &str, config_posted_at: OffsetDateTime) -> bool {
+    let Ok(started) = OffsetDateTime::parse(last_refresh, &Rfc3339) else { return false };
+    let posted_second = config_posted_at.replace_nanosecond(0).unwrap_or(config_posted_at);
+    started >= posted_second + time::Duration::seconds(1)
 }
 
 /// Whether `lastRefresh` says a refresh started at or after `t`. It is written in the
@@ -104,9 +118,30 @@ fn started_since(last_refresh: &str, previous: &str, triggered_at: OffsetDateTim
     last_refresh != previous && started_after(last_refresh, triggered_at)
 }
 
-/// What a restart of the engine looks like from outside: `lastRefresh` lost after it had
-/// a value, or the status back to `inactive` (the state of a fresh process).
-fn restart_seen(prev: &Refresh, seen: &Retrieving) -> Option<String> {
+/// One look at the engine: its retrieval state, when its process started, and (read once
+/// it says `finished`) its snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Look {
+    pub retrieving: Retrieving,
+    pub engine_started_at: Option<String>,
+    pub snapshots: Option<Vec<EngineSnapshot>>,
+}
+
+/// What a restart of the engine looks like from outside: a new `engine.startedAt` (every
+/// process start sets it; with a free pool the new process may even run a startup refresh
+/// of its own, with whatever config it has, so `lastRefresh` proves nothing then),
+/// `lastRefresh` lost after it had a value, or the status back to `inactive`.
+fn restart_seen(prev: &Refresh, look: &Look) -> Option<String> {
+    let seen = &look.retrieving;
+    if let (Some(before), Some(now)) = (&prev.engine_started_at, &look.engine_started_at)
+        && before != now
+    {
+        return Some(format!(
+            "the DBLab Engine restarted: its process started at {now}, not {before} as when this run triggered the \
+             refresh, so this run's refresh did not complete (retrieval is now {:?}); start a new run",
+            seen.status
+        ));
+    }
     if !prev.last_refresh.is_empty() && seen.last_refresh().is_empty() {
         return Some(format!(
             "the DBLab Engine restarted: lastRefresh went from {:?} to null and retrieval is now {:?}, so this run's refresh did not complete; start a new run",
@@ -132,10 +167,48 @@ fn new_skip(prev: &Refresh, seen: &Retrieving) -> Option<String> {
     raised.then_some(now.message)
 }
 
+/// The engine's snapshot of this refresh: one of the refreshed pool, made since the
+/// refresh started (both times on the engine's clock when its `lastRefresh` is readable;
+/// else since the trigger, allowing for skew). The newest, if several.
+fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'a EngineSnapshot> {
+    let since = OffsetDateTime::parse(&refresh.last_refresh, &Rfc3339).unwrap_or(refresh.triggered_at - CLOCK_SKEW);
+    let made = |s: &EngineSnapshot| s.created_at.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    snapshots
+        .iter()
+        .filter(|s| refresh.pool.as_ref().is_none_or(|pool| &s.pool == pool))
+        .filter(|s| made(s).is_some_and(|t| t >= since))
+        .max_by_key(|s| made(s))
+}
+
+/// Why a `finished` without evidence is not a success, with what the engine does show.
+fn no_evidence(refresh: &Refresh, snapshots: Option<&[EngineSnapshot]>) -> String {
+    let pool = refresh.pool.as_deref().map_or_else(String::new, |p| format!(" of pool {p}"));
+    let started = if refresh.last_refresh.is_empty() {
+        crate::run::rfc3339(refresh.triggered_at)
+    } else {
+        refresh.last_refresh.clone()
+    };
+    let newest = snapshots
+        .into_iter()
+        .flatten()
+        .filter(|s| refresh.pool.as_ref().is_none_or(|pool| &s.pool == pool))
+        .max_by_key(|s| s.created_at.clone())
+        .map_or_else(
+            || "it lists none".to_string(),
+            |s| format!("its newest is {} made {}", s.id, s.created_at.as_deref().unwrap_or("at an unknown time")),
+        );
+    format!(
+        "the engine reported the refresh finished, but made no snapshot{pool} since it started at {started} \
+         ({newest}), so its clones would still see the old data; look for \"Skip snapshotting\" in the engine's log"
+    )
+}
+
 /// The next state of a refresh after one look at the engine. `finished` and `failed`
 /// count only once this refresh was seen to run: a running status, or a `lastRefresh`
 /// from the trigger on. Neither within the start window means the engine never started it.
-pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refresh {
+/// `finished` is a success only with the engine's snapshot of it.
+pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
+    let seen = &look.retrieving;
     let mut next = prev.clone();
     next.polls += 1;
     next.retrieval_status = seen.status.clone();
@@ -154,14 +227,24 @@ pub fn advance(prev: &Refresh, seen: &Retrieving, now: OffsetDateTime) -> Refres
     next.dump_over = prev.dump_over
         || next.restore_looks >= DUMP_OVER_LOOKS
         || (next.seen_start && matches!(seen.status.as_str(), "renewed" | "snapshotting"));
-    let restart = restart_seen(prev, seen);
+    let restart = restart_seen(prev, look);
     next.status = match (&restart, next.seen_start, seen.status.as_str()) {
         (Some(why), _, _) => {
             next.alert = Some(why.clone());
             next.failure = Some(RefreshFailure::EngineRestarted);
             PollStatus::Failed
         }
-        (None, true, "finished") => PollStatus::Ready,
+        (None, true, "finished") => match evidence(&next, look.snapshots.as_deref().unwrap_or_default()) {
+            Some(snapshot) => {
+                next.snapshot = Some(snapshot.clone());
+                PollStatus::Ready
+            }
+            None => {
+                next.alert = Some(no_evidence(&next, look.snapshots.as_deref()));
+                next.failure = Some(RefreshFailure::NoSnapshot);
+                PollStatus::Failed
+            }
+        },
         (None, true, "failed") => {
             next.alert = Some(
                 seen.failure_message()
@@ -208,7 +291,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::dblab::client::{Activity, Alert};
+    use crate::dblab::client::{Activity, Alert, EngineInfo};
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
     const BEFORE: &str = "2026-11-21T05:00:00Z";
@@ -225,24 +308,59 @@ mod tests {
             timeout: std::time::Duration::from_secs(4 * 3_600),
             start_timeout: std::time::Duration::from_secs(300),
             restore_parallel_jobs: None,
+            allow_ignored_errors: false,
         };
-        let before = seen("finished", Some(previous).filter(|p| !p.is_empty()));
+        let before = InstanceStatus {
+            retrieving: seen("finished", Some(previous).filter(|p| !p.is_empty())).retrieving,
+            engine: EngineInfo { started_at: Some(STARTED.into()), ..Default::default() },
+            pools: Vec::new(),
+        };
         let engine = EngineIdentity { version: "v4.2.0".into(), api: crate::dblab::Api::V42 };
-        triggered(NOW, &spec, &before, engine, 2, true)
+        triggered(
+            NOW,
+            Trigger {
+                spec: &spec,
+                before: &before,
+                engine,
+                dump_parallel_jobs: 2,
+                release_after_dump: true,
+                pool: Some(POOL.into()),
+                ignored_errors: None,
+            },
+        )
     }
 
-    fn seen(status: &str, last_refresh: Option<&str>) -> Retrieving {
-        Retrieving {
-            mode: "logical".into(),
-            status: status.into(),
-            last_refresh: last_refresh.map(str::to_string),
-            ..Default::default()
+    const STARTED: &str = "2026-11-20T00:00:00Z";
+    const POOL: &str = "dblab_pool";
+
+    fn snapshot(pool: &str, created_at: &str) -> EngineSnapshot {
+        EngineSnapshot {
+            id: format!("{pool}@snapshot_{created_at}"),
+            created_at: Some(created_at.into()),
+            data_state_at: Some(created_at.into()),
+            pool: pool.into(),
         }
     }
 
-    fn with_activity(source: usize, target: usize) -> Retrieving {
+    /// A look at an engine that has run since `STARTED`, whose pool has a snapshot made
+    /// at `AFTER` (this refresh's, once it finished).
+    fn seen(status: &str, last_refresh: Option<&str>) -> Look {
+        Look {
+            retrieving: Retrieving {
+                mode: "logical".into(),
+                status: status.into(),
+                last_refresh: last_refresh.map(str::to_string),
+                ..Default::default()
+            },
+            engine_started_at: Some(STARTED.into()),
+            snapshots: Some(vec![snapshot(POOL, BEFORE), snapshot(POOL, AFTER)]),
+        }
+    }
+
+    fn with_activity(source: usize, target: usize) -> Look {
         let mut s = seen("refreshing", Some(AFTER));
-        s.activity = Some(Activity { source: Some(vec![json!({}); source]), target: Some(vec![json!({}); target]) });
+        s.retrieving.activity =
+            Some(Activity { source: Some(vec![json!({}); source]), target: Some(vec![json!({}); target]) });
         s
     }
 
@@ -304,7 +422,7 @@ mod tests {
     #[test]
     fn a_failure_before_the_first_poll_is_caught_by_last_refresh() {
         let mut s = seen("failed", Some(AFTER));
-        s.alerts = Some(BTreeMap::from([(
+        s.retrieving.alerts = Some(BTreeMap::from([(
             "refresh_failed".to_string(),
             Alert {
                 level: "error".into(),
@@ -383,7 +501,7 @@ mod tests {
     fn a_new_or_bumped_skip_warning_is_quoted() {
         let mark = |count: u64| {
             let mut s = seen("finished", Some(BEFORE));
-            s.alerts = Some(BTreeMap::from([(
+            s.retrieving.alerts = Some(BTreeMap::from([(
                 "refresh_skipped".to_string(),
                 Alert {
                     level: "warning".into(),
@@ -395,7 +513,7 @@ mod tests {
             s
         };
         let mut prev = started(BEFORE);
-        prev.skipped_before = mark(1).skipped_mark();
+        prev.skipped_before = mark(1).retrieving.skipped_mark();
         let late = datetime!(2026-11-22 05:06 UTC);
         let unchanged = advance(&prev, &mark(1), late);
         assert!(!unchanged.alert.unwrap().contains("refresh_skipped"));
@@ -415,13 +533,65 @@ mod tests {
     #[test]
     fn phases_come_from_activity() {
         let mut s = seen("refreshing", Some(AFTER));
-        assert_eq!(phase_of(&s), None);
-        s.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![]) });
-        assert_eq!(phase_of(&s), Some(RefreshPhase::Dump));
-        s.activity = Some(Activity { source: Some(vec![]), target: Some(vec![json!({})]) });
-        assert_eq!(phase_of(&s), Some(RefreshPhase::Restore));
-        s.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![json!({})]) });
-        assert_eq!(phase_of(&s), Some(RefreshPhase::DumpAndRestore));
-        assert_eq!(phase_of(&seen("snapshotting", Some(AFTER))), Some(RefreshPhase::Snapshot));
+        assert_eq!(phase_of(&s.retrieving), None);
+        s.retrieving.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![]) });
+        assert_eq!(phase_of(&s.retrieving), Some(RefreshPhase::Dump));
+        s.retrieving.activity = Some(Activity { source: Some(vec![]), target: Some(vec![json!({})]) });
+        assert_eq!(phase_of(&s.retrieving), Some(RefreshPhase::Restore));
+        s.retrieving.activity = Some(Activity { source: Some(vec![json!({})]), target: Some(vec![json!({})]) });
+        assert_eq!(phase_of(&s.retrieving), Some(RefreshPhase::DumpAndRestore));
+        assert_eq!(phase_of(&seen("snapshotting", Some(AFTER)).retrieving), Some(RefreshPhase::Snapshot));
+    }
+
+    #[test]
+    fn finished_is_a_success_only_with_the_engines_new_snapshot_of_the_pool() {
+        let running = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        let done = advance(&running, &seen("finished", Some(AFTER)), NOW);
+        assert_eq!(done.status, PollStatus::Ready);
+        assert_eq!(done.snapshot.as_ref().map(|s| s.id.as_str()), Some("dblab_pool@snapshot_2026-11-22T05:00:01Z"));
+        // Only the old snapshot (the engine skipped snapshotting): not proven.
+        let mut stale = seen("finished", Some(AFTER));
+        stale.snapshots = Some(vec![snapshot(POOL, BEFORE)]);
+        let r = advance(&running, &stale, NOW);
+        assert_eq!((r.status, r.failure), (PollStatus::Failed, Some(RefreshFailure::NoSnapshot)));
+        let why = r.alert.unwrap();
+        assert!(why.contains("made no snapshot of pool dblab_pool since it started at 2026-11-22T05:00:01Z"), "{why}");
+        assert!(why.contains(&format!("its newest is dblab_pool@snapshot_{BEFORE}")), "{why}");
+        // A new snapshot, of another pool: not this refresh's.
+        let mut elsewhere = seen("finished", Some(AFTER));
+        elsewhere.snapshots = Some(vec![snapshot("other_pool", AFTER)]);
+        assert_eq!(advance(&running, &elsewhere, NOW).failure, Some(RefreshFailure::NoSnapshot));
+        // None listed, or none read.
+        let mut none = seen("finished", Some(AFTER));
+        none.snapshots = Some(vec![]);
+        assert!(advance(&running, &none, NOW).alert.unwrap().contains("it lists none"));
+        none.snapshots = None;
+        assert_eq!(advance(&running, &none, NOW).status, PollStatus::Failed);
+    }
+
+    #[test]
+    fn a_new_engine_start_time_is_a_restart_whatever_else_it_says() {
+        let running = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        // The restarted engine ran a startup refresh of its own: lastRefresh is set, finished.
+        let mut restarted = seen("finished", Some("2026-11-22T05:03:00Z"));
+        restarted.engine_started_at = Some("2026-11-22T05:02:00Z".into());
+        let r = advance(&running, &restarted, NOW);
+        assert_eq!((r.status, r.failure), (PollStatus::Failed, Some(RefreshFailure::EngineRestarted)));
+        assert!(r.alert.unwrap().contains("started at 2026-11-22T05:02:00Z, not 2026-11-20T00:00:00Z"));
+        // An engine that does not say when it started is judged on the rest.
+        let mut silent = seen("finished", Some(AFTER));
+        silent.engine_started_at = None;
+        assert_eq!(advance(&running, &silent, NOW).status, PollStatus::Ready);
+    }
+
+    #[test]
+    fn only_a_refresh_stamped_after_the_config_changes_second_can_be_this_runs() {
+        let posted = datetime!(2026-11-22 05:00:00.400 UTC);
+        assert!(!started_after_config_change("2026-11-22T05:00:00Z", posted), "same second: maybe built before");
+        assert!(!started_after_config_change("2026-11-22T04:59:59Z", posted));
+        assert!(started_after_config_change("2026-11-22T05:00:01Z", posted));
+        assert!(started_after_config_change("2026-11-22T07:00:01+02:00", posted), "any zone");
+        assert!(!started_after_config_change("2026-11-22T06:59:59+02:00", posted));
+        assert!(!started_after_config_change("", posted) && !started_after_config_change("soon", posted));
     }
 }

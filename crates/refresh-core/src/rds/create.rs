@@ -25,15 +25,37 @@ enum Created {
 struct Found {
     tags: Vec<(String, String)>,
     status: Option<String>,
+    created_at: Option<OffsetDateTime>,
 }
 
 impl Found {
     fn instance(i: &aws_sdk_rds::types::DbInstance) -> Self {
-        Self { tags: tag_pairs(i.tag_list()), status: i.db_instance_status().map(str::to_string) }
+        Self {
+            tags: tag_pairs(i.tag_list()),
+            status: i.db_instance_status().map(str::to_string),
+            created_at: i.instance_create_time().and_then(to_offset),
+        }
     }
 
     fn cluster(c: &aws_sdk_rds::types::DbCluster) -> Self {
-        Self { tags: tag_pairs(c.tag_list()), status: c.status().map(str::to_string) }
+        Self {
+            tags: tag_pairs(c.tag_list()),
+            status: c.status().map(str::to_string),
+            created_at: c.cluster_create_time().and_then(to_offset),
+        }
+    }
+}
+
+/// What a restore call left: the clone's status, and, when an earlier attempt had made
+/// it, when RDS created it.
+struct Made {
+    status: String,
+    created_at: Option<OffsetDateTime>,
+}
+
+impl Made {
+    fn requested(status: Option<String>) -> Self {
+        Self { status: status.unwrap_or_else(|| "creating".into()), created_at: None }
     }
 }
 
@@ -44,17 +66,20 @@ impl Rds {
             SourceType::Rds => CloneKind::Instance,
             SourceType::AuroraCluster => CloneKind::Cluster,
         };
-        let status = match kind {
+        let Made { status, created_at } = match kind {
             CloneKind::Instance => self.restore_instance(plan).await?,
             CloneKind::Cluster => self.restore_cluster(plan).await?,
         };
+        // A retry keeps the first attempt's request time: it is when a copy-on-write
+        // clone's data is from, and when the clone began to cost.
+        let requested_at = created_at.map_or(plan.requested_at, |made| made.min(plan.requested_at));
         let clone = CloneInstance {
             identifier: plan.name.clone(),
             kind,
             writer_instance_id: (kind == CloneKind::Cluster).then(|| naming::writer_instance_name(&plan.name)),
             instance_class: plan.spec.instance_class.clone(),
             engine: plan.snapshot.engine.clone(),
-            requested_at: plan.requested_at,
+            requested_at,
             deadline: plan.deadline,
             status: PollStatus::Pending,
             rds_status: match kind {
@@ -73,7 +98,7 @@ impl Rds {
         Ok(clone)
     }
 
-    pub(super) async fn restore_instance(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+    async fn restore_instance(&self, plan: &ClonePlan<'_>) -> Result<Made, RefreshError> {
         // Look first: a retried restore must find its clone whatever error a second create
         // would give; AlreadyExists below still covers a race.
         if let Some(existing) = self.instance(&plan.name).await? {
@@ -138,7 +163,7 @@ impl Rds {
         match created? {
             Created::Requested(status) => {
                 info!(clone = %plan.name, from = %from.describe(), "restore requested");
-                Ok(status.unwrap_or_else(|| "creating".into()))
+                Ok(Made::requested(status))
             }
             // A race with an earlier attempt of this restore: adopt what it made.
             Created::AlreadyExists => {
@@ -148,7 +173,7 @@ impl Rds {
         }
     }
 
-    pub(super) async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<String, RefreshError> {
+    async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<Made, RefreshError> {
         if let Some(existing) = self.cluster(&plan.name).await? {
             return self.adopt_found(&plan.name, Some(Found::cluster(&existing)), &plan.tags);
         }
@@ -208,7 +233,7 @@ impl Rds {
         match created? {
             Created::Requested(status) => {
                 info!(clone = %plan.name, from = %from.describe(), "cluster restore requested");
-                Ok(status.unwrap_or_else(|| "creating".into()))
+                Ok(Made::requested(status))
             }
             Created::AlreadyExists => {
                 let found = self.cluster(&plan.name).await?.map(|c| Found::cluster(&c));
@@ -217,13 +242,13 @@ impl Rds {
         }
     }
 
-    /// A resource found under one of our names, reused if this execution made it; its status.
-    fn adopt_found(&self, id: &str, found: Option<Found>, ours: &[(String, String)]) -> Result<String, RefreshError> {
+    /// A resource found under one of our names, reused if this execution made it.
+    fn adopt_found(&self, id: &str, found: Option<Found>, ours: &[(String, String)]) -> Result<Made, RefreshError> {
         let found = found.ok_or_else(|| {
             RefreshError::CloneConflict(format!("{id} was reported to exist but cannot be described"))
         })?;
         self.adopt(id, &found.tags, ours)?;
-        Ok(found.status.unwrap_or_else(|| "creating".into()))
+        Ok(Made { status: found.status.unwrap_or_else(|| "creating".into()), created_at: found.created_at })
     }
 
     /// An existing resource under our name is reused only if this execution made it:

@@ -10,12 +10,29 @@ pub struct Candidate {
     pub identifier: String,
     pub arn: String,
     pub status: String,
+    /// When this snapshot (or copy) was made: it orders the candidates.
     pub created_at: Option<OffsetDateTime>,
+    /// When its data is from (`data_time`).
+    pub data_at: Option<OffsetDateTime>,
+    /// The instance or cluster it is a snapshot of.
+    pub source_id: Option<String>,
     pub engine: String,
     pub engine_version: Option<String>,
     pub snapshot_type: String,
     /// Only for an encrypted snapshot: a key id on an unencrypted one means nothing.
     pub kms_key_id: Option<String>,
+}
+
+/// When a snapshot's data is from: the most recent transaction it holds
+/// (`SnapshotDatabaseTime`), else when the original snapshot was made
+/// (`OriginalSnapshotCreateTime`, kept through copies and shares), else its own creation.
+/// A copy made today of last week's snapshot holds last week's data.
+pub fn data_time(
+    database_time: Option<OffsetDateTime>,
+    original_created: Option<OffsetDateTime>,
+    created: Option<OffsetDateTime>,
+) -> Option<OffsetDateTime> {
+    database_time.or(original_created).or(created)
 }
 
 /// The newest available snapshot; ties go to the larger identifier, so the choice is stable.
@@ -133,6 +150,7 @@ impl Rds {
             source_type: source.kind,
             source_identifier: source.identifier.clone(),
             found_at: now,
+            engine_instance_id: None,
             serverless_capacity: None,
             kms_key_id: window.kms_key_id,
         })
@@ -252,6 +270,18 @@ impl Rds {
                         status: "without a creation time".into(),
                     });
                 }
+                // Another database's snapshot would be recorded as this source's data.
+                if snap.source_id.as_deref() != Some(source.identifier.as_str()) {
+                    return Err(RefreshError::at(
+                        "source.snapshotIdentifier",
+                        format!(
+                            "snapshot {id:?} is of {} {:?}, not of source.identifier {:?}",
+                            source.kind.describe(),
+                            snap.source_id.as_deref().unwrap_or("(unknown)"),
+                            source.identifier
+                        ),
+                    ));
+                }
                 snap
             }
             None => {
@@ -263,20 +293,20 @@ impl Rds {
                 })?
             }
         };
-        let created_at = candidate
-            .created_at
-            .ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
+        let data_as_of =
+            candidate.data_at.ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
         Ok(RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: candidate.identifier,
             arn: candidate.arn,
             engine: candidate.engine,
             engine_version: candidate.engine_version,
-            data_as_of: created_at,
+            data_as_of,
             snapshot_type: candidate.snapshot_type,
             source_type: source.kind,
             source_identifier: source.identifier.clone(),
             found_at: now,
+            engine_instance_id: None,
             serverless_capacity: None,
             kms_key_id: candidate.kms_key_id,
         })
@@ -308,6 +338,12 @@ impl Rds {
                         arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
                         status: s.status().unwrap_or_default().to_string(),
                         created_at: s.snapshot_create_time().and_then(to_offset),
+                        data_at: data_time(
+                            s.snapshot_database_time().and_then(to_offset),
+                            s.original_snapshot_create_time().and_then(to_offset),
+                            s.snapshot_create_time().and_then(to_offset),
+                        ),
+                        source_id: s.db_instance_identifier().map(str::to_string),
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
@@ -335,6 +371,9 @@ impl Rds {
                         arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
                         status: s.status().unwrap_or_default().to_string(),
                         created_at: s.snapshot_create_time().and_then(to_offset),
+                        // A cluster snapshot has no original or database time to give.
+                        data_at: s.snapshot_create_time().and_then(to_offset),
+                        source_id: s.db_cluster_identifier().map(str::to_string),
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
                         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
@@ -372,11 +411,23 @@ mod tests {
             arn: format!("arn:{id}"),
             status: status.into(),
             created_at: at,
+            data_at: at,
+            source_id: Some("prod".into()),
             engine: "postgres".into(),
             engine_version: None,
             snapshot_type: "automated".into(),
             kms_key_id: None,
         }
+    }
+
+    #[test]
+    fn a_snapshots_data_is_from_its_database_time_then_its_original_then_itself() {
+        let (db, original, copy) =
+            (datetime!(2026-11-20 02:59 UTC), datetime!(2026-11-20 03:00 UTC), datetime!(2026-11-22 09:00 UTC));
+        assert_eq!(data_time(Some(db), Some(original), Some(copy)), Some(db));
+        assert_eq!(data_time(None, Some(original), Some(copy)), Some(original), "a copy keeps the original's time");
+        assert_eq!(data_time(None, None, Some(copy)), Some(copy));
+        assert_eq!(data_time(None, None, None), None);
     }
 
     #[test]

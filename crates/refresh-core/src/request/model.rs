@@ -176,6 +176,9 @@ pub struct DblabSpec {
     pub start_timeout: Duration,
     /// pg_restore jobs on the engine host (its CPUs); unset leaves the engine's own value.
     pub restore_parallel_jobs: Option<u32>,
+    /// The engine may be configured to ignore restore (or dump) errors, and so to finish a
+    /// refresh with tables missing; without this the run refuses such an engine.
+    pub allow_ignored_errors: bool,
 }
 
 pub mod defaults {

@@ -405,6 +405,7 @@ impl Reader {
         self.check("dblab.tokenSecretArn", token_secret_arn.as_ref(), check_secret_arn);
         let insecure = self.boolean(&mut obj, "insecure");
         let allow_plaintext = self.boolean(&mut obj, "allowPlaintext");
+        let allow_ignored_errors = self.boolean(&mut obj, "allowIgnoredErrors");
         let ca_certificate = self.string(&mut obj, "caCertificate", false);
         if let Some(pem) = &ca_certificate {
             if insecure {
@@ -451,6 +452,7 @@ impl Reader {
             timeout,
             start_timeout,
             restore_parallel_jobs,
+            allow_ignored_errors,
         })
     }
 
@@ -727,6 +729,16 @@ mod tests {
         assert!(warning.contains("in clear") && warning.contains("dblab.allowPlaintext"), "{warning}");
         doc["dblab"]["allowPlaintext"] = json!(true);
         assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None);
+    }
+
+    #[test]
+    fn ignored_errors_are_refused_unless_allowed() {
+        let mut doc = valid();
+        assert!(!RefreshRequest::from_document(&doc).unwrap().dblab.allow_ignored_errors);
+        doc["dblab"]["allowIgnoredErrors"] = json!(true);
+        assert!(RefreshRequest::from_document(&doc).unwrap().dblab.allow_ignored_errors);
+        doc["dblab"]["allowIgnoredErrors"] = json!("yes");
+        assert_eq!(paths(&doc), vec!["dblab.allowIgnoredErrors"]);
     }
 
     #[test]
