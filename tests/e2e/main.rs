@@ -215,7 +215,7 @@ impl Scenario {
             let snapshot = row.engine_snapshot.as_deref().unwrap_or_else(|| panic!("no engine snapshot: {row:?}"));
             let made = self.w.emulator.view().snapshots;
             assert!(made.iter().any(|s| s.id == snapshot && s.created_at.as_str() > "2026-02"), "{snapshot}: {made:?}");
-            assert!(mine[0].body().unwrap_or_default().contains(&format!("Engine snapshot: {snapshot}")));
+            assert!(mine[0].body().unwrap_or_default().contains(&format!("Pool snapshot: {snapshot}")));
             assert!(row.engine_lock.as_deref().is_some_and(|l| l.starts_with("engine instance ")), "{row:?}");
         }
         let attributes = mine[0].message_attributes().unwrap();

@@ -205,4 +205,60 @@ mod tests {
         assert!(server_yml::check_connection_string("host=a,b").is_err());
         assert!(server_yml::check_connection_string("port=x").is_err());
     }
+
+    #[test]
+    fn the_dump_source_is_worked_out_as_the_engines_dump_job_does() {
+        let endpoints = std::collections::BTreeMap::from([("clone-1".to_string(), "clone.internal:5433".to_string())]);
+        // No port, no user: the job's defaults.
+        let settings = Settings { missing_keys: vec!["port".into(), "username".into()], ..Settings::default() };
+        let source = server_yml::effective_source(&server_yml::initial(&settings), Version::V41, &endpoints);
+        assert_eq!((source.port.as_str(), source.username.as_str()), ("5432", "postgres"));
+        // rdsIam: the instance's endpoint, whatever the host field says; an unknown one fails at run time.
+        let mut config = server_yml::initial(&Settings { source_type: "rdsIam".into(), ..Settings::default() });
+        let unknown = server_yml::effective_source(&config, Version::V42, &endpoints);
+        assert!(unknown.run_error.is_some_and(|e| e.contains("old-source-instance")));
+        config["retrieval"]["spec"]["logicalDump"]["options"]["source"]["rdsIam"]["dbInstanceIdentifier"] =
+            json!("clone-1");
+        let known = server_yml::effective_source(&config, Version::V42, &endpoints);
+        assert_eq!(
+            (known.host.as_str(), known.port.as_str(), known.rds_instance.as_deref()),
+            ("clone.internal", "5433", Some("clone-1"))
+        );
+        // An unknown type: the jobs cannot be built.
+        let odd = server_yml::initial(&Settings { source_type: "s3".into(), ..Settings::default() });
+        assert!(server_yml::effective_source(&odd, Version::V41, &endpoints).build_error.is_some());
+        // A 4.2 string without a user: the engine's OS user, not the field's.
+        let string =
+            Settings { connection_string: Some("host=clone.internal dbname=app".into()), ..Settings::default() };
+        let via = server_yml::effective_source(&server_yml::initial(&string), Version::V42, &endpoints);
+        assert_eq!((via.username.as_str(), via.port.as_str()), ("root", "5432"));
+    }
+
+    #[test]
+    fn a_refresh_takes_the_last_pool_without_clones_and_its_snapshot_replaces_the_old_one() {
+        let pools = vec![PoolSetting::free("a"), PoolSetting { name: "b".into(), clones: vec!["c1".into()] }];
+        let mut engine = Engine::new(Settings { pools, ..Settings::default() });
+        assert_eq!(engine.pool_to_refresh().as_deref(), Some("a"));
+        let dumped = time::macros::datetime!(2026-12-05 10:00:00 UTC);
+        engine.finished("a", dumped);
+        assert_eq!(engine.pools[0].name, "a", "the refreshed pool is the active one");
+        let of_a: Vec<_> = engine.snapshots.iter().filter(|s| s.pool == "a").collect();
+        assert_eq!(of_a.len(), 1, "the old snapshot without clones is gone");
+        assert_eq!(
+            (of_a[0].id.as_str(), of_a[0].data_state_at.as_str()),
+            ("a@snapshot_20261205100000", "2026-12-05T10:00:00Z")
+        );
+        assert_eq!(engine.snapshots.iter().filter(|s| s.pool == "b").count(), 1, "a snapshot with clones stays");
+        // A snapshot of the same name already there: finished all the same, nothing new.
+        let mut again = Engine::new(Settings { snapshot_exists: true, ..Settings::default() });
+        let before = again.snapshots.clone();
+        again.finished("dblab_pool", dumped);
+        assert_eq!((again.status.as_str(), &again.snapshots), ("finished", &before));
+        assert!(again.log.iter().any(|l| l.starts_with("Skip snapshotting")));
+        let all_taken = Engine::new(Settings {
+            pools: vec![PoolSetting { name: "a".into(), clones: vec!["c".into()] }],
+            ..Settings::default()
+        });
+        assert_eq!(all_taken.pool_to_refresh(), None);
+    }
 }

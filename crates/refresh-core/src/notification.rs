@@ -101,7 +101,7 @@ pub fn compose(summary: &RunSummary) -> Message {
     }
     if let Some(snapshot) = &summary.engine_snapshot {
         let read = summary.engine_data_state_at.as_deref().map_or_else(String::new, |t| format!(", dump read at {t}"));
-        lines.push(format!("Engine snapshot: {snapshot}{read}"));
+        lines.push(format!("Pool snapshot: {snapshot}{read}"));
     }
     if let Some(warning) = &summary.ignored_errors {
         lines.push(format!("Warning:       {warning}"));
@@ -207,7 +207,7 @@ mod tests {
         assert!(m.body.contains("Clone lived:   1h 19m"));
         assert!(m.body.contains("did not finish"));
         assert!(
-            m.body.contains("Engine snapshot: dblab_pool@snapshot_20261122051500, dump read at 2026-11-22T05:15:00Z"),
+            m.body.contains("Pool snapshot: dblab_pool@snapshot_20261122051500, dump read at 2026-11-22T05:15:00Z"),
             "{}",
             m.body
         );
