@@ -281,7 +281,12 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
         if let Some(target) = RefreshRequest::target_of(&state.request) {
             deps.history.release_lock(target, &execution.name).await?;
         }
-        if let Some(lock) = &state.engine_lock {
+        // The lock LockEngine reported; or, if its answer was lost, the one it would have taken.
+        let engine_lock = state.engine_lock.clone().or_else(|| {
+            let endpoint = state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str)?;
+            history::engine_lock(state.snapshot.as_ref()?.engine_instance_id.as_deref(), endpoint)
+        });
+        if let Some(lock) = engine_lock {
             deps.history.release_lock(&lock.key, &execution.name).await?;
         }
     }
