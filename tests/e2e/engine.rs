@@ -117,3 +117,14 @@ async fn finished_without_the_engines_snapshot_is_not_a_success() {
     assert!(message.contains("made no snapshot of pool dblab_pool"), "{message}");
     assert_eq!(row.engine_snapshot, None);
 }
+
+#[tokio::test]
+async fn an_engine_that_echoes_the_password_in_any_form_leaks_it_nowhere() {
+    // The dump fails with an alert quoting the DSN (password URL-encoded) and its options
+    // (JSON-escaped): the cause travels into the state, the row, the email and the logs.
+    let s = Scenario::new(Settings { fail_echoing_password: true, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let run = s.run("echo", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+    assert!(row.error.unwrap().message.contains("postgres://dblab:***@"), "the engine's words are kept");
+}

@@ -1,7 +1,9 @@
 //! The real state machine file executed by moto's Step Functions interpreter against the
 //! real handler binaries (under `cargo lambda watch`), the DBLab emulator and emulated AWS.
 //! Every scenario checks the aftermath: no clone left, the history row, exactly one
-//! notification, the lock released, and no secret anywhere in the execution history.
+//! notification, the lock released, and no secret, in any form, anywhere the run left data
+//! (its execution history read event by event, its rows and fleet item, its notification,
+//! every handler's log).
 // A test fails by panicking: unwrapping is how these helpers report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,8 +29,6 @@ pub struct Run {
     pub error: Option<String>,
     /// The failure's cause, as DescribeExecution gives it.
     pub cause: Option<String>,
-    /// Every event of the execution history, as text, for searching.
-    pub history: String,
     pub events: Vec<aws_sdk_sfn::types::HistoryEvent>,
 }
 
@@ -109,7 +109,7 @@ impl Scenario {
         while let Some(page) = pages.next().await {
             events.extend(page.unwrap().events().to_vec());
         }
-        Run { name: name.into(), arn: arn.into(), status, error, cause, history: format!("{events:?}"), events }
+        Run { name: name.into(), arn: arn.into(), status, error, cause, events }
     }
 
     pub async fn run(&self, label: &str, request: &Value) -> Run {
@@ -222,8 +222,58 @@ impl Scenario {
         assert_eq!(attributes["outcome"].string_value(), Some(outcome.as_str()));
 
         self.assert_unlocked().await;
-        self.w.assert_no_secret(&run.history);
+        let scanner = self.w.scanner();
+        let mut leaks = self.leaks(&scanner, &[run]).await;
+        leaks.extend(scanner.text("the notification", mine[0].body().unwrap_or_default()));
+        refresh_tests::assert_no_leak(&leaks, &run.name);
         row.clone()
+    }
+
+    /// Every secret `scanner` looks for, in any form, wherever these runs left data: each
+    /// event of their execution histories (through the SDK's accessors), every item of
+    /// their target's partition and its fleet item, and every handler's log line.
+    pub async fn leaks(
+        &self,
+        scanner: &refresh_tests::leaks::Scanner,
+        runs: &[&Run],
+    ) -> Vec<refresh_tests::leaks::Leak> {
+        let mut out = Vec::new();
+        for run in runs {
+            out.extend(scanner.events(&format!("execution {}", run.name), &run.events));
+        }
+        let mut items = self
+            .w
+            .dynamodb
+            .query()
+            .table_name(&self.stack.table)
+            .key_condition_expression("#pk = :target")
+            .expression_attribute_names("#pk", "target")
+            .expression_attribute_values(":target", AttributeValue::S(self.w.target()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.unwrap();
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            out.extend(scanner.item(&format!("history item {sk}"), &item));
+        }
+        let fleet = self
+            .w
+            .dynamodb
+            .get_item()
+            .table_name(&self.stack.table)
+            .key("target", AttributeValue::S(refresh_core::fleet::FLEET_PK.into()))
+            .key("sk", AttributeValue::S(self.w.target()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        if let Some(item) = fleet.item() {
+            out.extend(scanner.item("fleet item", item));
+        }
+        out.extend(scanner.file("handler log", &refresh_tests::repo_root().join("target/e2e-lambda-runtime.log")));
+        out
     }
 
     /// Neither the target's lock nor the engine's is held any more.

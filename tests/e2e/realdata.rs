@@ -85,8 +85,9 @@ async fn a_wrong_password_fails_with_the_tools_own_words_and_no_secret() {
             && message.contains("password authentication failed for user \"dblab\""),
         "{message}"
     );
-    assert!(!run.history.contains(&wrong), "the wrong password leaked into the execution history");
-    assert!(!message.contains(&wrong));
+    let wrong_password = refresh_tests::leaks::Scanner::new(&[("the wrong password", &wrong)]);
+    refresh_tests::assert_no_leak(&s.leaks(&wrong_password, &[&run]).await, "a wrong password");
+    assert!(wrong_password.text("the row", &message).is_empty());
     production_untouched(&s, &source, from, to).await;
 }
 

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use dblab_emulator::{Outcome as EngineOutcome, Settings};
 use refresh_core::summary::Outcome;
 use refresh_tests::fixture;
@@ -241,8 +242,8 @@ async fn two_runs_of_one_target_at_once() {
     for run in [&winner, &loser] {
         let count = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).count();
         assert_eq!(count, 1, "one notification each");
-        s.w.assert_no_secret(&run.history);
     }
+    refresh_tests::assert_no_leak(&s.leaks(&s.w.scanner(), &[&winner, &loser]).await, "two runs at once");
     let rows = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table)
         .recent(&s.w.target(), 10)
         .await
@@ -270,7 +271,7 @@ async fn a_duplicate_start_is_recorded_as_skipped_and_is_no_failure() {
     assert_eq!((run.status.as_str(), duplicate.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "no failure to alarm on");
     assert_eq!(duplicate.entered("SkippedDuplicate"), 1);
     assert_eq!(duplicate.entered("FindSnapshot") + duplicate.entered("RecordFailure"), 0, "it creates nothing");
-    s.w.assert_no_secret(&duplicate.history);
+    refresh_tests::assert_no_leak(&s.leaks(&s.w.scanner(), &[&duplicate]).await, "a duplicate start");
 
     let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
     assert_eq!(row.execution_name, run.name);
@@ -311,7 +312,7 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     let cleaned =
         s.clean_up(&name, &arn, described.status().as_str(), described.input().unwrap_or_default(), start).await;
     assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
-    s.w.assert_no_secret(&cleaned.history);
+    refresh_tests::assert_no_leak(&s.leaks(&s.w.scanner(), &[&cleaned]).await, "the clean-up");
 
     // The stopped run's own row is finished, its lock released, one notification sent.
     let stopped_in = stopped.last_entered().unwrap();
@@ -545,4 +546,47 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
     let messages = s.w.messages(&s.queue).await;
     assert_eq!(messages.iter().filter(|m| m.body().unwrap_or_default().contains(&arn)).count(), 1);
     s.assert_unlocked().await;
+}
+
+#[tokio::test]
+async fn the_leak_scan_finds_a_secret_planted_in_a_row_and_the_fleet_item() {
+    // Self-test of the scan every scenario ends with, on the real table: each place, each form.
+    let s = Scenario::new(Settings::default()).await;
+    let scanner = s.w.scanner();
+    assert!(s.leaks(&scanner, &[]).await.is_empty(), "a fresh target has nothing to find");
+    let forms = refresh_tests::leaks::forms(&s.w.password);
+    for (form, value) in &forms {
+        // Items any reader can still parse (a fleet query may run meanwhile), plus the plant.
+        let put = |pk: String, sk: &str| {
+            s.w.dynamodb
+                .put_item()
+                .table_name(&s.stack.table)
+                .item("target", AttributeValue::S(pk))
+                .item("sk", AttributeValue::S(sk.into()))
+                .item("trackedSince", AttributeValue::S("2026-12-01T00:00:00Z".into()))
+                .item("freshnessMaxAgeSeconds", AttributeValue::N("86400".into()))
+                .item(
+                    "error",
+                    AttributeValue::M([("message".to_string(), AttributeValue::S(format!("said {value}")))].into()),
+                )
+        };
+        put(s.w.target(), "run#planted").send().await.unwrap();
+        put(refresh_core::fleet::FLEET_PK.into(), &s.w.target()).send().await.unwrap();
+        let found = s.leaks(&scanner, &[]).await;
+        for place in ["history item run#planted.error", "fleet item.error"] {
+            assert!(
+                found.iter().any(|l| l.place == place && l.form == *form),
+                "{form} in {place} not found: {found:?}"
+            );
+        }
+    }
+    // Leave nothing behind for the other tests' fleet queries.
+    s.w.dynamodb
+        .delete_item()
+        .table_name(&s.stack.table)
+        .key("target", AttributeValue::S(refresh_core::fleet::FLEET_PK.into()))
+        .key("sk", AttributeValue::S(s.w.target()))
+        .send()
+        .await
+        .unwrap();
 }

@@ -346,6 +346,8 @@ async fn an_engine_echoing_the_password_cannot_leak_it() {
     assert_eq!(err.name(), "DblabRejected");
     let text = err.to_string();
     assert!(text.contains("postgres://dblab:***@"), "the engine's message is kept, the secret is not: {text}");
+    assert!(text.contains(r#""password":"***""#), "the JSON-escaped echo is redacted too: {text}");
+    // As written, URL-encoded and JSON-escaped, none gets through.
     w.assert_no_secret(&text);
 }
 

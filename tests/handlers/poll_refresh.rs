@@ -236,3 +236,15 @@ async fn finished_without_a_new_snapshot_is_a_failure_of_its_own() {
         assert!(alert.contains("its newest is dblab_pool@snapshot_20260101000000"), "{alert}");
     }
 }
+
+#[tokio::test]
+async fn an_alert_quoting_the_password_in_any_form_passes_none_on() {
+    // The tool's error quotes the DSN (password URL-encoded) and its options (JSON-escaped).
+    let (w, request, execution, refresh) =
+        started(Settings { fail_echoing_password: true, ..Settings::default() }).await;
+    let (failed, _) = settle(&w, &request, &execution, refresh).await;
+    assert_eq!(failed.status, PollStatus::Failed);
+    let alert = failed.alert.clone().unwrap();
+    assert!(alert.starts_with("pg_dump: error: connection to server failed for postgres://dblab:***@"), "{alert}");
+    w.assert_no_secret(&serde_json::to_string(&failed).unwrap());
+}

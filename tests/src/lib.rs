@@ -19,6 +19,7 @@ use refresh_core::run::Execution;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod leaks;
 pub mod stack;
 
 /// Page size the launcher gives RDS describes: small, so a dozen resources span pages.
@@ -518,10 +519,14 @@ impl World {
         out.messages().to_vec()
     }
 
-    /// Fails the test if a secret value appears in `text`.
+    /// The world's secrets (the source password and the DBLab token), in every form.
+    pub fn scanner(&self) -> leaks::Scanner {
+        leaks::Scanner::new(&[("the DB password", &self.password), ("the DBLab token", &self.token)])
+    }
+
+    /// Fails the test if a secret, in any form, appears in `text`.
     pub fn assert_no_secret(&self, text: &str) {
-        assert!(!text.contains(&self.password), "the DB password leaked into: {text}");
-        assert!(!text.contains(&self.token), "the DBLab token leaked into: {text}");
+        assert_no_leak(&self.scanner().text("the text", text), text);
     }
 
     /// The identifiers of instances and clusters whose names start with `prefix`.
@@ -605,4 +610,9 @@ where
         tokio::time::sleep(every).await;
     }
     panic!("no outcome after {max} polls");
+}
+
+/// Fails the test, naming each secret, form and place, if anything leaked.
+pub fn assert_no_leak(found: &[leaks::Leak], context: &str) {
+    assert!(found.is_empty(), "secrets leaked: {found:#?}\n{context}");
 }

@@ -128,18 +128,25 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
                 .cloned()
                 .unwrap_or_default()
         };
-        let dsn = format!(
-            "postgres://{}:{}@{}:{}/{}",
-            conn("username").as_str().unwrap_or_default(),
-            conn("password").as_str().unwrap_or_default(),
-            conn("host").as_str().unwrap_or_default(),
-            conn("port"),
-            conn("dbname").as_str().unwrap_or_default()
-        );
+        let password = conn("password").as_str().unwrap_or_default().to_string();
+        let dsn = |password: &str| {
+            format!(
+                "postgres://{}:{password}@{}:{}/{}",
+                conn("username").as_str().unwrap_or_default(),
+                conn("host").as_str().unwrap_or_default(),
+                conn("port"),
+                conn("dbname").as_str().unwrap_or_default()
+            )
+        };
         return error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            &format!("cannot connect to the source {dsn}: connection refused"),
+            &format!(
+                "cannot connect to the source {}: connection refused (as a URL: {}; the request was {})",
+                dsn(&password),
+                dsn(&crate::engine::url_encoded(&password)),
+                json!({"connection": {"password": password}}),
+            ),
         );
     }
     // 4.1 reads only projection fields: a connectionString is ignored without a word.

@@ -272,6 +272,20 @@ impl Engine {
     }
 }
 
+/// Percent-encoding of everything but RFC 3986's unreserved characters, as a DSN's
+/// userinfo carries a password.
+pub(crate) fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A time as the engine writes one: RFC 3339, truncated to the second.
 pub(crate) fn stamp(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
@@ -375,6 +389,22 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
     }
     let settings = engine.settings.clone();
     let wrong_password = settings.expected_password.as_ref().is_some_and(|want| engine.password.as_ref() != Some(want));
+    if settings.fail_echoing_password {
+        let password = engine.password.clone().unwrap_or_default();
+        let dsn = format!(
+            "postgres://{}:{}@{}:{}/{}",
+            dump_source.username,
+            url_encoded(&password),
+            dump_source.host,
+            dump_source.port,
+            dump_source.dbname
+        );
+        engine.fail(&format!(
+            "pg_dump: error: connection to server failed for {dsn}; options {}",
+            json!({"password": password})
+        ));
+        return;
+    }
     if settings.outcome == Outcome::FailImmediately {
         engine.fail("pg_dump: error: connection to server failed: could not translate host name");
         return;

@@ -99,8 +99,12 @@ pub struct Settings {
     /// When set, a refresh whose source password differs fails in the dump phase.
     pub expected_password: Option<String>,
     /// Config updates are refused with an error that echoes the connection string sent,
-    /// password included, as an engine that cannot connect may answer.
+    /// password included (as written, URL-encoded in a DSN, and JSON-escaped in the echoed
+    /// body), as an engine that cannot connect may answer.
     pub reject_config_echoing_dsn: bool,
+    /// The next refresh fails in its dump with an alert quoting the source's DSN, password
+    /// URL-encoded and JSON-escaped, as a tool's error text may.
+    pub fail_echoing_password: bool,
     /// A `source.connectionString` in `server.yml` (4.2 dumps through it; 4.1 ignores it).
     pub connection_string: Option<String>,
     /// `retrieval.refresh.timetable`: the engine's own refresh schedule ("" for none).
@@ -164,6 +168,7 @@ impl Default for Settings {
             immediate_restore: false,
             expected_password: None,
             reject_config_echoing_dsn: false,
+            fail_echoing_password: false,
             connection_string: None,
             timetable: String::new(),
             start_failure: StartFailure::None,

@@ -44,8 +44,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             )));
         }
     };
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.deadline());
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
+    // The engine may echo what it was sent: nothing it says carries the password on.
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.deadline()).hiding(&password);
     let connection = SourceConnection {
         host: endpoint.address.clone(),
         port: endpoint.port,
@@ -103,14 +104,11 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), &connection)
         .map_err(RefreshError::DblabMisconfigured)?;
-    // The engine may echo what it was sent; nothing it says may carry the password on.
-    let hide = |e: RefreshError| e.redact(password.expose());
     let patch =
         dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
     let config_posted_at = OffsetDateTime::now_utc();
-    client.update_config(&patch).await.map_err(hide)?;
-    let applied =
-        verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await.map_err(hide)?;
+    client.update_config(&patch).await?;
+    let applied = verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await?;
     // A file without the key keeps the engine's default, whatever was sent.
     let jobs_used = applied.dump_jobs_in_effect();
     if jobs_used != jobs {
@@ -132,7 +130,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         ignored_errors,
     };
     let triggered_at = OffsetDateTime::now_utc();
-    let Err(err) = client.full_refresh().await.map_err(hide) else {
+    let Err(err) = client.full_refresh().await else {
         info!("full refresh accepted");
         return Ok(dblab::progress::triggered(triggered_at, trigger));
     };

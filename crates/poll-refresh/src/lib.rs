@@ -30,7 +30,9 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = &input.request;
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.deadline());
+    // The engine's alerts quote its tools, which may quote a connection string.
+    let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
+    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.deadline()).hiding(&password);
     let look = |prev: Refresh| {
         let client = &client;
         async move {

@@ -192,6 +192,8 @@ pub struct DblabClient {
     http: reqwest::Client,
     base: String,
     token: Secret,
+    /// Other secrets the engine holds (the source password): nothing it says carries them on.
+    hidden: Vec<Secret>,
     /// No call may run past this: the invocation's deadline, less its margin.
     until: Option<Instant>,
 }
@@ -219,22 +221,52 @@ impl DblabClient {
         self
     }
 
+    /// The same client, which also removes `secret`, in every form, from whatever the
+    /// engine says: its error messages and its alerts.
+    pub fn hiding(mut self, secret: &Secret) -> Self {
+        self.hidden.push(secret.clone());
+        self
+    }
+
+    /// `text` without the token or any hidden secret, in any form.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = crate::secrets::redact(text, self.token.expose());
+        for secret in &self.hidden {
+            out = crate::secrets::redact(&out, secret.expose());
+        }
+        out
+    }
+
+    fn scrub_error(&self, error: RefreshError) -> RefreshError {
+        self.hidden.iter().fold(error.redact(self.token.expose()), |e, secret| e.redact(secret.expose()))
+    }
+
+    /// The alerts' messages carry the tools' own words, which may quote a connection string.
+    fn scrub_alerts(&self, mut retrieving: Retrieving) -> Retrieving {
+        for alert in retrieving.alerts.iter_mut().flat_map(BTreeMap::values_mut) {
+            alert.message = self.scrub(&alert.message);
+        }
+        retrieving
+    }
+
     /// The engine's API address, as the request gave it.
     pub fn endpoint(&self) -> &str {
         &self.base
     }
 
-    /// One API call's body; an error never carries the token, even if the engine echoes it.
+    /// One API call's body; an error never carries a secret, even if the engine echoes it.
     async fn call_text(&self, call: Call<'_>) -> Result<String, RefreshError> {
-        self.send(call).await.map_err(|e| e.redact(self.token.expose()))
+        self.send(call).await.map_err(|e| self.scrub_error(e))
     }
 
     async fn call(&self, call: Call<'_>) -> Result<Value, RefreshError> {
         let name = call.name();
         let text = self.call_text(call).await?;
         serde_json::from_str(&text).map_err(|_| {
-            RefreshError::DblabProtocol { call: name, message: format!("the body is not JSON: {}", clip(&text)) }
-                .redact(self.token.expose())
+            self.scrub_error(RefreshError::DblabProtocol {
+                call: name,
+                message: format!("the body is not JSON: {}", clip(&text)),
+            })
         })
     }
 
@@ -312,13 +344,15 @@ impl DblabClient {
     /// `GET /status`: the retrieval state and the engine's own settings.
     pub async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
         let v = self.call(Call::get("/status")).await?;
-        Self::decode("GET /status", v)
+        let mut status: InstanceStatus = Self::decode("GET /status", v)?;
+        status.retrieving = self.scrub_alerts(status.retrieving);
+        Ok(status)
     }
 
     /// `GET /instance/retrieval`: like `status` plus the activity lists.
     pub async fn retrieval(&self) -> Result<Retrieving, RefreshError> {
         let v = self.call(Call::get("/instance/retrieval")).await?;
-        Self::decode("GET /instance/retrieval", v)
+        Ok(self.scrub_alerts(Self::decode("GET /instance/retrieval", v)?))
     }
 
     /// `GET /admin/config`: the projection the engine exposes; its shape tells the API version.
@@ -330,7 +364,8 @@ impl DblabClient {
     pub async fn config_file(&self) -> Result<EngineConfig, RefreshError> {
         let call = "GET /admin/config.yaml";
         let text = self.call_text(Call::get("/admin/config.yaml")).await?;
-        EngineConfig::parse(&text).map_err(|message| RefreshError::DblabProtocol { call: call.into(), message })
+        EngineConfig::parse(&text)
+            .map_err(|message| self.scrub_error(RefreshError::DblabProtocol { call: call.into(), message }))
     }
 
     /// The body holds the password: it is neither logged nor returned.
@@ -372,7 +407,13 @@ impl Connector {
         spec: &DblabSpec,
     ) -> Result<DblabClient, RefreshError> {
         let token = secrets.read(&spec.token_secret_arn, "token").await?;
-        Ok(DblabClient { http: self.http_for(spec)?, base: spec.api_endpoint.clone(), token, until: None })
+        Ok(DblabClient {
+            http: self.http_for(spec)?,
+            base: spec.api_endpoint.clone(),
+            token,
+            hidden: Vec::new(),
+            until: None,
+        })
     }
 
     fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
@@ -452,6 +493,7 @@ mod tests {
             http: connector.http_for(&spec(false)).unwrap(),
             base: "http://127.0.0.1:9".into(),
             token: Secret::new("t".into()),
+            hidden: Vec::new(),
             until: None,
         };
         assert_eq!(client.call_timeout("GET /status").unwrap(), REQUEST_TIMEOUT);
