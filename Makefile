@@ -5,6 +5,9 @@ VENV := $(TOOLS)/venv
 NODE_TOOLS := $(TOOLS)/node
 SAM_VENV := $(TOOLS)/sam
 BENCH_VENV := $(TOOLS)/bench
+# cargo-mutants, pinned; only `make mutants` needs it.
+MUTANTS_VERSION := 27.1.0
+MUTANTS := $(TOOLS)/cargo/bin/cargo-mutants
 SAM := $(abspath $(SAM_VENV))/bin/sam
 PYTHON ?= python3
 HANDLERS := find-snapshot restore check-available patch-dblab poll-refresh delete-clone record notify
@@ -13,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint validate validate-asl build bench deploy destroy clean demo demo-aurora demo-failure
+.PHONY: help tools test lint validate validate-asl build bench mutants deploy destroy clean demo demo-aurora demo-failure
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -50,6 +53,14 @@ bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, 
 	cargo build --release --locked $(addprefix --bin ,$(HANDLERS))
 	mkdir -p target/bench
 	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md
+
+$(MUTANTS):
+	cargo install --locked --quiet --version $(MUTANTS_VERSION) --root $(TOOLS)/cargo cargo-mutants
+
+mutants: $(MUTANTS) ## Mutation score of the rules that decide a run (.cargo/mutants.toml; about 40 min from clean on 2 cores; not part of make test)
+	rm -rf target/mutants
+	PATH=$(abspath $(TOOLS)/cargo/bin):$$PATH cargo mutants --jobs 2 --output target/mutants || true
+	$(PYTHON) tests/mutants_score.py target/mutants/mutants.out/outcomes.json --at-least 90
 
 demo: ## A complete refresh on the local emulated stack (no AWS account needed)
 demo-aurora: ## The demo, from an Aurora cluster

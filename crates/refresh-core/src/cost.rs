@@ -276,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn the_line_for_people_names_every_part() {
+        let e = Estimate::new(Engine::RdsPostgres, billed("db.r6g.xlarge", 2 * 3_600), "us-east-1", Some(USAGE));
+        let orchestration = orchestration(100, 40, 1_000.0);
+        assert_eq!(
+            e.describe(),
+            format!(
+                "${:.2} (clone db.r6g.xlarge 2.00 h x $0.45/h; Step Functions and Lambda ${orchestration:.4}: 100 \
+                 transitions, 40 invocations; list prices of {PRICES_AS_OF})",
+                0.9 + orchestration
+            )
+        );
+    }
+
+    #[test]
     fn orchestration_adds_its_three_parts() {
         // 1,000 transitions, 1M requests, 8,000 s at 128 MB.
         let bill = orchestration(1_000, 1_000_000, 8_000.0);

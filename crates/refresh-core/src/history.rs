@@ -399,6 +399,17 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
+    fn a_row_without_a_valid_target_lives_apart() {
+        let mut summary = crate::summary::running(
+            &crate::run::RunState { request: json!({"target": "staging"}), ..Default::default() },
+            datetime!(2026-11-22 05:00 UTC),
+        );
+        assert_eq!(partition_of(&summary), "staging");
+        summary.target = None;
+        assert_eq!(partition_of(&summary), NO_TARGET);
+    }
+
+    #[test]
     fn one_engine_has_one_lock_key_however_it_is_spelt() {
         let key = engine_lock_key("https://DBLab.Internal:443/").unwrap();
         assert_eq!(key, "engine#https://dblab.internal:443");

@@ -272,3 +272,77 @@ async fn check_security_groups(ec2: &aws_sdk_ec2::Client, groups: &[String]) -> 
         Err(RefreshError::at("clone.securityGroups", format!("{} do not exist", missing.join(", "))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passed(name: &'static str) -> Check {
+        Check { name, outcome: Ok("fine".into()) }
+    }
+
+    fn failed(name: &'static str) -> Check {
+        Check { name, outcome: Err(RefreshError::DblabBusy { status: "refreshing".into(), detail: String::new() }) }
+    }
+
+    fn report(checks: Vec<Check>) -> Report {
+        Report { checks, source: None, engine: None, engine_instance_id: Some("e1".into()), warnings: Vec::new() }
+    }
+
+    #[test]
+    fn a_report_passes_only_when_every_check_did_and_gives_the_first_failure() {
+        assert!(report(vec![passed("a"), passed("b")]).passed());
+        assert!(!report(vec![passed("a"), failed("b")]).passed());
+        let err = report(vec![passed("a"), failed("b"), failed("c")]).into_source().unwrap_err();
+        assert_eq!(err.name(), "DblabBusy");
+        // Passed, but without a source: a bug, said so.
+        assert_eq!(report(vec![passed("a")]).into_source().unwrap_err().name(), "InternalError");
+    }
+
+    #[test]
+    fn checks_keep_each_outcome_and_halt_only_when_asked() {
+        let mut c = Checks { list: Vec::new(), stop: Stop::AtFirstFailure };
+        assert_eq!(c.record("a", Ok::<u32, RefreshError>(7), |n| format!("got {n}")), Some(7));
+        assert_eq!(c.list[0].outcome.as_deref().ok(), Some("got 7"));
+        assert!(!c.halted());
+        assert_eq!(c.record("b", Err::<u32, _>(RefreshError::Internal("x".into())), |_| String::new()), None);
+        assert!(c.halted());
+        let mut all = Checks { list: Vec::new(), stop: Stop::Never };
+        all.record("b", Err::<u32, _>(RefreshError::Internal("x".into())), |_| String::new());
+        assert!(!all.halted(), "validate --preflight runs every check");
+    }
+
+    fn source(kms: Option<&str>) -> RestoreSource {
+        RestoreSource {
+            mode: crate::request::SourceMode::Snapshot,
+            identifier: "rds:prod-1".into(),
+            arn: "arn:aws:rds:us-east-1:1:snapshot:rds:prod-1".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            data_as_of: OffsetDateTime::UNIX_EPOCH,
+            snapshot_type: "automated".into(),
+            source_type: crate::request::SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: OffsetDateTime::UNIX_EPOCH,
+            kms_key_id: kms.map(str::to_string),
+            serverless_capacity: None,
+            engine_instance_id: None,
+        }
+    }
+
+    #[test]
+    fn only_a_key_the_stack_allows_passes_by_arn_or_by_id() {
+        let arn = "arn:aws:kms:us-east-1:1:key/abcd-1234";
+        assert_eq!(encryption_allowed(&source(None), Some(&[])).unwrap(), "not encrypted");
+        for listed in [arn, "abcd-1234"] {
+            let allowed = encryption_allowed(&source(Some(arn)), Some(&[listed.to_string()])).unwrap();
+            assert_eq!(allowed, format!("encrypted with {arn}, which the stack allows"));
+        }
+        let err =
+            encryption_allowed(&source(Some(arn)), Some(&["arn:aws:kms:us-east-1:1:key/other".into()])).unwrap_err();
+        assert_eq!(err.name(), "InvalidRequest");
+        assert!(err.to_string().contains("SourceKmsKeyArns"), "{err}");
+        let unchecked = encryption_allowed(&source(Some(arn)), None).unwrap();
+        assert!(unchecked.contains("not checked"), "{unchecked}");
+    }
+}

@@ -546,10 +546,29 @@ mod tests {
         assert!(sum.error.is_none());
         assert_eq!(sum.clone_lifetime_seconds, Some(79 * 60));
         assert_eq!(sum.duration_seconds(), Some(81 * 60));
-        let names: Vec<_> = sum.phases.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["restore", "refresh", "delete"]);
+        let phases: Vec<_> = sum.phases.iter().map(|p| (p.name.as_str(), p.seconds())).collect();
+        assert_eq!(phases, [("restore", Some(10 * 60)), ("refresh", Some(60 * 60)), ("delete", Some(8 * 60))]);
         assert!(!sum.clone_left_behind);
         assert_eq!(sum.source_identifier.as_deref(), Some("prod"));
+        assert_eq!(sum.engine_snapshot.as_deref(), Some("dblab_pool@snapshot_20261122052000"));
+        assert_eq!(sum.engine_data_state_at.as_deref(), Some("2026-11-22T05:20:00Z"));
+    }
+
+    #[test]
+    fn an_aurora_clone_is_priced_from_the_aurora_list_and_an_rds_one_from_rds() {
+        let mut s = state();
+        s.clone = Some(CloneInstance { instance_class: "db.r6g.large".into(), ..clone(PollStatus::Ready) });
+        s.refresh = Some(refresh(PollStatus::Ready));
+        s.deletion = Some(deleted());
+        let price = |source_type: &str| {
+            let mut s = s.clone();
+            s.request["source"]["type"] = serde_json::json!(source_type);
+            let mut sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+            sum.estimate_cost("us-east-1", None);
+            sum.cost.unwrap().clone_hourly_usd
+        };
+        assert_eq!(price("aurora-cluster"), Some(0.26));
+        assert_eq!(price("rds"), Some(0.225));
     }
 
     #[test]
@@ -686,5 +705,58 @@ mod tests {
         let sum = finished(&state(), T0);
         assert_eq!(sum.outcome, Outcome::Failed);
         assert_eq!(sum.error.unwrap().name, "RunIncomplete");
+    }
+
+    #[test]
+    fn the_data_is_as_of_the_snapshot_or_for_a_fast_clone_its_request() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        let sum = finished(&s, T0);
+        assert_eq!((sum.data_as_of, sum.snapshot_identifier.as_deref()), (Some(T0), Some("rds:x")));
+        s.snapshot = Some(RestoreSource { mode: SourceMode::FastClone, ..snapshot() });
+        let sum = finished(&s, T0);
+        assert_eq!((sum.data_as_of, sum.snapshot_identifier), (None, None), "no clone yet: no data time");
+        s.clone = Some(clone(PollStatus::Ready));
+        assert_eq!(finished(&s, T0).data_as_of, Some(datetime!(2026-11-22 05:01 UTC)), "the clone's request");
+    }
+
+    #[test]
+    fn only_a_confirmed_deletion_is_deleted_and_only_a_timed_out_one_still_deleting() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Ready));
+        let at = |status| Some(Deletion { status, ..deleted() });
+        s.deletion = at(DeletionStatus::Deleting);
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert!(
+            sum.cleanup.ends_with(
+                "left behind: its deletion was not confirmed; the orphan sweep will delete it, or delete it by hand"
+            ),
+            "{}",
+            sum.cleanup
+        );
+        assert!(sum.clone_left_behind && sum.clone_lifetime_seconds.is_none());
+        let delete = sum.phases.iter().find(|p| p.name == "delete").unwrap();
+        assert_eq!(delete.ended_at, None, "a deletion still going has not ended");
+        s.deletion = at(DeletionStatus::TimedOut);
+        assert!(finished(&s, datetime!(2026-11-22 06:21 UTC)).cleanup.contains("still deleting"));
+        s.deletion = at(DeletionStatus::Deleted);
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert_eq!(sum.cleanup, "clone dblab-refresh-staging-20261122-050000 deleted");
+        assert!(!sum.clone_left_behind);
+    }
+
+    #[test]
+    fn each_refresh_verdict_has_its_own_name() {
+        let named = |failure: Option<RefreshFailure>| {
+            let mut s = state();
+            s.refresh = Some(Refresh { failure, ..refresh(PollStatus::Failed) });
+            finished(&s, T0).error.unwrap().name
+        };
+        assert_eq!(named(Some(RefreshFailure::NotStarted)), "RefreshNotStarted");
+        assert_eq!(named(Some(RefreshFailure::NoSnapshot)), "RefreshWithoutSnapshot");
+        assert_eq!(named(Some(RefreshFailure::EngineRestarted)), "RefreshFailed");
+        assert_eq!(named(None), "RefreshFailed");
     }
 }

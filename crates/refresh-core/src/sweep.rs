@@ -206,4 +206,53 @@ mod tests {
         assert!(matches!(judge(&young, Some(&ended), NOW, twelve), Verdict::Delete(_)));
         assert!(matches!(judge(&young, Some(&Ok(ExecutionState::Running)), NOW, twelve), Verdict::Keep(_)));
     }
+
+    #[test]
+    fn the_verdicts_say_exactly_why() {
+        let running = Ok(ExecutionState::Running);
+        // Not past DeleteAfter (even at the very instant): orphaned, and kept for its running execution.
+        assert_eq!(
+            judge(&clone(Some("2026-11-22T05:00:00Z")), Some(&running), NOW, None),
+            Verdict::Keep("execution run-1 is still running".into())
+        );
+        assert_eq!(
+            judge(&clone(Some("2026-11-22T04:59:59Z")), Some(&running), NOW, None),
+            Verdict::Keep(
+                "expired (DeleteAfter 2026-11-22T04:59:59Z), but execution run-1 is still running: its own timeouts \
+                 and clean-up end it"
+                    .into()
+            )
+        );
+        assert_eq!(
+            judge(&clone(Some("2026-11-22T05:00:00Z")), Some(&Ok(ExecutionState::Missing)), NOW, None),
+            Verdict::Delete("orphaned: execution run-1 does not exist".into())
+        );
+        assert_eq!(
+            judge(&clone(None), Some(&Ok(ExecutionState::Ended("TIMED_OUT".into()))), NOW, None),
+            Verdict::Delete("orphaned: execution run-1 ended TIMED_OUT".into())
+        );
+        let mut untagged = clone(None);
+        untagged.tags.retain(|(k, _)| k != tags::EXECUTION_KEY);
+        assert_eq!(
+            judge(&untagged, Some(&Err("boom".into())), NOW, None),
+            Verdict::Keep("skipped: cannot tell whether execution (no execution tag) runs (boom)".into())
+        );
+    }
+
+    #[test]
+    fn max_age_counts_from_the_clones_creation_and_keeps_one_of_unknown_age() {
+        let twelve = Some(std::time::Duration::from_secs(12 * 3_600));
+        let ended = Ok(ExecutionState::Ended("FAILED".into()));
+        let mut c = clone(None);
+        c.created_at = Some(NOW - time::Duration::hours(12));
+        assert_eq!(judge(&c, Some(&ended), NOW, twelve), Verdict::Keep("not older than 12h".into()), "exactly its age");
+        c.created_at = Some(NOW - time::Duration::hours(12) - time::Duration::seconds(1));
+        assert!(matches!(judge(&c, Some(&ended), NOW, twelve), Verdict::Delete(_)));
+        c.created_at = None;
+        assert!(
+            matches!(judge(&c, Some(&ended), NOW, twelve), Verdict::Keep(_)),
+            "no creation time: not known to be old"
+        );
+        assert!(matches!(judge(&c, Some(&ended), NOW, None), Verdict::Delete(_)), "no max age: age does not matter");
+    }
 }

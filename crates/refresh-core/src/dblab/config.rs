@@ -486,6 +486,34 @@ retrieval:
     }
 
     #[test]
+    fn a_password_left_in_a_42_connection_string_is_named() {
+        let with_password =
+            yaml("host=clone.abc.rds.amazonaws.com port=5432 dbname=app user=dblab password=pw", "false");
+        assert_eq!(
+            mismatches(&with_password, Api::V42, &conn(), 1, None),
+            ["source.connectionString still carries a password"]
+        );
+        assert!(mismatches(&with_password, Api::V41, &conn(), 1, None).is_empty(), "4.1 never reads the string");
+    }
+
+    #[test]
+    fn restore_jobs_are_checked_only_when_the_request_sets_them() {
+        let c = yaml("", "false");
+        assert!(mismatches(&c, Api::V42, &conn(), 1, Some(4)).is_empty(), "as sent");
+        assert!(mismatches(&c, Api::V42, &conn(), 1, None).is_empty(), "not asked: the engine's own stays");
+        let without = EngineConfig::parse(
+            "retrieval: {spec: {logicalDump: {options: {source: {connection: {host: clone.abc.rds.amazonaws.com, \
+             port: 5432, dbname: app, username: dblab}}}}}}",
+        )
+        .unwrap();
+        let diff = mismatches(&without, Api::V42, &conn(), 1, Some(4));
+        assert_eq!(
+            diff,
+            ["logicalRestore parallelJobs is missing from the engine's config (add it to server.yml so it can be set)"]
+        );
+    }
+
+    #[test]
     fn jobs_that_did_not_take_are_named() {
         let diff = mismatches(&yaml("", "true"), Api::V42, &conn(), 2, Some(8));
         assert_eq!(diff, ["logicalDump parallelJobs is 1, expected 2", "logicalRestore parallelJobs is 4, expected 8"]);
@@ -613,5 +641,53 @@ retrieval:
         assert_eq!(opts["source"]["connectionString"], "");
         assert_eq!(opts["parallelJobs"], 4);
         assert_eq!(opts["source"]["connection"]["port"], 5432);
+    }
+
+    #[test]
+    fn values_are_read_as_text_whatever_their_yaml_type() {
+        let c = EngineConfig::parse("a: true\nb: 7\nc: x\nd: [1]\n").unwrap();
+        assert_eq!(
+            (c.text("/a"), c.text("/b"), c.text("/c"), c.text("/d")),
+            (Some("true".into()), Some("7".into()), Some("x".into()), None)
+        );
+    }
+
+    #[test]
+    fn dump_jobs_are_read_as_set_and_used_as_the_engine_uses_them() {
+        let jobs = |yaml: &str| EngineConfig::parse(yaml).unwrap();
+        let four = jobs("retrieval: {spec: {logicalDump: {options: {parallelJobs: 4}}}}");
+        assert_eq!((four.dump_parallel_jobs(), four.dump_jobs_in_effect()), (Some(4), 4));
+        let unset = jobs("retrieval: {spec: {logicalDump: {options: {}}}}");
+        assert_eq!((unset.dump_parallel_jobs(), unset.dump_jobs_in_effect()), (None, 1));
+        let zero = jobs("retrieval: {spec: {logicalDump: {options: {parallelJobs: 0}}}}");
+        assert_eq!((zero.dump_parallel_jobs(), zero.dump_jobs_in_effect()), (Some(0), 1));
+    }
+
+    #[test]
+    fn an_empty_or_zero_port_is_the_engines_default() {
+        for port in ["''", "0", "6543"] {
+            let c = source_yaml(&format!("{{connection: {{host: h, port: {port}, dbname: app, username: dblab}}}}"));
+            let expected = if port == "6543" { "6543" } else { "5432" };
+            assert_eq!(c.effective_source(Api::V41).unwrap().port.as_deref(), Some(expected), "{port}");
+        }
+    }
+
+    #[test]
+    fn every_field_that_differs_is_named_and_the_source_is_not_the_clone() {
+        let c = source_yaml(
+            "{connection: {host: clone.abc.rds.amazonaws.com, port: 5432, dbname: other, username: admin}}",
+        );
+        let source = c.effective_source(Api::V41).unwrap();
+        assert_eq!(
+            source.differences(&conn()),
+            [
+                "source.connection dbname is \"other\", expected \"app\"",
+                "source.connection username is \"admin\", expected \"dblab\""
+            ]
+        );
+        assert!(!source.is(&conn()));
+        let right =
+            source_yaml("{connection: {host: clone.abc.rds.amazonaws.com, port: 5432, dbname: app, username: dblab}}");
+        assert!(right.effective_source(Api::V41).unwrap().is(&conn()));
     }
 }

@@ -307,4 +307,24 @@ mod tests {
             assert!(ConnString::parse(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn key_value_values_are_quoted_only_when_they_must_be() {
+        assert_eq!(quote("plain"), "plain");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("my db"), "'my db'");
+        assert_eq!(quote("it's"), "'it\\'s'");
+        assert_eq!(quote("a\\b"), "'a\\\\b'");
+        assert_eq!(quote("k=v"), "'k=v'");
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_anywhere_and_bad_ones_refused() {
+        assert_eq!(decode("%41b%2Fc%40").unwrap(), "Ab/c@");
+        assert_eq!(decode("plain").unwrap(), "plain");
+        assert_eq!(decode("%C3%A9").unwrap(), "é");
+        assert!(decode("a%4").unwrap_err().contains("truncated"));
+        assert!(decode("%zz").unwrap_err().contains("bad %-escape"));
+        assert!(decode("%FF").unwrap_err().contains("not UTF-8"));
+    }
 }

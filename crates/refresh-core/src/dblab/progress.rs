@@ -594,4 +594,76 @@ mod tests {
         assert!(!started_after_config_change("2026-11-22T06:59:59+02:00", posted));
         assert!(!started_after_config_change("", posted) && !started_after_config_change("soon", posted));
     }
+
+    fn adopted_refresh(last_refresh: &str) -> Refresh {
+        let spec = started(BEFORE);
+        let before = InstanceStatus {
+            retrieving: seen("refreshing", Some(last_refresh)).retrieving,
+            engine: EngineInfo { started_at: Some(STARTED.into()), ..Default::default() },
+            pools: Vec::new(),
+        };
+        let dblab = DblabSpec {
+            api_endpoint: "https://dblab.internal".into(),
+            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
+            insecure: false,
+            allow_plaintext: false,
+            ca_certificate: None,
+            poll_interval: std::time::Duration::from_secs(30),
+            timeout: std::time::Duration::from_secs(4 * 3_600),
+            start_timeout: std::time::Duration::from_secs(300),
+            restore_parallel_jobs: None,
+            allow_ignored_errors: false,
+        };
+        let engine = spec.engine.clone().unwrap();
+        adopted(
+            NOW,
+            Trigger {
+                spec: &dblab,
+                before: &before,
+                engine,
+                dump_parallel_jobs: 1,
+                release_after_dump: false,
+                pool: Some(POOL.into()),
+                ignored_errors: None,
+            },
+        )
+    }
+
+    #[test]
+    fn an_adopted_refresh_is_already_started_and_has_no_start_window() {
+        let r = adopted_refresh(AFTER);
+        assert!(r.adopted && r.seen_start);
+        assert_eq!(r.start_deadline, None);
+        // It ends with lastRefresh unchanged since adoption: that is its own, not a stale one.
+        let done = advance(&r, &seen("finished", Some(AFTER)), NOW);
+        assert_eq!(done.status, PollStatus::Ready, "{done:?}");
+    }
+
+    #[test]
+    fn the_windows_end_strictly_after_their_last_instant() {
+        let start_by = NOW + time::Duration::minutes(5);
+        let quiet = seen("finished", Some(BEFORE));
+        let r = advance(&started(BEFORE), &quiet, start_by);
+        assert_eq!(
+            (r.status, r.finished_at),
+            (PollStatus::Pending, None),
+            "at the start deadline itself: still waiting"
+        );
+        let deadline = NOW + time::Duration::hours(4);
+        let running = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        let r = advance(&running, &seen("refreshing", Some(AFTER)), deadline);
+        assert_eq!((r.status, r.finished_at), (PollStatus::Pending, None), "at the deadline itself: still waiting");
+        let r = advance(&running, &seen("refreshing", Some(AFTER)), deadline + time::Duration::seconds(1));
+        assert_eq!((r.status, r.finished_at), (PollStatus::TimedOut, Some(deadline + time::Duration::seconds(1))));
+    }
+
+    #[test]
+    fn without_a_readable_last_refresh_the_snapshot_counts_from_the_trigger_less_the_skew() {
+        let mut r = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        r.last_refresh = "not a time".into();
+        // The engine's clock 30 s behind ours: its snapshot is stamped before our trigger.
+        assert!(super::evidence(&r, &[snapshot(POOL, "2026-11-22T04:59:30Z")]).is_some(), "within the skew");
+        let old = [snapshot(POOL, "2026-11-22T04:58:59Z")];
+        assert!(super::evidence(&r, &old).is_none(), "more than a minute before the trigger");
+    }
 }

@@ -529,6 +529,11 @@ mod tests {
         errors(doc).into_iter().map(|e| e.path).collect()
     }
 
+    /// The paths a document is refused at; none for a valid one.
+    fn refused_at(doc: &Value) -> Vec<String> {
+        RefreshRequest::from_document(doc).err().map(|e| e.0.into_iter().map(|e| e.path).collect()).unwrap_or_default()
+    }
+
     #[test]
     fn source_modes_and_the_fields_each_allows() {
         let with = |source: Value| {
@@ -688,6 +693,16 @@ mod tests {
             let err = start(bad.clone()).unwrap_err().to_string();
             assert!(err.contains("dblab.startTimeout"), "{bad}: {err}");
         }
+        // The bounds themselves: two polls exactly, half the timeout exactly.
+        assert_eq!(start(json!({"startTimeout": "60s"})).unwrap(), Duration::from_secs(60));
+        assert!(start(json!({"startTimeout": "59s"})).unwrap_err().to_string().contains("must allow two polls"));
+        assert_eq!(start(json!({"startTimeout": "2h"})).unwrap(), Duration::from_secs(7_200));
+        assert!(
+            start(json!({"startTimeout": "2h1s"})).unwrap_err().to_string().contains("at most half of dblab.timeout")
+        );
+        // A default of exactly two polls stands; under that, the whole timeout is the window.
+        assert_eq!(start(json!({"timeout": "4s", "pollInterval": "1s"})).unwrap(), Duration::from_secs(2));
+        assert_eq!(start(json!({"timeout": "8m", "pollInterval": "2m"})).unwrap(), Duration::from_secs(240));
     }
 
     #[test]
@@ -711,6 +726,10 @@ mod tests {
             doc["clone"]["maxCapacity"] = max.clone();
             assert_eq!(paths(&doc), [path], "{min} {max}");
         }
+        // Equal capacities are a fixed size, not an error.
+        doc["clone"]["minCapacity"] = json!(4);
+        doc["clone"]["maxCapacity"] = json!(4);
+        assert_eq!(refused_at(&doc), Vec::<String>::new());
         doc["clone"].as_object_mut().unwrap().remove("maxCapacity");
         doc["clone"]["minCapacity"] = json!(1);
         assert_eq!(paths(&doc), ["clone.maxCapacity"], "the two go together");
@@ -729,6 +748,86 @@ mod tests {
         assert!(warning.contains("in clear") && warning.contains("dblab.allowPlaintext"), "{warning}");
         doc["dblab"]["allowPlaintext"] = json!(true);
         assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None);
+    }
+
+    #[test]
+    fn every_bound_is_where_it_says() {
+        let with = |pointer: &str, value: Value| {
+            let mut doc = valid();
+            *doc.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+            refused_at(&doc)
+        };
+        let none: Vec<String> = Vec::new();
+        assert_eq!(with("/source/dbName", json!("d".repeat(63))), none);
+        assert_eq!(with("/source/dbName", json!("d".repeat(64))), ["source.dbName"]);
+        assert_eq!(with("/source/username", json!("u".repeat(64))), ["source.username"]);
+        assert_eq!(with("/source/username", json!("dblab reader")), ["source.username"]);
+        let mut doc = valid();
+        doc["source"]["snapshotIdentifier"] = json!("s".repeat(1024));
+        assert_eq!(refused_at(&doc), none);
+        doc["source"]["snapshotIdentifier"] = json!("s".repeat(1025));
+        assert_eq!(refused_at(&doc), ["source.snapshotIdentifier"]);
+        doc["source"]["snapshotIdentifier"] = json!("rds:prod\u{7}");
+        assert_eq!(refused_at(&doc), ["source.snapshotIdentifier"]);
+        doc["source"]["snapshotIdentifier"] = json!("rds: prod");
+        assert_eq!(refused_at(&doc), ["source.snapshotIdentifier"]);
+        doc["clone"]["port"] = json!(1150);
+        doc["source"]["snapshotIdentifier"] = json!("rds:prod");
+        assert_eq!(refused_at(&doc), none);
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().clone.port, Some(1150));
+        for port in [json!(1149), json!(65536), json!("5432")] {
+            doc["clone"]["port"] = port.clone();
+            assert_eq!(refused_at(&doc), ["clone.port"], "{port}");
+        }
+        doc["clone"]["port"] = json!(65535);
+        assert_eq!(refused_at(&doc), none);
+        let mut doc = valid();
+        doc["clone"]["maxAge"] = json!("30d");
+        assert_eq!(refused_at(&doc), none);
+        doc["clone"]["maxAge"] = json!("30d1s");
+        assert_eq!(refused_at(&doc), ["clone.maxAge"]);
+        let mut doc = valid();
+        doc["clone"]["deletionTimeout"] = json!("12h");
+        assert_eq!(refused_at(&doc), none);
+        doc["clone"]["deletionTimeout"] = json!("12h1s");
+        assert_eq!(refused_at(&doc), ["clone.deletionTimeout"]);
+    }
+
+    #[test]
+    fn tags_have_a_count_and_a_value_length_limit() {
+        let mut doc = valid();
+        let tags = |n: usize| serde_json::Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect());
+        doc["clone"]["tags"] = tags(crate::tags::MAX_USER_TAGS);
+        assert_eq!(refused_at(&doc), Vec::<String>::new());
+        doc["clone"]["tags"] = tags(crate::tags::MAX_USER_TAGS + 1);
+        assert_eq!(refused_at(&doc), ["clone.tags"]);
+        doc["clone"]["tags"] = json!({"team": "x".repeat(256)});
+        assert_eq!(refused_at(&doc), Vec::<String>::new());
+        doc["clone"]["tags"] = json!({"team": "x".repeat(257)});
+        assert_eq!(refused_at(&doc), ["clone.tags.team"]);
+    }
+
+    #[test]
+    fn a_security_group_is_an_sg_id_with_something_after_the_prefix() {
+        let mut doc = valid();
+        doc["clone"]["securityGroups"] = json!(["sg-1", "sg-", "web"]);
+        assert_eq!(refused_at(&doc), ["clone.securityGroups[1]", "clone.securityGroups[2]"]);
+    }
+
+    #[test]
+    fn the_polls_a_request_allows_are_counted_and_capped() {
+        let mut doc = valid();
+        doc["clone"]["restoreTimeout"] = json!("1000s");
+        doc["clone"]["pollInterval"] = json!("1s");
+        doc["dblab"]["timeout"] = json!("1000s");
+        doc["dblab"]["pollInterval"] = json!("1s");
+        assert_eq!(refused_at(&doc), Vec::<String>::new(), "2,000 polls: the most allowed");
+        doc["dblab"]["timeout"] = json!("1001s");
+        assert_eq!(refused_at(&doc), ["dblab.pollInterval"]);
+        let err = RefreshRequest::from_document(&doc).unwrap_err().to_string();
+        assert!(err.contains("allow 2001 polls"), "{err}");
+        doc["clone"]["pollInterval"] = json!("2s");
+        assert_eq!(refused_at(&doc), Vec::<String>::new(), "500 + 1001");
     }
 
     #[test]
