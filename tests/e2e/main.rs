@@ -32,14 +32,32 @@ pub struct Run {
     pub events: Vec<aws_sdk_sfn::types::HistoryEvent>,
 }
 
+/// Every state name of both state machine files.
+fn state_names() -> &'static std::collections::BTreeSet<String> {
+    static NAMES: std::sync::OnceLock<std::collections::BTreeSet<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        refresh_tests::stack::DEFINITIONS
+            .iter()
+            .flat_map(|file| {
+                let text = std::fs::read_to_string(refresh_tests::repo_root().join(file)).unwrap();
+                let doc: Value = serde_json::from_str(&text).unwrap();
+                doc["States"].as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+            })
+            .collect()
+    })
+}
+
 impl Run {
-    /// How many times a state was entered.
+    /// How many times a state was entered. A name no state machine has fails the test:
+    /// "entered X zero times" must be able to fail.
     pub fn entered(&self, state: &str) -> usize {
+        assert!(state_names().contains(state), "no state machine has a state {state:?}");
         self.events.iter().filter_map(|e| e.state_entered_event_details()).filter(|d| d.name() == state).count()
     }
 
     /// When the execution first entered a state.
     pub fn entered_at(&self, state: &str) -> Option<std::time::SystemTime> {
+        assert!(state_names().contains(state), "no state machine has a state {state:?}");
         self.events
             .iter()
             .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state))

@@ -504,19 +504,27 @@ impl World {
         queue_url
     }
 
-    /// Every message waiting in the queue (body and attributes).
+    /// Every message waiting in the queue (body and attributes): received until the queue
+    /// answers none, since one receive gives at most ten (and SQS may give fewer), so that
+    /// "exactly one notification" counts them all.
     pub async fn messages(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        out.messages().to_vec()
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            if out.messages().is_empty() {
+                return all;
+            }
+            all.extend(out.messages().iter().cloned());
+        }
     }
 
     /// The world's secrets (the source password and the DBLab token), in every form.

@@ -759,4 +759,19 @@ mod tests {
         assert_eq!(named(Some(RefreshFailure::EngineRestarted)), "RefreshFailed");
         assert_eq!(named(None), "RefreshFailed");
     }
+
+    #[test]
+    fn a_purge_that_found_nothing_says_so_only_once_it_is_confirmed() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        s.error = Some(CaughtError { error: "AwsRequestFailed".into(), cause: None });
+        let nothing = |status| Some(Deletion { identifier: String::new(), status, ..deleted() });
+        s.deletion = nothing(DeletionStatus::Deleted);
+        let sum = finished(&s, T0);
+        assert_eq!((sum.cleanup.as_str(), sum.clone_left_behind), ("nothing to clean up: no clone was created", false));
+        s.deletion = nothing(DeletionStatus::Deleting);
+        let sum = finished(&s, T0);
+        assert!(sum.cleanup.starts_with("any clone of this run may be left behind"), "{}", sum.cleanup);
+        assert!(sum.clone_left_behind);
+    }
 }
