@@ -91,7 +91,7 @@ impl EngineConfig {
     }
 
     /// The dump's `parallelJobs`, if `server.yml` sets it.
-    pub fn dump_parallel_jobs(&self) -> Option<u32> {
+    fn dump_parallel_jobs(&self) -> Option<u32> {
         self.number(&format!("{DUMP}/parallelJobs")).and_then(|n| u32::try_from(n).ok())
     }
 

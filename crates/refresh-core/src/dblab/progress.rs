@@ -297,8 +297,8 @@ mod tests {
     const BEFORE: &str = "2026-11-21T05:00:00Z";
     const AFTER: &str = "2026-11-22T05:00:01Z";
 
-    fn started(previous: &str) -> Refresh {
-        let spec = DblabSpec {
+    fn spec() -> DblabSpec {
+        DblabSpec {
             api_endpoint: "https://dblab.internal".into(),
             token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
             insecure: false,
@@ -309,25 +309,33 @@ mod tests {
             start_timeout: std::time::Duration::from_secs(300),
             restore_parallel_jobs: None,
             allow_ignored_errors: false,
-        };
-        let before = InstanceStatus {
-            retrieving: seen("finished", Some(previous).filter(|p| !p.is_empty())).retrieving,
+        }
+    }
+
+    /// `/status` as `patch-dblab` read it before the trigger.
+    fn status_before(status: &str, last_refresh: Option<&str>) -> InstanceStatus {
+        InstanceStatus {
+            retrieving: seen(status, last_refresh).retrieving,
             engine: EngineInfo { started_at: Some(STARTED.into()), ..Default::default() },
             pools: Vec::new(),
-        };
-        let engine = EngineIdentity { version: "v4.2.0".into(), api: crate::dblab::Api::V42 };
-        triggered(
-            NOW,
-            Trigger {
-                spec: &spec,
-                before: &before,
-                engine,
-                dump_parallel_jobs: 2,
-                release_after_dump: true,
-                pool: Some(POOL.into()),
-                ignored_errors: None,
-            },
-        )
+        }
+    }
+
+    fn trigger<'a>(spec: &'a DblabSpec, before: &'a InstanceStatus, jobs: u32, release: bool) -> Trigger<'a> {
+        Trigger {
+            spec,
+            before,
+            engine: EngineIdentity { version: "v4.2.0".into(), api: crate::dblab::Api::V42 },
+            dump_parallel_jobs: jobs,
+            release_after_dump: release,
+            pool: Some(POOL.into()),
+            ignored_errors: None,
+        }
+    }
+
+    fn started(previous: &str) -> Refresh {
+        let before = status_before("finished", Some(previous).filter(|p| !p.is_empty()));
+        triggered(NOW, trigger(&spec(), &before, 2, true))
     }
 
     const STARTED: &str = "2026-11-20T00:00:00Z";
@@ -596,37 +604,8 @@ mod tests {
     }
 
     fn adopted_refresh(last_refresh: &str) -> Refresh {
-        let spec = started(BEFORE);
-        let before = InstanceStatus {
-            retrieving: seen("refreshing", Some(last_refresh)).retrieving,
-            engine: EngineInfo { started_at: Some(STARTED.into()), ..Default::default() },
-            pools: Vec::new(),
-        };
-        let dblab = DblabSpec {
-            api_endpoint: "https://dblab.internal".into(),
-            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
-            insecure: false,
-            allow_plaintext: false,
-            ca_certificate: None,
-            poll_interval: std::time::Duration::from_secs(30),
-            timeout: std::time::Duration::from_secs(4 * 3_600),
-            start_timeout: std::time::Duration::from_secs(300),
-            restore_parallel_jobs: None,
-            allow_ignored_errors: false,
-        };
-        let engine = spec.engine.clone().unwrap();
-        adopted(
-            NOW,
-            Trigger {
-                spec: &dblab,
-                before: &before,
-                engine,
-                dump_parallel_jobs: 1,
-                release_after_dump: false,
-                pool: Some(POOL.into()),
-                ignored_errors: None,
-            },
-        )
+        let before = status_before("refreshing", Some(last_refresh));
+        adopted(NOW, trigger(&spec(), &before, 1, false))
     }
 
     #[test]
