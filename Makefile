@@ -21,7 +21,7 @@ export RUST_TEST_THREADS ?= 8
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-tools: $(VENV)/.installed $(NODE_TOOLS)/.installed $(SAM_VENV)/.installed ## Install the pinned tools (moto, cargo-lambda, asl-validator, SAM CLI) into .tools/
+tools: $(VENV)/.installed $(NODE_TOOLS)/.installed $(SAM_VENV)/.installed $(BENCH_VENV)/.installed ## Install the pinned tools (moto, cargo-lambda, asl-validator, SAM CLI, the benchmark's boto3 baseline) into .tools/
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ $(SAM_VENV)/.installed: tests/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-sam.txt
 	touch $@
 
-# The benchmark's Python/boto3 baseline: only `make bench` needs it.
+# The benchmark's Python/boto3 baseline (`make bench`, and its smoke pass in `make test`).
 $(BENCH_VENV)/.installed: tests/bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/bench/requirements.txt

@@ -5,7 +5,9 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
 
 - every handler binary has exactly one function (BuildProperties.Binary), and no
   function names a binary that does not exist;
-- each function defines the environment variables its main.rs reads;
+- each function is given exactly the environment variables its main.rs reads (the test
+  stack, the demo and the benchmark take the names from here: tests/src/environment.rs),
+  and README's environment table names each with the handlers given it;
 - each state machine's DefinitionSubstitutions are exactly the ${...} placeholders of its
   ASL file, each pointing at the function of the matching binary, and the state machine
   may invoke exactly those functions;
@@ -19,8 +21,9 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
 - the scheduled sweep sends delete-clone a sweep request;
-- the handler list is the workspace's: the Makefile's HANDLERS and the test stack's
-  FUNCTIONS (tests/src/stack.rs) name exactly the handler binaries of the workspace.
+- the handler list is the workspace's: the Makefile's HANDLERS, the test stack's
+  FUNCTIONS (tests/src/stack.rs) and the benchmark's HANDLERS (tests/src/bench/mod.rs)
+  name exactly the handler binaries of the workspace.
 """
 
 import json
@@ -197,6 +200,8 @@ def check(template: dict) -> list[str]:
         defined = set(resources[name]["Properties"].get("Environment", {}).get("Variables", {}))
         for variable in sorted(wanted - defined):
             fail(f"{name} ({binary}) reads {variable}, which the template does not set")
+        for variable in sorted(defined - wanted):
+            fail(f"{name} ({binary}) is given {variable}, which its main.rs does not read")
 
     by_binary = {binary: name for name, binary in functions.items()}
     for name, resource in resources.items():
@@ -325,6 +330,9 @@ def self_test(template: dict) -> int:
         "a wildcard action": lambda r: r["RecordFunction"]["Properties"]["Policies"][0]["Statement"][0].update(Action=["dynamodb:*"]),
         "an invocation not allowed": lambda r: r["RefreshStateMachine"]["Properties"]["Policies"].pop(0),
         "a missing environment variable": lambda r: r["RecordFunction"]["Properties"].pop("Environment"),
+        "a variable nobody reads": lambda r: r["NotifyFunction"]["Properties"]["Environment"]["Variables"].update(
+            UNREAD="x"
+        ),
         "a substitution pointing elsewhere": lambda r: r["RefreshStateMachine"]["Properties"]["DefinitionSubstitutions"].update(
             RecordFunctionArn={"Fn::GetAtt": ["NotifyFunction", "Arn"]}
         ),
@@ -359,6 +367,33 @@ def handler_lists() -> list[str]:
     functions = sorted(re.findall(r'\("\w+FunctionArn", "([\w-]+)"\)', stack))
     if functions != wanted:
         problems.append(f"tests/src/stack.rs FUNCTIONS {functions} is not the workspace's handlers {wanted}")
+    bench = re.search(r"pub const HANDLERS: \[&str; \d+\] =\s*\[(.*?)\];", (ROOT / "tests/src/bench/mod.rs").read_text(), re.S)
+    measured = sorted(re.findall(r'"([\w-]+)"', bench.group(1))) if bench else []
+    if measured != wanted:
+        problems.append(f"tests/src/bench/mod.rs HANDLERS {measured} is not the workspace's handlers {wanted}")
+    return problems
+
+
+def environment_docs(template: dict, readme: str) -> list[str]:
+    """The README's table of the handlers' environment names each template variable with
+    exactly the handlers the template gives it to."""
+    given: dict[str, set[str]] = {}
+    for resource in template["Resources"].values():
+        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        if resource["Type"] != "AWS::Serverless::Function" or not binary:
+            continue
+        for variable in resource["Properties"].get("Environment", {}).get("Variables", {}):
+            given.setdefault(variable, set()).add(binary)
+    section = readme.split("## Environment of the handlers", 1)[-1].split("\n## ", 1)[0]
+    documented = {}
+    for row in re.finditer(r"^\| `([A-Z_]+)`[^|]*\| ([^|]*) \|", section, re.M):
+        documented[row.group(1)] = set(re.findall(r"`([a-z-]+)`", row.group(2)))
+    problems = []
+    for variable, binaries in sorted(given.items()):
+        if variable not in documented:
+            problems.append(f"README's environment table does not list {variable}")
+        elif documented[variable] != binaries:
+            problems.append(f"README says {variable} is used by {sorted(documented[variable])}, the template gives it to {sorted(binaries)}")
     return problems
 
 
@@ -371,8 +406,13 @@ def main() -> int:
         print("\n".join(str(m) for m in matches))
         return 1
     if sys.argv[1:] == ["--self-test"]:
+        readme = (ROOT / "README.md").read_text()
+        planted = readme.replace("| `TOPIC_ARN` | `notify` |", "| `TOPIC_ARN` | `record` |")
+        if not environment_docs(template, planted) or environment_docs(template, readme):
+            print("template self-test: a README environment row naming the wrong handler was not caught")
+            return 1
         return self_test(template)
-    found = check(template)
+    found = check(template) + environment_docs(template, (ROOT / "README.md").read_text())
     for message in found:
         print(f"template: {message}")
     if not found:

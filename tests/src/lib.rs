@@ -19,6 +19,8 @@ use refresh_core::run::Execution;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod bench;
+pub mod environment;
 pub mod leaks;
 pub mod stack;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use crate::environment::{self, LocalValues};
 use crate::{aws_config, lambda_runtime_url, moto, repo_root, tools_python, unique};
 
 /// Each definition substitution of the state machine and the handler binary behind it.
@@ -72,11 +73,29 @@ async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::
 
 pub async fn stack() -> &'static Stack {
     static STACK: OnceCell<Stack> = OnceCell::const_new();
-    STACK.get_or_init(|| start(3)).await
+    STACK.get_or_init(|| start(Watching { seconds: 3, time_scale: 1 })).await
 }
 
-/// A stack whose check handlers watch up to `watch_seconds` per invocation.
-pub async fn start(watch_seconds: u64) -> Stack {
+/// How the check handlers of a stack watch: up to `seconds` per invocation, in a world
+/// whose durations are `time_scale` times shorter than in AWS (1: not scaled).
+#[derive(Debug, Clone, Copy)]
+pub struct Watching {
+    pub seconds: u64,
+    pub time_scale: u32,
+}
+
+impl Watching {
+    /// The handlers' variables that say so (`refresh_core::watch`).
+    pub fn environment(self) -> Vec<(String, String)> {
+        vec![
+            (refresh_core::watch::WATCH_SECONDS_ENV.to_string(), self.seconds.to_string()),
+            (refresh_core::watch::TIME_SCALE_ENV.to_string(), self.time_scale.to_string()),
+        ]
+    }
+}
+
+/// A stack whose check handlers watch as `watching` says.
+pub async fn start(watching: Watching) -> Stack {
     let moto = moto();
     let config = aws_config("us-east-1").await;
     let id = unique("e2e");
@@ -89,6 +108,16 @@ pub async fn start(watch_seconds: u64) -> Stack {
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     let topic_arn = topic.topic_arn().unwrap_or_default().to_string();
+
+    let values = LocalValues {
+        history_table: table.clone(),
+        topic_arn: topic_arn.clone(),
+        source_kms_key_arns: ALLOWED_KMS_KEY.to_string(),
+        metrics_namespace: "dblab-refresh/e2e".to_string(),
+    };
+    let mut environment = environment::platform(&moto.endpoint);
+    environment.extend(watching.environment());
+    environment.extend(environment::of_all(&values));
 
     std::fs::create_dir_all(repo_root().join("target")).unwrap_or_else(|e| panic!("{e}"));
     let log = File::create(repo_root().join("target/e2e-lambda-runtime.log")).unwrap_or_else(|e| panic!("{e}"));
@@ -103,14 +132,8 @@ pub async fn start(watch_seconds: u64) -> Stack {
         .args(["lambda", "watch", "--quiet", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])
         // Check handlers watch for seconds per invocation (as they watch for minutes in
         // AWS); parallel scenarios then need more than one instance per function.
-        .args(["--concurrency", "4", "--env-var", &format!("WATCH_SECONDS={watch_seconds}")])
-        .args(["--env-var", &format!("AWS_ENDPOINT_URL={}", moto.endpoint)])
-        .args(["--env-var", "AWS_ACCESS_KEY_ID=test", "--env-var", "AWS_SECRET_ACCESS_KEY=test"])
-        .args(["--env-var", "AWS_REGION=us-east-1", "--env-var", "RUST_LOG=info"])
-        .args(["--env-var", &format!("HISTORY_TABLE={table}")])
-        .args(["--env-var", "FRESHNESS_MAX_AGE=36h", "--env-var", "METRICS_NAMESPACE=dblab-refresh/e2e"])
-        .args(["--env-var", &format!("TOPIC_ARN={topic_arn}")])
-        .args(["--env-var", &format!("SOURCE_KMS_KEY_ARNS={ALLOWED_KMS_KEY}")])
+        .args(["--concurrency", "4"])
+        .args(environment.iter().flat_map(|(k, v)| ["--env-var".to_string(), format!("{k}={v}")]))
         .current_dir(repo_root())
         .env("PATH", path)
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))

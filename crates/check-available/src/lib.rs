@@ -37,5 +37,5 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInst
     };
     // A look describes the cluster and its writer at most.
     let look_time = 2 * refresh_core::lambda::AWS_CALL_TIME;
-    watch.run(input.clone, request.clone.poll_interval, look_time, look, |c| c.status != PollStatus::Pending).await
+    watch.run(input.clone, |_| request.clone.poll_interval, look_time, look, |c| c.status != PollStatus::Pending).await
 }

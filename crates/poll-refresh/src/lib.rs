@@ -61,5 +61,8 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
     };
     // The clone is released as soon as the dump is over: that ends the watch too.
     let act = |r: &Refresh| r.status != PollStatus::Pending || r.release_clone;
-    watch.run(input.refresh, request.dblab.poll_interval, dblab::LOOK_TIME, look, act).await
+    let poll = request.dblab.poll_interval;
+    let mut refresh = watch.run(input.refresh, |r| dblab::next_look_in(r, poll), dblab::LOOK_TIME, look, act).await?;
+    refresh.wait_seconds = dblab::next_look_in(&refresh, poll).as_secs();
+    Ok(refresh)
 }

@@ -122,10 +122,7 @@ async fn start(
         run_key: history::run_key(started_at, &execution.name),
         started_at,
         lock_expires_at,
-        poll_seconds: PollSeconds {
-            clone: request.clone.poll_interval.as_secs(),
-            refresh: request.dblab.poll_interval.as_secs(),
-        },
+        poll_seconds: PollSeconds { clone: request.clone.poll_interval.as_secs() },
         deletion_seconds: Some(request.clone.deletion_timeout.as_secs()),
         duplicate_of: None,
     };

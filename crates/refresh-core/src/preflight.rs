@@ -97,8 +97,12 @@ impl Checks {
     }
 }
 
-/// Runs the checks in the order a run would meet them, the engine first (it is cheap and
-/// the most often wrong). `until` bounds every DBLab call (a Lambda invocation's budget).
+/// Runs the checks and reports them in the order a run would meet them, the engine first
+/// (it is cheap and the most often wrong). The engine's checks and the AWS checks ask
+/// different services and depend on nothing of each other's, so they run at once (a cold
+/// `find-snapshot` waits for the longer half, not for both); with `Stop::AtFirstFailure` an
+/// engine failure still hides every AWS result, as if they had never run, and the AWS
+/// calls are read-only. `until` bounds every DBLab call (a Lambda invocation's budget).
 pub async fn run(
     deps: &Deps<'_>,
     request: &RefreshRequest,
@@ -106,24 +110,48 @@ pub async fn run(
     stop: Stop,
     until: Option<Instant>,
 ) -> Report {
+    let engine_half = async {
+        let mut c = Checks { list: Vec::new(), stop };
+        let client = c.record(
+            "DBLab token secret",
+            deps.dblab.connect(deps.secrets, &request.dblab).await.map(|client| client.within(until)),
+            |_| "readable".into(),
+        );
+        let mut found = None;
+        if let Some(client) = &client {
+            found = engine_checks(&mut c, client, request).await;
+        }
+        (c, found)
+    };
+    let ((mut c, engine), (aws, source)) = tokio::join!(engine_half, aws_checks(deps, request, now, stop));
+    let (identity, instance_id) = engine.map_or((None, None), |(identity, id)| (Some(identity), id));
+    let source = if c.halted() {
+        None
+    } else {
+        c.list.extend(aws.list);
+        source
+    };
+    Report {
+        checks: c.list,
+        source,
+        engine: identity,
+        engine_instance_id: instance_id,
+        warnings: request.dblab.plaintext_warning().into_iter().collect(),
+    }
+}
+
+/// The secrets and resources in AWS: the source's password, the source and what to restore
+/// from, its key, the clone's network. Read-only.
+async fn aws_checks(
+    deps: &Deps<'_>,
+    request: &RefreshRequest,
+    now: OffsetDateTime,
+    stop: Stop,
+) -> (Checks, Option<RestoreSource>) {
     let mut c = Checks { list: Vec::new(), stop };
-    let mut identity = None;
-    let mut instance_id = None;
-    let client = c.record(
-        "DBLab token secret",
-        deps.dblab.connect(deps.secrets, &request.dblab).await.map(|client| client.within(until)),
-        |_| "readable".into(),
-    );
-    if let Some(client) = &client
-        && let Some((engine, id)) = engine_checks(&mut c, client, request).await
-    {
-        (identity, instance_id) = (Some(engine), id);
-    }
     let mut source = None;
-    if !c.halted() {
-        let password = deps.secrets.read(&request.source.password_secret_arn, "password").await;
-        c.record("password secret", password, |_| "readable".into());
-    }
+    let password = deps.secrets.read(&request.source.password_secret_arn, "password").await;
+    c.record("password secret", password, |_| "readable".into());
     if !c.halted() {
         let found = deps.rds.check_source(&request.source).await;
         let exists = c
@@ -160,13 +188,7 @@ pub async fn run(
     {
         c.record("subnet group", deps.rds.check_subnet_group(group).await, |()| format!("{group} exists"));
     }
-    Report {
-        checks: c.list,
-        source,
-        engine: identity,
-        engine_instance_id: instance_id,
-        warnings: request.dblab.plaintext_warning().into_iter().collect(),
-    }
+    (c, source)
 }
 
 /// The engine: healthy, token accepted, logical and idle; then what its configuration

@@ -76,7 +76,6 @@ pub struct RunStart {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollSeconds {
     pub clone: u64,
-    pub refresh: u64,
 }
 
 /// What `find-snapshot` chose to restore the clone from: a snapshot, or (the point
@@ -287,9 +286,6 @@ pub struct Refresh {
     /// unless the engine restores while it dumps).
     #[serde(default)]
     pub release_after_dump: bool,
-    /// Consecutive looks that saw restore sessions and no dump session.
-    #[serde(default)]
-    pub restore_looks: u32,
     /// The dump is over: the clone is no longer read from.
     #[serde(default)]
     pub dump_over: bool,
@@ -297,6 +293,10 @@ pub struct Refresh {
     /// state machine deletes it and goes on polling.
     #[serde(default)]
     pub release_clone: bool,
+    /// Seconds the state machine waits before the next poll invocation
+    /// (`dblab::next_look_in`; its Wait reads them).
+    #[serde(default)]
+    pub wait_seconds: u64,
     /// `engine.startedAt` when the refresh was triggered: another value later is a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_started_at: Option<String>,

@@ -18,6 +18,11 @@ use crate::error::RefreshError;
 /// invocation watches until shortly before its Lambda timeout.
 pub const WATCH_SECONDS_ENV: &str = "WATCH_SECONDS";
 
+/// For a world whose durations are this many times shorter than AWS's (the benchmark's
+/// 1:60 refresh): the time a look may take is divided by it, as the poll interval and the
+/// watch already are, so an invocation holds as many looks as it would in AWS. Unset: 1.
+pub const TIME_SCALE_ENV: &str = "WATCH_TIME_SCALE";
+
 /// Time kept back from the Lambda deadline to answer, so a watch never times the function out.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 
@@ -27,18 +32,20 @@ pub struct Watch {
     until: Option<Instant>,
     /// When the invocation must have answered by: no call may run past it.
     deadline: Option<Instant>,
+    /// What a look's longest duration is divided by when planning the next one.
+    time_scale: u32,
 }
 
 impl Watch {
     /// A single look (direct calls, the CLI, handler tests).
     pub fn once() -> Self {
-        Self { until: None, deadline: None }
+        Self { until: None, deadline: None, time_scale: 1 }
     }
 
     /// Watch until `window` from now, every call within it.
     pub fn for_window(window: Duration) -> Self {
         let until = Instant::now().checked_add(window);
-        Self { until, deadline: until }
+        Self { until, deadline: until, time_scale: 1 }
     }
 
     /// The watch of one Lambda invocation: until the deadline less a margin, capped by
@@ -47,9 +54,10 @@ impl Watch {
     /// (`cargo lambda watch` sends its 600 s timeout as the deadline, in 1970): that leaves
     /// the cap, or a single look without one.
     pub fn for_invocation(deadline: SystemTime) -> Self {
-        let cap =
-            std::env::var(WATCH_SECONDS_ENV).ok().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
-        Self::capped(deadline, cap)
+        let number = |name: &str| std::env::var(name).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let cap = number(WATCH_SECONDS_ENV).map(Duration::from_secs);
+        let time_scale = number(TIME_SCALE_ENV).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(1);
+        Self { time_scale, ..Self::capped(deadline, cap) }
     }
 
     fn capped(deadline: SystemTime, cap: Option<Duration>) -> Self {
@@ -60,7 +68,7 @@ impl Watch {
             (Some(window), None) | (None, Some(window)) => Some(window),
             (None, None) => None,
         };
-        Self { until: window.and_then(|w| Instant::now().checked_add(w)), deadline }
+        Self { until: window.and_then(|w| Instant::now().checked_add(w)), deadline, time_scale: 1 }
     }
 
     /// When this invocation must have answered by: what every call in it must fit in.
@@ -70,10 +78,11 @@ impl Watch {
 
     /// Whether another look `every` from now, taking up to `look_time`, still fits.
     fn allows(&self, every: Duration, look_time: Duration) -> bool {
+        let look_time = look_time / self.time_scale;
         self.until.is_some_and(|until| Instant::now() + every + look_time <= until)
     }
 
-    /// Looks, then again every `every`, until `done` holds for the result or the watch is
+    /// Looks, then again after `every(last result)`, until `done` holds for the result or the watch is
     /// over. A look that could take `look_time` is started only if it would end in time:
     /// an overrun would be a Lambda timeout, which the state machine treats as a failure.
     /// Each look gets the previous result, so counters and deadlines carry through.
@@ -82,7 +91,7 @@ impl Watch {
     pub async fn run<T, F, Fut>(
         &self,
         first: T,
-        every: Duration,
+        every: impl Fn(&T) -> Duration,
         look_time: Duration,
         mut look: F,
         done: impl Fn(&T) -> bool,
@@ -93,8 +102,8 @@ impl Watch {
         T: Clone,
     {
         let mut current = look(first).await?;
-        while !done(&current) && self.allows(every, look_time) {
-            tokio::time::sleep(every).await;
+        while !done(&current) && self.allows(every(&current), look_time) {
+            tokio::time::sleep(every(&current)).await;
             match look(current.clone()).await {
                 Ok(next) => current = next,
                 Err(e) => {
@@ -120,21 +129,22 @@ mod tests {
 
     #[tokio::test]
     async fn once_looks_exactly_once() {
-        let n = Watch::once().run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        let n =
+            Watch::once().run(0u32, |_| EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
         assert_eq!(n, 1);
     }
 
     #[tokio::test]
     async fn stops_as_soon_as_done() {
         let w = Watch::for_window(Duration::from_secs(10));
-        let n = w.run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |n| *n == 3).await.unwrap();
+        let n = w.run(0u32, |_| EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |n| *n == 3).await.unwrap();
         assert_eq!(n, 3);
     }
 
     #[tokio::test]
     async fn stops_when_the_window_is_over() {
         let w = Watch::for_window(Duration::from_millis(55));
-        let n = w.run(0u32, EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
+        let n = w.run(0u32, |_| EVERY, Duration::ZERO, |n| async move { Ok(n + 1) }, |_| false).await.unwrap();
         // Looks at 0, 10, 20, 30, 40 ms and never starts one that would end past 55 ms.
         assert!((2..=6).contains(&n), "{n} looks");
     }
@@ -142,7 +152,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_first_look_is_the_error() {
         let w = Watch::for_window(Duration::from_secs(10));
-        let e = w.run(0u32, EVERY, Duration::ZERO, |_| async { Err(down()) }, |_| false).await.unwrap_err();
+        let e = w.run(0u32, |_| EVERY, Duration::ZERO, |_| async { Err(down()) }, |_| false).await.unwrap_err();
         assert_eq!(e.name(), "DblabUnavailable");
     }
 
@@ -153,7 +163,7 @@ mod tests {
         let n = w
             .run(
                 0u32,
-                EVERY,
+                |_| EVERY,
                 Duration::ZERO,
                 |n| {
                     let call = calls.fetch_add(1, Ordering::SeqCst);
@@ -180,6 +190,17 @@ mod tests {
     }
 
     #[test]
+    fn a_scaled_world_scales_the_look_bound_too() {
+        // The benchmark's 1:60 world: a 10 s watch stands for 10 min, 1 s polls for 60 s;
+        // a 40 s look bound stands for 40 s of AWS, i.e. 0.67 s here.
+        let w = Watch { time_scale: 60, ..Watch::for_window(Duration::from_secs(10)) };
+        assert!(w.allows(Duration::from_secs(1), Duration::from_secs(40)));
+        assert!(!w.allows(Duration::from_secs(9), Duration::from_secs(61)), "9 s + 61/60 s passes the window");
+        let unscaled = Watch::for_window(Duration::from_secs(10));
+        assert!(!unscaled.allows(Duration::from_secs(1), Duration::from_secs(40)));
+    }
+
+    #[test]
     fn the_cap_shortens_the_watch_not_the_calls_budget() {
         let w = Watch::capped(SystemTime::now() + Duration::from_secs(120), Some(Duration::from_secs(3)));
         let (until, deadline) = (w.until.unwrap(), w.deadline.unwrap());
@@ -200,7 +221,7 @@ mod tests {
         let w = Watch::for_window(Duration::from_millis(100));
         w.run(
             0u32,
-            EVERY,
+            |_| EVERY,
             Duration::from_millis(200),
             |n| {
                 looks.fetch_add(1, Ordering::SeqCst);

@@ -19,7 +19,7 @@ pub use config::{
     Api, EngineConfig, SourceConnection, config_patch, connection_string_for, dump_parallel_jobs, mismatches,
 };
 pub use engine::EngineIdentity;
-pub use progress::{DUMP_OVER_LOOKS, Look, advance, phase_of};
+pub use progress::{Look, advance, next_look_in, phase_of};
 
 /// The longest one look at a refresh may take: `/status`, then `/instance/retrieval` or
 /// `/snapshots`.

@@ -17,9 +17,6 @@ use super::engine::EngineIdentity;
 use crate::request::DblabSpec;
 use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
 
-/// Consecutive looks at a restore without a dump before the dump counts as over.
-pub const DUMP_OVER_LOOKS: u32 = 2;
-
 /// How far the engine's clock may be behind ours when it stamps `lastRefresh` (which it
 /// also truncates to the second).
 pub const CLOCK_SKEW: time::Duration = time::Duration::seconds(60);
@@ -61,7 +58,7 @@ pub struct Trigger<'a> {
 /// A refresh triggered `at`, on an engine that looked like `t.before` just ahead of it.
 pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
     let before = &t.before.retrieving;
-    Refresh {
+    let mut refresh = Refresh {
         previous_last_refresh: before.last_refresh().to_string(),
         triggered_at: at,
         deadline: at + t.spec.timeout,
@@ -80,14 +77,25 @@ pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
         polls: 0,
         finished_at: None,
         release_after_dump: t.release_after_dump,
-        restore_looks: 0,
         dump_over: false,
         release_clone: false,
         engine_started_at: t.before.engine.started_at.clone(),
         pool: t.pool,
         ignored_errors: t.ignored_errors,
         snapshot: None,
-    }
+        wait_seconds: 0,
+    };
+    refresh.wait_seconds = next_look_in(&refresh, t.spec.poll_interval).as_secs();
+    refresh
+}
+
+/// How long until the next look at the engine: the poll interval, but half of it while the
+/// dump of a run that deletes its clone after the dump is going. The end of the dump is then
+/// seen within half an interval, so the clone is gone within one, its deletion included
+/// (this applies between invocations too: the state machine waits `wait_seconds`). It adds
+/// looks inside invocations, not state transitions.
+pub fn next_look_in(refresh: &Refresh, poll_interval: std::time::Duration) -> std::time::Duration {
+    if refresh.release_after_dump && !refresh.dump_over { poll_interval / 2 } else { poll_interval }
 }
 
 /// A refresh found already started from this run's clone (the answer to its trigger was
@@ -220,12 +228,14 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     if phase.is_some() {
         next.phase = phase;
     }
-    // The dump is over when restore sessions run and no dump session does, seen on
-    // consecutive looks; or once the engine is past its jobs. Never inferred from a
-    // `dump+restore` look (immediateRestore), nor from a look without activity.
-    next.restore_looks = if phase == Some(RefreshPhase::Restore) { prev.restore_looks + 1 } else { 0 };
+    // The dump is over when one look sees restore sessions and no dump session, or the
+    // engine past its jobs. The engine runs its jobs one after another and only the restore
+    // job reports target sessions alone (the dump job reports them only with
+    // immediateRestore, which never releases early): one such look proves the dump job has
+    // returned. Never inferred from a `dump+restore` look, nor from one without activity.
+    // (A restore phase is seen only while `refreshing`, which counts as this run's start.)
     next.dump_over = prev.dump_over
-        || next.restore_looks >= DUMP_OVER_LOOKS
+        || phase == Some(RefreshPhase::Restore)
         || (next.seen_start && matches!(seen.status.as_str(), "renewed" | "snapshotting"));
     let restart = restart_seen(prev, look);
     next.status = match (&restart, next.seen_start, seen.status.as_str()) {
@@ -373,22 +383,38 @@ mod tests {
     }
 
     #[test]
-    fn the_dump_is_over_after_two_restore_looks_and_the_clone_is_released_once() {
+    fn one_restore_look_ends_the_dump_and_the_clone_is_released_once() {
         let r = advance(&started(BEFORE), &with_activity(2, 0), NOW);
+        assert!(!r.dump_over && !r.release_clone, "dumping");
         let r = advance(&r, &with_activity(0, 3), NOW);
-        assert!(!r.dump_over && !r.release_clone, "one look is not enough");
-        let r = advance(&r, &with_activity(0, 3), NOW);
-        assert!(r.dump_over && r.release_clone);
+        assert!(r.dump_over && r.release_clone, "the restore job runs only after the dump job");
         let r = advance(&r, &with_activity(0, 3), NOW);
         assert!(r.dump_over && !r.release_clone, "released on one poll only");
+        let r = advance(&r, &with_activity(1, 0), NOW);
+        assert!(r.dump_over, "over stays over");
     }
 
     #[test]
-    fn an_interrupted_or_overlapping_restore_is_not_the_end_of_the_dump() {
-        let r = advance(&started(BEFORE), &with_activity(0, 1), NOW);
-        let r = advance(&r, &seen("refreshing", Some(AFTER)), NOW);
+    fn a_run_that_deletes_its_clone_after_the_dump_looks_twice_per_interval_while_it_dumps() {
+        let poll = std::time::Duration::from_secs(30);
+        let r = started(BEFORE);
+        assert!(r.release_after_dump);
+        assert_eq!(next_look_in(&r, poll), poll / 2);
+        assert_eq!(r.wait_seconds, spec().poll_interval.as_secs() / 2, "the first wait, from the trigger");
         let r = advance(&r, &with_activity(0, 1), NOW);
-        assert!(!r.dump_over, "a look without activity breaks the run of restore looks");
+        assert!(r.dump_over);
+        assert_eq!(next_look_in(&r, poll), poll, "the dump is over: back to the interval");
+        let mut keep = started(BEFORE);
+        keep.release_after_dump = false;
+        assert_eq!(next_look_in(&keep, poll), poll, "kept to the end: the interval throughout");
+        let (spec, before) = (spec(), status_before("finished", None));
+        assert_eq!(triggered(NOW, trigger(&spec, &before, 2, false)).wait_seconds, spec.poll_interval.as_secs());
+    }
+
+    #[test]
+    fn an_unreadable_or_overlapping_restore_is_not_the_end_of_the_dump() {
+        let r = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        assert!(!r.dump_over, "a look without activity says nothing");
         let mut r = started(BEFORE);
         for _ in 0..5 {
             r = advance(&r, &with_activity(1, 1), NOW);

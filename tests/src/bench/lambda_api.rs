@@ -26,6 +26,8 @@ pub struct Answer {
 #[derive(Clone)]
 struct Api {
     events: Arc<AsyncMutex<mpsc::UnboundedReceiver<Value>>>,
+    /// When the process first asked for an event: its initialisation was over.
+    first_next: Arc<Mutex<Option<Instant>>>,
     delivered: Arc<Mutex<Option<Instant>>>,
     answers: mpsc::UnboundedSender<Answer>,
     counter: Arc<Mutex<u64>>,
@@ -36,6 +38,7 @@ pub struct RuntimeApi {
     events: mpsc::UnboundedSender<Value>,
     answers: mpsc::UnboundedReceiver<Answer>,
     delivered: Arc<Mutex<Option<Instant>>>,
+    first_next: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RuntimeApi {
@@ -43,8 +46,10 @@ impl RuntimeApi {
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (answer_tx, answer_rx) = mpsc::unbounded_channel();
         let delivered = Arc::new(Mutex::new(None));
+        let first_next = Arc::new(Mutex::new(None));
         let api = Api {
             events: Arc::new(AsyncMutex::new(event_rx)),
+            first_next: first_next.clone(),
             delivered: delivered.clone(),
             answers: answer_tx,
             counter: Arc::new(Mutex::new(0)),
@@ -58,7 +63,12 @@ impl RuntimeApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the runtime API");
         let addr = listener.local_addr().expect("runtime API address");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, events: event_tx, answers: answer_rx, delivered }
+        Self { addr, events: event_tx, answers: answer_rx, delivered, first_next }
+    }
+
+    /// When the process first asked for an event (the end of its initialisation).
+    pub fn first_next(&self) -> Option<Instant> {
+        *self.first_next.lock().expect("lock")
     }
 
     /// Queues an event; the process receives it on its next `/next`.
@@ -78,6 +88,7 @@ impl RuntimeApi {
 }
 
 async fn next(State(api): State<Api>) -> Response {
+    api.first_next.lock().expect("lock").get_or_insert_with(Instant::now);
     let event = api.events.lock().await.recv().await.unwrap_or(Value::Null);
     let id = {
         let mut n = api.counter.lock().expect("lock");
@@ -112,23 +123,34 @@ async fn init_error(State(api): State<Api>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Forwards every request to `upstream`, adding up the time spent there.
+/// Forwards every request to `upstream`, adding up the time during which at least one
+/// call was waiting there (concurrent calls count once), and counting the calls.
 #[derive(Clone)]
 pub struct TimingProxy {
     pub url: String,
-    spent: Arc<Mutex<Duration>>,
+    spent: Arc<Mutex<Spent>>,
+}
+
+#[derive(Default)]
+struct Spent {
+    /// Wall time with a call in flight, up to the last call that ended.
+    busy: Duration,
+    in_flight: u32,
+    /// When the current busy stretch began.
+    since: Option<Instant>,
+    calls: u32,
 }
 
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
     client: reqwest::Client,
-    spent: Arc<Mutex<Duration>>,
+    spent: Arc<Mutex<Spent>>,
 }
 
 impl TimingProxy {
     pub async fn start(upstream: &str) -> Self {
-        let spent = Arc::new(Mutex::new(Duration::ZERO));
+        let spent = Arc::new(Mutex::new(Spent::default()));
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: reqwest::Client::new(),
@@ -141,14 +163,37 @@ impl TimingProxy {
         Self { url, spent }
     }
 
-    /// Time spent upstream since the last call.
-    pub fn take(&self) -> Duration {
-        std::mem::take(&mut *self.spent.lock().expect("lock"))
+    /// Wall time spent upstream since the last call, and how many calls went there.
+    pub fn take(&self) -> (Duration, u32) {
+        let mut spent = self.spent.lock().expect("lock");
+        let taken = (spent.busy, spent.calls);
+        spent.busy = Duration::ZERO;
+        spent.calls = 0;
+        taken
+    }
+}
+
+impl Spent {
+    fn begin(&mut self) {
+        if self.in_flight == 0 {
+            self.since = Some(Instant::now());
+        }
+        self.in_flight += 1;
+        self.calls += 1;
+    }
+
+    fn end(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight == 0
+            && let Some(since) = self.since.take()
+        {
+            self.busy += since.elapsed();
+        }
     }
 }
 
 async fn forward(State(p): State<ProxyState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let started = Instant::now();
+    p.spent.lock().expect("lock").begin();
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut request = p.client.request(method, format!("{}{path}", p.upstream));
     for (name, value) in &headers {
@@ -172,6 +217,6 @@ async fn forward(State(p): State<ProxyState>, method: Method, uri: Uri, headers:
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    *p.spent.lock().expect("lock") += started.elapsed();
+    p.spent.lock().expect("lock").end();
     response
 }

@@ -1,5 +1,7 @@
 //! The orchestration cost of one refresh: the real state machine on the local stack, with
-//! the phases of a 4-hour refresh scaled down 60 times (one second stands for one minute).
+//! the phases of a refresh scaled down 60 times (one second stands for one minute), and
+//! everything that decides how often the state machine turns scaled alike: the poll
+//! intervals, the watch of one invocation and the time a look may take.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,23 +9,36 @@ use aws_sdk_sfn::types::HistoryEvent;
 use dblab_emulator::Settings;
 use refresh_core::cost;
 use refresh_core::executions::usage_of;
-use refresh_tests::World;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::{median, spread, verdict};
+use super::{Plan, median, spread, verdict};
+use crate::World;
+use crate::stack::Watching;
 
 /// One second here is one minute of a real refresh.
 const SCALE: f64 = 60.0;
-/// The phases of the 4-hour refresh, in scaled seconds (= real minutes).
-const CLONE_RESTORE: u64 = 20;
-const DUMP: u64 = 90;
-const DBLAB_RESTORE: u64 = 120;
-const SNAPSHOT: u64 = 10;
 /// A check invocation watches for 10 minutes in AWS (its 600 s timeout less a margin).
 const WATCH_SECONDS: u64 = 10;
-/// Refreshes measured.
-const RUNS: usize = 3;
+
+/// The phases of the refresh measured, in real minutes (= scaled seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    pub clone_restore: u64,
+    pub dump: u64,
+    pub dblab_restore: u64,
+    pub snapshot: u64,
+}
+
+impl Phases {
+    pub const FOUR_HOURS: Phases = Phases { clone_restore: 20, dump: 90, dblab_restore: 120, snapshot: 10 };
+    /// The smoke pass's: long enough for every phase to be seen, short enough for `make test`.
+    pub const SHORT: Phases = Phases { clone_restore: 3, dump: 4, dblab_restore: 4, snapshot: 1 };
+
+    fn hours(&self) -> f64 {
+        (self.clone_restore + self.dump + self.dblab_restore + self.snapshot) as f64 / 60.0
+    }
+}
 
 struct Measured {
     transitions: usize,
@@ -36,18 +51,23 @@ struct Measured {
     needed: f64,
 }
 
-pub async fn report() {
-    println!("## Orchestration of one 4-hour refresh\n");
+pub async fn report(plan: &Plan) {
+    let p = plan.refresh;
+    let runs = plan.refreshes;
+    let hours = p.hours();
+    println!("## Orchestration of one {hours:.1}-hour refresh\n");
     println!(
         "The real `statemachine/refresh.asl.json` in moto's interpreter against the real handlers (`cargo lambda \
-         watch`), with phases scaled 1:{SCALE:.0}: clone restore {CLONE_RESTORE} min, dump {DUMP} min, restore \
-         into DBLab {DBLAB_RESTORE} min, snapshot {SNAPSHOT} min. Polls every 1 s (= 60 s; the default is 30 s); \
-         a check invocation watches {WATCH_SECONDS} s (= 10 min, as in AWS). {RUNS} refreshes at once, then \
-         {RUNS} more with `clone.deleteAfterDump`. Times are real-equivalent (scaled back up).\n"
+         watch`), with phases scaled 1:{SCALE:.0}: clone restore {} min, dump {} min, restore into DBLab {} min, \
+         snapshot {} min. Polls every 1 s (= 60 s; the default is 30 s); a check invocation watches \
+         {WATCH_SECONDS} s (= 10 min, as in AWS) and plans its looks with their longest AWS time scaled alike \
+         (`WATCH_TIME_SCALE`), so it holds as many looks as in AWS. {runs} refreshes at once, then {runs} more \
+         with `clone.deleteAfterDump`. Times are real-equivalent (scaled back up).\n",
+        p.clone_restore, p.dump, p.dblab_restore, p.snapshot
     );
-    let stack = refresh_tests::stack::start(WATCH_SECONDS).await;
-    let whole = side_by_side(&stack.state_machine_arn, false).await;
-    let early = side_by_side(&stack.state_machine_arn, true).await;
+    let stack = crate::stack::start(Watching { seconds: WATCH_SECONDS, time_scale: SCALE as u32 }).await;
+    let whole = side_by_side(&stack.state_machine_arn, p, runs, false).await;
+    let early = side_by_side(&stack.state_machine_arn, p, runs, true).await;
     let col = |runs: &[Measured], f: fn(&Measured) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let rows: [Row; 7] = [
         ("state transitions", |m| m.transitions as f64, 0, ""),
@@ -84,7 +104,7 @@ pub async fn report() {
             orchestration + hours * hourly
         )
     };
-    println!("\nBill of one 4-hour refresh at the list prices of {} (us-east-1):\n", cost::PRICES_AS_OF);
+    println!("\nBill of one {hours:.1}-hour refresh at the list prices of {} (us-east-1):\n", cost::PRICES_AS_OF);
     println!("- clone kept to the end: {}", bill(&whole));
     println!("- `clone.deleteAfterDump`: {}", bill(&early));
     let saved = median(&col(&whole, |m| m.billed)) - median(&col(&early, |m| m.billed));
@@ -108,10 +128,11 @@ pub async fn report() {
 /// A table row: label, the figure of one run, decimals, unit.
 type Row = (&'static str, fn(&Measured) -> f64, usize, &'static str);
 
-/// `RUNS` refreshes at once, each with its own target and engine.
-async fn side_by_side(state_machine_arn: &str, delete_after_dump: bool) -> Vec<Measured> {
-    let handles: Vec<_> =
-        (0..RUNS).map(|_| tokio::spawn(one_refresh(state_machine_arn.to_string(), delete_after_dump))).collect();
+/// `runs` refreshes at once, each with its own target and engine.
+async fn side_by_side(state_machine_arn: &str, phases: Phases, runs: usize, delete_after_dump: bool) -> Vec<Measured> {
+    let handles: Vec<_> = (0..runs)
+        .map(|_| tokio::spawn(one_refresh(state_machine_arn.to_string(), phases, delete_after_dump)))
+        .collect();
     let mut runs = Vec::new();
     for handle in handles {
         runs.push(handle.await.expect("a benchmark refresh"));
@@ -119,25 +140,25 @@ async fn side_by_side(state_machine_arn: &str, delete_after_dump: bool) -> Vec<M
     runs
 }
 
-async fn one_refresh(state_machine_arn: String, delete_after_dump: bool) -> Measured {
+async fn one_refresh(state_machine_arn: String, phases: Phases, delete_after_dump: bool) -> Measured {
     let ms = |minutes: u64| minutes * 1_000;
     let w = World::with_engine(Settings {
-        dump_ms: ms(DUMP),
-        restore_ms: ms(DBLAB_RESTORE),
-        snapshot_ms: ms(SNAPSHOT),
+        dump_ms: ms(phases.dump),
+        restore_ms: ms(phases.dblab_restore),
+        snapshot_ms: ms(phases.snapshot),
         ..Settings::default()
     })
     .await;
     let source = w.rds_source().await;
     let mut request = w.request("rds", &source);
     // Each look at a creating clone is one scripted describe, one per second.
-    request["clone"]["tags"] = json!({"test:creating-polls": CLONE_RESTORE.to_string()});
+    request["clone"]["tags"] = json!({"test:creating-polls": phases.clone_restore.to_string()});
     // Generous for the scaled phases, and within the request's limits at 1 s polls.
     request["clone"]["restoreTimeout"] = json!("10m");
     request["dblab"]["timeout"] = json!("15m");
     request["clone"]["maxAge"] = json!("1h");
     request["clone"]["deleteAfterDump"] = json!(delete_after_dump);
-    let name = format!("bench-{}", refresh_tests::unique("o"));
+    let name = format!("bench-{}", crate::unique("o"));
     let started = w
         .sfn
         .start_execution()

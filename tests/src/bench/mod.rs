@@ -1,0 +1,485 @@
+//! The benchmark: the handlers against a boto3 baseline, the orchestration cost of one
+//! refresh, and the package sizes, printed as Markdown tables. `make bench` runs the full
+//! plan on release builds (`tests/bench/main.rs`); `make test` runs the smoke plan on debug
+//! builds (`tests/bench_smoke.rs`), so the harness cannot rot unnoticed.
+//!
+//! Every figure is measured side by side in the same run (Rust and Python processes take
+//! turns) and given as median [min-max] over repeated runs, because shared machines are
+//! noisy. Nothing here asserts a time: a benchmark reports, tests decide.
+// A benchmark that cannot measure stops with the reason: panicking is how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod lambda_api;
+mod orchestration;
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use dblab_emulator::Settings;
+use lambda_api::{RuntimeApi, TimingProxy};
+use refresh_core::rds::Rds;
+use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh, RestoreSource, RunState};
+use refresh_core::secrets::SecretReader;
+use refresh_core::watch::Watch;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub use orchestration::Phases;
+
+use crate::environment::{self, LocalValues};
+use crate::{World, moto, repo_root, unique};
+
+pub const HANDLERS: [&str; 8] =
+    ["find-snapshot", "restore", "check-available", "patch-dblab", "poll-refresh", "delete-clone", "record", "notify"];
+
+/// How much to measure, and with which builds.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Processes started per handler and language.
+    pub processes: usize,
+    /// Warm invocations per process.
+    pub warm: usize,
+    /// The Rust handler binaries: `target/release` or `target/debug`.
+    pub binaries: PathBuf,
+    /// The refresh the orchestration runs, and how many of each kind side by side.
+    pub refresh: Phases,
+    pub refreshes: usize,
+}
+
+impl Plan {
+    /// `make bench`: release builds, 5 processes of 20 warm invocations, three 4-hour refreshes a column.
+    pub fn full() -> Self {
+        Self {
+            processes: 5,
+            warm: 20,
+            binaries: repo_root().join("target/release"),
+            refresh: Phases::FOUR_HOURS,
+            refreshes: 3,
+        }
+    }
+
+    /// `make test`: every handler of both languages once, and one short refresh a column.
+    pub fn smoke() -> Self {
+        Self { processes: 1, warm: 1, binaries: repo_root().join("target/debug"), refresh: Phases::SHORT, refreshes: 1 }
+    }
+}
+
+/// Which parts of the benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Handlers,
+    Orchestration,
+    Packages,
+}
+
+impl Part {
+    pub const ALL: [Part; 3] = [Part::Handlers, Part::Orchestration, Part::Packages];
+
+    pub fn named(name: &str) -> Option<Part> {
+        Self::ALL.into_iter().find(|p| format!("{p:?}").eq_ignore_ascii_case(name))
+    }
+}
+
+/// Runs `parts` of `plan`, printing the report on stdout.
+pub async fn run(plan: &Plan, parts: &[Part]) {
+    let started = Instant::now();
+    println!("# Benchmarks\n");
+    println!("Machine: {} cores; {}.\n", std::thread::available_parallelism().map_or(0, |n| n.get()), today());
+    if parts.contains(&Part::Handlers) {
+        handlers(plan).await;
+    }
+    if parts.contains(&Part::Orchestration) {
+        orchestration::report(plan).await;
+    }
+    if parts.contains(&Part::Packages) {
+        packages();
+    }
+    println!("\n_Measured in {:.0} s by `make bench`._", started.elapsed().as_secs_f64());
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lang {
+    Rust,
+    Python,
+}
+
+/// One process's figures.
+struct Run {
+    cold: Duration,
+    /// Of `cold`, process start to its first request for an event (runtime, clients, AWS config).
+    init: Duration,
+    /// Of `cold`, the time spent waiting on moto and the emulator, and the calls made there.
+    cold_upstream: Duration,
+    cold_calls: u32,
+    warm_own: Vec<Duration>,
+    peak_rss_kib: u64,
+}
+
+fn today() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!("{}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
+}
+
+/// What every event is built from: one source, one ready clone, one finished refresh.
+struct Fixtures {
+    w: World,
+    aws: TimingProxy,
+    dblab: TimingProxy,
+    table: String,
+    topic_arn: String,
+    request: Value,
+    snapshot: RestoreSource,
+    clone: CloneInstance,
+    refresh: Refresh,
+}
+
+impl Fixtures {
+    async fn new() -> Self {
+        // Instant phases: each patch-dblab invocation's refresh is over before the next.
+        let w = World::with_engine(Settings { dump_ms: 0, restore_ms: 0, snapshot_ms: 0, ..Settings::default() }).await;
+        let aws = TimingProxy::start(&moto().endpoint).await;
+        let dblab = TimingProxy::start(&w.emulator.url()).await;
+        let table = w.history_table().await;
+        let (topic_arn, _) = w.topic_with_queue().await;
+        let source = w.rds_source().await;
+        let mut request = w.request("rds", &source);
+        request["dblab"]["apiEndpoint"] = json!(dblab.url);
+        let exec = execution(0);
+        let find_deps = find_snapshot::Deps {
+            rds: Rds::new(w.rds.clone()),
+            ec2: refresh_core::clients::Ec2::new(&w.config),
+            allowed_kms_keys: Vec::new(),
+            secrets: SecretReader::new(w.secrets.clone()),
+            dblab: Default::default(),
+        };
+        let snapshot = find_snapshot::handle(
+            &find_deps,
+            find_snapshot::Input { execution: exec.clone(), request: typed(&request) },
+            Watch::once(),
+        )
+        .await
+        .expect("a snapshot");
+        let clone = ready_clone(&w, &request, &snapshot, &exec).await;
+        let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() };
+        let input = patch_dblab::Input { execution: exec, request: typed(&request), clone: clone.clone() };
+        let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
+        let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
+        fixtures.settle().await;
+        fixtures
+    }
+
+    /// Waits until the engine is idle again (outside any measured time).
+    async fn settle(&self) {
+        for _ in 0..200 {
+            if self.w.emulator.view().status == "finished" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the engine did not finish its refresh");
+    }
+
+    /// The event the state machine would send `handler` for its `k`-th invocation.
+    async fn event(&self, handler: &str, k: usize) -> Value {
+        let exec = execution(k);
+        let request = &self.request;
+        match handler {
+            "find-snapshot" => json!({"execution": exec, "request": request}),
+            "restore" => json!({"execution": exec, "request": request, "snapshot": self.snapshot}),
+            "check-available" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "patch-dblab" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "poll-refresh" => json!({"execution": execution(0), "request": request, "refresh": self.refresh}),
+            "delete-clone" => {
+                let clone = ready_clone(&self.w, request, &self.snapshot, &exec).await;
+                json!({"mode": "delete", "execution": exec, "clone": clone})
+            }
+            "record" => {
+                let mut request = request.clone();
+                request["target"] = json!(format!("bench-{}", unique("t")));
+                json!({"action": "start", "execution": exec, "request": request})
+            }
+            "notify" => {
+                let state = RunState {
+                    request: request.clone(),
+                    execution: Some(execution(0)),
+                    snapshot: Some(self.snapshot.clone()),
+                    clone: Some(self.clone.clone()),
+                    refresh: Some(self.refresh.clone()),
+                    ..Default::default()
+                };
+                json!({"state": state})
+            }
+            other => panic!("no such handler {other}"),
+        }
+    }
+}
+
+/// The bench's request, valid by construction, as a handler's input holds it.
+fn typed(request: &Value) -> refresh_core::RefreshRequest {
+    refresh_core::RefreshRequest::from_document(request).expect("a valid request")
+}
+
+/// A clone restored for `exec` and checked until ready, as the state machine leaves it.
+async fn ready_clone(w: &World, request: &Value, snapshot: &RestoreSource, exec: &Execution) -> CloneInstance {
+    let restore_deps = restore::Deps { rds: Rds::new(w.rds.clone()) };
+    let input = restore::Input { execution: exec.clone(), request: typed(request), snapshot: snapshot.clone() };
+    let clone = restore::handle(&restore_deps, input).await.expect("a clone");
+    let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
+    let input = check_available::Input { execution: exec.clone(), request: typed(request), clone };
+    let window = 2 * refresh_core::lambda::AWS_CALL_TIME + Duration::from_secs(30);
+    let clone = check_available::handle(&check_deps, input, Watch::for_window(window)).await.expect("a checked clone");
+    assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
+    clone
+}
+
+fn execution(k: usize) -> Execution {
+    // CloneInstance names come from the target and the start second: each execution starts in a
+    // second of its own, counting back from the benchmark's start.
+    static BASE: OnceLock<OffsetDateTime> = OnceLock::new();
+    static STARTED: AtomicI64 = AtomicI64::new(0);
+    let name = if k == 0 { "bench-fixture".to_string() } else { format!("bench-{}-{k}", unique("x")) };
+    let back = STARTED.fetch_add(1, Ordering::SeqCst);
+    let base = *BASE.get_or_init(OffsetDateTime::now_utc);
+    Execution {
+        arn: Some(format!("arn:aws:states:us-east-1:123456789012:execution:refresh:{name}")),
+        name,
+        started_at: Some(base - time::Duration::seconds(back)),
+    }
+}
+
+fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures, plan: &Plan) -> Child {
+    let root = repo_root();
+    let mut command = match lang {
+        Lang::Rust => Command::new(plan.binaries.join(handler)),
+        Lang::Python => {
+            let mut c = Command::new(root.join(".tools/bench/bin/python"));
+            c.args(["-m", "awslambdaric", &format!("handlers.{}", handler.replace('-', "_"))])
+                .current_dir(root.join("tests/bench/baseline"));
+            c
+        }
+    };
+    std::fs::create_dir_all(root.join("target/bench")).expect("target/bench");
+    let log = std::fs::File::create(root.join(format!("target/bench/{handler}-{lang:?}.log"))).expect("a log file");
+    // What Lambda gives every function, then this function's own variables from the template.
+    let values = LocalValues {
+        history_table: f.table.clone(),
+        topic_arn: f.topic_arn.clone(),
+        source_kms_key_arns: String::new(),
+        metrics_namespace: "dblab-refresh/bench".to_string(),
+    };
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", handler)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{handler}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .envs(environment::platform(&f.aws.url))
+        .envs(environment::of(handler, &values))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    command.spawn().unwrap_or_else(|e| panic!("starting {handler} ({lang:?}) from {:?}: {e}", command.get_program()))
+}
+
+/// Peak resident memory of a live process, from the kernel.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn one_process(lang: Lang, handler: &str, f: &Fixtures, plan: &Plan) -> Run {
+    let mut api = RuntimeApi::start().await;
+    let mut events = Vec::new();
+    for k in 0..=plan.warm {
+        events.push(f.event(handler, k + 1).await);
+    }
+    let mut events = events.into_iter();
+    f.settle().await;
+    f.aws.take();
+    f.dblab.take();
+    api.send(events.next().expect("the first event"));
+    let spawned = Instant::now();
+    let mut child = spawn(lang, handler, &api, f, plan);
+    let (_, first) = api.answer().await;
+    assert!(first.ok, "{handler} ({lang:?}) failed its first invocation: {}", first.body);
+    let cold = first.at - spawned;
+    let init = api.first_next().map_or(Duration::ZERO, |at| at - spawned);
+    let ((aws, aws_calls), (dblab, dblab_calls)) = (f.aws.take(), f.dblab.take());
+    let (cold_upstream, cold_calls) = (aws + dblab, aws_calls + dblab_calls);
+    let mut warm_own = Vec::new();
+    for event in events {
+        f.settle().await;
+        f.aws.take();
+        f.dblab.take();
+        api.send(event);
+        let (delivered, answer) = api.answer().await;
+        assert!(answer.ok, "{handler} ({lang:?}) failed: {}", answer.body);
+        let upstream = f.aws.take().0 + f.dblab.take().0;
+        warm_own.push((answer.at - delivered).saturating_sub(upstream));
+    }
+    let peak_rss_kib = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    Run { cold, init, cold_upstream, cold_calls, warm_own, peak_rss_kib }
+}
+
+async fn handlers(plan: &Plan) {
+    let f = Fixtures::new().await;
+    std::fs::create_dir_all(repo_root().join("target/bench")).expect("target/bench");
+    println!("## Handlers: cold start, memory and warm cost against a Python/boto3 baseline\n");
+    println!(
+        "Cold start: process start to the first answer through a local Lambda Runtime API, including the AWS \
+         configuration, the clients and the handler's real calls to moto (and the DBLab emulator). Memory: peak RSS \
+         (VmHWM) after {} more invocations. Warm: the handler's own time per invocation, i.e. the invocation \
+         less the time its calls spent in moto and the emulator (timed by a proxy). Rust: the {} build of this \
+         machine's architecture. Python 3.11, boto3, awslambdaric. {} processes each, taking turns.\n",
+        plan.warm,
+        plan.binaries.file_name().map_or("?".into(), |n| n.to_string_lossy()),
+        plan.processes
+    );
+    println!(
+        "| handler | cold start Rust | Python | ratio | cold start less upstream Rust | Python | ratio | peak RSS Rust \
+         | Python | ratio | warm own time Rust | Python |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut worst_cold: f64 = 0.0;
+    let mut worst_own_cold: f64 = 0.0;
+    let mut worst_rss: f64 = 0.0;
+    let mut max_rss: u64 = 0;
+    let mut breakdown = Vec::new();
+    for handler in HANDLERS {
+        let mut rust = Vec::new();
+        let mut python = Vec::new();
+        for _ in 0..plan.processes {
+            rust.push(one_process(Lang::Rust, handler, &f, plan).await);
+            python.push(one_process(Lang::Python, handler, &f, plan).await);
+        }
+        let cold = |runs: &[Run]| runs.iter().map(|r| r.cold.as_secs_f64() * 1e3).collect::<Vec<_>>();
+        let own_cold = |runs: &[Run]| {
+            runs.iter().map(|r| r.cold.saturating_sub(r.cold_upstream).as_secs_f64() * 1e3).collect::<Vec<_>>()
+        };
+        let rss = |runs: &[Run]| runs.iter().map(|r| r.peak_rss_kib as f64 / 1024.0).collect::<Vec<_>>();
+        let warm = |runs: &[Run]| {
+            runs.iter().flat_map(|r| r.warm_own.iter().map(|d| d.as_secs_f64() * 1e3)).collect::<Vec<_>>()
+        };
+        let (cr, cp) = (cold(&rust), cold(&python));
+        let (mr, mp) = (rss(&rust), rss(&python));
+        let (or, op) = (own_cold(&rust), own_cold(&python));
+        let cold_ratio = median(&cr) / median(&cp);
+        let own_cold_ratio = median(&or) / median(&op);
+        worst_own_cold = worst_own_cold.max(own_cold_ratio);
+        let rss_ratio = median(&mr) / median(&mp);
+        worst_cold = worst_cold.max(cold_ratio);
+        worst_rss = worst_rss.max(rss_ratio);
+        max_rss = max_rss.max(rust.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0));
+        let ms =
+            |runs: &[Run], f: fn(&Run) -> Duration| runs.iter().map(|r| f(r).as_secs_f64() * 1e3).collect::<Vec<_>>();
+        let init = |r: &Run| r.init;
+        let first_own = |r: &Run| r.cold.saturating_sub(r.init).saturating_sub(r.cold_upstream);
+        let upstream = |r: &Run| r.cold_upstream;
+        breakdown.push(format!(
+            "| {handler} | {} ms | {} ms | {} ms | {} | {} ms | {} ms | {} ms | {} |",
+            spread(&ms(&rust, init), 1),
+            spread(&ms(&rust, first_own), 1),
+            spread(&ms(&rust, upstream), 1),
+            rust.first().map_or(0, |r| r.cold_calls),
+            spread(&ms(&python, init), 0),
+            spread(&ms(&python, first_own), 0),
+            spread(&ms(&python, upstream), 0),
+            python.first().map_or(0, |r| r.cold_calls),
+        ));
+        println!(
+            "| {handler} | {} ms | {} ms | 1/{:.0} | {} ms | {} ms | 1/{:.0} | {} MiB | {} MiB | 1/{:.1} | {} ms | {} ms |",
+            spread(&cr, 1),
+            spread(&cp, 0),
+            1.0 / cold_ratio,
+            spread(&or, 1),
+            spread(&op, 0),
+            1.0 / own_cold_ratio,
+            spread(&mr, 1),
+            spread(&mp, 1),
+            1.0 / rss_ratio,
+            spread(&warm(&rust), 2),
+            spread(&warm(&python), 2),
+        );
+    }
+    println!(
+        "\nTargets: cold start at most 1/20 of the baseline's (worst handler: 1/{:.0}, {}; less the time both \
+         spend in the same upstream calls: 1/{:.0}); memory at most 1/4 (worst: 1/{:.1}, {}); every handler under \
+         15 MiB peak RSS (highest: {:.1} MiB, {}).\n",
+        1.0 / worst_cold,
+        verdict(worst_cold <= 1.0 / 20.0),
+        1.0 / worst_own_cold,
+        1.0 / worst_rss,
+        verdict(worst_rss <= 0.25),
+        max_rss as f64 / 1024.0,
+        verdict(max_rss < 15 * 1024),
+    );
+    println!(
+        "Where the cold start goes: init is process start to the first request for an event (the runtime, the AWS \
+         configuration, the clients); then the first invocation's own time, and the time it waited on moto and \
+         the emulator (calls made at once count once), with the number of calls.\n"
+    );
+    println!("| handler | Rust init | own | upstream | calls | Python init | own | upstream | calls |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in breakdown {
+        println!("{row}");
+    }
+    println!();
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `median [min-max]` with `decimals` places.
+pub fn spread(values: &[f64], decimals: usize) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.*} [{:.*}-{:.*}]", decimals, median(values), decimals, min, decimals, max)
+}
+
+fn packages() {
+    println!("## Packages: zipped arm64 release bootstraps (`make build`)\n");
+    println!("| function | bootstrap.zip | bootstrap |");
+    println!("|---|---|---|");
+    let mut largest = 0u64;
+    for handler in HANDLERS {
+        let dir: PathBuf = repo_root().join("target/lambda").join(handler);
+        let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+        match (size("bootstrap.zip"), size("bootstrap")) {
+            (Some(zip), raw) => {
+                largest = largest.max(zip);
+                let raw = raw.map_or("-".to_string(), |r| format!("{:.2} MB", r as f64 / 1e6));
+                println!("| {handler} | {:.2} MB | {raw} |", zip as f64 / 1e6);
+            }
+            (None, _) => println!("| {handler} | not built: run `make build` | - |"),
+        }
+    }
+    if largest > 0 {
+        println!(
+            "\nTarget: every zip under 5 MB (largest: {:.2} MB, {}).",
+            largest as f64 / 1e6,
+            verdict(largest < 5_000_000)
+        );
+    }
+}
