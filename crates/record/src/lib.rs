@@ -142,15 +142,21 @@ async fn start(
     locked?;
     let state =
         RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
-    deps.history.put_run(&run.run_key, &summary::running(&state, now)).await?;
     let running = fleet::Running {
         execution_name: state.execution.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
         execution_arn: state.execution.as_ref().and_then(|e| e.arn.clone()),
         started_at,
     };
     let max_age = request.freshness_max_age.unwrap_or(deps.freshness_default);
+    // Two items that know nothing of each other: written at once.
+    let row = summary::running(&state, now);
+    let (row, fleet) = tokio::join!(
+        deps.history.put_run(&run.run_key, &row),
+        deps.history.fleet_started(&run.target, &running, max_age, now),
+    );
+    row?;
     // The fleet view is a view: the run goes on without it.
-    if let Err(e) = deps.history.fleet_started(&run.target, &running, max_age, now).await {
+    if let Err(e) = fleet {
         warn!(error = %e, "the fleet item was not updated");
     }
     info!(target = %run.target, run_key = %run.run_key, "run started");

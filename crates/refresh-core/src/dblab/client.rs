@@ -204,7 +204,12 @@ impl DblabClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("dblab-refresh/", env!("CARGO_PKG_VERSION")));
-        if spec.insecure {
+        if plain_http(&spec.api_endpoint) {
+            // Plain HTTP verifies no certificate: no trust store to load (the default loads
+            // and parses every root of the system when the client is built). An engine that
+            // redirects to HTTPS is then refused: name its HTTPS endpoint instead.
+            builder = builder.tls_certs_only([]);
+        } else if spec.insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         if let Some(pem) = &spec.ca_certificate {
@@ -395,6 +400,7 @@ pub struct Connector {
 
 #[derive(PartialEq, Eq)]
 struct TlsSetting {
+    plain_http: bool,
     insecure: bool,
     ca_certificate: Option<String>,
 }
@@ -417,7 +423,11 @@ impl Connector {
     }
 
     fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
-        let setting = TlsSetting { insecure: spec.insecure, ca_certificate: spec.ca_certificate.clone() };
+        let setting = TlsSetting {
+            plain_http: plain_http(&spec.api_endpoint),
+            insecure: spec.insecure,
+            ca_certificate: spec.ca_certificate.clone(),
+        };
         // A poisoned lock only means another invocation panicked mid-push: the list is intact.
         let mut built = self.built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, http)) = built.iter().find(|(s, _)| *s == setting) {
@@ -427,6 +437,10 @@ impl Connector {
         built.push((setting, http.clone()));
         Ok(http)
     }
+}
+
+fn plain_http(endpoint: &str) -> bool {
+    endpoint.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
