@@ -49,7 +49,7 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
 
-bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (release builds; about 15 min)
+bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (release builds with whole-program LTO: about 70 min from clean on 2 cores)
 	cargo build --release --locked $(addprefix --bin ,$(HANDLERS))
 	mkdir -p target/bench
 	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md

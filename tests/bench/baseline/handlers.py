@@ -1,7 +1,8 @@
 """The benchmark's baseline: the eight handlers written the common way, as Python Lambdas
-with boto3 (clients built at import, as AWS's samples do), making the same AWS and DBLab
-calls as the Rust handlers for the same events. Run by awslambdaric through the same local
-Runtime API as the Rust binaries (tests/bench/main.rs); not deployed anywhere.
+with boto3 (clients built at import, as AWS's samples do), doing the same work for the same
+events with fewer checks, so fewer calls (the benchmark counts both sides'). Run by
+awslambdaric through the same local Runtime API as the Rust binaries (tests/src/bench/);
+not deployed anywhere.
 """
 
 import datetime

@@ -464,9 +464,11 @@ fn packages() {
     println!("|---|---|---|");
     let mut largest = 0u64;
     for handler in HANDLERS {
-        let dir: PathBuf = repo_root().join("target/lambda").join(handler);
-        let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
-        match (size("bootstrap.zip"), size("bootstrap")) {
+        let size = |path: PathBuf| std::fs::metadata(path).map(|m| m.len()).ok();
+        // cargo lambda keeps only the zip; the binary it zipped is the cross build's.
+        let zip = size(repo_root().join("target/lambda").join(handler).join("bootstrap.zip"));
+        let raw = size(repo_root().join("target/aarch64-unknown-linux-gnu/release").join(handler));
+        match (zip, raw) {
             (Some(zip), raw) => {
                 largest = largest.max(zip);
                 let raw = raw.map_or("-".to_string(), |r| format!("{:.2} MB", r as f64 / 1e6));

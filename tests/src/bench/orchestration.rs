@@ -126,7 +126,7 @@ pub async fn report(plan: &Plan) {
         "\nTargets: clone lifetime within 2 % or 60 s of what it must exist for (worst run: {worst_overhead:.0} s, \
          {worst_share:.2} %: {}); with `clone.deleteAfterDump`, deleted within one poll interval (60 s) of the \
          dump's end (worst run: {worst_after_dump:.0} s: {}); fewer than 200 transitions (worst run: \
-         {worst_transitions}: {}).",
+         {worst_transitions}: {}).\n",
         verdict(worst_overhead <= 60.0 || worst_share <= 2.0),
         verdict(worst_after_dump <= 60.0),
         verdict(worst_transitions < 200),
