@@ -6,6 +6,7 @@
 //! value stops the start with that name.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde_norway::Value;
 
@@ -36,11 +37,15 @@ impl LocalValues {
     }
 }
 
-/// Every handler binary's template variables: binary -> variable names.
-pub fn template_variables() -> BTreeMap<String, Vec<String>> {
-    let path = repo_root().join("infra/template.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    variables_of(&text)
+/// Every handler binary's template variables: binary -> variable names (read once: the
+/// benchmark starts processes inside its timed window).
+pub fn template_variables() -> &'static BTreeMap<String, Vec<String>> {
+    static VARIABLES: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    VARIABLES.get_or_init(|| {
+        let path = repo_root().join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        variables_of(&text)
+    })
 }
 
 /// The `Environment.Variables` names of every function of a template, by the binary it builds.
@@ -72,8 +77,9 @@ fn variables_of(template: &str) -> BTreeMap<String, Vec<String>> {
 /// What `binary` gets from its template, with local values; panics naming a variable this
 /// file has no value for.
 pub fn of(binary: &str, values: &LocalValues) -> Vec<(String, String)> {
-    let all = template_variables();
-    let names = all.get(binary).unwrap_or_else(|| panic!("infra/template.yaml has no function building {binary}"));
+    let names = template_variables()
+        .get(binary)
+        .unwrap_or_else(|| panic!("infra/template.yaml has no function building {binary}"));
     with_values(binary, names, values)
 }
 

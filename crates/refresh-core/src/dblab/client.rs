@@ -204,7 +204,7 @@ impl DblabClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("dblab-refresh/", env!("CARGO_PKG_VERSION")));
-        if plain_http(&spec.api_endpoint) {
+        if spec.plain_http() {
             // Plain HTTP verifies no certificate: no trust store to load (the default loads
             // and parses every root of the system when the client is built). An engine that
             // redirects to HTTPS is then refused: name its HTTPS endpoint instead.
@@ -424,7 +424,7 @@ impl Connector {
 
     fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
         let setting = TlsSetting {
-            plain_http: plain_http(&spec.api_endpoint),
+            plain_http: spec.plain_http(),
             insecure: spec.insecure,
             ca_certificate: spec.ca_certificate.clone(),
         };
@@ -437,10 +437,6 @@ impl Connector {
         built.push((setting, http.clone()));
         Ok(http)
     }
-}
-
-fn plain_http(endpoint: &str) -> bool {
-    endpoint.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {

@@ -145,9 +145,13 @@ pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
 
 impl DblabSpec {
     /// A warning when the token and the database password would cross the network in clear.
+    /// Whether the engine is reached over plain `http://`.
+    pub fn plain_http(&self) -> bool {
+        self.api_endpoint.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    }
+
     pub fn plaintext_warning(&self) -> Option<String> {
-        let plain = self.api_endpoint.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-        (plain && !self.allow_plaintext).then(|| {
+        (self.plain_http() && !self.allow_plaintext).then(|| {
             format!(
                 "dblab.apiEndpoint {} is plain http://: the DBLab token and the database password would cross the network in clear; use https://, or set dblab.allowPlaintext: true if the path is private",
                 self.api_endpoint
