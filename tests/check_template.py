@@ -245,7 +245,54 @@ def check(template: dict) -> list[str]:
         fail("the scheduled sweep does not send delete-clone a sweep request")
 
     check_fleet(template)
+    check_longest_call(resources, functions)
+    check_schedules(resources)
     return list(errors)
+
+
+def check_schedules(resources: dict) -> None:
+    """Every schedule gives up on a start within the hour (not a day later) into a
+    dead-letter queue that alarms; an alarm with OK actions does not turn OK on a late point."""
+    queues = set()
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Scheduler::Schedule":
+            continue
+        target = resource["Properties"].get("Target", {})
+        age = target.get("RetryPolicy", {}).get("MaximumEventAgeInSeconds", 86400)
+        if age > 3600:
+            fail(f"{name} may start a run {age} s late")
+        queue = target.get("DeadLetterConfig", {}).get("Arn", {}).get("Fn::GetAtt", [None])[0]
+        if queue is None:
+            fail(f"{name} has no dead-letter queue")
+        queues.add(queue)
+    alarmed = {
+        r["Properties"]["Dimensions"][0]["Value"].get("Fn::GetAtt", [None])[0]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS" and r["Properties"].get("AlarmActions")
+    }
+    for queue in sorted(q for q in queues - alarmed if q):
+        fail(f"dead-letter queue {queue} has no alarm")
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and properties.get("OKActions") and properties.get("TreatMissingData") == "notBreaching":
+            fail(f"{name} would send a false OK when a data point is late (TreatMissingData notBreaching with OKActions)")
+
+
+def seconds(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh])", str(text))
+    if not match:
+        return -1
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def check_longest_call(resources: dict, functions: dict) -> None:
+    """delete-clone's LONGEST_CALL outlasts every function's timeout by a minute: a stopped
+    run's purge looks until a call it had in flight is surely over."""
+    timeouts = [resources[name]["Properties"].get("Timeout", 3) for name in functions]
+    deleter = next((n for n, b in functions.items() if b == "delete-clone"), None)
+    given = resources.get(deleter, {}).get("Properties", {}).get("Environment", {}).get("Variables", {}).get("LONGEST_CALL")
+    if seconds(given) < max(timeouts, default=0) + 60:
+        fail(f"LONGEST_CALL {given!r} is not the longest function Timeout ({max(timeouts, default=0)} s) and a minute")
 
 
 def sub_text(value) -> str:
@@ -341,6 +388,13 @@ def self_test(template: dict) -> int:
             Expression={"Fn::Sub": 'SELECT MAX(Stale) FROM SCHEMA("elsewhere", Target)'}
         ),
         "no fleet dashboard": lambda r: r.pop("FleetDashboard"),
+        "a schedule that starts a day late": lambda r: r["ScheduledRefresh"]["Properties"]["Target"]["RetryPolicy"].pop(
+            "MaximumEventAgeInSeconds"
+        ),
+        "a schedule without a dead-letter queue": lambda r: r["ScheduledSweep"]["Properties"]["Target"].pop("DeadLetterConfig"),
+        "a dead-letter queue nobody hears": lambda r: r.pop("ScheduleDeadLetterAlarm"),
+        "a false OK on a late point": lambda r: r["StaleTargetAlarm"]["Properties"].update(TreatMissingData="notBreaching"),
+        "a function that outlasts LONGEST_CALL": lambda r: r["PollRefreshFunction"]["Properties"].update(Timeout=900),
         "record's metric lines filtered out": lambda r: r["RecordFunction"]["Properties"]["LoggingConfig"].update(
             ApplicationLogLevel={"Ref": "FunctionLogLevel"}
         ),

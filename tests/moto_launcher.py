@@ -31,7 +31,8 @@ only, and are the ONLY ways the tests bend the emulator:
    "status": 500, "code": "InternalFailure", "times": N} answers the next N calls of that
    API action whose body contains TEXT (a test's own identifier, so parallel tests are
    not hit) with that error, before moto sees them; POST /_fixtures/faults/clear
-   {"match": TEXT} removes them.
+   {"match": TEXT} removes them. With "delaySeconds": S instead of an error, the call
+   is held S seconds and then goes to moto (a call still in flight when its run is stopped).
 5. Aurora Serverless v2. moto creates a `db.serverless` instance in any cluster; RDS
    refuses one in a cluster without a Serverless v2 scaling configuration, with
    InvalidDBClusterStateFault "Set the Serverless v2 scaling configuration on the parent
@@ -41,6 +42,11 @@ only, and are the ONLY ways the tests bend the emulator:
    (`cargo lambda watch`) as /2015-03-31/functions/<function name>/invocations, where the
    function name is the last part of the ARN. An HTTP error from it becomes a function
    error (`x-amz-function-error: Unhandled`) carrying the handler's errorType, as AWS does.
+   POST /_fixtures/lambda/lose-answer {"function": NAME, "match": TEXT or [TEXT...],
+   "times": N}: the next N invocations of that function whose payload contains TEXT (each
+   TEXT) run, and their answer
+   is then replaced by a `Lambda.ServiceException` function error (an answer AWS lost:
+   Step Functions retries a call that did its work).
    moto keeps `$$.Execution.StartTime` as a datetime inside the state, which its
    DescribeExecution then cannot encode; AWS has an ISO 8601 string there, and so does
    the JSON that this launcher makes moto write.
@@ -83,6 +89,7 @@ FINAL_STATUS_TAG = "test:final-status"
 _lock = threading.Lock()
 _describe_counts: dict = {}
 _faults: list = []
+_lost_answers: list = []
 
 
 def _tags(obj) -> dict:
@@ -544,6 +551,10 @@ def fixtures(app):
                     with _lock:
                         _faults.append(dict(data, remaining=int(data.get("times", 1))))
                     return reply(start_response, {"ok": True})
+                if path == "/_fixtures/lambda/lose-answer":
+                    with _lock:
+                        _lost_answers.append(dict(data, remaining=int(data.get("times", 1))))
+                    return reply(start_response, {"ok": True})
                 if path == "/_fixtures/faults/clear":
                     with _lock:
                         _faults[:] = [f for f in _faults if f.get("match") != data.get("match")]
@@ -561,11 +572,19 @@ def fixtures(app):
                 )
                 if fault:
                     fault["remaining"] -= 1
-            if fault:
+            if fault and "delaySeconds" in fault:
+                time.sleep(float(fault["delaySeconds"]))
+            elif fault:
                 return _fault_response(fault, bool(environ.get("HTTP_X_AMZ_TARGET")), start_response)
         return app(environ, start_response)
 
     return wsgi
+
+
+def _matches(entry: dict, text: str) -> bool:
+    """An entry's "match": one text, or a list of texts that must all be there."""
+    wanted = entry.get("match", "")
+    return all(part in text for part in (wanted if isinstance(wanted, list) else [wanted]))
 
 
 def bridge_lambda(base_url: str) -> None:
@@ -588,10 +607,22 @@ def bridge_lambda(base_url: str) -> None:
         try:
             # The first invocation of a function may build it: allow minutes.
             with urllib.request.urlopen(request, timeout=900) as response:
-                return response.read()
+                answer = response.read()
         except urllib.error.HTTPError as e:
             response_headers["x-amz-function-error"] = "Unhandled"
             return e.read()
+        text = data.decode("utf-8", "replace")
+        with _lock:
+            lost = next(
+                (l for l in _lost_answers if l["function"] == name and l["remaining"] > 0 and _matches(l, text)),
+                None,
+            )
+            if lost:
+                lost["remaining"] -= 1
+        if lost:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "Lambda.ServiceException", "errorMessage": "answer lost (test fixture)"}).encode()
+        return answer
 
     LambdaSimpleBackend.invoke = invoke
 

@@ -141,6 +141,8 @@ impl Scenario {
             "version": "0",
             "detail-type": "Step Functions Execution Status Change",
             "source": "aws.states",
+            // EventBridge's time of the event: the run's stop, as the clean-up reads it.
+            "time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
             "resources": [arn],
             "detail": {
                 "executionArn": arn,

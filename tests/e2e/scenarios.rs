@@ -524,6 +524,7 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
         region: "us-east-1".into(),
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
+        metrics: ::record::Metrics::collecting(),
     };
     let start = time::OffsetDateTime::now_utc();
     let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };
@@ -589,4 +590,143 @@ async fn the_leak_scan_finds_a_secret_planted_in_a_row_and_the_fleet_item() {
         .send()
         .await
         .unwrap();
+}
+
+/// Waits until a running execution has entered `state`.
+async fn until_entered(s: &Scenario, arn: &str, state: &str) {
+    for _ in 0..300 {
+        let history = s.w.sfn.get_execution_history().execution_arn(arn).send().await.unwrap();
+        if history.events().iter().any(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{arn} never entered {state}");
+}
+
+/// The run's history row.
+async fn row_of(s: &Scenario, partition: &str, run: &crate::Run) -> refresh_core::summary::RunSummary {
+    let rows =
+        refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table).recent(partition, 50).await.unwrap();
+    rows.into_iter().find(|r| r.execution_name == run.name).unwrap_or_else(|| panic!("no row for {}", run.name))
+}
+
+#[tokio::test]
+async fn a_run_stopped_while_its_restore_is_in_flight_has_that_clone_deleted_and_named() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, request) = s.rds_source().await;
+    // RDS answers the restore late: the run is stopped while the call is in flight, and the
+    // clone appears after the clean-up's first look.
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    let delay = refresh_tests::stack::LONGEST_CALL_SECONDS / 2;
+    let fault =
+        json!({"action": "RestoreDBInstanceFromDBSnapshot", "match": prefix, "delaySeconds": delay, "times": 1});
+    fixture("faults", fault).await;
+    let (name, arn) = s.start("inflight", &request).await;
+    until_entered(&s, &arn, "Restore").await;
+    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    // In AWS the execution is ABORTED at once and EventBridge starts the clean-up; moto
+    // holds the status until the call returns, so the clean-up starts here, as AWS would.
+    assert!(s.w.rds_names(&prefix).await.is_empty(), "the clone does not exist yet");
+    let described = s.w.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned = s.clean_up(&name, &arn, "ABORTED", described.input().unwrap_or_default(), start).await;
+    let stopped = s.wait(&name, &arn).await;
+    assert_eq!((stopped.status.as_str(), stopped.last_entered().as_deref()), ("ABORTED", Some("Restore")));
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    assert!(cleaned.entered("ContinueCleanup") >= 1, "it looked again after the call could have ended");
+    let row = s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), Some("Restore")).await;
+    let clone = row.clone_identifier.clone().unwrap_or_else(|| panic!("the deleted clone is not named: {row:?}"));
+    assert!(clone.starts_with(&prefix), "{row:?}");
+    assert_eq!(row.cleanup, format!("clone {clone} deleted"));
+    assert!(row.cost.as_ref().is_some_and(|c| c.clone_usd != Some(0.0)), "not priced at $0: {row:?}");
+}
+
+#[tokio::test]
+async fn a_run_without_a_target_is_recorded_and_notified_once() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    request.as_object_mut().unwrap().remove("target");
+    let all = s.w.subscribe_queue(&s.stack.topic_arn, None).await;
+    let run = s.run("notarget", &request).await;
+    assert_eq!((run.status.as_str(), run.error.as_deref()), ("FAILED", Some("InvalidRequest")));
+    let described = s.w.sfn.describe_execution().execution_arn(&run.arn).send().await.unwrap();
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned = s.clean_up(&run.name, &run.arn, "FAILED", described.input().unwrap_or_default(), start).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    assert_eq!(cleaned.entered("Cleanup") + cleaned.entered("RecordOutcome") + cleaned.entered("Notify"), 0);
+    let row = row_of(&s, refresh_core::history::NO_TARGET, &run).await;
+    assert_eq!(row.error.as_ref().map(|e| e.name.as_str()), Some("InvalidRequest"), "not ExecutionStopped: {row:?}");
+    let messages = s.w.messages(&all).await;
+    let about = messages.iter().filter(|m| m.body().unwrap_or_default().contains(&run.arn)).count();
+    assert_eq!(about, 1, "one email");
+}
+
+#[tokio::test]
+async fn a_deletion_that_fails_after_the_refresh_leaves_a_success_and_the_sweep_the_clone() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, request) = s.rds_source().await;
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    let fault =
+        json!({"action": "DeleteDBInstance", "match": prefix, "status": 400, "code": "AccessDenied", "times": 1000});
+    fixture("faults", fault).await;
+    let run = s.run("denied", &request).await;
+    fixture("faults/clear", json!({"match": prefix})).await;
+    assert_eq!(run.status, "SUCCEEDED", "{:?} {:?}", run.error, run.cause);
+    assert_eq!(run.entered("Cleanup"), 0, "no failure path");
+    let row = row_of(&s, &s.w.target(), &run).await;
+    assert_eq!((row.outcome, &row.error), (Outcome::Succeeded, &None), "{row:?}");
+    assert!(row.clone_left_behind && row.cleanup.contains("LEFT BEHIND"), "{row:?}");
+    assert!(row.cleanup.contains("AwsRequestFailed") && row.cleanup.contains("sweep"), "{}", row.cleanup);
+    s.assert_unlocked().await;
+    // The fleet advanced: the engine holds the new data.
+    let fleet = refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table).fleet().await.unwrap();
+    let target = fleet.iter().find(|t| t.target == s.w.target()).unwrap();
+    assert_eq!(target.data_as_of, row.data_as_of);
+    let messages = s.w.messages(&s.queue).await;
+    let message = messages.iter().find(|m| m.body().unwrap_or_default().contains(&run.arn)).unwrap();
+    assert!(message.body().unwrap_or_default().contains("LEFT BEHIND"));
+
+    // The hourly sweep deletes it: its execution has ended.
+    let deps = ::delete_clone::Deps {
+        rds: refresh_core::rds::Rds::new(s.w.rds.clone()),
+        executions: refresh_core::executions::Executions::new(s.w.sfn.clone()),
+        longest_call: Duration::from_secs(refresh_tests::stack::LONGEST_CALL_SECONDS),
+    };
+    for _ in 0..5 {
+        let sweep =
+            ::delete_clone::Input::Sweep { dry_run: false, execution_arn: Some(run.arn.clone()), max_age: None };
+        ::delete_clone::handle(&deps, sweep).await.unwrap();
+        if s.w.rds_names(&prefix).await.is_empty() {
+            break;
+        }
+    }
+    assert!(s.w.rds_names(&prefix).await.is_empty(), "the sweep deleted it");
+}
+
+#[tokio::test]
+async fn lost_answers_of_record_and_notify_count_the_clone_once_and_send_one_email() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, request) = s.rds_source().await;
+    let target = s.w.target();
+    // Each call does its work, then Step Functions hears Lambda.ServiceException and retries.
+    fixture("lambda/lose-answer", json!({"function": "record", "match": ["finish", "deletion", target], "times": 1}))
+        .await;
+    fixture("lambda/lose-answer", json!({"function": "notify", "match": target, "times": 1})).await;
+    let run = s.run("lost", &request).await;
+    assert_eq!(run.status, "SUCCEEDED", "{:?}", run.error);
+    let failed_calls =
+        run.events.iter().filter(|e| e.r#type() == &aws_sdk_sfn::types::HistoryEventType::LambdaFunctionFailed).count();
+    assert_eq!(failed_calls, 2, "both answers were lost and retried");
+    // One email (the aftermath counts them).
+    s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    // Record's metric lines, as Lambda would send them to CloudWatch.
+    let log = std::fs::read_to_string(refresh_tests::repo_root().join("target/e2e-lambda-runtime.log")).unwrap();
+    let clone_hours = log
+        .lines()
+        .filter(|l| {
+            l.starts_with('{') && l.contains("\"CloneHours\"") && l.contains(&format!("\"Target\":\"{target}\""))
+        })
+        .count();
+    assert_eq!(clone_hours, 1, "the clone's hours are counted once");
 }

@@ -2,7 +2,7 @@ use ::delete_clone::{Input, Output, SweepReport};
 use aws_sdk_rds::types::Tag;
 use refresh_core::RefreshError;
 use refresh_core::naming;
-use refresh_core::run::{CloneInstance, CloneKind, Deletion, DeletionStatus, Execution, PollStatus};
+use refresh_core::run::{CloneInstance, CloneKind, Deletion, DeletionStatus, Execution, PollStatus, Stop};
 use refresh_core::tags;
 use refresh_tests::World;
 use serde_json::json;
@@ -329,4 +329,57 @@ async fn a_sweep_that_cannot_check_a_run_skips_its_clone_and_says_why() {
     }
     let report = sweep(&w, false, None).await;
     assert!(report.deleted.iter().any(|i| i.identifier == expired), "confirmed ended: deleted {report:?}");
+}
+
+async fn purge(
+    w: &World,
+    execution: &Execution,
+    previous: Option<Deletion>,
+    stop: Option<Stop>,
+) -> Result<Deletion, RefreshError> {
+    let input = Input::Purge { execution: execution.clone(), deletion: previous, stop, timeout_seconds: None };
+    match ::delete_clone::handle(&delete_deps(w), input).await? {
+        Output::Deletion(d) => Ok(d),
+        Output::Sweep(s) => panic!("a purge returned a sweep report: {s:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_purge_names_what_it_deleted_after_its_last_call_found_nothing() {
+    let w = World::new().await;
+    let (_, request, execution) = w.rds_case().await;
+    let clone = ready_clone(&w, &request, &execution).await;
+    // Stopped just now, in a Task: that call may still be at work until LONGEST_CALL (2 s here).
+    let stop = Stop { at: OffsetDateTime::now_utc(), in_flight: Some(true) };
+    let first = purge(&w, &execution, None, Some(stop.clone())).await.unwrap();
+    assert_eq!((first.status, first.identifier.as_str()), (DeletionStatus::Deleting, clone.identifier.as_str()));
+    assert!(!exists(&w, &clone.identifier).await, "deleted at once all the same");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let last = purge(&w, &execution, Some(first), Some(stop)).await.unwrap();
+    assert_eq!(last.status, DeletionStatus::Deleted);
+    assert_eq!(last.identifier, clone.identifier, "the clone it deleted is still named");
+    assert_eq!(last.deleted, vec![clone.identifier.clone()]);
+}
+
+#[tokio::test]
+async fn a_purge_is_done_only_once_a_call_in_flight_is_over() {
+    let w = World::new().await;
+    let (_, request, execution) = w.rds_case().await;
+    let stop = Stop { at: OffsetDateTime::now_utc(), in_flight: None };
+    let first = purge(&w, &execution, None, Some(stop.clone())).await.unwrap();
+    assert_eq!(first.status, DeletionStatus::Deleting, "nothing yet, but a restore may be in flight");
+    // The restore that was in flight answers now: its clone appears after the first look.
+    let clone = ready_clone(&w, &request, &execution).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let last = purge(&w, &execution, Some(first), Some(stop)).await.unwrap();
+    assert_eq!((last.status, last.identifier.as_str()), (DeletionStatus::Deleted, clone.identifier.as_str()));
+    assert!(!exists(&w, &clone.identifier).await);
+
+    // Nothing was in flight (the run was stopped in a Wait): done at the first look.
+    let other = w.running_execution("quiet").await;
+    let quiet = Stop { at: OffsetDateTime::now_utc(), in_flight: Some(false) };
+    let done = purge(&w, &other, None, Some(quiet)).await.unwrap();
+    assert_eq!((done.status, done.identifier.as_str()), (DeletionStatus::Deleted, ""));
+    // The refresh machine's own failure path has no stop: its calls are over.
+    assert_eq!(purge(&w, &other, None, None).await.unwrap().status, DeletionStatus::Deleted);
 }

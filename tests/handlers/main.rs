@@ -52,7 +52,11 @@ pub fn poll_deps(w: &World) -> ::poll_refresh::Deps {
 }
 
 pub fn delete_deps(w: &World) -> ::delete_clone::Deps {
-    ::delete_clone::Deps { rds: Rds::new(w.rds.clone()), executions: Executions::new(w.sfn.clone()) }
+    ::delete_clone::Deps {
+        rds: Rds::new(w.rds.clone()),
+        executions: Executions::new(w.sfn.clone()),
+        longest_call: std::time::Duration::from_secs(2),
+    }
 }
 
 pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
@@ -62,11 +66,15 @@ pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
         region: "us-east-1".into(),
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
+        metrics: ::record::Metrics::collecting(),
     }
 }
 
-pub fn notify_deps(w: &World, topic_arn: &str) -> ::notify::Deps {
-    ::notify::Deps { notifier: Notifier::new(w.sns.clone(), topic_arn) }
+pub fn notify_deps(w: &World, topic_arn: &str, table: &str) -> ::notify::Deps {
+    ::notify::Deps {
+        notifier: Notifier::new(w.sns.clone(), topic_arn),
+        history: History::new(w.dynamodb.clone(), table),
+    }
 }
 
 pub async fn find(w: &World, request: &Value) -> Result<RestoreSource, RefreshError> {

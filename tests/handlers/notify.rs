@@ -20,7 +20,9 @@ async fn one_message_with_subject_body_and_filter_attributes() {
         record_error: Some(CaughtError { error: "AwsTransient".into(), cause: Some("DynamoDB throttled".into()) }),
         ..Default::default()
     };
-    let out = ::notify::handle(&notify_deps(&w, &topic), Input { state: Box::new(state) }).await.unwrap();
+    // Not recorded (its row could not be written): nothing to look up, the message goes out.
+    let out =
+        ::notify::handle(&notify_deps(&w, &topic, "no-such-table"), Input { state: Box::new(state) }).await.unwrap();
     assert_eq!(out.subject, format!("DBLab refresh of {}: FAILED (SourceNotFound)", w.target()));
 
     let messages = w.messages(&queue).await;
@@ -41,7 +43,7 @@ async fn a_missing_topic_is_an_error_not_silence() {
     let w = World::new().await;
     let state = RunState { request: w.request("rds", "prod"), execution: Some(w.execution()), ..Default::default() };
     let err = ::notify::handle(
-        &notify_deps(&w, "arn:aws:sns:us-east-1:123456789012:no-such-topic"),
+        &notify_deps(&w, "arn:aws:sns:us-east-1:123456789012:no-such-topic", "no-such-table"),
         Input { state: Box::new(state) },
     )
     .await

@@ -565,3 +565,142 @@ async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
     };
     assert_eq!((report.targets, report.stale), (3, vec![o.target.clone()]));
 }
+
+/// The run's failure row, as StartRunFailed records a request refused at its start.
+fn refused(request: Value, execution: Execution) -> RunState {
+    RunState {
+        request,
+        execution: Some(execution),
+        error: Some(CaughtError { error: "InvalidRequest".into(), cause: Some("refused".into()) }),
+        failed_state: Some("StartRun".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_run_without_a_target_is_recorded_once_and_status_finds_it() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let mut request = w.request("rds", "prod");
+    request.as_object_mut().unwrap().remove("target");
+    let execution = w.running_execution("no-target").await;
+    assert!(!recorded(&w, &table, &execution, &request).await);
+    finish(&w, &table, refused(request.clone(), execution.clone())).await.unwrap();
+    // The clean-up machine asks this before finishing a run again.
+    assert!(recorded(&w, &table, &execution, &request).await, "its row under #no-target is its record");
+}
+
+#[tokio::test]
+async fn an_invalid_target_never_becomes_a_key() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let deps = crate::record_deps(&w, &table);
+    // A valid target first, so the fleet has an item to read.
+    let request = w.request("rds", "prod");
+    let e = other(&w, "valid");
+    let run = start(&w, &table, &e, &request).await.unwrap();
+    finish(&w, &table, ended(&request, e, run, None)).await.unwrap();
+
+    for (name, target) in [("fleet", json!("fleet#")), ("long", json!("x".repeat(300))), ("nested", json!({"a": 1}))] {
+        let mut bad = w.request("rds", "prod");
+        bad["target"] = target;
+        let e = other(&w, name);
+        assert_eq!(start(&w, &table, &e, &bad).await.unwrap_err().name(), "InvalidRequest");
+        let summary = finish(&w, &table, refused(bad.clone(), e.clone())).await.unwrap();
+        assert_eq!(summary.target, None);
+        assert!(summary.invalid_target.is_some(), "the row says what was asked for");
+        assert!(recorded(&w, &table, &e, &bad).await, "{name}: recorded, so not finished again");
+    }
+    let keys: Vec<String> = items(&w, &table).await.iter().map(|i| i["target"].as_s().unwrap().clone()).collect();
+    assert!(
+        keys.iter().all(|k| [w.target().as_str(), "#no-target", refresh_core::fleet::FLEET_PK].contains(&k.as_str())),
+        "only a valid target, the fleet and #no-target are keys: {keys:?}"
+    );
+    let rows = History::new(w.dynamodb.clone(), &table).recent("#no-target", 10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().any(|r| r.invalid_target.as_deref() == Some("\"fleet#\"")), "{rows:?}");
+    // The fleet still reads, and the hourly freshness run still works.
+    let input: Input = serde_json::from_value(json!({"action": "freshness"})).unwrap();
+    let Output::Freshness(report) = ::record::handle(&deps, input).await.unwrap() else { panic!("freshness") };
+    assert_eq!(report.targets, 1);
+}
+
+#[tokio::test]
+async fn a_retried_finish_emits_its_metrics_once() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let deps = crate::record_deps(&w, &table);
+    let request = w.request("rds", "prod");
+    let e = w.execution();
+    let run = start(&w, &table, &e, &request).await.unwrap();
+    let mut state = ended(&request, e, run, Some("2026-12-01T03:00:00Z"));
+    state.clone = Some(
+        serde_json::from_value(json!({
+            "identifier": format!("dblab-refresh-{}-1", w.target()), "kind": "instance", "instanceClass": "db.t4g.micro",
+            "engine": "postgres", "requestedAt": "2026-12-01T04:00:06Z", "deadline": "2026-12-01T06:00:06Z",
+            "status": "ready", "rdsStatus": "available", "readyAt": "2026-12-01T04:10:00Z"
+        }))
+        .unwrap(),
+    );
+    for _ in 0..2 {
+        let input = Input::Finish { state: Box::new(state.clone()) };
+        let Output::Finished(summary) = ::record::handle(&deps, input).await.unwrap() else { panic!("finish") };
+        assert_eq!(summary.outcome, Outcome::Succeeded);
+    }
+    let lines = deps.metrics.lines();
+    let named = |metric: &str| lines.iter().filter(|l| l.to_string().contains(metric)).count();
+    assert_eq!((named("CloneHours"), named("DataAgeSeconds")), (1, 1), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_start_that_comes_back_after_its_run_was_recorded_takes_nothing() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let source = w.rds_source().await;
+    let request = w.request("rds", &source);
+    let mut execution = w.running_execution("late").await;
+    // As the state machine gives it ($$.Execution.StartTime): every call has the same start.
+    execution.started_at = Some(time::OffsetDateTime::now_utc());
+    let run = start(&w, &table, &execution, &request).await.unwrap();
+    // The clean-up recorded the stopped run and released its locks...
+    let stopped = RunState {
+        request: request.clone(),
+        execution: Some(execution.clone()),
+        run: Some(run.clone()),
+        error: Some(CaughtError { error: "ExecutionStopped".into(), cause: Some("ended ABORTED".into()) }),
+        ..Default::default()
+    };
+    finish(&w, &table, stopped).await.unwrap();
+    // ...then a StartRun and a LockEngine that were in flight answer.
+    let err = start(&w, &table, &execution, &request).await.unwrap_err();
+    assert_eq!(err.name(), "RunEnded");
+    let err = lock_engine(&w, &table, &execution, &request, &run).await.unwrap_err();
+    assert_eq!(err.name(), "RunEnded");
+    let raw = items(&w, &table).await;
+    assert!(raw.iter().all(|i| i["sk"].as_s().unwrap() != "lock"), "no lock taken back: {raw:?}");
+    let rows = History::new(w.dynamodb.clone(), &table).recent(&w.target(), 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.outcome).collect::<Vec<_>>(), [Outcome::Failed], "not running again");
+    let fleet = History::new(w.dynamodb.clone(), &table).fleet().await.unwrap();
+    assert!(fleet.iter().all(|t| t.running.is_none()), "{fleet:?}");
+}
+
+#[tokio::test]
+async fn a_finish_without_its_start_clears_the_run_in_progress() {
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    let execution = w.execution();
+    start(&w, &table, &execution, &request).await.unwrap();
+    // StartRun's answer was lost: the state has no `run`.
+    let state = RunState {
+        request,
+        execution: Some(execution),
+        error: Some(CaughtError { error: "AwsTransient".into(), cause: Some("lost".into()) }),
+        failed_state: Some("StartRun".into()),
+        ..Default::default()
+    };
+    finish(&w, &table, state).await.unwrap();
+    let fleet = History::new(w.dynamodb.clone(), &table).fleet().await.unwrap();
+    assert_eq!(fleet.len(), 1);
+    assert!(fleet[0].running.is_none(), "status must not show a run in progress: {:?}", fleet[0]);
+}

@@ -20,6 +20,8 @@ pub struct LocalValues {
     /// `SourceKmsKeyArns`, comma-separated.
     pub source_kms_key_arns: String,
     pub metrics_namespace: String,
+    /// `LONGEST_CALL`: how long a stopped run's purge waits for its calls in flight.
+    pub longest_call: String,
 }
 
 impl LocalValues {
@@ -30,6 +32,7 @@ impl LocalValues {
             "TOPIC_ARN" => self.topic_arn.clone(),
             "SOURCE_KMS_KEY_ARNS" => self.source_kms_key_arns.clone(),
             "METRICS_NAMESPACE" => self.metrics_namespace.clone(),
+            "LONGEST_CALL" => self.longest_call.clone(),
             // The template's StaleAfterHours default.
             "FRESHNESS_MAX_AGE" => "36h".to_string(),
             _ => return None,
@@ -132,6 +135,7 @@ mod tests {
             topic_arn: "arn:topic".into(),
             source_kms_key_arns: String::new(),
             metrics_namespace: "ns".into(),
+            longest_call: "1s".into(),
         }
     }
 

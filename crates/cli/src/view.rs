@@ -46,12 +46,7 @@ pub fn phase_of(state: &str) -> &'static str {
         | "IsRefreshDone"
         | "RefreshNotDone"
         | "DeleteCloneAfterDump" => "refresh",
-        "DeleteClone"
-        | "DeleteCloneFailed"
-        | "IsCloneDeleted"
-        | "WaitForDeletion"
-        | "ContinueDeletion"
-        | "ContinueDeletionFailed" => "delete clone",
+        "DeleteClone" | "IsCloneDeleted" | "WaitForDeletion" | "ContinueDeletion" => "delete clone",
         "Cleanup" | "IsCleanupDone" | "WaitForCleanup" | "WaitForCleanupDefault" | "ContinueCleanup" => "clean up",
         _ => "record and notify",
     }

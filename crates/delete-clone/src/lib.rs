@@ -10,7 +10,7 @@
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
 use refresh_core::rds::{DeleteGuard, ManagedClone, Rds};
-use refresh_core::run::{CloneInstance, Deletion, DeletionStatus, Execution};
+use refresh_core::run::{CloneInstance, Deletion, DeletionStatus, Execution, Stop};
 pub use refresh_core::sweep::SweepReport;
 use refresh_core::tags;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,9 @@ use tracing::info;
 pub struct Deps {
     pub rds: Rds,
     pub executions: Executions,
+    /// The longest a Lambda call can last (the longest function timeout, and a margin): a
+    /// stopped run's call still in flight may create a clone until then.
+    pub longest_call: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,12 +41,15 @@ pub enum Input {
         #[serde(default)]
         timeout_seconds: Option<u64>,
     },
-    /// Delete every clone of this execution. `deletion` is the previous call's result.
+    /// Delete every clone of this execution. `deletion` is the previous call's result;
+    /// `stop`, for a stopped run, when it was stopped.
     #[serde(rename_all = "camelCase")]
     Purge {
         execution: Execution,
         #[serde(default)]
         deletion: Option<Deletion>,
+        #[serde(default)]
+        stop: Option<Stop>,
         #[serde(default)]
         timeout_seconds: Option<u64>,
     },
@@ -78,8 +84,8 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
             Ok(Output::Deletion(result))
         }
-        Input::Purge { execution, deletion, timeout_seconds } => {
-            purge(deps, &execution, deletion, timeout(timeout_seconds), now).await.map(Output::Deletion)
+        Input::Purge { execution, deletion, stop, timeout_seconds } => {
+            purge(deps, &execution, deletion, stop.as_ref(), timeout(timeout_seconds), now).await.map(Output::Deletion)
         }
         Input::Sweep { dry_run, execution_arn, max_age } => {
             let max_age = max_age
@@ -135,6 +141,7 @@ async fn purge(
     deps: &Deps,
     execution: &Execution,
     previous: Option<Deletion>,
+    stop: Option<&Stop>,
     timeout: Duration,
     now: OffsetDateTime,
 ) -> Result<Deletion, RefreshError> {
@@ -153,10 +160,27 @@ async fn purge(
         deleted.extend(step.deleted);
         all_gone &= step.gone;
     }
-    let names: Vec<&str> = mine.iter().map(|c| c.identifier.as_str()).collect();
-    let result = progress(previous, &names.join(", "), deleted, all_gone, timeout, now);
-    info!(found = ?names, status = ?result.status, deleted = ?result.deleted, "purge step done");
+    let found: Vec<&str> = mine.iter().map(|c| c.identifier.as_str()).collect();
+    let names = found_so_far(previous.as_ref(), &found);
+    // A call the stopped run had in flight (a restore) may still create a clone: nothing
+    // is over before that call is.
+    let quiet = stop.is_none_or(|s| now >= s.quiet_from(deps.longest_call));
+    let result = progress(previous, &names, deleted, all_gone && quiet, timeout, now);
+    info!(found = ?found, quiet, status = ?result.status, deleted = ?result.deleted, "purge step done");
     Ok(result)
+}
+
+/// Every clone a purge has found over its calls, not only this call's: the last call finds
+/// nothing left, and the run's row must still name what was deleted.
+fn found_so_far(previous: Option<&Deletion>, found_now: &[&str]) -> String {
+    let mut names: Vec<&str> =
+        previous.map(|p| p.identifier.split(", ").filter(|n| !n.is_empty()).collect()).unwrap_or_default();
+    for name in found_now {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
 }
 
 async fn sweep(

@@ -8,7 +8,7 @@
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
 use refresh_core::fleet;
-use refresh_core::history::{self, History};
+use refresh_core::history::{self, History, RowWrite};
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{EngineLock, Execution, PollSeconds, RestoreSource, RunStart, RunState};
 use refresh_core::summary::{self, RunSummary};
@@ -26,6 +26,40 @@ pub struct Deps {
     pub freshness_default: std::time::Duration,
     /// The CloudWatch namespace of the freshness and clone-hours metrics.
     pub metrics_namespace: String,
+    pub metrics: Metrics,
+}
+
+/// Where metric lines go: standard output in Lambda (one embedded-metric-format line,
+/// which Lambda sends to CloudWatch Logs as its own event, where it becomes metrics), or
+/// a list a test reads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    collected: Option<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Metrics {
+    pub fn stdout() -> Self {
+        Self { collected: None }
+    }
+
+    pub fn collecting() -> Self {
+        Self { collected: Some(Default::default()) }
+    }
+
+    fn emit(&self, line: &Value) {
+        match &self.collected {
+            None => println!("{line}"),
+            Some(lines) => lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line.clone()),
+        }
+    }
+
+    /// The lines collected so far (none for standard output).
+    pub fn lines(&self) -> Vec<Value> {
+        self.collected
+            .as_ref()
+            .map(|lines| lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Time beyond the longest run before its lock expires by itself (recording, notifying).
@@ -148,15 +182,16 @@ async fn start(
         started_at,
     };
     let max_age = request.freshness_max_age.unwrap_or(deps.freshness_default);
-    // Two items that know nothing of each other: written at once.
-    let row = summary::running(&state, now);
-    let (row, fleet) = tokio::join!(
-        deps.history.put_run(&run.run_key, &row),
-        deps.history.fleet_started(&run.target, &running, max_age, now),
-    );
-    row?;
+    // The row first: a StartRun that was in flight when its execution was stopped, and
+    // answers after the clean-up recorded the run, must not make it `running` again.
+    let execution = state.execution.as_ref().map(|e| e.name.as_str()).unwrap_or_default();
+    if deps.history.put_run(&run.run_key, &summary::running(&state, now)).await? == RowWrite::AlreadyEnded {
+        deps.history.release_lock(&run.target, execution).await?;
+        warn!(target = %run.target, "the run ended while it was starting: its lock is released again");
+        return Err(RefreshError::RunEnded { execution: execution.to_string() });
+    }
     // The fleet view is a view: the run goes on without it.
-    if let Err(e) = fleet {
+    if let Err(e) = deps.history.fleet_started(&run.target, &running, max_age, now).await {
         warn!(error = %e, "the fleet item was not updated");
     }
     info!(target = %run.target, run_key = %run.run_key, "run started");
@@ -179,6 +214,14 @@ async fn lock_engine(
         warn!(%endpoint, "the engine gives no instanceID: locked by its address, which another spelling would not share");
     }
     deps.history.acquire_engine_lock(&lock, execution, run.lock_expires_at, now, &deps.executions).await?;
+    // Taken by a call that was in flight when the execution was stopped, after the
+    // clean-up released the run's locks: given back at once.
+    let outcome = deps.history.outcome_at(&run.target, &run.run_key).await?;
+    if outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str()) {
+        deps.history.release_lock(&lock.key, &execution.name).await?;
+        warn!(engine = %lock.describe(), "the run ended while it was locking its engine: the lock is released again");
+        return Err(RefreshError::RunEnded { execution: execution.name.clone() });
+    }
     info!(engine = %lock.describe(), "engine lock taken");
     Ok(lock)
 }
@@ -217,9 +260,8 @@ async fn status(
     request: &Value,
     now: OffsetDateTime,
 ) -> Result<RunStatus, RefreshError> {
-    let Some(target) = RefreshRequest::target_of(request) else {
-        return Ok(RunStatus { recorded: false, outcome: None });
-    };
+    // A request without a valid target has its row apart, as `finish` wrote it.
+    let target = RefreshRequest::target_of(request).unwrap_or(history::NO_TARGET);
     let started_at = execution.started_at.unwrap_or(now);
     let outcome = deps.history.run_outcome(target, &execution.name, started_at).await?;
     let recorded = outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str());
@@ -277,7 +319,9 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             .await?
             .unwrap_or_else(|| history::run_key(summary.started_at, &summary.execution_name)),
     };
-    deps.history.put_run(&run_key, &summary).await?;
+    // A retry whose first answer was lost finds the outcome written: the metrics were
+    // emitted then, and are not emitted twice.
+    let first = deps.history.put_run(&run_key, &summary).await? == RowWrite::Written;
     // The locks this execution may hold, from the state itself: a row written for a
     // request without a target, or without its execution, releases nothing.
     if let Some(execution) = &state.execution {
@@ -301,22 +345,23 @@ async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -> Result<Ru
             .and_then(|r| r.freshness_max_age)
             .unwrap_or(deps.freshness_default);
         match deps.history.fleet_finished(&summary, max_age, now).await {
-            Ok(Some(target)) => emit(&fleet::freshness_metrics(&deps.metrics_namespace, &target, now)),
-            Ok(None) => {}
+            Ok(Some(target)) if first => {
+                deps.metrics.emit(&fleet::freshness_metrics(&deps.metrics_namespace, &target, now))
+            }
+            Ok(_) => {}
             Err(e) => warn!(error = %e, "the fleet item was not updated"),
         }
-        if let Some(line) = fleet::clone_hours_metric(&deps.metrics_namespace, &summary, now) {
-            emit(&line);
+        if let Some(line) = fleet::clone_hours_metric(&deps.metrics_namespace, &summary, now).filter(|_| first) {
+            deps.metrics.emit(&line);
+        }
+    } else if let Some(target) = &summary.target {
+        // Its start may have marked the target as running although its answer was lost.
+        if let Err(e) = deps.history.fleet_clear_running(target, &summary.execution_name).await {
+            warn!(error = %e, "the fleet item's run in progress was not cleared");
         }
     }
     info!(target = summary.target_label(), outcome = summary.outcome.as_str(), "run recorded");
     Ok(summary)
-}
-
-/// One embedded-metric-format line on standard output, which Lambda sends to CloudWatch
-/// Logs as its own event, where it becomes metrics.
-fn emit(line: &Value) {
-    println!("{line}");
 }
 
 /// Every target's freshness metrics (the hourly schedule).
@@ -324,7 +369,7 @@ async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<FreshnessReport, 
     let fleet = deps.history.fleet().await?;
     let mut stale = Vec::new();
     for state in &fleet {
-        emit(&fleet::freshness_metrics(&deps.metrics_namespace, state, now));
+        deps.metrics.emit(&fleet::freshness_metrics(&deps.metrics_namespace, state, now));
         if state.stale(now) {
             stale.push(state.target.clone());
         }

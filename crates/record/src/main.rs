@@ -1,4 +1,4 @@
-use record::Deps;
+use record::{Deps, Metrics};
 use refresh_core::clients::{DynamoDb, StepFunctions};
 use refresh_core::executions::Executions;
 use refresh_core::history::History;
@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         freshness_default: refresh_core::duration::parse(&lambda::env("FRESHNESS_MAX_AGE")?)
             .map_err(|e| format!("FRESHNESS_MAX_AGE: {e}"))?,
         metrics_namespace: lambda::env("METRICS_NAMESPACE")?,
+        metrics: Metrics::stdout(),
     };
     lambda::serve(|input| record::handle(&deps, input)).await
 }

@@ -65,6 +65,9 @@ pub mod names {
     /// Every pool of the engine has clones: it would refuse the refresh.
     pub const DBLAB_NO_FREE_POOL: &str = "DblabNoFreePool";
     pub const DBLAB_PROTOCOL: &str = "DblabProtocolError";
+    /// A call that was in flight when its execution was stopped came back after the
+    /// clean-up recorded the run: it takes back what it took and writes nothing.
+    pub const RUN_ENDED: &str = "RunEnded";
     pub const INTERNAL: &str = "InternalError";
 
     /// Every name a handler can return, for checks that Retry/Catch name only real errors.
@@ -90,6 +93,7 @@ pub mod names {
         DBLAB_MISCONFIGURED,
         DBLAB_NO_FREE_POOL,
         DBLAB_PROTOCOL,
+        RUN_ENDED,
         INTERNAL,
     ];
 
@@ -172,6 +176,8 @@ pub enum RefreshError {
     DblabNoFreePool(String),
     #[error("DBLab Engine answered {call} unexpectedly: {message}")]
     DblabProtocol { call: String, message: String },
+    #[error("execution {execution:?} has ended and its run is recorded: nothing more is done for it")]
+    RunEnded { execution: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -206,6 +212,7 @@ impl RefreshError {
             Self::DblabMisconfigured(_) => DBLAB_MISCONFIGURED,
             Self::DblabNoFreePool(_) => DBLAB_NO_FREE_POOL,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
+            Self::RunEnded { .. } => RUN_ENDED,
             Self::Internal(_) => INTERNAL,
         }
     }

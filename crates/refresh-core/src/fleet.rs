@@ -166,6 +166,17 @@ impl History {
                 .expression_attribute_values(":asof", AttributeValue::S(rfc3339(as_of)));
         }
         let written = request.send().await.map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
+        let ours_cleared = self.fleet_clear_running(target, &summary.execution_name).await?;
+        let mut state = written.attributes().map(state_of).transpose()?;
+        if let Some(state) = state.as_mut().filter(|_| ours_cleared) {
+            state.running = None;
+        }
+        Ok(state)
+    }
+
+    /// The target has no run under way any more, if the one it names is this execution's;
+    /// returns whether it was.
+    pub async fn fleet_clear_running(&self, target: &str, execution_name: &str) -> Result<bool, RefreshError> {
         let cleared = self
             .client()
             .update_item()
@@ -175,20 +186,15 @@ impl History {
             .condition_expression("#running.#name = :me")
             .expression_attribute_names("#running", "running")
             .expression_attribute_names("#name", "executionName")
-            .expression_attribute_values(":me", AttributeValue::S(summary.execution_name.clone()))
+            .expression_attribute_values(":me", AttributeValue::S(execution_name.into()))
             .send()
             .await;
-        let ours_cleared = match cleared {
-            Ok(_) => true,
+        match cleared {
+            Ok(_) => Ok(true),
             // Another run is under way by now, or none was recorded as running.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => false,
-            Err(e) => return Err(RefreshError::from_aws("UpdateItem", e)),
-        };
-        let mut state = written.attributes().map(state_of).transpose()?;
-        if let Some(state) = state.as_mut().filter(|_| ours_cleared) {
-            state.running = None;
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
         }
-        Ok(state)
     }
 
     /// Every target's latest state, by target name.

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::error::RefreshError;
 use crate::executions::{ExecutionState, Executions};
 use crate::run::{EngineLock, Execution, rfc3339};
-use crate::summary::RunSummary;
+use crate::summary::{Outcome, RunSummary};
 
 pub const PK: &str = "target";
 pub const SK: &str = "sk";
@@ -29,6 +29,17 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Where the row of a request without a valid target goes: no target can be named so
 /// (targets cannot contain `#`), so a target called "unknown" keeps its own history.
 pub const NO_TARGET: &str = "#no-target";
+/// The attribute a run's row holds once its notification was sent.
+pub const NOTIFIED_AT: &str = "notifiedAt";
+const NOTIFICATION_ID: &str = "notificationId";
+
+/// What a row write came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowWrite {
+    Written,
+    /// The row already held the run's outcome and was left as it was.
+    AlreadyEnded,
+}
 
 /// The partition a run's row lives in.
 pub fn partition_of(summary: &RunSummary) -> &str {
@@ -238,8 +249,11 @@ impl History {
         }
     }
 
-    /// Writes a run row. A row of another execution under the same key is never replaced.
-    pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<(), RefreshError> {
+    /// Writes a run row while the run is under way: a row of another execution under the
+    /// same key is never replaced, and neither is a row that already holds an outcome (the
+    /// run ended and was recorded: a late write of a call that was in flight, or a retry
+    /// whose first answer was lost, must not bring it back or record it twice).
+    pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<RowWrite, RefreshError> {
         let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))?
         else {
             return Err(RefreshError::Internal("a run summary is not a JSON object".into()));
@@ -256,18 +270,86 @@ impl History {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#sk) OR #exec = :me")
+            .condition_expression("attribute_not_exists(#sk) OR (#exec = :me AND #outcome = :running)")
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#exec", "executionName")
+            .expression_attribute_names("#outcome", "outcome")
             .expression_attribute_values(":me", AttributeValue::S(summary.execution_name.clone()))
+            .expression_attribute_values(":running", AttributeValue::S(Outcome::Running.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RowWrite::Written),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                let owner = self.row_text(partition_of(summary), run_key, "executionName").await?;
+                if owner.as_deref() == Some(summary.execution_name.as_str()) {
+                    info!(run_key, "the run's row already holds its outcome: left as it is");
+                    Ok(RowWrite::AlreadyEnded)
+                } else {
+                    Err(RefreshError::Internal(format!("history row {run_key} belongs to another execution")))
+                }
+            }
+            Err(e) => Err(RefreshError::from_aws("PutItem", e)),
+        }
+    }
+
+    /// One text attribute of the row at this key, read consistently.
+    async fn row_text(&self, partition: &str, sort_key: &str, attribute: &str) -> Result<Option<String>, RefreshError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(sort_key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
+        Ok(out.item().and_then(|i| i.get(attribute)).and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    /// The outcome the row at this key holds, if there is one.
+    pub async fn outcome_at(&self, target: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
+        self.row_text(target, run_key, "outcome").await
+    }
+
+    /// The id of the run's notification, if it was sent already (a retried notify after a
+    /// lost answer).
+    pub async fn notified(&self, partition: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
+        if self.row_text(partition, run_key, NOTIFIED_AT).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.row_text(partition, run_key, NOTIFICATION_ID).await?.unwrap_or_default()))
+    }
+
+    /// Marks the run's row as notified, if it exists (a run whose row could not be written
+    /// has nothing to mark).
+    pub async fn mark_notified(
+        &self,
+        partition: &str,
+        run_key: &str,
+        message_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RefreshError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(run_key.into()))
+            .update_expression("SET #at = :now, #id = :id")
+            .condition_expression("attribute_exists(#sk)")
+            .expression_attribute_names("#at", NOTIFIED_AT)
+            .expression_attribute_names("#id", NOTIFICATION_ID)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":now", AttributeValue::S(rfc3339(now)))
+            .expression_attribute_values(":id", AttributeValue::S(message_id.into()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
-                Err(RefreshError::Internal(format!("history row {run_key} belongs to another execution")))
-            }
-            Err(e) => Err(RefreshError::from_aws("PutItem", e)),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
+            Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
         }
     }
 

@@ -58,10 +58,12 @@ fn subject(target: &str, outcome: &str) -> String {
 
 pub fn compose(summary: &RunSummary) -> Message {
     let outcome = match (summary.outcome, &summary.error) {
-        (Outcome::Succeeded, _) => match summary.data_as_of {
-            Some(t) => format!("succeeded, data as of {}", when(t)),
-            None => "succeeded".to_string(),
-        },
+        (Outcome::Succeeded, _) => {
+            let as_of = summary.data_as_of.map_or_else(String::new, |t| format!(", data as of {}", when(t)));
+            // A refresh that worked but left its clone running says so where it is seen first.
+            let left = if summary.clone_left_behind { "; clone left to the sweep" } else { "" };
+            format!("succeeded{as_of}{left}")
+        }
         (_, Some(e)) => format!("FAILED ({})", e.name),
         (_, None) => summary.outcome.as_str().to_string(),
     };
@@ -71,6 +73,9 @@ pub fn compose(summary: &RunSummary) -> Message {
         format!("Target:        {}", summary.target_label()),
         format!("Outcome:       {}", summary.outcome.as_str()),
     ];
+    if let Some(asked) = &summary.invalid_target {
+        lines.insert(1, format!("Asked for:     target {asked}, which is not a valid target name"));
+    }
     if let Some(e) = &summary.error {
         lines.push(format!("Error:         {}", e.name));
         lines.push(format!("What happened: {}", e.message));
@@ -168,6 +173,7 @@ mod tests {
     fn summary(outcome: Outcome) -> RunSummary {
         RunSummary {
             target: Some("staging".into()),
+            invalid_target: None,
             execution_name: "run-1".into(),
             execution_arn: None,
             outcome,
@@ -248,7 +254,8 @@ mod tests {
             assert!(subject.len() < 100, "{} characters: {subject}", subject.len());
             assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{subject}");
             assert!(subject.ends_with(&format!("FAILED ({name})")), "the outcome stays whole: {subject}");
-            assert!(subject.contains("..."), "the target is cut, visibly: {subject}");
+            let whole = subject.contains(s.target.as_deref().unwrap_or_default());
+            assert!(whole || subject.contains("..."), "the target is whole or cut visibly: {subject}");
         }
         let mut ok = summary(Outcome::Succeeded);
         ok.target = Some("t".repeat(63));

@@ -384,6 +384,10 @@ pub struct RunState {
     pub refresh: Option<Refresh>,
     #[serde(default)]
     pub deletion: Option<Deletion>,
+    /// The deletion after a finished refresh failed: the refresh stands, the clone is left
+    /// to the sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_error: Option<CaughtError>,
     /// The deletion started once the dump was over (`clone.deleteAfterDump`), and its error
     /// if it could not start (the deletion after the refresh then does it all).
     #[serde(default)]
@@ -403,6 +407,28 @@ pub struct RunState {
     pub record_error: Option<CaughtError>,
     #[serde(default)]
     pub record: Option<crate::summary::RunSummary>,
+    /// The clean-up machine's: when the run it cleans up was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+}
+
+/// When a stopped run ended (its event's time), and whether a Lambda call of it may still
+/// have been running then (`None`: not known, so it may).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stop {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<bool>,
+}
+
+impl Stop {
+    /// From when nothing the stopped run started can still act: a call in flight lasts at
+    /// most `longest_call` (the longest function timeout, and a margin).
+    pub fn quiet_from(&self, longest_call: std::time::Duration) -> OffsetDateTime {
+        if self.in_flight == Some(false) { self.at } else { self.at + longest_call }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 
 use crate::error::names;
-use crate::run::{CaughtError, RunState};
+use crate::run::{CaughtError, RunState, Stop};
 
 /// Longest text kept from Step Functions' own cause: a `States.Runtime` cause quotes the
 /// whole state document.
@@ -19,6 +19,10 @@ pub struct Stopped {
     pub state: Option<RunState>,
     /// The state it was in when it ended.
     pub in_state: Option<String>,
+    /// Whether that state was a Task: its Lambda call may still be running (Step Functions
+    /// does not stop a call it started), and may yet create a clone or take a lock. `None`
+    /// when the history was not read.
+    pub in_task: Option<bool>,
     pub ended: Option<Ended>,
 }
 
@@ -33,10 +37,11 @@ pub struct Ended {
 
 /// Reads a stopped execution's history (events in order).
 pub fn from_history(events: &[HistoryEvent]) -> Stopped {
-    let mut stopped = Stopped::default();
+    let mut stopped = Stopped { in_task: Some(false), ..Default::default() };
     for event in events {
         if let Some(entered) = event.state_entered_event_details() {
             stopped.in_state = Some(entered.name().to_string());
+            stopped.in_task = Some(event.r#type() == &HistoryEventType::TaskStateEntered);
         }
         if let Some(exited) = event.state_exited_event_details() {
             // Every state of the refresh machine passes the whole run state on.
@@ -45,6 +50,7 @@ pub fn from_history(events: &[HistoryEvent]) -> Stopped {
             }
             if stopped.in_state.as_deref() == Some(exited.name()) {
                 stopped.in_state = None;
+                stopped.in_task = Some(false);
             }
         }
         let ended = |status: &'static str, error: Option<&str>, cause: Option<&str>| Ended {
@@ -83,7 +89,7 @@ fn shorten(text: &str, limit: usize) -> String {
 /// the run gives its snapshot, clone, refresh, run start and the state it failed in. The
 /// error stays `ExecutionStopped`, its message saying how and where the run ended.
 pub fn complete(cleanup: RunState, stopped: Stopped) -> RunState {
-    let Stopped { state, in_state, ended } = stopped;
+    let Stopped { state, in_state, in_task, ended } = stopped;
     let run = state.unwrap_or_default();
     let earlier = run.error.as_ref().map(|e| format!("{}: {}", e.error, e.message()));
     let failed_state = run.failed_state.or(in_state.clone());
@@ -118,6 +124,7 @@ pub fn complete(cleanup: RunState, stopped: Stopped) -> RunState {
         early_deletion_error: run.early_deletion_error,
         failed_state,
         error,
+        stop: cleanup.stop.clone().map(|stop| Stop { in_flight: in_task, ..stop }),
         ..cleanup
     }
 }
@@ -132,10 +139,15 @@ mod tests {
     use serde_json::json;
 
     fn entered(id: i64, name: &str) -> HistoryEvent {
+        let kind = if name.starts_with("Wait") {
+            HistoryEventType::WaitStateEntered
+        } else {
+            HistoryEventType::TaskStateEntered
+        };
         HistoryEvent::builder()
             .id(id)
             .timestamp(DateTime::from_secs(id))
-            .r#type(HistoryEventType::TaskStateEntered)
+            .r#type(kind)
             .state_entered_event_details(StateEnteredEventDetails::builder().name(name).build().unwrap())
             .build()
             .unwrap()
@@ -256,6 +268,29 @@ mod tests {
             ..Default::default()
         };
         let done = complete(cleanup.clone(), from_history(&[]));
-        assert_eq!(done, cleanup);
+        assert_eq!(done, RunState { stop: None, ..cleanup });
+    }
+
+    fn stop_at() -> Stop {
+        Stop { at: time::macros::datetime!(2026-12-01 04:30 UTC), in_flight: None }
+    }
+
+    #[test]
+    fn a_run_stopped_in_a_task_may_have_a_call_in_flight() {
+        let cleanup = RunState { stop: Some(stop_at()), ..Default::default() };
+        let mut events = history();
+        events.truncate(3);
+        assert_eq!(events.last().and_then(|e| e.state_entered_event_details()).map(|d| d.name()), Some("Restore"));
+        let done = complete(cleanup.clone(), from_history(&events));
+        assert_eq!(done.stop, Some(Stop { in_flight: Some(true), ..stop_at() }));
+
+        let done = complete(cleanup.clone(), from_history(&history()));
+        assert_eq!(done.stop, Some(Stop { in_flight: Some(false), ..stop_at() }), "stopped in a Wait");
+        events.push(exited(4, "Restore", &json!({"request": {"target": "staging"}})));
+        let done = complete(cleanup.clone(), from_history(&events));
+        assert_eq!(done.stop.and_then(|s| s.in_flight), Some(false), "between states");
+
+        let unread = complete(cleanup, Stopped::default());
+        assert_eq!(unread.stop, Some(stop_at()), "a history not read says nothing: the call may be in flight");
     }
 }

@@ -64,6 +64,9 @@ pub struct RunSummary {
     /// `history::NO_TARGET`, which no target can be named).
     #[serde(default)]
     pub target: Option<String>,
+    /// The target a request asked for when it is not a valid one, as it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_target: Option<String>,
     pub execution_name: String,
     #[serde(default)]
     pub execution_arn: Option<String>,
@@ -201,6 +204,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
     let execution = state.execution.as_ref();
     RunSummary {
         target: RefreshRequest::target_of(&state.request).map(str::to_string),
+        invalid_target: RefreshRequest::invalid_target_of(&state.request),
         execution_name: execution.map_or_else(|| "unknown".to_string(), |e| e.name.clone()),
         execution_arn: execution.and_then(|e| e.arn.clone()),
         outcome: Outcome::Running,
@@ -300,6 +304,10 @@ fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
     let found = deletion.map(|d| d.identifier.as_str()).filter(|ids| !ids.is_empty());
     if state.clone.is_none() {
         summary.clone_identifier = found.map(str::to_string);
+        // Made by this run's restore, from this request: of the class it asked for.
+        if found.is_some() {
+            summary.clone_class = text_at(&state.request, "/clone/instanceClass").map(str::to_string);
+        }
     }
     let named = summary.clone_identifier.as_ref().map(|ids| format!("clone {ids}"));
     match (deletion, named) {
@@ -337,9 +345,18 @@ fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
             summary.cleanup = "nothing to clean up: no clone was created".into();
         }
         (_, Some(named)) => {
-            summary.cleanup = format!(
-                "{named} left behind: its deletion was not confirmed; the orphan sweep will delete it, or delete it by hand"
-            );
+            summary.cleanup = match &state.deletion_error {
+                Some(e) => format!(
+                    "{named} LEFT BEHIND: deleting it after the refresh failed ({}: {}); the hourly orphan sweep will \
+                     delete it, or delete it by hand",
+                    e.error,
+                    e.message()
+                ),
+                None => format!(
+                    "{named} left behind: its deletion was not confirmed; the orphan sweep will delete it, or delete \
+                     it by hand"
+                ),
+            };
             summary.clone_left_behind = true;
         }
         (_, None) => {
@@ -698,6 +715,13 @@ mod tests {
         let mut sum = finished(&s, datetime!(2026-11-22 06:00 UTC));
         sum.estimate_cost("us-east-1", None);
         assert_eq!(sum.cost.unwrap().clone_hourly_usd, Some(0.225));
+        // One only the purge found was made from this request: of the class it asked for.
+        s.clone = None;
+        s.request["clone"] = json!({"instanceClass": "db.r6g.large"});
+        let mut sum = finished(&s, datetime!(2026-11-22 06:00 UTC));
+        sum.estimate_cost("us-east-1", None);
+        assert_eq!(sum.clone_class.as_deref(), Some("db.r6g.large"));
+        assert_eq!(sum.cost.unwrap().clone_hourly_usd, Some(0.225));
     }
 
     #[test]
@@ -718,6 +742,26 @@ mod tests {
         assert_eq!((sum.data_as_of, sum.snapshot_identifier), (None, None), "no clone yet: no data time");
         s.clone = Some(clone(PollStatus::Ready));
         assert_eq!(finished(&s, T0).data_as_of, Some(datetime!(2026-11-22 05:01 UTC)), "the clone's request");
+    }
+
+    #[test]
+    fn a_deletion_that_fails_after_the_refresh_leaves_a_success_that_says_so() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        s.clone = Some(clone(PollStatus::Ready));
+        s.refresh = Some(refresh(PollStatus::Ready));
+        s.deletion_error = Some(CaughtError { error: "AwsRequestFailed".into(), cause: Some("access denied".into()) });
+        let sum = finished(&s, datetime!(2026-11-22 06:21 UTC));
+        assert_eq!((sum.outcome, &sum.error), (Outcome::Succeeded, &None), "the engine holds the new data");
+        assert!(sum.clone_left_behind);
+        assert_eq!(
+            sum.cleanup,
+            "clone dblab-refresh-staging-20261122-050000 LEFT BEHIND: deleting it after the refresh failed \
+             (AwsRequestFailed: access denied); the hourly orphan sweep will delete it, or delete it by hand"
+        );
+        let message = crate::notification::compose(&sum);
+        assert!(message.subject.ends_with("; clone left to the sweep"), "{}", message.subject);
+        assert!(message.body.contains("LEFT BEHIND"), "{}", message.body);
     }
 
     #[test]

@@ -269,6 +269,7 @@ fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures, plan: &Plan)
         topic_arn: f.topic_arn.clone(),
         source_kms_key_arns: String::new(),
         metrics_namespace: "dblab-refresh/bench".to_string(),
+        longest_call: "10s".to_string(),
     };
     command
         .env_clear()

@@ -28,9 +28,25 @@ impl RefreshRequest {
         }
     }
 
-    /// The `target` of a document that may be invalid, for recording a failed run.
+    /// The `target` of a document that may be invalid, for recording a failed run: only a
+    /// valid target, since it becomes a partition key (`"fleet#"` would land in the fleet's).
     pub fn target_of(doc: &Value) -> Option<&str> {
-        doc.get("target").and_then(Value::as_str).filter(|t| !t.is_empty())
+        doc.get("target").and_then(Value::as_str).filter(|t| checks::check_target(t).is_ok())
+    }
+
+    /// What a document that names no valid target asked for, as people read it (quoted,
+    /// and cut short): for the row kept apart under `history::NO_TARGET`.
+    pub fn invalid_target_of(doc: &Value) -> Option<String> {
+        const LIMIT: usize = 80;
+        let asked = doc.get("target")?;
+        if Self::target_of(doc).is_some() {
+            return None;
+        }
+        let text = asked.to_string();
+        Some(match text.char_indices().nth(LIMIT) {
+            Some((cut, _)) => format!("{}...", &text[..cut]),
+            None => text,
+        })
     }
 }
 

@@ -912,5 +912,20 @@ mod tests {
     fn target_of_reads_invalid_documents() {
         assert_eq!(RefreshRequest::target_of(&json!({"target": "x", "source": 1})), Some("x"));
         assert_eq!(RefreshRequest::target_of(&json!({"target": 1})), None);
+        assert_eq!(RefreshRequest::invalid_target_of(&json!({"target": "x"})), None);
+        assert_eq!(RefreshRequest::invalid_target_of(&json!({})), None);
+    }
+
+    #[test]
+    fn an_invalid_target_is_never_a_key_and_is_said_as_asked() {
+        for bad in ["fleet#", "", "#no-target", "a b", &"t".repeat(64)] {
+            let doc = json!({ "target": bad });
+            assert_eq!(RefreshRequest::target_of(&doc), None, "{bad}");
+            assert!(RefreshRequest::invalid_target_of(&doc).is_some(), "{bad}");
+        }
+        let long = RefreshRequest::invalid_target_of(&json!({ "target": "x".repeat(300) })).unwrap();
+        assert!(long.starts_with("\"xxx") && long.ends_with("...") && long.len() < 100, "{long}");
+        assert_eq!(RefreshRequest::invalid_target_of(&json!({"target": 5})).as_deref(), Some("5"));
+        assert_eq!(RefreshRequest::target_of(&json!({ "target": "t".repeat(63) })).map(str::len), Some(63));
     }
 }
