@@ -67,6 +67,10 @@ only, and are the ONLY ways the tests bend the emulator:
    /_fixtures/postgres/{sql,checksums,connections,servers} run SQL, sum every table's
    rows, list the connections a server received in a time window (from its log), and name
    the running servers. Every server stops with this process.
+8. Automated snapshots by identifier. RDS describes an automated snapshot named by its
+   identifier only when SnapshotType=automated is given too; moto ignores the type. Here
+   DescribeDBSnapshots and DescribeDBClusterSnapshots with an `rds:` identifier and no
+   SnapshotType answer not found, as RDS does.
 """
 
 import argparse
@@ -525,6 +529,23 @@ def _fault_response(fault: dict, json_protocol: bool, start_response):
     return [payload]
 
 
+def _automated_snapshot_without_type(environ, body: bytes):
+    """RDS finds an automated snapshot by its identifier only with SnapshotType=automated
+    (its API reference says the type must be given); moto finds it without."""
+    action = _action_of(environ, body)
+    key, code = {
+        "DescribeDBSnapshots": ("DBSnapshotIdentifier", "DBSnapshotNotFound"),
+        "DescribeDBClusterSnapshots": ("DBClusterSnapshotIdentifier", "DBClusterSnapshotNotFoundFault"),
+    }.get(action, (None, None))
+    if not key:
+        return None
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    identifier = (fields.get(key) or [""])[0]
+    if identifier.startswith("rds:") and not fields.get("SnapshotType"):
+        return {"status": 404, "code": code, "message": f"{identifier} not found (an automated snapshot needs SnapshotType)"}
+    return None
+
+
 def fixtures(app):
     """WSGI middleware: the /_fixtures routes, and injected faults in front of moto."""
 
@@ -562,6 +583,9 @@ def fixtures(app):
                 return reply(start_response, {"error": f"unknown fixture {path}"}, "404 Not Found")
             except Exception as e:  # the test sees the reason instead of a hang
                 return reply(start_response, {"error": repr(e)}, "400 Bad Request")
+        refused = _automated_snapshot_without_type(environ, body)
+        if refused:
+            return _fault_response(refused, False, start_response)
         if _faults:
             action = _action_of(environ, body)
             text = body.decode("utf-8", "replace") + environ.get("QUERY_STRING", "")

@@ -139,3 +139,43 @@ async fn an_aurora_clone_reports_its_storage_configuration_for_its_price() {
     let engine = refresh_core::cost::Engine::aurora(ready.storage_type.as_deref());
     assert_eq!(engine, refresh_core::cost::Engine::AuroraIoOptimized);
 }
+
+#[tokio::test]
+async fn an_aurora_look_makes_at_most_the_calls_its_time_bound_counts() {
+    let w = World::new().await;
+    let source = w.aurora_source().await;
+    let request = w.request("aurora-cluster", &source);
+    let execution = w.execution();
+    let requests = refresh_tests::Requests::default();
+    let counted = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&w.config).interceptor(requests.clone()).build(),
+    );
+    let deps = ::check_available::Deps { rds: refresh_core::rds::Rds::new(counted) };
+    let look = |clone: refresh_core::run::CloneInstance| {
+        let input = ::check_available::Input { execution: execution.clone(), request: crate::typed(&request), clone };
+        ::check_available::handle(&deps, input, Watch::once())
+    };
+    let mut clone = restored(&w, &request, &execution).await;
+    let mut most = 0;
+    for _ in 0..30 {
+        requests.clear();
+        clone = look(clone).await.unwrap();
+        most = most.max(requests.all().len());
+        if clone.status != PollStatus::Pending {
+            break;
+        }
+    }
+    assert_eq!(clone.status, PollStatus::Ready);
+    assert!(most > 2, "the look that creates the writer makes {most} calls");
+    // The worst case: the writer's description misses it (a lost answer made it already),
+    // so its creation conflicts and it is described again.
+    let writer = clone.instance_id().to_string();
+    let fault = json!({"action": "DescribeDBInstances", "match": writer, "status": 404, "code": "DBInstanceNotFound", "times": 1});
+    refresh_tests::fixture("faults", fault).await;
+    clone.status = PollStatus::Pending;
+    requests.clear();
+    look(clone).await.unwrap();
+    let calls = requests.all();
+    most = most.max(calls.len());
+    assert_eq!(most, refresh_core::rds::MOST_CALLS_PER_CHECK as usize, "{calls:?}");
+}

@@ -516,3 +516,24 @@ async fn an_encrypted_source_needs_a_key_the_stack_allows() {
     let err = find(&w, &point).await.unwrap_err();
     assert!(err.to_string().contains(other), "the source's own key, in a point mode: {err}");
 }
+
+#[tokio::test]
+async fn an_explicit_automated_snapshot_is_found_with_its_type() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let made = fixture("rds/automated-snapshots", json!({"instance": source, "daysAgo": [2]})).await;
+    let automated = made["created"][0].as_str().unwrap().to_string();
+    assert!(automated.starts_with("rds:"), "{automated}");
+    let mut request = w.request("rds", &source);
+    request["source"]["snapshotIdentifier"] = json!(automated);
+    let snapshot = find(&w, &request).await.unwrap();
+    assert_eq!((snapshot.identifier.as_str(), snapshot.snapshot_type.as_str()), (automated.as_str(), "automated"));
+
+    let cluster = w.aurora_source().await;
+    let made = fixture("rds/automated-snapshots", json!({"cluster": cluster, "daysAgo": [2]})).await;
+    let automated = made["created"][0].as_str().unwrap().to_string();
+    let mut request = w.request("aurora-cluster", &cluster);
+    request["source"]["snapshotIdentifier"] = json!(automated);
+    let snapshot = find(&w, &request).await.unwrap();
+    assert_eq!(snapshot.identifier, automated);
+}

@@ -704,3 +704,22 @@ async fn a_finish_without_its_start_clears_the_run_in_progress() {
     assert_eq!(fleet.len(), 1);
     assert!(fleet[0].running.is_none(), "status must not show a run in progress: {:?}", fleet[0]);
 }
+
+#[tokio::test]
+async fn the_cost_reads_only_the_historys_types_and_times() {
+    let w = World::new().await;
+    let execution = w.running_execution("usage").await;
+    let arn = execution.arn.clone().unwrap();
+    let requests = refresh_tests::Requests::default();
+    let sfn = aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(&w.config).interceptor(requests.clone()).build(),
+    );
+    let executions = refresh_core::executions::Executions::new(sfn);
+    executions.usage(&arn).await.unwrap();
+    let asked = requests.all();
+    assert!(!asked.is_empty() && asked.iter().all(|r| r.contains("\"includeExecutionData\":false")), "{asked:?}");
+    // What a stopped run had done is in its states' data: read with it.
+    requests.clear();
+    executions.stopped(&arn).await.unwrap();
+    assert!(requests.all().iter().all(|r| r.contains("\"includeExecutionData\":true")), "{:?}", requests.all());
+}

@@ -626,3 +626,38 @@ where
 pub fn assert_no_leak(found: &[leaks::Leak], context: &str) {
     assert!(found.is_empty(), "secrets leaked: {found:#?}\n{context}");
 }
+
+/// Every request a client built with it sends, as `operation body` (the JSON protocols
+/// name the operation in `X-Amz-Target`, the query protocol in the body): for tests that
+/// check what a handler asked AWS, and how often.
+#[derive(Debug, Clone, Default)]
+pub struct Requests(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Requests {
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request();
+        let operation = request.headers().get("x-amz-target").unwrap_or_default().to_string();
+        let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("{operation} {body}"));
+        Ok(())
+    }
+}

@@ -35,7 +35,8 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInst
             Ok(next)
         }
     };
-    // A look describes the cluster and its writer at most.
-    let look_time = 2 * refresh_core::lambda::AWS_CALL_TIME;
+    // Each call may take its whole bound under throttling: a look that could outlast the
+    // invocation is not started.
+    let look_time = refresh_core::rds::MOST_CALLS_PER_CHECK * refresh_core::lambda::AWS_CALL_TIME;
     watch.run(input.clone, |_| request.clone.poll_interval, look_time, look, |c| c.status != PollStatus::Pending).await
 }

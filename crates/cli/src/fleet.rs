@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState, Target};
+use aws_sdk_scheduler::types::{
+    DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState, Target,
+};
 use dblab_refresh::next_run::next_run;
 use refresh_core::clients::SdkConfig;
 use refresh_core::fleet::TargetState;
@@ -29,6 +31,9 @@ pub struct StackArgs {
     schedule_group: Option<String>,
     #[arg(long, env = "DBLAB_REFRESH_SCHEDULER_ROLE")]
     scheduler_role: Option<String>,
+    /// Where a schedule puts a start it could not deliver within the hour.
+    #[arg(long, env = "DBLAB_REFRESH_SCHEDULE_DLQ")]
+    schedule_dlq: Option<String>,
 }
 
 pub struct Stack {
@@ -36,6 +41,7 @@ pub struct Stack {
     table: Option<String>,
     schedule_group: Option<String>,
     scheduler_role: Option<String>,
+    schedule_dlq: Option<String>,
 }
 
 impl Stack {
@@ -63,6 +69,7 @@ impl Stack {
             table: take(args.table, "HistoryTableName"),
             schedule_group: take(args.schedule_group, "ScheduleGroupName"),
             scheduler_role: take(args.scheduler_role, "SchedulerRoleArn"),
+            schedule_dlq: take(args.schedule_dlq, "ScheduleDeadLetterQueueArn"),
         })
     }
 
@@ -177,12 +184,22 @@ pub async fn set(
     let role =
         Stack::need(&stack.scheduler_role, "scheduler role", "--scheduler-role", "DBLAB_REFRESH_SCHEDULER_ROLE")?;
     let client = aws_sdk_scheduler::Client::new(&config);
+    if stack.schedule_dlq.is_none() {
+        eprintln!(
+            "warning: no dead-letter queue (--stack NAME, or --schedule-dlq): a start Scheduler cannot deliver \
+             within the hour is dropped without a trace"
+        );
+    }
     let spec = Target::builder()
         .arn(machine)
         .role_arn(role)
         .input(serde_json::to_string(&doc).unwrap_or_default())
-        // A retried start of a run already under way is recorded as a skipped duplicate.
-        .retry_policy(RetryPolicy::builder().maximum_retry_attempts(3).build())
+        // A retried start of a run already under way is recorded as a skipped duplicate;
+        // one not delivered within the hour is given up (not begun up to a day late).
+        .retry_policy(RetryPolicy::builder().maximum_retry_attempts(3).maximum_event_age_in_seconds(3_600).build())
+        .set_dead_letter_config(
+            stack.schedule_dlq.as_ref().map(|arn| DeadLetterConfig::builder().arn(arn.as_str()).build()),
+        )
         .build()
         .map_err(|e| Failure(3, e.to_string()))?;
     let window = FlexibleTimeWindow::builder()

@@ -241,7 +241,12 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/scheduler";
 async fn schedules_are_set_listed_paused_resumed_and_removed() {
     let w = World::new().await;
     let (scheduler, group) = schedule_group(&w).await;
-    let env = [("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()), ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE)];
+    let dlq = "arn:aws:sqs:us-east-1:123456789012:schedules-dlq";
+    let env = [
+        ("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()),
+        ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE),
+        ("DBLAB_REFRESH_SCHEDULE_DLQ", dlq),
+    ];
     let request = w.request("rds", "prod");
     let file = write_request(&w, &request);
     let target = w.target();
@@ -262,6 +267,10 @@ async fn schedules_are_set_listed_paused_resumed_and_removed() {
     assert_eq!(t.role_arn(), ROLE);
     assert_eq!(serde_json::from_str::<Value>(t.input().unwrap()).unwrap(), request);
     assert_eq!(held.schedule_expression_timezone(), Some("Europe/Berlin"));
+    // Given up within the hour, into the dead-letter queue: never begun a day late.
+    let retry = t.retry_policy().unwrap();
+    assert_eq!((retry.maximum_event_age_in_seconds(), retry.maximum_retry_attempts()), (Some(3_600), Some(3)));
+    assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), Some(dlq));
 
     let listed = stdout_json(&run_with(&["schedule", "list", "--json"], &env).await);
     let row = &listed[0];

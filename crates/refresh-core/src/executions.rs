@@ -61,11 +61,18 @@ impl Executions {
         }
     }
 
-    /// Every event of an execution's history, oldest first.
-    pub async fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, RefreshError> {
+    /// Every event of an execution's history, oldest first; `with_data`: with each state's
+    /// input and output (what a stopped run had done), which a long run has megabytes of.
+    pub async fn history(&self, arn: &str, with_data: bool) -> Result<Vec<HistoryEvent>, RefreshError> {
         let mut events = Vec::new();
-        let mut pages =
-            self.client.get_execution_history().execution_arn(arn).max_results(1_000).into_paginator().send();
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1_000)
+            .include_execution_data(with_data)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RefreshError::from_aws("GetExecutionHistory", e))?;
             events.extend(page.events().iter().cloned());
@@ -75,12 +82,13 @@ impl Executions {
 
     /// Transitions, Lambda invocations and Lambda time of an execution so far, from its history.
     pub async fn usage(&self, arn: &str) -> Result<Usage, RefreshError> {
-        Ok(usage_of(&self.history(arn).await?))
+        // Types and times are all a cost needs: not the data, in a 128 MB function.
+        Ok(usage_of(&self.history(arn, false).await?))
     }
 
     /// What an execution that ended without finishing had done, from its history.
     pub async fn stopped(&self, arn: &str) -> Result<crate::stopped::Stopped, RefreshError> {
-        Ok(crate::stopped::from_history(&self.history(arn).await?))
+        Ok(crate::stopped::from_history(&self.history(arn, true).await?))
     }
 }
 

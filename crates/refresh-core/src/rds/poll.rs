@@ -27,6 +27,11 @@ pub fn classify_status(status: &str) -> PollStatus {
     }
 }
 
+/// The most AWS calls one `check` makes: an Aurora look describes the cluster and its
+/// writer, creates the writer once the cluster allows it, and describes it again when the
+/// creation finds it made already. A watch plans each look for this many calls.
+pub const MOST_CALLS_PER_CHECK: u32 = 4;
+
 impl Rds {
     /// One poll of the clone: the next state of `clone`.
     pub async fn check(

@@ -323,7 +323,7 @@ impl Rds {
             SourceType::Rds => {
                 let mut req = self.client.describe_db_snapshots();
                 req = match id {
-                    Some(id) => req.db_snapshot_identifier(id),
+                    Some(id) => req.db_snapshot_identifier(id).set_snapshot_type(type_to_name(id)),
                     None => req.db_instance_identifier(&source.identifier).snapshot_type("automated"),
                 };
                 let mut pages = req.into_paginator().send();
@@ -354,7 +354,7 @@ impl Rds {
             SourceType::AuroraCluster => {
                 let mut req = self.client.describe_db_cluster_snapshots();
                 req = match id {
-                    Some(id) => req.db_cluster_snapshot_identifier(id),
+                    Some(id) => req.db_cluster_snapshot_identifier(id).set_snapshot_type(type_to_name(id)),
                     None => req.db_cluster_identifier(&source.identifier).snapshot_type("automated"),
                 };
                 let mut pages = req.into_paginator().send();
@@ -386,10 +386,22 @@ impl Rds {
     }
 }
 
+/// The snapshot type a describe by identifier must name: RDS finds an automated snapshot
+/// (`rds:...`) by its identifier only with `SnapshotType=automated`.
+fn type_to_name(identifier: &str) -> Option<String> {
+    identifier.starts_with("rds:").then(|| "automated".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn an_automated_snapshot_is_described_with_its_type() {
+        assert_eq!(type_to_name("rds:prod-2026-12-05-03-10").as_deref(), Some("automated"));
+        assert_eq!(type_to_name("manual-before-upgrade"), None);
+    }
 
     #[test]
     fn latest_point_is_a_whole_second_before_the_latest_restorable_time() {
