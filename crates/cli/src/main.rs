@@ -110,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         action: ScheduleAction,
     },
+    /// A target's place in the fleet.
+    Target {
+        #[command(subcommand)]
+        action: TargetAction,
+    },
     /// One line per target: last run, data as of and its age, a run in progress, the next
     /// scheduled run, and STALE past the target's freshness threshold.
     Status {
@@ -177,6 +182,18 @@ enum ScheduleAction {
     },
 }
 
+#[derive(Subcommand)]
+enum TargetAction {
+    /// Take TARGET out of the fleet for good: out of `status`, the freshness metrics and
+    /// the stale alarm, and its schedule removed; its history is kept. Refused while a run
+    /// of it is under way.
+    Retire {
+        target: String,
+        #[command(flatten)]
+        stack: fleet::StackArgs,
+    },
+}
+
 /// A failure and the exit code it maps to.
 struct Failure(u8, String);
 
@@ -226,6 +243,7 @@ async fn main() -> ExitCode {
             ScheduleAction::Resume { target, stack } => fleet::change_state(stack, &target, true).await,
             ScheduleAction::Remove { target, stack } => fleet::remove(stack, &target).await,
         },
+        Command::Target { action: TargetAction::Retire { target, stack } } => fleet::retire(stack, &target).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

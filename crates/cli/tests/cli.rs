@@ -219,7 +219,7 @@ async fn import_refuses_plain_secrets_and_converts_with_arns() {
 
 #[tokio::test]
 async fn every_command_has_help() {
-    for command in ["validate", "import-rds-refresh", "start", "watch", "history", "cleanup"] {
+    for command in ["validate", "import-rds-refresh", "start", "watch", "history", "cleanup", "target"] {
         let out = run(&[command, "--help"]).await;
         assert_eq!(out.status.code(), Some(0), "{command}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: dblab-refresh"), "{command}");
@@ -418,4 +418,51 @@ async fn status_shows_every_target_in_its_state() {
     for name in [done.target(), format!("planned-{}", done.id)] {
         scheduler.delete_schedule().group_name(&group).name(name).send().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_retired_target_leaves_the_fleet_and_keeps_its_history() {
+    use refresh_core::fleet::Running;
+    use refresh_core::history::History;
+    let w = World::new().await;
+    let (scheduler, group) = schedule_group(&w).await;
+    let table = stack().await.table.clone();
+    let env = [
+        ("DBLAB_REFRESH_SCHEDULE_GROUP", group.as_str()),
+        ("DBLAB_REFRESH_SCHEDULER_ROLE", ROLE),
+        ("DBLAB_REFRESH_TABLE", table.as_str()),
+    ];
+    let history = History::new(w.dynamodb.clone(), &table);
+    let now = time::OffsetDateTime::now_utc();
+    let day = std::time::Duration::from_secs(86_400);
+    let (old, busy) = (format!("old-{}", w.id), format!("busy-{}", w.id));
+    for target in [&old, &busy] {
+        let running = Running { execution_name: format!("run-{target}"), execution_arn: None, started_at: now };
+        history.fleet_started(target, &running, day, now).await.unwrap();
+    }
+    // old's run ended long ago (its row stays); busy's is under way.
+    history.fleet_clear_running(&old, &format!("run-{old}")).await.unwrap();
+    let row: refresh_core::summary::RunSummary = serde_json::from_value(json!({
+        "target": old, "executionName": format!("run-{old}"), "outcome": "failed",
+        "startedAt": "2026-11-01T03:00:00Z", "finishedAt": "2026-11-01T04:00:00Z", "cleanup": "nothing to clean up"
+    }))
+    .unwrap();
+    history.put_run(&refresh_core::history::run_key(row.started_at, &row.execution_name), &row).await.unwrap();
+    let mut request = w.request("rds", "prod");
+    request["target"] = json!(old);
+    let file = write_request(&w, &request);
+    assert_eq!(run_with(&["schedule", "set", &old, &file, "--cron", "rate(1 day)"], &env).await.status.code(), Some(0));
+
+    let refused = run_with(&["target", "retire", &busy], &env).await;
+    assert_eq!(refused.status.code(), Some(1), "a run under way would put it back");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("run-{busy}")));
+    let retired = run_with(&["target", "retire", &old], &env).await;
+    assert_eq!(retired.status.code(), Some(0), "{}", String::from_utf8_lossy(&retired.stderr));
+    assert!(String::from_utf8_lossy(&retired.stdout).contains("its schedule removed"));
+
+    let fleet: Vec<String> = history.fleet().await.unwrap().into_iter().map(|t| t.target).collect();
+    assert!(!fleet.contains(&old) && fleet.contains(&busy), "{fleet:?}");
+    assert_eq!(history.recent(&old, 10).await.unwrap().len(), 1, "its history is kept");
+    let schedule = scheduler.get_schedule().group_name(&group).name(&old).send().await;
+    assert!(schedule.is_err(), "its schedule is gone");
 }

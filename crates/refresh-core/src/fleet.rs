@@ -94,6 +94,15 @@ fn key(target: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
+/// What retiring a target came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retired {
+    Retired,
+    NotInFleet,
+    /// A run of it is under way (this execution): it stays.
+    Running(String),
+}
+
 impl History {
     /// A run started: it is the target's run under way, with its freshness threshold.
     pub async fn fleet_started(
@@ -194,6 +203,48 @@ impl History {
             // Another run is under way by now, or none was recorded as running.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
+        }
+    }
+
+    /// Takes a target out of the fleet (and so out of the freshness metrics and the stale
+    /// alarm), keeping its history rows. Refused while a run of it is under way: that run
+    /// would put it back.
+    pub async fn fleet_retire(&self, target: &str) -> Result<Retired, RefreshError> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key(target)))
+            .condition_expression("attribute_exists(#sk) AND attribute_not_exists(#running)")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#running", "running")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Retired::Retired),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                let item = self
+                    .client()
+                    .get_item()
+                    .table_name(self.table())
+                    .set_key(Some(key(target)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| RefreshError::from_aws("GetItem", e))?;
+                Ok(match item.item() {
+                    None => Retired::NotInFleet,
+                    Some(item) => Retired::Running(
+                        item.get("running")
+                            .and_then(|r| r.as_m().ok())
+                            .and_then(|r| r.get("executionName"))
+                            .and_then(|n| n.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                })
+            }
+            Err(e) => Err(RefreshError::from_aws("DeleteItem", e)),
         }
     }
 
