@@ -136,16 +136,23 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
     if action in ("kms:CreateGrant", "kms:DescribeKey") and owner in KMS_SOURCE_KEY_ROLES:
         if resource != {"Ref": "SourceKmsKeyArns"}:
             fail(f"{owner}: {action} beyond the SourceKmsKeyArns parameter")
-        condition = statement.get("Condition", {}).get("Bool", {}).get("kms:GrantIsForAWSResource")
-        if action == "kms:CreateGrant" and condition not in (True, "true"):
-            fail(f"{owner}: kms:CreateGrant without the kms:GrantIsForAWSResource condition")
+        condition = statement.get("Condition", {})
+        for_aws = condition.get("Bool", {}).get("kms:GrantIsForAWSResource")
+        via = sub_text(condition.get("StringEquals", {}).get("kms:ViaService", ""))
+        if action == "kms:CreateGrant" and (for_aws not in (True, "true") or via != "rds.${AWS::Region}.amazonaws.com"):
+            fail(f"{owner}: kms:CreateGrant without the kms:GrantIsForAWSResource and kms:ViaService (RDS) conditions")
+        return
+    # The preflight reads who manages the source's key: metadata, on this account's keys.
+    if action == "kms:DescribeKey" and owner == "FindSnapshotFunction":
+        if sub_text(resource) != "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*":
+            fail(f"{owner}: kms:DescribeKey beyond this account's keys")
         return
     fail(f"{owner}: {action} is not a KMS right it needs")
 
 
 # What the functions that may be placed in a VPC call besides the DBLab Engine: with
 # CreateVpcEndpoints, each of these services needs an interface endpoint.
-PLACED_CALLS = {"find-snapshot": {"rds", "ec2", "secretsmanager"}, "patch-dblab": {"secretsmanager"}, "poll-refresh": {"secretsmanager"}}
+PLACED_CALLS = {"find-snapshot": {"rds", "ec2", "secretsmanager", "kms"}, "patch-dblab": {"secretsmanager"}, "poll-refresh": {"secretsmanager"}}
 
 
 def check_vpc_endpoints(resources: dict, functions: dict) -> None:
@@ -358,6 +365,9 @@ def self_test(template: dict) -> int:
     def grant_without_condition(r):
         source_key_grant(r, 0).pop("Condition")
 
+    def grant_through_any_service(r):
+        source_key_grant(r, 0)["Condition"].pop("StringEquals")
+
     def grant_on_every_key(r):
         source_key_grant(r, 0)["Resource"] = "*"
 
@@ -370,6 +380,8 @@ def self_test(template: dict) -> int:
         "a placed function's service without an endpoint": lambda r: r.pop("Ec2Endpoint"),
         "a KMS grant without its condition": grant_without_condition,
         "a KMS grant on every key": grant_on_every_key,
+        "a KMS grant not through RDS": grant_through_any_service,
+        "a placed function without its KMS endpoint": lambda r: r.pop("KmsEndpoint"),
         "KMS rights for a function that needs none": kms_for_another_function,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),
         "deletion of a point-in-time source": delete_point_in_time_sources,

@@ -71,6 +71,14 @@ only, and are the ONLY ways the tests bend the emulator:
    identifier only when SnapshotType=automated is given too; moto ignores the type. Here
    DescribeDBSnapshots and DescribeDBClusterSnapshots with an `rds:` identifier and no
    SnapshotType answer not found, as RDS does.
+9. AWS managed keys. moto makes every KMS key customer-managed; RDS encrypts most
+   production databases with the AWS managed key `aws/rds`. POST /_fixtures/kms/aws-managed
+   {"key": KEY_ID} makes a key DescribeKey reports with KeyManager AWS.
+10. Engine versions. moto has no DescribeDBEngineVersions. Here it answers for
+   aurora-postgresql with each version's Serverless v2 support, as AWS's Aurora
+   documentation lists it: Serverless v2 from 13.6, 14.3, 15.2, 16.1 and 17.4; up to 256 ACUs
+   (else 128) from 13.13, 14.10, 15.5, 16.1, 17.4; a minimum of 0 (auto-pause, else 0.5)
+   from 13.15, 14.12, 15.7, 16.3, 17.4. Other engines and versions have no Serverless v2.
 """
 
 import argparse
@@ -529,6 +537,49 @@ def _fault_response(fault: dict, json_protocol: bool, start_response):
     return [payload]
 
 
+# (first version with Serverless v2, with 256 ACUs, with a minimum of 0) per major version.
+_SERVERLESS_V2 = {13: (6, 13, 15), 14: (3, 10, 12), 15: (2, 5, 7), 16: (1, 1, 3), 17: (4, 4, 4)}
+
+
+def serverless_v2_support(engine: str, version: str):
+    """(min ACUs, max ACUs) an Aurora PostgreSQL version supports, or None."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return None
+    first = _SERVERLESS_V2.get(major)
+    if engine != "aurora-postgresql" or not first or minor < first[0]:
+        return None
+    return (0.0 if minor >= first[2] else 0.5, 256.0 if minor >= first[1] else 128.0)
+
+
+def describe_engine_versions(fields: dict) -> str:
+    engine = (fields.get("Engine") or [""])[0]
+    version = (fields.get("EngineVersion") or [""])[0]
+    support = serverless_v2_support(engine, version)
+    features = (
+        f"<ServerlessV2FeaturesSupport><MinCapacity>{support[0]}</MinCapacity>"
+        f"<MaxCapacity>{support[1]}</MaxCapacity></ServerlessV2FeaturesSupport>"
+        if support
+        else ""
+    )
+    return (
+        '<DescribeDBEngineVersionsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        "<DescribeDBEngineVersionsResult><DBEngineVersions><DBEngineVersion>"
+        f"<Engine>{engine}</Engine><EngineVersion>{version}</EngineVersion>{features}"
+        "</DBEngineVersion></DBEngineVersions></DescribeDBEngineVersionsResult>"
+        "<ResponseMetadata><RequestId>fixture</RequestId></ResponseMetadata></DescribeDBEngineVersionsResponse>"
+    )
+
+
+def make_aws_managed(body: dict) -> dict:
+    from moto.kms.models import kms_backends
+
+    key = kms_backends[body.get("account", "123456789012")][body.get("region", "us-east-1")].keys[body["key"]]
+    key.key_manager = "AWS"
+    return {"key": key.id, "keyManager": key.key_manager}
+
+
 def _automated_snapshot_without_type(environ, body: bytes):
     """RDS finds an automated snapshot by its identifier only with SnapshotType=automated
     (its API reference says the type must be given); moto finds it without."""
@@ -572,6 +623,8 @@ def fixtures(app):
                     with _lock:
                         _faults.append(dict(data, remaining=int(data.get("times", 1))))
                     return reply(start_response, {"ok": True})
+                if path == "/_fixtures/kms/aws-managed":
+                    return reply(start_response, make_aws_managed(data))
                 if path == "/_fixtures/lambda/lose-answer":
                     with _lock:
                         _lost_answers.append(dict(data, remaining=int(data.get("times", 1))))
@@ -583,6 +636,10 @@ def fixtures(app):
                 return reply(start_response, {"error": f"unknown fixture {path}"}, "404 Not Found")
             except Exception as e:  # the test sees the reason instead of a hang
                 return reply(start_response, {"error": repr(e)}, "400 Bad Request")
+        if _action_of(environ, body) == "DescribeDBEngineVersions":
+            payload = describe_engine_versions(parse_qs(body.decode("utf-8", "replace"))).encode()
+            start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))])
+            return [payload]
         refused = _automated_snapshot_without_type(environ, body)
         if refused:
             return _fault_response(refused, False, start_response)

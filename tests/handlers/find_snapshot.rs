@@ -537,3 +537,31 @@ async fn an_explicit_automated_snapshot_is_found_with_its_type() {
     let snapshot = find(&w, &request).await.unwrap();
     assert_eq!(snapshot.identifier, automated);
 }
+
+#[tokio::test]
+async fn a_source_under_the_aws_managed_key_needs_no_listing() {
+    let w = World::new().await;
+    let kms = aws_sdk_kms::Client::new(&w.config);
+    let key = |description: &'static str| {
+        let kms = kms.clone();
+        async move {
+            let made = kms.create_key().description(description).send().await.unwrap();
+            made.key_metadata().unwrap().arn().unwrap().to_string()
+        }
+    };
+    // aws/rds: the default of most RDS databases; the stack lists no key at all for it.
+    let managed = key("aws/rds").await;
+    let id = managed.rsplit('/').next().unwrap();
+    fixture("kms/aws-managed", json!({"key": id})).await;
+    let source = encrypted_source(&w, "managed", &managed).await;
+    let chosen = find(&w, &w.request("rds", &source)).await.unwrap();
+    assert_eq!(chosen.kms_key_id.as_deref(), Some(managed.as_str()));
+
+    // A customer-managed key must be listed, whoever's it is.
+    let customer = key("a team's key").await;
+    let source = encrypted_source(&w, "customer", &customer).await;
+    let err = find(&w, &w.request("rds", &source)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("a customer-managed key") && text.contains("SourceKmsKeyArns"), "{text}");
+    assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "nothing was created");
+}

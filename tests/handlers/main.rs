@@ -29,6 +29,7 @@ pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
     ::find_snapshot::Deps {
         rds: Rds::new(w.rds.clone()),
         ec2: refresh_core::clients::Ec2::new(&w.config),
+        kms: refresh_core::clients::Kms::new(&w.config),
         allowed_kms_keys: vec![refresh_tests::stack::ALLOWED_KMS_KEY.to_string()],
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),

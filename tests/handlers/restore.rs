@@ -234,3 +234,54 @@ async fn a_serverless_v2_clone_without_any_capacity_is_refused_clearly() {
     assert_eq!(err.name(), "InvalidRequest");
     assert!(err.to_string().contains("Serverless v2 scaling configuration"), "{err}");
 }
+
+/// An Aurora PostgreSQL source on `version`, scaled 0.5 to 4 ACUs.
+async fn aurora_source_on(w: &World, label: &str, version: &str) -> String {
+    let id = format!("prod-{label}-{}", w.id);
+    let scaling =
+        aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder().min_capacity(0.5).max_capacity(4.0).build();
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .engine_version(version)
+        .master_username("admin")
+        .master_user_password("production-password")
+        .serverless_v2_scaling_configuration(scaling)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_serverless_v2_range_the_source_version_cannot_take_is_refused_before_anything_exists() {
+    let w = World::new().await;
+    let cases = [
+        ("old", "13.4", None, "clone.instanceClass"),
+        ("nopause", "14.6", Some((0.0, 4.0)), "clone.minCapacity"),
+        ("small", "14.6", Some((0.5, 256.0)), "clone.maxCapacity"),
+    ];
+    for (label, version, capacity, field) in cases {
+        let source = aurora_source_on(&w, label, version).await;
+        let mut request = w.request("aurora-cluster", &source);
+        request["clone"]["instanceClass"] = json!("db.serverless");
+        if let Some((min, max)) = capacity {
+            request["clone"]["minCapacity"] = json!(min);
+            request["clone"]["maxCapacity"] = json!(max);
+        }
+        let err = find(&w, &request).await.unwrap_err();
+        assert_eq!(err.name(), "InvalidRequest");
+        let text = err.to_string();
+        assert!(text.contains(field) && text.contains(version), "{version} {capacity:?}: {text}");
+    }
+    assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "nothing was created");
+    // A version that pauses and scales to 256 takes both.
+    let source = aurora_source_on(&w, "recent", "16.3").await;
+    let mut request = w.request("aurora-cluster", &source);
+    request["clone"]["instanceClass"] = json!("db.serverless");
+    request["clone"]["minCapacity"] = json!(0);
+    request["clone"]["maxCapacity"] = json!(256);
+    let capacity = find(&w, &request).await.unwrap().serverless_capacity.unwrap();
+    assert_eq!((capacity.min_capacity, capacity.max_capacity), (0.0, 256.0));
+}

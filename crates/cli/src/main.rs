@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use dblab_refresh::document::{self, SecretArns};
 use dblab_refresh::{execution_name, view};
-use refresh_core::clients::{DynamoDb, Ec2, Rds as RdsClient, SecretsManager, StepFunctions};
+use refresh_core::clients::{DynamoDb, Ec2, Kms, Rds as RdsClient, SecretsManager, StepFunctions};
 use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
@@ -319,8 +319,10 @@ async fn run_preflight(
     let secrets = SecretReader::new(SecretsManager::new(&config));
     let rds = Rds::new(RdsClient::new(&config));
     let ec2 = Ec2::new(&config);
+    let kms = Kms::new(&config);
     let connector = dblab::Connector::default();
-    let deps = preflight::Deps { rds: &rds, allowed_kms_keys, ec2: &ec2, secrets: &secrets, dblab: &connector };
+    let deps =
+        preflight::Deps { rds: &rds, allowed_kms_keys, ec2: &ec2, kms: &kms, secrets: &secrets, dblab: &connector };
     let report = preflight::run(&deps, request, OffsetDateTime::now_utc(), preflight::Stop::Never, None).await;
     report.checks.into_iter().map(|c| (c.name, c.outcome.map_err(|e| e.to_string()))).collect()
 }

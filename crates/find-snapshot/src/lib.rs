@@ -18,6 +18,7 @@ use tracing::{info, warn};
 pub struct Deps {
     pub rds: Rds,
     pub ec2: refresh_core::clients::Ec2,
+    pub kms: refresh_core::clients::Kms,
     /// The KMS keys the stack lets the restore use (`SourceKmsKeyArns`).
     pub allowed_kms_keys: Vec<String>,
     pub secrets: SecretReader,
@@ -37,6 +38,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreS
         rds: &deps.rds,
         allowed_kms_keys: Some(&deps.allowed_kms_keys),
         ec2: &deps.ec2,
+        kms: &deps.kms,
         secrets: &deps.secrets,
         dblab: &deps.dblab,
     };

@@ -29,6 +29,7 @@ pub mod clients {
     pub use aws_config::SdkConfig;
     pub use aws_sdk_dynamodb::Client as DynamoDb;
     pub use aws_sdk_ec2::Client as Ec2;
+    pub use aws_sdk_kms::Client as Kms;
     pub use aws_sdk_rds::Client as Rds;
     pub use aws_sdk_secretsmanager::Client as SecretsManager;
     pub use aws_sdk_sfn::Client as StepFunctions;

@@ -20,6 +20,8 @@ pub struct Deps<'a> {
     /// `None` where that is not known (the CLI without `--source-kms-keys`).
     pub allowed_kms_keys: Option<&'a [String]>,
     pub ec2: &'a aws_sdk_ec2::Client,
+    /// Who manages the source's key (an AWS managed key needs no listing).
+    pub kms: &'a aws_sdk_kms::Client,
     pub secrets: &'a SecretReader,
     pub dblab: &'a Connector,
 }
@@ -168,7 +170,10 @@ async fn aws_checks(
             && request.clone.instance_class == SERVERLESS_CLASS
             && !c.halted()
         {
-            let capacity = serverless_capacity(deps.rds, request).await;
+            let capacity = match serverless_capacity(deps.rds, request).await {
+                Ok(capacity) => supported_capacity(deps.rds, chosen, capacity).await,
+                Err(e) => Err(e),
+            };
             chosen.serverless_capacity = c.record("Serverless v2 capacity", capacity, |c| {
                 format!("{} to {} ACUs", c.min_capacity, c.max_capacity)
             });
@@ -177,7 +182,7 @@ async fn aws_checks(
     if let Some(chosen) = &source
         && !c.halted()
     {
-        c.record("encryption key", encryption_allowed(chosen, deps.allowed_kms_keys), Clone::clone);
+        c.record("encryption key", encryption_allowed(deps.kms, chosen, deps.allowed_kms_keys).await, Clone::clone);
     }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
@@ -247,25 +252,126 @@ async fn serverless_capacity(rds: &Rds, request: &RefreshRequest) -> Result<Serv
     })
 }
 
-/// Restoring from a source encrypted with a customer-managed key needs `kms:CreateGrant`
-/// on that key, which the stack grants only on the keys its `SourceKmsKeyArns` lists:
-/// any other key would fail the restore after the run had started.
-fn encryption_allowed(source: &RestoreSource, allowed: Option<&[String]>) -> Result<String, RefreshError> {
-    let Some(key) = &source.kms_key_id else { return Ok("not encrypted".into()) };
-    let Some(allowed) = allowed else {
-        return Ok(format!("encrypted with {key}; not checked against the stack's SourceKmsKeyArns here"));
+/// The capacity checked against what the source's engine version supports, before a
+/// cluster is restored and billed: `db.serverless` at all, a minimum of 0 (auto-pause) only
+/// where the version pauses, a maximum of 256 ACUs only where it scales so far.
+async fn supported_capacity(
+    rds: &Rds,
+    source: &RestoreSource,
+    capacity: ServerlessCapacity,
+) -> Result<ServerlessCapacity, RefreshError> {
+    let Some(version) = source.engine_version.as_deref() else { return Ok(capacity) };
+    let range = rds.serverless_v2_range(&source.engine, version).await?;
+    capacity_fits(capacity, range, &source.engine, version)
+}
+
+fn capacity_fits(
+    capacity: ServerlessCapacity,
+    range: Option<ServerlessCapacity>,
+    engine: &str,
+    version: &str,
+) -> Result<ServerlessCapacity, RefreshError> {
+    let Some(range) = range else {
+        return Err(RefreshError::at(
+            "clone.instanceClass",
+            format!(
+                "{engine} {version} (the source's version, which the clone keeps) does not support Aurora Serverless \
+                 v2: use a provisioned class such as \"db.r6g.large\""
+            ),
+        ));
     };
-    // A key is named by its ARN; an entry may also be its bare id.
-    let key_id = key.rsplit('/').next().unwrap_or(key);
-    if allowed.iter().any(|a| a == key || a.rsplit('/').next() == Some(key_id)) {
-        return Ok(format!("encrypted with {key}, which the stack allows"));
+    if capacity.min_capacity < range.min_capacity {
+        return Err(RefreshError::at(
+            "clone.minCapacity",
+            format!(
+                "{} ACUs is below the {} ACUs {engine} {version} supports (a minimum of 0 pauses the clone, which \
+                 needs a newer version)",
+                capacity.min_capacity, range.min_capacity
+            ),
+        ));
     }
+    if capacity.max_capacity > range.max_capacity {
+        return Err(RefreshError::at(
+            "clone.maxCapacity",
+            format!(
+                "{} ACUs is above the {} ACUs {engine} {version} supports",
+                capacity.max_capacity, range.max_capacity
+            ),
+        ));
+    }
+    Ok(capacity)
+}
+
+/// Who manages a KMS key, as DescribeKey says; the reason when it cannot say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyManager {
+    /// An AWS managed key (`aws/rds`): RDS uses it for any principal of the account, with
+    /// no grant from the caller.
+    Aws,
+    Customer,
+    Unknown(String),
+}
+
+/// Who manages `key`.
+pub async fn key_manager(kms: &aws_sdk_kms::Client, key: &str) -> KeyManager {
+    match kms.describe_key().key_id(key).send().await {
+        Ok(out) => match out.key_metadata().and_then(|m| m.key_manager()) {
+            Some(aws_sdk_kms::types::KeyManagerType::Aws) => KeyManager::Aws,
+            Some(_) => KeyManager::Customer,
+            None => KeyManager::Unknown("DescribeKey gave no KeyManager".into()),
+        },
+        Err(e) => KeyManager::Unknown(RefreshError::from_aws("DescribeKey", e).to_string()),
+    }
+}
+
+/// Whether the restore can use the source's key. An AWS managed key needs nothing; a
+/// customer-managed key needs `kms:CreateGrant`, which the stack grants only on the keys
+/// its `SourceKmsKeyArns` lists: any other would fail the restore after the run started.
+async fn encryption_allowed(
+    kms: &aws_sdk_kms::Client,
+    source: &RestoreSource,
+    allowed: Option<&[String]>,
+) -> Result<String, RefreshError> {
+    let Some(key) = &source.kms_key_id else { return Ok("not encrypted".into()) };
+    if allowed.is_some_and(|allowed| listed(key, allowed)) {
+        return key_verdict(source, key, allowed, None);
+    }
+    key_verdict(source, key, allowed, Some(key_manager(kms, key).await))
+}
+
+/// A key is named by its ARN; a listed entry may also be its bare id.
+fn listed(key: &str, allowed: &[String]) -> bool {
+    let key_id = key.rsplit('/').next().unwrap_or(key);
+    allowed.iter().any(|a| a == key || a.rsplit('/').next() == Some(key_id))
+}
+
+/// The rule, once the key's manager is known (`None`: not asked, the key being listed).
+fn key_verdict(
+    source: &RestoreSource,
+    key: &str,
+    allowed: Option<&[String]>,
+    manager: Option<KeyManager>,
+) -> Result<String, RefreshError> {
+    let why = match manager {
+        Some(KeyManager::Aws) => {
+            return Ok(format!(
+                "encrypted with {key}, an AWS managed key: RDS uses it for this account, no grant needed"
+            ));
+        }
+        None if allowed.is_some_and(|a| listed(key, a)) => {
+            return Ok(format!("encrypted with {key}, which the stack allows"));
+        }
+        None | Some(KeyManager::Customer) => "a customer-managed key".to_string(),
+        Some(KeyManager::Unknown(reason)) => format!("a key whose manager could not be read ({reason})"),
+    };
+    let Some(_) = allowed else {
+        return Ok(format!("encrypted with {key}, {why}; not checked against the stack's SourceKmsKeyArns here"));
+    };
     Err(RefreshError::at(
         "source",
         format!(
-            "{} is encrypted with the KMS key {key}, which the stack's SourceKmsKeyArns parameter does not list, so the \
-             restore could not use it: add the key's ARN to SourceKmsKeyArns (for the AWS managed key aws/rds too) \
-             and update the stack",
+            "{} is encrypted with the KMS key {key}, {why} that the stack's SourceKmsKeyArns parameter does not \
+             list, so the restore could not use it: add the key's ARN to SourceKmsKeyArns and update the stack",
             source.describe()
         ),
     ))
@@ -353,18 +459,38 @@ mod tests {
     }
 
     #[test]
-    fn only_a_key_the_stack_allows_passes_by_arn_or_by_id() {
+    fn serverless_capacity_must_fit_the_source_version() {
+        let cap = |min_capacity, max_capacity| ServerlessCapacity { min_capacity, max_capacity };
+        let range = Some(cap(0.5, 128.0));
+        assert_eq!(capacity_fits(cap(0.5, 128.0), range, "aurora-postgresql", "14.6").unwrap(), cap(0.5, 128.0));
+        let below = capacity_fits(cap(0.0, 16.0), range, "aurora-postgresql", "14.6").unwrap_err();
+        assert!(below.to_string().contains("clone.minCapacity") && below.to_string().contains("pauses"), "{below}");
+        let above = capacity_fits(cap(1.0, 256.0), range, "aurora-postgresql", "14.6").unwrap_err();
+        assert!(above.to_string().contains("clone.maxCapacity: 256 ACUs is above the 128 ACUs"), "{above}");
+        let none = capacity_fits(cap(1.0, 2.0), None, "aurora-postgresql", "13.4").unwrap_err();
+        assert!(none.to_string().contains("clone.instanceClass") && none.to_string().contains("13.4"), "{none}");
+        assert!(capacity_fits(cap(0.0, 256.0), Some(cap(0.0, 256.0)), "aurora-postgresql", "16.4").is_ok());
+    }
+
+    #[test]
+    fn a_listed_key_passes_by_arn_or_by_id_an_aws_managed_one_always() {
         let arn = "arn:aws:kms:us-east-1:1:key/abcd-1234";
-        assert_eq!(encryption_allowed(&source(None), Some(&[])).unwrap(), "not encrypted");
+        let s = source(Some(arn));
         for listed in [arn, "abcd-1234"] {
-            let allowed = encryption_allowed(&source(Some(arn)), Some(&[listed.to_string()])).unwrap();
+            let allowed = key_verdict(&s, arn, Some(&[listed.to_string()]), None).unwrap();
             assert_eq!(allowed, format!("encrypted with {arn}, which the stack allows"));
         }
-        let err =
-            encryption_allowed(&source(Some(arn)), Some(&["arn:aws:kms:us-east-1:1:key/other".into()])).unwrap_err();
-        assert_eq!(err.name(), "InvalidRequest");
-        assert!(err.to_string().contains("SourceKmsKeyArns"), "{err}");
-        let unchecked = encryption_allowed(&source(Some(arn)), None).unwrap();
-        assert!(unchecked.contains("not checked"), "{unchecked}");
+        let other: &[String] = &["arn:aws:kms:us-east-1:1:key/other".into()];
+        let aws = key_verdict(&s, arn, Some(other), Some(KeyManager::Aws)).unwrap();
+        assert!(aws.contains("AWS managed key"), "{aws}");
+        for manager in [KeyManager::Customer, KeyManager::Unknown("AccessDenied".into())] {
+            let err = key_verdict(&s, arn, Some(other), Some(manager.clone())).unwrap_err();
+            assert_eq!(err.name(), "InvalidRequest");
+            assert!(err.to_string().contains("SourceKmsKeyArns"), "{err}");
+            let unchecked = key_verdict(&s, arn, None, Some(manager)).unwrap();
+            assert!(unchecked.contains("not checked"), "{unchecked}");
+        }
+        assert!(key_verdict(&s, arn, Some(other), None).is_err(), "not listed, not known to be AWS's");
+        assert!(listed(arn, &["abcd-1234".into()]) && !listed(arn, other));
     }
 }

@@ -151,6 +151,7 @@ impl Fixtures {
         let find_deps = find_snapshot::Deps {
             rds: Rds::new(w.rds.clone()),
             ec2: refresh_core::clients::Ec2::new(&w.config),
+            kms: refresh_core::clients::Kms::new(&w.config),
             allowed_kms_keys: Vec::new(),
             secrets: SecretReader::new(w.secrets.clone()),
             dblab: Default::default(),

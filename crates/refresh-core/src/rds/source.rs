@@ -252,6 +252,27 @@ impl Rds {
         }))
     }
 
+    /// The Serverless v2 capacity an engine version supports (DescribeDBEngineVersions'
+    /// `ServerlessV2FeaturesSupport`): `None` when it supports none.
+    pub async fn serverless_v2_range(
+        &self,
+        engine: &str,
+        version: &str,
+    ) -> Result<Option<ServerlessCapacity>, RefreshError> {
+        let out = self
+            .client
+            .describe_db_engine_versions()
+            .engine(engine)
+            .engine_version(version)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("DescribeDBEngineVersions", e))?;
+        Ok(out.db_engine_versions().iter().find_map(|v| {
+            let support = v.serverless_v2_features_support()?;
+            Some(ServerlessCapacity { min_capacity: support.min_capacity()?, max_capacity: support.max_capacity()? })
+        }))
+    }
+
     /// The explicit snapshot (which must be available) or the newest available automated one.
     pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
         let candidate = match &source.snapshot_identifier {
