@@ -136,8 +136,9 @@ async fn dblab_physical_mode() {
 async fn dblab_unreachable_after_retries() {
     let s = Scenario::new(Settings::default()).await;
     let (_, mut request) = s.rds_source().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    request["dblab"]["apiEndpoint"] = json!(format!("http://{closed}"));
+    // Port 1: refused at once, and no test binds it (they take ephemeral ports; a port freed
+    // here could be taken by another scenario's engine before the run dials it).
+    request["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1");
     let run = s.run("unreachable", &request).await;
     s.aftermath(&run, Outcome::Failed, Some("DblabUnavailable"), Some("FindSnapshot")).await;
     assert_eq!(run.entered("Restore"), 0);

@@ -354,10 +354,10 @@ mod dblab_preflight {
     async fn unreachable_engine() {
         let w = World::new().await;
         let source = w.rds_source().await;
-        // A port that was just free: nothing listens there.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        // Port 1: nothing listens there, and no test binds it (a port just freed could be
+        // taken by another test's engine).
         let mut request = w.request("rds", &source);
-        request["dblab"]["apiEndpoint"] = json!(format!("http://{closed}"));
+        request["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1");
         let err = find(&w, &request).await.unwrap_err();
         assert_eq!(err.name(), "DblabUnavailable");
         assert!(err.to_string().contains("connection"), "{err}");

@@ -81,7 +81,7 @@ pub fn notify_deps(w: &World, topic_arn: &str, table: &str) -> ::notify::Deps {
 pub async fn find(w: &World, request: &Value) -> Result<RestoreSource, RefreshError> {
     // Through the Lambda adapter's door: an invalid request is refused there, as in AWS.
     let event = serde_json::json!({"execution": w.execution(), "request": request});
-    let input = refresh_core::lambda::read_input::<::find_snapshot::Input>(event)?;
+    let input = lambda_adapter::read_input::<::find_snapshot::Input>(event)?;
     ::find_snapshot::handle(&find_deps(w), input, Watch::once()).await
 }
 

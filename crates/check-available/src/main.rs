@@ -1,12 +1,12 @@
 use check_available::Deps;
+use refresh_core::aws;
 use refresh_core::clients::Rds as RdsClient;
-use refresh_core::lambda;
 use refresh_core::rds::Rds;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let config = lambda::aws_config().await;
+    lambda_adapter::init_tracing();
+    let config = aws::config().await;
     let deps = Deps { rds: Rds::new(RdsClient::new(&config)) };
-    lambda::serve_watching(|input, watch| check_available::handle(&deps, input, watch)).await
+    lambda_adapter::serve_watching(|input, watch| check_available::handle(&deps, input, watch)).await
 }

@@ -10,7 +10,7 @@ use dblab_refresh::next_run::next_run;
 use refresh_core::clients::SdkConfig;
 use refresh_core::fleet::{Retired, TargetState};
 use refresh_core::history::History;
-use refresh_core::{RefreshError, lambda};
+use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -177,7 +177,7 @@ pub async fn set(
         }
         println!("preflight passed ({} checks)", checks.len());
     }
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let group = stack.group()?;
     let machine = Stack::need(&stack.state_machine, "state machine", "--state-machine", "DBLAB_REFRESH_STATE_MACHINE")?;
@@ -254,7 +254,7 @@ pub async fn set(
 }
 
 pub async fn list(stack: StackArgs, json: bool) -> Result<(), Failure> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let rows = schedules(&aws_sdk_scheduler::Client::new(&config), stack.group()?).await?;
     // The last run's outcome, when the history table is known.
@@ -304,7 +304,7 @@ pub async fn list(stack: StackArgs, json: bool) -> Result<(), Failure> {
 }
 
 pub async fn change_state(stack: StackArgs, target: &str, enable: bool) -> Result<(), Failure> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let group = stack.group()?;
     let client = aws_sdk_scheduler::Client::new(&config);
@@ -336,7 +336,7 @@ pub async fn change_state(stack: StackArgs, target: &str, enable: bool) -> Resul
 }
 
 pub async fn remove(stack: StackArgs, target: &str) -> Result<(), Failure> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     aws_sdk_scheduler::Client::new(&config)
         .delete_schedule()
@@ -355,7 +355,7 @@ pub async fn remove(stack: StackArgs, target: &str) -> Result<(), Failure> {
 
 /// Takes a target out of the fleet and removes its schedule, keeping its history.
 pub async fn retire(stack: StackArgs, target: &str) -> Result<(), Failure> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let history = History::new(refresh_core::clients::DynamoDb::new(&config), stack.table()?);
     let retired = history.fleet_retire(target).await?;
@@ -417,7 +417,9 @@ fn line_json(l: &Line, now: OffsetDateTime) -> Value {
             "startedAt": rfc(Some(r.started_at)), "finishedAt": rfc(r.finished_at), "error": r.error,
             "ignoredErrors": r.ignored_errors})),
         "dataAsOf": rfc(s.data_as_of),
-        "dataAgeSeconds": s.data_age(now).whole_seconds().max(0),
+        // Data it never had has no age; `stale` still counts from when the fleet first saw it.
+        "dataAgeSeconds": s.data_as_of.map(|_| s.data_age(now).whole_seconds().max(0)),
+        "trackedSince": rfc(Some(s.tracked_since)),
         "freshnessMaxAgeSeconds": s.freshness_max_age_seconds,
         "stale": s.stale(now),
         "running": s.running.as_ref().map(|r| json!({"execution": r.execution_name,
@@ -446,15 +448,20 @@ fn line_text(l: &Line, now: OffsetDateTime) -> String {
         || "-".to_string(),
         |r| format!("{} ({})", l.phase.as_deref().unwrap_or("running"), stamp(Some(r.started_at))),
     );
+    // Never refreshed: no age to show; it goes stale its threshold after the fleet first saw it.
+    let (data_age, stale) = match (s.data_as_of, s.stale(now)) {
+        (Some(_), stale) => (age(s.data_age(now).whole_seconds().max(0)), if stale { "  STALE" } else { "" }),
+        (None, true) => ("no data".to_string(), "  STALE (never refreshed)"),
+        (None, false) => ("no data".to_string(), "  (never refreshed; not stale yet)"),
+    };
     columns(
         s.last_run.as_ref().map_or("-", |r| r.outcome.as_str()),
         stamp(s.last_run.as_ref().map(|r| r.finished_at.unwrap_or(r.started_at))),
         stamp(s.data_as_of),
-        age(s.data_age(now).whole_seconds().max(0)),
+        data_age,
         running,
         &format!(
-            "{}{}",
-            if s.stale(now) { "  STALE" } else { "" },
+            "{stale}{}",
             // The engine finished with whatever pg_restore managed: tables may be missing.
             if s.last_run.as_ref().is_some_and(|r| r.ignored_errors.is_some()) {
                 "  RESTORE ERRORS IGNORED"
@@ -466,7 +473,7 @@ fn line_text(l: &Line, now: OffsetDateTime) -> String {
 }
 
 pub async fn status(stack: StackArgs, json: bool) -> Result<(), Failure> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let fleet = History::new(refresh_core::clients::DynamoDb::new(&config), stack.table()?).fleet().await?;
     let mut next: BTreeMap<String, Option<OffsetDateTime>> = match stack.schedule_group.as_deref() {

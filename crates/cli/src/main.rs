@@ -19,7 +19,7 @@ use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
 use refresh_core::secrets::SecretReader;
-use refresh_core::{RefreshError, dblab, lambda, preflight};
+use refresh_core::{RefreshError, aws, dblab, preflight};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -222,14 +222,14 @@ async fn main() -> ExitCode {
     let colour = colour(cli.colour);
     let result = match cli.command {
         Command::Validate { file, preflight, json, source_kms_keys } => {
-            validate(&file, preflight, json, source_kms_keys.map(|k| lambda::list(&k))).await
+            validate(&file, preflight, json, source_kms_keys.map(|k| aws::list(&k))).await
         }
         Command::ImportRdsRefresh { config, password_secret, token_secret, target, output } => {
             import(&config, password_secret.as_deref(), token_secret.as_deref(), target, output)
         }
         Command::Start { file, state_machine, wait, json } => start(&file, &state_machine, wait, json, colour).await,
         Command::Watch { execution, json } => {
-            watch(&StepFunctions::new(&lambda::aws_config().await), &execution, json, colour).await
+            watch(&StepFunctions::new(&aws::config().await), &execution, json, colour).await
         }
         Command::History { target, table, limit, json } => history(&target, &table, limit, json).await,
         Command::Cleanup { dry_run, max_age, json } => cleanup(dry_run, max_age, json).await,
@@ -315,7 +315,7 @@ async fn run_preflight(
     request: &RefreshRequest,
     allowed_kms_keys: Option<&[String]>,
 ) -> Vec<(&'static str, Result<String, String>)> {
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let secrets = SecretReader::new(SecretsManager::new(&config));
     let rds = Rds::new(RdsClient::new(&config));
     let ec2 = Ec2::new(&config);
@@ -353,7 +353,7 @@ fn import(
 
 async fn start(file: &str, state_machine: &str, wait: bool, json: bool, colour: bool) -> Result<(), Failure> {
     let (doc, request) = load_request(file)?;
-    let sfn = StepFunctions::new(&lambda::aws_config().await);
+    let sfn = StepFunctions::new(&aws::config().await);
     let name = execution_name(&request.target, OffsetDateTime::now_utc());
     let out = sfn
         .start_execution()
@@ -456,7 +456,7 @@ fn when(t: Option<OffsetDateTime>) -> String {
 }
 
 async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<(), Failure> {
-    let store = History::new(DynamoDb::new(&lambda::aws_config().await), table);
+    let store = History::new(DynamoDb::new(&aws::config().await), table);
     let rows = store.recent(target, limit).await?;
     if json {
         print_json(&serde_json::to_value(&rows).unwrap_or_default());
@@ -498,7 +498,7 @@ async fn cleanup(dry_run: bool, max_age: Option<String>, json: bool) -> Result<(
     let max_age = max_age
         .map(|text| refresh_core::duration::parse(&text).map_err(|e| Failure(2, format!("--max-age {e}"))))
         .transpose()?;
-    let config = lambda::aws_config().await;
+    let config = aws::config().await;
     let rds = Rds::new(RdsClient::new(&config));
     let executions = refresh_core::executions::Executions::new(StepFunctions::new(&config));
     let report =

@@ -129,7 +129,11 @@ pub fn render(view: &View, now: OffsetDateTime, tick: usize, color: bool) -> Str
         } else {
             paint("32", "✓")
         };
-        let polls = if phase.polls > 0 { format!("  ({} polls)", phase.polls) } else { String::new() };
+        let polls = match phase.polls {
+            0 => String::new(),
+            1 => "  (1 poll)".to_string(),
+            n => format!("  ({n} polls)"),
+        };
         let _ = writeln!(out, " {mark} {:<18} {:>8}{polls}", phase.name, span(took));
     }
     let status = match view.status.as_str() {
@@ -214,6 +218,7 @@ mod tests {
             text.contains("restore") && text.contains("(2 polls)") && text.contains("RUNNING in PollRefresh"),
             "{text}"
         );
+        assert!(text.contains("refresh") && text.contains("(1 poll)") && !text.contains("(1 polls)"), "{text}");
         assert!(!text.contains('\x1b'), "no colour unless asked");
     }
 

@@ -389,6 +389,8 @@ async fn status_shows_every_target_in_its_state() {
         (Some("failed"), Some("RefreshFailed"))
     );
     assert_eq!(b["dataAsOf"], Value::Null, "never refreshed");
+    assert_eq!(b["dataAgeSeconds"], Value::Null, "data it never had has no age: {b}");
+    assert!(b["trackedSince"].is_string() && b["stale"] == false, "{b}");
     assert_eq!(d["lastRun"]["ignoredErrors"], Value::Null);
     let partly = line(&partial);
     assert_eq!(partly["lastRun"]["outcome"], "succeeded");
@@ -410,6 +412,8 @@ async fn status_shows_every_target_in_its_state() {
     assert!(row.ends_with("RESTORE ERRORS IGNORED"), "{row}");
     let row = text.lines().find(|l| l.starts_with(&done.target())).unwrap();
     assert!(!row.contains("IGNORED"), "{row}");
+    let row = text.lines().find(|l| l.starts_with(&broken.target())).unwrap();
+    assert!(row.contains("no data") && row.ends_with("(never refreshed; not stale yet)"), "{row}");
 
     // The run in progress is stopped, and its clone swept as an ended run's.
     let arn = started["executionArn"].as_str().unwrap().to_string();

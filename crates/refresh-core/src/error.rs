@@ -1,5 +1,5 @@
 //! The error taxonomy. Each variant has a stable name that the state machine's Retry/Catch
-//! match on (`Diagnostic.error_type`) and that history rows and notifications record.
+//! match on (the Lambda error type, `lambda_adapter::diagnostic`) and that history rows and notifications record.
 //! Messages never carry secret values.
 
 use std::fmt;
@@ -7,7 +7,6 @@ use std::fmt;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
-use lambda_runtime::Diagnostic;
 
 /// One problem with a request, at its JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,89 +40,65 @@ impl ValidationErrors {
     }
 }
 
-/// The stable error names, one constant each: the state machine and the README use these.
-pub mod names {
-    pub const INVALID_REQUEST: &str = "InvalidRequest";
-    pub const INVALID_INPUT: &str = "InvalidInput";
-    pub const TARGET_LOCKED: &str = "TargetLocked";
-    pub const SOURCE_NOT_FOUND: &str = "SourceNotFound";
-    pub const SNAPSHOT_NOT_FOUND: &str = "SnapshotNotFound";
-    pub const SNAPSHOT_NOT_AVAILABLE: &str = "SnapshotNotAvailable";
-    pub const NO_SNAPSHOT_AVAILABLE: &str = "NoSnapshotAvailable";
-    pub const CLONE_CONFLICT: &str = "CloneConflict";
-    pub const DELETE_REFUSED: &str = "DeleteRefused";
-    pub const SECRET_UNAVAILABLE: &str = "SecretUnavailable";
-    pub const AWS_TRANSIENT: &str = "AwsTransient";
-    pub const AWS_REQUEST_FAILED: &str = "AwsRequestFailed";
-    pub const DBLAB_UNAVAILABLE: &str = "DblabUnavailable";
-    pub const DBLAB_UNAUTHORIZED: &str = "DblabUnauthorized";
-    pub const DBLAB_NOT_LOGICAL: &str = "DblabNotLogical";
-    pub const DBLAB_BUSY: &str = "DblabBusy";
-    pub const DBLAB_REJECTED: &str = "DblabRejected";
-    pub const DBLAB_CONFIG_NOT_APPLIED: &str = "DblabConfigNotApplied";
-    pub const DBLAB_MISCONFIGURED: &str = "DblabMisconfigured";
-    /// Every pool of the engine has clones: it would refuse the refresh.
-    pub const DBLAB_NO_FREE_POOL: &str = "DblabNoFreePool";
-    pub const DBLAB_PROTOCOL: &str = "DblabProtocolError";
-    /// A call that was in flight when its execution was stopped came back after the
-    /// clean-up recorded the run: it takes back what it took and writes nothing.
-    pub const RUN_ENDED: &str = "RunEnded";
-    pub const INTERNAL: &str = "InternalError";
+/// Declares each name once: its constant, and its place in a list of every such name.
+macro_rules! names {
+    ($list:ident: $( $(#[$doc:meta])* $constant:ident = $name:literal ),* $(,)?) => {
+        $( $(#[$doc])* pub const $constant: &str = $name; )*
+        pub const $list: &[&str] = &[$($constant),*];
+    };
+}
 
-    /// Every name a handler can return, for checks that Retry/Catch name only real errors.
-    pub const ALL: &[&str] = &[
-        INVALID_REQUEST,
-        INVALID_INPUT,
-        TARGET_LOCKED,
-        SOURCE_NOT_FOUND,
-        SNAPSHOT_NOT_FOUND,
-        SNAPSHOT_NOT_AVAILABLE,
-        NO_SNAPSHOT_AVAILABLE,
-        CLONE_CONFLICT,
-        DELETE_REFUSED,
-        SECRET_UNAVAILABLE,
-        AWS_TRANSIENT,
-        AWS_REQUEST_FAILED,
-        DBLAB_UNAVAILABLE,
-        DBLAB_UNAUTHORIZED,
-        DBLAB_NOT_LOGICAL,
-        DBLAB_BUSY,
-        DBLAB_REJECTED,
-        DBLAB_CONFIG_NOT_APPLIED,
-        DBLAB_MISCONFIGURED,
-        DBLAB_NO_FREE_POOL,
-        DBLAB_PROTOCOL,
-        RUN_ENDED,
-        INTERNAL,
-    ];
+/// The stable error names, each written once here: the state machines, the README's
+/// tables (held to these by a test) and every row and notification use them.
+pub mod names {
+    // Every name a handler can return, for checks that Retry/Catch name only real errors.
+    names! { ALL:
+        INVALID_REQUEST = "InvalidRequest",
+        INVALID_INPUT = "InvalidInput",
+        TARGET_LOCKED = "TargetLocked",
+        SOURCE_NOT_FOUND = "SourceNotFound",
+        SNAPSHOT_NOT_FOUND = "SnapshotNotFound",
+        SNAPSHOT_NOT_AVAILABLE = "SnapshotNotAvailable",
+        NO_SNAPSHOT_AVAILABLE = "NoSnapshotAvailable",
+        CLONE_CONFLICT = "CloneConflict",
+        DELETE_REFUSED = "DeleteRefused",
+        SECRET_UNAVAILABLE = "SecretUnavailable",
+        AWS_TRANSIENT = "AwsTransient",
+        AWS_REQUEST_FAILED = "AwsRequestFailed",
+        DBLAB_UNAVAILABLE = "DblabUnavailable",
+        DBLAB_UNAUTHORIZED = "DblabUnauthorized",
+        DBLAB_NOT_LOGICAL = "DblabNotLogical",
+        DBLAB_BUSY = "DblabBusy",
+        DBLAB_REJECTED = "DblabRejected",
+        DBLAB_CONFIG_NOT_APPLIED = "DblabConfigNotApplied",
+        DBLAB_MISCONFIGURED = "DblabMisconfigured",
+        /// Every pool of the engine has clones: it would refuse the refresh.
+        DBLAB_NO_FREE_POOL = "DblabNoFreePool",
+        DBLAB_PROTOCOL = "DblabProtocolError",
+        /// A call that was in flight when its execution was stopped came back after the
+        /// clean-up recorded the run: it takes back what it took and writes nothing.
+        RUN_ENDED = "RunEnded",
+        INTERNAL = "InternalError",
+    }
 
     /// The names worth retrying: the same call may succeed a little later.
     pub const TRANSIENT: &[&str] = &[AWS_TRANSIENT, DBLAB_UNAVAILABLE];
 
     // How a run failed when no handler failed: a poll's verdict, or how it ended. History
     // rows, notifications and the execution's own error name these too.
-    pub const CLONE_FAILED: &str = "CloneFailed";
-    pub const CLONE_TIMED_OUT: &str = "CloneTimedOut";
-    pub const REFRESH_FAILED: &str = "RefreshFailed";
-    pub const REFRESH_TIMED_OUT: &str = "RefreshTimedOut";
-    /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
-    pub const REFRESH_NOT_STARTED: &str = "RefreshNotStarted";
-    /// The engine said `finished` but made no snapshot of the refreshed pool.
-    pub const REFRESH_WITHOUT_SNAPSHOT: &str = "RefreshWithoutSnapshot";
-    pub const INCOMPLETE: &str = "RunIncomplete";
-    /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
-    pub const EXECUTION_STOPPED: &str = "ExecutionStopped";
-
-    pub const OUTCOMES: &[&str] = &[
-        CLONE_FAILED,
-        CLONE_TIMED_OUT,
-        REFRESH_FAILED,
-        REFRESH_TIMED_OUT,
-        REFRESH_NOT_STARTED,
-        REFRESH_WITHOUT_SNAPSHOT,
-        INCOMPLETE,
-        EXECUTION_STOPPED,
-    ];
+    names! { OUTCOMES:
+        CLONE_FAILED = "CloneFailed",
+        CLONE_TIMED_OUT = "CloneTimedOut",
+        REFRESH_FAILED = "RefreshFailed",
+        REFRESH_TIMED_OUT = "RefreshTimedOut",
+        /// The engine accepted the refresh but never started it within `dblab.startTimeout`.
+        REFRESH_NOT_STARTED = "RefreshNotStarted",
+        /// The engine said `finished` but made no snapshot of the refreshed pool.
+        REFRESH_WITHOUT_SNAPSHOT = "RefreshWithoutSnapshot",
+        INCOMPLETE = "RunIncomplete",
+        /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
+        EXECUTION_STOPPED = "ExecutionStopped",
+    }
 
     /// The names the state machine files set themselves (in Pass and Fail states).
     pub const SET_BY_STATE_MACHINES: &[&str] = &[EXECUTION_STOPPED, REFRESH_FAILED];
@@ -310,12 +285,6 @@ fn is_throttling_code(code: &str) -> bool {
     )
 }
 
-impl From<RefreshError> for Diagnostic {
-    fn from(err: RefreshError) -> Self {
-        Diagnostic { error_type: err.name().to_string(), error_message: err.to_string() }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +307,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_error_tables_list_exactly_these_names() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        let section = readme.split("\n## Error names").nth(1).unwrap().split("\n## ").next().unwrap();
+        let listed: std::collections::BTreeSet<&str> =
+            section.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next()).collect();
+        let known: std::collections::BTreeSet<&str> = names::ALL.iter().chain(names::OUTCOMES).copied().collect();
+        assert_eq!(listed, known, "the README's error tables and `names`");
+    }
+
+    #[test]
     fn only_transient_names_are_transient() {
         assert!(RefreshError::AwsTransient { operation: "a".into(), message: "b".into() }.is_transient());
         assert!(RefreshError::DblabUnavailable { endpoint: "e".into(), message: "m".into() }.is_transient());
@@ -355,12 +334,5 @@ mod tests {
         assert!(!text.contains("s3cr$t") && text.contains("dblab:***@clone"), "{text}");
         let untouched = RefreshError::SourceNotFound { kind: "x".into(), identifier: "s3cr$t".into() };
         assert!(untouched.redact("s3cr$t").to_string().contains("s3cr$t"), "only engine texts are scrubbed");
-    }
-
-    #[test]
-    fn diagnostic_carries_the_stable_name() {
-        let d: Diagnostic = RefreshError::DblabNotLogical { mode: "physical".into() }.into();
-        assert_eq!(d.error_type, "DblabNotLogical");
-        assert!(d.error_message.contains("physical"));
     }
 }

@@ -1,5 +1,6 @@
 //! The shared core of the DBLab refresh orchestrator: one module per concern.
 
+pub mod aws;
 pub mod cost;
 pub mod dblab;
 pub mod duration;
@@ -7,7 +8,6 @@ pub mod error;
 pub mod executions;
 pub mod fleet;
 pub mod history;
-pub mod lambda;
 pub mod naming;
 pub mod notification;
 pub mod preflight;

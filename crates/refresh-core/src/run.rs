@@ -436,6 +436,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stopped_runs_calls_are_over_a_longest_call_after_the_stop_unless_none_was_in_flight() {
+        let at = time::macros::datetime!(2026-12-01 04:30 UTC);
+        let longest = std::time::Duration::from_secs(660);
+        let stop = |in_flight| Stop { at, in_flight };
+        assert_eq!(stop(Some(false)).quiet_from(longest), at);
+        assert_eq!(stop(Some(true)).quiet_from(longest), at + longest);
+        assert_eq!(stop(None).quiet_from(longest), at + longest, "not known: it may be");
+    }
+
+    #[test]
     fn lambda_cause_yields_its_message() {
         let e = CaughtError {
             error: "DblabBusy".into(),

@@ -271,6 +271,41 @@ mod tests {
         assert_eq!(done, RunState { stop: None, ..cleanup });
     }
 
+    #[test]
+    fn a_timed_out_run_carries_everything_its_last_step_passed_on() {
+        let passed = json!({
+            "request": {"target": "staging"},
+            "run": {"target": "staging", "runKey": "run#1", "startedAt": "2026-12-01T04:00:00Z",
+                    "lockExpiresAt": "2026-12-01T10:00:00Z", "pollSeconds": {"clone": 30}},
+            "clone": clone(),
+            "refresh": {"previousLastRefresh": "", "triggeredAt": "2026-12-01T04:11:00Z", "deadline": "2026-12-01T08:11:00Z",
+                        "dumpParallelJobs": 2, "status": "pending", "retrievalStatus": "refreshing", "lastRefresh": "",
+                        "seenStart": true},
+            "earlyDeletion": {"identifier": "dblab-refresh-staging-1", "status": "deleting", "deleted": [],
+                              "checkedAt": "2026-12-01T04:40:00Z"},
+            "earlyDeletionError": {"Error": "AwsTransient", "Cause": "throttled"}
+        });
+        let events = vec![
+            entered(2, "PollRefresh"),
+            exited(3, "PollRefresh", &passed),
+            entered(4, "WaitForRefresh"),
+            HistoryEvent::builder()
+                .id(5)
+                .timestamp(DateTime::from_secs(5))
+                .r#type(HistoryEventType::ExecutionTimedOut)
+                .build()
+                .unwrap(),
+        ];
+        let stopped = from_history(&events);
+        assert_eq!(stopped.ended.as_ref().map(|e| e.status), Some("TIMED_OUT"));
+        let done = complete(RunState::default(), stopped);
+        assert_eq!(done.run.map(|r| r.run_key).as_deref(), Some("run#1"));
+        assert_eq!(done.refresh.map(|r| r.dump_parallel_jobs), Some(2));
+        assert_eq!(done.early_deletion.map(|d| d.identifier).as_deref(), Some("dblab-refresh-staging-1"));
+        assert_eq!(done.early_deletion_error.map(|e| e.error).as_deref(), Some("AwsTransient"));
+        assert!(done.error.unwrap().message().starts_with("the execution ended TIMED_OUT in state WaitForRefresh"));
+    }
+
     fn stop_at() -> Stop {
         Stop { at: time::macros::datetime!(2026-12-01 04:30 UTC), in_flight: None }
     }
@@ -290,7 +325,15 @@ mod tests {
         let done = complete(cleanup.clone(), from_history(&events));
         assert_eq!(done.stop.and_then(|s| s.in_flight), Some(false), "between states");
 
-        let unread = complete(cleanup, Stopped::default());
+        let unread = complete(cleanup.clone(), Stopped::default());
         assert_eq!(unread.stop, Some(stop_at()), "a history not read says nothing: the call may be in flight");
+        let aborted = HistoryEvent::builder()
+            .id(1)
+            .timestamp(DateTime::from_secs(1))
+            .r#type(HistoryEventType::ExecutionAborted)
+            .build()
+            .unwrap();
+        let before_any_state = complete(cleanup, from_history(&[aborted]));
+        assert_eq!(before_any_state.stop.and_then(|s| s.in_flight), Some(false), "read, and no state was entered");
     }
 }

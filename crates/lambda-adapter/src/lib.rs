@@ -1,26 +1,17 @@
-//! What every handler's `main` shares: JSON logs, the AWS configuration, and the adapter
-//! that turns a typed handler into a Lambda function with stable error names.
+//! The Lambda side of every handler's `main`: JSON logs Lambda's logging controls read,
+//! required environment variables, and `serve`, which turns a typed handler over
+//! `refresh_core` into a Lambda function whose failures carry stable error names.
 
 use std::future::Future;
 
-use aws_smithy_http_client::ConnectorBuilder;
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::Provider;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use refresh_core::RefreshError;
+use refresh_core::request::RefreshRequest;
+use refresh_core::watch::Watch;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{Instrument, error, info, info_span};
-
-use crate::error::RefreshError;
-use crate::request::RefreshRequest;
-use crate::watch::Watch;
 
 /// Logs on stdout as Lambda's logging controls expect them: JSON lines (or plain text
 /// when `AWS_LAMBDA_LOG_FORMAT` is `Text`), each with an RFC 3339 `timestamp` and a
@@ -67,91 +58,9 @@ where
         .finish()
 }
 
-/// The longest one AWS call may take, its retries included: a watch counts on it to
-/// never start a look that could outlast the invocation.
-pub const AWS_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// The shared AWS configuration: region from the Lambda environment, `AWS_ENDPOINT_URL`
-/// (or a per-service variant) honoured by every client, every call bounded in time, and the
-/// trust store loaded on the first HTTPS call.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(AWS_CALL_TIME / 2)
-        .operation_timeout(AWS_CALL_TIME)
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .http_client(SharedHttpClient::new(TlsOnFirstUse::new()))
-        .load()
-        .await
-}
-
-/// The AWS SDK's HTTP client, as the default one but for when the trust store is loaded:
-/// the default builds its TLS connector, loading and parsing every root certificate of the
-/// system, when a client is constructed; this one builds it on the first HTTPS request.
-/// In AWS that is the first call (the same work, done once, as boto3 does it); a process
-/// whose endpoints are all plain HTTP (the local stack) never loads a trust store.
-#[derive(Debug, Clone)]
-struct TlsOnFirstUse {
-    plain: SharedHttpClient,
-    tls: SharedHttpClient,
-}
-
-impl TlsOnFirstUse {
-    fn new() -> Self {
-        Self { plain: Self::client(false), tls: Self::client(true) }
-    }
-
-    /// What `aws-smithy-runtime`'s default client builds: rustls on aws-lc, the proxy from
-    /// the environment, the SDK's connector settings and sleep.
-    fn client(tls: bool) -> SharedHttpClient {
-        aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
-            let mut builder = ConnectorBuilder::default();
-            builder.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                builder.set_sleep_impl(components.sleep_impl());
-            }
-            builder.set_proxy_config(Some(ProxyConfig::from_env()));
-            if tls { builder.tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build() } else { builder.build_http() }
-        })
-    }
-}
-
-impl HttpClient for TlsOnFirstUse {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        SharedHttpConnector::new(ByScheme {
-            clients: self.clone(),
-            settings: settings.clone(),
-            components: components.clone(),
-        })
-    }
-}
-
-/// Sends each request through the plain or the TLS connector of its URL's scheme (each
-/// built once per settings by its client, and kept).
-#[derive(Debug)]
-struct ByScheme {
-    clients: TlsOnFirstUse,
-    settings: HttpConnectorSettings,
-    components: RuntimeComponents,
-}
-
-impl HttpConnector for ByScheme {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = if request.uri().starts_with("http://") { &self.clients.plain } else { &self.clients.tls };
-        client.http_connector(&self.settings, &self.components).call(request)
-    }
-}
-
 /// A required environment variable (set by the template), or a clear error.
 pub fn env(name: &str) -> Result<String, lambda_runtime::Error> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
-}
-
-/// A comma-separated list from the environment (a CloudFormation list joined), without
-/// empty items.
-pub fn list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// The execution name in a raw event, for the log span (before the input is parsed):
@@ -211,7 +120,7 @@ where
                 Ok(_) => info!("done"),
                 Err(e) => error!(error = e.name(), transient = e.is_transient(), reason = %e, "failed"),
             }
-            result.map_err(Diagnostic::from)
+            result.map_err(|e| diagnostic(&e))
         }
         .instrument(span)
         .await
@@ -219,47 +128,17 @@ where
     .await
 }
 
+/// The error as the Lambda runtime reports it: its stable name is the error type a Step
+/// Functions Retry or Catch matches.
+pub fn diagnostic(err: &RefreshError) -> Diagnostic {
+    Diagnostic { error_type: err.name().to_string(), error_message: err.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
     use std::sync::{Arc, Mutex};
 
     use super::*;
-
-    /// The first bytes an SNS call through `TlsOnFirstUse` sends to `scheme://127.0.0.1`.
-    async fn first_bytes(scheme: &str) -> Vec<u8> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let reader = std::thread::spawn(move || {
-            let (mut socket, _) = listener.accept().unwrap();
-            let mut bytes = [0u8; 4];
-            socket.read_exact(&mut bytes).unwrap();
-            bytes.to_vec()
-        });
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new("a", "b", None, None, "test"))
-            .endpoint_url(format!("{scheme}://127.0.0.1:{port}"))
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(std::time::Duration::from_secs(2))
-                    .build(),
-            )
-            .http_client(SharedHttpClient::new(TlsOnFirstUse::new()))
-            .load()
-            .await;
-        let sns = aws_sdk_sns::Client::new(&config);
-        let _ = sns.publish().topic_arn("arn:aws:sns:us-east-1:1:t").message("m").send().await;
-        reader.join().unwrap()
-    }
-
-    #[tokio::test]
-    async fn plain_http_goes_without_tls_and_https_through_it() {
-        assert_eq!(first_bytes("http").await, b"POST", "a plain request");
-        // 0x16 0x03: a TLS handshake record (the ClientHello).
-        assert_eq!(first_bytes("https").await[..2], [0x16, 0x03], "a TLS handshake");
-    }
 
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
@@ -310,5 +189,12 @@ mod tests {
         assert_eq!(logged(Some("WARN"), emit).len(), 2);
         assert_eq!(logged(None, emit).len(), 3);
         assert_eq!(logged(Some("LOUD"), emit).len(), 3, "an unknown level is info");
+    }
+
+    #[test]
+    fn a_failure_carries_its_stable_name() {
+        let d = diagnostic(&RefreshError::DblabNotLogical { mode: "physical".into() });
+        assert_eq!(d.error_type, "DblabNotLogical");
+        assert!(d.error_message.contains("physical"));
     }
 }
