@@ -67,7 +67,8 @@ demo-aurora: ## The demo, from an Aurora cluster
 demo-failure: ## The demo of a refresh that fails mid-dump and is cleaned up
 # One recipe for the three: the variant is the name's second word (none for `demo`).
 demo demo-aurora demo-failure: $(VENV)/.installed
-	cargo build --locked -p dblab-refresh --bin dblab-refresh --example demo
+	cargo build --locked -p dblab-refresh --bin dblab-refresh
+	cargo build --locked -p refresh-tests --example demo
 	target/debug/examples/demo $(word 2,$(subst -, ,$@))
 
 validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator

@@ -1,0 +1,31 @@
+//! `import-rds-refresh`: a DBLab `rds-refresh` config as a request.
+
+use dblab_refresh::document::{self, SecretArns};
+use refresh_core::request::RefreshRequest;
+use serde_json::Value;
+
+use crate::failure::Failure;
+
+pub fn import(
+    config: &str,
+    password: Option<&str>,
+    token: Option<&str>,
+    target: Option<String>,
+    output: Option<String>,
+) -> Result<(), Failure> {
+    let doc = document::read(config).map_err(Failure::failed)?;
+    let target = target
+        .or_else(|| doc.pointer("/source/identifier").and_then(Value::as_str).map(str::to_string))
+        .ok_or_else(|| Failure::failed("no --target and no source.identifier to name the target after"))?;
+    let request = document::from_rds_refresh(&doc, &target, &SecretArns { password, token })
+        .map_err(|problems| Failure::failed(problems.join("\n")))?;
+    if let Err(errors) = RefreshRequest::from_document(&request) {
+        return Err(Failure::failed(format!("the converted request is not valid: {errors}")));
+    }
+    let text = serde_json::to_string_pretty(&request).unwrap_or_default();
+    match output {
+        Some(path) => std::fs::write(&path, text + "\n").map_err(|e| Failure::unreachable(format!("{path}: {e}")))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `start [--wait]` and `watch`: a run started, and followed phase by phase.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use dblab_refresh::{execution_name, view};
+use refresh_core::clients::StepFunctions;
+use refresh_core::executions::Executions;
+use refresh_core::{RefreshError, aws};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::commands::validate::load_request;
+use crate::failure::Failure;
+use crate::output::print_json;
+
+pub async fn start(file: &str, state_machine: &str, wait: bool, json: bool, colour: bool) -> Result<(), Failure> {
+    let (doc, request) = load_request(file)?;
+    let sfn = StepFunctions::new(&aws::config().await);
+    let name = execution_name(&request.target, OffsetDateTime::now_utc());
+    let out = sfn
+        .start_execution()
+        .state_machine_arn(state_machine)
+        .name(&name)
+        .input(doc.to_string())
+        .send()
+        .await
+        .map_err(|e| Failure::from(RefreshError::from_aws("StartExecution", e)))?;
+    let arn = out.execution_arn().to_string();
+    if json && !wait {
+        print_json(&json!({"executionArn": arn, "name": name}));
+    } else if !json {
+        println!("started {name}\n  {arn}");
+    }
+    if wait { watch(&sfn, &arn, json, colour).await } else { Ok(()) }
+}
+
+pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View, Failure> {
+    let described = sfn
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| Failure::from(RefreshError::from_aws("DescribeExecution", e)))?;
+    // Only which state was entered when: the history without its data.
+    let events = Executions::new(sfn.clone()).history(arn, false).await?;
+    let steps = events
+        .iter()
+        .filter_map(|event| {
+            let at = refresh_core::rds::to_offset(event.timestamp())?;
+            Some(view::Step { state: event.state_entered_event_details()?.name().to_string(), at })
+        })
+        .collect::<Vec<_>>();
+    let ended = described.stop_date().and_then(refresh_core::rds::to_offset);
+    Ok(view::build(
+        &steps,
+        described.status().as_str(),
+        described.error().map(str::to_string),
+        described.cause().map(str::to_string),
+        ended,
+    ))
+}
+
+pub async fn watch(sfn: &StepFunctions, arn: &str, json: bool, colour: bool) -> Result<(), Failure> {
+    let live = !json && std::io::stdout().is_terminal();
+    let mut drawn_lines = 0;
+    let mut last_phase = None;
+    let mut tick = 0;
+    let final_view = loop {
+        let current = execution_view(sfn, arn).await?;
+        let now = OffsetDateTime::now_utc();
+        if live {
+            let text = view::render(&current, now, tick, colour);
+            let mut out = std::io::stdout().lock();
+            if drawn_lines > 0 {
+                let _ = write!(out, "\x1b[{drawn_lines}A\x1b[J");
+            }
+            let _ = write!(out, "{text}");
+            let _ = out.flush();
+            drawn_lines = text.lines().count();
+        } else if !json {
+            // Not a terminal: one line per phase change, so logs stay readable.
+            let phase = current.phases.last().map(|p| p.name);
+            if phase != last_phase && current.status == "RUNNING" {
+                if let Some(p) = phase {
+                    println!("-> {p}");
+                }
+                last_phase = phase;
+            }
+        }
+        if current.status != "RUNNING" {
+            break current;
+        }
+        tick += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    if json {
+        let phases: Vec<Value> = final_view
+            .phases
+            .iter()
+            .map(|p| json!({"phase": p.name, "seconds": p.ended.map(|e| (e - p.started).whole_seconds()), "polls": p.polls}))
+            .collect();
+        print_json(&json!({
+            "executionArn": arn, "status": final_view.status, "error": final_view.error,
+            "failedState": final_view.failed_state, "cause": final_view.cause, "phases": phases,
+        }));
+    } else if !live {
+        print!("{}", view::render(&final_view, OffsetDateTime::now_utc(), 0, colour));
+    }
+    if final_view.status == "SUCCEEDED" { Ok(()) } else { Err(Failure::failed(String::new())) }
+}

@@ -1,0 +1,80 @@
+//! Where the deployed stack's parts are: from `--stack` (its outputs), or named one by one.
+
+use std::collections::BTreeMap;
+
+use refresh_core::RefreshError;
+use refresh_core::clients::SdkConfig;
+
+use crate::failure::Failure;
+
+/// Where the stack's parts are: from `--stack` (its outputs), or named one by one.
+#[derive(clap::Args, Clone, Default)]
+pub struct StackArgs {
+    /// The deployed stack, whose outputs name the state machine, history table, schedule
+    /// group and scheduler role.
+    #[arg(long, env = "DBLAB_REFRESH_STACK")]
+    stack: Option<String>,
+    #[arg(long, env = "DBLAB_REFRESH_STATE_MACHINE")]
+    state_machine: Option<String>,
+    #[arg(long, env = "DBLAB_REFRESH_TABLE")]
+    table: Option<String>,
+    #[arg(long, env = "DBLAB_REFRESH_SCHEDULE_GROUP")]
+    schedule_group: Option<String>,
+    #[arg(long, env = "DBLAB_REFRESH_SCHEDULER_ROLE")]
+    scheduler_role: Option<String>,
+    /// Where a schedule puts a start it could not deliver within the hour.
+    #[arg(long, env = "DBLAB_REFRESH_SCHEDULE_DLQ")]
+    schedule_dlq: Option<String>,
+}
+
+pub struct Stack {
+    pub state_machine: Option<String>,
+    pub table: Option<String>,
+    pub schedule_group: Option<String>,
+    pub scheduler_role: Option<String>,
+    pub schedule_dlq: Option<String>,
+}
+
+impl Stack {
+    /// A part named explicitly (its flag or its variable) wins over the stack's output.
+    pub async fn resolve(args: StackArgs, config: &SdkConfig) -> Result<Self, Failure> {
+        let mut outputs = BTreeMap::new();
+        if let Some(name) = &args.stack {
+            let out = aws_sdk_cloudformation::Client::new(config)
+                .describe_stacks()
+                .stack_name(name)
+                .send()
+                .await
+                .map_err(|e| Failure::from(RefreshError::from_aws("DescribeStacks", e)))?;
+            for stack in out.stacks() {
+                for o in stack.outputs() {
+                    if let (Some(k), Some(v)) = (o.output_key(), o.output_value()) {
+                        outputs.insert(k.to_string(), v.to_string());
+                    }
+                }
+            }
+        }
+        let take = |given: Option<String>, key: &str| given.or_else(|| outputs.get(key).cloned());
+        Ok(Self {
+            state_machine: take(args.state_machine, "RefreshStateMachineArn"),
+            table: take(args.table, "HistoryTableName"),
+            schedule_group: take(args.schedule_group, "ScheduleGroupName"),
+            scheduler_role: take(args.scheduler_role, "SchedulerRoleArn"),
+            schedule_dlq: take(args.schedule_dlq, "ScheduleDeadLetterQueueArn"),
+        })
+    }
+
+    pub fn need<'a>(value: &'a Option<String>, what: &str, flag: &str, variable: &str) -> Result<&'a str, Failure> {
+        value
+            .as_deref()
+            .ok_or_else(|| Failure::usage(format!("the {what} is unknown: pass --stack NAME, or {flag} ({variable})")))
+    }
+
+    pub fn group(&self) -> Result<&str, Failure> {
+        Self::need(&self.schedule_group, "schedule group", "--schedule-group", "DBLAB_REFRESH_SCHEDULE_GROUP")
+    }
+
+    pub fn table(&self) -> Result<&str, Failure> {
+        Self::need(&self.table, "history table", "--table", "DBLAB_REFRESH_TABLE")
+    }
+}
