@@ -71,11 +71,13 @@ demo demo-aurora demo-failure: $(VENV)/.installed
 	cargo build --locked -p refresh-tests --example demo
 	target/debug/examples/demo $(word 2,$(subst -, ,$@))
 
-validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator
+validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator, the docs' links
 	$(SAM_VENV)/bin/cfn-lint infra/template.yaml
 	cd infra && AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline $(SAM) validate --lint -t template.yaml
 	$(SAM_VENV)/bin/python tests/check_template.py
 	$(SAM_VENV)/bin/python tests/check_template.py --self-test
+	$(SAM_VENV)/bin/python tests/check_links.py
+	$(SAM_VENV)/bin/python tests/check_links.py --self-test
 
 validate-asl: tools ## asl-validator on the state machine files
 	for f in statemachine/*.asl.json; do $(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path $$f || exit 1; done

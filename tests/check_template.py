@@ -7,7 +7,7 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
   function names a binary that does not exist;
 - each function is given exactly the environment variables its main.rs reads (the test
   stack, the demo and the benchmark take the names from here: tests/src/environment.rs),
-  and README's environment table names each with the handlers given it;
+  and docs/handlers.md's environment table names each with the handlers given it;
 - each state machine's DefinitionSubstitutions are exactly the ${...} placeholders of its
   ASL file, each pointing at the function of the matching binary, and the state machine
   may invoke exactly those functions;
@@ -441,7 +441,7 @@ def handler_lists() -> list[str]:
 
 
 def environment_docs(template: dict, readme: str) -> list[str]:
-    """The README's table of the handlers' environment names each template variable with
+    """The handlers' environment table (docs/handlers.md) names each template variable with
     exactly the handlers the template gives it to."""
     given: dict[str, set[str]] = {}
     for resource in template["Resources"].values():
@@ -457,9 +457,9 @@ def environment_docs(template: dict, readme: str) -> list[str]:
     problems = []
     for variable, binaries in sorted(given.items()):
         if variable not in documented:
-            problems.append(f"README's environment table does not list {variable}")
+            problems.append(f"docs/handlers.md's environment table does not list {variable}")
         elif documented[variable] != binaries:
-            problems.append(f"README says {variable} is used by {sorted(documented[variable])}, the template gives it to {sorted(binaries)}")
+            problems.append(f"docs/handlers.md says {variable} is used by {sorted(documented[variable])}, the template gives it to {sorted(binaries)}")
     return problems
 
 
@@ -472,13 +472,13 @@ def main() -> int:
         print("\n".join(str(m) for m in matches))
         return 1
     if sys.argv[1:] == ["--self-test"]:
-        readme = (ROOT / "README.md").read_text()
-        planted = readme.replace("| `TOPIC_ARN` | `notify` |", "| `TOPIC_ARN` | `record` |")
-        if not environment_docs(template, planted) or environment_docs(template, readme):
-            print("template self-test: a README environment row naming the wrong handler was not caught")
+        handlers = (ROOT / "docs/handlers.md").read_text()
+        planted = handlers.replace("| `TOPIC_ARN` | `notify` |", "| `TOPIC_ARN` | `record` |")
+        if not environment_docs(template, planted) or environment_docs(template, handlers):
+            print("template self-test: an environment row naming the wrong handler was not caught")
             return 1
         return self_test(template)
-    found = check(template) + environment_docs(template, (ROOT / "README.md").read_text())
+    found = check(template) + environment_docs(template, (ROOT / "docs/handlers.md").read_text())
     for message in found:
         print(f"template: {message}")
     if not found:

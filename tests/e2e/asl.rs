@@ -164,10 +164,10 @@ fn the_state_machines_set_and_match_only_registered_names() {
     }
 }
 
-/// The node ids of the README's workflow diagram: each word written just before its
+/// The node ids of the workflow diagram (docs/workflow.md): each word written just before its
 /// label's `[`, `{` or `((`.
 fn diagram_nodes() -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("docs/workflow.md")).unwrap();
     let start = readme.find("```mermaid\nflowchart TD").expect("the workflow diagram");
     let block = &readme[start + 3..];
     let block = &block[..block.find("```").unwrap()];
@@ -185,7 +185,7 @@ fn diagram_nodes() -> BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_diagram_shows_every_state_by_its_asl_name() {
+fn the_workflow_diagram_shows_every_state_by_its_asl_name() {
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(repo_root().join("statemachine/refresh.asl.json")).unwrap())
             .unwrap();

@@ -48,8 +48,8 @@ macro_rules! names {
     };
 }
 
-/// The stable error names, each written once here: the state machines, the README's
-/// tables (held to these by a test) and every row and notification use them.
+/// The stable error names, each written once here: the state machines, the error
+/// tables of docs/handlers.md (held to these by a test) and every row and notification use them.
 pub mod names {
     // Every name a handler can return, for checks that Retry/Catch name only real errors.
     names! { ALL:
@@ -307,13 +307,13 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_error_tables_list_exactly_these_names() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    fn the_documented_error_tables_list_exactly_these_names() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/handlers.md")).unwrap();
         let section = readme.split("\n## Error names").nth(1).unwrap().split("\n## ").next().unwrap();
         let listed: std::collections::BTreeSet<&str> =
             section.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next()).collect();
         let known: std::collections::BTreeSet<&str> = names::ALL.iter().chain(names::OUTCOMES).copied().collect();
-        assert_eq!(listed, known, "the README's error tables and `names`");
+        assert_eq!(listed, known, "docs/handlers.md's error tables and `names`");
     }
 
     #[test]
