@@ -525,7 +525,7 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
         region: "us-east-1".into(),
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
-        metrics: ::record::Metrics::collecting(),
+        metrics: refresh_core::metrics::Sink::collecting(),
     };
     let start = time::OffsetDateTime::now_utc();
     let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };

@@ -67,7 +67,7 @@ pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
         region: "us-east-1".into(),
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
-        metrics: ::record::Metrics::collecting(),
+        metrics: refresh_core::metrics::Sink::collecting(),
     }
 }
 

@@ -1,8 +1,9 @@
-use record::{Deps, Metrics};
+use record::Deps;
 use refresh_core::aws;
 use refresh_core::clients::{DynamoDb, StepFunctions};
 use refresh_core::executions::Executions;
 use refresh_core::history::History;
+use refresh_core::metrics::Sink;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         freshness_default: refresh_core::duration::parse(&lambda_adapter::env("FRESHNESS_MAX_AGE")?)
             .map_err(|e| format!("FRESHNESS_MAX_AGE: {e}"))?,
         metrics_namespace: lambda_adapter::env("METRICS_NAMESPACE")?,
-        metrics: Metrics::stdout(),
+        metrics: Sink::stdout(),
     };
     lambda_adapter::serve(|input| record::handle(&deps, input)).await
 }

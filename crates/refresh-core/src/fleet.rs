@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::RefreshError;
@@ -280,48 +280,6 @@ fn state_of(item: &HashMap<String, AttributeValue>) -> Result<TargetState, Refre
         .map_err(|e| RefreshError::Internal(format!("unreadable fleet item: {e}")))
 }
 
-/// The CloudWatch embedded-metric-format line for one target's freshness: `DataAgeSeconds`,
-/// `Stale` (1 past its threshold) and `LastRunFailed`, by `Target`. Lambda's log
-/// ingestion turns it into metrics; one alarm on `MAX(Stale)` watches every target.
-pub fn freshness_metrics(namespace: &str, state: &TargetState, now: OffsetDateTime) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Target"]],
-                "Metrics": [
-                    {"Name": "DataAgeSeconds", "Unit": "Seconds"},
-                    {"Name": "Stale", "Unit": "Count"},
-                    {"Name": "LastRunFailed", "Unit": "Count"}
-                ]
-            }]
-        },
-        "Target": state.target,
-        "DataAgeSeconds": state.data_age(now).whole_seconds().max(0),
-        "Stale": u8::from(state.stale(now)),
-        "LastRunFailed": u8::from(state.last_run_failed()),
-        "FreshnessMaxAgeSeconds": state.freshness_max_age_seconds,
-    })
-}
-
-/// The embedded-metric-format line for a finished run's clone-hours (what RDS bills).
-pub fn clone_hours_metric(namespace: &str, summary: &RunSummary, now: OffsetDateTime) -> Option<Value> {
-    let hours = summary.cost.as_ref()?.clone_hours;
-    Some(json!({
-        "_aws": {
-            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Target"]],
-                "Metrics": [{"Name": "CloneHours", "Unit": "None"}]
-            }]
-        },
-        "Target": summary.target.as_deref()?,
-        "CloneHours": hours,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,41 +304,5 @@ mod tests {
         assert!(s.stale(datetime!(2026-12-02 15:00:01 UTC)));
         let never = TargetState { data_as_of: None, ..state() };
         assert_eq!(never.data_age(datetime!(2026-11-02 00:00 UTC)), time::Duration::days(1));
-    }
-
-    #[test]
-    fn the_freshness_line_is_embedded_metric_format() {
-        let mut s = state();
-        s.last_run = Some(LastRun {
-            execution_name: "run-2".into(),
-            outcome: Outcome::Failed,
-            started_at: datetime!(2026-12-02 03:00 UTC),
-            finished_at: Some(datetime!(2026-12-02 03:40 UTC)),
-            error: Some("RefreshFailed".into()),
-            ignored_errors: None,
-        });
-        let line = freshness_metrics("dblab-refresh/prod", &s, datetime!(2026-12-02 16:00 UTC));
-        assert_eq!(
-            line,
-            json!({
-                "_aws": {
-                    "Timestamp": 1_796_227_200_000_i64,
-                    "CloudWatchMetrics": [{
-                        "Namespace": "dblab-refresh/prod",
-                        "Dimensions": [["Target"]],
-                        "Metrics": [
-                            {"Name": "DataAgeSeconds", "Unit": "Seconds"},
-                            {"Name": "Stale", "Unit": "Count"},
-                            {"Name": "LastRunFailed", "Unit": "Count"}
-                        ]
-                    }]
-                },
-                "Target": "staging",
-                "DataAgeSeconds": 133_200,
-                "Stale": 1,
-                "LastRunFailed": 1,
-                "FreshnessMaxAgeSeconds": 129_600
-            })
-        );
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod executions;
 pub mod fleet;
 pub mod history;
+pub mod metrics;
 pub mod naming;
 pub mod notification;
 pub mod preflight;

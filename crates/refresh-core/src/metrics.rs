@@ -1,0 +1,144 @@
+//! The run's metrics as CloudWatch embedded-metric-format lines: one JSON line on standard
+//! output, which Lambda sends to CloudWatch Logs as its own event, where it becomes
+//! metrics. One alarm on `MAX(Stale)` watches every target.
+
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::fleet::TargetState;
+use crate::summary::RunSummary;
+
+/// Where metric lines go: standard output in Lambda, or a list a test reads.
+#[derive(Debug, Default)]
+pub struct Sink {
+    collected: Option<Mutex<Vec<Value>>>,
+}
+
+impl Sink {
+    pub fn stdout() -> Self {
+        Self { collected: None }
+    }
+
+    pub fn collecting() -> Self {
+        Self { collected: Some(Mutex::default()) }
+    }
+
+    pub fn emit(&self, line: &Value) {
+        match &self.collected {
+            None => println!("{line}"),
+            Some(lines) => lines.lock().unwrap_or_else(PoisonError::into_inner).push(line.clone()),
+        }
+    }
+
+    /// The lines collected so far (none for standard output).
+    pub fn lines(&self) -> Vec<Value> {
+        self.collected.as_ref().map(|l| l.lock().unwrap_or_else(PoisonError::into_inner).clone()).unwrap_or_default()
+    }
+}
+
+/// The CloudWatch embedded-metric-format line for one target's freshness: `DataAgeSeconds`,
+/// `Stale` (1 past its threshold) and `LastRunFailed`, by `Target`. Lambda's log
+/// ingestion turns it into metrics; one alarm on `MAX(Stale)` watches every target.
+pub fn freshness(namespace: &str, state: &TargetState, now: OffsetDateTime) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Target"]],
+                "Metrics": [
+                    {"Name": "DataAgeSeconds", "Unit": "Seconds"},
+                    {"Name": "Stale", "Unit": "Count"},
+                    {"Name": "LastRunFailed", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Target": state.target,
+        "DataAgeSeconds": state.data_age(now).whole_seconds().max(0),
+        "Stale": u8::from(state.stale(now)),
+        "LastRunFailed": u8::from(state.last_run_failed()),
+        "FreshnessMaxAgeSeconds": state.freshness_max_age_seconds,
+    })
+}
+
+/// The embedded-metric-format line for a finished run's clone-hours (what RDS bills).
+pub fn clone_hours(namespace: &str, summary: &RunSummary, now: OffsetDateTime) -> Option<Value> {
+    let hours = summary.cost.as_ref()?.clone_hours;
+    Some(json!({
+        "_aws": {
+            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Target"]],
+                "Metrics": [{"Name": "CloneHours", "Unit": "None"}]
+            }]
+        },
+        "Target": summary.target.as_deref()?,
+        "CloneHours": hours,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::LastRun;
+    use crate::summary::Outcome;
+    use time::macros::datetime;
+
+    fn state() -> TargetState {
+        TargetState {
+            target: "staging".into(),
+            tracked_since: datetime!(2026-11-01 00:00 UTC),
+            freshness_max_age_seconds: 36 * 3_600,
+            last_run: None,
+            data_as_of: Some(datetime!(2026-12-01 03:00 UTC)),
+            running: None,
+        }
+    }
+
+    #[test]
+    fn the_freshness_line_is_embedded_metric_format() {
+        let mut s = state();
+        s.last_run = Some(LastRun {
+            execution_name: "run-2".into(),
+            outcome: Outcome::Failed,
+            started_at: datetime!(2026-12-02 03:00 UTC),
+            finished_at: Some(datetime!(2026-12-02 03:40 UTC)),
+            error: Some("RefreshFailed".into()),
+            ignored_errors: None,
+        });
+        let line = freshness("dblab-refresh/prod", &s, datetime!(2026-12-02 16:00 UTC));
+        assert_eq!(
+            line,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_796_227_200_000_i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "dblab-refresh/prod",
+                        "Dimensions": [["Target"]],
+                        "Metrics": [
+                            {"Name": "DataAgeSeconds", "Unit": "Seconds"},
+                            {"Name": "Stale", "Unit": "Count"},
+                            {"Name": "LastRunFailed", "Unit": "Count"}
+                        ]
+                    }]
+                },
+                "Target": "staging",
+                "DataAgeSeconds": 133_200,
+                "Stale": 1,
+                "LastRunFailed": 1,
+                "FreshnessMaxAgeSeconds": 129_600
+            })
+        );
+    }
+
+    #[test]
+    fn a_collecting_sink_keeps_what_standard_output_would_get() {
+        let sink = Sink::collecting();
+        sink.emit(&json!({"CloneHours": 1}));
+        assert_eq!(sink.lines(), vec![json!({"CloneHours": 1})]);
+        assert!(Sink::stdout().lines().is_empty());
+    }
+}
