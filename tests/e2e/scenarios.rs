@@ -417,7 +417,7 @@ async fn point_in_time_restore_records_the_requested_time() {
     let s = Scenario::new(Settings::default()).await;
     let source = s.w.aurora_source().await;
     let cluster = s.w.rds.describe_db_clusters().db_cluster_identifier(&source).send().await.unwrap();
-    let earliest = cluster.db_clusters()[0].earliest_restorable_time().and_then(refresh_core::rds::to_offset).unwrap();
+    let earliest = cluster.db_clusters()[0].earliest_restorable_time().and_then(refresh_core::clock::from_aws).unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let wanted = earliest + time::Duration::seconds(1);
     let mut request = s.w.request("aurora-cluster", &source);

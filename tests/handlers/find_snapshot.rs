@@ -387,7 +387,7 @@ async fn latest_point_pins_the_source_latest_restorable_time() {
     // Strictly before the latest restorable time, as RDS requires, on a whole second.
     let latest = w.rds.describe_db_instances().db_instance_identifier(&source).send().await.unwrap().db_instances()[0]
         .latest_restorable_time()
-        .and_then(refresh_core::rds::to_offset)
+        .and_then(refresh_core::clock::from_aws)
         .unwrap();
     assert!(point.data_as_of < latest, "{} is not before {latest}", point.data_as_of);
     assert_eq!(point.data_as_of.nanosecond(), 0);
@@ -399,7 +399,7 @@ async fn point_in_time_inside_the_window_is_used_as_given_and_outside_it_is_refu
     let source = w.rds_source().await;
     let created = w.rds.describe_db_instances().db_instance_identifier(&source).send().await.unwrap().db_instances()[0]
         .instance_create_time()
-        .and_then(refresh_core::rds::to_offset)
+        .and_then(refresh_core::clock::from_aws)
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let mut request = w.request("rds", &source);

@@ -34,5 +34,5 @@ pub fn stamp(t: Option<OffsetDateTime>) -> String {
 
 /// A time as the JSON output gives it (RFC 3339), `null` for none.
 pub fn rfc(t: Option<OffsetDateTime>) -> Value {
-    t.map_or(Value::Null, |t| json!(refresh_core::run::rfc3339(t)))
+    t.map_or(Value::Null, |t| json!(refresh_core::clock::rfc3339(t)))
 }

@@ -158,7 +158,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
              {}): its jobs may have been built with the source configured before, so it is not taken as this run's \
              refresh; run again once it is over",
             if last_refresh.is_empty() { "null".to_string() } else { last_refresh },
-            refresh_core::run::rfc3339(config_posted_at)
+            refresh_core::clock::rfc3339(config_posted_at)
         ),
     })
 }

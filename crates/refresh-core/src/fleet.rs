@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::history::{History, PK, SK, from_attribute, to_attribute};
-use crate::run::rfc3339;
 use crate::summary::{Outcome, RunSummary};
 
 /// Targets cannot contain `#`: this partition never meets a target's own rows.

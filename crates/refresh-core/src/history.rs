@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use tracing::{info, warn};
 
+use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::executions::{ExecutionState, Executions};
-use crate::run::{EngineLock, Execution, rfc3339};
+use crate::run::{EngineLock, Execution};
 use crate::summary::{Outcome, RunSummary};
 
 pub const PK: &str = "target";
@@ -249,10 +250,10 @@ impl History {
         }
     }
 
-    /// Writes a run row while the run is under way: a row of another execution under the
-    /// same key is never replaced, and neither is a row that already holds an outcome (the
-    /// run ended and was recorded: a late write of a call that was in flight, or a retry
-    /// whose first answer was lost, must not bring it back or record it twice).
+    /// Writes a run row. A row of another execution under the same key is never replaced,
+    /// and neither is a row that already holds an outcome (the run ended and was recorded:
+    /// a late write of a call that was in flight, or a retry whose first answer was lost,
+    /// must not bring it back to `running` or record it twice).
     pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<RowWrite, RefreshError> {
         let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))?
         else {

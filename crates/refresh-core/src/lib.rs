@@ -1,6 +1,7 @@
 //! The shared core of the DBLab refresh orchestrator: one module per concern.
 
 pub mod aws;
+pub mod clock;
 pub mod cost;
 pub mod dblab;
 pub mod duration;

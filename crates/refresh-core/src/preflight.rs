@@ -163,7 +163,7 @@ async fn aws_checks(
             .is_some();
         if exists && !c.halted() {
             source = c.record("restore from", deps.rds.choose_source(&request.source, now).await, |s| {
-                format!("{} (data as of {})", s.describe(), crate::run::rfc3339(s.data_as_of))
+                format!("{} (data as of {})", s.describe(), crate::clock::rfc3339(s.data_as_of))
             });
         }
         if let Some(chosen) = source.as_mut()

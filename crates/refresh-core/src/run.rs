@@ -46,12 +46,6 @@ fn start_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OffsetDat
     }
 }
 
-/// A time as the state and the history write it (RFC 3339); empty for a time RFC 3339
-/// cannot express (a year beyond 9999).
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 /// Written by `record` when the run starts: the history row's key and the loops' waits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,7 +111,7 @@ pub struct RestoreSource {
 impl RestoreSource {
     /// What the clone was made from, in words.
     pub fn describe(&self) -> String {
-        let at = rfc3339(self.data_as_of);
+        let at = crate::clock::rfc3339(self.data_as_of);
         match self.mode {
             SourceMode::Snapshot => format!("snapshot {}", self.identifier),
             SourceMode::LatestPoint => format!("{} at its latest restorable time ({at})", self.source_identifier),

@@ -258,7 +258,7 @@ pub fn skipped(state: &RunState, original: &str, original_started: OffsetDateTim
     summary.duplicate_of = Some(original.to_string());
     summary.cleanup = format!(
         "skipped: duplicate of {original} (started {} with the same request); nothing was created",
-        crate::run::rfc3339(original_started)
+        crate::clock::rfc3339(original_started)
     );
     summary
 }

@@ -47,11 +47,11 @@ pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View
     let steps = events
         .iter()
         .filter_map(|event| {
-            let at = refresh_core::rds::to_offset(event.timestamp())?;
+            let at = refresh_core::clock::from_aws(event.timestamp())?;
             Some(view::Step { state: event.state_entered_event_details()?.name().to_string(), at })
         })
         .collect::<Vec<_>>();
-    let ended = described.stop_date().and_then(refresh_core::rds::to_offset);
+    let ended = described.stop_date().and_then(refresh_core::clock::from_aws);
     Ok(view::build(
         &steps,
         described.status().as_str(),

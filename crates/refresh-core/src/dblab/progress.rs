@@ -192,7 +192,7 @@ fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'
 fn no_evidence(refresh: &Refresh, snapshots: Option<&[EngineSnapshot]>) -> String {
     let pool = refresh.pool.as_deref().map_or_else(String::new, |p| format!(" of pool {p}"));
     let started = if refresh.last_refresh.is_empty() {
-        crate::run::rfc3339(refresh.triggered_at)
+        crate::clock::rfc3339(refresh.triggered_at)
     } else {
         refresh.last_refresh.clone()
     };
@@ -272,7 +272,7 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
         next.failure = Some(RefreshFailure::NotStarted);
         let mut why = format!(
             "the engine accepted the refresh at {} but did not start it (status still {:?}, lastRefresh {}); look for \"failed to initiate full refresh\" in the engine's log",
-            crate::run::rfc3339(prev.triggered_at),
+            crate::clock::rfc3339(prev.triggered_at),
             seen.status,
             if seen.last_refresh().is_empty() { "null".to_string() } else { format!("{:?}", seen.last_refresh()) },
         );

@@ -33,7 +33,7 @@ impl Found {
         Self {
             tags: tag_pairs(i.tag_list()),
             status: i.db_instance_status().map(str::to_string),
-            created_at: i.instance_create_time().and_then(to_offset),
+            created_at: i.instance_create_time().and_then(crate::clock::from_aws),
         }
     }
 
@@ -41,7 +41,7 @@ impl Found {
         Self {
             tags: tag_pairs(c.tag_list()),
             status: c.status().map(str::to_string),
-            created_at: c.cluster_create_time().and_then(to_offset),
+            created_at: c.cluster_create_time().and_then(crate::clock::from_aws),
         }
     }
 }
@@ -147,7 +147,7 @@ impl Rds {
                     .restore_db_instance_to_point_in_time()
                     .target_db_instance_identifier(&plan.name)
                     .source_db_instance_identifier(&from.source_identifier)
-                    .restore_time(to_sdk_time(from.data_as_of));
+                    .restore_time(crate::clock::to_aws(from.data_as_of));
                 match with_clone_settings!(request).send().await {
                     Ok(out) => Ok(Created::Requested(
                         out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string),
@@ -222,7 +222,7 @@ impl Rds {
             // A copy-on-write clone can only be of the latest point: its data is of the moment it is made.
             let request = match from.mode {
                 SourceMode::FastClone => request.restore_type("copy-on-write").use_latest_restorable_time(true),
-                _ => request.restore_type("full-copy").restore_to_time(to_sdk_time(from.data_as_of)),
+                _ => request.restore_type("full-copy").restore_to_time(crate::clock::to_aws(from.data_as_of)),
             };
             match with_clone_settings!(request).send().await {
                 Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),

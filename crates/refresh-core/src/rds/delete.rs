@@ -219,7 +219,7 @@ impl Rds {
                         identifier: id.to_string(),
                         kind: CloneKind::Instance,
                         status: i.db_instance_status().unwrap_or_default().to_string(),
-                        created_at: i.instance_create_time().and_then(to_offset),
+                        created_at: i.instance_create_time().and_then(crate::clock::from_aws),
                         tags: tag_list,
                     });
                 }
@@ -236,7 +236,7 @@ impl Rds {
                         identifier: id.to_string(),
                         kind: CloneKind::Cluster,
                         status: c.status().unwrap_or_default().to_string(),
-                        created_at: c.cluster_create_time().and_then(to_offset),
+                        created_at: c.cluster_create_time().and_then(crate::clock::from_aws),
                         tags: tag_list,
                     });
                 }

@@ -20,23 +20,15 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::naming;
 use crate::request::{CloneSpec, SourceMode, SourceSpec, SourceType};
-use crate::run::{CloneInstance, CloneKind, Endpoint, PollStatus, RestoreSource, rfc3339};
+use crate::run::{CloneInstance, CloneKind, Endpoint, PollStatus, RestoreSource};
 use crate::tags;
 
 pub struct Rds {
     client: Client,
-}
-
-pub(super) fn to_sdk_time(t: OffsetDateTime) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_nanos(t.unix_timestamp_nanos())
-        .unwrap_or(aws_smithy_types::DateTime::from_secs(t.unix_timestamp()))
-}
-
-pub fn to_offset(dt: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(dt.as_nanos()).ok()
 }
 
 pub(super) fn tag_pairs(list: &[Tag]) -> Vec<(String, String)> {

@@ -182,11 +182,15 @@ impl Rds {
                 }
                 let latest = instance
                     .latest_restorable_time()
-                    .and_then(to_offset)
+                    .and_then(crate::clock::from_aws)
                     .ok_or_else(|| no_window("no latest restorable time yet"))?;
                 let earliest = match self.recorded_window_start(&source.identifier).await? {
                     Some(earliest) => earliest,
-                    None => window_start(latest, retention, instance.instance_create_time().and_then(to_offset)),
+                    None => window_start(
+                        latest,
+                        retention,
+                        instance.instance_create_time().and_then(crate::clock::from_aws),
+                    ),
                 };
                 Ok(RestorableWindow {
                     arn: instance.db_instance_arn().unwrap_or_default().to_string(),
@@ -202,8 +206,8 @@ impl Rds {
             }
             SourceType::AuroraCluster => {
                 let cluster = self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
-                let latest = cluster.latest_restorable_time().and_then(to_offset);
-                let earliest = cluster.earliest_restorable_time().and_then(to_offset);
+                let latest = cluster.latest_restorable_time().and_then(crate::clock::from_aws);
+                let earliest = cluster.earliest_restorable_time().and_then(crate::clock::from_aws);
                 let (Some(earliest), Some(latest)) = (earliest, latest) else {
                     return Err(no_window("no restorable times reported yet"));
                 };
@@ -240,7 +244,7 @@ impl Rds {
             .db_instance_automated_backups()
             .iter()
             .filter(|b| b.status() == Some("active"))
-            .filter_map(|b| b.restore_window()?.earliest_time().and_then(to_offset))
+            .filter_map(|b| b.restore_window()?.earliest_time().and_then(crate::clock::from_aws))
             .min())
     }
 
@@ -358,11 +362,11 @@ impl Rds {
                         identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
                         arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
                         status: s.status().unwrap_or_default().to_string(),
-                        created_at: s.snapshot_create_time().and_then(to_offset),
+                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
                         data_at: data_time(
-                            s.snapshot_database_time().and_then(to_offset),
-                            s.original_snapshot_create_time().and_then(to_offset),
-                            s.snapshot_create_time().and_then(to_offset),
+                            s.snapshot_database_time().and_then(crate::clock::from_aws),
+                            s.original_snapshot_create_time().and_then(crate::clock::from_aws),
+                            s.snapshot_create_time().and_then(crate::clock::from_aws),
                         ),
                         source_id: s.db_instance_identifier().map(str::to_string),
                         engine: s.engine().unwrap_or_default().to_string(),
@@ -391,9 +395,9 @@ impl Rds {
                         identifier: s.db_cluster_snapshot_identifier().unwrap_or_default().to_string(),
                         arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
                         status: s.status().unwrap_or_default().to_string(),
-                        created_at: s.snapshot_create_time().and_then(to_offset),
+                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
                         // A cluster snapshot has no original or database time to give.
-                        data_at: s.snapshot_create_time().and_then(to_offset),
+                        data_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
                         source_id: s.db_cluster_identifier().map(str::to_string),
                         engine: s.engine().unwrap_or_default().to_string(),
                         engine_version: s.engine_version().map(str::to_string),
