@@ -1,0 +1,214 @@
+//! Run rows: written once with an outcome, found by their execution, read newest first;
+//! and whether a run's notification was sent.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use tracing::info;
+
+use super::{
+    History, NO_TARGET, NOTIFICATION_ID, NOTIFIED_AT, PK, RUN_PREFIX, RowWrite, SK, from_attribute,
+    is_conditional_failure, partition_of, run_key, to_attribute,
+};
+use crate::clock::rfc3339;
+use crate::error::RefreshError;
+use crate::summary::{Outcome, RunSummary};
+
+impl History {
+    /// Writes a run row. A row of another execution under the same key is never replaced,
+    /// and neither is a row that already holds an outcome (the run ended and was recorded:
+    /// a late write of a call that was in flight, or a retry whose first answer was lost,
+    /// must not bring it back to `running` or record it twice).
+    pub async fn put_run(&self, run_key: &str, summary: &RunSummary) -> Result<RowWrite, RefreshError> {
+        let Value::Object(fields) = serde_json::to_value(summary).map_err(|e| RefreshError::Internal(e.to_string()))?
+        else {
+            return Err(RefreshError::Internal("a run summary is not a JSON object".into()));
+        };
+        let mut item: HashMap<String, AttributeValue> =
+            fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, to_attribute(v))).collect();
+        item.insert(PK.into(), AttributeValue::S(partition_of(summary).to_string()));
+        item.insert(SK.into(), AttributeValue::S(run_key.into()));
+        if let Some(seconds) = summary.duration_seconds() {
+            item.insert("durationSeconds".into(), AttributeValue::N(seconds.to_string()));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#sk) OR (#exec = :me AND #outcome = :running)")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#exec", "executionName")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_values(":me", AttributeValue::S(summary.execution_name.clone()))
+            .expression_attribute_values(":running", AttributeValue::S(Outcome::Running.as_str().into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RowWrite::Written),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                let owner = self.row_text(partition_of(summary), run_key, "executionName").await?;
+                if owner.as_deref() == Some(summary.execution_name.as_str()) {
+                    info!(run_key, "the run's row already holds its outcome: left as it is");
+                    Ok(RowWrite::AlreadyEnded)
+                } else {
+                    Err(RefreshError::Internal(format!("history row {run_key} belongs to another execution")))
+                }
+            }
+            Err(e) => Err(RefreshError::from_aws("PutItem", e)),
+        }
+    }
+
+    /// One text attribute of the row at this key, read consistently.
+    async fn row_text(&self, partition: &str, sort_key: &str, attribute: &str) -> Result<Option<String>, RefreshError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(sort_key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
+        Ok(out.item().and_then(|i| i.get(attribute)).and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    /// The outcome the row at this key holds, if there is one.
+    pub async fn outcome_at(&self, target: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
+        self.row_text(target, run_key, "outcome").await
+    }
+
+    /// The id of the run's notification, if it was sent already (a retried notify after a
+    /// lost answer).
+    pub async fn notified(&self, partition: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
+        if self.row_text(partition, run_key, NOTIFIED_AT).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.row_text(partition, run_key, NOTIFICATION_ID).await?.unwrap_or_default()))
+    }
+
+    /// Marks the run's row as notified, if it exists (a run whose row could not be written
+    /// has nothing to mark).
+    pub async fn mark_notified(
+        &self,
+        partition: &str,
+        run_key: &str,
+        message_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RefreshError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(run_key.into()))
+            .update_expression("SET #at = :now, #id = :id")
+            .condition_expression("attribute_exists(#sk)")
+            .expression_attribute_names("#at", NOTIFIED_AT)
+            .expression_attribute_names("#id", NOTIFICATION_ID)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":now", AttributeValue::S(rfc3339(now)))
+            .expression_attribute_values(":id", AttributeValue::S(message_id.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
+            Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
+        }
+    }
+
+    /// The row of a run, found by its execution name near its start time (a run without
+    /// its row key: a stopped run finished by the clean-up machine, or one refused at its start).
+    async fn find_run(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, RefreshError> {
+        let window = time::Duration::minutes(1);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :t AND #sk BETWEEN :from AND :to")
+            .filter_expression("#exec = :name")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#exec", "executionName")
+            .expression_attribute_values(":t", AttributeValue::S(target.into()))
+            .expression_attribute_values(":from", AttributeValue::S(run_key(started_at - window, "")))
+            .expression_attribute_values(":to", AttributeValue::S(run_key(started_at + window, "~")))
+            .expression_attribute_values(":name", AttributeValue::S(execution_name.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("Query", e))?;
+        Ok(out.items().first().cloned())
+    }
+
+    /// One text attribute of a run's row, if it has a row.
+    async fn run_text(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+        attribute: &str,
+    ) -> Result<Option<String>, RefreshError> {
+        let item = self.find_run(target, execution_name, started_at).await?;
+        Ok(item.and_then(|i| i.get(attribute).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// The key of a run's row, if it wrote one.
+    pub async fn find_run_key(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<String>, RefreshError> {
+        self.run_text(target, execution_name, started_at, SK).await
+    }
+
+    /// The outcome a run's row holds (`running`, `succeeded`, `failed`, `skipped`), if it has a row.
+    pub async fn run_outcome(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<String>, RefreshError> {
+        self.run_text(target, execution_name, started_at, "outcome").await
+    }
+
+    /// The newest runs of a target, newest first.
+    pub async fn recent(&self, target: &str, limit: i32) -> Result<Vec<RunSummary>, RefreshError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :t AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":t", AttributeValue::S(target.into()))
+            .expression_attribute_values(":prefix", AttributeValue::S(RUN_PREFIX.into()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("Query", e))?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let mut fields: Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
+                if fields.get(PK).and_then(Value::as_str) == Some(NO_TARGET) {
+                    fields.remove(PK);
+                }
+                let value = Value::Object(fields);
+                serde_json::from_value(value)
+                    .map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
+            })
+            .collect()
+    }
+}
