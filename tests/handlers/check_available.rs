@@ -34,7 +34,7 @@ async fn one_invocation_watches_until_the_clone_is_ready() {
     let clone = restored(&w, &request, &execution).await;
     let input = ::check_available::Input { execution, request: crate::typed(&request), clone };
     // A look may take its calls' longest time: the window leaves room for it after each wait.
-    let window = refresh_core::rds::MOST_CALLS_PER_CHECK * refresh_core::aws::AWS_CALL_TIME + Duration::from_secs(30);
+    let window = refresh_core::rds::LONGEST_CHECK + Duration::from_secs(30);
     let ready = ::check_available::handle(&check_deps(&w), input, Watch::for_window(window)).await.unwrap();
     assert_eq!((ready.status, ready.checks), (PollStatus::Ready, 3));
     assert!(ready.endpoint.is_some());

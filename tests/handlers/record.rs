@@ -1,7 +1,7 @@
 use ::record::{Input, Output};
 use aws_sdk_dynamodb::types::AttributeValue;
 use refresh_core::RefreshError;
-use refresh_core::history::History;
+use refresh_core::history::{self, History};
 use refresh_core::run::{CaughtError, EngineLock, Execution, RunStart, RunState};
 use refresh_core::summary::{Outcome, RunSummary};
 use refresh_tests::World;
@@ -613,10 +613,10 @@ async fn an_invalid_target_never_becomes_a_key() {
     }
     let keys: Vec<String> = items(&w, &table).await.iter().map(|i| i["target"].as_s().unwrap().clone()).collect();
     assert!(
-        keys.iter().all(|k| [w.target().as_str(), "#no-target", refresh_core::fleet::FLEET_PK].contains(&k.as_str())),
+        keys.iter().all(|k| [w.target().as_str(), history::NO_TARGET, history::FLEET_PK].contains(&k.as_str())),
         "only a valid target, the fleet and #no-target are keys: {keys:?}"
     );
-    let rows = History::new(w.dynamodb.clone(), &table).recent("#no-target", 10).await.unwrap();
+    let rows = History::new(w.dynamodb.clone(), &table).recent(history::NO_TARGET, 10).await.unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().any(|r| r.invalid_target.as_deref() == Some("\"fleet#\"")), "{rows:?}");
     // The fleet still reads, and the hourly freshness run still works.

@@ -37,6 +37,6 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInst
     };
     // Each call may take its whole bound under throttling: a look that could outlast the
     // invocation is not started.
-    let look_time = refresh_core::rds::MOST_CALLS_PER_CHECK * refresh_core::aws::AWS_CALL_TIME;
+    let look_time = refresh_core::rds::LONGEST_CHECK;
     watch.run(input.clone, |_| request.clone.poll_interval, look_time, look, |c| c.status != PollStatus::Pending).await
 }

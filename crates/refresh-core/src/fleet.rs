@@ -85,11 +85,12 @@ pub enum Retired {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn state() -> TargetState {
+    /// A target refreshed on 1 December at 03:00, with a 36-hour threshold.
+    pub(crate) fn state() -> TargetState {
         TargetState {
             target: "staging".into(),
             tracked_since: datetime!(2026-11-01 00:00 UTC),

@@ -42,61 +42,49 @@ impl Sink {
 /// `Stale` (1 past its threshold) and `LastRunFailed`, by `Target`. Lambda's log
 /// ingestion turns it into metrics; one alarm on `MAX(Stale)` watches every target.
 pub fn freshness(namespace: &str, state: &TargetState, now: OffsetDateTime) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Target"]],
-                "Metrics": [
-                    {"Name": "DataAgeSeconds", "Unit": "Seconds"},
-                    {"Name": "Stale", "Unit": "Count"},
-                    {"Name": "LastRunFailed", "Unit": "Count"}
-                ]
-            }]
-        },
-        "Target": state.target,
+    let metrics = json!([
+        {"Name": "DataAgeSeconds", "Unit": "Seconds"},
+        {"Name": "Stale", "Unit": "Count"},
+        {"Name": "LastRunFailed", "Unit": "Count"}
+    ]);
+    let values = json!({
         "DataAgeSeconds": state.data_age(now).whole_seconds().max(0),
         "Stale": u8::from(state.stale(now)),
         "LastRunFailed": u8::from(state.last_run_failed()),
         "FreshnessMaxAgeSeconds": state.freshness_max_age_seconds,
-    })
+    });
+    line(namespace, &state.target, metrics, values, now)
 }
 
 /// The embedded-metric-format line for a finished run's clone-hours (what RDS bills).
 pub fn clone_hours(namespace: &str, summary: &RunSummary, now: OffsetDateTime) -> Option<Value> {
     let hours = summary.cost.as_ref()?.clone_hours;
-    Some(json!({
+    let metrics = json!([{"Name": "CloneHours", "Unit": "None"}]);
+    Some(line(namespace, summary.target.as_deref()?, metrics, json!({"CloneHours": hours}), now))
+}
+
+/// One target's line: the metric declarations, then the target and the values.
+fn line(namespace: &str, target: &str, metrics: Value, values: Value, now: OffsetDateTime) -> Value {
+    let mut line = json!({
         "_aws": {
             "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Target"]],
-                "Metrics": [{"Name": "CloneHours", "Unit": "None"}]
-            }]
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Target"]], "Metrics": metrics}]
         },
-        "Target": summary.target.as_deref()?,
-        "CloneHours": hours,
-    }))
+        "Target": target,
+    });
+    if let (Value::Object(line), Value::Object(values)) = (&mut line, values) {
+        line.extend(values);
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fleet::LastRun;
+    use crate::fleet::tests::state;
     use crate::summary::Outcome;
     use time::macros::datetime;
-
-    fn state() -> TargetState {
-        TargetState {
-            target: "staging".into(),
-            tracked_since: datetime!(2026-11-01 00:00 UTC),
-            freshness_max_age_seconds: 36 * 3_600,
-            last_run: None,
-            data_as_of: Some(datetime!(2026-12-01 03:00 UTC)),
-            running: None,
-        }
-    }
 
     #[test]
     fn the_freshness_line_is_embedded_metric_format() {

@@ -230,7 +230,7 @@ async fn ready_clone(w: &World, request: &Value, snapshot: &RestoreSource, exec:
     let clone = restore::handle(&restore_deps, input).await.expect("a clone");
     let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
     let input = check_available::Input { execution: exec.clone(), request: typed(request), clone };
-    let window = refresh_core::rds::MOST_CALLS_PER_CHECK * refresh_core::aws::AWS_CALL_TIME + Duration::from_secs(30);
+    let window = refresh_core::rds::LONGEST_CHECK + Duration::from_secs(30);
     let clone = check_available::handle(&check_deps, input, Watch::for_window(window)).await.expect("a checked clone");
     assert_eq!(clone.status, PollStatus::Ready, "{clone:?}");
     clone

@@ -144,16 +144,7 @@ impl History {
         match result {
             Ok(_) => Ok(Retired::Retired),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                let item = self
-                    .client()
-                    .get_item()
-                    .table_name(self.table())
-                    .set_key(Some(key(target)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| RefreshError::from_aws("GetItem", e))?;
-                Ok(match item.item() {
+                Ok(match self.item(FLEET_PK, target).await? {
                     None => Retired::NotInFleet,
                     Some(item) => Retired::Running(
                         item.get("running")

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use super::{History, LOCK_SK, PK, SK, TTL_ATTRIBUTE, is_conditional_failure};
+use super::{History, LOCK_SK, PK, SK, TTL_ATTRIBUTE, is_conditional_failure, text};
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::executions::{ExecutionState, Executions};
@@ -106,20 +106,10 @@ impl History {
 
     /// The execution holding a lock: its name, and its ARN when it wrote one.
     pub async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(target.into()))
-            .key(SK, AttributeValue::S(LOCK_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
-        Ok(out.item().map(|item| {
-            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            (text("owner").unwrap_or_else(|| "unknown".into()), text("ownerArn"))
-        }))
+        Ok(self
+            .item(target, LOCK_SK)
+            .await?
+            .map(|item| (text(&item, "owner").unwrap_or_else(|| "unknown".into()), text(&item, "ownerArn"))))
     }
 
     /// Takes the engine's lock as well as the target's: two targets that name one engine

@@ -8,6 +8,8 @@
 //!   DynamoDB removes it even if nothing else does;
 //! - the fleet: partition `fleet#`, sort key the target (`FLEET_PK`).
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -15,6 +17,7 @@ use serde_json::{Map, Number, Value};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::error::RefreshError;
 use crate::run::EngineLock;
 use crate::summary::RunSummary;
 
@@ -101,6 +104,30 @@ impl History {
     pub(crate) fn table(&self) -> &str {
         &self.table
     }
+
+    /// The item at this key, read consistently (a lock, a run row, a fleet item).
+    async fn item(
+        &self,
+        partition: &str,
+        sort_key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, RefreshError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(sort_key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
+/// One text attribute of an item.
+fn text(item: &HashMap<String, AttributeValue>, attribute: &str) -> Option<String> {
+    item.get(attribute).and_then(|v| v.as_s().ok()).cloned()
 }
 
 pub(crate) fn to_attribute(value: Value) -> AttributeValue {

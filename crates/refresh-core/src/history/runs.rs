@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{
     History, NO_TARGET, NOTIFICATION_ID, NOTIFIED_AT, PK, RUN_PREFIX, RowWrite, SK, from_attribute,
-    is_conditional_failure, partition_of, run_key, to_attribute,
+    is_conditional_failure, partition_of, run_key, text, to_attribute,
 };
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
@@ -63,17 +63,7 @@ impl History {
 
     /// One text attribute of the row at this key, read consistently.
     async fn row_text(&self, partition: &str, sort_key: &str, attribute: &str) -> Result<Option<String>, RefreshError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(partition.into()))
-            .key(SK, AttributeValue::S(sort_key.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| RefreshError::from_aws("GetItem", e))?;
-        Ok(out.item().and_then(|i| i.get(attribute)).and_then(|v| v.as_s().ok()).cloned())
+        Ok(self.item(partition, sort_key).await?.and_then(|item| text(&item, attribute)))
     }
 
     /// The outcome the row at this key holds, if there is one.
@@ -84,10 +74,8 @@ impl History {
     /// The id of the run's notification, if it was sent already (a retried notify after a
     /// lost answer).
     pub async fn notified(&self, partition: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
-        if self.row_text(partition, run_key, NOTIFIED_AT).await?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(self.row_text(partition, run_key, NOTIFICATION_ID).await?.unwrap_or_default()))
+        let row = self.item(partition, run_key).await?;
+        Ok(row.filter(|r| r.contains_key(NOTIFIED_AT)).map(|r| text(&r, NOTIFICATION_ID).unwrap_or_default()))
     }
 
     /// Marks the run's row as notified, if it exists (a run whose row could not be written

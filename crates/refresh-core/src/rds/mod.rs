@@ -11,7 +11,7 @@ mod source;
 
 pub use create::ClonePlan;
 pub use delete::{DeleteGuard, DeleteStep, ManagedClone};
-pub use poll::{MOST_CALLS_PER_CHECK, classify_status};
+pub use poll::{LONGEST_CHECK, MOST_CALLS_PER_CHECK, classify_status};
 pub use source::{Candidate, RestorableWindow, newest_available, window_start};
 
 use aws_sdk_rds::Client;

@@ -32,6 +32,10 @@ pub fn classify_status(status: &str) -> PollStatus {
 /// creation finds it made already. A watch plans each look for this many calls.
 pub const MOST_CALLS_PER_CHECK: u32 = 4;
 
+/// The longest one check can take: each of its calls its whole bound.
+pub const LONGEST_CHECK: std::time::Duration =
+    std::time::Duration::from_secs(MOST_CALLS_PER_CHECK as u64 * crate::aws::AWS_CALL_TIME.as_secs());
+
 impl Rds {
     /// One poll of the clone: the next state of `clone`.
     pub async fn check(

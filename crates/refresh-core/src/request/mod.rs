@@ -42,11 +42,7 @@ impl RefreshRequest {
         if Self::target_of(doc).is_some() {
             return None;
         }
-        let text = asked.to_string();
-        Some(match text.char_indices().nth(LIMIT) {
-            Some((cut, _)) => format!("{}...", &text[..cut]),
-            None => text,
-        })
+        Some(crate::stopped::shorten(&asked.to_string(), LIMIT))
     }
 }
 
