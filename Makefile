@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint validate validate-asl build bench mutants deploy destroy clean demo demo-aurora demo-failure
+.PHONY: help tools test lint docs validate validate-asl build bench mutants deploy destroy clean demo demo-aurora demo-failure
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -81,6 +81,9 @@ validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consi
 
 validate-asl: tools ## asl-validator on the state machine files
 	for f in statemachine/*.asl.json; do $(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path $$f || exit 1; done
+
+docs: ## Rewrite the generated parts of docs/ (the request field reference) from the code
+	UPDATE_DOCS=1 cargo test --locked -p refresh-core --lib -- the_docs_reference_is_the_table
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check

@@ -119,7 +119,11 @@ fn every_execution_is_bounded_and_waits_come_from_the_input() {
         assert!(doc["TimeoutSeconds"].is_u64(), "{file} has no overall timeout");
     }
     let (_, refresh) = &documents()[0];
-    assert!(refresh["TimeoutSeconds"].as_u64().unwrap() >= 72 * 3_600, "a request may ask for 60 h of waiting");
+    assert_eq!(
+        refresh["TimeoutSeconds"].as_u64(),
+        Some(refresh_core::request::EXECUTION_TIMEOUT.as_secs()),
+        "the validator refuses a request whose longest run would outlast the execution"
+    );
     for (name, state) in states(refresh).iter().filter(|(_, s)| s["Type"] == "Wait") {
         // The refresh poll's wait is the last poll's answer (half the interval while a
         // deleteAfterDump run dumps); every other wait is the request's interval.

@@ -3,7 +3,7 @@
 //! restart, a retried trigger, and one engine shared by two targets.
 
 use dblab_emulator::{Outcome as EngineOutcome, Settings, StartFailure, Version};
-use refresh_core::summary::Outcome;
+use refresh_core::row::Outcome;
 use serde_json::json;
 
 use crate::Scenario;

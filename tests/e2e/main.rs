@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dblab_emulator::Settings;
 use refresh_core::history::History;
-use refresh_core::summary::{Outcome, RunSummary};
+use refresh_core::row::{Outcome, RunSummary};
 use refresh_tests::World;
 use refresh_tests::stack::{Stack, stack};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! lets pg_dump log in, the engine ends with exactly the snapshot's data, and production
 //! receives no connection at all while the run goes on.
 
-use refresh_core::summary::Outcome;
+use refresh_core::row::Outcome;
 use refresh_tests::RealSource;
 use time::OffsetDateTime;
 

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dblab_emulator::{Outcome as EngineOutcome, Settings};
-use refresh_core::summary::Outcome;
+use refresh_core::row::Outcome;
 use refresh_tests::fixture;
 use serde_json::json;
 
@@ -606,7 +606,7 @@ async fn until_entered(s: &Scenario, arn: &str, state: &str) {
 }
 
 /// The run's history row.
-async fn row_of(s: &Scenario, partition: &str, run: &crate::Run) -> refresh_core::summary::RunSummary {
+async fn row_of(s: &Scenario, partition: &str, run: &crate::Run) -> refresh_core::row::RunSummary {
     let rows =
         refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table).recent(partition, 50).await.unwrap();
     rows.into_iter().find(|r| r.execution_name == run.name).unwrap_or_else(|| panic!("no row for {}", run.name))

@@ -2,8 +2,8 @@ use ::record::{Input, Output};
 use aws_sdk_dynamodb::types::AttributeValue;
 use refresh_core::RefreshError;
 use refresh_core::history::{self, History};
+use refresh_core::row::{Outcome, RunSummary};
 use refresh_core::run::{CaughtError, EngineLock, Execution, RunStart, RunState};
-use refresh_core::summary::{Outcome, RunSummary};
 use refresh_tests::World;
 use serde_json::{Value, json};
 

@@ -446,7 +446,7 @@ async fn a_retired_target_leaves_the_fleet_and_keeps_its_history() {
     }
     // old's run ended long ago (its row stays); busy's is under way.
     history.fleet_clear_running(&old, &format!("run-{old}")).await.unwrap();
-    let row: refresh_core::summary::RunSummary = serde_json::from_value(json!({
+    let row: refresh_core::row::RunSummary = serde_json::from_value(json!({
         "target": old, "executionName": format!("run-{old}"), "outcome": "failed",
         "startedAt": "2026-11-01T03:00:00Z", "finishedAt": "2026-11-01T04:00:00Z", "cleanup": "nothing to clean up"
     }))

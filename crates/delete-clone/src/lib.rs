@@ -100,7 +100,7 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
 
 /// How long a deletion is followed when the state machine does not say (a run that began
 /// before `clone.deletionTimeout` existed, or the clean-up of a stopped run).
-pub const DEFAULT_TIMEOUT: Duration = refresh_core::request::defaults::DELETION_TIMEOUT;
+pub const DEFAULT_TIMEOUT: Duration = refresh_core::request::fields::CLONE_DELETION_TIMEOUT.default_period();
 
 fn timeout(seconds: Option<u64>) -> Duration {
     seconds.map_or(DEFAULT_TIMEOUT, Duration::from_secs)

@@ -5,8 +5,9 @@
 use refresh_core::RefreshError;
 use refresh_core::history::{self, History};
 use refresh_core::notification::{self, Notifier};
+use refresh_core::row::RunSummary;
 use refresh_core::run::RunState;
-use refresh_core::summary::{self, RunSummary};
+use refresh_core::summary;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{info, warn};

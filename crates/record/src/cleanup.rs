@@ -3,9 +3,9 @@
 
 use refresh_core::RefreshError;
 use refresh_core::history;
-use refresh_core::request::RefreshRequest;
+use refresh_core::request::Labels;
+use refresh_core::row;
 use refresh_core::run::{Execution, RunState};
-use refresh_core::summary;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{info, warn};
@@ -19,10 +19,10 @@ pub(crate) async fn status(
     now: OffsetDateTime,
 ) -> Result<RunStatus, RefreshError> {
     // A request without a valid target has its row apart, as `finish` wrote it.
-    let target = RefreshRequest::target_of(request).unwrap_or(history::NO_TARGET);
+    let target = Labels::of(request).target().unwrap_or(history::NO_TARGET);
     let started_at = execution.started_at.unwrap_or(now);
     let outcome = deps.history.run_outcome(target, &execution.name, started_at).await?;
-    let recorded = outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str());
+    let recorded = outcome.as_deref().is_some_and(|o| o != row::Outcome::Running.as_str());
     info!(target, recorded, outcome = ?outcome, "run status read");
     Ok(RunStatus { recorded, outcome })
 }

@@ -4,10 +4,10 @@
 use refresh_core::RefreshError;
 use refresh_core::history::{self, RowWrite};
 use refresh_core::metrics;
-use refresh_core::request::RefreshRequest;
+use refresh_core::request::Labels;
+use refresh_core::row::RunSummary;
 use refresh_core::run::RunState;
-use refresh_core::summary::{self, RunSummary};
-use serde_json::Value;
+use refresh_core::summary;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
@@ -43,12 +43,12 @@ pub(crate) async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -
     // The locks this execution may hold, from the state itself: a row written for a
     // request without a target, or without its execution, releases nothing.
     if let Some(execution) = &state.execution {
-        if let Some(target) = RefreshRequest::target_of(&state.request) {
+        if let Some(target) = Labels::of(&state.request).target() {
             deps.history.release_lock(target, &execution.name).await?;
         }
         // The lock LockEngine reported; or, if its answer was lost, the one it would have taken.
         let engine_lock = state.engine_lock.clone().or_else(|| {
-            let endpoint = state.request.pointer("/dblab/apiEndpoint").and_then(Value::as_str)?;
+            let endpoint = Labels::of(&state.request).dblab_endpoint()?;
             history::engine_lock(state.snapshot.as_ref()?.engine_instance_id.as_deref(), endpoint)
         });
         if let Some(lock) = engine_lock {
@@ -58,10 +58,7 @@ pub(crate) async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -
     // A run that started (it took the lock) is its target's latest; one refused at its
     // start, or invalid, leaves the fleet as it was.
     if state.run.is_some() {
-        let max_age = RefreshRequest::from_document(&state.request)
-            .ok()
-            .and_then(|r| r.freshness_max_age)
-            .unwrap_or(deps.freshness_default);
+        let max_age = Labels::of(&state.request).freshness_max_age().unwrap_or(deps.freshness_default);
         match deps.history.fleet_finished(&summary, max_age, now).await {
             Ok(Some(target)) if first => deps.metrics.emit(&metrics::freshness(&deps.metrics_namespace, &target, now)),
             Ok(_) => {}

@@ -4,9 +4,9 @@
 use refresh_core::RefreshError;
 use refresh_core::fleet;
 use refresh_core::history::{self, RowWrite};
-use refresh_core::request::RefreshRequest;
+use refresh_core::request::{Labels, RefreshRequest};
 use refresh_core::run::{EngineLock, Execution, PollSeconds, RestoreSource, RunStart, RunState};
-use refresh_core::summary;
+use refresh_core::{row, summary};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{info, warn};
@@ -82,7 +82,7 @@ pub(crate) async fn lock_engine(
     snapshot: &RestoreSource,
     now: OffsetDateTime,
 ) -> Result<EngineLock, RefreshError> {
-    let endpoint = request.pointer("/dblab/apiEndpoint").and_then(Value::as_str).unwrap_or_default();
+    let endpoint = Labels::of(request).dblab_endpoint().unwrap_or_default();
     let Some(lock) = history::engine_lock(snapshot.engine_instance_id.as_deref(), endpoint) else {
         return Err(RefreshError::at("dblab.apiEndpoint", "is not a URL with a host"));
     };
@@ -93,7 +93,7 @@ pub(crate) async fn lock_engine(
     // Taken by a call that was in flight when the execution was stopped, after the
     // clean-up released the run's locks: given back at once.
     let outcome = deps.history.outcome_at(&run.target, &run.run_key).await?;
-    if outcome.as_deref().is_some_and(|o| o != summary::Outcome::Running.as_str()) {
+    if outcome.as_deref().is_some_and(|o| o != row::Outcome::Running.as_str()) {
         deps.history.release_lock(&lock.key, &execution.name).await?;
         warn!(engine = %lock.describe(), "the run ended while it was locking its engine: the lock is released again");
         return Err(RefreshError::RunEnded { execution: execution.name.clone() });

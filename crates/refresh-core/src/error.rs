@@ -193,13 +193,13 @@ impl RefreshError {
     }
 
     /// The same error with every occurrence of a secret value replaced, in any form it may
-    /// take (`secrets::forms`): for errors whose text comes from the engine or a tool,
+    /// take (`redaction::forms`): for errors whose text comes from the engine or a tool,
     /// which may echo what it was sent, quoted into JSON or a URL.
     pub fn redact(self, secret: &str) -> Self {
         if secret.is_empty() {
             return self;
         }
-        let r = |text: String| crate::secrets::redact(&text, secret);
+        let r = |text: String| crate::redaction::redact(&text, secret);
         match self {
             Self::DblabUnavailable { endpoint, message } => Self::DblabUnavailable { endpoint, message: r(message) },
             Self::DblabUnauthorized(message) => Self::DblabUnauthorized(r(message)),

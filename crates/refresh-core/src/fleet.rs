@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::summary::Outcome;
+use crate::row::Outcome;
 
 pub use crate::history::FLEET_PK;
 

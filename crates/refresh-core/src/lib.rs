@@ -14,13 +14,16 @@ pub mod naming;
 pub mod notification;
 pub mod preflight;
 pub mod rds;
+pub mod redaction;
 pub mod request;
+pub mod row;
 pub mod run;
 pub mod secrets;
 pub mod stopped;
 pub mod summary;
 pub mod sweep;
 pub mod tags;
+pub mod text;
 pub mod watch;
 
 pub use error::RefreshError;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::fleet::TargetState;
-use crate::summary::RunSummary;
+use crate::row::RunSummary;
 
 /// Where metric lines go: standard output in Lambda, or a list a test reads.
 #[derive(Debug, Default)]
@@ -83,7 +83,7 @@ mod tests {
     use super::*;
     use crate::fleet::LastRun;
     use crate::fleet::tests::state;
-    use crate::summary::Outcome;
+    use crate::row::Outcome;
     use time::macros::datetime;
 
     #[test]

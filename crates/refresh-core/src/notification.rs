@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::error::RefreshError;
-use crate::summary::{Outcome, RunSummary};
+use crate::row::{Outcome, RunSummary};
 
 /// SNS wants subjects of ASCII printable characters only, "less than 100" of them.
 const MAX_SUBJECT: usize = 99;
@@ -167,7 +167,7 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{ErrorSummary, Phase};
+    use crate::row::{ErrorSummary, Phase};
     use time::macros::datetime;
 
     fn summary(outcome: Outcome) -> RunSummary {

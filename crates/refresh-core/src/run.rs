@@ -400,7 +400,7 @@ pub struct RunState {
     #[serde(default)]
     pub record_error: Option<CaughtError>,
     #[serde(default)]
-    pub record: Option<crate::summary::RunSummary>,
+    pub record: Option<crate::row::RunSummary>,
     /// The clean-up machine's: when the run it cleans up was stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,

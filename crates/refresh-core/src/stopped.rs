@@ -8,6 +8,7 @@ use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 
 use crate::error::names;
 use crate::run::{CaughtError, RunState, Stop};
+use crate::text::shorten;
 
 /// Longest text kept from Step Functions' own cause: a `States.Runtime` cause quotes the
 /// whole state document.
@@ -75,14 +76,6 @@ pub fn from_history(events: &[HistoryEvent]) -> Stopped {
         }
     }
     stopped
-}
-
-/// At most `limit` characters of `text`, ending in "..." when it was cut.
-pub(crate) fn shorten(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 /// The clean-up's state completed with what the stopped run had done. The clean-up keeps

@@ -1,8 +1,7 @@
 //! `import-rds-refresh`: a DBLab `rds-refresh` config as a request.
 
 use dblab_refresh::document::{self, SecretArns};
-use refresh_core::request::RefreshRequest;
-use serde_json::Value;
+use refresh_core::request::{Labels, RefreshRequest};
 
 use crate::failure::Failure;
 
@@ -15,7 +14,7 @@ pub fn import(
 ) -> Result<(), Failure> {
     let doc = document::read(config).map_err(Failure::failed)?;
     let target = target
-        .or_else(|| doc.pointer("/source/identifier").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| Labels::of(&doc).source_identifier().map(str::to_string))
         .ok_or_else(|| Failure::failed("no --target and no source.identifier to name the target after"))?;
     let request = document::from_rds_refresh(&doc, &target, &SecretArns { password, token })
         .map_err(|problems| Failure::failed(problems.join("\n")))?;

@@ -9,6 +9,7 @@ use aws_sdk_scheduler::types::{
 use dblab_refresh::next_run::next_run;
 use refresh_core::fleet::TargetState;
 use refresh_core::history::History;
+use refresh_core::request::Labels;
 use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -55,7 +56,7 @@ pub async fn schedules(client: &aws_sdk_scheduler::Client, group: &str) -> Resul
         // also named after it.
         let target = serde_json::from_str::<Value>(input)
             .ok()
-            .and_then(|v| v.get("target").and_then(Value::as_str).map(str::to_string))
+            .and_then(|v| Labels::of(&v).target().map(str::to_string))
             .unwrap_or_else(|| name.clone());
         let expression = s.schedule_expression().unwrap_or_default().to_string();
         let timezone = s.schedule_expression_timezone().map(str::to_string);

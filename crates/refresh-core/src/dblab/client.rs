@@ -235,9 +235,9 @@ impl DblabClient {
 
     /// `text` without the token or any hidden secret, in any form.
     fn scrub(&self, text: &str) -> String {
-        let mut out = crate::secrets::redact(text, self.token.expose());
+        let mut out = crate::redaction::redact(text, self.token.expose());
         for secret in &self.hidden {
-            out = crate::secrets::redact(&out, secret.expose());
+            out = crate::redaction::redact(&out, secret.expose());
         }
         out
     }

@@ -11,7 +11,7 @@ use super::{FLEET_PK, History, PK, SK, from_attribute, to_attribute};
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::fleet::{LastRun, Retired, Running, TargetState};
-use crate::summary::{Outcome, RunSummary};
+use crate::row::{Outcome, RunSummary};
 
 fn attr(value: Value) -> AttributeValue {
     to_attribute(value)

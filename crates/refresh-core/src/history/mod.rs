@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::error::RefreshError;
+use crate::row::RunSummary;
 use crate::run::EngineLock;
-use crate::summary::RunSummary;
 
 mod fleet;
 mod locks;

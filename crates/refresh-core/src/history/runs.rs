@@ -14,7 +14,7 @@ use super::{
 };
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
-use crate::summary::{Outcome, RunSummary};
+use crate::row::{Outcome, RunSummary};
 
 impl History {
     /// Writes a run row. A row of another execution under the same key is never replaced,

@@ -1,15 +1,20 @@
-//! The refresh request (the execution input): its model, the domain-free JSON reader that
-//! reports every problem with its path, and the rules a request must follow.
+//! The refresh request (the execution input): its fields (one table, which the validator
+//! reads and the docs are generated from), its model, the JSON reader that reports every
+//! problem with its path, the rules a request must follow, and the lenient labels of a
+//! document that may be invalid.
 //!
 //! Validation walks the JSON itself rather than deriving `Deserialize`, so that every
 //! problem is reported at once, each with its JSON path, and unknown fields are errors.
 
 mod checks;
+pub mod fields;
+mod labels;
 mod model;
 mod reader;
 mod rules;
 
 pub use checks::check_rds_identifier;
+pub use labels::Labels;
 pub use model::*;
 
 use serde::{Deserialize, Deserializer};
@@ -26,23 +31,6 @@ impl RefreshRequest {
             Some(r) if reader.errors.is_empty() => Ok(r),
             _ => Err(ValidationErrors(reader.errors)),
         }
-    }
-
-    /// The `target` of a document that may be invalid, for recording a failed run: only a
-    /// valid target, since it becomes a partition key (`"fleet#"` would land in the fleet's).
-    pub fn target_of(doc: &Value) -> Option<&str> {
-        doc.get("target").and_then(Value::as_str).filter(|t| checks::check_target(t).is_ok())
-    }
-
-    /// What a document that names no valid target asked for, as people read it (quoted,
-    /// and cut short): for the row kept apart under `history::NO_TARGET`.
-    pub fn invalid_target_of(doc: &Value) -> Option<String> {
-        const LIMIT: usize = 80;
-        let asked = doc.get("target")?;
-        if Self::target_of(doc).is_some() {
-            return None;
-        }
-        Some(crate::stopped::shorten(&asked.to_string(), LIMIT))
     }
 }
 

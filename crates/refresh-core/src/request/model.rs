@@ -185,24 +185,9 @@ pub struct DblabSpec {
     pub allow_ignored_errors: bool,
 }
 
-pub mod defaults {
-    use std::time::Duration;
-    pub const CLONE_POLL_INTERVAL: Duration = Duration::from_secs(30);
-    pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
-    /// An Aurora cluster and its writer take well under this to go.
-    pub const DELETION_TIMEOUT: Duration = Duration::from_secs(3_600);
-    pub const MAX_AGE: Duration = Duration::from_secs(48 * 3_600);
-    pub const DBLAB_POLL_INTERVAL: Duration = Duration::from_secs(30);
-    pub const DBLAB_TIMEOUT: Duration = Duration::from_secs(4 * 3_600);
-    /// At least this, and at least three polls; at most half of `dblab.timeout`.
-    pub const DBLAB_START_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-}
-
 /// Each poll loop iteration writes about nine history events; Step Functions stops an
 /// execution at 25,000. This keeps both loops together well below that.
 pub const MAX_POLLS_PER_RUN: u64 = 2_000;
 
-/// The longest waits a request may ask for: together (60 h) they stay inside the state
-/// machine's fixed `TimeoutSeconds` (72 h), leaving time to delete, record and notify.
-pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3_600);
-pub const MAX_DBLAB_TIMEOUT: Duration = Duration::from_secs(2 * 86_400);
+/// The refresh state machine's `TimeoutSeconds`: the longest a run may be planned to last.
+pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(72 * 3_600);

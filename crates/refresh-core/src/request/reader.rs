@@ -1,16 +1,20 @@
-//! A domain-free reader of a JSON document: typed fields at known keys, every problem
-//! collected with its path, unknown keys reported with the nearest known one.
+//! A reader of a JSON document that knows the request's fields only through their table
+//! (`fields`): typed values at known keys, every problem collected with its path, unknown
+//! keys reported with the nearest known one.
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::fields::{Field, Kind};
 use crate::duration;
 use crate::error::FieldError;
 
 #[derive(Default)]
 pub(super) struct Reader {
     pub(super) errors: Vec<FieldError>,
+    /// The keys of the table's fields read so far.
+    pub(super) asked: Vec<&'static str>,
 }
 
 /// One JSON object being read: its path, and the keys read so far (the rest are unknown).
@@ -64,65 +68,99 @@ impl Reader {
         obj.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub(super) fn string(&mut self, obj: &mut Obj<'_>, key: &'static str, required: bool) -> Option<String> {
-        let path = join(&obj.path, key);
-        match self.field(obj, key) {
-            None if required => {
-                self.err(path, "is required");
+    /// The value of a field of the table, if given (null is not given).
+    pub(super) fn value<'a>(&mut self, obj: &mut Obj<'a>, field: &'static Field) -> Option<&'a Value> {
+        debug_assert_eq!(join(&obj.path, field.name()), field.key, "a field read in another object");
+        self.asked.push(field.key);
+        self.field(obj, field.name())
+    }
+
+    pub(super) fn text(&mut self, obj: &mut Obj<'_>, field: &'static Field) -> Option<String> {
+        match self.value(obj, field) {
+            None if field.required => {
+                self.err(field.key, "is required");
                 None
             }
             None => None,
             Some(Value::String(s)) if s.trim().is_empty() => {
-                self.err(path, "must not be empty");
+                self.err(field.key, "must not be empty");
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.err(path, format!("must be a string, not {}", kind_of(other)));
+                self.err(field.key, format!("must be a string, not {}", kind_of(other)));
                 None
             }
         }
     }
 
-    pub(super) fn boolean(&mut self, obj: &mut Obj<'_>, key: &'static str) -> bool {
-        let path = join(&obj.path, key);
-        match self.field(obj, key) {
+    /// One of the field's words (`Kind::Choice`).
+    pub(super) fn choice(&mut self, obj: &mut Obj<'_>, field: &'static Field) -> Option<&'static str> {
+        let Kind::Choice(words) = field.kind else { return None };
+        let text = self.text(obj, field)?;
+        let word = words.iter().find(|w| **w == text).copied();
+        if word.is_none() {
+            let names: Vec<_> = words.iter().map(|w| format!("{w:?}")).collect();
+            self.err(field.key, format!("{text:?} is not supported; use one of {}", names.join(", ")));
+        }
+        word
+    }
+
+    pub(super) fn flag(&mut self, obj: &mut Obj<'_>, field: &'static Field) -> bool {
+        match self.value(obj, field) {
             None => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                self.err(path, format!("must be true or false, not {}", kind_of(other)));
+                self.err(field.key, format!("must be true or false, not {}", kind_of(other)));
                 false
             }
         }
     }
 
-    pub(super) fn duration(
-        &mut self,
-        obj: &mut Obj<'_>,
-        key: &'static str,
-        default: Duration,
-        min: Duration,
-        max: Duration,
-    ) -> Duration {
-        let path = join(&obj.path, key);
-        let Some(text) = self.string(obj, key, false) else { return default };
+    /// A whole number within the field's bounds (`Kind::Whole`).
+    pub(super) fn whole(&mut self, obj: &mut Obj<'_>, field: &'static Field) -> Option<u64> {
+        let Kind::Whole { least, most } = field.kind else { return None };
+        let value = self.value(obj, field)?;
+        let number = value.as_u64().filter(|n| (least..=most).contains(n));
+        if number.is_none() {
+            self.err(field.key, format!("must be a whole number from {least} to {most}"));
+        }
+        number
+    }
+
+    /// A period within the field's bounds, or its default.
+    pub(super) fn period(&mut self, obj: &mut Obj<'_>, field: &'static Field) -> Duration {
+        self.period_or(obj, field, field.default_period())
+    }
+
+    /// A period within the field's bounds, or `default` (when it is not given or invalid).
+    pub(super) fn period_or(&mut self, obj: &mut Obj<'_>, field: &'static Field, default: Duration) -> Duration {
+        let Kind::Period { least, most, .. } = field.kind else { return default };
+        let Some(text) = self.text(obj, field) else { return default };
         match duration::parse(&text) {
-            Ok(d) if d < min || d > max => {
+            Ok(d) if d < least || d > most => {
                 self.err(
-                    path,
+                    field.key,
                     format!(
                         "{text:?} is out of range: between {} and {}",
-                        duration::format(min),
-                        duration::format(max)
+                        duration::format(least),
+                        duration::format(most)
                     ),
                 );
                 default
             }
             Ok(d) => d,
             Err(e) => {
-                self.err(path, e);
+                self.err(field.key, e);
                 default
             }
+        }
+    }
+
+    /// A field that must not be given (`Kind::Refused`): says why when it is.
+    pub(super) fn refused(&mut self, obj: &mut Obj<'_>, field: &'static Field) {
+        if let (Some(_), Kind::Refused(why)) = (self.value(obj, field), &field.kind) {
+            self.err(field.key, *why);
         }
     }
 }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::checks::*;
+use super::fields::{self as f, Kind};
 use super::model::*;
 use super::reader::{Obj, Reader, kind_of};
 use crate::{duration, tags};
@@ -16,8 +17,8 @@ use crate::{duration, tags};
 impl Reader {
     pub(super) fn request(&mut self, doc: &Value) -> Option<RefreshRequest> {
         let mut root = self.object(doc, "")?;
-        let target = self.string(&mut root, "target", true);
-        self.check("target", target.as_ref(), check_target);
+        let target = self.text(&mut root, &f::TARGET);
+        self.check(f::TARGET.key, target.as_ref(), check_target);
         let source = match self.field(&mut root, "source") {
             Some(v) => self.source(v),
             None => {
@@ -52,21 +53,20 @@ impl Reader {
     /// `freshness.maxAge`: past it, the target's data is stale (the fleet view and alarm).
     fn freshness(&mut self, value: &Value) -> Option<Duration> {
         let mut obj = self.object(value, "freshness")?;
-        let given = value.get("maxAge").is_some();
-        if !given {
-            self.err("freshness.maxAge", "is required (e.g. \"36h\")");
+        if self.value(&mut obj, &f::FRESHNESS_MAX_AGE).is_none() {
+            self.err(f::FRESHNESS_MAX_AGE.key, "is required (e.g. \"36h\")");
         }
-        let hour = Duration::from_secs(3_600);
-        let max_age = self.duration(&mut obj, "maxAge", hour, hour, Duration::from_secs(90 * 86_400));
+        // Zero: not given, or invalid (and reported).
+        let max_age = self.period_or(&mut obj, &f::FRESHNESS_MAX_AGE, Duration::ZERO);
         self.finish(obj);
-        given.then_some(max_age)
+        (!max_age.is_zero()).then_some(max_age)
     }
 
     pub(super) fn cross_checks(&mut self, clone: &CloneSpec, dblab: &DblabSpec) {
         let (run_limit, parts) = longest_run(clone, dblab);
         if clone.max_age <= run_limit {
             self.err(
-                "clone.maxAge",
+                f::CLONE_MAX_AGE.key,
                 format!(
                     "{} must be longer than the longest a run can last, {}: {parts}",
                     duration::format(clone.max_age),
@@ -74,11 +74,21 @@ impl Reader {
                 ),
             );
         }
+        if run_limit > EXECUTION_TIMEOUT {
+            self.err(
+                f::DBLAB_TIMEOUT.key,
+                format!(
+                    "these timeouts let a run last {}, longer than the {} an execution may: {parts}; shorten dblab.timeout, clone.restoreTimeout or clone.deletionTimeout",
+                    duration::format(run_limit),
+                    duration::format(EXECUTION_TIMEOUT)
+                ),
+            );
+        }
         let polls = clone.restore_timeout.as_secs() / clone.poll_interval.as_secs().max(1)
             + dblab.timeout.as_secs() / dblab.poll_interval.as_secs().max(1);
         if polls > MAX_POLLS_PER_RUN {
             self.err(
-                "dblab.pollInterval",
+                f::DBLAB_POLL_INTERVAL.key,
                 format!(
                     "these timeouts and poll intervals allow {polls} polls, more than the {MAX_POLLS_PER_RUN} an execution history can hold; poll less often (clone.pollInterval, dblab.pollInterval) or shorten the timeouts"
                 ),
@@ -88,45 +98,32 @@ impl Reader {
 
     pub(super) fn source(&mut self, value: &Value) -> Option<SourceSpec> {
         let mut obj = self.object(value, "source")?;
-        let kind = match self.string(&mut obj, "type", true).as_deref() {
-            Some("rds") => Some(SourceType::Rds),
-            Some("aurora-cluster") => Some(SourceType::AuroraCluster),
-            Some(other) => {
-                self.err("source.type", format!("{other:?} is not supported; use \"rds\" or \"aurora-cluster\""));
-                None
-            }
-            None => None,
-        };
-        let identifier = self.string(&mut obj, "identifier", true);
-        self.check("source.identifier", identifier.as_ref(), check_rds_identifier);
-        let mode = match self.string(&mut obj, "mode", false).as_deref() {
-            None => SourceMode::Snapshot,
-            Some(text) => match SourceMode::ALL.into_iter().find(|m| m.as_str() == text) {
-                Some(mode) => mode,
-                None => {
-                    let names: Vec<_> = SourceMode::ALL.iter().map(|m| format!("{:?}", m.as_str())).collect();
-                    self.err("source.mode", format!("{text:?} is not a mode; use one of {}", names.join(", ")));
-                    SourceMode::Snapshot
-                }
-            },
-        };
+        let kind = self
+            .choice(&mut obj, &f::SOURCE_TYPE)
+            .and_then(|word| [SourceType::Rds, SourceType::AuroraCluster].into_iter().find(|t| t.as_str() == word));
+        let identifier = self.text(&mut obj, &f::SOURCE_IDENTIFIER);
+        self.check(f::SOURCE_IDENTIFIER.key, identifier.as_ref(), check_rds_identifier);
+        let mode = self
+            .choice(&mut obj, &f::SOURCE_MODE)
+            .and_then(|word| SourceMode::ALL.into_iter().find(|m| m.as_str() == word))
+            .unwrap_or_default();
         if mode == SourceMode::FastClone && kind == Some(SourceType::Rds) {
             self.err(
-                "source.mode",
+                f::SOURCE_MODE.key,
                 "\"fast-clone\" (copy-on-write) exists only for Aurora: use source.type \"aurora-cluster\", or \"latest-point\" for an RDS instance",
             );
         }
-        let snapshot_identifier = self.string(&mut obj, "snapshotIdentifier", false);
+        let snapshot_identifier = self.text(&mut obj, &f::SOURCE_SNAPSHOT_IDENTIFIER);
         if snapshot_identifier.is_some() && mode != SourceMode::Snapshot {
             self.err(
-                "source.snapshotIdentifier",
+                f::SOURCE_SNAPSHOT_IDENTIFIER.key,
                 format!("applies only to source.mode \"snapshot\", not {:?}", mode.as_str()),
             );
         }
-        let restore_time = match self.string(&mut obj, "restoreTime", false) {
+        let restore_time = match self.text(&mut obj, &f::SOURCE_RESTORE_TIME) {
             Some(text) if mode != SourceMode::PointInTime => {
                 self.err(
-                    "source.restoreTime",
+                    f::SOURCE_RESTORE_TIME.key,
                     format!("applies only to source.mode \"point-in-time\" (got {text:?} with {:?})", mode.as_str()),
                 );
                 None
@@ -135,28 +132,28 @@ impl Reader {
                 Ok(t) => Some(t.to_offset(time::UtcOffset::UTC)),
                 Err(_) => {
                     self.err(
-                        "source.restoreTime",
+                        f::SOURCE_RESTORE_TIME.key,
                         format!("{text:?} is not an RFC 3339 time such as \"2026-11-22T03:00:00Z\""),
                     );
                     None
                 }
             },
             None if mode == SourceMode::PointInTime => {
-                self.err("source.restoreTime", "is required with source.mode \"point-in-time\"");
+                self.err(f::SOURCE_RESTORE_TIME.key, "is required with source.mode \"point-in-time\"");
                 None
             }
             None => None,
         };
-        self.check("source.snapshotIdentifier", snapshot_identifier.as_ref(), |s| {
+        self.check(f::SOURCE_SNAPSHOT_IDENTIFIER.key, snapshot_identifier.as_ref(), |s| {
             if s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Err("must be a snapshot identifier or ARN without spaces".into())
             } else {
                 Ok(())
             }
         });
-        let db_name = self.string(&mut obj, "dbName", true);
-        let username = self.string(&mut obj, "username", true);
-        for (key, value) in [("source.dbName", &db_name), ("source.username", &username)] {
+        let db_name = self.text(&mut obj, &f::SOURCE_DB_NAME);
+        let username = self.text(&mut obj, &f::SOURCE_USERNAME);
+        for (key, value) in [(f::SOURCE_DB_NAME.key, &db_name), (f::SOURCE_USERNAME.key, &username)] {
             self.check(key, value.as_ref(), |v| {
                 if v.len() > 63 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     Err("must be at most 63 characters without spaces".into())
@@ -165,14 +162,9 @@ impl Reader {
                 }
             });
         }
-        if self.field(&mut obj, "password").is_some() {
-            self.err(
-                "source.password",
-                "plain passwords are not accepted: they would be stored in the execution history; put the password in Secrets Manager and give its ARN as source.passwordSecretArn",
-            );
-        }
-        let password_secret_arn = self.string(&mut obj, "passwordSecretArn", true);
-        self.check("source.passwordSecretArn", password_secret_arn.as_ref(), check_secret_arn);
+        self.refused(&mut obj, &f::SOURCE_PASSWORD);
+        let password_secret_arn = self.text(&mut obj, &f::SOURCE_PASSWORD_SECRET_ARN);
+        self.check(f::SOURCE_PASSWORD_SECRET_ARN.key, password_secret_arn.as_ref(), check_secret_arn);
         self.finish(obj);
         Some(SourceSpec {
             kind: kind?,
@@ -188,8 +180,8 @@ impl Reader {
 
     pub(super) fn clone_spec(&mut self, value: &Value, kind: Option<SourceType>) -> Option<CloneSpec> {
         let mut obj = self.object(value, "clone")?;
-        let instance_class = self.string(&mut obj, "instanceClass", true);
-        self.check("clone.instanceClass", instance_class.as_ref(), |c| {
+        let instance_class = self.text(&mut obj, &f::CLONE_INSTANCE_CLASS);
+        self.check(f::CLONE_INSTANCE_CLASS.key, instance_class.as_ref(), |c| {
             if is_instance_class(c) {
                 Ok(())
             } else {
@@ -197,27 +189,18 @@ impl Reader {
             }
         });
         let serverless_capacity = self.serverless_capacity(&mut obj, instance_class.as_deref(), kind);
-        let subnet_group = self.string(&mut obj, "subnetGroup", false);
+        let subnet_group = self.text(&mut obj, &f::CLONE_SUBNET_GROUP);
         let security_groups = self.security_groups(&mut obj);
-        let publicly_accessible = self.boolean(&mut obj, "publiclyAccessible");
+        let publicly_accessible = self.flag(&mut obj, &f::CLONE_PUBLICLY_ACCESSIBLE);
         let tags = self.tags(&mut obj);
-        let parameter_group = self.string(&mut obj, "parameterGroup", false);
-        let option_group = self.string(&mut obj, "optionGroup", false);
-        let cluster_parameter_group = self.string(&mut obj, "clusterParameterGroup", false);
+        let parameter_group = self.text(&mut obj, &f::CLONE_PARAMETER_GROUP);
+        let option_group = self.text(&mut obj, &f::CLONE_OPTION_GROUP);
+        let cluster_parameter_group = self.text(&mut obj, &f::CLONE_CLUSTER_PARAMETER_GROUP);
         if cluster_parameter_group.is_some() && kind == Some(SourceType::Rds) {
-            self.err("clone.clusterParameterGroup", "applies only to source.type \"aurora-cluster\"");
+            self.err(f::CLONE_CLUSTER_PARAMETER_GROUP.key, "applies only to source.type \"aurora-cluster\"");
         }
-        let port = match self.field(&mut obj, "port") {
-            None => None,
-            Some(v) => match v.as_u64() {
-                Some(p @ 1150..=65535) => u16::try_from(p).ok(),
-                _ => {
-                    self.err("clone.port", "must be a whole number from 1150 to 65535");
-                    None
-                }
-            },
-        };
-        let storage_type = self.string(&mut obj, "storageType", false);
+        let port = self.whole(&mut obj, &f::CLONE_PORT).and_then(|p| u16::try_from(p).ok());
+        let storage_type = self.text(&mut obj, &f::CLONE_STORAGE_TYPE);
         if let (Some(st), Some(kind)) = (&storage_type, kind) {
             let allowed: &[&str] = match kind {
                 SourceType::Rds => &["gp2", "gp3", "io1", "io2", "standard"],
@@ -225,42 +208,18 @@ impl Reader {
             };
             if !allowed.contains(&st.as_str()) {
                 self.err(
-                    "clone.storageType",
+                    f::CLONE_STORAGE_TYPE.key,
                     format!("{st:?} is not valid for {}: use one of {allowed:?}", kind.as_str()),
                 );
             }
         }
-        let enable_iam_auth = self.boolean(&mut obj, "enableIAMAuth");
-        let deletion_protection = self.boolean(&mut obj, "deletionProtection");
-        let delete_after_dump = self.boolean(&mut obj, "deleteAfterDump");
-        let max_age = self.duration(
-            &mut obj,
-            "maxAge",
-            defaults::MAX_AGE,
-            Duration::from_secs(60),
-            Duration::from_secs(30 * 86_400),
-        );
-        let restore_timeout = self.duration(
-            &mut obj,
-            "restoreTimeout",
-            defaults::RESTORE_TIMEOUT,
-            Duration::from_secs(1),
-            MAX_RESTORE_TIMEOUT,
-        );
-        let poll_interval = self.duration(
-            &mut obj,
-            "pollInterval",
-            defaults::CLONE_POLL_INTERVAL,
-            Duration::from_secs(1),
-            Duration::from_secs(3_600),
-        );
-        let deletion_timeout = self.duration(
-            &mut obj,
-            "deletionTimeout",
-            defaults::DELETION_TIMEOUT,
-            Duration::from_secs(1),
-            Duration::from_secs(12 * 3_600),
-        );
+        let enable_iam_auth = self.flag(&mut obj, &f::CLONE_ENABLE_IAM_AUTH);
+        let deletion_protection = self.flag(&mut obj, &f::CLONE_DELETION_PROTECTION);
+        let delete_after_dump = self.flag(&mut obj, &f::CLONE_DELETE_AFTER_DUMP);
+        let max_age = self.period(&mut obj, &f::CLONE_MAX_AGE);
+        let restore_timeout = self.period(&mut obj, &f::CLONE_RESTORE_TIMEOUT);
+        let poll_interval = self.period(&mut obj, &f::CLONE_POLL_INTERVAL);
+        let deletion_timeout = self.period(&mut obj, &f::CLONE_DELETION_TIMEOUT);
         self.finish(obj);
         Some(CloneSpec {
             deletion_timeout,
@@ -295,44 +254,48 @@ impl Reader {
         let serverless = class == Some(SERVERLESS_CLASS);
         if serverless && kind == Some(SourceType::Rds) {
             self.err(
-                "clone.instanceClass",
+                f::CLONE_INSTANCE_CLASS.key,
                 "\"db.serverless\" is an Aurora Serverless v2 writer: it needs source.type \"aurora-cluster\"; an RDS instance clone needs a provisioned class such as \"db.r6g.large\"",
             );
         }
-        let min = self.acus(obj, "minCapacity", 0.0);
-        let max = self.acus(obj, "maxCapacity", 1.0);
+        let min = self.acus(obj, &f::CLONE_MIN_CAPACITY);
+        let max = self.acus(obj, &f::CLONE_MAX_CAPACITY);
         let capacity = match (min, max) {
             (None, None) => return None,
             // Already reported.
             (Some(None), _) | (_, Some(None)) => return None,
             (Some(Some(min_capacity)), Some(Some(max_capacity))) => ServerlessCapacity { min_capacity, max_capacity },
             (Some(_), None) | (None, Some(_)) => {
-                self.err("clone.maxCapacity", "clone.minCapacity and clone.maxCapacity go together");
+                self.err(f::CLONE_MAX_CAPACITY.key, "clone.minCapacity and clone.maxCapacity go together");
                 return None;
             }
         };
         if !serverless {
-            self.err("clone.minCapacity", "applies only with clone.instanceClass \"db.serverless\"");
+            self.err(f::CLONE_MIN_CAPACITY.key, "applies only with clone.instanceClass \"db.serverless\"");
         }
         if capacity.min_capacity > capacity.max_capacity {
             self.err(
-                "clone.minCapacity",
+                f::CLONE_MIN_CAPACITY.key,
                 format!("{} is above clone.maxCapacity ({})", capacity.min_capacity, capacity.max_capacity),
             );
         }
         Some(capacity)
     }
 
-    /// Aurora capacity units: steps of 0.5, from `least` to 256. `Some(None)`: given but
-    /// invalid (and reported).
-    fn acus(&mut self, obj: &mut Obj<'_>, key: &'static str, least: f64) -> Option<Option<f64>> {
-        let value = self.field(obj, key)?;
+    /// Aurora capacity units: steps of 0.5, within the field's bounds. `Some(None)`: given
+    /// but invalid (and reported).
+    fn acus(&mut self, obj: &mut Obj<'_>, field: &'static f::Field) -> Option<Option<f64>> {
+        let least = match field.kind {
+            Kind::Acus { least } => least,
+            _ => return None,
+        };
+        let value = self.value(obj, field)?;
         Some(match value.as_f64() {
-            Some(n) if (least..=256.0).contains(&n) && (n * 2.0).fract() == 0.0 => Some(n),
+            Some(n) if (least..=f::MOST_ACUS).contains(&n) && (n * 2.0).fract() == 0.0 => Some(n),
             _ => {
                 self.err(
-                    format!("clone.{key}"),
-                    format!("must be a number of ACUs from {least} to 256, in steps of 0.5"),
+                    field.key,
+                    format!("must be a number of ACUs from {least} to {}, in steps of 0.5", f::MOST_ACUS),
                 );
                 None
             }
@@ -340,9 +303,12 @@ impl Reader {
     }
 
     pub(super) fn security_groups(&mut self, obj: &mut Obj<'_>) -> Vec<String> {
-        let Some(value) = self.field(obj, "securityGroups") else { return Vec::new() };
+        let Some(value) = self.value(obj, &f::CLONE_SECURITY_GROUPS) else { return Vec::new() };
         let Some(items) = value.as_array() else {
-            self.err("clone.securityGroups", format!("must be a list of security group ids, not {}", kind_of(value)));
+            self.err(
+                f::CLONE_SECURITY_GROUPS.key,
+                format!("must be a list of security group ids, not {}", kind_of(value)),
+            );
             return Vec::new();
         };
         let mut groups = Vec::new();
@@ -358,14 +324,14 @@ impl Reader {
 
     pub(super) fn tags(&mut self, obj: &mut Obj<'_>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let Some(value) = self.field(obj, "tags") else { return out };
+        let Some(value) = self.value(obj, &f::CLONE_TAGS) else { return out };
         let Some(map) = value.as_object() else {
-            self.err("clone.tags", format!("must be an object of key/value strings, not {}", kind_of(value)));
+            self.err(f::CLONE_TAGS.key, format!("must be an object of key/value strings, not {}", kind_of(value)));
             return out;
         };
         if map.len() > tags::MAX_USER_TAGS {
             self.err(
-                "clone.tags",
+                f::CLONE_TAGS.key,
                 format!("has {} tags; at most {} fit beside the orchestrator's own", map.len(), tags::MAX_USER_TAGS),
             );
         }
@@ -388,59 +354,39 @@ impl Reader {
 
     pub(super) fn dblab(&mut self, value: &Value) -> Option<DblabSpec> {
         let mut obj = self.object(value, "dblab")?;
-        let api_endpoint = self.string(&mut obj, "apiEndpoint", true).and_then(|e| match check_endpoint(&e) {
+        let api_endpoint = self.text(&mut obj, &f::DBLAB_API_ENDPOINT).and_then(|e| match check_endpoint(&e) {
             Ok(normalized) => Some(normalized),
             Err(msg) => {
-                self.err("dblab.apiEndpoint", msg);
+                self.err(f::DBLAB_API_ENDPOINT.key, msg);
                 None
             }
         });
-        if self.field(&mut obj, "token").is_some() {
-            self.err(
-                "dblab.token",
-                "plain tokens are not accepted: they would be stored in the execution history; put the token in Secrets Manager and give its ARN as dblab.tokenSecretArn",
-            );
-        }
-        let token_secret_arn = self.string(&mut obj, "tokenSecretArn", true);
-        self.check("dblab.tokenSecretArn", token_secret_arn.as_ref(), check_secret_arn);
-        let insecure = self.boolean(&mut obj, "insecure");
-        let allow_plaintext = self.boolean(&mut obj, "allowPlaintext");
-        let allow_ignored_errors = self.boolean(&mut obj, "allowIgnoredErrors");
-        let ca_certificate = self.string(&mut obj, "caCertificate", false);
+        self.refused(&mut obj, &f::DBLAB_TOKEN);
+        let token_secret_arn = self.text(&mut obj, &f::DBLAB_TOKEN_SECRET_ARN);
+        self.check(f::DBLAB_TOKEN_SECRET_ARN.key, token_secret_arn.as_ref(), check_secret_arn);
+        let insecure = self.flag(&mut obj, &f::DBLAB_INSECURE);
+        let allow_plaintext = self.flag(&mut obj, &f::DBLAB_ALLOW_PLAINTEXT);
+        let allow_ignored_errors = self.flag(&mut obj, &f::DBLAB_ALLOW_IGNORED_ERRORS);
+        let ca_certificate = self.text(&mut obj, &f::DBLAB_CA_CERTIFICATE);
         if let Some(pem) = &ca_certificate {
             if insecure {
                 self.err(
-                    "dblab.caCertificate",
+                    f::DBLAB_CA_CERTIFICATE.key,
                     "cannot be combined with dblab.insecure: the CA is ignored when verification is off",
                 );
             }
             if reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_or(true, |certs| certs.is_empty()) {
-                self.err("dblab.caCertificate", "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
+                self.err(
+                    f::DBLAB_CA_CERTIFICATE.key,
+                    "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)",
+                );
             }
         }
-        let poll_interval = self.duration(
-            &mut obj,
-            "pollInterval",
-            defaults::DBLAB_POLL_INTERVAL,
-            Duration::from_secs(1),
-            Duration::from_secs(3_600),
-        );
-        let timeout =
-            self.duration(&mut obj, "timeout", defaults::DBLAB_TIMEOUT, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
+        let poll_interval = self.period(&mut obj, &f::DBLAB_POLL_INTERVAL);
+        let timeout = self.period(&mut obj, &f::DBLAB_TIMEOUT);
         let start_timeout = self.start_timeout(&mut obj, poll_interval, timeout);
-        let restore_parallel_jobs = match self.field(&mut obj, "restoreParallelJobs") {
-            None => None,
-            Some(v) => match v.as_u64() {
-                Some(n @ 1..=128) => u32::try_from(n).ok(),
-                _ => {
-                    self.err(
-                        "dblab.restoreParallelJobs",
-                        "must be a whole number from 1 to 128: the CPUs of the DBLab host",
-                    );
-                    None
-                }
-            },
-        };
+        let restore_parallel_jobs =
+            self.whole(&mut obj, &f::DBLAB_RESTORE_PARALLEL_JOBS).and_then(|n| u32::try_from(n).ok());
         self.finish(obj);
         Some(DblabSpec {
             api_endpoint: api_endpoint?,
@@ -462,18 +408,18 @@ impl Reader {
     /// window of its own is the start window too.
     pub(super) fn start_timeout(&mut self, obj: &mut Obj<'_>, poll: Duration, timeout: Duration) -> Duration {
         let ceiling = timeout / 2;
-        let mut default = defaults::DBLAB_START_TIMEOUT.max(poll * 3).min(ceiling);
+        let mut default = f::DBLAB_START_TIMEOUT.default_period().max(poll * 3).min(ceiling);
         if default < poll * 2 {
             default = timeout;
         }
-        let explicit = obj.map.get("startTimeout").is_some_and(|v| !v.is_null());
-        let chosen = self.duration(obj, "startTimeout", default, Duration::from_secs(1), MAX_DBLAB_TIMEOUT);
+        let explicit = obj.map.get(f::DBLAB_START_TIMEOUT.name()).is_some_and(|v| !v.is_null());
+        let chosen = self.period_or(obj, &f::DBLAB_START_TIMEOUT, default);
         if !explicit {
             return chosen;
         }
         if chosen < poll * 2 {
             self.err(
-                "dblab.startTimeout",
+                f::DBLAB_START_TIMEOUT.key,
                 format!(
                     "{} must allow two polls of dblab.pollInterval ({}): lengthen it or poll more often",
                     duration::format(chosen),
@@ -482,7 +428,7 @@ impl Reader {
             );
         } else if chosen > ceiling {
             self.err(
-                "dblab.startTimeout",
+                f::DBLAB_START_TIMEOUT.key,
                 format!(
                     "must be at most half of dblab.timeout ({}): it is how soon a refresh the engine never started is given up on",
                     duration::format(ceiling)
@@ -572,9 +518,9 @@ mod tests {
         assert_eq!(r.target, "staging");
         assert_eq!(r.source.kind, SourceType::Rds);
         assert_eq!(r.dblab.api_endpoint, "https://dblab.internal:2345");
-        assert_eq!(r.dblab.poll_interval, defaults::DBLAB_POLL_INTERVAL);
-        assert_eq!(r.dblab.timeout, defaults::DBLAB_TIMEOUT);
-        assert_eq!(r.clone.max_age, defaults::MAX_AGE);
+        assert_eq!(r.dblab.poll_interval, Duration::from_secs(30));
+        assert_eq!(r.dblab.timeout, Duration::from_secs(4 * 3_600));
+        assert_eq!(r.clone.max_age, Duration::from_secs(48 * 3_600));
         assert!(!r.clone.publicly_accessible);
         assert!(!r.dblab.insecure);
     }
@@ -794,6 +740,23 @@ mod tests {
     }
 
     #[test]
+    fn a_run_planned_to_outlast_the_execution_is_refused() {
+        let mut doc = valid();
+        doc["clone"]["maxAge"] = json!("30d");
+        doc["clone"]["restoreTimeout"] = json!("12h");
+        doc["clone"]["pollInterval"] = json!("1h");
+        doc["dblab"]["pollInterval"] = json!("1h");
+        doc["clone"]["deletionTimeout"] = json!("9h");
+        // 12h + 48h + 1h + 1h + 15m + 9h + 1h = 72h15m.
+        doc["dblab"]["timeout"] = json!("2d");
+        let problems = errors(&doc);
+        assert_eq!(paths(&doc), ["dblab.timeout"], "{problems:?}");
+        assert!(problems[0].message.contains("longer than the 3d an execution may"), "{problems:?}");
+        doc["dblab"]["timeout"] = json!("47h45m");
+        assert!(RefreshRequest::from_document(&doc).is_ok(), "72h exactly fits");
+    }
+
+    #[test]
     fn tags_have_a_count_and_a_value_length_limit() {
         let mut doc = valid();
         let tags = |n: usize| serde_json::Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect());
@@ -906,26 +869,5 @@ mod tests {
         for bad in ["", "1db", "a--b", "ab-", "a_b", &"a".repeat(64)] {
             assert!(check_rds_identifier(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn target_of_reads_invalid_documents() {
-        assert_eq!(RefreshRequest::target_of(&json!({"target": "x", "source": 1})), Some("x"));
-        assert_eq!(RefreshRequest::target_of(&json!({"target": 1})), None);
-        assert_eq!(RefreshRequest::invalid_target_of(&json!({"target": "x"})), None);
-        assert_eq!(RefreshRequest::invalid_target_of(&json!({})), None);
-    }
-
-    #[test]
-    fn an_invalid_target_is_never_a_key_and_is_said_as_asked() {
-        for bad in ["fleet#", "", "#no-target", "a b", &"t".repeat(64)] {
-            let doc = json!({ "target": bad });
-            assert_eq!(RefreshRequest::target_of(&doc), None, "{bad}");
-            assert!(RefreshRequest::invalid_target_of(&doc).is_some(), "{bad}");
-        }
-        let long = RefreshRequest::invalid_target_of(&json!({ "target": "x".repeat(300) })).unwrap();
-        assert!(long.starts_with("\"xxx") && long.ends_with("...") && long.len() < 100, "{long}");
-        assert_eq!(RefreshRequest::invalid_target_of(&json!({"target": 5})).as_deref(), Some("5"));
-        assert_eq!(RefreshRequest::target_of(&json!({ "target": "t".repeat(63) })).map(str::len), Some(63));
     }
 }
