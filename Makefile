@@ -23,15 +23,15 @@ help: ## List the targets
 
 tools: $(VENV)/.installed $(NODE_TOOLS)/.installed $(SAM_VENV)/.installed $(BENCH_VENV)/.installed ## Install the pinned tools (moto, cargo-lambda, asl-validator, SAM CLI, the benchmark's boto3 baseline) into .tools/
 
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/tools/requirements.txt
 	touch $@
 
 # The SAM CLI pins another boto3 than moto: a venv of its own.
-$(SAM_VENV)/.installed: tests/requirements-sam.txt
+$(SAM_VENV)/.installed: infra/requirements.txt
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-sam.txt
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r infra/requirements.txt
 	touch $@
 
 # The benchmark's Python/boto3 baseline (`make bench`, and its smoke pass in `make test`).
@@ -40,9 +40,9 @@ $(BENCH_VENV)/.installed: tests/bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/bench/requirements.txt
 	touch $@
 
-$(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
+$(NODE_TOOLS)/.installed: tests/tools/node/package.json tests/tools/node/package-lock.json
 	mkdir -p $(NODE_TOOLS)
-	cp tests/node/package.json tests/node/package-lock.json $(NODE_TOOLS)/
+	cp tests/tools/node/package.json tests/tools/node/package-lock.json $(NODE_TOOLS)/
 	npm ci --prefix $(NODE_TOOLS) --silent --no-audit --no-fund
 	touch $@
 
@@ -60,7 +60,7 @@ $(MUTANTS):
 mutants: $(MUTANTS) ## Mutation score of the rules that decide a run (.cargo/mutants.toml; about 40 min from clean on 2 cores; not part of make test)
 	rm -rf target/mutants
 	PATH=$(abspath $(TOOLS)/cargo/bin):$$PATH cargo mutants --jobs 2 --output target/mutants || true
-	$(PYTHON) tests/mutants_score.py target/mutants/mutants.out/outcomes.json --at-least 90
+	$(PYTHON) tests/tools/mutants_score.py target/mutants/mutants.out/outcomes.json --at-least 90
 
 demo: ## A complete refresh on the local emulated stack (no AWS account needed)
 demo-aurora: ## The demo, from an Aurora cluster
@@ -74,10 +74,10 @@ demo demo-aurora demo-failure: $(VENV)/.installed
 validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator, the docs' links
 	$(SAM_VENV)/bin/cfn-lint infra/template.yaml
 	cd infra && AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline $(SAM) validate --lint -t template.yaml
-	$(SAM_VENV)/bin/python tests/check_template.py
-	$(SAM_VENV)/bin/python tests/check_template.py --self-test
-	$(SAM_VENV)/bin/python tests/check_links.py
-	$(SAM_VENV)/bin/python tests/check_links.py --self-test
+	$(SAM_VENV)/bin/python infra/check_template.py
+	$(SAM_VENV)/bin/python infra/check_template.py --self-test
+	$(SAM_VENV)/bin/python tests/tools/check_links.py
+	$(SAM_VENV)/bin/python tests/tools/check_links.py --self-test
 
 validate-asl: tools ## asl-validator on the state machine files
 	for f in statemachine/*.asl.json; do $(NODE_TOOLS)/node_modules/.bin/asl-validator --json-path $$f || exit 1; done

@@ -8,9 +8,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod asl;
+mod cleanup;
+mod clone;
+mod concurrency;
+mod early_deletion;
 mod engine;
+mod fleet;
+mod guarantees;
+mod happy_paths;
+mod history;
+mod leak_check;
+mod preflight;
 mod realdata;
-mod scenarios;
+mod refresh;
+mod source_modes;
 
 use std::time::Duration;
 
@@ -315,4 +326,11 @@ impl Scenario {
             assert!(lock.item().is_none(), "the lock {key} is still held: {:?}", lock.item());
         }
     }
+}
+
+/// The run's history row.
+pub async fn row_of(s: &Scenario, partition: &str, run: &crate::Run) -> refresh_core::row::RunSummary {
+    let rows =
+        refresh_core::history::History::new(s.w.dynamodb.clone(), &s.stack.table).recent(partition, 50).await.unwrap();
+    rows.into_iter().find(|r| r.execution_name == run.name).unwrap_or_else(|| panic!("no row for {}", run.name))
 }

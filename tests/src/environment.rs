@@ -1,5 +1,5 @@
 //! Each handler's environment, from one definition: the function's `Environment.Variables`
-//! in `infra/template.yaml` (which `tests/check_template.py` holds to what each `main.rs`
+//! in `infra/template.yaml` (which `infra/check_template.py` holds to what each `main.rs`
 //! reads). Everything here that starts a handler (the test stack, the demo, the benchmark)
 //! takes the variable names from the template and only the values from here, so a variable
 //! added to a handler and its template cannot be missing locally: a name without a local

@@ -131,7 +131,7 @@ pub async fn start(watching: Watching) -> Stack {
     let path = format!("{}:{}", tools_bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut command = Command::new(tools_python());
     command
-        .arg(repo_root().join("tests/supervise.py"))
+        .arg(repo_root().join("tests/fixtures/supervise.py"))
         .arg(std::process::id().to_string())
         .arg(tools_bin.join("cargo-lambda"))
         .args(["lambda", "watch", "--quiet", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])

@@ -7,7 +7,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, Shared, start_refresh};
+use crate::engine::{Engine, Shared};
+use crate::refresh::start_refresh;
 use crate::server_yml;
 use crate::settings::{Settings, Version};
 

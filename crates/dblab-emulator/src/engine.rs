@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::server_yml;
-use crate::settings::{Outcome, Settings, StartFailure};
+use crate::settings::Settings;
 
 /// The source a refresh dumped from, as the engine's config said when it started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -313,167 +313,4 @@ impl Shared {
         // A panic elsewhere must not wedge the emulator: the state stays usable.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// `FullRefresh` in the background: the failures before the jobs are built leave the
-/// status alone; once built, the status and `lastRefresh` move. `foreign` marks a refresh
-/// someone else started.
-pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool) {
-    match engine.settings.start_failure {
-        StartFailure::Silent => return engine.not_started("failed to clean up the control containers"),
-        StartFailure::Skipped => return engine.skipped("Pool to perform full refresh not found. Skip refreshing"),
-        StartFailure::None => {}
-    }
-    let Some(pool) = engine.pool_to_refresh() else {
-        return engine.skipped("Pool to perform full refresh not found. Skip refreshing");
-    };
-    let jobs = server_yml::text_at(&engine.config, "/retrieval/spec/logicalDump/options/parallelJobs");
-    let immediate =
-        server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalDump/options/immediateRestore/enabled"));
-    if immediate && jobs.parse::<u32>().is_ok_and(|n| n > 1) {
-        return engine.not_started("failed to build jobs: parallel dump is not supported with immediate restore");
-    }
-    let effective =
-        server_yml::effective_source(&engine.config, engine.settings.version, &engine.settings.rds_endpoints);
-    if let Some(why) = &effective.build_error {
-        return engine.not_started(why);
-    }
-    let ignore_restore_errors =
-        server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalRestore/options/ignoreErrors"));
-    engine.generation += 1;
-    engine.refreshes_started += 1;
-    engine.last_refresh = Some(now_text());
-    engine.status = "refreshing".into();
-    engine.phase = Some("dump");
-    engine.mark("dump");
-    if let Some(p) = engine.pools.iter_mut().find(|p| p.name == pool) {
-        p.status = "refreshing".into();
-    }
-    let dumped_at = OffsetDateTime::now_utc();
-    let dump_source = DumpSource {
-        host: effective.host,
-        port: effective.port,
-        dbname: effective.dbname,
-        username: effective.username,
-        // Unset, the engine dumps with one job.
-        parallel_jobs: if jobs.is_empty() { "1".into() } else { jobs },
-        connection_string: effective.connection_string,
-        rds_instance: effective.rds_instance,
-        pool: pool.clone(),
-        foreign,
-    };
-    engine.dump_sources.push(dump_source.clone());
-    if foreign {
-        engine.log.push(format!("full refresh started by another client, dumping from {}", dump_source.host));
-    }
-
-    let generation = engine.generation;
-    if let Some(why) = effective.run_error {
-        engine.fail(&why);
-        return;
-    }
-    if let Some(data) = engine.settings.data.clone() {
-        let job = crate::real::Job {
-            data,
-            source: dump_source,
-            password: engine.password.clone(),
-            restore_jobs: server_yml::text_at(&engine.config, "/retrieval/spec/logicalRestore/options/parallelJobs"),
-            ignore_restore_errors,
-            restore_ms: engine.settings.restore_ms,
-            snapshot_ms: engine.settings.snapshot_ms,
-            generation,
-            dumped_at,
-        };
-        tokio::spawn(crate::real::refresh(shared.clone(), job));
-        return;
-    }
-    let settings = engine.settings.clone();
-    let wrong_password = settings.expected_password.as_ref().is_some_and(|want| engine.password.as_ref() != Some(want));
-    if settings.fail_echoing_password {
-        let password = engine.password.clone().unwrap_or_default();
-        let dsn = format!(
-            "postgres://{}:{}@{}:{}/{}",
-            dump_source.username,
-            url_encoded(&password),
-            dump_source.host,
-            dump_source.port,
-            dump_source.dbname
-        );
-        engine.fail(&format!(
-            "pg_dump: error: connection to server failed for {dsn}; options {}",
-            json!({"password": password})
-        ));
-        return;
-    }
-    if settings.outcome == Outcome::FailImmediately {
-        engine.fail("pg_dump: error: connection to server failed: could not translate host name");
-        return;
-    }
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        // Each step: sleep, then act only if no newer refresh replaced this one.
-        let step = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
-        let current = |e: &Engine| e.generation == generation;
-        step(settings.dump_ms).await;
-        {
-            let mut e = shared.lock();
-            if !current(&e) {
-                return;
-            }
-            match settings.outcome {
-                Outcome::Hang => return,
-                Outcome::FailDump => {
-                    return e.fail("pg_dump: error: query failed: ERROR: permission denied for table accounts");
-                }
-                _ if wrong_password => {
-                    return e
-                        .fail("pg_dump: error: connection to server failed: FATAL: password authentication failed");
-                }
-                Outcome::GoInactive => return e.restarted("inactive"),
-                Outcome::Restart => return e.restarted("finished"),
-                Outcome::RestartAndRefresh => {
-                    e.restarted("inactive");
-                    e.settings.outcome = Outcome::Succeed;
-                    return start_refresh(&shared, &mut e, false);
-                }
-                _ => {
-                    e.phase = Some("restore");
-                    e.mark("restore");
-                }
-            }
-        }
-        step(settings.restore_ms).await;
-        {
-            let mut e = shared.lock();
-            if !current(&e) {
-                return;
-            }
-            if settings.outcome == Outcome::FailRestore {
-                let error = "pg_restore: error: could not execute query: ERROR: extension \"postgis\" is not available";
-                if !ignore_restore_errors {
-                    return e.fail(error);
-                }
-                e.log.push(format!("restore command failed, ignored (ignoreErrors): {error}"));
-            }
-            e.renewed();
-        }
-        step(20).await;
-        {
-            let mut e = shared.lock();
-            if !current(&e) {
-                return;
-            }
-            e.status = "snapshotting".into();
-            e.mark("snapshotting");
-        }
-        step(settings.snapshot_ms).await;
-        let mut e = shared.lock();
-        if !current(&e) {
-            return;
-        }
-        if settings.outcome == Outcome::FailSnapshot {
-            return e.fail("failed to create a snapshot: zfs: out of space");
-        }
-        e.finished(&pool, dumped_at);
-    });
 }

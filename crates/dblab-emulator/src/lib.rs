@@ -12,6 +12,7 @@
 mod api;
 mod engine;
 mod real;
+mod refresh;
 mod server_yml;
 mod settings;
 
@@ -25,8 +26,7 @@ use tokio::sync::oneshot;
 
 pub use engine::{DumpSource, PoolState, SnapshotState};
 use engine::{Engine, Shared};
-pub use real::{Pool, RealData};
-pub use settings::{Outcome, PoolSetting, Settings, StartFailure, Version};
+pub use settings::{Outcome, Pool, PoolSetting, RealData, Settings, StartFailure, Version};
 
 /// A running emulator; it stops when dropped.
 pub struct Emulator {

@@ -12,30 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use crate::engine::{DumpSource, Engine, Shared};
-
-/// Where real refreshes get their tools and put their data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RealData {
-    /// The folder holding `pg_dump`, `pg_restore` and `psql`.
-    pub bin_dir: String,
-    pub pool: Pool,
-}
-
-/// The engine's pool: the server a refresh restores into. The restored database takes the
-/// source database's name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Pool {
-    pub host: String,
-    pub port: u16,
-    pub username: String,
-    pub password: String,
-}
+use crate::settings::RealData;
 
 /// What one real refresh needs, read from the engine when it starts.
 pub(crate) struct Job {

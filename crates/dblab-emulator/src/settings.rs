@@ -117,7 +117,7 @@ pub struct Settings {
     /// section the engine's writer does not reach, e.g. through a YAML merge key).
     pub keep_connection_string: bool,
     /// Refreshes on real data (real pg_dump and pg_restore); without it, timed phases.
-    pub data: Option<crate::real::RealData>,
+    pub data: Option<RealData>,
     /// `instanceID` in `/healthz` and `/status`: the same engine answers it on every
     /// address. `None` plays an engine that gives none.
     pub instance_id: Option<String>,
@@ -185,4 +185,24 @@ impl Default for Settings {
             foreign_refresh_on_config: false,
         }
     }
+}
+
+/// Where real refreshes get their tools and put their data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RealData {
+    /// The folder holding `pg_dump`, `pg_restore` and `psql`.
+    pub bin_dir: String,
+    pub pool: Pool,
+}
+
+/// The engine's pool: the server a refresh restores into. The restored database takes the
+/// source database's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pool {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
 }

@@ -2,15 +2,17 @@
 //! whole `server.yml` that the dump can read nothing else, and starts the refresh.
 //! Secrets are read here and go only to the engine; the output carries none.
 //!
-//! Safe to retry: when the engine already runs, or has run since the clone existed, a
-//! refresh whose source is this run's clone (the answer to an earlier attempt was lost),
-//! that refresh is adopted, not refused or started twice. A refresh someone else started
-//! is never adopted: its jobs may read whatever source was configured before.
+//! The decisions are `refresh_core::dblab::trigger`'s. Safe to retry: when the engine
+//! already runs, or has run since the clone existed, a refresh whose source is this run's
+//! clone (the answer to an earlier attempt was lost), that refresh is adopted, not refused
+//! or started twice. A refresh someone else started is never adopted: its jobs may read
+//! whatever source was configured before.
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
 use refresh_core::dblab::progress::Trigger;
-use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, RUNNING_STATUSES, SourceConnection};
+use refresh_core::dblab::trigger::{self, Found};
+use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, SourceConnection};
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
@@ -61,47 +63,40 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let (api, config) = engine::engine_config(&client).await?;
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
-    let retrieving = before.retrieving.clone();
     let ignored_errors = engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)?;
-    // Only an attempt of this run can have pointed the engine at this run's clone (its
-    // host is unique to the execution): a refresh from it is this run's refresh, whose
-    // trigger's answer was lost. It is running, or it already ended after the clone existed.
-    let ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
-    let since_clone = clone.ready_at.unwrap_or(clone.requested_at);
-    let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
-    if ours && (running || dblab::progress::started_after(retrieving.last_refresh(), since_clone)) {
-        warn!(status = %retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
-        let trigger = Trigger {
-            spec: &request.dblab,
-            before: &before,
-            engine: identity,
-            dump_parallel_jobs: config.dump_jobs_in_effect(),
-            release_after_dump: request.clone.delete_after_dump && !config.immediate_restore(),
-            pool: refreshing_pool(&before),
-            ignored_errors,
-        };
-        return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
-    }
-    if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: retrieving.status, detail: String::new() });
+    let config_is_ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
+    let plan = trigger::dump_plan(&clone.instance_class, config.immediate_restore(), request.clone.delete_after_dump);
+    match trigger::found(&before.retrieving, config_is_ours, clone.ready_at.unwrap_or(clone.requested_at)) {
+        Found::OursUnderWay => {
+            warn!(status = %before.retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
+            let trigger = Trigger {
+                spec: &request.dblab,
+                before: &before,
+                engine: identity,
+                dump_parallel_jobs: config.dump_jobs_in_effect(),
+                release_after_dump: plan.release_after_dump,
+                pool: refreshing_pool(&before),
+                ignored_errors,
+            };
+            return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
+        }
+        Found::Busy => {
+            return Err(RefreshError::DblabBusy { status: before.retrieving.status.clone(), detail: String::new() });
+        }
+        Found::Free => {}
     }
     engine::config_modifiable(&before)?;
     engine::no_timetable(&config)?;
     // Checked again: a clone opened on the engine since the preflight would make it refuse.
     let pool = engine::free_pool(&before)?;
-
-    let immediate_restore = config.immediate_restore();
-    let jobs = if immediate_restore {
-        info!("immediateRestore is on: dumping with one job, as the engine requires");
-        1
-    } else {
-        dblab::dump_parallel_jobs(&clone.instance_class)
-    };
-    let release_after_dump = request.clone.delete_after_dump && !immediate_restore;
-    if request.clone.delete_after_dump && immediate_restore {
-        // The preflight refuses this; the engine's config changed since.
-        warn!("immediateRestore is on: the end of the dump cannot be told, so the clone stays to the end");
+    if config.immediate_restore() {
+        // With deleteAfterDump the preflight refused this; the engine's config changed since.
+        info!(
+            delete_after_dump = request.clone.delete_after_dump,
+            "immediateRestore is on: dumping with one job, as the engine requires, and the clone stays to the end"
+        );
     }
+    let jobs = plan.jobs;
     let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), &connection)
         .map_err(RefreshError::DblabMisconfigured)?;
     let patch =
@@ -125,7 +120,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         before: &before,
         engine: identity,
         dump_parallel_jobs: jobs_used,
-        release_after_dump,
+        release_after_dump: plan.release_after_dump,
         pool: Some(pool),
         ignored_errors,
     };
@@ -145,7 +140,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     let last_refresh = now.retrieving.last_refresh().to_string();
     let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
-    if ours_now && dblab::progress::started_after_config_change(&last_refresh, config_posted_at) {
+    if trigger::refused_but_ours(ours_now, &last_refresh, config_posted_at) {
         // Only a config change on a `pending` engine starts a refresh by itself: built
         // after this run's change, it reads this run's clone.
         warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");
@@ -164,7 +159,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
 }
 
 /// The pool a refresh under way is restoring into, when the engine shows it.
-fn refreshing_pool(status: &refresh_core::dblab::client::InstanceStatus) -> Option<String> {
+fn refreshing_pool(status: &refresh_core::dblab::status::InstanceStatus) -> Option<String> {
     status.pools.iter().find(|p| p.status == "refreshing").map(|p| p.name.clone())
 }
 

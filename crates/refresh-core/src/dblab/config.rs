@@ -294,17 +294,6 @@ fn to_json(value: serde_norway::Value) -> Value {
     }
 }
 
-/// Dump jobs for a clone class: half its vCPUs, at least one .
-pub fn dump_parallel_jobs(instance_class: &str) -> u32 {
-    let size = instance_class.rsplit('.').next().unwrap_or_default();
-    let vcpus = match size {
-        "micro" | "small" | "medium" | "large" => 2,
-        "xlarge" => 4,
-        s => s.strip_suffix("xlarge").and_then(|n| n.parse::<u32>().ok()).map_or(2, |n| n * 4),
-    };
-    (vcpus / 2).max(1)
-}
-
 /// The `connectionString` to send. A 4.1 engine ignores the key, and on 4.2 an empty one
 /// lets the discrete fields apply. A string that carries libpq options (TLS settings...)
 /// is kept, pointed at the clone and without a password, rather than dropping them.
@@ -467,16 +456,6 @@ retrieval:
         let kept = connection_string_for(Api::V42, Some("postgresql://u:pw@prod/app?sslmode=verify-full"), &c).unwrap();
         assert_eq!(kept, "postgresql://dblab@clone.abc.rds.amazonaws.com:5432/app?sslmode=verify-full");
         assert!(connection_string_for(Api::V42, Some("host='x"), &c).is_err());
-    }
-
-    #[test]
-    fn dump_jobs_follow_the_class() {
-        assert_eq!(dump_parallel_jobs("db.t3.medium"), 1);
-        assert_eq!(dump_parallel_jobs("db.r6g.large"), 1);
-        assert_eq!(dump_parallel_jobs("db.r6g.xlarge"), 2);
-        assert_eq!(dump_parallel_jobs("db.r6g.2xlarge"), 4);
-        assert_eq!(dump_parallel_jobs("db.r6g.16xlarge"), 32);
-        assert_eq!(dump_parallel_jobs("db.serverless"), 1);
     }
 
     #[test]

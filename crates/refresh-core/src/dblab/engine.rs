@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{BUSY_STATUSES, DblabClient, InstanceStatus};
+use super::client::DblabClient;
 use super::config::{Api, EngineConfig};
+use super::status::{BUSY_STATUSES, InstanceStatus};
 use crate::error::RefreshError;
 
 /// Which engine a run talked to: its version string (logged and recorded as given; it
@@ -185,7 +186,7 @@ mod tests {
             engine: Default::default(),
             pools: pools
                 .iter()
-                .map(|(name, clones)| crate::dblab::client::PoolEntry {
+                .map(|(name, clones)| crate::dblab::status::PoolEntry {
                     name: (*name).into(),
                     status: "active".into(),
                     clone_list: clones.iter().map(|c| (*c).into()).collect(),

@@ -1,9 +1,12 @@
 //! The DBLab Engine as a refresh drives it (`docs/dblab-engine.md` describes the engine's
 //! API, and how versions 4.1 and 4.2 differ):
 //! - `client`: the HTTP calls, bounded by the invocation's time;
+//! - `status`: what the engine answers them with;
 //! - `engine`: which engine it is, and the checks before a clone costs money;
 //! - `config`: the patch that points the dump at the clone, and the proof that it took;
 //! - `connstr`: libpq connection strings, read and re-addressed;
+//! - `trigger`: starting a refresh: follow one under way, refuse a busy engine, or patch
+//!   and trigger, and how the dump runs;
 //! - `progress`: reading a refresh's progress, one look at a time.
 
 pub mod client;
@@ -11,15 +14,14 @@ pub mod config;
 pub mod connstr;
 pub mod engine;
 pub mod progress;
+pub mod status;
+pub mod trigger;
 
-pub use client::{
-    AlertMark, BUSY_STATUSES, Connector, DblabClient, EngineSnapshot, REQUEST_TIMEOUT, RUNNING_STATUSES, Retrieving,
-};
-pub use config::{
-    Api, EngineConfig, SourceConnection, config_patch, connection_string_for, dump_parallel_jobs, mismatches,
-};
+pub use client::{Connector, DblabClient, REQUEST_TIMEOUT};
+pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_string_for, mismatches};
 pub use engine::EngineIdentity;
 pub use progress::{Look, advance, next_look_in, phase_of};
+pub use status::{AlertMark, BUSY_STATUSES, EngineSnapshot, RUNNING_STATUSES, Retrieving};
 
 /// The longest one look at a refresh may take: `/status`, then `/instance/retrieval` or
 /// `/snapshots`.

@@ -12,8 +12,8 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::client::{EngineSnapshot, InstanceStatus, RUNNING_STATUSES, Retrieving};
 use super::engine::EngineIdentity;
+use super::status::{EngineSnapshot, InstanceStatus, RUNNING_STATUSES, Retrieving};
 use crate::request::DblabSpec;
 use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
 
@@ -103,17 +103,6 @@ pub fn next_look_in(refresh: &Refresh, poll_interval: std::time::Duration) -> st
 /// from `now` on.
 pub fn adopted(now: OffsetDateTime, t: Trigger<'_>) -> Refresh {
     Refresh { start_deadline: None, seen_start: true, adopted: true, ..triggered(now, t) }
-}
-
-/// Whether a refresh the engine runs although this run's trigger was refused can be this
-/// run's: only if its jobs read this run's clone, which is so only if they were built after
-/// this run's config change. `lastRefresh` is stamped when the jobs are built, truncated
-/// to the second: one stamped in the second of the change (or earlier) may have been
-/// built before it, from the previous source, and is never taken as this run's.
-pub fn started_after_config_change(last_refresh: &str, config_posted_at: OffsetDateTime) -> bool {
-    let Ok(started) = OffsetDateTime::parse(last_refresh, &Rfc3339) else { return false };
-    let posted_second = config_posted_at.replace_nanosecond(0).unwrap_or(config_posted_at);
-    started >= posted_second + time::Duration::seconds(1)
 }
 
 /// Whether `lastRefresh` says a refresh started at or after `t`. It is written in the
@@ -301,7 +290,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::dblab::client::{Activity, Alert, EngineInfo};
+    use crate::dblab::status::{Activity, Alert, EngineInfo};
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
     const BEFORE: &str = "2026-11-21T05:00:00Z";
@@ -616,17 +605,6 @@ mod tests {
         let mut silent = seen("finished", Some(AFTER));
         silent.engine_started_at = None;
         assert_eq!(advance(&running, &silent, NOW).status, PollStatus::Ready);
-    }
-
-    #[test]
-    fn only_a_refresh_stamped_after_the_config_changes_second_can_be_this_runs() {
-        let posted = datetime!(2026-11-22 05:00:00.400 UTC);
-        assert!(!started_after_config_change("2026-11-22T05:00:00Z", posted), "same second: maybe built before");
-        assert!(!started_after_config_change("2026-11-22T04:59:59Z", posted));
-        assert!(started_after_config_change("2026-11-22T05:00:01Z", posted));
-        assert!(started_after_config_change("2026-11-22T07:00:01+02:00", posted), "any zone");
-        assert!(!started_after_config_change("2026-11-22T06:59:59+02:00", posted));
-        assert!(!started_after_config_change("", posted) && !started_after_config_change("soon", posted));
     }
 
     fn adopted_refresh(last_refresh: &str) -> Refresh {
