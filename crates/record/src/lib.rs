@@ -20,8 +20,6 @@ mod finish;
 mod freshness;
 mod start;
 
-pub use start::DUPLICATE_WINDOW;
-
 pub struct Deps {
     pub history: History,
     pub executions: Executions,

@@ -13,9 +13,6 @@ use tracing::{info, warn};
 
 use crate::Deps;
 
-/// Time beyond the longest run before its lock expires by itself (recording, notifying).
-const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
-
 pub(crate) async fn start(
     deps: &Deps,
     execution: Execution,
@@ -25,8 +22,7 @@ pub(crate) async fn start(
     // Nothing is written for an invalid request.
     let request = RefreshRequest::from_document(&document)?;
     let started_at = execution.started_at.unwrap_or(now);
-    // Held for as long as the run can last, and a margin to record and notify.
-    let lock_expires_at = now + refresh_core::request::longest_run(&request.clone, &request.dblab).0 + LOCK_MARGIN;
+    let lock_expires_at = history::lock_expiry(&request, now);
     let mut run = RunStart {
         target: request.target.clone(),
         run_key: history::run_key(started_at, &execution.name),
@@ -37,21 +33,21 @@ pub(crate) async fn start(
         duplicate_of: None,
     };
     let locked = deps.history.acquire_lock(&request.target, &execution, lock_expires_at, now, &deps.executions).await;
-    if let Err(e @ RefreshError::TargetLocked { .. }) = locked {
-        let Some((original, original_started)) = duplicate_of(deps, &request.target, &execution, &document).await
-        else {
-            return Err(e);
-        };
-        let state =
-            RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
+    let duplicate = match &locked {
+        Err(RefreshError::TargetLocked { .. }) => {
+            deps.history.duplicate_of(&request.target, &execution, &document, &deps.executions).await
+        }
+        _ => None,
+    };
+    let state =
+        RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
+    if let Some((original, original_started)) = duplicate {
         deps.history.put_run(&run.run_key, &summary::skipped(&state, &original, original_started, now)).await?;
         info!(target = %run.target, %original, "a duplicate start of a run under way: skipped");
         run.duplicate_of = Some(original);
         return Ok(run);
     }
     locked?;
-    let state =
-        RunState { request: document, execution: Some(execution), run: Some(run.clone()), ..Default::default() };
     let running = fleet::Running {
         execution_name: state.execution.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
         execution_arn: state.execution.as_ref().and_then(|e| e.arn.clone()),
@@ -100,32 +96,4 @@ pub(crate) async fn lock_engine(
     }
     info!(engine = %lock.describe(), "engine lock taken");
     Ok(lock)
-}
-
-/// A start this close to a running execution of the same request is a duplicate of it
-/// (EventBridge Scheduler retries a start whose answer it lost; a person clicks twice).
-pub const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(15);
-
-/// The running execution that holds the target's lock, when it was started with the same
-/// request within `DUPLICATE_WINDOW` of this one. Any doubt (an unreadable holder, another
-/// request) is no duplicate: the start then fails as `TargetLocked`.
-async fn duplicate_of(
-    deps: &Deps,
-    target: &str,
-    execution: &Execution,
-    document: &Value,
-) -> Option<(String, OffsetDateTime)> {
-    let (owner, arn) = deps.history.lock_holder(target).await.ok().flatten()?;
-    let holder = deps
-        .executions
-        .started(arn.as_deref()?)
-        .await
-        .inspect_err(|e| warn!(error = %e, %owner, "cannot read the lock holder's start: not taken as a duplicate"))
-        .ok()
-        .flatten()?;
-    let same_request =
-        holder.input.as_deref().and_then(|i| serde_json::from_str::<Value>(i).ok()).as_ref() == Some(document);
-    let started_at = execution.started_at?;
-    let close = (started_at - holder.started_at).abs() <= DUPLICATE_WINDOW;
-    (owner != execution.name && holder.running && same_request && close).then_some((owner, holder.started_at))
 }

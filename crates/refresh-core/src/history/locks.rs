@@ -10,8 +10,35 @@ use tracing::{info, warn};
 use super::{History, LOCK_SK, PK, SK, TTL_ATTRIBUTE, is_conditional_failure, text};
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
-use crate::executions::{ExecutionState, Executions};
+use crate::executions::{ExecutionState, Executions, Started};
+use crate::request::{RefreshRequest, longest_run};
 use crate::run::{EngineLock, Execution};
+
+/// Time beyond the longest run before its locks expire by themselves (to record, notify).
+pub const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// When a run's locks expire by themselves, should nothing release them: once it has
+/// lasted as long as it can, and a margin.
+pub fn lock_expiry(request: &RefreshRequest, now: OffsetDateTime) -> OffsetDateTime {
+    now + longest_run(&request.clone, &request.dblab).0 + LOCK_MARGIN
+}
+
+/// A start this close to a running execution of the same request is a duplicate of it
+/// (EventBridge Scheduler retries a start whose answer it lost; a person clicks twice).
+pub const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(15);
+
+/// Whether a start is a duplicate of `holder`, the execution `owner` that holds the
+/// target's lock: another execution, still running, started with the same request within
+/// `DUPLICATE_WINDOW` of this one.
+pub fn is_duplicate(owner: &str, holder: &Started, execution: &Execution, document: &serde_json::Value) -> bool {
+    let same_request = holder
+        .input
+        .as_deref()
+        .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+        .is_some_and(|input| &input == document);
+    let close = execution.started_at.is_some_and(|at| (at - holder.started_at).abs() <= DUPLICATE_WINDOW);
+    owner != execution.name && holder.running && same_request && close
+}
 
 impl History {
     /// Takes the target's lock for this execution. A retry by the owner succeeds; an
@@ -55,6 +82,26 @@ impl History {
             return Ok(());
         }
         Err(RefreshError::TargetLocked { target: target.into(), owner })
+    }
+
+    /// The running execution that holds the target's lock, and when it started, when this
+    /// start is a duplicate of it (`is_duplicate`). Any doubt (an unreadable holder) is no
+    /// duplicate: the start then fails as `TargetLocked`.
+    pub async fn duplicate_of(
+        &self,
+        target: &str,
+        execution: &Execution,
+        document: &serde_json::Value,
+        executions: &Executions,
+    ) -> Option<(String, OffsetDateTime)> {
+        let (owner, arn) = self.lock_holder(target).await.ok().flatten()?;
+        let holder = executions
+            .started(arn.as_deref()?)
+            .await
+            .inspect_err(|e| warn!(error = %e, %owner, "cannot read the lock holder's start: not taken as a duplicate"))
+            .ok()
+            .flatten()?;
+        is_duplicate(&owner, &holder, execution, document).then_some((owner, holder.started_at))
     }
 
     /// Returns false when the condition failed.
@@ -152,5 +199,58 @@ impl History {
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
             Err(e) => Err(RefreshError::from_aws("DeleteItem", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T0: OffsetDateTime = datetime!(2026-12-05 03:00 UTC);
+
+    fn holder(running: bool, input: &str, started_at: OffsetDateTime) -> Started {
+        Started { running, input: Some(input.to_string()), started_at }
+    }
+
+    fn start(name: &str, at: OffsetDateTime) -> Execution {
+        Execution { name: name.into(), arn: None, started_at: Some(at) }
+    }
+
+    #[test]
+    fn a_duplicate_is_another_running_execution_of_the_same_request_close_in_time() {
+        let doc = json!({"target": "t", "clone": {"instanceClass": "db.r6g.large"}});
+        let same = doc.to_string();
+        let now = T0 + time::Duration::minutes(15);
+        assert!(is_duplicate("first", &holder(true, &same, T0), &start("second", now), &doc), "15 min: still close");
+        assert!(is_duplicate("first", &holder(true, &same, now), &start("second", T0), &doc), "either order");
+        let later = T0 + time::Duration::minutes(15) + time::Duration::seconds(1);
+        assert!(!is_duplicate("first", &holder(true, &same, T0), &start("second", later), &doc), "too far apart");
+        assert!(!is_duplicate("first", &holder(false, &same, T0), &start("second", T0), &doc), "over");
+        assert!(!is_duplicate("first", &holder(true, &same, T0), &start("first", T0), &doc), "itself");
+        let other = json!({"target": "t", "clone": {"instanceClass": "db.r6g.xlarge"}}).to_string();
+        assert!(!is_duplicate("first", &holder(true, &other, T0), &start("second", T0), &doc), "another request");
+        assert!(!is_duplicate("first", &holder(true, "not json", T0), &start("second", T0), &doc));
+        let unknown_start = Execution { started_at: None, ..start("second", T0) };
+        assert!(
+            !is_duplicate("first", &holder(true, &same, T0), &unknown_start, &doc),
+            "no start time: no doubt allowed"
+        );
+    }
+
+    #[test]
+    fn a_lock_outlasts_the_longest_run_by_the_margin() {
+        let request = RefreshRequest::from_document(&json!({
+            "target": "t",
+            "source": {"type": "rds", "identifier": "prod", "dbName": "app", "username": "u",
+                "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:p"},
+            "clone": {"instanceClass": "db.r6g.large"},
+            "dblab": {"apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:t"}
+        }))
+        .unwrap();
+        let longest = longest_run(&request.clone, &request.dblab).0;
+        assert_eq!(lock_expiry(&request, T0), T0 + longest + LOCK_MARGIN);
     }
 }

@@ -25,6 +25,8 @@ mod fleet;
 mod locks;
 mod runs;
 
+pub use locks::{DUPLICATE_WINDOW, LOCK_MARGIN, is_duplicate, lock_expiry};
+
 pub const PK: &str = "target";
 pub const SK: &str = "sk";
 pub const LOCK_SK: &str = "lock";
