@@ -37,6 +37,7 @@ from cfnlint.decode import decode
 ROOT = Path(__file__).resolve().parent.parent
 NOT_HANDLERS = {"dblab-emulator", "dblab-refresh", "refresh-core", "refresh-tests"}
 MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
+SHARED_RESTORES = ("rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot")
 RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
 POINT_IN_TIME = ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBClusterToPointInTime")
 errors: list[str] = []
@@ -108,6 +109,11 @@ def check_statement(owner: str, statement: dict) -> None:
                 if action not in POINT_IN_TIME:
                     fail(f"{owner}: {action} allowed on the point-in-time sources")
                 continue
+            # Another account's shared snapshots: restored from, by the restore only.
+            if statement.get("Resource") == {"Ref": "SharedSnapshotArns"}:
+                if action not in SHARED_RESTORES or owner != "RestoreFunction":
+                    fail(f"{owner}: {action} allowed on the shared snapshots")
+                continue
             for resource in resources:
                 ours = resource.endswith(":db:dblab-refresh-*") or resource.endswith(":cluster:dblab-refresh-*")
                 if not ours and not resource.endswith(RESTORE_INPUTS):
@@ -143,9 +149,12 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
             fail(f"{owner}: kms:CreateGrant without the kms:GrantIsForAWSResource and kms:ViaService (RDS) conditions")
         return
     # The preflight reads who manages the source's key: metadata, on this account's keys.
+    # The preflight reads who manages the source's key: metadata, on this account's keys
+    # and on the listed source keys (which may be production's account's).
     if action == "kms:DescribeKey" and owner == "FindSnapshotFunction":
-        if sub_text(resource) != "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*":
-            fail(f"{owner}: kms:DescribeKey beyond this account's keys")
+        own = sub_text(resource) == "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+        if not own and resource != {"Ref": "SourceKmsKeyArns"}:
+            fail(f"{owner}: kms:DescribeKey beyond this account's keys and SourceKmsKeyArns")
         return
     fail(f"{owner}: {action} is not a KMS right it needs")
 
@@ -354,13 +363,23 @@ def self_test(template: dict) -> int:
         statement = r["DeleteCloneFunction"]["Properties"]["Policies"][0]["Statement"][1]
         statement["Resource"] = [{"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"}]
 
+    def conditional(r, function, condition):
+        policies = r[function]["Properties"]["Policies"]
+        return next(p["Fn::If"][1]["Statement"] for p in policies if p.get("Fn::If", [None])[0] == condition)
+
     def delete_point_in_time_sources(r):
-        policy = next(p for p in r["RestoreFunction"]["Properties"]["Policies"] if "Fn::If" in p)
-        policy["Fn::If"][1]["Statement"][0]["Action"].append("rds:DeleteDBInstance")
+        conditional(r, "RestoreFunction", "HasPointInTimeSources")[0]["Action"].append("rds:DeleteDBInstance")
+
+    def delete_shared_snapshots(r):
+        conditional(r, "RestoreFunction", "HasSharedSnapshots")[0]["Action"].append("rds:DeleteDBSnapshot")
+
+    def restore_shared_from_find_snapshot(r):
+        conditional(r, "FindSnapshotFunction", "HasSharedSnapshots")[0]["Action"].append(
+            "rds:RestoreDBInstanceFromDBSnapshot"
+        )
 
     def source_key_grant(r, index):
-        policy = [p for p in r["RestoreFunction"]["Properties"]["Policies"] if "Fn::If" in p][1]
-        return policy["Fn::If"][1]["Statement"][index]
+        return conditional(r, "RestoreFunction", "HasSourceKmsKeys")[index]
 
     def grant_without_condition(r):
         source_key_grant(r, 0).pop("Condition")
@@ -385,6 +404,8 @@ def self_test(template: dict) -> int:
         "KMS rights for a function that needs none": kms_for_another_function,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),
         "deletion of a point-in-time source": delete_point_in_time_sources,
+        "deletion of a shared snapshot": delete_shared_snapshots,
+        "a restore from a shared snapshot outside the restore": restore_shared_from_find_snapshot,
         "RDS deletion beyond our prefix": widen_delete,
         "a wildcard action": lambda r: r["RecordFunction"]["Properties"]["Policies"][0]["Statement"][0].update(Action=["dynamodb:*"]),
         "an invocation not allowed": lambda r: r["RefreshStateMachine"]["Properties"]["Policies"].pop(0),

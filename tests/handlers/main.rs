@@ -12,6 +12,7 @@ mod patch_dblab;
 mod poll_refresh;
 mod record;
 mod restore;
+mod shared_snapshots;
 
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;

@@ -16,8 +16,8 @@ pub mod stack;
 mod world;
 
 pub use moto::{
-    Moto, RDS_PAGE_SIZE, Requests, aws_config, fixture, fixture_result, lambda_runtime_url, moto, repo_root,
-    tools_python, unique,
+    Moto, RDS_PAGE_SIZE, Requests, account_config, aws_config, fixture, fixture_result, lambda_runtime_url, moto,
+    repo_root, tools_python, unique,
 };
 pub use world::{Checksums, RealSource, World};
 

@@ -92,6 +92,43 @@ pub async fn aws_config(region: &'static str) -> SdkConfig {
         .await
 }
 
+/// SDK configuration acting in another account of the emulated AWS: moto keeps one
+/// backend per account, and credentials from `sts:AssumeRole` select the role's account
+/// (as AWS does). Production in its own account is played this way.
+pub async fn account_config(account: &str, region: &'static str) -> SdkConfig {
+    // moto reads the service from the signature's scope and verifies nothing else.
+    let scope = "AWS4-HMAC-SHA256 Credential=test/20261205/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0";
+    let form = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleSessionName=tests&RoleArn=arn%3Aaws%3Aiam%3A%3A{account}%3Arole%2Fdblab-refresh-tests"
+    );
+    let answer = reqwest::Client::new()
+        .post(&moto().endpoint)
+        .header("Authorization", scope)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    let text = match answer {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => panic!("AssumeRole into {account}: {e}"),
+    };
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open).map(|i| i + open.len()).unwrap_or_else(|| panic!("no {name} in {text}"));
+        let end = text[start..].find('<').map_or(text.len(), |i| start + i);
+        text[start..end].to_string()
+    };
+    let credentials =
+        Credentials::new(field("AccessKeyId"), field("SecretAccessKey"), Some(field("SessionToken")), None, "assumed");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(Region::new(region))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
 /// A name no other test uses: lowercase letters and digits after `prefix`.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

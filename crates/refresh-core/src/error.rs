@@ -122,6 +122,9 @@ pub enum RefreshError {
     SnapshotNotAvailable { identifier: String, status: String },
     #[error("no available automated snapshot of {kind} {identifier:?}")]
     NoSnapshotAvailable { kind: String, identifier: String },
+    /// No snapshot fit: none shared by production's account, or the newest too old.
+    #[error("{0}")]
+    NoSuitableSnapshot(String),
     #[error("{0}")]
     CloneConflict(String),
     #[error("refusing to delete {identifier:?}: {reason}")]
@@ -172,7 +175,7 @@ impl RefreshError {
             Self::SourceNotFound { .. } => SOURCE_NOT_FOUND,
             Self::SnapshotNotFound { .. } => SNAPSHOT_NOT_FOUND,
             Self::SnapshotNotAvailable { .. } => SNAPSHOT_NOT_AVAILABLE,
-            Self::NoSnapshotAvailable { .. } => NO_SNAPSHOT_AVAILABLE,
+            Self::NoSnapshotAvailable { .. } | Self::NoSuitableSnapshot(_) => NO_SNAPSHOT_AVAILABLE,
             Self::CloneConflict(_) => CLONE_CONFLICT,
             Self::DeleteRefused { .. } => DELETE_REFUSED,
             Self::SecretUnavailable { .. } => SECRET_UNAVAILABLE,

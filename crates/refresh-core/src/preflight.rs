@@ -155,12 +155,25 @@ async fn aws_checks(
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await;
     c.record("password secret", password, |_| "readable".into());
     if !c.halted() {
-        let found = deps.rds.check_source(&request.source).await;
-        let exists = c
-            .record("source", found, |()| {
-                format!("{} {} exists", request.source.kind.describe(), request.source.identifier)
-            })
-            .is_some();
+        let source_spec = &request.source;
+        let exists = match &source_spec.account {
+            // Another account's production is never described: its shared snapshots are
+            // all this stack may read of it.
+            Some(account) => c
+                .record("source", Ok(()), |()| {
+                    format!(
+                        "{} {} of account {account}: not described (only the snapshots it shares are read)",
+                        source_spec.kind.describe(),
+                        source_spec.identifier
+                    )
+                })
+                .is_some(),
+            None => c
+                .record("source", deps.rds.check_source(source_spec).await, |()| {
+                    format!("{} {} exists", source_spec.kind.describe(), source_spec.identifier)
+                })
+                .is_some(),
+        };
         if exists && !c.halted() {
             source = c.record("restore from", deps.rds.choose_source(&request.source, now).await, |s| {
                 format!("{} (data as of {})", s.describe(), crate::clock::rfc3339(s.data_as_of))
@@ -182,7 +195,8 @@ async fn aws_checks(
     if let Some(chosen) = &source
         && !c.halted()
     {
-        c.record("encryption key", encryption_allowed(deps.kms, chosen, deps.allowed_kms_keys).await, Clone::clone);
+        let allowed = encryption_allowed(deps.kms, chosen, deps.allowed_kms_keys, request.source.account.as_deref());
+        c.record("encryption key", allowed.await, Clone::clone);
     }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
@@ -239,6 +253,15 @@ async fn engine_checks(
 async fn serverless_capacity(rds: &Rds, request: &RefreshRequest) -> Result<ServerlessCapacity, RefreshError> {
     if let Some(capacity) = request.clone.serverless_capacity {
         return Ok(capacity);
+    }
+    if let Some(account) = &request.source.account {
+        return Err(RefreshError::at(
+            "clone.minCapacity",
+            format!(
+                "the source cluster is in account {account}, whose scaling configuration this stack does not read: \
+                 set clone.minCapacity and clone.maxCapacity"
+            ),
+        ));
     }
     rds.serverless_capacity(&request.source.identifier).await?.ok_or_else(|| {
         RefreshError::at(
@@ -331,8 +354,23 @@ async fn encryption_allowed(
     kms: &aws_sdk_kms::Client,
     source: &RestoreSource,
     allowed: Option<&[String]>,
+    production_account: Option<&str>,
 ) -> Result<String, RefreshError> {
     let Some(key) = &source.kms_key_id else { return Ok("not encrypted".into()) };
+    // Another account's key: usable from here only if its policy lets this account use it,
+    // which only asking it shows (a listed key is not thereby shared).
+    if let Some(account) = production_account {
+        return match key_manager(kms, key).await {
+            KeyManager::Unknown(reason) => Err(RefreshError::at(
+                "source.account",
+                format!(
+                    "the shared snapshot is encrypted with {key}, which this account cannot use ({reason}): account \
+                     {account}'s key policy must allow this account kms:DescribeKey and kms:CreateGrant"
+                ),
+            )),
+            manager => key_verdict(source, key, allowed, Some(manager).filter(|m| *m == KeyManager::Aws)),
+        };
+    }
     if allowed.is_some_and(|allowed| listed(key, allowed)) {
         return key_verdict(source, key, allowed, None);
     }

@@ -43,6 +43,17 @@ pub fn newest_available(candidates: Vec<Candidate>) -> Option<Candidate> {
         .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.identifier.cmp(&b.identifier)))
 }
 
+/// Whether a shared snapshot is one `account` made of its instance or cluster `identifier`
+/// (its ARN names the account that owns it).
+pub fn shared_by(candidate: &Candidate, account: &str, identifier: &str) -> bool {
+    candidate.arn.split(':').nth(4) == Some(account) && candidate.source_id.as_deref() == Some(identifier)
+}
+
+/// Whether data from `data_as_of` is older than `max` at `now`.
+pub fn too_old(data_as_of: OffsetDateTime, max: std::time::Duration, now: OffsetDateTime) -> bool {
+    now - data_as_of > max
+}
+
 /// The whole second before `t`: a restore time RDS takes as "before the latest restorable time".
 pub fn just_before(t: OffsetDateTime) -> OffsetDateTime {
     let whole = t.replace_nanosecond(0).unwrap_or(t);
@@ -280,6 +291,7 @@ impl Rds {
     /// The explicit snapshot (which must be available) or the newest available automated one.
     pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
         let candidate = match &source.snapshot_identifier {
+            _ if source.account.is_some() => self.shared_snapshot(source).await?,
             Some(id) => {
                 let found = self.list_snapshots(source, Some(id)).await?;
                 let snap = found
@@ -320,6 +332,17 @@ impl Rds {
         };
         let data_as_of =
             candidate.data_at.ok_or_else(|| RefreshError::Internal("chosen snapshot has no creation time".into()))?;
+        if let Some(max) = source.max_snapshot_age
+            && too_old(data_as_of, max, now)
+        {
+            return Err(RefreshError::NoSuitableSnapshot(format!(
+                "snapshot {} holds data from {}, older than source.maxSnapshotAge ({}){}",
+                candidate.identifier,
+                rfc3339(data_as_of),
+                crate::duration::format(max),
+                if source.account.is_some() { ": is production's account still sharing new snapshots?" } else { "" }
+            )));
+        }
         Ok(RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: candidate.identifier,
@@ -335,6 +358,63 @@ impl Rds {
             serverless_capacity: None,
             kms_key_id: candidate.kms_key_id,
         })
+    }
+
+    /// The snapshot production's account (`source.account`) shares with this one: the one
+    /// `source.snapshotIdentifier` names (an ARN), else the newest available of the source.
+    async fn shared_snapshot(&self, source: &SourceSpec) -> Result<Candidate, RefreshError> {
+        let account = source.account.as_deref().unwrap_or_default();
+        let shared: Vec<Candidate> = self
+            .list_shared(source.kind)
+            .await?
+            .into_iter()
+            .filter(|c| shared_by(c, account, &source.identifier))
+            .collect();
+        info!(count = shared.len(), %account, "listed snapshots shared with this account");
+        let what = format!("{} {:?} of account {account}", source.kind.describe(), source.identifier);
+        match &source.snapshot_identifier {
+            Some(arn) => {
+                let found = shared.into_iter().find(|c| &c.arn == arn).ok_or_else(|| {
+                    RefreshError::NoSuitableSnapshot(format!(
+                        "snapshot {arn} of {what} is not shared with this account (or does not exist)"
+                    ))
+                })?;
+                if found.status != "available" {
+                    return Err(RefreshError::SnapshotNotAvailable { identifier: arn.clone(), status: found.status });
+                }
+                // Restored, and recorded, by its ARN: it names the account that shares it.
+                Ok(Candidate { identifier: arn.clone(), ..found })
+            }
+            None => newest_available(shared).map(|c| Candidate { identifier: c.arn.clone(), ..c }).ok_or_else(|| {
+                RefreshError::NoSuitableSnapshot(format!(
+                    "no available snapshot of {what} is shared with this account: production's account must share manual copies of its automated snapshots (docs/deploying.md, \"Production in another account\"); a copy still being made is not available yet"
+                ))
+            }),
+        }
+    }
+
+    /// Every snapshot shared with this account, of instances or of clusters, all pages.
+    async fn list_shared(&self, kind: SourceType) -> Result<Vec<Candidate>, RefreshError> {
+        let mut out = Vec::new();
+        match kind {
+            SourceType::Rds => {
+                let req = self.client.describe_db_snapshots().snapshot_type("shared").include_shared(true);
+                let mut pages = req.into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
+                    out.extend(page.db_snapshots().iter().map(instance_candidate));
+                }
+            }
+            SourceType::AuroraCluster => {
+                let req = self.client.describe_db_cluster_snapshots().snapshot_type("shared").include_shared(true);
+                let mut pages = req.into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
+                    out.extend(page.db_cluster_snapshots().iter().map(cluster_candidate));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// All pages: with an id, that one snapshot; without, the source's automated snapshots.
@@ -358,22 +438,7 @@ impl Rds {
                         Err(e) if has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]) => return Ok(out),
                         Err(e) => return Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
                     };
-                    out.extend(page.db_snapshots().iter().map(|s| Candidate {
-                        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
-                        arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
-                        status: s.status().unwrap_or_default().to_string(),
-                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
-                        data_at: data_time(
-                            s.snapshot_database_time().and_then(crate::clock::from_aws),
-                            s.original_snapshot_create_time().and_then(crate::clock::from_aws),
-                            s.snapshot_create_time().and_then(crate::clock::from_aws),
-                        ),
-                        source_id: s.db_instance_identifier().map(str::to_string),
-                        engine: s.engine().unwrap_or_default().to_string(),
-                        engine_version: s.engine_version().map(str::to_string),
-                        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
-                        kms_key_id: s.kms_key_id().filter(|_| s.encrypted() == Some(true)).map(str::to_string),
-                    }));
+                    out.extend(page.db_snapshots().iter().map(instance_candidate));
                 }
             }
             SourceType::AuroraCluster => {
@@ -391,23 +456,46 @@ impl Rds {
                         }
                         Err(e) => return Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
                     };
-                    out.extend(page.db_cluster_snapshots().iter().map(|s| Candidate {
-                        identifier: s.db_cluster_snapshot_identifier().unwrap_or_default().to_string(),
-                        arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
-                        status: s.status().unwrap_or_default().to_string(),
-                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
-                        // A cluster snapshot has no original or database time to give.
-                        data_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
-                        source_id: s.db_cluster_identifier().map(str::to_string),
-                        engine: s.engine().unwrap_or_default().to_string(),
-                        engine_version: s.engine_version().map(str::to_string),
-                        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
-                        kms_key_id: s.kms_key_id().filter(|_| s.storage_encrypted() == Some(true)).map(str::to_string),
-                    }));
+                    out.extend(page.db_cluster_snapshots().iter().map(cluster_candidate));
                 }
             }
         }
         Ok(out)
+    }
+}
+
+fn instance_candidate(s: &aws_sdk_rds::types::DbSnapshot) -> Candidate {
+    Candidate {
+        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+        arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
+        data_at: data_time(
+            s.snapshot_database_time().and_then(crate::clock::from_aws),
+            s.original_snapshot_create_time().and_then(crate::clock::from_aws),
+            s.snapshot_create_time().and_then(crate::clock::from_aws),
+        ),
+        source_id: s.db_instance_identifier().map(str::to_string),
+        engine: s.engine().unwrap_or_default().to_string(),
+        engine_version: s.engine_version().map(str::to_string),
+        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+        kms_key_id: s.kms_key_id().filter(|_| s.encrypted() == Some(true)).map(str::to_string),
+    }
+}
+
+fn cluster_candidate(s: &aws_sdk_rds::types::DbClusterSnapshot) -> Candidate {
+    Candidate {
+        identifier: s.db_cluster_snapshot_identifier().unwrap_or_default().to_string(),
+        arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
+        // A cluster snapshot has no original or database time to give.
+        data_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
+        source_id: s.db_cluster_identifier().map(str::to_string),
+        engine: s.engine().unwrap_or_default().to_string(),
+        engine_version: s.engine_version().map(str::to_string),
+        snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
+        kms_key_id: s.kms_key_id().filter(|_| s.storage_encrypted() == Some(true)).map(str::to_string),
     }
 }
 
@@ -442,6 +530,8 @@ mod tests {
         assert_eq!(window_start(latest, 7, Some(datetime!(2026-11-20 12:00 UTC))), datetime!(2026-11-20 12:00 UTC));
     }
 
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-12-05 06:00 UTC);
+
     fn cand(id: &str, status: &str, at: Option<OffsetDateTime>) -> Candidate {
         Candidate {
             identifier: id.into(),
@@ -455,6 +545,23 @@ mod tests {
             snapshot_type: "automated".into(),
             kms_key_id: None,
         }
+    }
+
+    #[test]
+    fn a_shared_snapshot_counts_only_when_that_account_made_it_of_that_source() {
+        let shared = |arn: &str, source: &str| Candidate {
+            arn: arn.into(),
+            source_id: Some(source.into()),
+            ..cand("copy", "available", Some(NOW))
+        };
+        let ours = shared("arn:aws:rds:us-east-1:111111111111:snapshot:copy", "prod");
+        assert!(shared_by(&ours, "111111111111", "prod"));
+        assert!(!shared_by(&ours, "222222222222", "prod"), "another account's");
+        assert!(!shared_by(&ours, "111111111111", "prod2"), "another source's");
+        assert!(!shared_by(&shared("copy", "prod"), "111111111111", "prod"), "no ARN");
+        let old = NOW - time::Duration::hours(26);
+        assert!(!too_old(old, std::time::Duration::from_secs(26 * 3_600), NOW), "exactly the bound");
+        assert!(too_old(old - time::Duration::seconds(1), std::time::Duration::from_secs(26 * 3_600), NOW));
     }
 
     #[test]

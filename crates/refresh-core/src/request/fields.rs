@@ -83,6 +83,20 @@ pub const SOURCE_IDENTIFIER: Field = Field {
     unset: "",
     doc: "The production instance or cluster. Only described, never modified",
 };
+pub const SOURCE_ACCOUNT: Field = Field {
+    key: "source.account",
+    required: false,
+    kind: Kind::Text,
+    unset: "this stack's account",
+    doc: "The 12-digit account production lives in, when it is not this one: the clone is restored from the newest available snapshot of `source.identifier` that account shares with this one (mode `snapshot` only); production itself is never described. See [Production in another account](deploying.md#production-in-another-account)",
+};
+pub const SOURCE_MAX_SNAPSHOT_AGE: Field = Field {
+    key: "source.maxSnapshotAge",
+    required: false,
+    kind: period(None, secs(HOUR), secs(30 * 24 * HOUR)),
+    unset: "no bound",
+    doc: "Mode `snapshot` only: refuse, at the preflight, a snapshot whose data is older than this (`NoSnapshotAvailable`, saying how old the newest is), e.g. when the production account stopped sharing",
+};
 pub const SOURCE_MODE: Field = Field {
     key: "source.mode",
     required: false,
@@ -353,8 +367,10 @@ pub const FIELDS: &[&Field] = &[
     &FRESHNESS_MAX_AGE,
     &SOURCE_TYPE,
     &SOURCE_IDENTIFIER,
+    &SOURCE_ACCOUNT,
     &SOURCE_MODE,
     &SOURCE_SNAPSHOT_IDENTIFIER,
+    &SOURCE_MAX_SNAPSHOT_AGE,
     &SOURCE_RESTORE_TIME,
     &SOURCE_DB_NAME,
     &SOURCE_USERNAME,
@@ -509,7 +525,7 @@ mod tests {
             "target": "t",
             "freshness": { "maxAge": "36h" },
             "source": { "type": "aurora-cluster", "identifier": "prod", "mode": "snapshot",
-                "snapshotIdentifier": "snap", "dbName": "app", "username": "u",
+                "snapshotIdentifier": "snap", "maxSnapshotAge": "26h", "dbName": "app", "username": "u",
                 "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:p" },
             "clone": { "instanceClass": "db.serverless", "minCapacity": 0.5, "maxCapacity": 4,
                 "subnetGroup": "s", "securityGroups": ["sg-1"], "publiclyAccessible": false,

@@ -75,8 +75,13 @@ pub struct SourceSpec {
     pub kind: SourceType,
     pub identifier: String,
     pub mode: SourceMode,
+    /// The account production lives in, when not this one: its shared snapshots are the
+    /// only thing of it this stack reads (mode `snapshot` only).
+    pub account: Option<String>,
     /// Only with mode `snapshot`.
     pub snapshot_identifier: Option<String>,
+    /// Only with mode `snapshot`: a snapshot whose data is older is refused.
+    pub max_snapshot_age: Option<Duration>,
     /// Only with mode `point-in-time` (required there).
     pub restore_time: Option<OffsetDateTime>,
     pub db_name: String,

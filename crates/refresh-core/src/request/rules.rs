@@ -113,7 +113,41 @@ impl Reader {
                 "\"fast-clone\" (copy-on-write) exists only for Aurora: use source.type \"aurora-cluster\", or \"latest-point\" for an RDS instance",
             );
         }
+        let account = self.text(&mut obj, &f::SOURCE_ACCOUNT);
+        self.check(f::SOURCE_ACCOUNT.key, account.as_ref(), |a| {
+            if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err(format!("{a:?} is not an AWS account id (12 digits)"))
+            }
+        });
+        if account.is_some() && mode != SourceMode::Snapshot {
+            self.err(
+                f::SOURCE_ACCOUNT.key,
+                format!(
+                    "another account's production can be restored only from the snapshots it shares (source.mode \"snapshot\"), not {:?}: a point in time or a fast clone would need access to production itself",
+                    mode.as_str()
+                ),
+            );
+        }
+        // Zero: not given, or invalid (and reported).
+        let max_snapshot_age =
+            Some(self.period_or(&mut obj, &f::SOURCE_MAX_SNAPSHOT_AGE, Duration::ZERO)).filter(|age| !age.is_zero());
+        if max_snapshot_age.is_some() && mode != SourceMode::Snapshot {
+            self.err(
+                f::SOURCE_MAX_SNAPSHOT_AGE.key,
+                format!("applies only to source.mode \"snapshot\", not {:?}", mode.as_str()),
+            );
+        }
         let snapshot_identifier = self.text(&mut obj, &f::SOURCE_SNAPSHOT_IDENTIFIER);
+        if let (Some(account), Some(id)) = (&account, &snapshot_identifier)
+            && !id.starts_with("arn:")
+        {
+            self.err(
+                f::SOURCE_SNAPSHOT_IDENTIFIER.key,
+                format!("with source.account, name the shared snapshot by its ARN (arn:aws:rds:REGION:{account}:snapshot:NAME), not {id:?}"),
+            );
+        }
         if snapshot_identifier.is_some() && mode != SourceMode::Snapshot {
             self.err(
                 f::SOURCE_SNAPSHOT_IDENTIFIER.key,
@@ -170,7 +204,9 @@ impl Reader {
             kind: kind?,
             identifier: identifier?,
             mode,
+            account,
             snapshot_identifier,
+            max_snapshot_age,
             restore_time,
             db_name: db_name?,
             username: username?,
@@ -478,6 +514,36 @@ mod tests {
     /// The paths a document is refused at; none for a valid one.
     fn refused_at(doc: &Value) -> Vec<String> {
         RefreshRequest::from_document(doc).err().map(|e| e.0.into_iter().map(|e| e.path).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn another_accounts_production_is_read_only_through_its_shared_snapshots() {
+        let mut doc = valid();
+        doc["source"]["account"] = json!("111111111111");
+        doc["source"]["maxSnapshotAge"] = json!("26h");
+        let request = RefreshRequest::from_document(&doc).unwrap();
+        assert_eq!(request.source.account.as_deref(), Some("111111111111"));
+        assert_eq!(request.source.max_snapshot_age, Some(Duration::from_secs(26 * 3_600)));
+        for bad in [json!("11111111111"), json!("1111111111111"), json!("11111111111a")] {
+            doc["source"]["account"] = bad.clone();
+            assert_eq!(paths(&doc), ["source.account"], "{bad}");
+        }
+        doc["source"]["account"] = json!("111111111111");
+        doc["source"]["snapshotIdentifier"] = json!("rds:prod-db-2026-12-05");
+        assert_eq!(paths(&doc), ["source.snapshotIdentifier"], "a shared snapshot is named by its ARN");
+        doc["source"]["snapshotIdentifier"] = json!("arn:aws:rds:us-east-1:111111111111:snapshot:prod-copy");
+        assert!(RefreshRequest::from_document(&doc).is_ok());
+        let mut doc = valid();
+        doc["source"]["account"] = json!("111111111111");
+        doc["source"]["mode"] = json!("latest-point");
+        assert_eq!(paths(&doc), ["source.account"], "a point in time needs production itself");
+        let mut doc = valid();
+        doc["source"]["mode"] = json!("latest-point");
+        doc["source"]["maxSnapshotAge"] = json!("26h");
+        assert_eq!(paths(&doc), ["source.maxSnapshotAge"]);
+        let mut doc = valid();
+        doc["source"]["maxSnapshotAge"] = json!("59m");
+        assert_eq!(paths(&doc), ["source.maxSnapshotAge"]);
     }
 
     #[test]
