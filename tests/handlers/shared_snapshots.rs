@@ -21,6 +21,21 @@ struct Production {
     instance: String,
     key: String,
     copy: String,
+    copy_name: String,
+}
+
+impl Production {
+    /// Production's account stops sharing the copy with the refresh account.
+    async fn withdraw_share(&self) {
+        self.rds
+            .modify_db_snapshot_attribute()
+            .db_snapshot_identifier(&self.copy_name)
+            .attribute_name("restore")
+            .values_to_remove(REFRESH)
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 async fn production_sharing(w: &World, shared_with: Option<&str>) -> Production {
@@ -75,7 +90,7 @@ async fn production_sharing(w: &World, shared_with: Option<&str>) -> Production 
         .send()
         .await
         .unwrap();
-    Production { rds, instance, key, copy }
+    Production { rds, instance, key, copy, copy_name: name }
 }
 
 fn shared_request(w: &World, production: &Production) -> Value {
@@ -140,15 +155,7 @@ async fn nothing_shared_a_revoked_share_or_an_unusable_key_is_refused_before_any
     let w = World::new().await;
     let production = production_sharing(&w, Some(REFRESH)).await;
     let request = shared_request(&w, &production);
-    production
-        .rds
-        .modify_db_snapshot_attribute()
-        .db_snapshot_identifier(format!("dblab-refresh-share-{}", w.id))
-        .attribute_name("restore")
-        .values_to_remove(REFRESH)
-        .send()
-        .await
-        .unwrap();
+    production.withdraw_share().await;
     let err = find_shared(&w, &request, &production.key).await.unwrap_err();
     assert_eq!(err.name(), "NoSnapshotAvailable");
     assert!(err.to_string().contains("is shared with this account") && err.to_string().contains(PRODUCTION), "{err}");
@@ -177,15 +184,7 @@ async fn a_share_withdrawn_mid_run_fails_the_restore_and_creates_nothing() {
     let mut request = shared_request(&w, &production);
     request["source"]["maxSnapshotAge"] = json!("1h");
     let chosen = find_shared(&w, &request, &production.key).await.unwrap();
-    production
-        .rds
-        .modify_db_snapshot_attribute()
-        .db_snapshot_identifier(format!("dblab-refresh-share-{}", w.id))
-        .attribute_name("restore")
-        .values_to_remove(REFRESH)
-        .send()
-        .await
-        .unwrap();
+    production.withdraw_share().await;
     let err = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap_err();
     assert!(err.to_string().contains("dblab-refresh-share"), "names the snapshot: {err}");
     assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone");
