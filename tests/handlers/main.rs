@@ -10,6 +10,7 @@ mod find_snapshot;
 mod notify;
 mod patch_dblab;
 mod poll_refresh;
+mod publisher;
 mod record;
 mod restore;
 mod shared_snapshots;

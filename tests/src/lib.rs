@@ -12,6 +12,7 @@ pub mod bench;
 pub mod environment;
 pub mod leaks;
 mod moto;
+pub mod production;
 pub mod stack;
 mod world;
 

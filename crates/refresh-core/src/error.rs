@@ -78,6 +78,8 @@ pub mod names {
         /// A call that was in flight when its execution was stopped came back after the
         /// clean-up recorded the run: it takes back what it took and writes nothing.
         RUN_ENDED = "RunEnded",
+        /// The publisher's own settings (its stack's parameters) are unusable.
+        PUBLISHER_MISCONFIGURED = "PublisherMisconfigured",
         INTERNAL = "InternalError",
     }
 
@@ -156,6 +158,8 @@ pub enum RefreshError {
     DblabProtocol { call: String, message: String },
     #[error("execution {execution:?} has ended and its run is recorded: nothing more is done for it")]
     RunEnded { execution: String },
+    #[error("the publisher is misconfigured: {0}")]
+    PublisherMisconfigured(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -191,6 +195,7 @@ impl RefreshError {
             Self::DblabNoFreePool(_) => DBLAB_NO_FREE_POOL,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::RunEnded { .. } => RUN_ENDED,
+            Self::PublisherMisconfigured(_) => PUBLISHER_MISCONFIGURED,
             Self::Internal(_) => INTERNAL,
         }
     }

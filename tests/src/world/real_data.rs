@@ -54,24 +54,26 @@ impl World {
     /// request's user with this world's password); its automated snapshot holds that data.
     pub async fn real_rds_source(&self) -> RealSource {
         let id = self.rds_source().await;
-        self.back_with_postgres("instance", id).await
+        self.back_with_postgres(None, "instance", id).await
     }
 
     /// An Aurora cluster on a real server, as `real_rds_source`.
     pub async fn real_aurora_source(&self) -> RealSource {
         let id = self.aurora_source().await;
-        self.back_with_postgres("cluster", id).await
+        self.back_with_postgres(None, "cluster", id).await
     }
 
-    async fn back_with_postgres(&self, kind: &str, id: String) -> RealSource {
-        let out = fixture(
-            "postgres/source",
-            json!({
-                kind: id, "masterUsername": "admin", "masterPassword": "production-password",
-                "database": "app", "reader": "dblab", "readerPassword": self.password,
-            }),
-        )
-        .await;
+    /// Backs an instance or cluster (`kind`) of this account, or of `account`, with a real
+    /// server, seeded as `real_rds_source` says.
+    pub async fn back_with_postgres(&self, account: Option<&str>, kind: &str, id: String) -> RealSource {
+        let mut body = json!({
+            kind: id, "masterUsername": "admin", "masterPassword": "production-password",
+            "database": "app", "reader": "dblab", "readerPassword": self.password,
+        });
+        if let Some(account) = account {
+            body["account"] = json!(account);
+        }
+        let out = fixture("postgres/source", body).await;
         let snapshots = out["snapshots"]
             .as_array()
             .into_iter()

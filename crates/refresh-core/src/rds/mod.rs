@@ -2,11 +2,13 @@
 //! restore from), `create` (the clone), `poll` (is it available) and `delete` (only what
 //! this project made). The production source is only ever DESCRIBED; every mutating call
 //! names a clone identifier, and deletion first proves the resource is ours
-//! (`tags::check_managed`).
+//! (`tags::check_managed`). `publish` is the publisher's, in production's own account: it
+//! reads snapshots and changes only the copies it made (`publish::Held::is_our_copy`).
 
 mod create;
 mod delete;
 mod poll;
+pub mod publish;
 mod source;
 
 pub use create::ClonePlan;

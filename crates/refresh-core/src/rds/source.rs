@@ -464,7 +464,7 @@ impl Rds {
     }
 }
 
-fn instance_candidate(s: &aws_sdk_rds::types::DbSnapshot) -> Candidate {
+pub(super) fn instance_candidate(s: &aws_sdk_rds::types::DbSnapshot) -> Candidate {
     Candidate {
         identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
         arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
@@ -483,7 +483,7 @@ fn instance_candidate(s: &aws_sdk_rds::types::DbSnapshot) -> Candidate {
     }
 }
 
-fn cluster_candidate(s: &aws_sdk_rds::types::DbClusterSnapshot) -> Candidate {
+pub(super) fn cluster_candidate(s: &aws_sdk_rds::types::DbClusterSnapshot) -> Candidate {
     Candidate {
         identifier: s.db_cluster_snapshot_identifier().unwrap_or_default().to_string(),
         arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),

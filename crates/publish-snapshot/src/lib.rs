@@ -1,0 +1,228 @@
+//! `publish-snapshot`: the one handler deployed in production's account
+//! (`infra/publisher.yaml`). On RDS's "automated snapshot created" event, and on a
+//! schedule that covers an event RDS did not deliver (it sends them best effort), it
+//! publishes every listed source: copies the newest automated snapshot under the copy key,
+//! shares the newest copies with the refresh account and deletes its older copies
+//! (`refresh_core::rds::publish`). Each pass does the whole job for every source, so a
+//! missed or repeated event changes nothing.
+
+use refresh_core::RefreshError;
+use refresh_core::rds::Rds;
+use refresh_core::rds::publish;
+use refresh_core::request::SourceType;
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+pub struct Deps {
+    pub rds: Rds,
+}
+
+/// The publisher's settings, from its stack's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub instances: Vec<String>,
+    pub clusters: Vec<String>,
+    /// The refresh account: the only account a copy is shared with.
+    pub share_with: String,
+    /// The customer-managed key every copy is encrypted with.
+    pub copy_key: String,
+    /// How many copies of each source are kept (at least 1).
+    pub keep: usize,
+}
+
+impl Settings {
+    /// `INSTANCES`, `CLUSTERS` (comma-separated), `SHARE_WITH`, `COPY_KMS_KEY_ARN`, `KEEP_COPIES`.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, RefreshError> {
+        let bad = |m: String| RefreshError::PublisherMisconfigured(m);
+        let list = |name: &str| -> Vec<String> {
+            var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        };
+        let (instances, clusters) = (list("INSTANCES"), list("CLUSTERS"));
+        if instances.is_empty() && clusters.is_empty() {
+            return Err(bad("INSTANCES and CLUSTERS are both empty: list the production sources to publish".into()));
+        }
+        let share_with = var("SHARE_WITH").unwrap_or_default().trim().to_string();
+        if share_with.len() != 12 || !share_with.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(format!("SHARE_WITH must be the refresh account's 12-digit id, not {share_with:?}")));
+        }
+        let copy_key = var("COPY_KMS_KEY_ARN").unwrap_or_default().trim().to_string();
+        if !(copy_key.starts_with("arn:") && copy_key.contains(":key/")) {
+            return Err(bad(format!(
+                "COPY_KMS_KEY_ARN must be the ARN of a customer-managed KMS key (arn:...:key/...), not {copy_key:?}: snapshots under the AWS managed aws/rds key cannot be shared"
+            )));
+        }
+        let keep_text = var("KEEP_COPIES").unwrap_or_else(|| "2".into());
+        let keep = keep_text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|k| (1..=20).contains(k))
+            .ok_or_else(|| bad(format!("KEEP_COPIES must be a whole number from 1 to 20, not {keep_text:?}")))?;
+        Ok(Self { instances, clusters, share_with, copy_key, keep })
+    }
+
+    fn sources(&self) -> impl Iterator<Item = (SourceType, &String)> {
+        self.instances.iter().map(|i| (SourceType::Rds, i)).chain(self.clusters.iter().map(|c| (SourceType::AuroraCluster, c)))
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    /// What started the pass: the RDS event id, or the schedule.
+    pub trigger: String,
+    pub sources: Vec<SourceReport>,
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReport {
+    pub source_type: String,
+    pub source: String,
+    /// The copy started by this pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_started: Option<String>,
+    /// Our copies that this pass shared (or whose sharing it narrowed to the refresh account).
+    pub shared: Vec<String>,
+    /// The newest copy the refresh account can restore from, after this pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_shared: Option<String>,
+    pub deleted: Vec<String>,
+}
+
+/// What started this pass, for the log: RDS's event id or EventBridge's detail type.
+fn trigger(event: &Value) -> String {
+    event
+        .pointer("/detail/EventID")
+        .or_else(|| event.get("detail-type"))
+        .and_then(Value::as_str)
+        .unwrap_or("invoked by hand")
+        .to_string()
+}
+
+pub async fn handle(deps: &Deps, settings: &Settings, event: Value) -> Result<Output, RefreshError> {
+    let trigger = trigger(&event);
+    let snapshot = event.pointer("/detail/SourceIdentifier").and_then(Value::as_str).unwrap_or("-");
+    info!(%trigger, %snapshot, "publishing");
+    let mut sources = Vec::new();
+    let mut failures: Vec<RefreshError> = Vec::new();
+    // One source's failure does not keep the others from being published.
+    for (kind, source) in settings.sources() {
+        match publish_source(&deps.rds, settings, kind, source).await {
+            Ok(report) => sources.push(report),
+            Err(e) => {
+                warn!(source = %source, error = e.name(), reason = %e, "not published");
+                failures.push(e);
+            }
+        }
+    }
+    match failures.len() {
+        0 => Ok(Output { trigger, sources }),
+        1 => Err(failures.remove(0)),
+        // The first terminal failure names the whole (a retry would not mend it), else the first.
+        _ => {
+            let all: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            let first = failures.iter().position(|e| !e.is_transient()).unwrap_or(0);
+            let named = failures.swap_remove(first);
+            Err(match named {
+                RefreshError::AwsTransient { operation, .. } => {
+                    RefreshError::AwsTransient { operation, message: all.join("; ") }
+                }
+                RefreshError::AwsRequestFailed { operation, .. } => {
+                    RefreshError::AwsRequestFailed { operation, message: all.join("; ") }
+                }
+                other => other,
+            })
+        }
+    }
+}
+
+/// One source: copy, share, prune, in that order (a copy is shared once it is available,
+/// by this pass or a later one).
+pub async fn publish_source(
+    rds: &Rds,
+    settings: &Settings,
+    kind: SourceType,
+    source: &str,
+) -> Result<SourceReport, RefreshError> {
+    let (automated, mut manual) = rds.held_snapshots(kind, source).await?;
+    let plan = publish::plan(&automated, &manual, settings.keep);
+    let mut report = SourceReport { source_type: kind.describe().into(), source: source.into(), ..Default::default() };
+    // A source named wrong, or without automated backups, is a failure to act on.
+    if automated.is_empty() {
+        return Err(RefreshError::NoSnapshotAvailable { kind: kind.describe().into(), identifier: source.into() });
+    }
+    if let Some(id) = &plan.copy
+        && let Some(snapshot) = automated.iter().find(|h| &h.snapshot.identifier == id)
+    {
+        report.copy_started = Some(rds.copy_snapshot(kind, snapshot, &settings.copy_key).await?);
+    }
+    for id in &plan.share {
+        let Some(held) = manual.iter_mut().find(|h| &h.snapshot.identifier == id) else { continue };
+        held.shared_with = rds.shared_with(kind, &held.snapshot.identifier).await?;
+        if rds.share_copy(kind, held, &settings.share_with).await? {
+            report.shared.push(held.snapshot.identifier.clone());
+        }
+    }
+    report.newest_shared = plan.share.first().cloned();
+    for held in manual.iter().filter(|h| plan.delete.contains(&h.snapshot.identifier)) {
+        rds.delete_copy(kind, held).await?;
+        report.deleted.push(held.snapshot.identifier.clone());
+    }
+    info!(%source, copy_started = ?report.copy_started, newest_shared = ?report.newest_shared, deleted = report.deleted.len(), "published");
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn settings_name_the_variable_that_is_wrong() {
+        let good = [("INSTANCES", "prod, billing"), ("SHARE_WITH", "123456789012"), ("COPY_KMS_KEY_ARN", KEY)];
+        let s = Settings::from_env(env(&good)).unwrap();
+        assert_eq!(s.instances, ["prod", "billing"]);
+        assert!(s.clusters.is_empty());
+        assert_eq!(s.keep, 2, "the default");
+        let with = |k: &str, v: &str| {
+            let mut pairs: Vec<(&str, &str)> = good.iter().copied().filter(|(n, _)| *n != k).collect();
+            pairs.push((k, v));
+            Settings::from_env(env(&pairs)).map_err(|e| (e.name(), e.to_string()))
+        };
+        for (variable, value) in [
+            ("INSTANCES", " , "),
+            ("SHARE_WITH", "12345678901"),
+            ("SHARE_WITH", "12345678901x"),
+            ("COPY_KMS_KEY_ARN", "alias/aws/rds"),
+            ("KEEP_COPIES", "0"),
+            ("KEEP_COPIES", "21"),
+            ("KEEP_COPIES", "two"),
+        ] {
+            let (name, message) = with(variable, value).unwrap_err();
+            assert_eq!(name, "PublisherMisconfigured");
+            assert!(message.contains(variable), "{message}");
+        }
+        assert_eq!(with("CLUSTERS", "aurora").unwrap().clusters, ["aurora"]);
+        assert_eq!(with("KEEP_COPIES", "20").unwrap().keep, 20);
+        assert_eq!(with("KEEP_COPIES", "1").unwrap().keep, 1);
+    }
+
+    #[test]
+    fn the_trigger_is_the_rds_event_or_the_schedule() {
+        let rds = json!({"detail-type": "RDS DB Snapshot Event", "detail": {"EventID": "RDS-EVENT-0091"}});
+        assert_eq!(trigger(&rds), "RDS-EVENT-0091");
+        assert_eq!(trigger(&json!({"detail-type": "Scheduled Event", "detail": {}})), "Scheduled Event");
+        assert_eq!(trigger(&json!({})), "invoked by hand");
+    }
+}

@@ -1,0 +1,454 @@
+//! The publisher, in production's account: automated snapshots cannot be shared, and
+//! neither can snapshots under the AWS managed `aws/rds` key, so it copies the newest
+//! automated snapshot of each listed source to a manual one under a customer-managed key
+//! whose policy lets the refresh account use it, shares that copy with the refresh
+//! account (its `restore` attribute, nothing else) and keeps only its newest copies.
+//!
+//! It reads snapshots and writes only its own copies: a copy is ours when its name starts
+//! with [`COPY_PREFIX`] AND it carries `ManagedBy=dblab-refresh-publisher` and the
+//! automated snapshot it copies ([`COPY_OF_KEY`]). No call names the database itself.
+
+use super::*;
+use crate::request::SourceType;
+
+/// The name every copy starts with.
+pub const COPY_PREFIX: &str = "dblab-share-";
+/// `ManagedBy` on every copy: not the clones' value, so neither side's clean-up can take
+/// the other's resources for its own.
+pub const PUBLISHER_VALUE: &str = "dblab-refresh-publisher";
+/// The automated snapshot a copy was made from.
+pub const COPY_OF_KEY: &str = "dblab-refresh:copy-of";
+/// A cluster snapshot's identifier is at most 63 characters (an instance snapshot's, 255).
+const MAX_COPY_NAME: usize = 63;
+
+/// A snapshot of a listed source, as the publisher sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub snapshot: Candidate,
+    pub tags: Vec<(String, String)>,
+    /// Only for our copies: the accounts its `restore` attribute names (`all` = public).
+    pub shared_with: Vec<String>,
+}
+
+impl Held {
+    fn copy_of(&self) -> Option<&str> {
+        tags::get(&self.tags, COPY_OF_KEY)
+    }
+
+    /// Ours: our name AND our tags. Anything else is never changed or deleted.
+    pub fn is_our_copy(&self) -> bool {
+        self.snapshot.identifier.starts_with(COPY_PREFIX)
+            && tags::get(&self.tags, tags::MANAGED_BY_KEY) == Some(PUBLISHER_VALUE)
+            && self.copy_of().is_some()
+    }
+}
+
+/// The copy's name for an automated snapshot: the same every time (a second run finds the
+/// copy made by the first), a valid identifier for instances and clusters alike.
+pub fn copy_name(automated: &str) -> String {
+    let plain: String = automated
+        .strip_prefix("rds:")
+        .unwrap_or(automated)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let mut name = String::from(COPY_PREFIX);
+    for c in plain.chars() {
+        if !(c == '-' && name.ends_with('-')) {
+            name.push(c);
+        }
+    }
+    if name.len() > MAX_COPY_NAME {
+        // Two long names that share their start stay apart by a digest of the whole.
+        let digest = format!("-{:08x}", fnv1a(automated));
+        name.truncate(MAX_COPY_NAME - digest.len());
+        name = name.trim_end_matches('-').to_string();
+        name.push_str(&digest);
+    }
+    name.trim_end_matches('-').to_string()
+}
+
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// What one publishing pass does for one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The automated snapshot to copy (the newest available one, not copied yet).
+    pub copy: Option<String>,
+    /// Our copies to share (available and kept).
+    pub share: Vec<String>,
+    /// Our copies to delete (beyond the newest `keep`, never the newest available one).
+    pub delete: Vec<String>,
+}
+
+/// Statuses in which a copy is finished, well or not: only these are ever deleted (a copy
+/// still being made cannot be).
+const SETTLED: &[&str] = &["available", "failed"];
+
+/// The pass for one source, from its automated snapshots and the manual ones listed with
+/// them (of which only ours count).
+pub fn plan(automated: &[Held], manual: &[Held], keep: usize) -> Plan {
+    let newest = newest_available(automated.iter().map(|h| h.snapshot.clone()).collect());
+    let mut ours: Vec<&Held> = manual.iter().filter(|h| h.is_our_copy()).collect();
+    // By the data they hold (a copy keeps its original's time); one without a time yet is newest.
+    let age = |h: &Held| (h.snapshot.data_at.is_none(), h.snapshot.data_at, h.snapshot.created_at);
+    ours.sort_by(|a, b| age(b).cmp(&age(a)).then_with(|| b.snapshot.identifier.cmp(&a.snapshot.identifier)));
+    let copy = newest
+        .map(|n| n.identifier)
+        .filter(|id| !ours.iter().any(|h| h.copy_of() == Some(id.as_str())));
+    // A copy about to be made takes one of the places.
+    let places = keep.saturating_sub(usize::from(copy.is_some()));
+    let newest_ready = ours.iter().position(|h| h.snapshot.status == "available");
+    let kept = |i: usize| i < places || Some(i) == newest_ready;
+    let mut plan = Plan { copy, ..Plan::default() };
+    for (i, held) in ours.iter().enumerate() {
+        let id = held.snapshot.identifier.clone();
+        if kept(i) {
+            if held.snapshot.status == "available" {
+                plan.share.push(id);
+            }
+        } else if SETTLED.contains(&held.snapshot.status.as_str()) {
+            plan.delete.push(id);
+        }
+    }
+    plan
+}
+
+/// How a kept copy's `restore` attribute changes so that it names exactly `account`:
+/// (to add, to remove). A copy is never left public (`all`) or shared with anyone else.
+pub fn share_change(current: &[String], account: &str) -> (Option<String>, Vec<String>) {
+    let add = (!current.iter().any(|a| a == account)).then(|| account.to_string());
+    let remove = current.iter().filter(|a| *a != account).cloned().collect();
+    (add, remove)
+}
+
+impl Rds {
+    /// A source's automated snapshots and its manual ones (where our copies are), all pages.
+    pub async fn held_snapshots(&self, kind: SourceType, source: &str) -> Result<(Vec<Held>, Vec<Held>), RefreshError> {
+        let mut automated = Vec::new();
+        let mut manual = Vec::new();
+        for (snapshot_type, out) in [("automated", &mut automated), ("manual", &mut manual)] {
+            match kind {
+                SourceType::Rds => {
+                    let req = self.client.describe_db_snapshots().db_instance_identifier(source).snapshot_type(snapshot_type);
+                    let mut pages = req.into_paginator().send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
+                        out.extend(page.db_snapshots().iter().map(|s| Held {
+                            snapshot: source::instance_candidate(s),
+                            tags: tag_pairs(s.tag_list()),
+                            shared_with: Vec::new(),
+                        }));
+                    }
+                }
+                SourceType::AuroraCluster => {
+                    let req =
+                        self.client.describe_db_cluster_snapshots().db_cluster_identifier(source).snapshot_type(snapshot_type);
+                    let mut pages = req.into_paginator().send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
+                        out.extend(page.db_cluster_snapshots().iter().map(|s| Held {
+                            snapshot: source::cluster_candidate(s),
+                            tags: tag_pairs(s.tag_list()),
+                            shared_with: Vec::new(),
+                        }));
+                    }
+                }
+            }
+        }
+        // Listed by instance or cluster, but only its own snapshots count.
+        automated.retain(|h| h.snapshot.source_id.as_deref() == Some(source));
+        manual.retain(|h| h.snapshot.source_id.as_deref() == Some(source));
+        Ok((automated, manual))
+    }
+
+    /// Copies an automated snapshot to [`copy_name`], encrypted with `key` (an unencrypted
+    /// cluster snapshot cannot be encrypted by a copy: it stays unencrypted). A copy that
+    /// already exists is the one an earlier pass made.
+    pub async fn copy_snapshot(&self, kind: SourceType, automated: &Held, key: &str) -> Result<String, RefreshError> {
+        let from = &automated.snapshot.identifier;
+        let name = copy_name(from);
+        let ours = sdk_tags(&[
+            (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
+            (COPY_OF_KEY.to_string(), from.clone()),
+        ]);
+        let result = match kind {
+            SourceType::Rds => self
+                .client
+                .copy_db_snapshot()
+                .source_db_snapshot_identifier(from)
+                .target_db_snapshot_identifier(&name)
+                .kms_key_id(key)
+                .set_tags(Some(ours))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (has_code(&e, &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"]), RefreshError::from_aws("CopyDBSnapshot", e))),
+            SourceType::AuroraCluster => self
+                .client
+                .copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier(from)
+                .target_db_cluster_snapshot_identifier(&name)
+                .set_kms_key_id(automated.snapshot.kms_key_id.as_ref().map(|_| key.to_string()))
+                .set_tags(Some(ours))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (has_code(&e, &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"]), RefreshError::from_aws("CopyDBClusterSnapshot", e))
+                }),
+        };
+        match result {
+            Ok(()) => {
+                info!(snapshot = %from, copy = %name, "copy started");
+                Ok(name)
+            }
+            Err((true, _)) => Ok(name),
+            Err((false, e)) => Err(e),
+        }
+    }
+
+    /// The accounts a copy is shared with (its `restore` attribute).
+    pub async fn shared_with(&self, kind: SourceType, copy: &str) -> Result<Vec<String>, RefreshError> {
+        let values = |attrs: Option<&[aws_sdk_rds::types::DbSnapshotAttribute]>| -> Vec<String> {
+            attrs
+                .unwrap_or_default()
+                .iter()
+                .filter(|a| a.attribute_name() == Some("restore"))
+                .flat_map(|a| a.attribute_values().iter().cloned())
+                .collect()
+        };
+        match kind {
+            SourceType::Rds => {
+                let out = self
+                    .client
+                    .describe_db_snapshot_attributes()
+                    .db_snapshot_identifier(copy)
+                    .send()
+                    .await
+                    .map_err(|e| RefreshError::from_aws("DescribeDBSnapshotAttributes", e))?;
+                Ok(values(out.db_snapshot_attributes_result().map(|r| r.db_snapshot_attributes())))
+            }
+            SourceType::AuroraCluster => {
+                let out = self
+                    .client
+                    .describe_db_cluster_snapshot_attributes()
+                    .db_cluster_snapshot_identifier(copy)
+                    .send()
+                    .await
+                    .map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshotAttributes", e))?;
+                Ok(out
+                    .db_cluster_snapshot_attributes_result()
+                    .map(|r| r.db_cluster_snapshot_attributes())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|a| a.attribute_name() == Some("restore"))
+                    .flat_map(|a| a.attribute_values().iter().cloned())
+                    .collect())
+            }
+        }
+    }
+
+    /// Shares one of our copies with exactly `account`. Returns whether anything changed.
+    pub async fn share_copy(&self, kind: SourceType, copy: &Held, account: &str) -> Result<bool, RefreshError> {
+        if !copy.is_our_copy() {
+            return Err(RefreshError::Internal(format!(
+                "refusing to share {}: not a copy this publisher made",
+                copy.snapshot.identifier
+            )));
+        }
+        let (add, remove) = share_change(&copy.shared_with, account);
+        if add.is_none() && remove.is_empty() {
+            return Ok(false);
+        }
+        let id = &copy.snapshot.identifier;
+        let remove = opt_vec(&remove);
+        let add = add.map(|a| vec![a]);
+        match kind {
+            SourceType::Rds => self
+                .client
+                .modify_db_snapshot_attribute()
+                .db_snapshot_identifier(id)
+                .attribute_name("restore")
+                .set_values_to_add(add)
+                .set_values_to_remove(remove)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| RefreshError::from_aws("ModifyDBSnapshotAttribute", e))?,
+            SourceType::AuroraCluster => self
+                .client
+                .modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(id)
+                .attribute_name("restore")
+                .set_values_to_add(add)
+                .set_values_to_remove(remove)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| RefreshError::from_aws("ModifyDBClusterSnapshotAttribute", e))?,
+        }
+        info!(copy = %id, %account, "shared");
+        Ok(true)
+    }
+
+    /// Deletes one of our copies; anything else is refused before any call.
+    pub async fn delete_copy(&self, kind: SourceType, copy: &Held) -> Result<(), RefreshError> {
+        if !copy.is_our_copy() {
+            return Err(RefreshError::DeleteRefused {
+                identifier: copy.snapshot.identifier.clone(),
+                reason: format!("not a copy this publisher made (name {COPY_PREFIX}*, tag ManagedBy={PUBLISHER_VALUE})"),
+            });
+        }
+        let id = &copy.snapshot.identifier;
+        let result = match kind {
+            SourceType::Rds => self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
+                (has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]), RefreshError::from_aws("DeleteDBSnapshot", e))
+            }),
+            SourceType::AuroraCluster => {
+                self.client.delete_db_cluster_snapshot().db_cluster_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
+                    (
+                        has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]),
+                        RefreshError::from_aws("DeleteDBClusterSnapshot", e),
+                    )
+                })
+            }
+        };
+        match result {
+            Ok(()) | Err((true, _)) => {
+                info!(copy = %id, "old copy deleted");
+                Ok(())
+            }
+            Err((false, e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn held(id: &str, status: &str, created: Option<OffsetDateTime>, tags: &[(&str, &str)]) -> Held {
+        Held {
+            snapshot: Candidate {
+                identifier: id.into(),
+                arn: format!("arn:aws:rds:us-east-1:111111111111:snapshot:{id}"),
+                status: status.into(),
+                created_at: created,
+                data_at: created,
+                source_id: Some("prod".into()),
+                engine: "postgres".into(),
+                engine_version: None,
+                snapshot_type: if id.starts_with("rds:") { "automated" } else { "manual" }.into(),
+                kms_key_id: None,
+            },
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            shared_with: Vec::new(),
+        }
+    }
+
+    fn day(d: u8) -> Option<OffsetDateTime> {
+        Some(datetime!(2026-12-01 03:00 UTC) + time::Duration::days(i64::from(d)))
+    }
+
+    fn copy(of: &str, status: &str, created: Option<OffsetDateTime>) -> Held {
+        held(&copy_name(of), status, created, &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, of)])
+    }
+
+    #[test]
+    fn a_copy_name_is_stable_valid_and_short_enough_for_a_cluster() {
+        assert_eq!(copy_name("rds:prod-2026-12-05-03-10"), "dblab-share-prod-2026-12-05-03-10");
+        assert_eq!(copy_name("rds:Prod_DB--x-"), "dblab-share-prod-db-x");
+        let long = format!("rds:{}-2026-12-05-03-10", "a".repeat(60));
+        let other = format!("rds:{}-2026-12-06-03-10", "a".repeat(60));
+        assert_eq!(copy_name(&long).len(), MAX_COPY_NAME);
+        assert_ne!(copy_name(&long), copy_name(&other), "a digest keeps two long names apart");
+        assert_eq!(copy_name(&long), copy_name(&long));
+        for name in [copy_name(&long), copy_name("rds:x-"), copy_name("rds:a--b")] {
+            assert!(!name.contains("--") && !name.ends_with('-') && name.len() <= MAX_COPY_NAME, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_our_name_with_our_tags_is_our_copy() {
+        assert!(copy("rds:prod-1", "available", day(1)).is_our_copy());
+        let untagged = held("dblab-share-prod-1", "available", day(1), &[]);
+        assert!(!untagged.is_our_copy(), "our name alone");
+        let renamed = held("before-upgrade", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")]);
+        assert!(!renamed.is_our_copy(), "our tags alone");
+        let clone_tag = held("dblab-share-x", "available", day(1), &[("ManagedBy", "dblab-refresh"), (COPY_OF_KEY, "x")]);
+        assert!(!clone_tag.is_our_copy(), "the clones' ManagedBy");
+        let no_origin = held("dblab-share-x", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE)]);
+        assert!(!no_origin.is_our_copy(), "without the snapshot it copies");
+    }
+
+    #[test]
+    fn the_newest_available_automated_snapshot_is_copied_once() {
+        let automated = [held("rds:prod-2", "available", day(2), &[]), held("rds:prod-3", "creating", day(3), &[])];
+        let plan = plan(&automated, &[], 3);
+        assert_eq!(plan.copy.as_deref(), Some("rds:prod-2"), "not the one still being made");
+        let copied = [copy("rds:prod-2", "creating", day(2))];
+        assert_eq!(super::plan(&automated, &copied, 3).copy, None, "already being copied");
+        assert_eq!(super::plan(&[], &copied, 3), Plan::default(), "no automated snapshot: nothing to do");
+        // Someone's manual snapshot of the same source is not a copy of ours.
+        let foreign = [held("dblab-share-prod-2", "available", day(2), &[(COPY_OF_KEY, "rds:prod-2")])];
+        assert_eq!(super::plan(&automated, &foreign, 3).copy.as_deref(), Some("rds:prod-2"));
+        assert!(super::plan(&automated, &foreign, 3).delete.is_empty() && super::plan(&automated, &foreign, 3).share.is_empty());
+    }
+
+    #[test]
+    fn the_newest_copies_are_kept_and_shared_and_older_ones_deleted() {
+        let automated = [held("rds:prod-4", "available", day(4), &[])];
+        let copies = [
+            copy("rds:prod-1", "available", day(1)),
+            copy("rds:prod-4", "available", day(4)),
+            copy("rds:prod-3", "available", day(3)),
+            copy("rds:prod-2", "failed", day(2)),
+        ];
+        let plan = plan(&automated, &copies, 2);
+        assert_eq!(plan.copy, None);
+        assert_eq!(plan.share, [copy_name("rds:prod-4"), copy_name("rds:prod-3")]);
+        assert_eq!(plan.delete, [copy_name("rds:prod-2"), copy_name("rds:prod-1")]);
+        let plan = super::plan(&automated, &copies, 1);
+        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
+        assert_eq!(plan.delete.len(), 3);
+    }
+
+    #[test]
+    fn a_new_copy_takes_a_place_but_the_newest_available_copy_stays_until_it_is_ready() {
+        let automated = [held("rds:prod-5", "available", day(5), &[])];
+        let copies = [copy("rds:prod-4", "available", day(4)), copy("rds:prod-3", "available", day(3))];
+        // keep 2 with a new copy coming: one old place left.
+        let plan = plan(&automated, &copies, 2);
+        assert_eq!(plan.copy.as_deref(), Some("rds:prod-5"));
+        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
+        assert_eq!(plan.delete, [copy_name("rds:prod-3")]);
+        // keep 1: no place left, but the only available copy stays while the new one is made.
+        let plan = super::plan(&automated, &copies, 1);
+        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
+        assert_eq!(plan.delete, [copy_name("rds:prod-3")]);
+        // The new copy is being made (no creation time yet): it is the newest; the newest
+        // available one is kept beside it, and nothing still being made is deleted.
+        let copies = [
+            copy("rds:prod-5", "creating", None),
+            copy("rds:prod-4", "available", day(4)),
+            copy("rds:prod-3", "creating", day(3)),
+        ];
+        let plan = super::plan(&automated, &copies, 1);
+        assert_eq!(plan.copy, None);
+        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
+        assert!(plan.delete.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_copy_ends_shared_with_exactly_the_refresh_account() {
+        let refresh = "123456789012";
+        assert_eq!(share_change(&[], refresh), (Some(refresh.to_string()), vec![]));
+        assert_eq!(share_change(&[refresh.to_string()], refresh), (None, vec![]));
+        let wide = ["all".to_string(), refresh.to_string(), "999999999999".to_string()];
+        assert_eq!(share_change(&wide, refresh), (None, vec!["all".to_string(), "999999999999".to_string()]));
+    }
+}
