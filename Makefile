@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 # Scenarios mostly wait on polls; more threads than cores keeps the suite short.
 export RUST_TEST_THREADS ?= 8
 
-.PHONY: help tools test lint docs validate validate-asl build bench mutants deploy destroy clean demo demo-aurora demo-failure
+.PHONY: help tools test lint docs validate validate-asl build bench mutants deploy deploy-publisher destroy clean demo demo-aurora demo-failure demo-cross-account
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -71,9 +71,9 @@ demo demo-aurora demo-failure: $(VENV)/.installed
 	cargo build --locked -p refresh-tests --example demo
 	target/debug/examples/demo $(word 2,$(subst -, ,$@))
 
-validate: validate-asl ## cfn-lint, sam validate --lint, the template/code consistency check, asl-validator, the docs' links
-	$(SAM_VENV)/bin/cfn-lint infra/template.yaml
-	cd infra && AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline $(SAM) validate --lint -t template.yaml
+validate: validate-asl ## cfn-lint, sam validate --lint, the templates/code consistency check (stack and publisher), asl-validator, the docs' links
+	$(SAM_VENV)/bin/cfn-lint infra/template.yaml infra/publisher.yaml
+	cd infra && for t in template.yaml publisher.yaml; do AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline $(SAM) validate --lint -t $$t || exit 1; done
 	$(SAM_VENV)/bin/python infra/check_template.py
 	$(SAM_VENV)/bin/python infra/check_template.py --self-test
 	$(SAM_VENV)/bin/python tests/tools/check_links.py
@@ -97,6 +97,11 @@ deploy: tools ## sam build + sam deploy (guided the first time, saving infra/sam
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && PATH=$(abspath $(VENV))/bin:$$PATH $(SAM) build -t template.yaml
 	cd infra && if [ -f samconfig.toml ]; then $(SAM) deploy; else $(SAM) deploy --guided --capabilities CAPABILITY_IAM; fi
+
+deploy-publisher: tools ## In PRODUCTION's account: build and deploy infra/publisher.yaml (guided the first time, saving infra/samconfig-publisher.toml)
+	rustup target add aarch64-unknown-linux-gnu
+	cd infra && PATH=$(abspath $(VENV))/bin:$$PATH $(SAM) build -t publisher.yaml --build-dir .aws-sam/publisher
+	cd infra && if [ -f samconfig-publisher.toml ]; then $(SAM) deploy --config-file samconfig-publisher.toml --template-file .aws-sam/publisher/template.yaml; else $(SAM) deploy --guided --config-file samconfig-publisher.toml --template-file .aws-sam/publisher/template.yaml --capabilities CAPABILITY_IAM; fi
 
 destroy: tools ## Delete the deployed stack (the history table is retained)
 	cd infra && $(SAM) delete

@@ -1,7 +1,10 @@
-"""Checks that infra/template.yaml matches the code it deploys.
+"""Checks that infra/template.yaml (the refresh stack) and infra/publisher.yaml (the
+publisher, in production's account) match the code they deploy.
 
 Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
---self-test breaks a copy of the template in each way below and requires each caught.
+--self-test breaks a copy of each template in each way below and requires each caught.
+
+The refresh stack:
 
 - every handler binary has exactly one function (BuildProperties.Binary), and no
   function names a binary that does not exist;
@@ -24,6 +27,19 @@ Usage: check_template.py [--self-test]   (exits 1 listing every mismatch)
 - the handler list is the workspace's: the Makefile's HANDLERS, the test stack's
   FUNCTIONS (tests/src/stack.rs) and the benchmark's HANDLERS (tests/src/bench/mod.rs)
   name exactly the handler binaries of the workspace.
+
+The publisher (`check_publisher`):
+- one function, building publish-snapshot, given exactly the variables its code reads,
+  its copy key the stack's own and its share account the RefreshAccountId parameter; one
+  pass at a time (reserved concurrency 1);
+- started by RDS's automated snapshot events (RDS-EVENT-0091 for instances, -0169 for
+  clusters) and by a fallback schedule;
+- its IAM: snapshot metadata of its own account; copies from automated snapshots to
+  `dblab-share-*` only; sharing and deleting `dblab-share-*` only while tagged
+  ManagedBy=dblab-refresh-publisher; KMS grants through RDS on the copy key and the
+  listed database keys; nothing else (no database is described, changed or connected to);
+- the copy key lets the refresh account only decrypt, re-encrypt and grant through RDS,
+  and describe it.
 """
 
 import json
@@ -36,6 +52,8 @@ from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_HANDLERS = {"dblab-emulator", "dblab-refresh", "refresh-core", "refresh-tests"}
+# Deployed by infra/publisher.yaml, in production's account, not by the refresh stack.
+PUBLISHER_BINARY = "publish-snapshot"
 MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
 SHARED_RESTORES = ("rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot")
 RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
@@ -55,7 +73,8 @@ def handler_binaries() -> dict[str, Path]:
         if manifest["package"]["name"] in NOT_HANDLERS:
             continue
         for binary in manifest.get("bin", []):
-            found[binary["name"]] = ROOT / member
+            if binary["name"] != PUBLISHER_BINARY:
+                found[binary["name"]] = ROOT / member
     return found
 
 
@@ -483,14 +502,174 @@ def environment_docs(template: dict, readme: str) -> list[str]:
             problems.append(f"docs/handlers.md says {variable} is used by {sorted(documented[variable])}, the template gives it to {sorted(binaries)}")
     return problems
 
+# What the publisher may do, each action with the resources it may name (suffixes of the
+# account's ARNs) and whether it must be conditioned on the copy's ManagedBy tag.
+SHARE = (":snapshot:dblab-share-*", ":cluster-snapshot:dblab-share-*")
+PUBLISHER_RDS = {
+    "rds:DescribeDBSnapshots": ((":db:*", ":cluster:*", ":snapshot:*", ":cluster-snapshot:*"), False),
+    "rds:DescribeDBClusterSnapshots": ((":db:*", ":cluster:*", ":snapshot:*", ":cluster-snapshot:*"), False),
+    "rds:DescribeDBSnapshotAttributes": (SHARE, False),
+    "rds:DescribeDBClusterSnapshotAttributes": (SHARE, False),
+    "rds:CopyDBSnapshot": ((":snapshot:rds:*",) + SHARE, False),
+    "rds:CopyDBClusterSnapshot": ((":cluster-snapshot:rds:*",) + SHARE, False),
+    "rds:AddTagsToResource": (SHARE, False),
+    "rds:ModifyDBSnapshotAttribute": (SHARE, True),
+    "rds:ModifyDBClusterSnapshotAttribute": (SHARE, True),
+    "rds:DeleteDBSnapshot": (SHARE, True),
+    "rds:DeleteDBClusterSnapshot": (SHARE, True),
+}
+PUBLISHER_TAG_KEYS = ("rds:snapshot-tag/ManagedBy", "rds:cluster-snapshot-tag/ManagedBy")
+PUBLISHER_EVENTS = {"RDS-EVENT-0091", "RDS-EVENT-0169"}
+# What the refresh account may do with the copy key: restore a shared copy through RDS.
+REFRESH_KEY_RIGHTS = {"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+                      "kms:ReEncryptTo", "kms:CreateGrant"}
+OWN_ARN = "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}"
+
+
+def check_publisher(template: dict) -> list[str]:
+    problems = []
+    resources = template["Resources"]
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    if len(functions) != 1:
+        return [f"the publisher deploys {len(functions)} functions, not one"]
+    name, function = next(iter(functions.items()))
+    properties = function["Properties"]
+    binary = function.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+    if binary != PUBLISHER_BINARY:
+        problems.append(f"{name} builds {binary!r}, not {PUBLISHER_BINARY}")
+    code = (ROOT / "crates" / PUBLISHER_BINARY / "src/lib.rs").read_text()
+    # Settings::from_env reads each variable through `var` or `list`.
+    wanted = set(re.findall(r'(?:var|list)\("([A-Z_]+)"\)', code))
+    variables = properties.get("Environment", {}).get("Variables", {})
+    if set(variables) != wanted:
+        problems.append(f"{name} is given {sorted(variables)}, its code reads {sorted(wanted)}")
+    if variables.get("COPY_KMS_KEY_ARN") != {"Fn::GetAtt": ["CopyKey", "Arn"]}:
+        problems.append("the copies are not encrypted with the stack's CopyKey")
+    if variables.get("SHARE_WITH") != {"Ref": "RefreshAccountId"}:
+        problems.append("the copies are shared with another account than RefreshAccountId")
+    if properties.get("ReservedConcurrentExecutions") != 1:
+        problems.append(f"{name} may run more than one pass at a time")
+
+    events = properties.get("Events", {}).values()
+    rules = [e["Properties"]["Pattern"] for e in events if e.get("Type") == "EventBridgeRule"]
+    heard = {i for p in rules if p.get("source") == ["aws.rds"] for i in p.get("detail", {}).get("EventID", [])}
+    if heard != PUBLISHER_EVENTS:
+        problems.append(f"the publisher hears RDS events {sorted(heard)}, not {sorted(PUBLISHER_EVENTS)}")
+    if not any(e.get("Type") in ("Schedule", "ScheduleV2") for e in events):
+        problems.append("no fallback schedule: a snapshot event RDS did not deliver would never be published")
+
+    for statement in statements(properties.get("Policies")):
+        actions = [str(a) for a in as_list(statement.get("Action", []))]
+        resource = statement.get("Resource")
+        texts = resource_texts(resource)
+        for action in actions:
+            if "*" in action:
+                problems.append(f"{name}: wildcard action {action}")
+            elif action in PUBLISHER_RDS:
+                suffixes, tagged = PUBLISHER_RDS[action]
+                for text in texts:
+                    if not (text.startswith(OWN_ARN) and text[len(OWN_ARN):] in suffixes):
+                        problems.append(f"{name}: {action} allowed on {text}")
+                condition = statement.get("Condition", {}).get("StringEquals", {})
+                if tagged and not any(condition.get(k) == "dblab-refresh-publisher" for k in PUBLISHER_TAG_KEYS):
+                    problems.append(f"{name}: {action} not conditioned on ManagedBy=dblab-refresh-publisher")
+            elif action in ("kms:CreateGrant", "kms:DescribeKey"):
+                if resource not in ({"Fn::GetAtt": ["CopyKey", "Arn"]}, {"Ref": "DatabaseKmsKeyArns"}):
+                    problems.append(f"{name}: {action} beyond the copy key and DatabaseKmsKeyArns")
+                via = sub_text(statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", ""))
+                if via != "rds.${AWS::Region}.amazonaws.com":
+                    problems.append(f"{name}: {action} not only through RDS")
+            else:
+                problems.append(f"{name}: {action} is not a right the publisher needs")
+
+    key = resources.get("CopyKey", {}).get("Properties", {}).get("KeyPolicy", {})
+    refresh = "arn:${AWS::Partition}:iam::${RefreshAccountId}:root"
+    for statement in as_list(key.get("Statement", [])):
+        principal = sub_text(statement.get("Principal", {}).get("AWS", ""))
+        if principal != refresh:
+            continue
+        actions = set(as_list(statement.get("Action", [])))
+        if not actions <= REFRESH_KEY_RIGHTS:
+            problems.append(f"the copy key lets the refresh account {sorted(actions - REFRESH_KEY_RIGHTS)}")
+        condition = statement.get("Condition", {})
+        via = sub_text(condition.get("StringEquals", {}).get("kms:ViaService", ""))
+        if actions - {"kms:DescribeKey"} and via != "rds.${AWS::Region}.amazonaws.com":
+            problems.append(f"the copy key lets the refresh account {sorted(actions)} outside RDS")
+        if "kms:CreateGrant" in actions and condition.get("Bool", {}).get("kms:GrantIsForAWSResource") not in (True, "true"):
+            problems.append("the refresh account may create grants on the copy key for anything, not only RDS")
+    return problems
+
+
+def publisher_self_test(template: dict) -> int:
+    import copy
+
+    def broken(change):
+        t = copy.deepcopy(template)
+        change(t["Resources"])
+        return t
+
+    def policy(r):
+        return r["PublishSnapshotFunction"]["Properties"]["Policies"][0]["Statement"]
+
+    def statement_with(r, action):
+        return next(s for s in policy(r) if action in as_list(s["Action"]))
+
+    def refresh_key_statement(r, sid):
+        return next(s for s in r["CopyKey"]["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == sid)
+
+    def pattern(r):
+        return r["PublishSnapshotFunction"]["Properties"]["Events"]["SnapshotCreated"]["Properties"]["Pattern"]
+
+    cases = {
+        "a wildcard action": lambda r: policy(r)[0].update(Action=["rds:*"]),
+        "a change to a database": lambda r: policy(r)[0]["Action"].append("rds:ModifyDBInstance"),
+        "a connection to a database": lambda r: policy(r).append(
+            {"Effect": "Allow", "Action": ["rds-db:connect"], "Resource": "*"}
+        ),
+        "deletion beyond our copies": lambda r: statement_with(r, "rds:DeleteDBSnapshot").update(
+            Resource={"Fn::Sub": OWN_ARN + ":snapshot:*"}
+        ),
+        "deletion without our tag": lambda r: statement_with(r, "rds:DeleteDBClusterSnapshot").pop("Condition"),
+        "copies to any name": lambda r: statement_with(r, "rds:CopyDBSnapshot")["Resource"].append(
+            {"Fn::Sub": OWN_ARN + ":snapshot:*"}
+        ),
+        "a grant outside RDS": lambda r: statement_with(r, "kms:CreateGrant").pop("Condition"),
+        "the cluster event not heard": lambda r: pattern(r)["detail"].update(EventID=["RDS-EVENT-0091"]),
+        "no fallback schedule": lambda r: r["PublishSnapshotFunction"]["Properties"]["Events"].pop("Fallback"),
+        "passes that race": lambda r: r["PublishSnapshotFunction"]["Properties"].pop("ReservedConcurrentExecutions"),
+        "a variable nobody reads": lambda r: r["PublishSnapshotFunction"]["Properties"]["Environment"]["Variables"].update(
+            UNREAD="x"
+        ),
+        "copies shared with another account": lambda r: r["PublishSnapshotFunction"]["Properties"]["Environment"][
+            "Variables"
+        ].update(SHARE_WITH="999999999999"),
+        "the copy key open to the refresh account": lambda r: refresh_key_statement(r, "RefreshAccountDescribesTheKey").update(
+            Action="kms:*"
+        ),
+        "the refresh account's grants not only for RDS": lambda r: refresh_key_statement(
+            r, "RefreshAccountGrantsToRds"
+        )["Condition"].pop("Bool"),
+        "decryption outside RDS": lambda r: refresh_key_statement(r, "RefreshAccountReadsCopiesThroughRds").pop("Condition"),
+    }
+    missed = [name for name, change in cases.items() if not check_publisher(broken(change))]
+    for name in missed:
+        print(f"publisher self-test: {name} was not caught")
+    if check_publisher(template):
+        print("publisher self-test: the real publisher template must pass")
+        return 1
+    print(f"publisher self-test: all {len(cases)} breakages caught")
+    return 1 if missed else 0
+
+
 
 def main() -> int:
     lists = handler_lists()
     for message in lists:
         print(f"handlers: {message}")
     template, matches = decode(str(ROOT / "infra/template.yaml"))
-    if template is None:
-        print("\n".join(str(m) for m in matches))
+    publisher, publisher_matches = decode(str(ROOT / "infra/publisher.yaml"))
+    if template is None or publisher is None:
+        print("\n".join(str(m) for m in matches + publisher_matches))
         return 1
     if sys.argv[1:] == ["--self-test"]:
         handlers = (ROOT / "docs/handlers.md").read_text()
@@ -498,13 +677,18 @@ def main() -> int:
         if not environment_docs(template, planted) or environment_docs(template, handlers):
             print("template self-test: an environment row naming the wrong handler was not caught")
             return 1
-        return self_test(template)
+        return self_test(template) | publisher_self_test(publisher)
     found = check(template) + environment_docs(template, (ROOT / "docs/handlers.md").read_text())
     for message in found:
         print(f"template: {message}")
+    published = check_publisher(publisher)
+    for message in published:
+        print(f"publisher: {message}")
     if not found:
         print("template: functions, state machines, environment and IAM match the code")
-    return 1 if found or lists else 0
+    if not published:
+        print("publisher: its function, events, IAM and copy key are what publishing needs and no more")
+    return 1 if found or published or lists else 0
 
 
 if __name__ == "__main__":

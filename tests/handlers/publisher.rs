@@ -20,7 +20,8 @@ async fn automated(instance: &str, days: &[u32], status: &str) -> Vec<String> {
 }
 
 async fn set_status(snapshot: &str, status: &str) {
-    fixture("rds/snapshot-status", json!({"account": PRODUCTION_ACCOUNT, "snapshot": snapshot, "status": status})).await;
+    fixture("rds/snapshot-status", json!({"account": PRODUCTION_ACCOUNT, "snapshot": snapshot, "status": status}))
+        .await;
 }
 
 #[tokio::test]
@@ -45,7 +46,13 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
     // Someone's manual snapshot, shared with a third account; and one with our name but
     // not our tags.
     for planted in [format!("keep-me-{source}"), format!("dblab-share-{source}-planted")] {
-        p.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&planted).send().await.unwrap();
+        p.rds
+            .create_db_snapshot()
+            .db_instance_identifier(&source)
+            .db_snapshot_identifier(&planted)
+            .send()
+            .await
+            .unwrap();
     }
     p.rds
         .modify_db_snapshot_attribute()
@@ -70,7 +77,7 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
     // The copy was made after the pass listed the snapshots: the next pass shares it.
     let second = p.publish(&settings).await.unwrap();
     assert_eq!(second.sources[0].copy_started, None, "copied once");
-    assert_eq!(second.sources[0].shared, [copy.clone()]);
+    assert_eq!(second.sources[0].shared, std::slice::from_ref(&copy));
     assert_eq!(second.sources[0].newest_shared.as_deref(), Some(copy.as_str()));
     let third = p.publish(&settings).await.unwrap();
     assert_eq!((third.sources[0].copy_started.clone(), third.sources[0].shared.len()), (None, 0), "nothing to do");
@@ -108,14 +115,8 @@ async fn the_newest_copies_are_kept_older_ones_deleted_and_none_stays_public() {
     let key = p.copy_key().await;
     let source = p.instance(&unique("prod")).await;
     // moto's own snapshot (now) and days 1 and 2 are still being made; day 3 is done.
-    let all = p
-        .rds
-        .describe_db_snapshots()
-        .db_instance_identifier(&source)
-        .snapshot_type("automated")
-        .send()
-        .await
-        .unwrap();
+    let all =
+        p.rds.describe_db_snapshots().db_instance_identifier(&source).snapshot_type("automated").send().await.unwrap();
     let now = all.db_snapshots()[0].db_snapshot_identifier().unwrap().to_string();
     set_status(&now, "creating").await;
     let day3 = automated(&source, &[3], "available").await.remove(0);
@@ -127,7 +128,10 @@ async fn the_newest_copies_are_kept_older_ones_deleted_and_none_stays_public() {
     assert_eq!(p.publish(&settings).await.unwrap().sources[0].copy_started, Some(copy(&day3)));
     set_status(&day2, "available").await;
     let pass = p.publish(&settings).await.unwrap();
-    assert_eq!((pass.sources[0].copy_started.clone(), pass.sources[0].shared.clone()), (Some(copy(&day2)), vec![copy(&day3)]));
+    assert_eq!(
+        (pass.sources[0].copy_started.clone(), pass.sources[0].shared.clone()),
+        (Some(copy(&day2)), vec![copy(&day3)])
+    );
     set_status(&day1, "available").await;
     let pass = p.publish(&settings).await.unwrap();
     // Two places: the copy now being made and the newest made one (day 2); day 3 goes.

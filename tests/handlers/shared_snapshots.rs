@@ -1,105 +1,65 @@
 //! Production in another account: the refresh side reads only the snapshots production's
-//! account shares with it. Production is played by a second moto account (AssumeRole);
-//! nothing there is described, created or changed by the handlers.
+//! account shares with it, as its publisher makes them. Production is a second moto
+//! account (AssumeRole); nothing there is described, created or changed by the handlers.
 
 use refresh_core::rds::Rds;
+use refresh_core::rds::publish;
+use refresh_core::request::SourceType;
 use refresh_core::secrets::SecretReader;
-use refresh_tests::{World, account_config};
+use refresh_tests::World;
+use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, beyond_reading_shares};
 use serde_json::{Value, json};
 
 use crate::restore_clone;
 
-const PRODUCTION: &str = "111111111111";
-const REFRESH: &str = "123456789012";
-
-/// Production's account: an encrypted instance, its key usable by `shared_with` (or by
-/// no other account), and a manual copy of its automated snapshot shared with the refresh
-/// account, as the publisher makes them. Returns the clients, the instance, the key ARN
-/// and the copy's ARN.
-struct Production {
-    rds: aws_sdk_rds::Client,
-    instance: String,
+/// Production's account with one encrypted source (an instance or a cluster) whose newest
+/// automated snapshot its publisher has copied under `key` and shared: the copy's name and
+/// ARN.
+struct Shared {
+    production: Production,
+    kind: SourceType,
+    source: String,
     key: String,
     copy: String,
-    copy_name: String,
+    copy_arn: String,
 }
 
-impl Production {
-    /// Production's account stops sharing the copy with the refresh account.
-    async fn withdraw_share(&self) {
-        self.rds
-            .modify_db_snapshot_attribute()
-            .db_snapshot_identifier(&self.copy_name)
-            .attribute_name("restore")
-            .values_to_remove(REFRESH)
-            .send()
-            .await
-            .unwrap();
-    }
+async fn published(w: &World, kind: SourceType, key: Option<String>) -> Shared {
+    let production = Production::new().await;
+    let key = match key {
+        Some(key) => key,
+        None => production.copy_key().await,
+    };
+    let id = format!("prod-{}", w.id);
+    let source = match kind {
+        SourceType::Rds => production.instance(&id).await,
+        SourceType::AuroraCluster => production.cluster(&id).await,
+    };
+    let settings = production.settings(kind, &[&source], &key, 2);
+    let copy = production.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
+    let shared = production.publish(&settings).await.unwrap();
+    assert_eq!(shared.sources[0].shared, std::slice::from_ref(&copy));
+    let copy_arn = format!(
+        "arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:{}:{copy}",
+        match kind {
+            SourceType::Rds => "snapshot",
+            SourceType::AuroraCluster => "cluster-snapshot",
+        }
+    );
+    Shared { production, kind, source, key, copy, copy_arn }
 }
 
-async fn production_sharing(w: &World, shared_with: Option<&str>) -> Production {
-    let config = account_config(PRODUCTION, "us-east-1").await;
-    let rds = aws_sdk_rds::Client::new(&config);
-    let kms = aws_sdk_kms::Client::new(&config);
-    let principals: Vec<String> = std::iter::once(format!("arn:aws:iam::{PRODUCTION}:root"))
-        .chain(shared_with.map(|a| format!("arn:aws:iam::{a}:root")))
-        .collect();
-    let policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": principals}, "Action": "kms:*", "Resource": "*"}]});
-    let key = kms.create_key().policy(policy.to_string()).send().await.unwrap();
-    let key = key.key_metadata().unwrap().arn().unwrap().to_string();
-    let instance = format!("prod-{}", w.id);
-    rds.create_db_instance()
-        .db_instance_identifier(&instance)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("production-password")
-        .allocated_storage(20)
-        .storage_encrypted(true)
-        .kms_key_id(&key)
-        .send()
-        .await
-        .unwrap();
-    let automated = rds
-        .describe_db_snapshots()
-        .db_instance_identifier(&instance)
-        .snapshot_type("automated")
-        .send()
-        .await
-        .unwrap()
-        .db_snapshots()[0]
-        .db_snapshot_identifier()
-        .unwrap()
-        .to_string();
-    let name = format!("dblab-refresh-share-{}", w.id);
-    let copy = rds
-        .copy_db_snapshot()
-        .source_db_snapshot_identifier(&automated)
-        .target_db_snapshot_identifier(&name)
-        .kms_key_id(&key)
-        .send()
-        .await
-        .unwrap();
-    let copy = copy.db_snapshot().unwrap().db_snapshot_arn().unwrap().to_string();
-    rds.modify_db_snapshot_attribute()
-        .db_snapshot_identifier(&name)
-        .attribute_name("restore")
-        .values_to_add(REFRESH)
-        .send()
-        .await
-        .unwrap();
-    Production { rds, instance, key, copy, copy_name: name }
-}
-
-fn shared_request(w: &World, production: &Production) -> Value {
-    let mut request = w.request("rds", &production.instance);
-    request["source"]["account"] = json!(PRODUCTION);
+fn shared_request(w: &World, shared: &Shared) -> Value {
+    let kind = match shared.kind {
+        SourceType::Rds => "rds",
+        SourceType::AuroraCluster => "aurora-cluster",
+    };
+    let mut request = w.request(kind, &shared.source);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
     request
 }
 
-/// find-snapshot with the production key listed in the stack's SourceKmsKeyArns.
+/// find-snapshot with the copy key listed in the stack's SourceKmsKeyArns.
 async fn find_shared(
     w: &World,
     request: &Value,
@@ -118,74 +78,127 @@ async fn find_shared(
     ::find_snapshot::handle(&deps, input, refresh_core::watch::Watch::once()).await
 }
 
-/// Every instance of an account, all pages (the launcher pages by five).
-async fn instances(rds: &aws_sdk_rds::Client) -> Vec<String> {
-    let mut pages = rds.describe_db_instances().into_paginator().send();
+/// Every instance and cluster of an account, all pages (the launcher pages by five).
+async fn databases(rds: &aws_sdk_rds::Client) -> Vec<String> {
     let mut all = Vec::new();
+    let mut pages = rds.describe_db_instances().into_paginator().send();
     while let Some(page) = pages.next().await {
         all.extend(page.unwrap().db_instances().iter().filter_map(|i| i.db_instance_identifier().map(str::to_string)));
+    }
+    let mut pages = rds.describe_db_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        all.extend(page.unwrap().db_clusters().iter().filter_map(|c| c.db_cluster_identifier().map(str::to_string)));
     }
     all
 }
 
-#[tokio::test]
-async fn a_shared_copy_is_found_by_its_arn_and_restored_here_without_touching_production() {
+async fn a_shared_copy_is_restored_here(kind: SourceType) {
     let w = World::new().await;
-    let production = production_sharing(&w, Some(REFRESH)).await;
-    let before = instances(&production.rds).await;
-    let request = shared_request(&w, &production);
-    let chosen = find_shared(&w, &request, &production.key).await.unwrap();
-    assert_eq!(chosen.identifier, production.copy, "restored by the ARN that names production's account");
-    assert_eq!(chosen.kms_key_id.as_deref(), Some(production.key.as_str()));
+    let shared = published(&w, kind, None).await;
+    let request = shared_request(&w, &shared);
+    let chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    assert_eq!(chosen.identifier, shared.copy_arn, "restored by the ARN that names production's account");
+    assert_eq!(chosen.kms_key_id.as_deref(), Some(shared.key.as_str()));
     let age = time::OffsetDateTime::now_utc() - chosen.data_as_of;
     assert!(age < time::Duration::hours(1), "data as of the original snapshot: {}", chosen.data_as_of);
 
     let clone = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap();
-    assert!(instances(&w.rds).await.contains(&clone.identifier), "the clone is in the refresh account");
-    let after = instances(&production.rds).await;
+    assert!(databases(&w.rds).await.contains(&clone.identifier), "the clone is in the refresh account");
+    let after = databases(&shared.production.rds).await;
+    // Other tests make production databases in parallel: none of ours may be among them.
     assert!(
-        after.iter().all(|i| before.contains(i) || !i.starts_with("dblab-refresh")),
+        after.iter().all(|i| !i.starts_with(refresh_core::naming::CLONE_PREFIX)),
         "nothing created in production's account: {after:?}"
     );
-    assert!(!after.contains(&clone.identifier));
+    let asked = shared.production.requests_from_elsewhere(&w.id).await;
+    assert!(!asked.is_empty(), "the restore named the shared copy");
+    assert_eq!(beyond_reading_shares(&asked), Vec::<String>::new(), "only reads of what was shared: {asked:?}");
+}
+
+#[tokio::test]
+async fn a_shared_instance_copy_is_found_by_its_arn_and_restored_here_without_touching_production() {
+    a_shared_copy_is_restored_here(SourceType::Rds).await;
+}
+
+#[tokio::test]
+async fn a_shared_aurora_copy_is_found_by_its_arn_and_restored_here_without_touching_production() {
+    a_shared_copy_is_restored_here(SourceType::AuroraCluster).await;
 }
 
 #[tokio::test]
 async fn nothing_shared_a_revoked_share_or_an_unusable_key_is_refused_before_any_clone() {
     let w = World::new().await;
-    let production = production_sharing(&w, Some(REFRESH)).await;
-    let request = shared_request(&w, &production);
-    production.withdraw_share().await;
-    let err = find_shared(&w, &request, &production.key).await.unwrap_err();
+    let shared = published(&w, SourceType::Rds, None).await;
+    let request = shared_request(&w, &shared);
+    shared.production.withdraw_share(shared.kind, &shared.copy).await;
+    let err = find_shared(&w, &request, &shared.key).await.unwrap_err();
     assert_eq!(err.name(), "NoSnapshotAvailable");
-    assert!(err.to_string().contains("is shared with this account") && err.to_string().contains(PRODUCTION), "{err}");
-
-    // A key whose policy does not let this account use it: the restore would fail later.
-    let w = World::new().await;
-    let production = production_sharing(&w, None).await;
-    let err = find_shared(&w, &shared_request(&w, &production), &production.key).await.unwrap_err();
     assert!(
-        err.to_string().contains(&production.key) && err.to_string().contains("cannot use"),
-        "names the key: {err}"
+        err.to_string().contains("is shared with this account") && err.to_string().contains(PRODUCTION_ACCOUNT),
+        "{err}"
     );
 
+    // Copied under a key whose policy does not let this account use it: the restore would fail later.
+    let w = World::new().await;
+    let production = Production::new().await;
+    let private = production.private_key().await;
+    let shared = published(&w, SourceType::Rds, Some(private)).await;
+    let err = find_shared(&w, &shared_request(&w, &shared), &shared.key).await.unwrap_err();
+    assert!(err.to_string().contains(&shared.key) && err.to_string().contains("cannot use"), "names the key: {err}");
+
     // Listed in the stack or not, an explicit ARN of a copy not shared is refused.
-    let mut request = shared_request(&w, &production);
-    request["source"]["snapshotIdentifier"] = json!(format!("{}-gone", production.copy));
-    let err = find_shared(&w, &request, &production.key).await.unwrap_err();
+    let mut request = shared_request(&w, &shared);
+    request["source"]["snapshotIdentifier"] = json!(format!("{}-gone", shared.copy_arn));
+    let err = find_shared(&w, &request, &shared.key).await.unwrap_err();
     assert!(err.to_string().contains("is not shared with this account"), "{err}");
     assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "nothing was created");
 }
 
 #[tokio::test]
+async fn a_copy_still_being_made_is_not_restored_from() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    refresh_tests::fixture(
+        "rds/snapshot-status",
+        json!({"account": PRODUCTION_ACCOUNT, "snapshot": shared.copy, "status": "creating"}),
+    )
+    .await;
+    let err = find_shared(&w, &shared_request(&w, &shared), &shared.key).await.unwrap_err();
+    assert_eq!(err.name(), "NoSnapshotAvailable");
+    assert!(err.to_string().contains("still being made"), "{err}");
+    assert!(err.to_string().contains(&shared.copy), "names the copy on its way: {err}");
+}
+
+#[tokio::test]
 async fn a_share_withdrawn_mid_run_fails_the_restore_and_creates_nothing() {
     let w = World::new().await;
-    let production = production_sharing(&w, Some(REFRESH)).await;
-    let mut request = shared_request(&w, &production);
+    let shared = published(&w, SourceType::Rds, None).await;
+    let mut request = shared_request(&w, &shared);
     request["source"]["maxSnapshotAge"] = json!("1h");
-    let chosen = find_shared(&w, &request, &production.key).await.unwrap();
-    production.withdraw_share().await;
+    let chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    shared.production.withdraw_share(shared.kind, &shared.copy).await;
     let err = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap_err();
-    assert!(err.to_string().contains("dblab-refresh-share"), "names the snapshot: {err}");
+    assert!(err.to_string().contains(publish::COPY_PREFIX), "names the snapshot: {err}");
     assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone");
+}
+
+/// The check of what the refresh account asked about production fails on a call that
+/// does more than read a share: planted here, naming a source of its own.
+#[tokio::test]
+async fn the_check_of_calls_into_production_catches_one_that_does_more_than_read() {
+    let w = World::new().await;
+    let production = Production::new().await;
+    let source = production.instance(&format!("prod-{}", w.id)).await;
+    let arn = format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:db:{source}");
+    // The refresh account tries to tag production's instance (moto may refuse it: what
+    // counts is that it was asked).
+    let _ = w
+        .rds
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(aws_sdk_rds::types::Tag::builder().key("k").value("v").build())
+        .send()
+        .await;
+    let asked = production.requests_from_elsewhere(&w.id).await;
+    assert_eq!(beyond_reading_shares(&asked), ["rds AddTagsToResource"], "{asked:?}");
 }

@@ -191,7 +191,9 @@ impl Production {
             .into_iter()
             .flatten()
             .filter(|r| matches!(r["service"].as_str(), Some("rds" | "kms")))
-            .map(|r| format!("{} {}", r["service"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default()))
+            .map(|r| {
+                format!("{} {}", r["service"].as_str().unwrap_or_default(), r["action"].as_str().unwrap_or_default())
+            })
             .collect()
     }
 }

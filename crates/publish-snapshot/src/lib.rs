@@ -36,7 +36,13 @@ impl Settings {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, RefreshError> {
         let bad = |m: String| RefreshError::PublisherMisconfigured(m);
         let list = |name: &str| -> Vec<String> {
-            var(name).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
         };
         let (instances, clusters) = (list("INSTANCES"), list("CLUSTERS"));
         if instances.is_empty() && clusters.is_empty() {
@@ -63,7 +69,10 @@ impl Settings {
     }
 
     fn sources(&self) -> impl Iterator<Item = (SourceType, &String)> {
-        self.instances.iter().map(|i| (SourceType::Rds, i)).chain(self.clusters.iter().map(|c| (SourceType::AuroraCluster, c)))
+        self.instances
+            .iter()
+            .map(|i| (SourceType::Rds, i))
+            .chain(self.clusters.iter().map(|c| (SourceType::AuroraCluster, c)))
     }
 }
 

@@ -95,9 +95,7 @@ pub fn plan(automated: &[Held], manual: &[Held], keep: usize) -> Plan {
     // By the data they hold (a copy keeps its original's time); one without a time yet is newest.
     let age = |h: &Held| (h.snapshot.data_at.is_none(), h.snapshot.data_at, h.snapshot.created_at);
     ours.sort_by(|a, b| age(b).cmp(&age(a)).then_with(|| b.snapshot.identifier.cmp(&a.snapshot.identifier)));
-    let copy = newest
-        .map(|n| n.identifier)
-        .filter(|id| !ours.iter().any(|h| h.copy_of() == Some(id.as_str())));
+    let copy = newest.map(|n| n.identifier).filter(|id| !ours.iter().any(|h| h.copy_of() == Some(id.as_str())));
     // A copy about to be made takes one of the places.
     let places = keep.saturating_sub(usize::from(copy.is_some()));
     let newest_ready = ours.iter().position(|h| h.snapshot.status == "available");
@@ -132,7 +130,8 @@ impl Rds {
         for (snapshot_type, out) in [("automated", &mut automated), ("manual", &mut manual)] {
             match kind {
                 SourceType::Rds => {
-                    let req = self.client.describe_db_snapshots().db_instance_identifier(source).snapshot_type(snapshot_type);
+                    let req =
+                        self.client.describe_db_snapshots().db_instance_identifier(source).snapshot_type(snapshot_type);
                     let mut pages = req.into_paginator().send();
                     while let Some(page) = pages.next().await {
                         let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
@@ -144,8 +143,11 @@ impl Rds {
                     }
                 }
                 SourceType::AuroraCluster => {
-                    let req =
-                        self.client.describe_db_cluster_snapshots().db_cluster_identifier(source).snapshot_type(snapshot_type);
+                    let req = self
+                        .client
+                        .describe_db_cluster_snapshots()
+                        .db_cluster_identifier(source)
+                        .snapshot_type(snapshot_type);
                     let mut pages = req.into_paginator().send();
                     while let Some(page) = pages.next().await {
                         let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
@@ -185,7 +187,12 @@ impl Rds {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| (has_code(&e, &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"]), RefreshError::from_aws("CopyDBSnapshot", e))),
+                .map_err(|e| {
+                    (
+                        has_code(&e, &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"]),
+                        RefreshError::from_aws("CopyDBSnapshot", e),
+                    )
+                }),
             SourceType::AuroraCluster => self
                 .client
                 .copy_db_cluster_snapshot()
@@ -197,7 +204,10 @@ impl Rds {
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    (has_code(&e, &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"]), RefreshError::from_aws("CopyDBClusterSnapshot", e))
+                    (
+                        has_code(&e, &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"]),
+                        RefreshError::from_aws("CopyDBClusterSnapshot", e),
+                    )
                 }),
         };
         match result {
@@ -299,22 +309,34 @@ impl Rds {
         if !copy.is_our_copy() {
             return Err(RefreshError::DeleteRefused {
                 identifier: copy.snapshot.identifier.clone(),
-                reason: format!("not a copy this publisher made (name {COPY_PREFIX}*, tag ManagedBy={PUBLISHER_VALUE})"),
+                reason: format!(
+                    "not a copy this publisher made (name {COPY_PREFIX}*, tag ManagedBy={PUBLISHER_VALUE})"
+                ),
             });
         }
         let id = &copy.snapshot.identifier;
         let result = match kind {
-            SourceType::Rds => self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
-                (has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]), RefreshError::from_aws("DeleteDBSnapshot", e))
-            }),
-            SourceType::AuroraCluster => {
-                self.client.delete_db_cluster_snapshot().db_cluster_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
+            SourceType::Rds => {
+                self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
+                    (
+                        has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]),
+                        RefreshError::from_aws("DeleteDBSnapshot", e),
+                    )
+                })
+            }
+            SourceType::AuroraCluster => self
+                .client
+                .delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
                     (
                         has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]),
                         RefreshError::from_aws("DeleteDBClusterSnapshot", e),
                     )
-                })
-            }
+                }),
         };
         match result {
             Ok(()) | Err((true, _)) => {
@@ -377,9 +399,11 @@ mod tests {
         assert!(copy("rds:prod-1", "available", day(1)).is_our_copy());
         let untagged = held("dblab-share-prod-1", "available", day(1), &[]);
         assert!(!untagged.is_our_copy(), "our name alone");
-        let renamed = held("before-upgrade", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")]);
+        let renamed =
+            held("before-upgrade", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")]);
         assert!(!renamed.is_our_copy(), "our tags alone");
-        let clone_tag = held("dblab-share-x", "available", day(1), &[("ManagedBy", "dblab-refresh"), (COPY_OF_KEY, "x")]);
+        let clone_tag =
+            held("dblab-share-x", "available", day(1), &[("ManagedBy", "dblab-refresh"), (COPY_OF_KEY, "x")]);
         assert!(!clone_tag.is_our_copy(), "the clones' ManagedBy");
         let no_origin = held("dblab-share-x", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE)]);
         assert!(!no_origin.is_our_copy(), "without the snapshot it copies");
@@ -396,7 +420,10 @@ mod tests {
         // Someone's manual snapshot of the same source is not a copy of ours.
         let foreign = [held("dblab-share-prod-2", "available", day(2), &[(COPY_OF_KEY, "rds:prod-2")])];
         assert_eq!(super::plan(&automated, &foreign, 3).copy.as_deref(), Some("rds:prod-2"));
-        assert!(super::plan(&automated, &foreign, 3).delete.is_empty() && super::plan(&automated, &foreign, 3).share.is_empty());
+        assert!(
+            super::plan(&automated, &foreign, 3).delete.is_empty()
+                && super::plan(&automated, &foreign, 3).share.is_empty()
+        );
     }
 
     #[test]

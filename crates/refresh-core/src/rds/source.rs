@@ -385,11 +385,22 @@ impl Rds {
                 // Restored, and recorded, by its ARN: it names the account that shares it.
                 Ok(Candidate { identifier: arn.clone(), ..found })
             }
-            None => newest_available(shared).map(|c| Candidate { identifier: c.arn.clone(), ..c }).ok_or_else(|| {
-                RefreshError::NoSuitableSnapshot(format!(
-                    "no available snapshot of {what} is shared with this account: production's account must share manual copies of its automated snapshots (docs/deploying.md, \"Production in another account\"); a copy still being made is not available yet"
-                ))
-            }),
+            None => {
+                // A copy on its way is worth naming: the run can simply be started again later.
+                let on_its_way = shared
+                    .iter()
+                    .filter(|c| c.status != "available")
+                    .max_by(|a, b| a.data_at.cmp(&b.data_at))
+                    .map(|c| format!("; the newest, {}, is still being made ({})", c.arn, c.status));
+                newest_available(shared).map(|c| Candidate { identifier: c.arn.clone(), ..c }).ok_or_else(|| {
+                    RefreshError::NoSuitableSnapshot(match on_its_way {
+                        Some(newest) => format!("no available snapshot of {what} is shared with this account{newest}"),
+                        None => format!(
+                            "no snapshot of {what} is shared with this account: production's account must share manual copies of its automated snapshots (its publisher: docs/deploying.md, \"Production in another account\")"
+                        ),
+                    })
+                })
+            }
         }
     }
 
