@@ -11,6 +11,7 @@ mod asl;
 mod cleanup;
 mod clone;
 mod concurrency;
+mod cross_account;
 mod early_deletion;
 mod engine;
 mod fleet;

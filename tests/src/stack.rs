@@ -116,7 +116,8 @@ pub async fn start(watching: Watching) -> Stack {
     let values = LocalValues {
         history_table: table.clone(),
         topic_arn: topic_arn.clone(),
-        source_kms_key_arns: ALLOWED_KMS_KEY.to_string(),
+        // The publisher's copy key in production's account (tests/src/production.rs) too.
+        source_kms_key_arns: format!("{ALLOWED_KMS_KEY},{}", crate::production::copy_key_arn()),
         metrics_namespace: "dblab-refresh/e2e".to_string(),
         longest_call: format!("{LONGEST_CALL_SECONDS}s"),
     };
@@ -129,6 +130,9 @@ pub async fn start(watching: Watching) -> Stack {
     let port = lambda_runtime_url().rsplit(':').next().unwrap_or_default().to_string();
     let tools_bin = repo_root().join(".tools/venv/bin");
     let path = format!("{}:{}", tools_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let env_file = repo_root().join(format!("target/e2e-lambda-{}.env", std::process::id()));
+    let lines: String = environment.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&env_file, lines).unwrap_or_else(|e| panic!("{}: {e}", env_file.display()));
     let mut command = Command::new(tools_python());
     command
         .arg(repo_root().join("tests/fixtures/supervise.py"))
@@ -138,7 +142,9 @@ pub async fn start(watching: Watching) -> Stack {
         // Check handlers watch for seconds per invocation (as they watch for minutes in
         // AWS); parallel scenarios then need more than one instance per function.
         .args(["--concurrency", "4"])
-        .args(environment.iter().flat_map(|(k, v)| ["--env-var".to_string(), format!("{k}={v}")]))
+        // A file, not --env-var: that splits a value at its commas (SourceKmsKeyArns has some).
+        .arg("--env-file")
+        .arg(&env_file)
         .current_dir(repo_root())
         .env("PATH", path)
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))

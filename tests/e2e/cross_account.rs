@@ -1,0 +1,108 @@
+//! Production in its own account, end to end on real data: production's account runs the
+//! publisher (copy under the copy key, share with the refresh account); the refresh stack,
+//! in its own account, refreshes the engine from the shared copy. What these prove: the
+//! pool ends with exactly the data of production's snapshot, production's server receives
+//! no connection, and the refresh account asks nothing of production's account but to
+//! read and restore what was shared; a share missing or withdrawn mid-run fails clearly
+//! with nothing left behind.
+
+use refresh_core::request::SourceType;
+use refresh_core::row::Outcome;
+use refresh_tests::RealSource;
+use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, beyond_reading_shares};
+use serde_json::{Value, json};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use crate::Scenario;
+use dblab_emulator::Settings;
+
+/// Production's account: a real, seeded instance under the AWS managed key, and its
+/// publisher's settings.
+async fn production(s: &Scenario) -> (Production, RealSource, publish_snapshot::Settings) {
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    assert_eq!(key, refresh_tests::production::copy_key_arn(), "the stack's SourceKmsKeyArns lists it");
+    let id = production.instance(&format!("prod-{}", s.w.id)).await;
+    let source = s.w.back_with_postgres(Some(PRODUCTION_ACCOUNT), "instance", id).await;
+    let settings = production.settings(SourceType::Rds, &[&source.id], &key, 2);
+    (production, source, settings)
+}
+
+fn shared_request(s: &Scenario, source: &RealSource) -> Value {
+    let mut request = s.w.request("rds", &source.id);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    request
+}
+
+#[tokio::test]
+async fn production_in_another_account_publishes_and_the_engine_gets_exactly_its_snapshots_data() {
+    let s = Scenario::real(Settings::default()).await;
+    let (production, source, settings) = production(&s).await;
+    let (_, taken_at) = source.snapshots.first().cloned().expect("an automated snapshot");
+    let at_snapshot = s.w.checksums(&source.server, "app").await;
+    s.w.sql(&source.server, "app", "insert into public.customers (email, name, profile, created_at) values ('late@example.com', 'Late', '{}', now())").await;
+
+    // Production's side: RDS's event, then the pass that shares the finished copy.
+    let copy = production.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
+    assert_eq!(production.publish(&settings).await.unwrap().sources[0].shared, std::slice::from_ref(&copy));
+
+    let from = OffsetDateTime::now_utc();
+    let run = s.run("crossaccount", &shared_request(&s, &source)).await;
+    let to = OffsetDateTime::now_utc();
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    let arn = format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:snapshot:{copy}");
+    assert_eq!(row.snapshot_identifier.as_deref(), Some(arn.as_str()), "restored from the shared copy, by its ARN");
+    assert_eq!(row.data_as_of, Some(taken_at), "data as of production's own snapshot, not of the copy");
+
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, at_snapshot, "every table, every row of the snapshot");
+    let late =
+        s.w.sql(s.w.pool(), "app", "select count(*) from public.customers where email = 'late@example.com'").await;
+    assert_eq!(late, "0", "a row written after the snapshot arrived");
+    let seen = s.w.connections(&source.server, from, to).await;
+    assert!(seen.is_empty(), "production received {} connection(s): {seen:#?}", seen.len());
+    let asked = production.requests_from_elsewhere(&s.w.id).await;
+    assert!(asked.iter().any(|a| a == "rds RestoreDBInstanceFromDBSnapshot"), "{asked:?}");
+    assert_eq!(beyond_reading_shares(&asked), Vec::<String>::new(), "only reads of what was shared: {asked:?}");
+}
+
+#[tokio::test]
+async fn nothing_shared_yet_fails_before_a_clone_and_says_what_production_must_do() {
+    let s = Scenario::real(Settings::default()).await;
+    let (_production, source, _) = production(&s).await;
+    let run = s.run("notshared", &shared_request(&s, &source)).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("NoSnapshotAvailable"), Some("FindSnapshot")).await;
+    let message = row.error.map(|e| e.message).unwrap_or_default();
+    assert!(message.contains(PRODUCTION_ACCOUNT) && message.contains("publisher"), "{message}");
+    assert_eq!(run.entered("Restore"), 0, "no clone was asked for");
+}
+
+#[tokio::test]
+async fn a_share_withdrawn_while_the_restore_is_asked_fails_it_and_leaves_nothing() {
+    let s = Scenario::real(Settings::default()).await;
+    let (production, source, settings) = production(&s).await;
+    let copy = production.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
+    production.publish(&settings).await.unwrap();
+    // The restore is held a few seconds on its way to RDS (noted before it is held):
+    // production withdraws the share meanwhile.
+    refresh_tests::fixture(
+        "faults",
+        json!({"action": "RestoreDBInstanceFromDBSnapshot", "match": source.id, "delaySeconds": 4, "times": 1}),
+    )
+    .await;
+    let (name, arn) = s.start("withdrawn", &shared_request(&s, &source)).await;
+    let mut asked = Vec::new();
+    for _ in 0..240 {
+        asked = production.requests_from_elsewhere(&s.w.id).await;
+        if asked.iter().any(|a| a == "rds RestoreDBInstanceFromDBSnapshot") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(asked.iter().any(|a| a == "rds RestoreDBInstanceFromDBSnapshot"), "the restore was never asked: {asked:?}");
+    production.withdraw_share(SourceType::Rds, &copy).await;
+    let run = s.wait(&name, &arn).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("AwsRequestFailed"), Some("Restore")).await;
+    let message = row.error.map(|e| e.message).unwrap_or_default();
+    assert!(message.contains(&copy), "names the snapshot it could not restore: {message}");
+}
