@@ -65,11 +65,12 @@ mutants: $(MUTANTS) ## Mutation score of the rules that decide a run (.cargo/mut
 demo: ## A complete refresh on the local emulated stack (no AWS account needed)
 demo-aurora: ## The demo, from an Aurora cluster
 demo-failure: ## The demo of a refresh that fails mid-dump and is cleaned up
-# One recipe for the three: the variant is the name's second word (none for `demo`).
-demo demo-aurora demo-failure: $(VENV)/.installed
+demo-cross-account: ## The demo with production in its own account: its publisher shares snapshot copies, the refresh stack restores from them
+# One recipe for the four: the variant is what follows `demo-` (none for `demo`).
+demo demo-aurora demo-failure demo-cross-account: $(VENV)/.installed
 	cargo build --locked -p dblab-refresh --bin dblab-refresh
 	cargo build --locked -p refresh-tests --example demo
-	target/debug/examples/demo $(word 2,$(subst -, ,$@))
+	target/debug/examples/demo $(patsubst demo%,%,$(patsubst demo-%,%,$@))
 
 validate: validate-asl ## cfn-lint, sam validate --lint, the templates/code consistency check (stack and publisher), asl-validator, the docs' links
 	$(SAM_VENV)/bin/cfn-lint infra/template.yaml infra/publisher.yaml

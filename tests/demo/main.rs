@@ -8,7 +8,8 @@
 //! both schedules and the fleet's status. Everything it started stops with it.
 //!
 //! `demo aurora` refreshes from an Aurora cluster; `demo failure` shows a refresh that
-//! fails mid-dump being cleaned up.
+//! fails mid-dump being cleaned up; `demo cross-account` keeps production in an account of
+//! its own, whose publisher shares snapshot copies with the refresh stack's account.
 // A demo stops at the first thing that goes wrong, with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,6 +43,18 @@ fn group(n: u64) -> String {
     out
 }
 
+/// The CLI's environment: the refresh stack's account (moto's default) and its stack.
+fn cli_env(stack: &refresh_tests::stack::Stack) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto().endpoint.clone()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("DBLAB_REFRESH_STATE_MACHINE", stack.state_machine_arn.clone()),
+        ("DBLAB_REFRESH_TABLE", stack.table.clone()),
+    ]
+}
+
 fn heading(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
 }
@@ -66,6 +79,9 @@ fn cli(args: &[&str], env: &[(&str, String)]) -> bool {
 #[tokio::main]
 async fn main() {
     let variant = std::env::args().nth(1).unwrap_or_default();
+    if variant == "cross-account" {
+        return cross_account().await;
+    }
     let (aurora, failure) = (variant == "aurora", variant == "failure");
 
     heading("1. Starting the local stack: emulated AWS, the eight handlers, a DBLab Engine emulator");
@@ -116,14 +132,7 @@ async fn main() {
     std::fs::write(&file, serde_json::to_string_pretty(&request).unwrap()).unwrap();
     println!("{}", serde_json::to_string_pretty(&request).unwrap());
     let file = file.to_string_lossy().to_string();
-    let env = vec![
-        ("AWS_ENDPOINT_URL", moto().endpoint.clone()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-        ("DBLAB_REFRESH_STATE_MACHINE", stack.state_machine_arn.clone()),
-        ("DBLAB_REFRESH_TABLE", stack.table.clone()),
-    ];
+    let env = cli_env(stack);
 
     heading("4. Preflight: everything that could fail before a clone costs money");
     assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");
@@ -223,5 +232,93 @@ async fn main() {
     assert!(cli(&["schedule", "list"], &env));
     assert!(cli(&["status"], &env));
 
+    println!("\ndone: everything the demo started stops with it.");
+}
+
+/// Production in its own account: the publisher there copies and shares; the refresh stack,
+/// in another account, restores only from the shared copy.
+async fn cross_account() {
+    use refresh_core::request::SourceType;
+    use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, REFRESH_ACCOUNT, beyond_reading_shares};
+
+    heading("1. Two emulated AWS accounts: production's, and the refresh stack's");
+    let stack = stack().await;
+    let w = World::with_real_data(Settings { version: Version::V42, snapshot_ms: 1_500, ..Settings::default() }).await;
+    println!(
+        "emulated AWS at {} with account {PRODUCTION_ACCOUNT} (production) and {REFRESH_ACCOUNT} (the refresh stack, \
+         the handlers and the DBLab Engine at {})",
+        moto().endpoint,
+        w.emulator.url()
+    );
+
+    heading("2. Production's account: an RDS instance under the AWS managed key aws/rds, and its nightly snapshot");
+    let production = Production::new().await;
+    let copy_key = production.copy_key().await;
+    let id = production.instance(&format!("prod-{}", w.id)).await;
+    let source = w.back_with_postgres(Some(PRODUCTION_ACCOUNT), "instance", id).await;
+    let at_snapshot = w.checksums(&source.server, "app").await;
+    w.sql(&source.server, "app", LATE_ROW).await;
+    println!(
+        "RDS instance {} on 127.0.0.1:{} (log_connections on): {} rows in {} tables; its automated snapshot {} cannot be \
+         shared as it is (automated, and under aws/rds); one row was written after it",
+        source.id,
+        source.port,
+        group(at_snapshot.values().map(|(rows, _)| rows).sum()),
+        at_snapshot.len(),
+        source.snapshots.first().map(|(s, _)| s.as_str()).unwrap_or("-")
+    );
+
+    heading(
+        "3. The publisher, in production's account (infra/publisher.yaml): RDS's snapshot event, then its hourly pass",
+    );
+    let settings = production.settings(SourceType::Rds, &[&source.id], &copy_key, 2);
+    let first = production.publish(&settings).await.unwrap();
+    println!("on RDS-EVENT-0091: {}", serde_json::to_string(&first.sources).unwrap());
+    let second = production.publish(&settings).await.unwrap();
+    println!("next pass:         {}", serde_json::to_string(&second.sources).unwrap());
+    for (snapshot, shared_with) in production.manual_snapshots(&source.id).await {
+        println!(
+            "production's manual snapshot {snapshot}: restorable by {shared_with:?}, encrypted with the copy key {copy_key}"
+        );
+    }
+
+    heading("4. The refresh request names production's account; preflight in the refresh account");
+    let mut request = w.request("rds", &source.id);
+    request["target"] = json!("staging");
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    request["source"]["maxSnapshotAge"] = json!("26h");
+    let file = repo_root().join("target/demo-request-cross-account.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&request).unwrap()).unwrap();
+    println!("{}", serde_json::to_string_pretty(&request["source"]).unwrap());
+    let file = file.to_string_lossy().to_string();
+    let env = cli_env(stack);
+    assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");
+
+    heading("5. Start the refresh and watch it");
+    let from = OffsetDateTime::now_utc();
+    assert!(cli(&["start", &file, "--wait"], &env), "the refresh failed");
+    let to = OffsetDateTime::now_utc();
+    assert!(cli(&["history", "staging"], &env));
+
+    heading("6. What moved, and what the refresh account asked of production's");
+    let pool = w.checksums(w.pool(), "app").await;
+    assert_eq!(pool, at_snapshot, "the engine's data differs from production's snapshot");
+    let late = w.sql(w.pool(), "app", "select count(*) from public.customers where email = 'late@example.com'").await;
+    assert_eq!(late, "0", "a row written after the snapshot reached the engine");
+    let seen = w.connections(&source.server, from, to).await;
+    assert!(seen.is_empty(), "production received connections: {seen:#?}");
+    let asked = production.requests_from_elsewhere(&w.id).await;
+    assert!(beyond_reading_shares(&asked).is_empty(), "the refresh account did more than read the share: {asked:?}");
+    println!(
+        "DBLab now holds {} rows in {} tables, every table equal to production's snapshot; the late row is absent; \
+         production's server received 0 connections",
+        group(pool.values().map(|(rows, _)| rows).sum()),
+        pool.len()
+    );
+    println!(
+        "the refresh account's calls naming production's account: {asked:?} (reads of the shared copy and its key only)"
+    );
+    let left = w.rds_names("dblab-refresh-staging").await;
+    assert!(left.is_empty(), "clones left: {left:?}");
     println!("\ndone: everything the demo started stops with it.");
 }

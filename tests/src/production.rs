@@ -182,10 +182,11 @@ impl Production {
     }
 
     /// The RDS and KMS requests another account made that named production's account and
-    /// contain `text` (a test's own identifier), as `service action`: the launcher notes
-    /// every request naming another account than its caller's.
+    /// contain `text` (a test's own identifier) or the copy key, as `service action`: the
+    /// launcher notes every request naming another account than its caller's.
     pub async fn requests_from_elsewhere(&self, text: &str) -> Vec<String> {
-        let out = fixture("requests/naming", json!({"account": PRODUCTION_ACCOUNT, "match": text})).await;
+        let out =
+            fixture("requests/naming", json!({"account": PRODUCTION_ACCOUNT, "match": [text, COPY_KEY_ID]})).await;
         out["requests"]
             .as_array()
             .into_iter()

@@ -368,7 +368,9 @@ async fn encryption_allowed(
                      {account}'s key policy must allow this account kms:DescribeKey and kms:CreateGrant"
                 ),
             )),
-            manager => key_verdict(source, key, allowed, Some(manager).filter(|m| *m == KeyManager::Aws)),
+            manager => key_verdict(source, key, allowed, Some(manager).filter(|m| *m == KeyManager::Aws)).map(|said| {
+                format!("{said}; account {account}'s key policy lets this account use it (DescribeKey answered)")
+            }),
         };
     }
     if allowed.is_some_and(|allowed| listed(key, allowed)) {

@@ -113,7 +113,13 @@ impl RestoreSource {
     pub fn describe(&self) -> String {
         let at = crate::clock::rfc3339(self.data_as_of);
         match self.mode {
-            SourceMode::Snapshot => format!("snapshot {}", self.identifier),
+            // Another account's snapshot is named by its ARN, which names that account.
+            SourceMode::Snapshot => {
+                match self.identifier.split(':').nth(4).filter(|_| self.identifier.starts_with("arn:")) {
+                    Some(account) => format!("snapshot {} of account {account}", self.identifier),
+                    None => format!("snapshot {}", self.identifier),
+                }
+            }
             SourceMode::LatestPoint => format!("{} at its latest restorable time ({at})", self.source_identifier),
             SourceMode::PointInTime => format!("{} at {at}", self.source_identifier),
             SourceMode::FastClone => format!("copy-on-write clone of {}", self.source_identifier),
