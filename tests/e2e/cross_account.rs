@@ -106,3 +106,32 @@ async fn a_share_withdrawn_while_the_restore_is_asked_fails_it_and_leaves_nothin
     let message = row.error.map(|e| e.message).unwrap_or_default();
     assert!(message.contains(&copy), "names the snapshot it could not restore: {message}");
 }
+
+#[tokio::test]
+async fn a_cluster_shared_through_ram_is_cloned_across_accounts_with_its_live_data() {
+    let s = Scenario::real(Settings::default()).await;
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    let id = production.cluster(&format!("prod-{}", s.w.id), &key).await;
+    let source = s.w.back_with_postgres(Some(PRODUCTION_ACCOUNT), "cluster", id).await;
+    s.w.sql(&source.server, "app", "insert into public.customers (email, name, profile, created_at) values ('live@example.com', 'Live', '{}', now())").await;
+    let expected = s.w.checksums(&source.server, "app").await;
+    // The launcher plays copy-on-write as the archive replayed to its end: bring it to now.
+    refresh_tests::fixture("postgres/archive", json!({"account": PRODUCTION_ACCOUNT, "cluster": source.id})).await;
+    production.share_cluster_through_ram(&source.id, true).await;
+
+    let mut request = s.w.request("aurora-cluster", &source.id);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    request["source"]["mode"] = json!("fast-clone");
+    let from = OffsetDateTime::now_utc();
+    let run = s.run("ramclone", &request).await;
+    let to = OffsetDateTime::now_utc();
+    let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+    assert_eq!(row.source_mode.as_deref(), Some("fast-clone"));
+    assert_eq!(s.w.checksums(s.w.pool(), "app").await, expected, "the live data, every table");
+    let seen = s.w.connections(&source.server, from, to).await;
+    assert!(seen.is_empty(), "production received {} connection(s): {seen:#?}", seen.len());
+    let asked = production.requests_from_elsewhere(&s.w.id).await;
+    assert!(asked.iter().any(|a| a == "rds RestoreDBClusterToPointInTime"), "{asked:?}");
+    assert_eq!(beyond_reading_shares(&asked), Vec::<String>::new(), "only the clone of the shared cluster: {asked:?}");
+}

@@ -8,6 +8,7 @@ use refresh_core::request::SourceType;
 use refresh_core::secrets::SecretReader;
 use refresh_tests::World;
 use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, beyond_reading_shares};
+use refresh_tests::unique;
 use serde_json::{Value, json};
 
 use crate::restore_clone;
@@ -33,7 +34,7 @@ async fn published(w: &World, kind: SourceType, key: Option<String>) -> Shared {
     let id = format!("prod-{}", w.id);
     let source = match kind {
         SourceType::Rds => production.instance(&id).await,
-        SourceType::AuroraCluster => production.cluster(&id).await,
+        SourceType::AuroraCluster => production.cluster(&id, &production.database_key).await,
     };
     let settings = production.settings(kind, &[&source], &key, 2);
     let copy = production.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
@@ -201,4 +202,36 @@ async fn the_check_of_calls_into_production_catches_one_that_does_more_than_read
         .await;
     let asked = production.requests_from_elsewhere(&w.id).await;
     assert_eq!(beyond_reading_shares(&asked), ["rds AddTagsToResource"], "{asked:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_shared_through_ram_is_cloned_by_its_arn_and_refused_once_the_share_ends() {
+    let w = World::new().await;
+    let production = Production::new().await;
+    // A cluster under aws/rds cannot be shared: production's is under a key it lets this account use.
+    let key = production.copy_key().await;
+    let cluster = production.cluster(&format!("prod-{}", w.id), &key).await;
+    production.share_cluster_through_ram(&cluster, true).await;
+    let mut request = w.request("aurora-cluster", &cluster);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    request["source"]["mode"] = json!("fast-clone");
+    let chosen = find_shared(&w, &request, &key).await.unwrap();
+    let arn = format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:cluster:{cluster}");
+    assert_eq!(chosen.source_identifier, arn, "cloned by the ARN that names production's account");
+    assert_eq!(chosen.describe(), format!("copy-on-write clone of {arn}"));
+    let clone = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap();
+    assert!(databases(&w.rds).await.contains(&clone.identifier), "the clone is in the refresh account");
+    assert!(!databases(&production.rds).await.contains(&clone.identifier));
+    let asked = production.requests_from_elsewhere(&w.id).await;
+    assert!(asked.contains(&"rds RestoreDBClusterToPointInTime".to_string()), "{asked:?}");
+    assert_eq!(beyond_reading_shares(&asked), Vec::<String>::new(), "{asked:?}");
+
+    production.share_cluster_through_ram(&cluster, false).await;
+    let err = find_shared(&w, &request, &key).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(err.to_string().contains("source.account") && err.to_string().contains("AWS RAM"), "{err}");
+    // A cluster never shared at all is refused the same way, before any clone.
+    request["source"]["identifier"] = json!(unique("never"));
+    let err = find_shared(&w, &request, &key).await.unwrap_err();
+    assert!(err.to_string().contains("is not shared with this account through AWS RAM"), "{err}");
 }

@@ -84,8 +84,9 @@ impl Production {
         id.to_string()
     }
 
-    /// An encrypted production Aurora PostgreSQL cluster (one automated cluster snapshot).
-    pub async fn cluster(&self, id: &str) -> String {
+    /// An encrypted production Aurora PostgreSQL cluster (one automated cluster snapshot),
+    /// under `key`.
+    pub async fn cluster(&self, id: &str, key: &str) -> String {
         self.rds
             .create_db_cluster()
             .db_cluster_identifier(id)
@@ -94,7 +95,7 @@ impl Production {
             .master_username("admin")
             .master_user_password("production-password")
             .storage_encrypted(true)
-            .kms_key_id(&self.database_key)
+            .kms_key_id(key)
             .send()
             .await
             .unwrap_or_else(|e| panic!("create production cluster: {e:?}"));
@@ -117,6 +118,16 @@ impl Production {
         let event = json!({"source": "aws.rds", "detail-type": "RDS DB Snapshot Event",
             "detail": {"EventID": "RDS-EVENT-0091", "SourceType": "SNAPSHOT"}});
         publish_snapshot::handle(&deps, settings, event).await
+    }
+
+    /// Shares a cluster with the refresh account through AWS RAM (the share accepted), or
+    /// withdraws that share.
+    pub async fn share_cluster_through_ram(&self, cluster: &str, shared: bool) {
+        fixture(
+            "ram/share-cluster",
+            json!({"account": PRODUCTION_ACCOUNT, "cluster": cluster, "with": REFRESH_ACCOUNT, "withdraw": !shared}),
+        )
+        .await;
     }
 
     /// Production's account stops sharing a copy with the refresh account.
@@ -200,14 +211,17 @@ impl Production {
 }
 
 /// What the refresh account may ask about production's resources: read the shared
-/// snapshots and the copy key, and restore from a shared snapshot. Anything else in
-/// `requests` is returned.
+/// snapshots and the copy key, restore from a shared snapshot, and clone a cluster shared
+/// through RAM (copy-on-write: a read of its storage). Anything else in `requests` is
+/// returned.
 pub fn beyond_reading_shares(requests: &[String]) -> Vec<String> {
     const READS: &[&str] = &[
         "rds DescribeDBSnapshots",
         "rds DescribeDBClusterSnapshots",
+        "rds DescribeDBClusters",
         "rds RestoreDBInstanceFromDBSnapshot",
         "rds RestoreDBClusterFromSnapshot",
+        "rds RestoreDBClusterToPointInTime",
         "kms DescribeKey",
     ];
     requests.iter().filter(|r| !READS.contains(&r.as_str())).cloned().collect()

@@ -150,6 +150,8 @@ impl Rds {
                 return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
             }
         };
+        // Another account's cluster is restored from by its ARN, which names that account.
+        let source_identifier = if source.account.is_some() { window.arn.clone() } else { source.identifier.clone() };
         Ok(RestoreSource {
             mode: source.mode,
             identifier: source.identifier.clone(),
@@ -159,12 +161,36 @@ impl Rds {
             data_as_of,
             snapshot_type: source.mode.as_str().into(),
             source_type: source.kind,
-            source_identifier: source.identifier.clone(),
+            source_identifier,
             found_at: now,
             engine_instance_id: None,
             serverless_capacity: None,
             kms_key_id: window.kms_key_id,
         })
+    }
+
+    /// Another account's Aurora cluster, as shared with this one through AWS RAM: listed by
+    /// DescribeDBClusters with IncludeShared, its ARN naming that account. All that is read
+    /// of it is that description.
+    async fn ram_shared_cluster(&self, account: &str, identifier: &str) -> Result<DbCluster, RefreshError> {
+        let mut pages = self.client.describe_db_clusters().include_shared(true).into_paginator().send();
+        let wanted = format!(":{account}:cluster:{identifier}");
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusters", e))?;
+            if let Some(found) =
+                page.db_clusters().iter().find(|c| c.db_cluster_arn().is_some_and(|a| a.ends_with(&wanted)))
+            {
+                return Ok(found.clone());
+            }
+        }
+        Err(RefreshError::at(
+            "source.account",
+            format!(
+                "Aurora cluster {identifier:?} of account {account} is not shared with this account through AWS RAM: \
+                 share it there (a RAM resource share of the cluster, accepted here), or have that account publish its \
+                 snapshots and use source.mode \"snapshot\""
+            ),
+        ))
     }
 
     /// The source's restorable window; an error naming `source.mode` when it has none.
@@ -216,7 +242,10 @@ impl Rds {
                 })
             }
             SourceType::AuroraCluster => {
-                let cluster = self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
+                let cluster = match &source.account {
+                    Some(account) => self.ram_shared_cluster(account, &source.identifier).await?,
+                    None => self.cluster(&source.identifier).await?.ok_or_else(not_found)?,
+                };
                 let latest = cluster.latest_restorable_time().and_then(crate::clock::from_aws);
                 let earliest = cluster.earliest_restorable_time().and_then(crate::clock::from_aws);
                 let (Some(earliest), Some(latest)) = (earliest, latest) else {

@@ -88,7 +88,7 @@ pub const SOURCE_ACCOUNT: Field = Field {
     required: false,
     kind: Kind::Text,
     unset: "this stack's account",
-    doc: "The 12-digit account production lives in, when it is not this one: the clone is restored from the newest available snapshot of `source.identifier` that account shares with this one (mode `snapshot` only); production itself is never described. See [Production in another account](deploying.md#production-in-another-account)",
+    doc: "The 12-digit account production lives in, when it is not this one: the clone is restored from the newest available snapshot of `source.identifier` that account shares with this one (mode `snapshot`), or, for an Aurora cluster it shares through AWS RAM, cloned copy-on-write (mode `fast-clone`); nothing else of that account is described. See [Production in another account](deploying.md#production-in-another-account)",
 };
 pub const SOURCE_MAX_SNAPSHOT_AGE: Field = Field {
     key: "source.maxSnapshotAge",

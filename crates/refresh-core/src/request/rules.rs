@@ -121,11 +121,13 @@ impl Reader {
                 Err(format!("{a:?} is not an AWS account id (12 digits)"))
             }
         });
-        if account.is_some() && mode != SourceMode::Snapshot {
+        // What another account can share: snapshots, or an Aurora cluster through AWS RAM
+        // (cloned copy-on-write); a point in time would need its backups.
+        if account.is_some() && !matches!(mode, SourceMode::Snapshot | SourceMode::FastClone) {
             self.err(
                 f::SOURCE_ACCOUNT.key,
                 format!(
-                    "another account's production can be restored only from the snapshots it shares (source.mode \"snapshot\"), not {:?}: a point in time or a fast clone would need access to production itself",
+                    "another account's production can be restored only from the snapshots it shares (source.mode \"snapshot\") or, for an Aurora cluster it shares through AWS RAM, by a fast clone (\"fast-clone\"), not {:?}: a point in time would need its backups",
                     mode.as_str()
                 ),
             );
@@ -536,7 +538,15 @@ mod tests {
         let mut doc = valid();
         doc["source"]["account"] = json!("111111111111");
         doc["source"]["mode"] = json!("latest-point");
-        assert_eq!(paths(&doc), ["source.account"], "a point in time needs production itself");
+        assert_eq!(paths(&doc), ["source.account"], "a point in time needs production's backups");
+        doc["source"]["mode"] = json!("point-in-time");
+        doc["source"]["restoreTime"] = json!("2026-12-05T03:00:00Z");
+        assert_eq!(paths(&doc), ["source.account"]);
+        let mut doc = valid();
+        doc["source"]["account"] = json!("111111111111");
+        doc["source"]["type"] = json!("aurora-cluster");
+        doc["source"]["mode"] = json!("fast-clone");
+        assert!(RefreshRequest::from_document(&doc).is_ok(), "a cluster shared through RAM is cloned");
         let mut doc = valid();
         doc["source"]["mode"] = json!("latest-point");
         doc["source"]["maxSnapshotAge"] = json!("26h");
