@@ -68,6 +68,10 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
     let first = p.publish(&settings).await.unwrap();
     let copy = publish::copy_name(&newest);
     assert_eq!(first.trigger, "RDS-EVENT-0091");
+    assert_eq!(
+        (first.sources[0].source_type.as_str(), first.sources[0].source.as_str()),
+        ("RDS instance", source.as_str())
+    );
     assert_eq!(first.sources[0].copy_started.as_deref(), Some(copy.as_str()), "the newest automated snapshot");
     let made = p.rds.describe_db_snapshots().db_snapshot_identifier(&copy).send().await.unwrap();
     let made = &made.db_snapshots()[0];

@@ -127,24 +127,21 @@ pub async fn handle(deps: &Deps, settings: &Settings, event: Value) -> Result<Ou
             }
         }
     }
-    match failures.len() {
-        0 => Ok(Output { trigger, sources }),
-        1 => Err(failures.remove(0)),
-        // The first terminal failure names the whole (a retry would not mend it), else the first.
-        _ => {
-            let all: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            let first = failures.iter().position(|e| !e.is_transient()).unwrap_or(0);
-            let named = failures.swap_remove(first);
-            Err(match named {
-                RefreshError::AwsTransient { operation, .. } => {
-                    RefreshError::AwsTransient { operation, message: all.join("; ") }
-                }
-                RefreshError::AwsRequestFailed { operation, .. } => {
-                    RefreshError::AwsRequestFailed { operation, message: all.join("; ") }
-                }
-                other => other,
-            })
-        }
+    if failures.is_empty() { Ok(Output { trigger, sources }) } else { Err(combined(failures)) }
+}
+
+/// The error of a pass in which sources failed: the first terminal one names it (a retry
+/// would not mend it), else the first; its message holds every source's.
+fn combined(mut failures: Vec<RefreshError>) -> RefreshError {
+    if failures.len() == 1 {
+        return failures.remove(0);
+    }
+    let all = failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let first = failures.iter().position(|e| !e.is_transient()).unwrap_or(0);
+    match failures.swap_remove(first) {
+        RefreshError::AwsTransient { operation, .. } => RefreshError::AwsTransient { operation, message: all },
+        RefreshError::AwsRequestFailed { operation, .. } => RefreshError::AwsRequestFailed { operation, message: all },
+        other => other,
     }
 }
 
@@ -214,6 +211,7 @@ mod tests {
             ("SHARE_WITH", "12345678901"),
             ("SHARE_WITH", "12345678901x"),
             ("COPY_KMS_KEY_ARN", "alias/aws/rds"),
+            ("COPY_KMS_KEY_ARN", "arn:aws:kms:us-east-1:111111111111:alias/aws/rds"),
             ("KEEP_COPIES", "0"),
             ("KEEP_COPIES", "21"),
             ("KEEP_COPIES", "two"),
@@ -222,9 +220,31 @@ mod tests {
             assert_eq!(name, "PublisherMisconfigured");
             assert!(message.contains(variable), "{message}");
         }
-        assert_eq!(with("CLUSTERS", "aurora").unwrap().clusters, ["aurora"]);
+        let both = with("CLUSTERS", "aurora").unwrap();
+        assert_eq!(both.clusters, ["aurora"]);
+        let sources: Vec<_> = both.sources().map(|(kind, id)| (kind, id.as_str())).collect();
+        assert_eq!(
+            sources,
+            [(SourceType::Rds, "prod"), (SourceType::Rds, "billing"), (SourceType::AuroraCluster, "aurora")],
+            "every source, each with its kind"
+        );
         assert_eq!(with("KEEP_COPIES", "20").unwrap().keep, 20);
         assert_eq!(with("KEEP_COPIES", "1").unwrap().keep, 1);
+    }
+
+    #[test]
+    fn a_pass_with_failed_sources_is_named_by_the_first_that_a_retry_would_not_mend() {
+        let transient =
+            || RefreshError::AwsTransient { operation: "DescribeDBSnapshots".into(), message: "throttled".into() };
+        let terminal =
+            || RefreshError::AwsRequestFailed { operation: "CopyDBSnapshot".into(), message: "denied".into() };
+        let gone = || RefreshError::NoSnapshotAvailable { kind: "RDS instance".into(), identifier: "gone".into() };
+        assert_eq!(combined(vec![transient()]).to_string(), transient().to_string(), "one failure as it is");
+        let both = combined(vec![transient(), terminal()]);
+        assert_eq!(both.name(), "AwsRequestFailed");
+        assert!(both.to_string().contains("throttled") && both.to_string().contains("denied"), "{both}");
+        assert_eq!(combined(vec![transient(), transient()]).name(), "AwsTransient");
+        assert_eq!(combined(vec![transient(), gone(), terminal()]).name(), "NoSnapshotAvailable");
     }
 
     #[test]

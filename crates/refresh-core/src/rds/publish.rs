@@ -389,6 +389,11 @@ mod tests {
         assert_eq!(copy_name(&long).len(), MAX_COPY_NAME);
         assert_ne!(copy_name(&long), copy_name(&other), "a digest keeps two long names apart");
         assert_eq!(copy_name(&long), copy_name(&long));
+        // Exactly the longest: kept whole.
+        let exact = format!("rds:{}", "b".repeat(MAX_COPY_NAME - COPY_PREFIX.len()));
+        assert_eq!(copy_name(&exact), format!("{COPY_PREFIX}{}", "b".repeat(MAX_COPY_NAME - COPY_PREFIX.len())));
+        // The digest is FNV-1a (its published test vector), stable across releases.
+        assert_eq!(fnv1a("a"), 0xe40c_292c);
         for name in [copy_name(&long), copy_name("rds:x-"), copy_name("rds:a--b")] {
             assert!(!name.contains("--") && !name.ends_with('-') && name.len() <= MAX_COPY_NAME, "{name}");
         }
