@@ -90,9 +90,9 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-build: tools ## Release arm64 Lambda packages: target/lambda/<handler>/bootstrap.zip
+build: tools ## Release arm64 Lambda packages: target/lambda/<handler>/bootstrap.zip (the publisher too)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(HANDLERS))
+	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(HANDLERS)) --bin publish-snapshot
 
 deploy: tools ## sam build + sam deploy (guided the first time, saving infra/samconfig.toml)
 	rustup target add aarch64-unknown-linux-gnu

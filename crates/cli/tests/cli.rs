@@ -94,6 +94,40 @@ async fn preflight_checks_without_creating_anything() {
 }
 
 #[tokio::test]
+async fn preflight_reports_production_accounts_shared_snapshot_and_its_key() {
+    use refresh_core::request::SourceType;
+    use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, copy_key_arn};
+    let w = World::with_engine(Settings::default()).await;
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    let source = production.instance(&format!("prod-{}", w.id)).await;
+    let settings = production.settings(SourceType::Rds, &[&source], &key, 2);
+    let copy = production.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
+    let mut request = w.request("rds", &source);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    let file = write_request(&w, &request);
+    // Not shared yet: the preflight says what production's account must do.
+    let out = run(&["validate", &file, "--preflight", "--source-kms-keys", &copy_key_arn()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  restore from") && text.contains("publisher"), "{text}");
+
+    production.publish(&settings).await.unwrap();
+    let out = run(&["validate", &file, "--preflight", "--source-kms-keys", &copy_key_arn()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let shared = format!(
+        "ok    restore from: snapshot arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:snapshot:{copy} of account {PRODUCTION_ACCOUNT}"
+    );
+    assert!(text.contains(&shared), "names the shared snapshot and whose it is: {text}");
+    assert!(
+        text.contains(&format!("ok    encryption key: encrypted with {key}, which the stack allows; account {PRODUCTION_ACCOUNT}'s key policy lets this account use it")),
+        "{text}"
+    );
+    assert!(text.contains("not described (only the snapshots it shares are read)"), "{text}");
+}
+
+#[tokio::test]
 async fn preflight_is_the_one_find_snapshot_runs() {
     // What find-snapshot refuses, the CLI's preflight shows: the engine's configuration too.
     let w = World::with_engine(Settings {
