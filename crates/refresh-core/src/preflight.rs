@@ -10,7 +10,7 @@ use crate::dblab::engine::{self, EngineIdentity};
 use crate::dblab::{Connector, DblabClient};
 use crate::error::RefreshError;
 use crate::rds::Rds;
-use crate::request::{RefreshRequest, SERVERLESS_CLASS, ServerlessCapacity};
+use crate::request::{RefreshRequest, SERVERLESS_CLASS, ServerlessCapacity, SourceMode};
 use crate::run::RestoreSource;
 use crate::secrets::SecretReader;
 
@@ -157,12 +157,16 @@ async fn aws_checks(
     if !c.halted() {
         let source_spec = &request.source;
         let exists = match &source_spec.account {
-            // Another account's production is never described: its shared snapshots are
-            // all this stack may read of it.
+            // Another account's production is never described: what it shares with this
+            // account (snapshots, or a cluster through RAM) is all this stack may read of it.
             Some(account) => c
                 .record("source", Ok(()), |()| {
+                    let shared = match source_spec.mode {
+                        SourceMode::FastClone => "the cluster as shared through AWS RAM is read",
+                        _ => "only the snapshots it shares are read",
+                    };
                     format!(
-                        "{} {} of account {account}: not described (only the snapshots it shares are read)",
+                        "{} {} of account {account}: not described ({shared})",
                         source_spec.kind.describe(),
                         source_spec.identifier
                     )
@@ -482,7 +486,7 @@ mod tests {
 
     fn source(kms: Option<&str>) -> RestoreSource {
         RestoreSource {
-            mode: crate::request::SourceMode::Snapshot,
+            mode: SourceMode::Snapshot,
             identifier: "rds:prod-1".into(),
             arn: "arn:aws:rds:us-east-1:1:snapshot:rds:prod-1".into(),
             engine: "postgres".into(),
