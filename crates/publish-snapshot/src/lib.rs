@@ -147,7 +147,7 @@ fn combined(mut failures: Vec<RefreshError>) -> RefreshError {
 
 /// One source: copy, share, prune, in that order (a copy is shared once it is available,
 /// by this pass or a later one).
-pub async fn publish_source(
+async fn publish_source(
     rds: &Rds,
     settings: &Settings,
     kind: SourceType,
