@@ -480,19 +480,7 @@ async fn an_aurora_fast_clone_is_of_the_live_cluster() {
 /// A production instance encrypted with `key`.
 async fn encrypted_source(w: &World, label: &str, key: &str) -> String {
     let id = format!("prod-{label}-{}", w.id);
-    w.rds
-        .create_db_instance()
-        .db_instance_identifier(&id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("production-password")
-        .allocated_storage(20)
-        .storage_encrypted(true)
-        .kms_key_id(key)
-        .send()
-        .await
-        .unwrap();
+    refresh_tests::create_source_instance(&w.rds, &id, Some(key)).await;
     id
 }
 

@@ -20,7 +20,7 @@ pub use moto::{
     Moto, RDS_PAGE_SIZE, Requests, account_config, aws_config, fixture, fixture_result, lambda_runtime_url, moto,
     repo_root, tools_python, unique,
 };
-pub use world::{Checksums, RealSource, World};
+pub use world::{Checksums, RealSource, World, create_source_instance};
 
 /// The history table, keyed as `refresh_core::history` expects.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {

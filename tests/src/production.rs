@@ -67,20 +67,7 @@ impl Production {
 
     /// An encrypted production instance (moto gives it one automated snapshot).
     pub async fn instance(&self, id: &str) -> String {
-        self.rds
-            .create_db_instance()
-            .db_instance_identifier(id)
-            .db_instance_class("db.t3.micro")
-            .engine("postgres")
-            .engine_version("16.3")
-            .master_username("admin")
-            .master_user_password("production-password")
-            .allocated_storage(20)
-            .storage_encrypted(true)
-            .kms_key_id(&self.database_key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create production instance: {e:?}"));
+        crate::world::create_source_instance(&self.rds, id, Some(&self.database_key)).await;
         id.to_string()
     }
 

@@ -9,6 +9,7 @@ mod real_data;
 mod sources;
 
 pub use real_data::{Checksums, RealSource};
+pub use sources::create_source_instance;
 
 use crate::*;
 use aws_config::SdkConfig;

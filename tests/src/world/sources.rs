@@ -38,18 +38,7 @@ impl World {
     /// A production RDS instance (moto gives it one automated snapshot).
     pub async fn rds_source(&self) -> String {
         let id = format!("prod-{}", self.id);
-        self.rds
-            .create_db_instance()
-            .db_instance_identifier(&id)
-            .db_instance_class("db.t3.micro")
-            .engine("postgres")
-            .engine_version("16.3")
-            .master_username("admin")
-            .master_user_password("production-password")
-            .allocated_storage(20)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create source instance: {e:?}"));
+        create_source_instance(&self.rds, &id, None).await;
         id
     }
 
@@ -104,4 +93,22 @@ impl World {
         }
         names
     }
+}
+
+/// A production PostgreSQL instance in the account `rds` acts in, encrypted with `key` if
+/// one is given (moto gives it one automated snapshot).
+pub async fn create_source_instance(rds: &aws_sdk_rds::Client, id: &str, key: Option<&str>) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .engine_version("16.3")
+        .master_username("admin")
+        .master_user_password("production-password")
+        .allocated_storage(20)
+        .set_storage_encrypted(key.map(|_| true))
+        .set_kms_key_id(key.map(str::to_string))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create source instance {id}: {e:?}"));
 }

@@ -49,6 +49,11 @@ pub(super) const INSTANCE_NOT_FOUND: &[&str] = &["DBInstanceNotFound", "DBInstan
 pub(super) const CLUSTER_NOT_FOUND: &[&str] = &["DBClusterNotFoundFault", "DBClusterNotFound"];
 pub(super) const INSTANCE_EXISTS: &[&str] = &["DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault"];
 pub(super) const CLUSTER_EXISTS: &[&str] = &["DBClusterAlreadyExistsFault", "DBClusterAlreadyExists"];
+pub(super) const SNAPSHOT_NOT_FOUND: &[&str] = &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"];
+pub(super) const CLUSTER_SNAPSHOT_NOT_FOUND: &[&str] = &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"];
+pub(super) const SNAPSHOT_EXISTS: &[&str] = &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"];
+pub(super) const CLUSTER_SNAPSHOT_EXISTS: &[&str] =
+    &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"];
 pub(super) const INVALID_STATE: &[&str] =
     &["InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault", "InvalidDBClusterState"];
 

@@ -187,12 +187,7 @@ impl Rds {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| {
-                    (
-                        has_code(&e, &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"]),
-                        RefreshError::from_aws("CopyDBSnapshot", e),
-                    )
-                }),
+                .map_err(|e| (has_code(&e, SNAPSHOT_EXISTS), RefreshError::from_aws("CopyDBSnapshot", e))),
             SourceType::AuroraCluster => self
                 .client
                 .copy_db_cluster_snapshot()
@@ -204,10 +199,7 @@ impl Rds {
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    (
-                        has_code(&e, &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"]),
-                        RefreshError::from_aws("CopyDBClusterSnapshot", e),
-                    )
+                    (has_code(&e, CLUSTER_SNAPSHOT_EXISTS), RefreshError::from_aws("CopyDBClusterSnapshot", e))
                 }),
         };
         match result {
@@ -222,15 +214,8 @@ impl Rds {
 
     /// The accounts a copy is shared with (its `restore` attribute).
     pub async fn shared_with(&self, kind: SourceType, copy: &str) -> Result<Vec<String>, RefreshError> {
-        let values = |attrs: Option<&[aws_sdk_rds::types::DbSnapshotAttribute]>| -> Vec<String> {
-            attrs
-                .unwrap_or_default()
-                .iter()
-                .filter(|a| a.attribute_name() == Some("restore"))
-                .flat_map(|a| a.attribute_values().iter().cloned())
-                .collect()
-        };
-        match kind {
+        // The two attribute types differ in the SDK; each is read as (name, values).
+        let attributes: Vec<(Option<String>, Vec<String>)> = match kind {
             SourceType::Rds => {
                 let out = self
                     .client
@@ -239,7 +224,12 @@ impl Rds {
                     .send()
                     .await
                     .map_err(|e| RefreshError::from_aws("DescribeDBSnapshotAttributes", e))?;
-                Ok(values(out.db_snapshot_attributes_result().map(|r| r.db_snapshot_attributes())))
+                out.db_snapshot_attributes_result()
+                    .map(|r| r.db_snapshot_attributes())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| (a.attribute_name().map(str::to_string), a.attribute_values().to_vec()))
+                    .collect()
             }
             SourceType::AuroraCluster => {
                 let out = self
@@ -249,16 +239,15 @@ impl Rds {
                     .send()
                     .await
                     .map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshotAttributes", e))?;
-                Ok(out
-                    .db_cluster_snapshot_attributes_result()
+                out.db_cluster_snapshot_attributes_result()
                     .map(|r| r.db_cluster_snapshot_attributes())
                     .unwrap_or_default()
                     .iter()
-                    .filter(|a| a.attribute_name() == Some("restore"))
-                    .flat_map(|a| a.attribute_values().iter().cloned())
-                    .collect())
+                    .map(|a| (a.attribute_name().map(str::to_string), a.attribute_values().to_vec()))
+                    .collect()
             }
-        }
+        };
+        Ok(attributes.into_iter().filter(|(name, _)| name.as_deref() == Some("restore")).flat_map(|(_, v)| v).collect())
     }
 
     /// Shares one of our copies with exactly `account`. Returns whether anything changed.
@@ -316,14 +305,14 @@ impl Rds {
         }
         let id = &copy.snapshot.identifier;
         let result = match kind {
-            SourceType::Rds => {
-                self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await.map(|_| ()).map_err(|e| {
-                    (
-                        has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]),
-                        RefreshError::from_aws("DeleteDBSnapshot", e),
-                    )
-                })
-            }
+            SourceType::Rds => self
+                .client
+                .delete_db_snapshot()
+                .db_snapshot_identifier(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (has_code(&e, SNAPSHOT_NOT_FOUND), RefreshError::from_aws("DeleteDBSnapshot", e))),
             SourceType::AuroraCluster => self
                 .client
                 .delete_db_cluster_snapshot()
@@ -332,10 +321,7 @@ impl Rds {
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    (
-                        has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]),
-                        RefreshError::from_aws("DeleteDBClusterSnapshot", e),
-                    )
+                    (has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND), RefreshError::from_aws("DeleteDBClusterSnapshot", e))
                 }),
         };
         match result {

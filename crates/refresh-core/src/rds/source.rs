@@ -475,7 +475,7 @@ impl Rds {
                 while let Some(page) = pages.next().await {
                     let page = match page {
                         Ok(p) => p,
-                        Err(e) if has_code(&e, &["DBSnapshotNotFound", "DBSnapshotNotFoundFault"]) => return Ok(out),
+                        Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => return Ok(out),
                         Err(e) => return Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
                     };
                     out.extend(page.db_snapshots().iter().map(instance_candidate));
@@ -491,7 +491,7 @@ impl Rds {
                 while let Some(page) = pages.next().await {
                     let page = match page {
                         Ok(p) => p,
-                        Err(e) if has_code(&e, &["DBClusterSnapshotNotFoundFault", "DBClusterSnapshotNotFound"]) => {
+                        Err(e) if has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND) => {
                             return Ok(out);
                         }
                         Err(e) => return Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
