@@ -16,10 +16,11 @@ The refresh stack:
   may invoke exactly those functions;
 - no IAM statement of a function or role allows a wildcard action; RDS changes are
   allowed only on `dblab-refresh-*` instances and clusters (or on the inputs a restore
-  reads); secrets can be read only from the SecretArns parameter;
+  reads), and on `dblab-refresh-*` snapshots only the copy-in (restore) and its deletion
+  (delete-clone); secrets can be read only from the SecretArns parameter;
 - KMS: restore and check-available may kms:CreateGrant (only with
-  kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns keys and nothing
-  else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
+  kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns keys (the restore
+  also on CopyKmsKeyArn) and nothing else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
   other KMS right anywhere;
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
@@ -55,8 +56,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_HANDLERS = {"dblab-emulator", "dblab-refresh", "refresh-core", "refresh-tests"}
 # Deployed by infra/publisher.yaml, in production's account, not by the refresh stack.
 PUBLISHER_BINARY = "publish-snapshot"
-MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
-SHARED_RESTORES = ("rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot")
+MUTATING_RDS = re.compile(r"^rds:(Restore|Create|Copy|Modify|Delete|AddTags|RemoveTags|Reboot|Stop|Start|Promote|Failover)")
+SHARED_RESTORES = ("rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBClusterFromSnapshot", "rds:CopyDBSnapshot")
+# A shared encrypted snapshot copied in (by the restore) and deleted with its clone (by delete-clone).
+OUR_COPIES = {"RestoreFunction": ("rds:CopyDBSnapshot", "rds:AddTagsToResource"), "DeleteCloneFunction": ("rds:DeleteDBSnapshot",)}
 RESTORE_INPUTS = (":snapshot:*", ":cluster-snapshot:*", ":og:*", ":pg:*", ":cluster-pg:*", ":subgrp:*", ":secgrp:*")
 POINT_IN_TIME = ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBClusterToPointInTime")
 errors: list[str] = []
@@ -135,8 +138,12 @@ def check_statement(owner: str, statement: dict) -> None:
                     fail(f"{owner}: {action} allowed on the shared snapshots")
                 continue
             for resource in resources:
+                if resource.endswith(":snapshot:dblab-refresh-*"):
+                    if action not in OUR_COPIES.get(owner, ()):
+                        fail(f"{owner}: {action} allowed on {resource}")
+                    continue
                 ours = resource.endswith(":db:dblab-refresh-*") or resource.endswith(":cluster:dblab-refresh-*")
-                if not ours and not resource.endswith(RESTORE_INPUTS):
+                if action.startswith("rds:Copy") or (not ours and not resource.endswith(RESTORE_INPUTS)):
                     fail(f"{owner}: {action} allowed on {resource}")
                 if resource.endswith(RESTORE_INPUTS) and not action.startswith(("rds:Restore", "rds:CreateDBInstance")):
                     fail(f"{owner}: {action} allowed on {resource}")
@@ -160,8 +167,10 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
     if action in ("kms:GenerateDataKey", "kms:Decrypt") and resource == {"Fn::GetAtt": ["NotificationKey", "Arn"]}:
         return
     if action in ("kms:CreateGrant", "kms:DescribeKey") and owner in KMS_SOURCE_KEY_ROLES:
-        if resource != {"Ref": "SourceKmsKeyArns"}:
-            fail(f"{owner}: {action} beyond the SourceKmsKeyArns parameter")
+        # The copy-in key: only the restore, which copies shared snapshots in, uses it.
+        copy_key = resource == {"Ref": "CopyKmsKeyArn"} and owner == "RestoreFunction"
+        if resource != {"Ref": "SourceKmsKeyArns"} and not copy_key:
+            fail(f"{owner}: {action} beyond the SourceKmsKeyArns and CopyKmsKeyArn parameters")
         condition = statement.get("Condition", {})
         for_aws = condition.get("Bool", {}).get("kms:GrantIsForAWSResource")
         via = sub_text(condition.get("StringEquals", {}).get("kms:ViaService", ""))
@@ -410,6 +419,18 @@ def self_test(template: dict) -> int:
     def grant_on_every_key(r):
         source_key_grant(r, 0)["Resource"] = "*"
 
+    def copy_key_grant_in_check_available(r):
+        r["CheckAvailableFunction"]["Properties"]["Policies"][0]["Statement"].append(
+            {"Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": {"Ref": "CopyKmsKeyArn"}}
+        )
+
+    def delete_any_snapshot(r):
+        statement = r["DeleteCloneFunction"]["Properties"]["Policies"][0]["Statement"][2]
+        statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:snapshot:*"}
+
+    def copy_by_check_available(r):
+        r["CheckAvailableFunction"]["Properties"]["Policies"][0]["Statement"][0]["Action"].append("rds:CopyDBSnapshot")
+
     def kms_for_another_function(r):
         r["PatchDblabFunction"]["Properties"]["Policies"][0]["Statement"].append(
             {"Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": {"Ref": "SourceKmsKeyArns"}}
@@ -422,6 +443,9 @@ def self_test(template: dict) -> int:
         "a KMS grant not through RDS": grant_through_any_service,
         "a placed function without its KMS endpoint": lambda r: r.pop("KmsEndpoint"),
         "KMS rights for a function that needs none": kms_for_another_function,
+        "the copy-in key outside the restore": copy_key_grant_in_check_available,
+        "deletion of any snapshot": delete_any_snapshot,
+        "a copy-in outside the restore": copy_by_check_available,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),
         "deletion of a point-in-time source": delete_point_in_time_sources,
         "deletion of a shared snapshot": delete_shared_snapshots,
@@ -481,11 +505,11 @@ def handler_lists() -> list[str]:
     return problems
 
 
-def environment_docs(template: dict, readme: str) -> list[str]:
+def environment_docs(templates: list, readme: str) -> list[str]:
     """The handlers' environment table (docs/handlers.md) names each template variable with
-    exactly the handlers the template gives it to."""
+    exactly the handlers the templates (the stack's and the publisher's) give it to."""
     given: dict[str, set[str]] = {}
-    for resource in template["Resources"].values():
+    for resource in [r for template in templates for r in template["Resources"].values()]:
         binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         if resource["Type"] != "AWS::Serverless::Function" or not binary:
             continue
@@ -668,11 +692,12 @@ def main() -> int:
     if sys.argv[1:] == ["--self-test"]:
         handlers = (ROOT / "docs/handlers.md").read_text()
         planted = handlers.replace("| `TOPIC_ARN` | `notify` |", "| `TOPIC_ARN` | `record` |")
-        if not environment_docs(template, planted) or environment_docs(template, handlers):
+        both = [template, publisher]
+        if not environment_docs(both, planted) or environment_docs(both, handlers):
             print("template self-test: an environment row naming the wrong handler was not caught")
             return 1
         return self_test(template) | publisher_self_test(publisher)
-    found = check(template) + environment_docs(template, (ROOT / "docs/handlers.md").read_text())
+    found = check(template) + environment_docs([template, publisher], (ROOT / "docs/handlers.md").read_text())
     for message in found:
         print(f"template: {message}")
     published = check_publisher(publisher)

@@ -291,10 +291,14 @@ async fn cross_account() {
     std::fs::write(&file, serde_json::to_string_pretty(&request).unwrap()).unwrap();
     println!("{}", serde_json::to_string_pretty(&request["source"]).unwrap());
     let file = file.to_string_lossy().to_string();
-    let env = cli_env(stack);
+    let mut env = cli_env(stack);
+    // The stack's CopyKmsKeyArn: the shared copy is encrypted, so it is copied in first.
+    env.push(("DBLAB_REFRESH_COPY_KMS_KEY", refresh_tests::stack::copy_in_key_arn()));
     assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");
 
-    heading("5. Start the refresh and watch it");
+    heading(
+        "5. Start the refresh and watch it: the shared copy is copied into this account, the clone restored from it",
+    );
     let from = OffsetDateTime::now_utc();
     assert!(cli(&["start", &file, "--wait"], &env), "the refresh failed");
     let to = OffsetDateTime::now_utc();
@@ -318,7 +322,19 @@ async fn cross_account() {
     println!(
         "the refresh account's calls naming production's account: {asked:?} (reads of the shared copy and its key only)"
     );
+    let rows =
+        refresh_core::history::History::new(w.dynamodb.clone(), &stack.table).recent("staging", 1).await.unwrap();
+    let row = rows.first().expect("the run's history row");
+    let copy = row.copy_identifier.as_deref().expect("the shared encrypted snapshot was copied in");
+    let phase = row.phases.iter().find(|p| p.name == "copy").and_then(|p| p.seconds());
+    println!(
+        "copied in as {copy} under {} ({} s), the clone restored from it; clean-up: {}",
+        refresh_tests::stack::copy_in_key_arn(),
+        phase.map_or_else(|| "-".to_string(), |s| s.to_string()),
+        row.cleanup
+    );
     let left = w.rds_names("dblab-refresh-staging").await;
-    assert!(left.is_empty(), "clones left: {left:?}");
+    assert!(left.is_empty(), "clones or copies left: {left:?}");
+    println!("no clone and no snapshot copy left in the refresh account");
     println!("\ndone: everything the demo started stops with it.");
 }

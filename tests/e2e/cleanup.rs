@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::Scenario;
 
 /// Waits until a running execution has entered `state`.
-async fn until_entered(s: &Scenario, arn: &str, state: &str) {
+pub(crate) async fn until_entered(s: &Scenario, arn: &str, state: &str) {
     for _ in 0..300 {
         let history = s.w.sfn.get_execution_history().execution_arn(arn).send().await.unwrap();
         if history.events().iter().any(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state)) {

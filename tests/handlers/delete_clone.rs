@@ -75,6 +75,7 @@ fn clone_ref(identifier: &str, kind: CloneKind) -> CloneInstance {
         checks: 1,
         ready_at: Some(now),
         storage_type: None,
+        copy: None,
     }
 }
 

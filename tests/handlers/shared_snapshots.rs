@@ -11,7 +11,7 @@ use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, beyond_reading_s
 use refresh_tests::unique;
 use serde_json::{Value, json};
 
-use crate::restore_clone;
+use crate::{check, delete_deps, restore_clone};
 
 /// Production's account with one encrypted source (an instance or a cluster) whose newest
 /// automated snapshot its publisher has copied under `key` and shared: the copy's name and
@@ -71,12 +71,48 @@ async fn find_shared(
         ec2: refresh_core::clients::Ec2::new(&w.config),
         kms: refresh_core::clients::Kms::new(&w.config),
         allowed_kms_keys: vec![key.to_string()],
+        copy_key: Some(refresh_tests::stack::copy_in_key_arn()),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),
     };
     let event = json!({"execution": w.execution(), "request": request});
     let input = lambda_adapter::read_input::<::find_snapshot::Input>(event)?;
     ::find_snapshot::handle(&deps, input, refresh_core::watch::Watch::once()).await
+}
+
+/// The copy-in path, as the state machine runs it: the restore asks for the copy, the
+/// clone's poll watches it until `copied`, the restore is asked again and restores the clone
+/// from the local copy. Returns the clone, still being made.
+async fn copied_in_and_restored(
+    w: &World,
+    request: &Value,
+    execution: &refresh_core::run::Execution,
+    chosen: &refresh_core::run::RestoreSource,
+) -> refresh_core::run::CloneInstance {
+    let waiting = restore_clone(w, request, execution, chosen).await.unwrap();
+    assert!(waiting.waiting_for_copy(), "no clone asked for before the copy: {waiting:?}");
+    let copy = waiting.copy.clone().unwrap_or_else(|| panic!("no copy: {waiting:?}"));
+    assert_eq!(copy.identifier, waiting.identifier, "the copy is named as its clone");
+    assert_eq!(copy.copy_of, chosen.arn);
+    assert!(w.rds_names(&waiting.identifier).await == [format!("snapshot:{}", copy.identifier)], "only the copy yet");
+    let local = w.rds.describe_db_snapshots().db_snapshot_identifier(&copy.identifier).send().await.unwrap();
+    let local = &local.db_snapshots()[0];
+    assert_eq!(local.kms_key_id(), Some(refresh_tests::stack::copy_in_key_arn().as_str()), "under this account's key");
+    let tags: Vec<(&str, &str)> = local.tag_list().iter().filter_map(|t| Some((t.key()?, t.value()?))).collect();
+    assert!(
+        tags.contains(&("ManagedBy", "dblab-refresh")) && tags.contains(&("dblab-refresh:execution", &execution.name))
+    );
+    assert!(tags.contains(&("dblab-refresh:copy-of", &chosen.arn)), "{tags:?}");
+
+    let copied = check(w, request, execution, &waiting).await.unwrap();
+    assert_eq!(copied.status, refresh_core::run::PollStatus::Copied, "{copied:?}");
+    let clone = restore_clone(w, request, execution, chosen).await.unwrap();
+    assert!(!clone.waiting_for_copy(), "{clone:?}");
+    assert!(clone.copy.as_ref().is_some_and(|c| c.ready_at.is_some()), "the copy phase ended: {clone:?}");
+    // A retried restore adopts both, and asks for nothing more.
+    let again = restore_clone(w, request, execution, chosen).await.unwrap();
+    assert_eq!((again.identifier.as_str(), again.waiting_for_copy()), (clone.identifier.as_str(), false));
+    clone
 }
 
 /// Every instance and cluster of an account, all pages (the launcher pages by five).
@@ -103,7 +139,19 @@ async fn a_shared_copy_is_restored_here(kind: SourceType) {
     let age = time::OffsetDateTime::now_utc() - chosen.data_as_of;
     assert!(age < time::Duration::hours(1), "data as of the original snapshot: {}", chosen.data_as_of);
 
-    let clone = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap();
+    let execution = w.execution();
+    let clone = match kind {
+        // RDS restores an encrypted instance snapshot of another account only from a copy.
+        SourceType::Rds => {
+            assert_eq!(chosen.copy_key, Some(refresh_tests::stack::copy_in_key_arn()), "copied in first");
+            copied_in_and_restored(&w, &request, &execution, &chosen).await
+        }
+        // Aurora restores a shared encrypted cluster snapshot directly.
+        SourceType::AuroraCluster => {
+            assert_eq!(chosen.copy_key, None, "a cluster snapshot is restored directly");
+            restore_clone(&w, &request, &execution, &chosen).await.unwrap()
+        }
+    };
     assert!(databases(&w.rds).await.contains(&clone.identifier), "the clone is in the refresh account");
     let after = databases(&shared.production.rds).await;
     // Other tests make production databases in parallel: none of ours may be among them.
@@ -234,4 +282,155 @@ async fn a_cluster_shared_through_ram_is_cloned_by_its_arn_and_refused_once_the_
     request["source"]["identifier"] = json!(unique("never"));
     let err = find_shared(&w, &request, &key).await.unwrap_err();
     assert!(err.to_string().contains("is not shared with this account through AWS RAM"), "{err}");
+}
+
+#[tokio::test]
+async fn the_copy_goes_with_its_clone_and_a_run_stopped_mid_copy_leaves_nothing() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let request = shared_request(&w, &shared);
+    let chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    let execution = w.execution();
+    let clone = copied_in_and_restored(&w, &request, &execution, &chosen).await;
+    let prefix = format!("dblab-refresh-{}", w.target());
+    assert_eq!(w.rds_names(&prefix).await.len(), 2, "the clone and its copy");
+    let input = ::delete_clone::Input::Delete {
+        execution: execution.clone(),
+        clone: Box::new(clone),
+        deletion: None,
+        timeout_seconds: None,
+    };
+    let ::delete_clone::Output::Deletion(deleted) = ::delete_clone::handle(&delete_deps(&w), input).await.unwrap()
+    else {
+        panic!("a deletion")
+    };
+    assert_eq!(deleted.status, refresh_core::run::DeletionStatus::Deleted, "{deleted:?}");
+    assert_eq!(w.rds_names(&prefix).await, Vec::<String>::new(), "neither clone nor copy left");
+
+    // Stopped while the copy is still being made: the purge (the failure path and the
+    // clean-up machine) finds the copy by its tags and deletes it, which ends the copy.
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let mut request = shared_request(&w, &shared);
+    request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
+    let chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    let execution = w.execution();
+    let waiting = restore_clone(&w, &request, &execution, &chosen).await.unwrap();
+    let still = check(&w, &request, &execution, &waiting).await.unwrap();
+    assert_eq!((still.status, still.rds_status.as_str()), (refresh_core::run::PollStatus::Pending, "copy:creating"));
+    // Past its deadline, the copy times out the run.
+    let late = refresh_core::run::CloneInstance {
+        deadline: time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+        ..still
+    };
+    let timed_out = check(&w, &request, &execution, &late).await.unwrap();
+    assert_eq!(timed_out.status, refresh_core::run::PollStatus::TimedOut, "{timed_out:?}");
+    let purge = ::delete_clone::Input::Purge {
+        execution: execution.clone(),
+        deletion: None,
+        stop: None,
+        timeout_seconds: None,
+    };
+    let ::delete_clone::Output::Deletion(purged) = ::delete_clone::handle(&delete_deps(&w), purge).await.unwrap()
+    else {
+        panic!("a deletion")
+    };
+    assert_eq!(purged.status, refresh_core::run::DeletionStatus::Deleted, "{purged:?}");
+    assert_eq!(purged.deleted, std::slice::from_ref(&waiting.identifier), "{purged:?}");
+    assert_eq!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await, Vec::<String>::new(), "no copy left");
+}
+
+#[tokio::test]
+async fn a_copy_refused_for_its_key_fails_the_restore_and_leaves_nothing() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let request = shared_request(&w, &shared);
+    let mut chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    // The stack's key gone (deleted, or its policy changed) after the preflight.
+    chosen.copy_key = Some("arn:aws:kms:us-east-1:123456789012:key/00000000-gone-0000-0000-000000000000".into());
+    let err = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap_err();
+    assert_eq!(err.name(), "AwsRequestFailed");
+    assert!(err.to_string().contains("CopyDBSnapshot") && err.to_string().contains("KMSKeyNotAccessible"), "{err}");
+    assert_eq!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await, Vec::<String>::new(), "nothing made");
+}
+
+#[tokio::test]
+async fn without_a_copy_key_an_encrypted_share_is_refused_at_the_preflight() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let request = shared_request(&w, &shared);
+    let mut deps = crate::find_deps(&w);
+    deps.allowed_kms_keys = vec![shared.key.clone()];
+    deps.copy_key = None;
+    let event = json!({"execution": w.execution(), "request": request});
+    let input = lambda_adapter::read_input::<::find_snapshot::Input>(event).unwrap();
+    let err = ::find_snapshot::handle(&deps, input, refresh_core::watch::Watch::once()).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidRequest");
+    assert!(err.to_string().contains("source.account") && err.to_string().contains("CopyKmsKeyArn"), "{err}");
+}
+
+/// The launcher refuses what RDS refuses: each of these passes in plain moto.
+#[tokio::test]
+async fn the_emulator_refuses_a_direct_restore_and_a_keyless_or_unusable_copy_of_an_encrypted_share() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let name = unique("dblab-refresh-refused");
+    let direct = w
+        .rds
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(&name)
+        .db_snapshot_identifier(&shared.copy_arn)
+        .db_instance_class("db.t3.medium")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&direct),
+        Some("InvalidParameterCombination")
+    );
+    let keyless = w
+        .rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(&shared.copy_arn)
+        .target_db_snapshot_identifier(&name)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&keyless), Some("InvalidParameterValue"));
+    let private = shared.production.private_key().await;
+    let unusable = w
+        .rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(&shared.copy_arn)
+        .target_db_snapshot_identifier(&name)
+        .kms_key_id(&private)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&unusable),
+        Some("KMSKeyNotAccessibleFault")
+    );
+    assert_eq!(w.rds_names(&name).await, Vec::<String>::new());
+    // With this account's key, the same copy is made.
+    w.rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(&shared.copy_arn)
+        .target_db_snapshot_identifier(&name)
+        .kms_key_id(refresh_tests::stack::copy_in_key_arn())
+        .send()
+        .await
+        .unwrap();
+    w.rds.delete_db_snapshot().db_snapshot_identifier(&name).send().await.unwrap();
+}
+
+/// The "nothing left" check sees a snapshot copy: planted here, it is found.
+#[tokio::test]
+async fn the_check_of_what_is_left_sees_a_snapshot_copy() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let name = format!("dblab-refresh-{}-planted", w.target());
+    w.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&name).send().await.unwrap();
+    assert_eq!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await, [format!("snapshot:{name}")]);
+    w.rds.delete_db_snapshot().db_snapshot_identifier(&name).send().await.unwrap();
 }

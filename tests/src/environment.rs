@@ -19,6 +19,8 @@ pub struct LocalValues {
     pub topic_arn: String,
     /// `SourceKmsKeyArns`, comma-separated.
     pub source_kms_key_arns: String,
+    /// `CopyKmsKeyArn`: the refresh account's key shared encrypted snapshots are copied in under.
+    pub copy_kms_key_arn: String,
     pub metrics_namespace: String,
     /// `LONGEST_CALL`: how long a stopped run's purge waits for its calls in flight.
     pub longest_call: String,
@@ -31,6 +33,7 @@ impl LocalValues {
             "HISTORY_TABLE" => self.history_table.clone(),
             "TOPIC_ARN" => self.topic_arn.clone(),
             "SOURCE_KMS_KEY_ARNS" => self.source_kms_key_arns.clone(),
+            "COPY_KMS_KEY_ARN" => self.copy_kms_key_arn.clone(),
             "METRICS_NAMESPACE" => self.metrics_namespace.clone(),
             "LONGEST_CALL" => self.longest_call.clone(),
             // The template's StaleAfterHours default.
@@ -134,6 +137,7 @@ mod tests {
             history_table: "t".into(),
             topic_arn: "arn:topic".into(),
             source_kms_key_arns: String::new(),
+            copy_kms_key_arn: String::new(),
             metrics_namespace: "ns".into(),
             longest_call: "1s".into(),
         }

@@ -48,6 +48,8 @@ impl Production {
         let id = key.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default();
         let database_key = key.key_metadata().and_then(|m| m.arn()).unwrap_or_default().to_string();
         fixture("kms/aws-managed", json!({"account": PRODUCTION_ACCOUNT, "key": id})).await;
+        // The refresh stack's CopyKmsKeyArn, which shared encrypted snapshots are copied in under.
+        fixture("kms/key", json!({"account": REFRESH_ACCOUNT, "id": crate::stack::COPY_IN_KEY_ID})).await;
         Self { rds: aws_sdk_rds::Client::new(&config), config, database_key }
     }
 
@@ -198,7 +200,7 @@ impl Production {
 }
 
 /// What the refresh account may ask about production's resources: read the shared
-/// snapshots and the copy key, restore from a shared snapshot, and clone a cluster shared
+/// snapshots and the copy key, restore from (or copy in) a shared snapshot, and clone a cluster shared
 /// through RAM (copy-on-write: a read of its storage). Anything else in `requests` is
 /// returned.
 pub fn beyond_reading_shares(requests: &[String]) -> Vec<String> {
@@ -207,6 +209,7 @@ pub fn beyond_reading_shares(requests: &[String]) -> Vec<String> {
         "rds DescribeDBClusterSnapshots",
         "rds DescribeDBClusters",
         "rds RestoreDBInstanceFromDBSnapshot",
+        "rds CopyDBSnapshot",
         "rds RestoreDBClusterFromSnapshot",
         "rds RestoreDBClusterToPointInTime",
         "kms DescribeKey",

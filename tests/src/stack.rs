@@ -29,6 +29,13 @@ pub const ACCOUNT: &str = "123456789012";
 /// The one source key the test stack allows (its `SourceKmsKeyArns`).
 pub const ALLOWED_KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-allowed-by-the-stack";
 
+/// The test stack's `CopyKmsKeyArn`: a customer-managed key of the refresh account, with a
+/// fixed id because the stack names it before it exists (`Production::new` makes it).
+pub const COPY_IN_KEY_ID: &str = "c0b1e5e5-0000-4000-8000-0000000c0b1e";
+pub fn copy_in_key_arn() -> String {
+    format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{COPY_IN_KEY_ID}")
+}
+
 pub fn function_arn(binary: &str) -> String {
     format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{binary}")
 }
@@ -118,6 +125,7 @@ pub async fn start(watching: Watching) -> Stack {
         topic_arn: topic_arn.clone(),
         // The publisher's copy key in production's account (tests/src/production.rs) too.
         source_kms_key_arns: format!("{ALLOWED_KMS_KEY},{}", crate::production::copy_key_arn()),
+        copy_kms_key_arn: copy_in_key_arn(),
         metrics_namespace: "dblab-refresh/e2e".to_string(),
         longest_call: format!("{LONGEST_CALL_SECONDS}s"),
     };

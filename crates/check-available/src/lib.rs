@@ -1,7 +1,8 @@
 //! `check-available`: watches the clone (one look per poll interval, for as long as the
 //! invocation may) and returns it as soon as its status is no longer `pending`, with the
 //! status the Choice state routes on: `pending`, `ready` (with its endpoint), `failed` (with the RDS
-//! status) or `timed_out` past the restore deadline. Adds the Aurora writer instance once
+//! status) or `timed_out` past the restore deadline; while a shared snapshot is still being
+//! copied in, it watches the copy, and `copied` sends the run back to `restore`. Adds the Aurora writer instance once
 //! the cluster allows it.
 
 use refresh_core::RefreshError;

@@ -48,6 +48,10 @@ enum Command {
         /// key against; unset, the key is only shown.
         #[arg(long, env = "DBLAB_REFRESH_SOURCE_KMS_KEYS")]
         source_kms_keys: Option<String>,
+        /// The stack's CopyKmsKeyArn: the key a snapshot shared encrypted from another
+        /// account is copied in under before the restore
+        #[arg(long, env = "DBLAB_REFRESH_COPY_KMS_KEY")]
+        copy_kms_key: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -189,8 +193,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let colour = colour(cli.colour);
     let result = match cli.command {
-        Command::Validate { file, preflight, json, source_kms_keys } => {
-            commands::validate::validate(&file, preflight, json, source_kms_keys.map(|k| aws::list(&k))).await
+        Command::Validate { file, preflight, json, source_kms_keys, copy_kms_key } => {
+            let keys =
+                commands::validate::StackKeys { source: source_kms_keys.map(|k| aws::list(&k)), copy: copy_kms_key };
+            commands::validate::validate(&file, preflight, json, keys).await
         }
         Command::ImportRdsRefresh { config, password_secret, token_secret, target, output } => {
             commands::import::import(&config, password_secret.as_deref(), token_secret.as_deref(), target, output)

@@ -113,9 +113,22 @@ async fn preflight_reports_production_accounts_shared_snapshot_and_its_key() {
     assert!(text.contains("FAIL  restore from") && text.contains("publisher"), "{text}");
 
     production.publish(&settings).await.unwrap();
+    // Shared, but encrypted: without the stack's copy key it cannot be copied in.
     let out = run(&["validate", &file, "--preflight", "--source-kms-keys", &copy_key_arn()]).await;
     let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  copy into this account") && text.contains("--copy-kms-key"), "{text}");
+    let copy_in = refresh_tests::stack::copy_in_key_arn();
+    let keys = ["--source-kms-keys", &copy_key_arn(), "--copy-kms-key", &copy_in];
+    let out = run(&[&["validate", &file, "--preflight"][..], &keys[..]].concat()).await;
+    let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ok    copy into this account: encrypted and shared from another account: copied here under {copy_in} first"
+        )),
+        "{text}"
+    );
     let shared = format!(
         "ok    restore from: snapshot arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:snapshot:{copy} of account {PRODUCTION_ACCOUNT}"
     );

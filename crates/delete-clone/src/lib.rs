@@ -1,7 +1,8 @@
 //! `delete-clone`: deletes the run's clone, one step per call (Aurora: member instances,
 //! then the cluster once they are gone), refusing anything that is not provably ours.
-//! - `delete`: the clone in the state (the success path);
-//! - `purge`: every managed clone tagged with this execution, whether or not it reached
+//! - `delete`: the clone in the state (the success path), and the snapshot it was
+//!   restored from when the run copied one in;
+//! - `purge`: every managed clone (and local snapshot copy) tagged with this execution, whether or not it reached
 //!   the state (the failure path: a restore may fail after RDS accepted it);
 //! - `sweep`: every managed clone that is expired or whose execution has ended (the
 //!   schedule, and the clean-up after an aborted or timed-out execution); the policy is
@@ -10,7 +11,7 @@
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
 use refresh_core::rds::{DeleteGuard, ManagedClone, Rds};
-use refresh_core::run::{CloneInstance, Deletion, DeletionStatus, Execution, Stop};
+use refresh_core::run::{CloneInstance, CloneKind, Deletion, DeletionStatus, Execution, Stop};
 pub use refresh_core::sweep::SweepReport;
 use refresh_core::tags;
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,13 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     match input {
         Input::Delete { execution, clone, deletion, timeout_seconds } => {
             let guard = DeleteGuard { owner: Some((&execution.name, execution.arn.as_deref())) };
-            let step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
+            let mut step = deps.rds.delete(&clone.identifier, clone.kind, guard).await?;
+            // The snapshot copied in for it goes with it: nothing else needs it.
+            if let Some(copy) = &clone.copy {
+                let copy_step = deps.rds.delete(&copy.identifier, CloneKind::SnapshotCopy, guard).await?;
+                step.deleted.extend(copy_step.deleted);
+                step.gone &= copy_step.gone;
+            }
             let result = progress(deletion, &clone.identifier, step.deleted, step.gone, timeout(timeout_seconds), now);
             info!(clone = %clone.identifier, status = ?result.status, deleted = ?result.deleted, "deletion step done");
             Ok(Output::Deletion(result))

@@ -30,6 +30,27 @@ pub const LAMBDA_MEMORY_GB: f64 = 0.125;
 /// Aurora Standard storage I/O, per request ([`AURORA_STANDARD_PRICES`]).
 pub const AURORA_STANDARD_PER_IO: f64 = 0.20 / 1_000_000.0;
 
+/// Backup storage (manual snapshots, such as a shared snapshot copied in), per GB-month
+/// in US East (N. Virginia) ([`RDS_POSTGRES_PRICES`], "Backup Storage"); AWS prorates a
+/// month as 730 hours.
+pub const SNAPSHOT_STORAGE_PER_GB_MONTH: f64 = 0.095;
+const HOURS_PER_MONTH: f64 = 730.0;
+
+/// A snapshot copied in for the clone: its size (unknown when RDS did not say) and how long
+/// it was kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CopyUse {
+    pub gb: Option<i32>,
+    pub seconds: i64,
+}
+
+/// What keeping `copy` cost, when its size and the region's price are known.
+pub fn copy_storage(copy: CopyUse, region: &str) -> Option<f64> {
+    let gb = f64::from(copy.gb?);
+    (region == "us-east-1")
+        .then(|| gb * SNAPSHOT_STORAGE_PER_GB_MONTH * copy.seconds as f64 / 3_600.0 / HOURS_PER_MONTH)
+}
+
 /// Which price list an instance class is read from. Aurora's two storage configurations
 /// price the same class differently: I/O-Optimized charges more per hour and nothing per
 /// I/O request.
@@ -134,6 +155,18 @@ pub struct Estimate {
     /// What the estimate leaves out, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_included: Option<String>,
+    /// The storage of a shared snapshot copied in for the clone, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_copy: Option<CopyCost>,
+}
+
+/// A snapshot copy's storage: GB-hours, and their price (each unknown when the copy's
+/// size, or the region's price, is).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyCost {
+    pub gb_hours: Option<f64>,
+    pub usd: Option<f64>,
 }
 
 impl Estimate {
@@ -171,7 +204,19 @@ impl Estimate {
                     AURORA_STANDARD_PER_IO * 1_000_000.0
                 )
             }),
+            snapshot_copy: None,
         }
+    }
+
+    /// Adds the storage of the snapshot copied in for the clone, if there was one: the
+    /// total is then known only when that part is.
+    pub fn with_copy(mut self, copy: Option<CopyUse>) -> Self {
+        let Some(copy) = copy else { return self };
+        let usd = copy_storage(copy, &self.region);
+        let gb_hours = copy.gb.map(|gb| f64::from(gb) * copy.seconds as f64 / 3_600.0);
+        self.snapshot_copy = Some(CopyCost { gb_hours, usd });
+        self.total_usd = self.total_usd.zip(usd).map(|(t, c)| t + c);
+        self
     }
 
     /// One line for people: "$2.03 (clone db.r6g.xlarge 4.50 h x $0.45/h; ...)".
@@ -193,13 +238,41 @@ impl Estimate {
         };
         let total = self.total_usd.map_or_else(|| "partly unknown".to_string(), |t| format!("${t:.2}"));
         let left_out = self.not_included.as_deref().map(|n| format!("; {n} not included")).unwrap_or_default();
-        format!("{total} ({clone}; {orchestration}{left_out}; list prices of {})", self.prices_as_of)
+        let copy = match self.snapshot_copy {
+            None => String::new(),
+            Some(CopyCost { gb_hours: Some(gb_hours), usd: Some(usd) }) => {
+                format!("; snapshot copy {gb_hours:.1} GB-h x ${SNAPSHOT_STORAGE_PER_GB_MONTH}/GB-month = ${usd:.4}")
+            }
+            Some(CopyCost { gb_hours: Some(gb_hours), usd: None }) => {
+                format!("; snapshot copy {gb_hours:.1} GB-h, no list price in {}", self.region)
+            }
+            Some(CopyCost { gb_hours: None, .. }) => "; snapshot copy of unknown size, price unknown".to_string(),
+        };
+        format!("{total} ({clone}{copy}; {orchestration}{left_out}; list prices of {})", self.prices_as_of)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_copy_costs_its_storage_for_as_long_as_it_is_kept() {
+        let day = CopyUse { gb: Some(730), seconds: 3_600 };
+        let usd = copy_storage(day, "us-east-1").unwrap_or_default();
+        assert!((usd - 0.095).abs() < 1e-12, "730 GB for one hour of a 730-hour month: {usd}");
+        assert_eq!(copy_storage(day, "eu-west-1"), None);
+        assert_eq!(copy_storage(CopyUse { gb: None, seconds: 3_600 }, "us-east-1"), None);
+        let usage = Some(Usage { transitions: 0, lambda_invocations: 0, lambda_seconds: 0.0 });
+        let base = Estimate::new(Engine::RdsPostgres, CloneUse::None, "us-east-1", usage);
+        assert_eq!(base.clone().with_copy(None), base, "no copy, nothing added");
+        let with = base.clone().with_copy(Some(day));
+        assert!(with.total_usd.is_some_and(|t| (t - 0.095).abs() < 1e-12), "{with:?}");
+        assert!(with.describe().contains("snapshot copy 730.0 GB-h"), "{}", with.describe());
+        let unknown = base.with_copy(Some(CopyUse { gb: None, seconds: 60 }));
+        assert_eq!(unknown.total_usd, None, "a part unknown leaves the total unknown");
+        assert!(unknown.describe().contains("unknown size"), "{}", unknown.describe());
+    }
 
     #[test]
     fn known_classes_have_a_price_and_others_none() {

@@ -19,6 +19,9 @@ pub struct Deps<'a> {
     /// The KMS keys the deployed stack lets the restore use (its `SourceKmsKeyArns`);
     /// `None` where that is not known (the CLI without `--source-kms-keys`).
     pub allowed_kms_keys: Option<&'a [String]>,
+    /// The key a shared encrypted snapshot is copied in under (the stack's `CopyKmsKeyArn`);
+    /// `None` when the stack has none (or the CLI was not told it).
+    pub copy_key: Option<&'a str>,
     pub ec2: &'a aws_sdk_ec2::Client,
     /// Who manages the source's key (an AWS managed key needs no listing).
     pub kms: &'a aws_sdk_kms::Client,
@@ -202,6 +205,15 @@ async fn aws_checks(
         let allowed = encryption_allowed(deps.kms, chosen, deps.allowed_kms_keys, request.source.account.as_deref());
         c.record("encryption key", allowed.await, Clone::clone);
     }
+    if let Some(chosen) = source.as_mut()
+        && !c.halted()
+        && crate::rds::must_copy_in(chosen, request.source.account.as_deref())
+    {
+        let key = copy_key_usable(deps.kms, chosen, deps.copy_key).await;
+        chosen.copy_key = c.record("copy into this account", key, |key| {
+            format!("encrypted and shared from another account: copied here under {key} first, then restored")
+        });
+    }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
         c.record("security groups", groups, |_| format!("{} exist", request.clone.security_groups.join(", ")));
@@ -383,6 +395,35 @@ async fn encryption_allowed(
     key_verdict(source, key, allowed, Some(key_manager(kms, key).await))
 }
 
+/// The key a shared encrypted snapshot is copied in under: the stack must name one
+/// (CopyDBSnapshot requires a `KmsKeyId` for such a copy), and this account must be able to
+/// use it (DescribeKey answers).
+async fn copy_key_usable(
+    kms: &aws_sdk_kms::Client,
+    source: &RestoreSource,
+    key: Option<&str>,
+) -> Result<String, RefreshError> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Err(RefreshError::at(
+            "source.account",
+            format!(
+                "{} is encrypted and shared from another account: RDS restores it only from a copy in this account, \
+                 made under a KMS key of this account, and the stack's CopyKmsKeyArn parameter names none: set it \
+                 (docs/deploying.md, \"Production in another account\") and update the stack (dblab-refresh \
+                 validate: --copy-kms-key)",
+                source.describe()
+            ),
+        ));
+    };
+    match key_manager(kms, key).await {
+        KeyManager::Unknown(reason) => Err(RefreshError::at(
+            "source.account",
+            format!("the stack's CopyKmsKeyArn {key} cannot be used by this account ({reason})"),
+        )),
+        _ => Ok(key.to_string()),
+    }
+}
+
 /// A key is named by its ARN; a listed entry may also be its bare id.
 fn listed(key: &str, allowed: &[String]) -> bool {
     let key_id = key.rsplit('/').next().unwrap_or(key);
@@ -499,6 +540,7 @@ mod tests {
             kms_key_id: kms.map(str::to_string),
             serverless_capacity: None,
             engine_instance_id: None,
+            copy_key: None,
         }
     }
 

@@ -113,6 +113,15 @@ pub struct RunSummary {
     /// `available`, at least ten minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_billed_seconds: Option<i64>,
+    /// The local copy of a shared encrypted snapshot the clone was restored from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_identifier: Option<String>,
+    /// The copy's size, which its storage is billed by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_gb: Option<i32>,
+    /// From the copy's request until its deletion started (or the run's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_lifetime_seconds: Option<i64>,
     /// The clone was deleted once DBLab had dumped from it (`clone.deleteAfterDump`).
     #[serde(default)]
     pub clone_deleted_after_dump: bool,
@@ -160,6 +169,10 @@ impl RunSummary {
                     .unwrap_or_else(|| self.duration_seconds().unwrap_or_default()),
             },
         };
-        self.cost = Some(Estimate::new(engine, clone, region, usage));
+        let copy = self.copy_identifier.as_ref().map(|_| crate::cost::CopyUse {
+            gb: self.copy_gb,
+            seconds: self.copy_lifetime_seconds.unwrap_or_else(|| self.duration_seconds().unwrap_or_default()),
+        });
+        self.cost = Some(Estimate::new(engine, clone, region, usage).with_copy(copy));
     }
 }

@@ -106,6 +106,11 @@ pub struct RestoreSource {
     /// run's engine lock is keyed by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_instance_id: Option<String>,
+    /// Set when the snapshot is another account's and encrypted: RDS restores such a
+    /// snapshot only from a copy in this account, made under this key (the stack's
+    /// `CopyKmsKeyArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_key: Option<String>,
 }
 
 impl RestoreSource {
@@ -132,6 +137,10 @@ impl RestoreSource {
 pub enum CloneKind {
     Instance,
     Cluster,
+    /// A manual snapshot this account copied in from a shared encrypted one, for a clone to
+    /// be restored from. Never a `CloneInstance`'s kind: only the purge and the sweep meet
+    /// it, among the resources a run leaves to delete.
+    SnapshotCopy,
 }
 
 /// The engine lock a run holds, from before its clone is made to its end: one engine,
@@ -167,6 +176,8 @@ pub enum PollStatus {
     Pending,
     /// The clone is available, or the refresh finished.
     Ready,
+    /// The clone's local snapshot copy is available: the restore may now be asked.
+    Copied,
     Failed,
     TimedOut,
 }
@@ -206,9 +217,42 @@ pub struct CloneInstance {
     /// Aurora's storage configuration as RDS reports it (`aurora`, `aurora-iopt1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_type: Option<String>,
+    /// The local copy of a shared encrypted snapshot the clone is restored from, when it
+    /// needs one; until the copy is available, the clone is not yet asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<LocalCopy>,
+}
+
+/// A shared encrypted snapshot copied into this account, named as the clone is (snapshot
+/// and instance names do not collide) and tagged as it is, so that every deletion path
+/// knows it as this run's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalCopy {
+    pub identifier: String,
+    /// The shared snapshot's ARN.
+    pub copy_of: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// When the copy was seen available.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<OffsetDateTime>,
+    /// The copy's RDS status last seen.
+    pub status: String,
+    /// RDS's `PercentProgress` of the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<i32>,
+    /// Its size, which its storage is billed by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_gb: Option<i32>,
 }
 
 impl CloneInstance {
+    /// Whether the clone is still waiting for its snapshot to be copied in: not asked for yet.
+    pub fn waiting_for_copy(&self) -> bool {
+        self.rds_status.starts_with("copy:")
+    }
+
     /// The INSTANCE the engine's `rdsIam` must name: never the cluster.
     pub fn instance_id(&self) -> &str {
         self.writer_instance_id.as_deref().unwrap_or(&self.identifier)

@@ -27,6 +27,11 @@ fn billed_seconds(clone: &CloneInstance, ended: OffsetDateTime) -> i64 {
     clone.ready_at.map_or(0, |ready| (ended - ready).whole_seconds().max(crate::cost::MINIMUM_BILLED_SECONDS))
 }
 
+/// The clone, once RDS was asked for it: not while its snapshot was still being copied in.
+fn asked_clone(state: &RunState) -> Option<&CloneInstance> {
+    state.clone.as_ref().filter(|c| !c.waiting_for_copy())
+}
+
 /// The row written when a run starts.
 pub fn running(state: &RunState, now: OffsetDateTime) -> RunSummary {
     let mut summary = base(state, now);
@@ -60,9 +65,12 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
             .map(|s| s.identifier.clone()),
         restored_from: state.snapshot.as_ref().map(RestoreSource::describe),
         data_as_of: data_as_of(state),
-        clone_identifier: state.clone.as_ref().map(|c| c.identifier.clone()),
-        clone_class: state.clone.as_ref().map(|c| c.instance_class.clone()),
-        clone_storage_type: state.clone.as_ref().and_then(|c| c.storage_type.clone()),
+        clone_identifier: asked_clone(state).map(|c| c.identifier.clone()),
+        clone_class: asked_clone(state).map(|c| c.instance_class.clone()),
+        clone_storage_type: asked_clone(state).and_then(|c| c.storage_type.clone()),
+        copy_identifier: state.clone.as_ref().and_then(|c| c.copy.as_ref()).map(|c| c.identifier.clone()),
+        copy_gb: state.clone.as_ref().and_then(|c| c.copy.as_ref()).and_then(|c| c.allocated_gb),
+        copy_lifetime_seconds: None,
         engine_version: state.refresh.as_ref().and_then(|r| r.engine.as_ref()).map(EngineIdentity::describe),
         engine_lock: state.engine_lock.as_ref().map(crate::run::EngineLock::describe),
         engine_snapshot: state.refresh.as_ref().and_then(|r| r.snapshot.as_ref()).map(|s| s.id.clone()),
@@ -144,7 +152,16 @@ fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
             summary.clone_class = Labels::of(&state.request).clone_class().map(str::to_string);
         }
     }
-    let named = summary.clone_identifier.as_ref().map(|ids| format!("clone {ids}"));
+    let copy = state.clone.as_ref().and_then(|c| c.copy.as_ref());
+    let named = match (&summary.clone_identifier, copy) {
+        (Some(ids), Some(_)) => Some(format!("clone {ids} and its snapshot copy")),
+        (Some(ids), None) => Some(format!("clone {ids}")),
+        (None, Some(copy)) => Some(format!("snapshot copy {} (no clone was asked for)", copy.identifier)),
+        (None, None) => None,
+    };
+    if let (Some(copy), Some(d)) = (copy, deletion.filter(|d| d.status != DeletionStatus::Deleting)) {
+        summary.copy_lifetime_seconds = Some((deletion_began(state, d) - copy.requested_at).whole_seconds());
+    }
     match (deletion, named) {
         (Some(d), Some(named)) if d.status == DeletionStatus::Deleted => {
             // Its life ends when the first deletion step is taken: after the dump, or after the refresh.
@@ -159,7 +176,7 @@ fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
                 ),
                 (None, None) => format!("{named} deleted"),
             };
-            if let Some(clone) = &state.clone {
+            if let Some(clone) = asked_clone(state) {
                 record_lifetime(summary, clone, deletion_began(state, d));
             }
         }
@@ -171,7 +188,7 @@ fn describe_cleanup(state: &RunState, summary: &mut RunSummary) {
             summary.cleanup =
                 format!("{named} still deleting when clone.deletionTimeout ran out; the orphan sweep will finish it");
             summary.clone_left_behind = true;
-            if let Some(clone) = &state.clone {
+            if let Some(clone) = asked_clone(state) {
                 record_lifetime(summary, clone, deletion_began(state, d));
             }
         }
@@ -214,7 +231,29 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
     let derived = |name: &str, message: String| {
         Some(ErrorSummary { name: name.into(), message, state: state.failed_state.clone() })
     };
-    if let Some(clone) = &state.clone {
+    if let Some(clone) = &state.clone
+        && let Some(copy) = clone.copy.as_ref().filter(|_| clone.waiting_for_copy())
+    {
+        let what = format!("the copy {} of shared snapshot {} into this account", copy.identifier, copy.copy_of);
+        match clone.status {
+            PollStatus::Failed => {
+                return derived(names::CLONE_FAILED, format!("{what} ended in RDS status {:?}", copy.status));
+            }
+            PollStatus::TimedOut => {
+                let progress = copy.percent.map(|p| format!(", {p}% done")).unwrap_or_default();
+                return derived(
+                    names::CLONE_TIMED_OUT,
+                    format!(
+                        "{what} was not available by its deadline (clone.restoreTimeout; last status {:?}{progress}): \
+                         no clone was asked for",
+                        copy.status
+                    ),
+                );
+            }
+            PollStatus::Pending | PollStatus::Ready | PollStatus::Copied => {}
+        }
+    }
+    if let Some(clone) = asked_clone(state) {
         match clone.status {
             PollStatus::Failed => {
                 return derived(
@@ -231,7 +270,7 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
                     ),
                 );
             }
-            PollStatus::Pending | PollStatus::Ready => {}
+            PollStatus::Pending | PollStatus::Ready | PollStatus::Copied => {}
         }
     }
     if let Some(refresh) = &state.refresh {
@@ -245,7 +284,7 @@ fn failure(state: &RunState) -> Option<ErrorSummary> {
             }
             PollStatus::Failed => return derived(names::REFRESH_FAILED, alert),
             PollStatus::TimedOut => return derived(names::REFRESH_TIMED_OUT, alert),
-            PollStatus::Pending | PollStatus::Ready => {}
+            PollStatus::Pending | PollStatus::Ready | PollStatus::Copied => {}
         }
     }
     None
@@ -256,7 +295,10 @@ fn phases(state: &RunState, started_at: OffsetDateTime) -> Vec<Phase> {
     if let Some(snapshot) = &state.snapshot {
         out.push(Phase { name: "preflight".into(), started_at, ended_at: Some(snapshot.found_at) });
     }
-    if let Some(clone) = &state.clone {
+    if let Some(copy) = state.clone.as_ref().and_then(|c| c.copy.as_ref()) {
+        out.push(Phase { name: "copy".into(), started_at: copy.requested_at, ended_at: copy.ready_at });
+    }
+    if let Some(clone) = asked_clone(state) {
         out.push(Phase { name: "restore".into(), started_at: clone.requested_at, ended_at: clone.ready_at });
     }
     if let Some(refresh) = &state.refresh {
@@ -296,6 +338,7 @@ mod tests {
             checks: 3,
             ready_at: (status == PollStatus::Ready).then_some(datetime!(2026-11-22 05:11 UTC)),
             storage_type: None,
+            copy: None,
         }
     }
 
@@ -476,6 +519,7 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: T0,
             engine_instance_id: None,
+            copy_key: None,
             serverless_capacity: None,
             kms_key_id: None,
         }

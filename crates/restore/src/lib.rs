@@ -1,6 +1,10 @@
 //! `restore`: creates the temporary clone from the snapshot, tagged as ours. Its name
 //! comes from the target and the execution's start time, so a retried invocation finds
-//! the clone it already made instead of making a second one.
+//! the clone it already made instead of making a second one. An encrypted snapshot shared
+//! from another account is first copied into this account under the same name (RDS
+//! restores such a snapshot only from a copy): until the copy is available the clone is
+//! returned waiting for it, and the state machine calls again once check-available says
+//! `copied`.
 
 use refresh_core::RefreshError;
 use refresh_core::naming;

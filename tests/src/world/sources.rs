@@ -66,7 +66,8 @@ impl World {
         id
     }
 
-    /// The identifiers of instances and clusters whose names start with `prefix`.
+    /// The identifiers of instances, clusters and manual snapshots (a run's local copy of a
+    /// shared snapshot) whose names start with `prefix`; a snapshot as `snapshot:<id>`.
     pub async fn rds_names(&self, prefix: &str) -> Vec<String> {
         let mut names = Vec::new();
         let mut pages = self.rds.describe_db_instances().into_paginator().send();
@@ -89,6 +90,17 @@ impl World {
                     .filter_map(|c| c.db_cluster_identifier())
                     .filter(|n| n.starts_with(prefix))
                     .map(str::to_string),
+            );
+        }
+        let mut pages = self.rds.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap_or_else(|e| panic!("{e:?}"));
+            names.extend(
+                page.db_snapshots()
+                    .iter()
+                    .filter_map(|s| s.db_snapshot_identifier())
+                    .filter(|n| n.starts_with(prefix))
+                    .map(|n| format!("snapshot:{n}")),
             );
         }
         names

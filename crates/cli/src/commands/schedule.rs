@@ -14,7 +14,7 @@ use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::commands::validate::{load_request, run_preflight};
+use crate::commands::validate::{StackKeys, load_request, run_preflight};
 use crate::failure::Failure;
 use crate::output::{print_json, rfc, stamp};
 use crate::stack::{Stack, StackArgs};
@@ -87,7 +87,7 @@ pub async fn set(
         return Err(Failure::usage(format!("--cron {cron:?}: expected cron(...), rate(...) or at(...)")));
     }
     if preflight {
-        let checks = run_preflight(&request, None).await;
+        let checks = run_preflight(&request, &StackKeys::default()).await;
         for (name, result) in &checks {
             if let Err(e) = result {
                 return Err(Failure::failed(format!("preflight {name}: {e}; the schedule was not set")));

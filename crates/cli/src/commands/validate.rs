@@ -24,7 +24,15 @@ pub fn load_request(file: &str) -> Result<(Value, RefreshRequest), Failure> {
     }
 }
 
-pub async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<Vec<String>>) -> Result<(), Failure> {
+/// What the CLI knows of the stack's keys (its `SourceKmsKeyArns` and `CopyKmsKeyArn`):
+/// unknown ones are only shown, not checked against.
+#[derive(Debug, Default)]
+pub struct StackKeys {
+    pub source: Option<Vec<String>>,
+    pub copy: Option<String>,
+}
+
+pub async fn validate(file: &str, preflight: bool, json: bool, keys: StackKeys) -> Result<(), Failure> {
     let (_, request) = match load_request(file) {
         Ok(ok) => ok,
         Err(f) if json => {
@@ -43,7 +51,7 @@ pub async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<
         }
         return Ok(());
     }
-    let checks = run_preflight(&request, kms_keys.as_deref()).await;
+    let checks = run_preflight(&request, &keys).await;
     let ok = checks.iter().all(|(_, result)| result.is_ok());
     if json {
         let items: Vec<Value> = checks
@@ -68,18 +76,22 @@ pub async fn validate(file: &str, preflight: bool, json: bool, kms_keys: Option<
 
 /// Every check that can fail a run before a clone exists, each on its own: the same
 /// preflight `find-snapshot` runs, so the two cannot disagree.
-pub async fn run_preflight(
-    request: &RefreshRequest,
-    allowed_kms_keys: Option<&[String]>,
-) -> Vec<(&'static str, Result<String, String>)> {
+pub async fn run_preflight(request: &RefreshRequest, keys: &StackKeys) -> Vec<(&'static str, Result<String, String>)> {
     let config = aws::config().await;
     let secrets = SecretReader::new(SecretsManager::new(&config));
     let rds = Rds::new(RdsClient::new(&config));
     let ec2 = Ec2::new(&config);
     let kms = Kms::new(&config);
     let connector = dblab::Connector::default();
-    let deps =
-        preflight::Deps { rds: &rds, allowed_kms_keys, ec2: &ec2, kms: &kms, secrets: &secrets, dblab: &connector };
+    let deps = preflight::Deps {
+        rds: &rds,
+        allowed_kms_keys: keys.source.as_deref(),
+        copy_key: keys.copy.as_deref(),
+        ec2: &ec2,
+        kms: &kms,
+        secrets: &secrets,
+        dblab: &connector,
+    };
     let report = preflight::run(&deps, request, OffsetDateTime::now_utc(), preflight::Stop::Never, None).await;
     report.checks.into_iter().map(|c| (c.name, c.outcome.map_err(|e| e.to_string()))).collect()
 }

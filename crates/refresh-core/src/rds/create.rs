@@ -2,6 +2,7 @@
 //! what this execution already made.
 
 use super::*;
+use crate::run::LocalCopy;
 
 /// Everything `restore` decided before calling RDS.
 pub struct ClonePlan<'a> {
@@ -11,6 +12,27 @@ pub struct ClonePlan<'a> {
     pub tags: Vec<(String, String)>,
     pub requested_at: OffsetDateTime,
     pub deadline: OffsetDateTime,
+}
+
+/// The clone while its snapshot is still being copied in: not asked for yet. The copy has
+/// its own deadline, as long as the restore's, from when the copy was asked for.
+fn waiting_for_copy(plan: &ClonePlan<'_>, copy: LocalCopy) -> CloneInstance {
+    CloneInstance {
+        identifier: plan.name.clone(),
+        kind: CloneKind::Instance,
+        writer_instance_id: None,
+        instance_class: plan.spec.instance_class.clone(),
+        engine: plan.snapshot.engine.clone(),
+        requested_at: plan.requested_at,
+        deadline: copy.requested_at + (plan.deadline - plan.requested_at),
+        status: PollStatus::Pending,
+        rds_status: format!("copy:{}", copy.status),
+        endpoint: None,
+        checks: 0,
+        ready_at: None,
+        storage_type: None,
+        copy: Some(copy),
+    }
 }
 
 /// What a create call came to.
@@ -60,15 +82,31 @@ impl Made {
 }
 
 impl Rds {
-    /// Creates the clone, or adopts the one this execution already created (a retry).
+    /// Creates the clone, or adopts the one this execution already created (a retry). A
+    /// snapshot that must be copied in first (`RestoreSource::copy_key`) gives, until its
+    /// copy is available, the clone still waiting for it (`rds_status` `copy:...`): the
+    /// state machine polls the copy as it polls a clone, and asks again once it is there.
     pub async fn restore(&self, plan: &ClonePlan<'_>) -> Result<CloneInstance, RefreshError> {
+        let Some(key) = plan.snapshot.copy_key.as_deref() else { return self.restore_directly(plan).await };
+        let copy = match self.copy_in(plan, key).await? {
+            CopyState::Available(copy) => copy,
+            CopyState::Making(copy) | CopyState::Failed(copy) => return Ok(waiting_for_copy(plan, copy)),
+        };
+        let local = RestoreSource { identifier: copy.identifier.clone(), copy_key: None, ..plan.snapshot.clone() };
+        let from_copy = ClonePlan { snapshot: &local, tags: plan.tags.clone(), name: plan.name.clone(), ..*plan };
+        let mut clone = self.restore_directly(&from_copy).await?;
+        clone.copy = Some(LocalCopy { ready_at: Some(copy.ready_at.unwrap_or(plan.requested_at)), ..copy });
+        Ok(clone)
+    }
+
+    async fn restore_directly(&self, plan: &ClonePlan<'_>) -> Result<CloneInstance, RefreshError> {
         let kind = match plan.snapshot.source_type {
             SourceType::Rds => CloneKind::Instance,
             SourceType::AuroraCluster => CloneKind::Cluster,
         };
-        let Made { status, created_at } = match kind {
-            CloneKind::Instance => self.restore_instance(plan).await?,
-            CloneKind::Cluster => self.restore_cluster(plan).await?,
+        let Made { status, created_at } = match plan.snapshot.source_type {
+            SourceType::Rds => self.restore_instance(plan).await?,
+            SourceType::AuroraCluster => self.restore_cluster(plan).await?,
         };
         // A retry keeps the first attempt's request time: it is when a copy-on-write
         // clone's data is from, and when the clone began to cost.
@@ -82,14 +120,15 @@ impl Rds {
             requested_at,
             deadline: plan.deadline,
             status: PollStatus::Pending,
-            rds_status: match kind {
-                CloneKind::Instance => status.clone(),
-                CloneKind::Cluster => format!("cluster:{status}"),
+            rds_status: match plan.snapshot.source_type {
+                SourceType::Rds => status.clone(),
+                SourceType::AuroraCluster => format!("cluster:{status}"),
             },
             endpoint: None,
             checks: 0,
             ready_at: None,
             storage_type: None,
+            copy: None,
         };
         if kind == CloneKind::Cluster && status == "available" {
             // The cluster may take its writer at once; otherwise check-available adds it.

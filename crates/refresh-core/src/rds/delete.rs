@@ -102,6 +102,7 @@ impl Rds {
         let gone = match kind {
             CloneKind::Instance => self.delete_instance(identifier, guard, &mut deleted).await?,
             CloneKind::Cluster => self.delete_cluster(identifier, guard, &mut deleted).await?,
+            CloneKind::SnapshotCopy => self.delete_local_copy(identifier, guard, &mut deleted).await?,
         };
         Ok(DeleteStep { deleted, gone })
     }
@@ -205,7 +206,8 @@ impl Rds {
     }
 
     /// Every clone this orchestrator manages, across all pages: standalone instances and
-    /// clusters (their writer instances are deleted with the cluster).
+    /// clusters (their writer instances are deleted with the cluster), and the local
+    /// snapshot copies clones are restored from.
     pub async fn managed_clones(&self) -> Result<Vec<ManagedClone>, RefreshError> {
         let mut found = Vec::new();
         let mut pages = self.client.describe_db_instances().into_paginator().send();
@@ -242,6 +244,7 @@ impl Rds {
                 }
             }
         }
+        self.managed_copies(&mut found).await?;
         Ok(found)
     }
 }

@@ -1,16 +1,18 @@
 //! RDS and Aurora operations, one file a phase: `source` (read the source, choose what to
-//! restore from), `create` (the clone), `poll` (is it available) and `delete` (only what
+//! restore from), `copy` (a shared encrypted snapshot copied in first), `create` (the clone), `poll` (is it available) and `delete` (only what
 //! this project made). The production source is only ever DESCRIBED; every mutating call
 //! names a clone identifier, and deletion first proves the resource is ours
 //! (`tags::check_managed`). `publish` is the publisher's, in production's own account: it
 //! reads snapshots and changes only the copies it made (`publish::Held::is_our_copy`).
 
+mod copy;
 mod create;
 mod delete;
 mod poll;
 pub mod publish;
 mod source;
 
+pub use copy::{CopyState, copy_finished, must_copy_in};
 pub use create::ClonePlan;
 pub use delete::{DeleteGuard, DeleteStep, ManagedClone};
 pub use poll::{LONGEST_CHECK, MOST_CALLS_PER_CHECK, classify_status};
@@ -54,6 +56,7 @@ pub(super) const CLUSTER_SNAPSHOT_NOT_FOUND: &[&str] = &["DBClusterSnapshotNotFo
 pub(super) const SNAPSHOT_EXISTS: &[&str] = &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"];
 pub(super) const CLUSTER_SNAPSHOT_EXISTS: &[&str] =
     &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"];
+pub(super) const SNAPSHOT_INVALID_STATE: &[&str] = &["InvalidDBSnapshotState", "InvalidDBSnapshotStateFault"];
 pub(super) const INVALID_STATE: &[&str] =
     &["InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault", "InvalidDBClusterState"];
 

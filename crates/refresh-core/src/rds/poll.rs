@@ -44,6 +44,9 @@ impl Rds {
         spec: &CloneSpec,
         now: OffsetDateTime,
     ) -> Result<CloneInstance, RefreshError> {
+        if let Some(copy) = clone.copy.as_ref().filter(|c| c.ready_at.is_none()) {
+            return self.check_copy(clone, copy, now).await;
+        }
         let mut next = clone.clone();
         next.checks += 1;
         match clone.kind {
@@ -79,6 +82,9 @@ impl Rds {
                     }
                 }
             },
+            CloneKind::SnapshotCopy => {
+                return Err(RefreshError::Internal(format!("{} is a snapshot copy, not a clone", clone.identifier)));
+            }
         }
         let status_word = next.rds_status.rsplit(':').next().unwrap_or_default().to_string();
         next.status = match classify_status(&status_word) {

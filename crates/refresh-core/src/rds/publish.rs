@@ -17,7 +17,7 @@ pub const COPY_PREFIX: &str = "dblab-share-";
 /// the other's resources for its own.
 pub const PUBLISHER_VALUE: &str = "dblab-refresh-publisher";
 /// The automated snapshot a copy was made from.
-pub const COPY_OF_KEY: &str = "dblab-refresh:copy-of";
+pub use crate::tags::COPY_OF_KEY;
 /// A cluster snapshot's identifier is at most 63 characters (an instance snapshot's, 255).
 const MAX_COPY_NAME: usize = 63;
 

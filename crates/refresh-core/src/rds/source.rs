@@ -164,6 +164,7 @@ impl Rds {
             source_identifier,
             found_at: now,
             engine_instance_id: None,
+            copy_key: None,
             serverless_capacity: None,
             kms_key_id: window.kms_key_id,
         })
@@ -384,6 +385,7 @@ impl Rds {
             source_identifier: source.identifier.clone(),
             found_at: now,
             engine_instance_id: None,
+            copy_key: None,
             serverless_capacity: None,
             kms_key_id: candidate.kms_key_id,
         })

@@ -1,0 +1,234 @@
+//! The copy-in of a shared encrypted instance snapshot. RDS restores an encrypted snapshot
+//! shared from another account only from a copy in this account (RDS User Guide, "Sharing
+//! a DB snapshot", encrypted snapshots), and that copy must name a `KmsKeyId` (RDS API,
+//! `CopyDBSnapshot`). The copy is named as the clone and tagged as it is, so the run's
+//! deletion, the purge and the sweep know it as this run's, and nothing else is ever
+//! deleted: a snapshot without our name and `ManagedBy` tag is refused.
+
+use super::*;
+use crate::run::LocalCopy;
+
+/// Whether the clone must be restored from a local copy: an encrypted snapshot of another
+/// account's instance. Aurora may restore a shared encrypted cluster snapshot directly
+/// (Aurora User Guide, "Sharing a DB cluster snapshot"); an unencrypted share, too.
+pub fn must_copy_in(source: &RestoreSource, production_account: Option<&str>) -> bool {
+    source.mode == SourceMode::Snapshot
+        && source.source_type == SourceType::Rds
+        && source.kms_key_id.is_some()
+        && production_account.is_some()
+}
+
+/// What a look at the local copy found.
+pub enum CopyState {
+    /// Still being made (or just asked for).
+    Making(LocalCopy),
+    Available(LocalCopy),
+    /// In a status no wait cures.
+    Failed(LocalCopy),
+}
+
+/// What a copy's RDS status means: `None` while it is still being made.
+pub fn copy_finished(status: &str) -> Option<bool> {
+    match status {
+        "available" => Some(true),
+        "failed" | "error" | "deleted" | "deleting" | "incompatible-restore" | "not-found" => Some(false),
+        // creating, pending, copying... and any status not known yet: wait, within the deadline.
+        _ => None,
+    }
+}
+
+fn local_copy(s: &aws_sdk_rds::types::DbSnapshot, copy_of: &str, fallback_requested: OffsetDateTime) -> LocalCopy {
+    LocalCopy {
+        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+        copy_of: copy_of.to_string(),
+        // A copy's SnapshotCreateTime is when the copy was made; RDS keeps the original's
+        // time apart (OriginalSnapshotCreateTime).
+        requested_at: s.snapshot_create_time().and_then(crate::clock::from_aws).unwrap_or(fallback_requested),
+        ready_at: None,
+        status: s.status().unwrap_or("unknown").to_string(),
+        percent: s.percent_progress(),
+        allocated_gb: s.allocated_storage().filter(|gb| *gb > 0),
+    }
+}
+
+fn state_of(copy: LocalCopy) -> CopyState {
+    match copy_finished(&copy.status) {
+        Some(true) => CopyState::Available(copy),
+        Some(false) => CopyState::Failed(copy),
+        None => CopyState::Making(copy),
+    }
+}
+
+impl Rds {
+    /// The run's local copy of the shared snapshot: asked for when it does not exist yet,
+    /// adopted when this execution made it, refused when anything else holds its name.
+    pub async fn copy_in(&self, plan: &ClonePlan<'_>, key: &str) -> Result<CopyState, RefreshError> {
+        let from = &plan.snapshot.arn;
+        if let Some(found) = self.snapshot(&plan.name).await? {
+            self.adopt(&plan.name, &tag_pairs(found.tag_list()), &plan.tags)?;
+            return Ok(state_of(local_copy(&found, from, plan.requested_at)));
+        }
+        let mut copy_tags = plan.tags.clone();
+        copy_tags.push((tags::COPY_OF_KEY.to_string(), from.clone()));
+        let result = self
+            .client
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(from)
+            .target_db_snapshot_identifier(&plan.name)
+            .kms_key_id(key)
+            .copy_tags(false)
+            .set_tags(Some(sdk_tags(&copy_tags)))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                info!(copy = %plan.name, from = %from, key, "copy into this account requested");
+                let made = out.db_snapshot().map(|s| local_copy(s, from, plan.requested_at));
+                Ok(CopyState::Making(made.unwrap_or_else(|| LocalCopy {
+                    identifier: plan.name.clone(),
+                    copy_of: from.clone(),
+                    requested_at: plan.requested_at,
+                    ready_at: None,
+                    status: "creating".into(),
+                    percent: None,
+                    allocated_gb: None,
+                })))
+            }
+            // A race with an earlier attempt of this restore: adopt what it made.
+            Err(e) if has_code(&e, SNAPSHOT_EXISTS) => {
+                let found = self.snapshot(&plan.name).await?.ok_or_else(|| {
+                    RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
+                })?;
+                self.adopt(&plan.name, &tag_pairs(found.tag_list()), &plan.tags)?;
+                Ok(state_of(local_copy(&found, from, plan.requested_at)))
+            }
+            Err(e) => Err(RefreshError::from_aws("CopyDBSnapshot", e)),
+        }
+    }
+
+    /// One look at the clone's local copy (the clone's poll while it is being made).
+    pub(super) async fn check_copy(
+        &self,
+        clone: &CloneInstance,
+        copy: &LocalCopy,
+        now: OffsetDateTime,
+    ) -> Result<CloneInstance, RefreshError> {
+        let mut next = clone.clone();
+        next.checks += 1;
+        let seen = match self.snapshot(&copy.identifier).await? {
+            Some(found) => LocalCopy { requested_at: copy.requested_at, ..local_copy(&found, &copy.copy_of, now) },
+            None => LocalCopy { status: "not-found".into(), ..copy.clone() },
+        };
+        next.rds_status = format!("copy:{}", seen.status);
+        next.status = match copy_finished(&seen.status) {
+            Some(true) => PollStatus::Copied,
+            Some(false) => PollStatus::Failed,
+            None if now > clone.deadline => PollStatus::TimedOut,
+            None => PollStatus::Pending,
+        };
+        next.copy = Some(LocalCopy { ready_at: (next.status == PollStatus::Copied).then_some(now), ..seen });
+        Ok(next)
+    }
+
+    /// One step of deleting a local copy (deleting a copy still being made ends it, per
+    /// DeleteDBSnapshot); `true` once it is gone.
+    pub(super) async fn delete_local_copy(
+        &self,
+        id: &str,
+        guard: DeleteGuard<'_>,
+        deleted: &mut Vec<String>,
+    ) -> Result<bool, RefreshError> {
+        let Some(found) = self.snapshot(id).await? else { return Ok(true) };
+        self.guard(id, &tag_pairs(found.tag_list()), guard)?;
+        if found.status() == Some("deleting") {
+            return Ok(false);
+        }
+        match self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await {
+            Ok(_) => {
+                info!(copy = id, "local snapshot copy deletion requested");
+                deleted.push(id.to_string());
+            }
+            Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => return Ok(true),
+            Err(e) if has_code(&e, SNAPSHOT_INVALID_STATE) => {
+                warn!(copy = id, "snapshot copy not deletable yet");
+                return Ok(false);
+            }
+            Err(e) => return Err(RefreshError::from_aws("DeleteDBSnapshot", e)),
+        }
+        Ok(self.snapshot(id).await?.is_none())
+    }
+
+    /// A manual snapshot of this account by identifier.
+    async fn snapshot(&self, id: &str) -> Result<Option<aws_sdk_rds::types::DbSnapshot>, RefreshError> {
+        match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
+            Ok(out) => Ok(out.db_snapshots().first().cloned()),
+            Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
+            Err(e) => Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
+        }
+    }
+
+    /// Every local copy this orchestrator made that still exists, all pages.
+    pub(super) async fn managed_copies(&self, found: &mut Vec<ManagedClone>) -> Result<(), RefreshError> {
+        let mut pages = self.client.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
+            for s in page.db_snapshots() {
+                let id = s.db_snapshot_identifier().unwrap_or_default();
+                let tag_list = tag_pairs(s.tag_list());
+                if tags::check_managed(id, &tag_list).is_ok() {
+                    found.push(ManagedClone {
+                        identifier: id.to_string(),
+                        kind: CloneKind::SnapshotCopy,
+                        status: s.status().unwrap_or_default().to_string(),
+                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
+                        tags: tag_list,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_encrypted_share_of_an_instance_snapshot_is_copied_in() {
+        let shared = RestoreSource {
+            mode: SourceMode::Snapshot,
+            identifier: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
+            arn: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            data_as_of: time::macros::datetime!(2026-12-07 03:00 UTC),
+            snapshot_type: "shared".into(),
+            source_type: SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: time::macros::datetime!(2026-12-07 04:00 UTC),
+            kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/k".into()),
+            serverless_capacity: None,
+            engine_instance_id: None,
+            copy_key: None,
+        };
+        assert!(must_copy_in(&shared, Some("111111111111")));
+        assert!(!must_copy_in(&shared, None), "this account's own snapshot restores directly");
+        assert!(!must_copy_in(&RestoreSource { kms_key_id: None, ..shared.clone() }, Some("111111111111")));
+        let cluster = RestoreSource { source_type: SourceType::AuroraCluster, ..shared.clone() };
+        assert!(!must_copy_in(&cluster, Some("111111111111")), "Aurora restores a shared encrypted cluster snapshot");
+        let clone = RestoreSource { mode: SourceMode::FastClone, ..shared };
+        assert!(!must_copy_in(&clone, Some("111111111111")));
+    }
+
+    #[test]
+    fn a_copy_is_waited_for_until_available_or_failed() {
+        assert_eq!(copy_finished("available"), Some(true));
+        for s in ["creating", "pending", "copying", "something-new"] {
+            assert_eq!(copy_finished(s), None, "{s}");
+        }
+        for s in ["failed", "error", "deleted", "deleting", "not-found"] {
+            assert_eq!(copy_finished(s), Some(false), "{s}");
+        }
+    }
+}
