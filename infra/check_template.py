@@ -19,8 +19,8 @@ The refresh stack:
   reads), and on `dblab-refresh-*` snapshots only the copy-in (restore) and its deletion
   (delete-clone); secrets can be read only from the SecretArns parameter;
 - KMS: restore and check-available may kms:CreateGrant (only with
-  kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns keys (the restore
-  also on CopyKmsKeyArn) and nothing else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
+  kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns and CopyKmsKeyArn
+  keys and nothing else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
   other KMS right anywhere;
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
@@ -167,8 +167,10 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
     if action in ("kms:GenerateDataKey", "kms:Decrypt") and resource == {"Fn::GetAtt": ["NotificationKey", "Arn"]}:
         return
     if action in ("kms:CreateGrant", "kms:DescribeKey") and owner in KMS_SOURCE_KEY_ROLES:
-        # The copy-in key: only the restore, which copies shared snapshots in, uses it.
-        copy_key = resource == {"Ref": "CopyKmsKeyArn"} and owner == "RestoreFunction"
+        # This account's key for what comes from production's: the restore copies shared
+        # snapshots in and clones RAM-shared clusters under it; check-available adds the
+        # writer of such an encrypted clone.
+        copy_key = resource == {"Ref": "CopyKmsKeyArn"}
         if resource != {"Ref": "SourceKmsKeyArns"} and not copy_key:
             fail(f"{owner}: {action} beyond the SourceKmsKeyArns and CopyKmsKeyArn parameters")
         condition = statement.get("Condition", {})
@@ -419,9 +421,9 @@ def self_test(template: dict) -> int:
     def grant_on_every_key(r):
         source_key_grant(r, 0)["Resource"] = "*"
 
-    def copy_key_grant_in_check_available(r):
-        r["CheckAvailableFunction"]["Properties"]["Policies"][0]["Statement"].append(
-            {"Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": {"Ref": "CopyKmsKeyArn"}}
+    def copy_key_grant_elsewhere(r):
+        r["PollRefreshFunction"]["Properties"]["Policies"][0]["Statement"].append(
+            {"Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": {"Ref": "CopyKmsKeyArn"}}
         )
 
     def delete_any_snapshot(r):
@@ -443,7 +445,7 @@ def self_test(template: dict) -> int:
         "a KMS grant not through RDS": grant_through_any_service,
         "a placed function without its KMS endpoint": lambda r: r.pop("KmsEndpoint"),
         "KMS rights for a function that needs none": kms_for_another_function,
-        "the copy-in key outside the restore": copy_key_grant_in_check_available,
+        "the copy-in key for a function that needs none": copy_key_grant_elsewhere,
         "deletion of any snapshot": delete_any_snapshot,
         "a copy-in outside the restore": copy_by_check_available,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),

@@ -143,12 +143,12 @@ async fn a_shared_copy_is_restored_here(kind: SourceType) {
     let clone = match kind {
         // RDS restores an encrypted instance snapshot of another account only from a copy.
         SourceType::Rds => {
-            assert_eq!(chosen.copy_key, Some(refresh_tests::stack::copy_in_key_arn()), "copied in first");
+            assert_eq!(chosen.local_key, Some(refresh_tests::stack::copy_in_key_arn()), "copied in first");
             copied_in_and_restored(&w, &request, &execution, &chosen).await
         }
         // Aurora restores a shared encrypted cluster snapshot directly.
         SourceType::AuroraCluster => {
-            assert_eq!(chosen.copy_key, None, "a cluster snapshot is restored directly");
+            assert_eq!(chosen.local_key, None, "a cluster snapshot is restored directly");
             restore_clone(&w, &request, &execution, &chosen).await.unwrap()
         }
     };
@@ -347,7 +347,7 @@ async fn a_copy_refused_for_its_key_fails_the_restore_and_leaves_nothing() {
     let request = shared_request(&w, &shared);
     let mut chosen = find_shared(&w, &request, &shared.key).await.unwrap();
     // The stack's key gone (deleted, or its policy changed) after the preflight.
-    chosen.copy_key = Some("arn:aws:kms:us-east-1:123456789012:key/00000000-gone-0000-0000-000000000000".into());
+    chosen.local_key = Some("arn:aws:kms:us-east-1:123456789012:key/00000000-gone-0000-0000-000000000000".into());
     let err = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap_err();
     assert_eq!(err.name(), "AwsRequestFailed");
     assert!(err.to_string().contains("CopyDBSnapshot") && err.to_string().contains("KMSKeyNotAccessible"), "{err}");
@@ -433,4 +433,83 @@ async fn the_check_of_what_is_left_sees_a_snapshot_copy() {
     w.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&name).send().await.unwrap();
     assert_eq!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await, [format!("snapshot:{name}")]);
     w.rds.delete_db_snapshot().db_snapshot_identifier(&name).send().await.unwrap();
+}
+
+/// A cluster shared through RAM is listed as AWS lists it (ARN, engine, version, whether it
+/// is encrypted) and cloned from that alone, under this account's key; a second clone of
+/// it is refused before anything is made, naming the first.
+#[tokio::test]
+async fn a_ram_clone_works_from_the_listing_alone_under_this_accounts_key_and_only_once() {
+    let w = World::new().await;
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    let cluster = production.cluster(&format!("prod-{}", w.id), &key).await;
+    production.share_cluster_through_ram(&cluster, true).await;
+    let arn = format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:cluster:{cluster}");
+
+    let listed = w.rds.describe_db_clusters().include_shared(true).send().await.unwrap();
+    let listed = listed.db_clusters().iter().find(|c| c.db_cluster_arn() == Some(arn.as_str())).unwrap().clone();
+    assert_eq!((listed.engine(), listed.storage_encrypted()), (Some("aurora-postgresql"), Some(true)));
+    assert_eq!(listed.db_cluster_identifier(), None, "{listed:?}");
+    assert!(
+        listed.latest_restorable_time().is_none()
+            && listed.kms_key_id().is_none()
+            && listed.db_cluster_members().is_empty(),
+        "no window, no key, no members: {listed:?}"
+    );
+
+    let mut request = w.request("aurora-cluster", &cluster);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    request["source"]["mode"] = json!("fast-clone");
+    let chosen = find_shared(&w, &request, &key).await.unwrap();
+    assert!(chosen.encrypted && chosen.kms_key_id.is_none(), "{chosen:?}");
+    assert_eq!(chosen.local_key, Some(refresh_tests::stack::copy_in_key_arn()), "cloned under this account's key");
+    let clone = restore_clone(&w, &request, &w.execution(), &chosen).await.unwrap();
+    let made = w.rds.describe_db_clusters().db_cluster_identifier(&clone.identifier).send().await.unwrap();
+    let made = &made.db_clusters()[0];
+    assert_eq!(made.kms_key_id(), Some(refresh_tests::stack::copy_in_key_arn().as_str()), "{made:?}");
+
+    // Another target's run, while that clone exists: refused at its preflight, naming it.
+    let other = World::new().await;
+    let mut again = other.request("aurora-cluster", &cluster);
+    again["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    again["source"]["mode"] = json!("fast-clone");
+    let err = find_shared(&other, &again, &key).await.unwrap_err();
+    assert_eq!(err.name(), "CloneConflict");
+    assert!(
+        err.to_string().contains(&clone.identifier) && err.to_string().contains("one cross-account clone"),
+        "{err}"
+    );
+}
+
+/// The launcher refuses what RDS refuses of a RAM clone: each passes in plain moto.
+#[tokio::test]
+async fn the_emulator_refuses_an_unencrypted_or_second_clone_of_an_encrypted_shared_cluster() {
+    let w = World::new().await;
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    let cluster = production.cluster(&format!("prod-{}", w.id), &key).await;
+    production.share_cluster_through_ram(&cluster, true).await;
+    let arn = format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:cluster:{cluster}");
+    let code = |e: &dyn aws_smithy_types::error::metadata::ProvideErrorMetadata| e.code().map(str::to_string);
+    let clone = |name: String, key: Option<String>| {
+        w.rds
+            .restore_db_cluster_to_point_in_time()
+            .db_cluster_identifier(name)
+            .source_db_cluster_identifier(&arn)
+            .restore_type("copy-on-write")
+            .use_latest_restorable_time(true)
+            .set_kms_key_id(key)
+            .send()
+    };
+    let first = unique("dblab-refresh-ram");
+    let unencrypted = clone(first.clone(), None).await.unwrap_err();
+    assert_eq!(code(&unencrypted), Some("InvalidParameterCombination".into()));
+    let private = production.private_key().await;
+    let unusable = clone(first.clone(), Some(private)).await.unwrap_err();
+    assert_eq!(code(&unusable), Some("KMSKeyNotAccessibleFault".into()));
+    clone(first.clone(), Some(refresh_tests::stack::copy_in_key_arn())).await.unwrap();
+    let second = clone(unique("dblab-refresh-ram"), Some(refresh_tests::stack::copy_in_key_arn())).await.unwrap_err();
+    assert_eq!(code(&second), Some("InvalidDBClusterStateFault".into()));
+    w.rds.delete_db_cluster().db_cluster_identifier(&first).skip_final_snapshot(true).send().await.unwrap();
 }

@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 pub struct Step {
     pub state: String,
     pub at: OffsetDateTime,
+    /// While a shared snapshot is being copied in before the clone (the clone's RDS status
+    /// `copy:...`), that copy's status and progress: the state is then in the copy phase.
+    pub copy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +21,8 @@ pub struct PhaseSpan {
     pub started: OffsetDateTime,
     pub ended: Option<OffsetDateTime>,
     pub polls: usize,
+    /// The copy phase's last status and progress.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +30,9 @@ pub struct View {
     pub status: String,
     pub phases: Vec<PhaseSpan>,
     pub current_state: Option<String>,
-    /// The state that failed (from the failure path's marker states).
+    /// The state that failed (from the failure path's marker states), and its phase.
     pub failed_state: Option<String>,
+    pub failed_phase: Option<&'static str>,
     pub error: Option<String>,
     pub cause: Option<String>,
 }
@@ -74,13 +80,20 @@ pub fn build(
 ) -> View {
     let mut phases: Vec<PhaseSpan> = Vec::new();
     let mut failed_state = None;
+    let mut failed_phase = None;
     for step in steps {
-        let name = phase_of(&step.state);
+        let name = match phase_of(&step.state) {
+            "restore" if step.copy.is_some() => "copy",
+            other => other,
+        };
         if phases.last().map(|p| p.name) != Some(name) {
             if let Some(last) = phases.last_mut() {
                 last.ended = Some(step.at);
             }
-            phases.push(PhaseSpan { name, started: step.at, ended: None, polls: 0 });
+            phases.push(PhaseSpan { name, started: step.at, ended: None, polls: 0, detail: None });
+        }
+        if let (Some(copy), Some(last)) = (&step.copy, phases.last_mut()) {
+            last.detail = Some(copy.clone());
         }
         if is_poll(&step.state)
             && let Some(last) = phases.last_mut()
@@ -89,6 +102,7 @@ pub fn build(
         }
         if failed_state.is_none() {
             failed_state = failed_state_of(&step.state);
+            failed_phase = failed_state.as_ref().map(|_| name);
         }
     }
     if let (Some(last), Some(end)) = (phases.last_mut(), ended_at) {
@@ -99,6 +113,7 @@ pub fn build(
         phases,
         current_state: steps.last().map(|s| s.state.clone()),
         failed_state,
+        failed_phase,
         error,
         cause,
     }
@@ -118,7 +133,7 @@ pub fn render(view: &View, now: OffsetDateTime, tick: usize, color: bool) -> Str
     let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
     let mut out = String::new();
     let running = view.status == "RUNNING";
-    let failed_phase = view.failed_state.as_deref().map(phase_of);
+    let failed_phase = view.failed_phase;
     for (i, phase) in view.phases.iter().enumerate() {
         let active = running && i + 1 == view.phases.len();
         let took = (phase.ended.unwrap_or(now) - phase.started).whole_seconds();
@@ -130,10 +145,12 @@ pub fn render(view: &View, now: OffsetDateTime, tick: usize, color: bool) -> Str
             paint("32", "✓")
         };
         let polls = match phase.polls {
-            0 => String::new(),
-            1 => "  (1 poll)".to_string(),
-            n => format!("  ({n} polls)"),
+            0 => None,
+            1 => Some("1 poll".to_string()),
+            n => Some(format!("{n} polls")),
         };
+        let notes: Vec<String> = polls.into_iter().chain(phase.detail.clone()).collect();
+        let polls = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
         let _ = writeln!(out, " {mark} {:<18} {:>8}{polls}", phase.name, span(took));
     }
     let status = match view.status.as_str() {
@@ -187,7 +204,7 @@ mod tests {
         names
             .iter()
             .enumerate()
-            .map(|(i, s)| Step { state: s.to_string(), at: t0 + time::Duration::seconds(10 * i as i64) })
+            .map(|(i, s)| Step { state: s.to_string(), at: t0 + time::Duration::seconds(10 * i as i64), copy: None })
             .collect()
     }
 
@@ -220,6 +237,37 @@ mod tests {
         );
         assert!(text.contains("refresh") && text.contains("(1 poll)") && !text.contains("(1 polls)"), "{text}");
         assert!(!text.contains('\x1b'), "no colour unless asked");
+    }
+
+    #[test]
+    fn a_snapshot_copied_in_is_a_phase_of_its_own_with_its_progress() {
+        let mut s = steps(&[
+            "Prepare",
+            "StartRun",
+            "FindSnapshot",
+            "Restore",
+            "WaitForClone",
+            "CheckClone",
+            "IsCloneReady",
+            "Restore",
+            "WaitForClone",
+            "CheckClone",
+            "IsCloneReady",
+            "CheckCloneFailed",
+        ]);
+        for (i, copy) in [(4, "creating 0%"), (5, "creating 0%"), (6, "available 100%"), (7, "available 100%")] {
+            s[i].copy = Some(copy.into());
+        }
+        let v = build(&s, "RUNNING", None, None, None);
+        let names: Vec<_> = v.phases.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["start", "preflight", "restore", "copy", "restore"]);
+        assert_eq!((v.phases[3].polls, v.phases[3].detail.as_deref()), (1, Some("available 100%")));
+        assert_eq!((v.failed_state.as_deref(), v.failed_phase), (Some("CheckClone"), Some("restore")));
+        let text = render(&v, datetime!(2026-11-22 05:03 UTC), 0, false);
+        assert!(text.contains("copy") && text.contains("(1 poll, available 100%)"), "{text}");
+        // A run failing while it copies fails in the copy phase.
+        s[11].copy = Some("creating 5%".into());
+        assert_eq!(build(&s, "FAILED", None, None, None).failed_phase, Some("copy"));
     }
 
     #[test]

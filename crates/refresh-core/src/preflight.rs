@@ -207,12 +207,37 @@ async fn aws_checks(
     }
     if let Some(chosen) = source.as_mut()
         && !c.halted()
-        && crate::rds::must_copy_in(chosen, request.source.account.as_deref())
+        && crate::rds::needs_local_key(chosen, request.source.account.as_deref())
     {
-        let key = copy_key_usable(deps.kms, chosen, deps.copy_key).await;
-        chosen.copy_key = c.record("copy into this account", key, |key| {
-            format!("encrypted and shared from another account: copied here under {key} first, then restored")
+        let key = local_key_usable(deps.kms, chosen, deps.copy_key).await;
+        let (name, how) = match chosen.mode {
+            SourceMode::FastClone => {
+                ("this account's key", "an encrypted cluster shared through AWS RAM: cloned under")
+            }
+            _ => ("copy into this account", "encrypted and shared from another account: copied here under"),
+        };
+        chosen.local_key = c.record(name, key, |key| match chosen.mode {
+            SourceMode::FastClone => format!("{how} {key}"),
+            _ => format!("{how} {key} first, then restored"),
         });
+    }
+    if let Some(chosen) = &source
+        && !c.halted()
+        && chosen.mode == SourceMode::FastClone
+        && request.source.account.is_some()
+    {
+        let free = match deps.rds.clone_of_shared(&chosen.arn).await {
+            Ok(None) => Ok(format!("no clone of {} in this account", chosen.arn)),
+            Ok(Some(clone)) => Err(RefreshError::CloneConflict(format!(
+                "AWS allows one cross-account clone of a shared cluster per account, and {} (execution {}) is a \
+                 clone of {}: wait for its run to end, or delete it",
+                clone.identifier,
+                crate::tags::get(&clone.tags, crate::tags::EXECUTION_KEY).unwrap_or("unknown"),
+                chosen.arn
+            ))),
+            Err(e) => Err(e),
+        };
+        c.record("one clone per shared cluster", free, Clone::clone);
     }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
@@ -372,7 +397,15 @@ async fn encryption_allowed(
     allowed: Option<&[String]>,
     production_account: Option<&str>,
 ) -> Result<String, RefreshError> {
-    let Some(key) = &source.kms_key_id else { return Ok("not encrypted".into()) };
+    let Some(key) = &source.kms_key_id else {
+        return Ok(if source.encrypted {
+            "encrypted, its key not listed to this account (a cluster shared through AWS RAM): cloned under this \
+             account's key"
+                .into()
+        } else {
+            "not encrypted".into()
+        });
+    };
     // Another account's key: usable from here only if its policy lets this account use it,
     // which only asking it shows (a listed key is not thereby shared).
     if let Some(account) = production_account {
@@ -395,10 +428,11 @@ async fn encryption_allowed(
     key_verdict(source, key, allowed, Some(key_manager(kms, key).await))
 }
 
-/// The key a shared encrypted snapshot is copied in under: the stack must name one
-/// (CopyDBSnapshot requires a `KmsKeyId` for such a copy), and this account must be able to
-/// use it (DescribeKey answers).
-async fn copy_key_usable(
+/// This account's key for what is taken encrypted from another account: the stack must
+/// name one (CopyDBSnapshot requires a `KmsKeyId` for such a copy; RDS makes no
+/// unencrypted clone of an encrypted shared cluster), and this account must be able to use
+/// it (DescribeKey answers).
+async fn local_key_usable(
     kms: &aws_sdk_kms::Client,
     source: &RestoreSource,
     key: Option<&str>,
@@ -407,8 +441,9 @@ async fn copy_key_usable(
         return Err(RefreshError::at(
             "source.account",
             format!(
-                "{} is encrypted and shared from another account: RDS restores it only from a copy in this account, \
-                 made under a KMS key of this account, and the stack's CopyKmsKeyArn parameter names none: set it \
+                "{} is encrypted and shared from another account: RDS restores it only from a copy in this account \
+                 (a shared cluster: only as a clone) made under a KMS key of this account, and the stack's \
+                 CopyKmsKeyArn parameter names none: set it \
                  (docs/deploying.md, \"Production in another account\") and update the stack (dblab-refresh \
                  validate: --copy-kms-key)",
                 source.describe()
@@ -540,7 +575,8 @@ mod tests {
             kms_key_id: kms.map(str::to_string),
             serverless_capacity: None,
             engine_instance_id: None,
-            copy_key: None,
+            local_key: None,
+            encrypted: false,
         }
     }
 

@@ -106,11 +106,15 @@ pub struct RestoreSource {
     /// run's engine lock is keyed by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_instance_id: Option<String>,
-    /// Set when the snapshot is another account's and encrypted: RDS restores such a
-    /// snapshot only from a copy in this account, made under this key (the stack's
-    /// `CopyKmsKeyArn`).
+    /// Whether the snapshot or source is encrypted. Its key may be unknown here: a cluster
+    /// shared through AWS RAM is listed without one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// This account's key (the stack's `CopyKmsKeyArn`) for what is taken, encrypted, from
+    /// another account: RDS restores such an instance snapshot only from a copy in this
+    /// account, made under this key; a cluster shared through RAM is cloned under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy_key: Option<String>,
+    pub local_key: Option<String>,
 }
 
 impl RestoreSource {

@@ -519,7 +519,8 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: T0,
             engine_instance_id: None,
-            copy_key: None,
+            local_key: None,
+            encrypted: false,
             serverless_capacity: None,
             kms_key_id: None,
         }

@@ -13,6 +13,8 @@ pub const EXECUTION_ARN_KEY: &str = "dblab-refresh:execution-arn";
 pub const DELETE_AFTER_KEY: &str = "DeleteAfter";
 /// On a snapshot copy: what it is a copy of (the publisher's copies, and a run's local copy of a share).
 pub const COPY_OF_KEY: &str = "dblab-refresh:copy-of";
+/// On a clone of a cluster another account shares through RAM: that cluster's ARN.
+pub const CLONE_OF_KEY: &str = "dblab-refresh:clone-of";
 
 const RESERVED: &[&str] = &[MANAGED_BY_KEY, DELETE_AFTER_KEY];
 const RESERVED_PREFIX: &str = "dblab-refresh:";

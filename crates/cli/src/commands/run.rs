@@ -42,15 +42,24 @@ pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View
         .send()
         .await
         .map_err(|e| Failure::from(RefreshError::from_aws("DescribeExecution", e)))?;
-    // Only which state was entered when: the history without its data.
-    let events = Executions::new(sfn.clone()).history(arn, false).await?;
-    let steps = events
-        .iter()
-        .filter_map(|event| {
-            let at = refresh_core::clock::from_aws(event.timestamp())?;
-            Some(view::Step { state: event.state_entered_event_details()?.name().to_string(), at })
-        })
-        .collect::<Vec<_>>();
+    // Which state was entered when, and what the clone's polls said of a snapshot being
+    // copied in (the history's data holds no secret: the leak checks read it too).
+    let events = Executions::new(sfn.clone()).history(arn, true).await?;
+    let mut copy = None;
+    let mut steps = Vec::new();
+    for event in &events {
+        if let Some(exited) = event.state_exited_event_details()
+            && matches!(exited.name(), "Restore" | "CheckClone")
+        {
+            copy = exited.output().and_then(copy_progress);
+        }
+        let (Some(at), Some(entered)) =
+            (refresh_core::clock::from_aws(event.timestamp()), event.state_entered_event_details())
+        else {
+            continue;
+        };
+        steps.push(view::Step { state: entered.name().to_string(), at, copy: copy.clone() });
+    }
     let ended = described.stop_date().and_then(refresh_core::clock::from_aws);
     Ok(view::build(
         &steps,
@@ -59,6 +68,16 @@ pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View
         described.cause().map(str::to_string),
         ended,
     ))
+}
+
+/// The copy's status and progress while the clone waits for it (`rdsStatus` `copy:...`).
+fn copy_progress(output: &str) -> Option<String> {
+    let state: serde_json::Value = serde_json::from_str(output).ok()?;
+    let status = state.pointer("/clone/rdsStatus")?.as_str()?.strip_prefix("copy:")?;
+    Some(match state.pointer("/clone/copy/percent").and_then(serde_json::Value::as_i64) {
+        Some(percent) => format!("{status} {percent}%"),
+        None => status.to_string(),
+    })
 }
 
 pub async fn watch(sfn: &StepFunctions, arn: &str, json: bool, colour: bool) -> Result<(), Failure> {

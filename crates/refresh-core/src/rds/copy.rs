@@ -8,14 +8,18 @@
 use super::*;
 use crate::run::LocalCopy;
 
-/// Whether the clone must be restored from a local copy: an encrypted snapshot of another
-/// account's instance. Aurora may restore a shared encrypted cluster snapshot directly
-/// (Aurora User Guide, "Sharing a DB cluster snapshot"); an unencrypted share, too.
-pub fn must_copy_in(source: &RestoreSource, production_account: Option<&str>) -> bool {
-    source.mode == SourceMode::Snapshot
-        && source.source_type == SourceType::Rds
-        && source.kms_key_id.is_some()
-        && production_account.is_some()
+/// Whether what is taken from another account needs a key of this account: an encrypted
+/// instance snapshot, restored only from a copy made here under it, and an encrypted
+/// cluster shared through RAM, cloned under it (Aurora User Guide, cross-account cloning).
+/// Aurora restores a shared encrypted cluster snapshot directly (Aurora User Guide,
+/// "Sharing a DB cluster snapshot"); an unencrypted share needs nothing.
+pub fn needs_local_key(source: &RestoreSource, production_account: Option<&str>) -> bool {
+    let taken = match source.mode {
+        SourceMode::Snapshot => source.source_type == SourceType::Rds,
+        SourceMode::FastClone => true,
+        SourceMode::LatestPoint | SourceMode::PointInTime => false,
+    };
+    taken && source.encrypted && production_account.is_some()
 }
 
 /// What a look at the local copy found.
@@ -195,7 +199,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_an_encrypted_share_of_an_instance_snapshot_is_copied_in() {
+    fn an_encrypted_instance_share_or_ram_cluster_needs_this_accounts_key() {
         let shared = RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
@@ -208,17 +212,25 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: time::macros::datetime!(2026-12-07 04:00 UTC),
             kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/k".into()),
+            encrypted: true,
             serverless_capacity: None,
             engine_instance_id: None,
-            copy_key: None,
+            local_key: None,
         };
-        assert!(must_copy_in(&shared, Some("111111111111")));
-        assert!(!must_copy_in(&shared, None), "this account's own snapshot restores directly");
-        assert!(!must_copy_in(&RestoreSource { kms_key_id: None, ..shared.clone() }, Some("111111111111")));
+        let production = Some("111111111111");
+        assert!(needs_local_key(&shared, production));
+        assert!(!needs_local_key(&shared, None), "this account's own snapshot restores directly");
+        assert!(!needs_local_key(&RestoreSource { encrypted: false, ..shared.clone() }, production));
         let cluster = RestoreSource { source_type: SourceType::AuroraCluster, ..shared.clone() };
-        assert!(!must_copy_in(&cluster, Some("111111111111")), "Aurora restores a shared encrypted cluster snapshot");
-        let clone = RestoreSource { mode: SourceMode::FastClone, ..shared };
-        assert!(!must_copy_in(&clone, Some("111111111111")));
+        assert!(!needs_local_key(&cluster, production), "Aurora restores a shared encrypted cluster snapshot");
+        // A RAM-shared cluster is listed without its key: encrypted is all that is known.
+        let ram = RestoreSource { mode: SourceMode::FastClone, kms_key_id: None, ..cluster };
+        assert!(needs_local_key(&ram, production));
+        assert!(!needs_local_key(&RestoreSource { encrypted: false, ..ram.clone() }, production));
+        assert!(!needs_local_key(&ram, None), "this account's own cluster is cloned under its own key");
+        for mode in [SourceMode::LatestPoint, SourceMode::PointInTime] {
+            assert!(!needs_local_key(&RestoreSource { mode, ..shared.clone() }, production));
+        }
     }
 
     #[test]

@@ -83,16 +83,17 @@ impl Made {
 
 impl Rds {
     /// Creates the clone, or adopts the one this execution already created (a retry). A
-    /// snapshot that must be copied in first (`RestoreSource::copy_key`) gives, until its
+    /// snapshot that must be copied in first (`RestoreSource::local_key`) gives, until its
     /// copy is available, the clone still waiting for it (`rds_status` `copy:...`): the
     /// state machine polls the copy as it polls a clone, and asks again once it is there.
     pub async fn restore(&self, plan: &ClonePlan<'_>) -> Result<CloneInstance, RefreshError> {
-        let Some(key) = plan.snapshot.copy_key.as_deref() else { return self.restore_directly(plan).await };
+        let copy_key = plan.snapshot.local_key.as_deref().filter(|_| plan.snapshot.mode == SourceMode::Snapshot);
+        let Some(key) = copy_key else { return self.restore_directly(plan).await };
         let copy = match self.copy_in(plan, key).await? {
             CopyState::Available(copy) => copy,
             CopyState::Making(copy) | CopyState::Failed(copy) => return Ok(waiting_for_copy(plan, copy)),
         };
-        let local = RestoreSource { identifier: copy.identifier.clone(), copy_key: None, ..plan.snapshot.clone() };
+        let local = RestoreSource { identifier: copy.identifier.clone(), local_key: None, ..plan.snapshot.clone() };
         let from_copy = ClonePlan { snapshot: &local, tags: plan.tags.clone(), name: plan.name.clone(), ..*plan };
         let mut clone = self.restore_directly(&from_copy).await?;
         clone.copy = Some(LocalCopy { ready_at: Some(copy.ready_at.unwrap_or(plan.requested_at)), ..copy });
@@ -258,12 +259,21 @@ impl Rds {
                 .restore_db_cluster_to_point_in_time()
                 .db_cluster_identifier(&plan.name)
                 .source_db_cluster_identifier(&from.source_identifier);
+            // Another account's cluster (by its ARN): cloned under this account's key when it
+            // is encrypted (RDS makes no unencrypted clone of it), and tagged with its ARN, as
+            // one such clone per shared cluster may exist in an account.
+            let shared = from.source_identifier.starts_with("arn:");
+            let mut cluster_tags = plan.tags.clone();
+            if shared {
+                cluster_tags.push((tags::CLONE_OF_KEY.to_string(), from.source_identifier.clone()));
+            }
+            let request = request.set_kms_key_id(from.local_key.clone().filter(|_| shared));
             // A copy-on-write clone can only be of the latest point: its data is of the moment it is made.
             let request = match from.mode {
                 SourceMode::FastClone => request.restore_type("copy-on-write").use_latest_restorable_time(true),
                 _ => request.restore_type("full-copy").restore_to_time(crate::clock::to_aws(from.data_as_of)),
             };
-            match with_clone_settings!(request).send().await {
+            match with_clone_settings!(request).set_tags(Some(sdk_tags(&cluster_tags))).send().await {
                 Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),
                 Err(e) if has_code(&e, CLUSTER_EXISTS) => Ok(Created::AlreadyExists),
                 Err(e) => Err(RefreshError::from_aws("RestoreDBClusterToPointInTime", e)),

@@ -12,7 +12,7 @@ mod poll;
 pub mod publish;
 mod source;
 
-pub use copy::{CopyState, copy_finished, must_copy_in};
+pub use copy::{CopyState, copy_finished, needs_local_key};
 pub use create::ClonePlan;
 pub use delete::{DeleteGuard, DeleteStep, ManagedClone};
 pub use poll::{LONGEST_CHECK, MOST_CALLS_PER_CHECK, classify_status};

@@ -68,7 +68,11 @@ impl Rds {
                     if cluster_status == "available" {
                         match self.instance(clone.instance_id()).await? {
                             None => {
-                                let tag_list = tag_pairs(cluster.tag_list());
+                                // The clone's own tags, but not the shared cluster it is a clone of.
+                                let tag_list: Vec<_> = tag_pairs(cluster.tag_list())
+                                    .into_iter()
+                                    .filter(|(k, _)| k != tags::CLONE_OF_KEY)
+                                    .collect();
                                 self.ensure_writer(clone, spec, &tag_list).await?;
                                 next.rds_status = "writer:creating".into();
                             }

@@ -123,6 +123,9 @@ impl Rds {
         if source.mode == SourceMode::Snapshot {
             return self.find_snapshot(source, now).await;
         }
+        if let (Some(account), SourceMode::FastClone) = (&source.account, source.mode) {
+            return self.ram_clone_source(source, account, now).await;
+        }
         let window = self.restorable_window(source).await?;
         let data_as_of = match (source.mode, source.restore_time) {
             // RDS wants a restore time strictly before the latest restorable time.
@@ -150,8 +153,7 @@ impl Rds {
                 return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
             }
         };
-        // Another account's cluster is restored from by its ARN, which names that account.
-        let source_identifier = if source.account.is_some() { window.arn.clone() } else { source.identifier.clone() };
+        let source_identifier = source.identifier.clone();
         Ok(RestoreSource {
             mode: source.mode,
             identifier: source.identifier.clone(),
@@ -164,9 +166,42 @@ impl Rds {
             source_identifier,
             found_at: now,
             engine_instance_id: None,
-            copy_key: None,
+            local_key: None,
             serverless_capacity: None,
+            encrypted: window.kms_key_id.is_some(),
             kms_key_id: window.kms_key_id,
+        })
+    }
+
+    /// A fast clone of another account's cluster shared through AWS RAM, from what its
+    /// listing gives: its ARN (the clone names it), engine, version and whether it is
+    /// encrypted; no restorable window and no key (Aurora User Guide, "Cross-account cloning
+    /// with AWS RAM and Amazon Aurora"). Its data is of the moment the clone is made.
+    async fn ram_clone_source(
+        &self,
+        source: &SourceSpec,
+        account: &str,
+        now: OffsetDateTime,
+    ) -> Result<RestoreSource, RefreshError> {
+        let cluster = self.ram_shared_cluster(account, &source.identifier).await?;
+        let arn = cluster.db_cluster_arn().unwrap_or_default().to_string();
+        Ok(RestoreSource {
+            mode: SourceMode::FastClone,
+            identifier: source.identifier.clone(),
+            arn: arn.clone(),
+            engine: cluster.engine().unwrap_or_default().to_string(),
+            engine_version: cluster.engine_version().map(str::to_string),
+            data_as_of: now,
+            snapshot_type: SourceMode::FastClone.as_str().into(),
+            source_type: SourceType::AuroraCluster,
+            // Cloned by its ARN, which names the account that shares it.
+            source_identifier: arn,
+            found_at: now,
+            kms_key_id: None,
+            encrypted: cluster.storage_encrypted() == Some(true),
+            serverless_capacity: None,
+            engine_instance_id: None,
+            local_key: None,
         })
     }
 
@@ -243,10 +278,7 @@ impl Rds {
                 })
             }
             SourceType::AuroraCluster => {
-                let cluster = match &source.account {
-                    Some(account) => self.ram_shared_cluster(account, &source.identifier).await?,
-                    None => self.cluster(&source.identifier).await?.ok_or_else(not_found)?,
-                };
+                let cluster = self.cluster(&source.identifier).await?.ok_or_else(not_found)?;
                 let latest = cluster.latest_restorable_time().and_then(crate::clock::from_aws);
                 let earliest = cluster.earliest_restorable_time().and_then(crate::clock::from_aws);
                 let (Some(earliest), Some(latest)) = (earliest, latest) else {
@@ -265,6 +297,18 @@ impl Rds {
                 })
             }
         }
+    }
+
+    /// This account's clone of a cluster another account shares through RAM, if one of
+    /// ours exists: AWS allows one cross-account clone of a shared cluster per account
+    /// (Aurora User Guide, cross-account cloning, limitations). Ours carry the cluster's ARN
+    /// ([`tags::CLONE_OF_KEY`]); a clone made by hand is refused by RDS at the restore.
+    pub async fn clone_of_shared(&self, cluster_arn: &str) -> Result<Option<ManagedClone>, RefreshError> {
+        Ok(self
+            .managed_clones()
+            .await?
+            .into_iter()
+            .find(|c| c.kind == CloneKind::Cluster && tags::get(&c.tags, tags::CLONE_OF_KEY) == Some(cluster_arn)))
     }
 
     /// The start of an instance's restore window as its automated-backup record gives it.
@@ -385,8 +429,9 @@ impl Rds {
             source_identifier: source.identifier.clone(),
             found_at: now,
             engine_instance_id: None,
-            copy_key: None,
+            local_key: None,
             serverless_capacity: None,
+            encrypted: candidate.kms_key_id.is_some(),
             kms_key_id: candidate.kms_key_id,
         })
     }
