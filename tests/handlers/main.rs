@@ -33,6 +33,7 @@ pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
         ec2: refresh_core::clients::Ec2::new(&w.config),
         kms: refresh_core::clients::Kms::new(&w.config),
         allowed_kms_keys: vec![refresh_tests::stack::ALLOWED_KMS_KEY.to_string()],
+        shared_snapshot_arns: refresh_tests::production::shared_snapshot_arns(),
         copy_key: Some(refresh_tests::stack::copy_in_key_arn()),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),

@@ -71,6 +71,7 @@ async fn find_shared(
         ec2: refresh_core::clients::Ec2::new(&w.config),
         kms: refresh_core::clients::Kms::new(&w.config),
         allowed_kms_keys: vec![key.to_string()],
+        shared_snapshot_arns: refresh_tests::production::shared_snapshot_arns(),
         copy_key: Some(refresh_tests::stack::copy_in_key_arn()),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),
@@ -512,4 +513,83 @@ async fn the_emulator_refuses_an_unencrypted_or_second_clone_of_an_encrypted_sha
     let second = clone(unique("dblab-refresh-ram"), Some(refresh_tests::stack::copy_in_key_arn())).await.unwrap_err();
     assert_eq!(code(&second), Some("InvalidDBClusterStateFault".into()));
     w.rds.delete_db_cluster().db_cluster_identifier(&first).skip_final_snapshot(true).send().await.unwrap();
+}
+
+/// Only what the stack may restore is chosen: a newer snapshot production shares outside
+/// the stack's SharedSnapshotArns is passed over, and when only such snapshots are shared
+/// the run is refused naming the parameter.
+#[tokio::test]
+async fn a_share_outside_the_stacks_shared_snapshot_arns_is_never_chosen() {
+    let w = World::new().await;
+    let shared = published(&w, SourceType::Rds, None).await;
+    let manual = format!("before-upgrade-{}", w.id);
+    let production = &shared.production;
+    production
+        .rds
+        .create_db_snapshot()
+        .db_instance_identifier(&shared.source)
+        .db_snapshot_identifier(&manual)
+        .send()
+        .await
+        .unwrap();
+    production
+        .rds
+        .modify_db_snapshot_attribute()
+        .db_snapshot_identifier(&manual)
+        .attribute_name("restore")
+        .values_to_add(refresh_tests::production::REFRESH_ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    let request = shared_request(&w, &shared);
+    let chosen = find_shared(&w, &request, &shared.key).await.unwrap();
+    assert_eq!(chosen.identifier, shared.copy_arn, "the newer share outside SharedSnapshotArns is passed over");
+
+    production.withdraw_share(SourceType::Rds, &shared.copy).await;
+    let err = find_shared(&w, &request, &shared.key).await.unwrap_err();
+    assert_eq!(err.name(), "NoSnapshotAvailable");
+    assert!(err.to_string().contains("SharedSnapshotArns") && err.to_string().contains(&manual), "{err}");
+}
+
+/// A cluster snapshot carries no original time: the publisher records it on its copy, and
+/// the refresh side judges the copy by it, not by when the copy was made.
+#[tokio::test]
+async fn a_cluster_copy_is_judged_by_its_datas_time_not_its_own() {
+    let w = World::new().await;
+    let production = Production::new().await;
+    let key = production.copy_key().await;
+    let cluster = production.cluster(&format!("prod-{}", w.id), &key).await;
+    // Its newest available automated snapshot is three days old (today's is still being made).
+    let today = production
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(&cluster)
+        .snapshot_type("automated")
+        .send()
+        .await
+        .unwrap();
+    let today = today.db_cluster_snapshots()[0].db_cluster_snapshot_identifier().unwrap().to_string();
+    refresh_tests::fixture(
+        "rds/snapshot-status",
+        json!({"account": PRODUCTION_ACCOUNT, "clusterSnapshot": today, "status": "creating"}),
+    )
+    .await;
+    refresh_tests::fixture(
+        "rds/automated-snapshots",
+        json!({"account": PRODUCTION_ACCOUNT, "cluster": cluster, "daysAgo": [3]}),
+    )
+    .await;
+    let settings = production.settings(SourceType::AuroraCluster, &[&cluster], &key, 2);
+    production.publish(&settings).await.unwrap();
+    production.publish(&settings).await.unwrap();
+
+    let mut request = w.request("aurora-cluster", &cluster);
+    request["source"]["account"] = json!(PRODUCTION_ACCOUNT);
+    let chosen = find_shared(&w, &request, &key).await.unwrap();
+    let age = time::OffsetDateTime::now_utc() - chosen.data_as_of;
+    assert!(age > time::Duration::hours(71) && age < time::Duration::hours(73), "three days old data: {age}");
+    request["source"]["maxSnapshotAge"] = json!("26h");
+    let err = find_shared(&w, &request, &key).await.unwrap_err();
+    assert_eq!(err.name(), "NoSnapshotAvailable");
+    assert!(err.to_string().contains("older than source.maxSnapshotAge"), "{err}");
 }

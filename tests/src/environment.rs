@@ -19,6 +19,8 @@ pub struct LocalValues {
     pub topic_arn: String,
     /// `SourceKmsKeyArns`, comma-separated.
     pub source_kms_key_arns: String,
+    /// `SharedSnapshotArns`, comma-separated.
+    pub shared_snapshot_arns: String,
     /// `CopyKmsKeyArn`: the refresh account's key shared encrypted snapshots are copied in under.
     pub copy_kms_key_arn: String,
     pub metrics_namespace: String,
@@ -34,6 +36,7 @@ impl LocalValues {
             "TOPIC_ARN" => self.topic_arn.clone(),
             "SOURCE_KMS_KEY_ARNS" => self.source_kms_key_arns.clone(),
             "COPY_KMS_KEY_ARN" => self.copy_kms_key_arn.clone(),
+            "SHARED_SNAPSHOT_ARNS" => self.shared_snapshot_arns.clone(),
             "METRICS_NAMESPACE" => self.metrics_namespace.clone(),
             "LONGEST_CALL" => self.longest_call.clone(),
             // The template's StaleAfterHours default.
@@ -138,6 +141,7 @@ mod tests {
             topic_arn: "arn:topic".into(),
             source_kms_key_arns: String::new(),
             copy_kms_key_arn: String::new(),
+            shared_snapshot_arns: String::new(),
             metrics_namespace: "ns".into(),
             longest_call: "1s".into(),
         }

@@ -22,6 +22,17 @@ pub fn copy_key_arn() -> String {
     format!("arn:aws:kms:us-east-1:{PRODUCTION_ACCOUNT}:key/{COPY_KEY_ID}")
 }
 
+/// The refresh stack's `SharedSnapshotArns`: the publisher's copies, as its stack's output
+/// names them.
+pub fn shared_snapshot_arns() -> Vec<String> {
+    ["snapshot", "cluster-snapshot"]
+        .iter()
+        .map(|kind| {
+            format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:{kind}:{}*", refresh_core::rds::publish::COPY_PREFIX)
+        })
+        .collect()
+}
+
 /// A key policy letting `accounts` (and production itself) use the key.
 fn key_policy(accounts: &[&str]) -> Value {
     let principals: Vec<String> = std::iter::once(PRODUCTION_ACCOUNT)

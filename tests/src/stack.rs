@@ -126,6 +126,7 @@ pub async fn start(watching: Watching) -> Stack {
         // The publisher's copy key in production's account (tests/src/production.rs) too.
         source_kms_key_arns: format!("{ALLOWED_KMS_KEY},{}", crate::production::copy_key_arn()),
         copy_kms_key_arn: copy_in_key_arn(),
+        shared_snapshot_arns: crate::production::shared_snapshot_arns().join(","),
         metrics_namespace: "dblab-refresh/e2e".to_string(),
         longest_call: format!("{LONGEST_CALL_SECONDS}s"),
     };

@@ -52,6 +52,10 @@ enum Command {
         /// account is copied in under before the restore
         #[arg(long, env = "DBLAB_REFRESH_COPY_KMS_KEY")]
         copy_kms_key: Option<String>,
+        /// The stack's SharedSnapshotArns (comma-separated patterns): another account's
+        /// snapshots outside them are not considered; unset, every shared one is
+        #[arg(long, env = "DBLAB_REFRESH_SHARED_SNAPSHOT_ARNS")]
+        shared_snapshot_arns: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -193,9 +197,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let colour = colour(cli.colour);
     let result = match cli.command {
-        Command::Validate { file, preflight, json, source_kms_keys, copy_kms_key } => {
-            let keys =
-                commands::validate::StackKeys { source: source_kms_keys.map(|k| aws::list(&k)), copy: copy_kms_key };
+        Command::Validate { file, preflight, json, source_kms_keys, copy_kms_key, shared_snapshot_arns } => {
+            let keys = commands::validate::StackKeys {
+                source: source_kms_keys.map(|k| aws::list(&k)),
+                shared_snapshots: shared_snapshot_arns.map(|a| aws::list(&a)),
+                copy: copy_kms_key,
+            };
             commands::validate::validate(&file, preflight, json, keys).await
         }
         Command::ImportRdsRefresh { config, password_secret, token_secret, target, output } => {

@@ -21,6 +21,8 @@ pub struct Deps {
     pub kms: refresh_core::clients::Kms,
     /// The KMS keys the stack lets the restore use (`SourceKmsKeyArns`).
     pub allowed_kms_keys: Vec<String>,
+    /// The other account's snapshots the stack may restore (`SharedSnapshotArns`, patterns).
+    pub shared_snapshot_arns: Vec<String>,
     /// The key shared encrypted snapshots are copied in under (`CopyKmsKeyArn`).
     pub copy_key: Option<String>,
     pub secrets: SecretReader,
@@ -39,6 +41,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreS
     let checks = preflight::Deps {
         rds: &deps.rds,
         allowed_kms_keys: Some(&deps.allowed_kms_keys),
+        shared_snapshot_arns: Some(&deps.shared_snapshot_arns),
         copy_key: deps.copy_key.as_deref(),
         ec2: &deps.ec2,
         kms: &deps.kms,

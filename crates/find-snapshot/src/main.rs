@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ec2: Ec2::new(&config),
         kms: Kms::new(&config),
         allowed_kms_keys: aws::list(&lambda_adapter::env("SOURCE_KMS_KEY_ARNS")?),
+        shared_snapshot_arns: aws::list(&lambda_adapter::env("SHARED_SNAPSHOT_ARNS")?),
         copy_key: Some(lambda_adapter::env("COPY_KMS_KEY_ARN")?).filter(|k| !k.trim().is_empty()),
         secrets: SecretReader::new(SecretsManager::new(&config)),
         dblab: Default::default(),

@@ -19,6 +19,9 @@ pub struct Deps<'a> {
     /// The KMS keys the deployed stack lets the restore use (its `SourceKmsKeyArns`);
     /// `None` where that is not known (the CLI without `--source-kms-keys`).
     pub allowed_kms_keys: Option<&'a [String]>,
+    /// The snapshots of another account the stack may restore (its `SharedSnapshotArns`,
+    /// patterns); `None` where that is not known (the CLI without `--shared-snapshot-arns`).
+    pub shared_snapshot_arns: Option<&'a [String]>,
     /// The key a shared encrypted snapshot is copied in under (the stack's `CopyKmsKeyArn`);
     /// `None` when the stack has none (or the CLI was not told it).
     pub copy_key: Option<&'a str>,
@@ -182,7 +185,8 @@ async fn aws_checks(
                 .is_some(),
         };
         if exists && !c.halted() {
-            source = c.record("restore from", deps.rds.choose_source(&request.source, now).await, |s| {
+            let chosen = deps.rds.choose_source(&request.source, deps.shared_snapshot_arns, now).await;
+            source = c.record("restore from", chosen, |s| {
                 format!("{} (data as of {})", s.describe(), crate::clock::rfc3339(s.data_as_of))
             });
         }

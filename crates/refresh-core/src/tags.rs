@@ -13,6 +13,9 @@ pub const EXECUTION_ARN_KEY: &str = "dblab-refresh:execution-arn";
 pub const DELETE_AFTER_KEY: &str = "DeleteAfter";
 /// On a snapshot copy: what it is a copy of (the publisher's copies, and a run's local copy of a share).
 pub const COPY_OF_KEY: &str = "dblab-refresh:copy-of";
+/// On the publisher's copies: when the copied snapshot's data is from (RFC 3339). A
+/// cluster snapshot carries no original time, and its copy's own time is the copy's.
+pub const DATA_AS_OF_KEY: &str = "dblab-refresh:data-as-of";
 /// On a clone of a cluster another account shares through RAM: that cluster's ARN.
 pub const CLONE_OF_KEY: &str = "dblab-refresh:clone-of";
 

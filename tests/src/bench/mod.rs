@@ -153,6 +153,7 @@ impl Fixtures {
             ec2: refresh_core::clients::Ec2::new(&w.config),
             kms: refresh_core::clients::Kms::new(&w.config),
             allowed_kms_keys: Vec::new(),
+            shared_snapshot_arns: Vec::new(),
             copy_key: None,
             secrets: SecretReader::new(w.secrets.clone()),
             dblab: Default::default(),
@@ -271,6 +272,7 @@ fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures, plan: &Plan)
         topic_arn: f.topic_arn.clone(),
         source_kms_key_arns: String::new(),
         copy_kms_key_arn: String::new(),
+        shared_snapshot_arns: String::new(),
         metrics_namespace: "dblab-refresh/bench".to_string(),
         longest_call: "10s".to_string(),
     };

@@ -24,11 +24,12 @@ pub fn load_request(file: &str) -> Result<(Value, RefreshRequest), Failure> {
     }
 }
 
-/// What the CLI knows of the stack's keys (its `SourceKmsKeyArns` and `CopyKmsKeyArn`):
-/// unknown ones are only shown, not checked against.
+/// What the CLI knows of the stack's parameters (its `SourceKmsKeyArns`,
+/// `SharedSnapshotArns` and `CopyKmsKeyArn`): what is unknown is not checked against.
 #[derive(Debug, Default)]
 pub struct StackKeys {
     pub source: Option<Vec<String>>,
+    pub shared_snapshots: Option<Vec<String>>,
     pub copy: Option<String>,
 }
 
@@ -86,6 +87,7 @@ pub async fn run_preflight(request: &RefreshRequest, keys: &StackKeys) -> Vec<(&
     let deps = preflight::Deps {
         rds: &rds,
         allowed_kms_keys: keys.source.as_deref(),
+        shared_snapshot_arns: keys.shared_snapshots.as_deref(),
         copy_key: keys.copy.as_deref(),
         ec2: &ec2,
         kms: &kms,

@@ -16,7 +16,7 @@ pub use copy::{CopyState, copy_finished, needs_local_key};
 pub use create::ClonePlan;
 pub use delete::{DeleteGuard, DeleteStep, ManagedClone};
 pub use poll::{LONGEST_CHECK, MOST_CALLS_PER_CHECK, classify_status};
-pub use source::{Candidate, RestorableWindow, newest_available, window_start};
+pub use source::{Candidate, RestorableWindow, newest_available, restorable, window_start};
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};

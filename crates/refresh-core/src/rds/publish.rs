@@ -172,10 +172,14 @@ impl Rds {
     pub async fn copy_snapshot(&self, kind: SourceType, automated: &Held, key: &str) -> Result<String, RefreshError> {
         let from = &automated.snapshot.identifier;
         let name = copy_name(from);
-        let ours = sdk_tags(&[
+        let mut ours = vec![
             (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
             (COPY_OF_KEY.to_string(), from.clone()),
-        ]);
+        ];
+        if let Some(data_at) = automated.snapshot.data_at {
+            ours.push((tags::DATA_AS_OF_KEY.to_string(), rfc3339(data_at)));
+        }
+        let ours = sdk_tags(&ours);
         let result = match kind {
             SourceType::Rds => self
                 .client

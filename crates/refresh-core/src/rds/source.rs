@@ -35,12 +35,29 @@ pub fn data_time(
     database_time.or(original_created).or(created)
 }
 
-/// The newest available snapshot; ties go to the larger identifier, so the choice is stable.
+/// The available snapshot with the newest data (`data_at`): a copy made today of last
+/// week's snapshot loses to one made yesterday of yesterday's. Ties go to the larger
+/// identifier, so the choice is stable.
 pub fn newest_available(candidates: Vec<Candidate>) -> Option<Candidate> {
     candidates
         .into_iter()
-        .filter(|c| c.status == "available" && c.created_at.is_some())
-        .max_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.identifier.cmp(&b.identifier)))
+        .filter(|c| c.status == "available" && c.data_at.is_some())
+        .max_by(|a, b| a.data_at.cmp(&b.data_at).then_with(|| a.identifier.cmp(&b.identifier)))
+}
+
+/// Whether `arn` matches one of the stack's `SharedSnapshotArns` patterns, as IAM matches
+/// a policy's resource: `*` any run of characters, `?` any one.
+pub fn restorable(arn: &str, patterns: &[String]) -> bool {
+    fn matches(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&pattern[1..], text) || (!text.is_empty() && matches(pattern, &text[1..])),
+            (Some(b'?'), Some(_)) => matches(&pattern[1..], &text[1..]),
+            (Some(p), Some(t)) if p == t => matches(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    patterns.iter().any(|p| matches(p.as_bytes(), arn.as_bytes()))
 }
 
 /// Whether a shared snapshot is one `account` made of its instance or cluster `identifier`
@@ -118,10 +135,17 @@ impl Rds {
         }
     }
 
-    /// What the clone is restored from, as `source.mode` says.
-    pub async fn choose_source(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
+    /// What the clone is restored from, as `source.mode` says. `shared` is the stack's
+    /// `SharedSnapshotArns` (when known): another account's snapshots outside it are not
+    /// considered, as the stack could not restore them.
+    pub async fn choose_source(
+        &self,
+        source: &SourceSpec,
+        shared: Option<&[String]>,
+        now: OffsetDateTime,
+    ) -> Result<RestoreSource, RefreshError> {
         if source.mode == SourceMode::Snapshot {
-            return self.find_snapshot(source, now).await;
+            return self.find_snapshot(source, shared, now).await;
         }
         if let (Some(account), SourceMode::FastClone) = (&source.account, source.mode) {
             return self.ram_clone_source(source, account, now).await;
@@ -363,9 +387,14 @@ impl Rds {
     }
 
     /// The explicit snapshot (which must be available) or the newest available automated one.
-    pub async fn find_snapshot(&self, source: &SourceSpec, now: OffsetDateTime) -> Result<RestoreSource, RefreshError> {
+    pub async fn find_snapshot(
+        &self,
+        source: &SourceSpec,
+        shared: Option<&[String]>,
+        now: OffsetDateTime,
+    ) -> Result<RestoreSource, RefreshError> {
         let candidate = match &source.snapshot_identifier {
-            _ if source.account.is_some() => self.shared_snapshot(source).await?,
+            _ if source.account.is_some() => self.shared_snapshot(source, shared).await?,
             Some(id) => {
                 let found = self.list_snapshots(source, Some(id)).await?;
                 let snap = found
@@ -437,17 +466,34 @@ impl Rds {
     }
 
     /// The snapshot production's account (`source.account`) shares with this one: the one
-    /// `source.snapshotIdentifier` names (an ARN), else the newest available of the source.
-    async fn shared_snapshot(&self, source: &SourceSpec) -> Result<Candidate, RefreshError> {
+    /// `source.snapshotIdentifier` names (an ARN), else the one with the newest data among
+    /// those the stack may restore (`allowed`, its `SharedSnapshotArns`, when known).
+    async fn shared_snapshot(
+        &self,
+        source: &SourceSpec,
+        allowed: Option<&[String]>,
+    ) -> Result<Candidate, RefreshError> {
         let account = source.account.as_deref().unwrap_or_default();
-        let shared: Vec<Candidate> = self
+        let (shared, outside): (Vec<Candidate>, Vec<Candidate>) = self
             .list_shared(source.kind)
             .await?
             .into_iter()
             .filter(|c| shared_by(c, account, &source.identifier))
-            .collect();
-        info!(count = shared.len(), %account, "listed snapshots shared with this account");
+            .partition(|c| allowed.is_none_or(|patterns| restorable(&c.arn, patterns)));
+        info!(count = shared.len(), outside = outside.len(), %account, "listed snapshots shared with this account");
         let what = format!("{} {:?} of account {account}", source.kind.describe(), source.identifier);
+        if shared.is_empty()
+            && let Some(first) = outside.first()
+        {
+            return Err(RefreshError::NoSuitableSnapshot(format!(
+                "{} snapshot(s) of {what} are shared with this account, but none is among the stack's \
+                 SharedSnapshotArns ({}), which the restore may read: {} for one; add its ARN (or a pattern) to \
+                 SharedSnapshotArns and update the stack",
+                outside.len(),
+                allowed.unwrap_or_default().join(", "),
+                first.arn
+            )));
+        }
         match &source.snapshot_identifier {
             Some(arn) => {
                 let found = shared.into_iter().find(|c| &c.arn == arn).ok_or_else(|| {
@@ -576,8 +622,13 @@ pub(super) fn cluster_candidate(s: &aws_sdk_rds::types::DbClusterSnapshot) -> Ca
         arn: s.db_cluster_snapshot_arn().unwrap_or_default().to_string(),
         status: s.status().unwrap_or_default().to_string(),
         created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
-        // A cluster snapshot has no original or database time to give.
-        data_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
+        // A cluster snapshot has no original or database time to give: a copy the publisher
+        // made says in a tag when its data is from; anything else, its own creation.
+        data_at: tag_pairs(s.tag_list())
+            .iter()
+            .find(|(k, _)| k == tags::DATA_AS_OF_KEY)
+            .and_then(|(_, v)| OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok())
+            .or_else(|| s.snapshot_create_time().and_then(crate::clock::from_aws)),
         source_id: s.db_cluster_identifier().map(str::to_string),
         engine: s.engine().unwrap_or_default().to_string(),
         engine_version: s.engine_version().map(str::to_string),
@@ -659,6 +710,51 @@ mod tests {
         assert_eq!(data_time(None, Some(original), Some(copy)), Some(original), "a copy keeps the original's time");
         assert_eq!(data_time(None, None, Some(copy)), Some(copy));
         assert_eq!(data_time(None, None, None), None);
+    }
+
+    #[test]
+    fn the_newest_data_wins_not_the_newest_copy() {
+        let copy = |id: &str, made: OffsetDateTime, data: OffsetDateTime| Candidate {
+            created_at: Some(made),
+            data_at: Some(data),
+            ..cand(id, "available", Some(made))
+        };
+        let picked = newest_available(vec![
+            // Copied today, of last week's snapshot.
+            copy("late-copy-of-old-data", datetime!(2026-12-05 05:00 UTC), datetime!(2026-11-28 03:00 UTC)),
+            copy("early-copy-of-new-data", datetime!(2026-12-04 04:00 UTC), datetime!(2026-12-04 03:00 UTC)),
+        ]);
+        assert_eq!(picked.unwrap().identifier, "early-copy-of-new-data");
+    }
+
+    #[test]
+    fn only_snapshots_the_stack_lists_are_restorable() {
+        let listed = vec![
+            "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-*".to_string(),
+            "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one".to_string(),
+            "arn:aws:rds:us-east-1:111111111111:snapshot:day-??".to_string(),
+        ];
+        for arn in [
+            "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod-2026-12-05",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:day-07",
+        ] {
+            assert!(restorable(arn, &listed), "{arn}");
+        }
+        for arn in [
+            "arn:aws:rds:us-east-1:111111111111:snapshot:before-upgrade",
+            "arn:aws:rds:us-east-1:222222222222:snapshot:dblab-share-prod",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one-more",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:day-7",
+            "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:dblab-share-prod",
+        ] {
+            assert!(!restorable(arn, &listed), "{arn}");
+        }
+        assert!(
+            !restorable("arn:aws:rds:us-east-1:111111111111:snapshot:x", &[]),
+            "nothing listed, nothing restorable"
+        );
     }
 
     #[test]
