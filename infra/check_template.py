@@ -31,12 +31,13 @@ The refresh stack:
 
 The publisher (`check_publisher`):
 - one function, building publish-snapshot, given exactly the variables its code reads,
-  its copy key the stack's own and its share account the RefreshAccountId parameter; one
+  its copy key the stack's own, its share accounts the RefreshAccountIds parameter and its
+  name the stack's; one
   pass at a time (reserved concurrency 1);
 - started by RDS's automated snapshot events (RDS-EVENT-0091 for instances, -0169 for
   clusters) and by a fallback schedule;
 - its IAM: snapshot metadata of its own account; copies from automated snapshots to
-  `dblab-share-*` only; sharing and deleting `dblab-share-*` only while tagged
+  `dblab-share-*` only, tagged only as it makes them; sharing and deleting `dblab-share-*` only while tagged
   ManagedBy=dblab-refresh-publisher; KMS grants through RDS on the copy key and the
   listed database keys; nothing else (no database is described, changed or connected to);
 - the copy key lets the refresh account only decrypt, re-encrypt and grant through RDS,
@@ -539,13 +540,13 @@ PUBLISHER_RDS = {
     "rds:DescribeDBClusterSnapshotAttributes": (SHARE, False),
     "rds:CopyDBSnapshot": ((":snapshot:rds:*",) + SHARE, False),
     "rds:CopyDBClusterSnapshot": ((":cluster-snapshot:rds:*",) + SHARE, False),
-    "rds:AddTagsToResource": (SHARE, False),
+    "rds:AddTagsToResource": (SHARE, True),
     "rds:ModifyDBSnapshotAttribute": (SHARE, True),
     "rds:ModifyDBClusterSnapshotAttribute": (SHARE, True),
     "rds:DeleteDBSnapshot": (SHARE, True),
     "rds:DeleteDBClusterSnapshot": (SHARE, True),
 }
-PUBLISHER_TAG_KEYS = ("rds:snapshot-tag/ManagedBy", "rds:cluster-snapshot-tag/ManagedBy")
+PUBLISHER_TAG_KEYS = ("rds:snapshot-tag/ManagedBy", "rds:cluster-snapshot-tag/ManagedBy", "aws:RequestTag/ManagedBy")
 PUBLISHER_EVENTS = {"RDS-EVENT-0091", "RDS-EVENT-0169"}
 # What the refresh account may do with the copy key: restore a shared copy through RDS.
 REFRESH_KEY_RIGHTS = {"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
@@ -572,8 +573,10 @@ def check_publisher(template: dict) -> list[str]:
         problems.append(f"{name} is given {sorted(variables)}, its code reads {sorted(wanted)}")
     if variables.get("COPY_KMS_KEY_ARN") != {"Fn::GetAtt": ["CopyKey", "Arn"]}:
         problems.append("the copies are not encrypted with the stack's CopyKey")
-    if variables.get("SHARE_WITH") != {"Ref": "RefreshAccountId"}:
-        problems.append("the copies are shared with another account than RefreshAccountId")
+    if variables.get("SHARE_WITH") != {"Fn::Join": [",", {"Ref": "RefreshAccountIds"}]}:
+        problems.append("the copies are shared with other accounts than RefreshAccountIds")
+    if variables.get("PUBLISHER") != {"Ref": "AWS::StackName"}:
+        problems.append("the publisher's copies are not marked with its stack's name")
     if properties.get("ReservedConcurrentExecutions") != 1:
         problems.append(f"{name} may run more than one pass at a time")
 
@@ -610,10 +613,11 @@ def check_publisher(template: dict) -> list[str]:
                 problems.append(f"{name}: {action} is not a right the publisher needs")
 
     key = resources.get("CopyKey", {}).get("Properties", {}).get("KeyPolicy", {})
-    refresh = "arn:${AWS::Partition}:iam::${RefreshAccountId}:root"
     for statement in as_list(key.get("Statement", [])):
-        principal = sub_text(statement.get("Principal", {}).get("AWS", ""))
-        if principal != refresh:
+        principal = statement.get("Principal", {}).get("AWS", "")
+        if principal != {"Ref": "RefreshAccountIds"}:
+            if "RefreshAccountIds" in json.dumps(principal) or "RefreshAccountId" in json.dumps(principal):
+                problems.append(f"the copy key names the refresh accounts otherwise: {principal}")
             continue
         actions = set(as_list(statement.get("Action", [])))
         if not actions <= REFRESH_KEY_RIGHTS:
@@ -663,6 +667,10 @@ def publisher_self_test(template: dict) -> int:
         "copies shared with another account": lambda r: r["PublishSnapshotFunction"]["Properties"]["Environment"][
             "Variables"
         ].update(SHARE_WITH="999999999999"),
+        "copies not marked with the publisher": lambda r: r["PublishSnapshotFunction"]["Properties"]["Environment"][
+            "Variables"
+        ].update(PUBLISHER="shared-name"),
+        "tagging beyond the copies it makes": lambda r: statement_with(r, "rds:AddTagsToResource").pop("Condition"),
         "the copy key open to the refresh account": lambda r: refresh_key_statement(r, "RefreshAccountDescribesTheKey").update(
             Action="kms:*"
         ),

@@ -108,7 +108,7 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
         tags: Vec::new(),
         shared_with: Vec::new(),
     };
-    let err = Rds::new(p.rds.clone()).delete_copy(SourceType::Rds, &planted).await.unwrap_err();
+    let err = Rds::new(p.rds.clone()).delete_copy(SourceType::Rds, &planted, &settings.publisher).await.unwrap_err();
     assert_eq!(err.name(), "DeleteRefused");
     assert!(p.manual_snapshots(&source).await.iter().any(|(id, _)| *id == planted.snapshot.identifier));
 }
@@ -138,10 +138,10 @@ async fn the_newest_copies_are_kept_older_ones_deleted_and_none_stays_public() {
     );
     set_status(&day1, "available").await;
     let pass = p.publish(&settings).await.unwrap();
-    // Two places: the copy now being made and the newest made one (day 2); day 3 goes.
+    // A copy being made takes no place: the two available ones (days 2 and 3) stay.
     assert_eq!(pass.sources[0].copy_started, Some(copy(&day1)));
     assert_eq!(pass.sources[0].shared, [copy(&day2)]);
-    assert_eq!(pass.sources[0].deleted, [copy(&day3)]);
+    assert_eq!(pass.sources[0].deleted, Vec::<String>::new());
 
     // Someone makes a copy public: the next pass narrows it to the refresh account.
     p.rds
@@ -153,7 +153,9 @@ async fn the_newest_copies_are_kept_older_ones_deleted_and_none_stays_public() {
         .await
         .unwrap();
     let pass = p.publish(&settings).await.unwrap();
+    // Day 1's copy available: the newest two stay (day 2's narrowed back), day 3's goes.
     assert_eq!(pass.sources[0].shared, [copy(&day1), copy(&day2)]);
+    assert_eq!(pass.sources[0].deleted, [copy(&day3)]);
     let copies: Vec<_> =
         p.manual_snapshots(&source).await.into_iter().filter(|(id, _)| id.starts_with(publish::COPY_PREFIX)).collect();
     let shared = vec![REFRESH_ACCOUNT.to_string()];
@@ -166,11 +168,76 @@ async fn one_source_that_cannot_be_published_does_not_keep_the_others_from_it() 
     let p = Production::new().await;
     let key = p.copy_key().await;
     let source = p.instance(&unique("prod")).await;
-    let mut settings = p.settings(SourceType::Rds, &[&source], &key, 1);
+    let mut settings = p.settings(SourceType::Rds, &[&source], &key, 2);
     settings.clusters = vec![unique("gone")];
     let err = p.publish(&settings).await.unwrap_err();
     assert_eq!(err.name(), "NoSnapshotAvailable", "{err}");
     assert!(err.to_string().contains(&settings.clusters[0]), "names the source: {err}");
     let copies = p.manual_snapshots(&source).await;
     assert_eq!(copies.len(), 1, "the instance was published all the same: {copies:?}");
+}
+
+/// A source taken off the publisher's list: its copies are unshared and deleted by the next
+/// pass; another publisher's copies in the same account are not touched.
+#[tokio::test]
+async fn the_copies_of_a_source_no_longer_listed_are_retired() {
+    async fn copies(p: &Production, source: &str) -> usize {
+        p.manual_snapshots(source).await.into_iter().filter(|(id, _)| id.starts_with(publish::COPY_PREFIX)).count()
+    }
+    let p = Production::new().await;
+    let key = p.copy_key().await;
+    let (kept, dropped) = (p.instance(&unique("prod")).await, p.instance(&unique("prod")).await);
+    let mut settings = p.settings(SourceType::Rds, &[&kept, &dropped], &key, 2);
+    let other = p.settings(SourceType::Rds, &[&dropped], &key, 2);
+    p.publish(&settings).await.unwrap();
+    p.publish(&settings).await.unwrap();
+    assert_eq!((copies(&p, &kept).await, copies(&p, &dropped).await), (1, 1));
+
+    // Another publisher of the account retires nothing of this one's.
+    let foreign = p.publish(&other).await;
+    assert!(foreign.is_err_and(|e| e.name() == "CloneConflict"), "its copy's name is this publisher's copy");
+    assert_eq!(copies(&p, &dropped).await, 1);
+
+    settings.instances = vec![kept.clone()];
+    let pass = p.publish(&settings).await.unwrap();
+    assert_eq!(pass.retired.len(), 1, "{pass:?}");
+    assert_eq!((copies(&p, &kept).await, copies(&p, &dropped).await), (1, 0), "only the unlisted source's copy");
+}
+
+/// A snapshot that has a copy's name but is not the publisher's fails the pass, naming it,
+/// instead of counting as published.
+#[tokio::test]
+async fn a_snapshot_squatting_a_copys_name_fails_the_pass_loudly() {
+    let p = Production::new().await;
+    let key = p.copy_key().await;
+    let source = p.instance(&unique("prod")).await;
+    let automated =
+        p.rds.describe_db_snapshots().db_instance_identifier(&source).snapshot_type("automated").send().await.unwrap();
+    let newest = automated.db_snapshots()[0].db_snapshot_identifier().unwrap().to_string();
+    let name = publish::copy_name(&newest);
+    p.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&name).send().await.unwrap();
+    let settings = p.settings(SourceType::Rds, &[&source], &key, 2);
+    let err = p.publish(&settings).await.unwrap_err();
+    assert_eq!(err.name(), "CloneConflict");
+    assert!(err.to_string().contains(&name) && err.to_string().contains("not this publisher's copy"), "{err}");
+    let (id, shared) = p.manual_snapshots(&source).await.into_iter().find(|(id, _)| *id == name).unwrap();
+    assert_eq!((id, shared), (name, Vec::<String>::new()), "left as it was, shared with nobody");
+}
+
+/// One publisher serves several refresh accounts: each copy is shared with exactly those.
+#[tokio::test]
+async fn one_publisher_shares_with_every_refresh_account_and_no_other() {
+    let p = Production::new().await;
+    let key = p.copy_key().await;
+    let source = p.instance(&unique("prod")).await;
+    let mut settings = p.settings(SourceType::Rds, &[&source], &key, 2);
+    settings.share_with = vec![REFRESH_ACCOUNT.to_string(), "210987654321".to_string()];
+    let copy = p.publish(&settings).await.unwrap().sources[0].copy_started.clone().unwrap();
+    p.publish(&settings).await.unwrap();
+    let shared = p.manual_snapshots(&source).await.into_iter().find(|(id, _)| *id == copy).unwrap().1;
+    assert_eq!(shared, ["123456789012", "210987654321"]);
+    settings.share_with = vec!["210987654321".to_string()];
+    p.publish(&settings).await.unwrap();
+    let shared = p.manual_snapshots(&source).await.into_iter().find(|(id, _)| *id == copy).unwrap().1;
+    assert_eq!(shared, ["210987654321"], "an account taken off the list is narrowed away");
 }

@@ -109,7 +109,17 @@ impl Production {
             SourceType::Rds => (list, Vec::new()),
             SourceType::AuroraCluster => (Vec::new(), list),
         };
-        Settings { instances, clusters, share_with: REFRESH_ACCOUNT.into(), copy_key: copy_key.into(), keep }
+        // A publisher of its own per test: one publisher retires the copies of sources it
+        // does not list, and the tests share production's account.
+        let publisher = format!("publisher-{}", sources.first().copied().unwrap_or("none"));
+        Settings {
+            instances,
+            clusters,
+            share_with: vec![REFRESH_ACCOUNT.into()],
+            copy_key: copy_key.into(),
+            publisher,
+            keep,
+        }
     }
 
     /// One pass of the publisher, as RDS's event would start it.

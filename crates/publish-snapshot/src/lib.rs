@@ -23,16 +23,21 @@ pub struct Deps {
 pub struct Settings {
     pub instances: Vec<String>,
     pub clusters: Vec<String>,
-    /// The refresh account: the only account a copy is shared with.
-    pub share_with: String,
+    /// The refresh accounts: the only accounts a copy is shared with (one publisher serves
+    /// them all, so that no two publishers narrow each other's shares).
+    pub share_with: Vec<String>,
     /// The customer-managed key every copy is encrypted with.
     pub copy_key: String,
-    /// How many copies of each source are kept (at least 1).
+    /// This publisher's name (its stack's): the copies it made carry it, and only those it
+    /// changes.
+    pub publisher: String,
+    /// How many available copies of each source are kept (at least `publish::LEAST_KEPT`).
     pub keep: usize,
 }
 
 impl Settings {
-    /// `INSTANCES`, `CLUSTERS` (comma-separated), `SHARE_WITH`, `COPY_KMS_KEY_ARN`, `KEEP_COPIES`.
+    /// `INSTANCES`, `CLUSTERS`, `SHARE_WITH` (comma-separated), `COPY_KMS_KEY_ARN`,
+    /// `PUBLISHER`, `KEEP_COPIES`.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, RefreshError> {
         let bad = |m: String| RefreshError::PublisherMisconfigured(m);
         let list = |name: &str| -> Vec<String> {
@@ -48,9 +53,19 @@ impl Settings {
         if instances.is_empty() && clusters.is_empty() {
             return Err(bad("INSTANCES and CLUSTERS are both empty: list the production sources to publish".into()));
         }
-        let share_with = var("SHARE_WITH").unwrap_or_default().trim().to_string();
-        if share_with.len() != 12 || !share_with.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(format!("SHARE_WITH must be the refresh account's 12-digit id, not {share_with:?}")));
+        let share_with = list("SHARE_WITH");
+        if share_with.is_empty() {
+            return Err(bad("SHARE_WITH is empty: name the refresh accounts (12-digit ids, comma-separated)".into()));
+        }
+        if let Some(wrong) = share_with.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad(format!("SHARE_WITH must list 12-digit account ids, not {wrong:?}")));
+        }
+        // RDS shares a manual snapshot with at most 20 accounts.
+        if share_with.len() > 20 {
+            return Err(bad(format!(
+                "SHARE_WITH lists {} accounts: RDS shares a snapshot with at most 20",
+                share_with.len()
+            )));
         }
         let copy_key = var("COPY_KMS_KEY_ARN").unwrap_or_default().trim().to_string();
         if !(copy_key.starts_with("arn:") && copy_key.contains(":key/")) {
@@ -58,14 +73,24 @@ impl Settings {
                 "COPY_KMS_KEY_ARN must be the ARN of a customer-managed KMS key (arn:...:key/...), not {copy_key:?}: snapshots under the AWS managed aws/rds key cannot be shared"
             )));
         }
+        let publisher = var("PUBLISHER").unwrap_or_default().trim().to_string();
+        if publisher.is_empty() || publisher.len() > 128 {
+            return Err(bad(format!("PUBLISHER must name this publisher (its stack's name), not {publisher:?}")));
+        }
         let keep_text = var("KEEP_COPIES").unwrap_or_else(|| "2".into());
         let keep = keep_text
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|k| (1..=20).contains(k))
-            .ok_or_else(|| bad(format!("KEEP_COPIES must be a whole number from 1 to 20, not {keep_text:?}")))?;
-        Ok(Self { instances, clusters, share_with, copy_key, keep })
+            .filter(|k| (publish::LEAST_KEPT..=20).contains(k))
+            .ok_or_else(|| {
+                bad(format!(
+                    "KEEP_COPIES must be a whole number from {} to 20, not {keep_text:?}: a run may still be copying \
+                     or restoring the copy before the newest",
+                    publish::LEAST_KEPT
+                ))
+            })?;
+        Ok(Self { instances, clusters, share_with, copy_key, publisher, keep })
     }
 
     fn sources(&self) -> impl Iterator<Item = (SourceType, &String)> {
@@ -83,6 +108,8 @@ pub struct Output {
     /// What started the pass: the RDS event id, or the schedule.
     pub trigger: String,
     pub sources: Vec<SourceReport>,
+    /// Copies of sources no longer listed: unshared, and deleted once RDS can delete them.
+    pub retired: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -127,7 +154,36 @@ pub async fn handle(deps: &Deps, settings: &Settings, event: Value) -> Result<Ou
             }
         }
     }
-    if failures.is_empty() { Ok(Output { trigger, sources }) } else { Err(combined(failures)) }
+    let retired = match retire_unlisted(&deps.rds, settings).await {
+        Ok(retired) => retired,
+        Err(e) => {
+            warn!(error = e.name(), reason = %e, "copies of unlisted sources not retired");
+            failures.push(e);
+            Vec::new()
+        }
+    };
+    if failures.is_empty() { Ok(Output { trigger, sources, retired }) } else { Err(combined(failures)) }
+}
+
+/// Our copies of a source that is no longer listed: shared with nobody, then deleted (a
+/// copy still being made only once a later pass finds it settled).
+async fn retire_unlisted(rds: &Rds, settings: &Settings) -> Result<Vec<String>, RefreshError> {
+    let mut retired = Vec::new();
+    for (kind, listed) in [(SourceType::Rds, &settings.instances), (SourceType::AuroraCluster, &settings.clusters)] {
+        for mut held in rds.our_copies(kind, &settings.publisher).await? {
+            if held.snapshot.source_id.as_ref().is_some_and(|s| listed.contains(s)) {
+                continue;
+            }
+            held.shared_with = rds.shared_with(kind, &held.snapshot.identifier).await?;
+            rds.share_copy(kind, &held, &[], &settings.publisher).await?;
+            if matches!(held.snapshot.status.as_str(), "available" | "failed") {
+                rds.delete_copy(kind, &held, &settings.publisher).await?;
+            }
+            info!(copy = %held.snapshot.identifier, source = ?held.snapshot.source_id, "copy of an unlisted source retired");
+            retired.push(held.snapshot.identifier);
+        }
+    }
+    Ok(retired)
 }
 
 /// The error of a pass in which sources failed: the first terminal one names it (a retry
@@ -154,7 +210,7 @@ async fn publish_source(
     source: &str,
 ) -> Result<SourceReport, RefreshError> {
     let (automated, mut manual) = rds.held_snapshots(kind, source).await?;
-    let plan = publish::plan(&automated, &manual, settings.keep);
+    let plan = publish::plan(&automated, &manual, settings.keep, &settings.publisher);
     let mut report = SourceReport { source_type: kind.describe().into(), source: source.into(), ..Default::default() };
     // A source named wrong, or without automated backups, is a failure to act on.
     if automated.is_empty() {
@@ -163,18 +219,18 @@ async fn publish_source(
     if let Some(id) = &plan.copy
         && let Some(snapshot) = automated.iter().find(|h| &h.snapshot.identifier == id)
     {
-        report.copy_started = Some(rds.copy_snapshot(kind, snapshot, &settings.copy_key).await?);
+        report.copy_started = Some(rds.copy_snapshot(kind, snapshot, &settings.copy_key, &settings.publisher).await?);
     }
     for id in &plan.share {
         let Some(held) = manual.iter_mut().find(|h| &h.snapshot.identifier == id) else { continue };
         held.shared_with = rds.shared_with(kind, &held.snapshot.identifier).await?;
-        if rds.share_copy(kind, held, &settings.share_with).await? {
+        if rds.share_copy(kind, held, &settings.share_with, &settings.publisher).await? {
             report.shared.push(held.snapshot.identifier.clone());
         }
     }
     report.newest_shared = plan.share.first().cloned();
     for held in manual.iter().filter(|h| plan.delete.contains(&h.snapshot.identifier)) {
-        rds.delete_copy(kind, held).await?;
+        rds.delete_copy(kind, held, &settings.publisher).await?;
         report.deleted.push(held.snapshot.identifier.clone());
     }
     info!(%source, copy_started = ?report.copy_started, newest_shared = ?report.newest_shared, deleted = report.deleted.len(), "published");
@@ -196,11 +252,17 @@ mod tests {
 
     #[test]
     fn settings_name_the_variable_that_is_wrong() {
-        let good = [("INSTANCES", "prod, billing"), ("SHARE_WITH", "123456789012"), ("COPY_KMS_KEY_ARN", KEY)];
+        let good = [
+            ("INSTANCES", "prod, billing"),
+            ("SHARE_WITH", "123456789012, 210987654321"),
+            ("COPY_KMS_KEY_ARN", KEY),
+            ("PUBLISHER", "prod-publisher"),
+        ];
         let s = Settings::from_env(env(&good)).unwrap();
         assert_eq!(s.instances, ["prod", "billing"]);
         assert!(s.clusters.is_empty());
         assert_eq!(s.keep, 2, "the default");
+        assert_eq!(s.share_with, ["123456789012", "210987654321"], "every refresh account");
         let with = |k: &str, v: &str| {
             let mut pairs: Vec<(&str, &str)> = good.iter().copied().filter(|(n, _)| *n != k).collect();
             pairs.push((k, v));
@@ -209,12 +271,15 @@ mod tests {
         for (variable, value) in [
             ("INSTANCES", " , "),
             ("SHARE_WITH", "12345678901"),
-            ("SHARE_WITH", "12345678901x"),
+            ("SHARE_WITH", "123456789012,12345678901x"),
+            ("SHARE_WITH", " , "),
             ("COPY_KMS_KEY_ARN", "alias/aws/rds"),
             ("COPY_KMS_KEY_ARN", "arn:aws:kms:us-east-1:111111111111:alias/aws/rds"),
             ("KEEP_COPIES", "0"),
+            ("KEEP_COPIES", "1"),
             ("KEEP_COPIES", "21"),
             ("KEEP_COPIES", "two"),
+            ("PUBLISHER", " "),
         ] {
             let (name, message) = with(variable, value).unwrap_err();
             assert_eq!(name, "PublisherMisconfigured");
@@ -229,7 +294,9 @@ mod tests {
             "every source, each with its kind"
         );
         assert_eq!(with("KEEP_COPIES", "20").unwrap().keep, 20);
-        assert_eq!(with("KEEP_COPIES", "1").unwrap().keep, 1);
+        assert_eq!(with("KEEP_COPIES", "2").unwrap().keep, 2);
+        let many = (0..21).map(|i| format!("{:012}", 100_000_000_000_u64 + i)).collect::<Vec<_>>().join(",");
+        assert!(with("SHARE_WITH", &many).unwrap_err().1.contains("at most 20"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! this project made). The production source is only ever DESCRIBED; every mutating call
 //! names a clone identifier, and deletion first proves the resource is ours
 //! (`tags::check_managed`). `publish` is the publisher's, in production's own account: it
-//! reads snapshots and changes only the copies it made (`publish::Held::is_our_copy`).
+//! reads snapshots and changes only the copies it made (`publish::Held::is_our_copy`, by its publisher's name).
 
 mod copy;
 mod create;

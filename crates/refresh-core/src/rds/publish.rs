@@ -18,6 +18,9 @@ pub const COPY_PREFIX: &str = "dblab-share-";
 pub const PUBLISHER_VALUE: &str = "dblab-refresh-publisher";
 /// The automated snapshot a copy was made from.
 pub use crate::tags::COPY_OF_KEY;
+/// The publisher (its stack's name) that made a copy: a publisher changes only its own
+/// copies, so two in one account never take each other's for their own.
+pub const PUBLISHER_KEY: &str = "dblab-refresh:publisher";
 /// A cluster snapshot's identifier is at most 63 characters (an instance snapshot's, 255).
 const MAX_COPY_NAME: usize = 63;
 
@@ -35,10 +38,12 @@ impl Held {
         tags::get(&self.tags, COPY_OF_KEY)
     }
 
-    /// Ours: our name AND our tags. Anything else is never changed or deleted.
-    pub fn is_our_copy(&self) -> bool {
+    /// `publisher`'s: our name AND our tags, its name among them. Anything else is never
+    /// changed or deleted.
+    pub fn is_our_copy(&self, publisher: &str) -> bool {
         self.snapshot.identifier.starts_with(COPY_PREFIX)
             && tags::get(&self.tags, tags::MANAGED_BY_KEY) == Some(PUBLISHER_VALUE)
+            && tags::get(&self.tags, PUBLISHER_KEY) == Some(publisher)
             && self.copy_of().is_some()
     }
 }
@@ -77,48 +82,47 @@ fn fnv1a(text: &str) -> u32 {
 pub struct Plan {
     /// The automated snapshot to copy (the newest available one, not copied yet).
     pub copy: Option<String>,
-    /// Our copies to share (available and kept).
+    /// Our copies to share (the newest `keep` available ones).
     pub share: Vec<String>,
-    /// Our copies to delete (beyond the newest `keep`, never the newest available one).
+    /// Our copies to delete: available ones beyond those, and failed ones.
     pub delete: Vec<String>,
 }
 
-/// Statuses in which a copy is finished, well or not: only these are ever deleted (a copy
-/// still being made cannot be).
-const SETTLED: &[&str] = &["available", "failed"];
+/// The fewest available copies a source keeps: the refresh side may be copying in or
+/// restoring from the one before the newest when a newer one appears, and RDS may fail a
+/// copy whose source is deleted before it is available (RDS User Guide, "Copying a DB
+/// snapshot", limitations).
+pub const LEAST_KEPT: usize = 2;
 
 /// The pass for one source, from its automated snapshots and the manual ones listed with
-/// them (of which only ours count).
-pub fn plan(automated: &[Held], manual: &[Held], keep: usize) -> Plan {
+/// them (of which only ours count). The newest `keep` AVAILABLE copies are kept: a copy
+/// still being made takes no place (it cannot be restored from yet) and is never deleted
+/// (RDS cannot delete it as such); a failed copy is deleted.
+pub fn plan(automated: &[Held], manual: &[Held], keep: usize, publisher: &str) -> Plan {
     let newest = newest_available(automated.iter().map(|h| h.snapshot.clone()).collect());
-    let mut ours: Vec<&Held> = manual.iter().filter(|h| h.is_our_copy()).collect();
+    let mut ours: Vec<&Held> = manual.iter().filter(|h| h.is_our_copy(publisher)).collect();
     // By the data they hold (a copy keeps its original's time); one without a time yet is newest.
     let age = |h: &Held| (h.snapshot.data_at.is_none(), h.snapshot.data_at, h.snapshot.created_at);
     ours.sort_by(|a, b| age(b).cmp(&age(a)).then_with(|| b.snapshot.identifier.cmp(&a.snapshot.identifier)));
     let copy = newest.map(|n| n.identifier).filter(|id| !ours.iter().any(|h| h.copy_of() == Some(id.as_str())));
-    // A copy about to be made takes one of the places.
-    let places = keep.saturating_sub(usize::from(copy.is_some()));
-    let newest_ready = ours.iter().position(|h| h.snapshot.status == "available");
-    let kept = |i: usize| i < places || Some(i) == newest_ready;
     let mut plan = Plan { copy, ..Plan::default() };
-    for (i, held) in ours.iter().enumerate() {
+    for held in ours {
         let id = held.snapshot.identifier.clone();
-        if kept(i) {
-            if held.snapshot.status == "available" {
-                plan.share.push(id);
-            }
-        } else if SETTLED.contains(&held.snapshot.status.as_str()) {
-            plan.delete.push(id);
+        match held.snapshot.status.as_str() {
+            "available" if plan.share.len() < keep => plan.share.push(id),
+            "available" | "failed" => plan.delete.push(id),
+            _ => {}
         }
     }
     plan
 }
 
-/// How a kept copy's `restore` attribute changes so that it names exactly `account`:
-/// (to add, to remove). A copy is never left public (`all`) or shared with anyone else.
-pub fn share_change(current: &[String], account: &str) -> (Option<String>, Vec<String>) {
-    let add = (!current.iter().any(|a| a == account)).then(|| account.to_string());
-    let remove = current.iter().filter(|a| *a != account).cloned().collect();
+/// How a copy's `restore` attribute changes so that it names exactly `accounts` (none, for
+/// a copy being retired): (to add, to remove). A copy is never left public (`all`) or
+/// shared with anyone else.
+pub fn share_change(current: &[String], accounts: &[String]) -> (Vec<String>, Vec<String>) {
+    let add = accounts.iter().filter(|a| !current.contains(a)).cloned().collect();
+    let remove = current.iter().filter(|a| !accounts.contains(a)).cloned().collect();
     (add, remove)
 }
 
@@ -169,11 +173,18 @@ impl Rds {
     /// Copies an automated snapshot to [`copy_name`], encrypted with `key` (an unencrypted
     /// cluster snapshot cannot be encrypted by a copy: it stays unencrypted). A copy that
     /// already exists is the one an earlier pass made.
-    pub async fn copy_snapshot(&self, kind: SourceType, automated: &Held, key: &str) -> Result<String, RefreshError> {
+    pub async fn copy_snapshot(
+        &self,
+        kind: SourceType,
+        automated: &Held,
+        key: &str,
+        publisher: &str,
+    ) -> Result<String, RefreshError> {
         let from = &automated.snapshot.identifier;
         let name = copy_name(from);
         let mut ours = vec![
             (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
+            (PUBLISHER_KEY.to_string(), publisher.to_string()),
             (COPY_OF_KEY.to_string(), from.clone()),
         ];
         if let Some(data_at) = automated.snapshot.data_at {
@@ -211,9 +222,76 @@ impl Rds {
                 info!(snapshot = %from, copy = %name, "copy started");
                 Ok(name)
             }
-            Err((true, _)) => Ok(name),
+            // An earlier pass's copy, or a snapshot that only has its name: the latter would
+            // be counted as published while the refresh side never gets this snapshot.
+            Err((true, _)) => match self.held(kind, &name).await? {
+                Some(held) if held.is_our_copy(publisher) => Ok(name),
+                _ => Err(RefreshError::CloneConflict(format!(
+                    "a snapshot named {name} exists and is not this publisher's copy (name {COPY_PREFIX}* with the tags \
+                     ManagedBy={PUBLISHER_VALUE}, {PUBLISHER_KEY}={publisher} and {COPY_OF_KEY}): {from} cannot be \
+                     published until it is renamed or deleted"
+                ))),
+            },
             Err((false, e)) => Err(e),
         }
+    }
+
+    /// One manual snapshot of this account by identifier, with its tags.
+    async fn held(&self, kind: SourceType, id: &str) -> Result<Option<Held>, RefreshError> {
+        let held = |snapshot, tags| Held { snapshot, tags, shared_with: Vec::new() };
+        match kind {
+            SourceType::Rds => match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
+                Ok(out) => {
+                    Ok(out.db_snapshots().first().map(|s| held(source::instance_candidate(s), tag_pairs(s.tag_list()))))
+                }
+                Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
+                Err(e) => Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
+            },
+            SourceType::AuroraCluster => {
+                match self.client.describe_db_cluster_snapshots().db_cluster_snapshot_identifier(id).send().await {
+                    Ok(out) => Ok(out
+                        .db_cluster_snapshots()
+                        .first()
+                        .map(|s| held(source::cluster_candidate(s), tag_pairs(s.tag_list())))),
+                    Err(e) if has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND) => Ok(None),
+                    Err(e) => Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
+                }
+            }
+        }
+    }
+
+    /// Every copy this publisher made, of any source, all pages: the copies of a source no
+    /// longer listed are found here.
+    pub async fn our_copies(&self, kind: SourceType, publisher: &str) -> Result<Vec<Held>, RefreshError> {
+        let mut out = Vec::new();
+        let held = |snapshot, tags| Held { snapshot, tags, shared_with: Vec::new() };
+        match kind {
+            SourceType::Rds => {
+                let mut pages = self.client.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
+                    out.extend(
+                        page.db_snapshots()
+                            .iter()
+                            .map(|s| held(source::instance_candidate(s), tag_pairs(s.tag_list()))),
+                    );
+                }
+            }
+            SourceType::AuroraCluster => {
+                let req = self.client.describe_db_cluster_snapshots().snapshot_type("manual");
+                let mut pages = req.into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
+                    out.extend(
+                        page.db_cluster_snapshots()
+                            .iter()
+                            .map(|s| held(source::cluster_candidate(s), tag_pairs(s.tag_list()))),
+                    );
+                }
+            }
+        }
+        out.retain(|h| h.is_our_copy(publisher));
+        Ok(out)
     }
 
     /// The accounts a copy is shared with (its `restore` attribute).
@@ -254,21 +332,28 @@ impl Rds {
         Ok(attributes.into_iter().filter(|(name, _)| name.as_deref() == Some("restore")).flat_map(|(_, v)| v).collect())
     }
 
-    /// Shares one of our copies with exactly `account`. Returns whether anything changed.
-    pub async fn share_copy(&self, kind: SourceType, copy: &Held, account: &str) -> Result<bool, RefreshError> {
-        if !copy.is_our_copy() {
+    /// Shares one of our copies with exactly `accounts` (none: unshared). Returns whether
+    /// anything changed.
+    pub async fn share_copy(
+        &self,
+        kind: SourceType,
+        copy: &Held,
+        accounts: &[String],
+        publisher: &str,
+    ) -> Result<bool, RefreshError> {
+        if !copy.is_our_copy(publisher) {
             return Err(RefreshError::Internal(format!(
                 "refusing to share {}: not a copy this publisher made",
                 copy.snapshot.identifier
             )));
         }
-        let (add, remove) = share_change(&copy.shared_with, account);
-        if add.is_none() && remove.is_empty() {
+        let (add, remove) = share_change(&copy.shared_with, accounts);
+        if add.is_empty() && remove.is_empty() {
             return Ok(false);
         }
         let id = &copy.snapshot.identifier;
         let remove = opt_vec(&remove);
-        let add = add.map(|a| vec![a]);
+        let add = opt_vec(&add);
         match kind {
             SourceType::Rds => self
                 .client
@@ -293,17 +378,18 @@ impl Rds {
                 .map(|_| ())
                 .map_err(|e| RefreshError::from_aws("ModifyDBClusterSnapshotAttribute", e))?,
         }
-        info!(copy = %id, %account, "shared");
+        info!(copy = %id, accounts = ?accounts, "sharing set");
         Ok(true)
     }
 
     /// Deletes one of our copies; anything else is refused before any call.
-    pub async fn delete_copy(&self, kind: SourceType, copy: &Held) -> Result<(), RefreshError> {
-        if !copy.is_our_copy() {
+    pub async fn delete_copy(&self, kind: SourceType, copy: &Held, publisher: &str) -> Result<(), RefreshError> {
+        if !copy.is_our_copy(publisher) {
             return Err(RefreshError::DeleteRefused {
                 identifier: copy.snapshot.identifier.clone(),
                 reason: format!(
-                    "not a copy this publisher made (name {COPY_PREFIX}*, tag ManagedBy={PUBLISHER_VALUE})"
+                    "not a copy this publisher made (name {COPY_PREFIX}*, tags ManagedBy={PUBLISHER_VALUE} and \
+                     {PUBLISHER_KEY}={publisher})"
                 ),
             });
         }
@@ -366,8 +452,10 @@ mod tests {
         Some(datetime!(2026-12-01 03:00 UTC) + time::Duration::days(i64::from(d)))
     }
 
+    const ME: &str = "prod-publisher";
+
     fn copy(of: &str, status: &str, created: Option<OffsetDateTime>) -> Held {
-        held(&copy_name(of), status, created, &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, of)])
+        held(&copy_name(of), status, created, &[("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME), (COPY_OF_KEY, of)])
     }
 
     #[test]
@@ -391,33 +479,34 @@ mod tests {
 
     #[test]
     fn only_our_name_with_our_tags_is_our_copy() {
-        assert!(copy("rds:prod-1", "available", day(1)).is_our_copy());
+        assert!(copy("rds:prod-1", "available", day(1)).is_our_copy(ME));
+        assert!(!copy("rds:prod-1", "available", day(1)).is_our_copy("another-publisher"), "another publisher's");
         let untagged = held("dblab-share-prod-1", "available", day(1), &[]);
-        assert!(!untagged.is_our_copy(), "our name alone");
-        let renamed =
-            held("before-upgrade", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")]);
-        assert!(!renamed.is_our_copy(), "our tags alone");
-        let clone_tag =
-            held("dblab-share-x", "available", day(1), &[("ManagedBy", "dblab-refresh"), (COPY_OF_KEY, "x")]);
-        assert!(!clone_tag.is_our_copy(), "the clones' ManagedBy");
-        let no_origin = held("dblab-share-x", "available", day(1), &[("ManagedBy", PUBLISHER_VALUE)]);
-        assert!(!no_origin.is_our_copy(), "without the snapshot it copies");
+        assert!(!untagged.is_our_copy(ME), "our name alone");
+        let ours = [("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME), (COPY_OF_KEY, "x")];
+        assert!(!held("before-upgrade", "available", day(1), &ours).is_our_copy(ME), "our tags alone");
+        let clone_tag = [("ManagedBy", "dblab-refresh"), (PUBLISHER_KEY, ME), (COPY_OF_KEY, "x")];
+        assert!(!held("dblab-share-x", "available", day(1), &clone_tag).is_our_copy(ME), "the clones' ManagedBy");
+        let no_origin = [("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME)];
+        assert!(!held("dblab-share-x", "available", day(1), &no_origin).is_our_copy(ME), "without what it copies");
+        let no_publisher = [("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")];
+        assert!(!held("dblab-share-x", "available", day(1), &no_publisher).is_our_copy(ME), "without its publisher");
     }
 
     #[test]
     fn the_newest_available_automated_snapshot_is_copied_once() {
         let automated = [held("rds:prod-2", "available", day(2), &[]), held("rds:prod-3", "creating", day(3), &[])];
-        let plan = plan(&automated, &[], 3);
+        let plan = plan(&automated, &[], 3, ME);
         assert_eq!(plan.copy.as_deref(), Some("rds:prod-2"), "not the one still being made");
         let copied = [copy("rds:prod-2", "creating", day(2))];
-        assert_eq!(super::plan(&automated, &copied, 3).copy, None, "already being copied");
-        assert_eq!(super::plan(&[], &copied, 3), Plan::default(), "no automated snapshot: nothing to do");
+        assert_eq!(super::plan(&automated, &copied, 3, ME).copy, None, "already being copied");
+        assert_eq!(super::plan(&[], &copied, 3, ME), Plan::default(), "no automated snapshot: nothing to do");
         // Someone's manual snapshot of the same source is not a copy of ours.
         let foreign = [held("dblab-share-prod-2", "available", day(2), &[(COPY_OF_KEY, "rds:prod-2")])];
-        assert_eq!(super::plan(&automated, &foreign, 3).copy.as_deref(), Some("rds:prod-2"));
+        assert_eq!(super::plan(&automated, &foreign, 3, ME).copy.as_deref(), Some("rds:prod-2"));
         assert!(
-            super::plan(&automated, &foreign, 3).delete.is_empty()
-                && super::plan(&automated, &foreign, 3).share.is_empty()
+            super::plan(&automated, &foreign, 3, ME).delete.is_empty()
+                && super::plan(&automated, &foreign, 3, ME).share.is_empty()
         );
     }
 
@@ -430,47 +519,49 @@ mod tests {
             copy("rds:prod-3", "available", day(3)),
             copy("rds:prod-2", "failed", day(2)),
         ];
-        let plan = plan(&automated, &copies, 2);
+        let plan = plan(&automated, &copies, 2, ME);
         assert_eq!(plan.copy, None);
         assert_eq!(plan.share, [copy_name("rds:prod-4"), copy_name("rds:prod-3")]);
         assert_eq!(plan.delete, [copy_name("rds:prod-2"), copy_name("rds:prod-1")]);
-        let plan = super::plan(&automated, &copies, 1);
-        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
-        assert_eq!(plan.delete.len(), 3);
+        let plan = super::plan(&automated, &copies, 3, ME);
+        assert_eq!(plan.share.len(), 3);
+        assert_eq!(plan.delete, [copy_name("rds:prod-2")], "a failed copy is never kept");
     }
 
     #[test]
-    fn a_new_copy_takes_a_place_but_the_newest_available_copy_stays_until_it_is_ready() {
+    fn a_copy_being_made_takes_no_place_and_is_never_deleted() {
         let automated = [held("rds:prod-5", "available", day(5), &[])];
         let copies = [copy("rds:prod-4", "available", day(4)), copy("rds:prod-3", "available", day(3))];
-        // keep 2 with a new copy coming: one old place left.
-        let plan = plan(&automated, &copies, 2);
+        // A new copy coming: both available copies stay until it is available.
+        let plan = plan(&automated, &copies, 2, ME);
         assert_eq!(plan.copy.as_deref(), Some("rds:prod-5"));
-        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
-        assert_eq!(plan.delete, [copy_name("rds:prod-3")]);
-        // keep 1: no place left, but the only available copy stays while the new one is made.
-        let plan = super::plan(&automated, &copies, 1);
-        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
-        assert_eq!(plan.delete, [copy_name("rds:prod-3")]);
-        // The new copy is being made (no creation time yet): it is the newest; the newest
-        // available one is kept beside it, and nothing still being made is deleted.
+        assert_eq!(plan.share, [copy_name("rds:prod-4"), copy_name("rds:prod-3")]);
+        assert!(plan.delete.is_empty(), "{plan:?}");
+        // The new copy is being made (no creation time yet): it is the newest but takes no
+        // place; nothing still being made is deleted.
         let copies = [
             copy("rds:prod-5", "creating", None),
             copy("rds:prod-4", "available", day(4)),
             copy("rds:prod-3", "creating", day(3)),
+            copy("rds:prod-2", "available", day(2)),
+            copy("rds:prod-1", "available", day(1)),
         ];
-        let plan = super::plan(&automated, &copies, 1);
+        let plan = super::plan(&automated, &copies, 2, ME);
         assert_eq!(plan.copy, None);
-        assert_eq!(plan.share, [copy_name("rds:prod-4")]);
-        assert!(plan.delete.is_empty(), "{plan:?}");
+        assert_eq!(plan.share, [copy_name("rds:prod-4"), copy_name("rds:prod-2")]);
+        assert_eq!(plan.delete, [copy_name("rds:prod-1")]);
     }
 
     #[test]
-    fn a_copy_ends_shared_with_exactly_the_refresh_account() {
-        let refresh = "123456789012";
-        assert_eq!(share_change(&[], refresh), (Some(refresh.to_string()), vec![]));
-        assert_eq!(share_change(&[refresh.to_string()], refresh), (None, vec![]));
-        let wide = ["all".to_string(), refresh.to_string(), "999999999999".to_string()];
-        assert_eq!(share_change(&wide, refresh), (None, vec!["all".to_string(), "999999999999".to_string()]));
+    fn a_copy_ends_shared_with_exactly_the_refresh_accounts() {
+        let refresh = ["123456789012".to_string(), "210987654321".to_string()];
+        assert_eq!(share_change(&[], &refresh), (refresh.to_vec(), vec![]));
+        assert_eq!(share_change(&refresh, &refresh), (vec![], vec![]));
+        let wide = ["all".to_string(), refresh[0].clone(), "999999999999".to_string()];
+        assert_eq!(
+            share_change(&wide, &refresh),
+            (vec![refresh[1].clone()], vec!["all".to_string(), "999999999999".to_string()])
+        );
+        assert_eq!(share_change(&wide, &[]), (vec![], wide.to_vec()), "retired: shared with nobody");
     }
 }
