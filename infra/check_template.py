@@ -20,7 +20,8 @@ The refresh stack:
   (delete-clone); secrets can be read only from the SecretArns parameter;
 - KMS: restore and check-available may kms:CreateGrant (only with
   kms:GrantIsForAWSResource) and kms:DescribeKey on the SourceKmsKeyArns and CopyKmsKeyArn
-  keys and nothing else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
+  keys, and the restore Decrypt/ReEncrypt*/GenerateDataKeyWithoutPlaintext on the source
+  keys through RDS only (the copy-in), and nothing else; kms:Decrypt only on SecretsKmsKeyArn (and the topic's own key for publishing); no
   other KMS right anywhere;
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
@@ -156,6 +157,7 @@ def check_statement(owner: str, statement: dict) -> None:
 # KMS rights: decrypting the secrets (their key), publishing to the encrypted topic (its
 # key), and the grants an encrypted clone needs (the source keys, for RDS only); nothing else.
 KMS_SOURCE_KEY_ROLES = ("RestoreFunction", "CheckAvailableFunction")
+KMS_COPY_IN_RIGHTS = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext")
 
 
 def check_kms(owner: str, action: str, statement: dict) -> None:
@@ -166,6 +168,13 @@ def check_kms(owner: str, action: str, statement: dict) -> None:
         return
     # Publishing to the notification topic, which is encrypted with the stack's own key.
     if action in ("kms:GenerateDataKey", "kms:Decrypt") and resource == {"Fn::GetAtt": ["NotificationKey", "Arn"]}:
+        return
+    # The copy-in of a shared encrypted snapshot re-encrypts it from production's key: the
+    # restore only, on the source keys only, through RDS only.
+    if action in KMS_COPY_IN_RIGHTS and owner == "RestoreFunction" and resource == {"Ref": "SourceKmsKeyArns"}:
+        via = sub_text(statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", ""))
+        if via != "rds.${AWS::Region}.amazonaws.com":
+            fail(f"{owner}: {action} on the source keys not only through RDS")
         return
     if action in ("kms:CreateGrant", "kms:DescribeKey") and owner in KMS_SOURCE_KEY_ROLES:
         # This account's key for what comes from production's: the restore copies shared
@@ -422,6 +431,9 @@ def self_test(template: dict) -> int:
     def grant_on_every_key(r):
         source_key_grant(r, 0)["Resource"] = "*"
 
+    def copy_in_rights_outside_rds(r):
+        source_key_grant(r, 2).pop("Condition")
+
     def copy_key_grant_elsewhere(r):
         r["PollRefreshFunction"]["Properties"]["Policies"][0]["Statement"].append(
             {"Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": {"Ref": "CopyKmsKeyArn"}}
@@ -447,6 +459,7 @@ def self_test(template: dict) -> int:
         "a placed function without its KMS endpoint": lambda r: r.pop("KmsEndpoint"),
         "KMS rights for a function that needs none": kms_for_another_function,
         "the copy-in key for a function that needs none": copy_key_grant_elsewhere,
+        "re-encryption of the source keys outside RDS": copy_in_rights_outside_rds,
         "deletion of any snapshot": delete_any_snapshot,
         "a copy-in outside the restore": copy_by_check_available,
         "a handler without a function": lambda r: r.pop("NotifyFunction"),

@@ -153,6 +153,24 @@ async fn a_copy_past_its_deadline_or_stopped_midway_leaves_nothing() {
     assert!(row.copy_identifier.is_some(), "the stopped run's copy is named: {row:?}");
 }
 
+/// RDS refuses the copy for its key (the stack's key disabled, or its policy changed after
+/// the preflight): the run fails at the restore, naming the key error, with nothing left.
+#[tokio::test]
+async fn a_copy_refused_for_its_key_fails_the_run_and_leaves_nothing() {
+    let s = Scenario::real(Settings::default()).await;
+    let (production, source, settings) = production(&s).await;
+    production.publish(&settings).await.unwrap();
+    production.publish(&settings).await.unwrap();
+    // The launcher answers as RDS does for a key it may not use (CopyDBSnapshot lists
+    // KMSKeyNotAccessibleFault); the key itself is shared by every test, so it stays usable.
+    let fault = json!({"action": "CopyDBSnapshot", "match": source.id, "status": 400, "code": "KMSKeyNotAccessibleFault", "times": 1});
+    refresh_tests::fixture("faults", fault).await;
+    let run = s.run("copykey", &shared_request(&s, &source)).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("AwsRequestFailed"), Some("Restore")).await;
+    let message = row.error.map(|e| e.message).unwrap_or_default();
+    assert!(message.contains("CopyDBSnapshot") && message.contains("KMSKeyNotAccessibleFault"), "{message}");
+}
+
 #[tokio::test]
 async fn a_cluster_shared_through_ram_is_cloned_across_accounts_with_its_live_data() {
     let s = Scenario::real(Settings::default()).await;

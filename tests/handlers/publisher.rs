@@ -200,7 +200,25 @@ async fn the_copies_of_a_source_no_longer_listed_are_retired() {
 
     settings.instances = vec![kept.clone()];
     let pass = p.publish(&settings).await.unwrap();
-    assert_eq!(pass.retired.len(), 1, "{pass:?}");
+    assert_eq!((pass.unshared.len(), pass.retired.len()), (1, 0), "unshared at once: {pass:?}");
+    let dropped_copy =
+        p.manual_snapshots(&dropped).await.into_iter().find(|(id, _)| id.starts_with(publish::COPY_PREFIX));
+    assert_eq!(dropped_copy.map(|(_, shared)| shared), Some(Vec::new()), "shared with nobody");
+    let again = p.publish(&settings).await.unwrap();
+    assert_eq!((again.unshared.len(), again.retired.len()), (0, 0), "kept while a run may still read it");
+    // Unshared longer ago than the longest run (as the mark says): deleted.
+    let automated =
+        p.rds.describe_db_snapshots().db_instance_identifier(&dropped).snapshot_type("automated").send().await.unwrap();
+    let copy = publish::copy_name(automated.db_snapshots()[0].db_snapshot_identifier().unwrap());
+    p.rds
+        .add_tags_to_resource()
+        .resource_name(format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:snapshot:{copy}"))
+        .tags(aws_sdk_rds::types::Tag::builder().key(publish::RETIRED_AT_KEY).value("2026-01-01T00:00:00Z").build())
+        .send()
+        .await
+        .unwrap();
+    let last = p.publish(&settings).await.unwrap();
+    assert_eq!(last.retired, [copy], "{last:?}");
     assert_eq!((copies(&p, &kept).await, copies(&p, &dropped).await), (1, 0), "only the unlisted source's copy");
 }
 

@@ -108,7 +108,9 @@ pub struct Output {
     /// What started the pass: the RDS event id, or the schedule.
     pub trigger: String,
     pub sources: Vec<SourceReport>,
-    /// Copies of sources no longer listed: unshared, and deleted once RDS can delete them.
+    /// Copies of sources no longer listed that this pass unshared, and those it deleted
+    /// (`publish::RETIRED_FOR` after they were unshared).
+    pub unshared: Vec<String>,
     pub retired: Vec<String>,
 }
 
@@ -154,36 +156,47 @@ pub async fn handle(deps: &Deps, settings: &Settings, event: Value) -> Result<Ou
             }
         }
     }
-    let retired = match retire_unlisted(&deps.rds, settings).await {
-        Ok(retired) => retired,
+    let (unshared, retired) = match retire_unlisted(&deps.rds, settings).await {
+        Ok(done) => done,
         Err(e) => {
             warn!(error = e.name(), reason = %e, "copies of unlisted sources not retired");
             failures.push(e);
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
-    if failures.is_empty() { Ok(Output { trigger, sources, retired }) } else { Err(combined(failures)) }
+    if failures.is_empty() { Ok(Output { trigger, sources, unshared, retired }) } else { Err(combined(failures)) }
 }
 
-/// Our copies of a source that is no longer listed: shared with nobody, then deleted (a
-/// copy still being made only once a later pass finds it settled).
-async fn retire_unlisted(rds: &Rds, settings: &Settings) -> Result<Vec<String>, RefreshError> {
-    let mut retired = Vec::new();
+/// Our copies of a source that is no longer listed: unshared at once (no new run picks
+/// them), deleted once no run can still be copying or restoring them
+/// (`publish::retirement`). Returns the copies unshared and those deleted by this pass.
+async fn retire_unlisted(rds: &Rds, settings: &Settings) -> Result<(Vec<String>, Vec<String>), RefreshError> {
+    let (mut unshared, mut deleted) = (Vec::new(), Vec::new());
+    let now = time::OffsetDateTime::now_utc();
     for (kind, listed) in [(SourceType::Rds, &settings.instances), (SourceType::AuroraCluster, &settings.clusters)] {
         for mut held in rds.our_copies(kind, &settings.publisher).await? {
             if held.snapshot.source_id.as_ref().is_some_and(|s| listed.contains(s)) {
                 continue;
             }
-            held.shared_with = rds.shared_with(kind, &held.snapshot.identifier).await?;
-            rds.share_copy(kind, &held, &[], &settings.publisher).await?;
-            if matches!(held.snapshot.status.as_str(), "available" | "failed") {
-                rds.delete_copy(kind, &held, &settings.publisher).await?;
+            let id = held.snapshot.identifier.clone();
+            match publish::retirement(&held, now) {
+                publish::Retirement::Unshare => {
+                    held.shared_with = rds.shared_with(kind, &id).await?;
+                    rds.share_copy(kind, &held, &[], &settings.publisher).await?;
+                    rds.mark_retired(&held, now).await?;
+                    info!(copy = %id, source = ?held.snapshot.source_id, "copy of an unlisted source unshared");
+                    unshared.push(id);
+                }
+                publish::Retirement::Delete => {
+                    rds.delete_copy(kind, &held, &settings.publisher).await?;
+                    info!(copy = %id, source = ?held.snapshot.source_id, "copy of an unlisted source deleted");
+                    deleted.push(id);
+                }
+                publish::Retirement::Wait => {}
             }
-            info!(copy = %held.snapshot.identifier, source = ?held.snapshot.source_id, "copy of an unlisted source retired");
-            retired.push(held.snapshot.identifier);
         }
     }
-    Ok(retired)
+    Ok((unshared, deleted))
 }
 
 /// The error of a pass in which sources failed: the first terminal one names it (a retry

@@ -562,6 +562,52 @@ mod tests {
         assert!(sum.cleanup.ends_with("(the clean-up failed: AwsTransient: throttled)"), "{}", sum.cleanup);
     }
 
+    fn copy(ready: Option<OffsetDateTime>) -> LocalCopy {
+        LocalCopy {
+            identifier: "dblab-refresh-staging-20261122-050000".into(),
+            copy_of: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
+            requested_at: datetime!(2026-11-22 05:01 UTC),
+            ready_at: ready,
+            status: if ready.is_some() { "available".into() } else { "creating".into() },
+            percent: Some(40),
+            allocated_gb: Some(100),
+        }
+    }
+
+    #[test]
+    fn a_run_that_ended_in_its_copy_asked_for_no_clone_and_says_what_became_of_the_copy() {
+        let mut s = state();
+        s.snapshot = Some(snapshot());
+        s.clone = Some(CloneInstance {
+            status: PollStatus::TimedOut,
+            rds_status: "copy:creating".into(),
+            copy: Some(copy(None)),
+            ..clone(PollStatus::TimedOut)
+        });
+        s.deletion = Some(Deletion { requested_at: Some(datetime!(2026-11-22 06:10 UTC)), ..deleted() });
+        let sum = finished(&s, T0);
+        assert_eq!((sum.clone_identifier.as_deref(), sum.clone_class.as_deref()), (None, None), "{sum:?}");
+        assert_eq!(sum.copy_identifier.as_deref(), Some("dblab-refresh-staging-20261122-050000"));
+        let error = sum.error.clone().unwrap();
+        assert_eq!(error.name, names::CLONE_TIMED_OUT);
+        assert!(error.message.contains("dblab-share-prod") && error.message.contains("40% done"), "{}", error.message);
+        assert_eq!(sum.cleanup, "snapshot copy dblab-refresh-staging-20261122-050000 (no clone was asked for) deleted");
+        assert_eq!(sum.copy_lifetime_seconds, Some(69 * 60), "from its request to its deletion");
+        let names: Vec<_> = sum.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["preflight", "copy"], "no restore phase: {names:?}");
+        // Still deleting: how long it was kept is not known yet.
+        s.deletion = Some(Deletion { status: DeletionStatus::Deleting, ..deleted() });
+        assert_eq!(finished(&s, T0).copy_lifetime_seconds, None);
+        // Copied, then the clone restored from it: both named, the copy phase ended.
+        s.clone =
+            Some(CloneInstance { copy: Some(copy(Some(datetime!(2026-11-22 05:30 UTC)))), ..clone(PollStatus::Ready) });
+        s.deletion = Some(deleted());
+        let sum = finished(&s, T0);
+        assert_eq!(sum.clone_identifier.as_deref(), Some("dblab-refresh-staging-20261122-050000"));
+        assert!(sum.cleanup.ends_with("and its snapshot copy deleted"), "{}", sum.cleanup);
+        assert!(sum.phases.iter().any(|p| p.name == "copy" && p.seconds() == Some(29 * 60)), "{:?}", sum.phases);
+    }
+
     #[test]
     fn a_purge_still_deleting_says_so_and_not_deleted() {
         let mut s = state();

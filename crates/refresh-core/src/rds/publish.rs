@@ -21,6 +21,11 @@ pub use crate::tags::COPY_OF_KEY;
 /// The publisher (its stack's name) that made a copy: a publisher changes only its own
 /// copies, so two in one account never take each other's for their own.
 pub const PUBLISHER_KEY: &str = "dblab-refresh:publisher";
+/// On a copy of a source taken off the list: when it was unshared (RFC 3339).
+pub const RETIRED_AT_KEY: &str = "dblab-refresh:retired-at";
+/// A retired copy is deleted only once no run can still be copying or restoring it: a run
+/// lasts at most its execution's timeout.
+pub const RETIRED_FOR: std::time::Duration = crate::request::EXECUTION_TIMEOUT;
 /// A cluster snapshot's identifier is at most 63 characters (an instance snapshot's, 255).
 const MAX_COPY_NAME: usize = 63;
 
@@ -39,11 +44,13 @@ impl Held {
     }
 
     /// `publisher`'s: our name AND our tags, its name among them. Anything else is never
-    /// changed or deleted.
+    /// changed or deleted. A copy made before publishers carried their name (no
+    /// [`PUBLISHER_KEY`]) is taken as this one's, so that an upgraded publisher goes on
+    /// managing the copies it made.
     pub fn is_our_copy(&self, publisher: &str) -> bool {
         self.snapshot.identifier.starts_with(COPY_PREFIX)
             && tags::get(&self.tags, tags::MANAGED_BY_KEY) == Some(PUBLISHER_VALUE)
-            && tags::get(&self.tags, PUBLISHER_KEY) == Some(publisher)
+            && tags::get(&self.tags, PUBLISHER_KEY).is_none_or(|p| p == publisher)
             && self.copy_of().is_some()
     }
 }
@@ -115,6 +122,29 @@ pub fn plan(automated: &[Held], manual: &[Held], keep: usize, publisher: &str) -
         }
     }
     plan
+}
+
+/// What becomes of a copy of a source taken off the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Unshare it and note when ([`RETIRED_AT_KEY`]): no new run picks it.
+    Unshare,
+    /// Unshared less than [`RETIRED_FOR`] ago (or still being made): a run may still read it.
+    Wait,
+    Delete,
+}
+
+/// The next step for a copy of a source no longer listed.
+pub fn retirement(copy: &Held, now: OffsetDateTime) -> Retirement {
+    let retired_at = tags::get(&copy.tags, RETIRED_AT_KEY)
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+    match retired_at {
+        None => Retirement::Unshare,
+        Some(at) if now - at >= RETIRED_FOR && matches!(copy.snapshot.status.as_str(), "available" | "failed") => {
+            Retirement::Delete
+        }
+        Some(_) => Retirement::Wait,
+    }
 }
 
 /// How a copy's `restore` attribute changes so that it names exactly `accounts` (none, for
@@ -258,6 +288,23 @@ impl Rds {
                 }
             }
         }
+    }
+
+    /// Marks a copy retired at `now` (with the publisher's `ManagedBy` in the request, as its
+    /// IAM asks of every tag it writes).
+    pub async fn mark_retired(&self, copy: &Held, now: OffsetDateTime) -> Result<(), RefreshError> {
+        let marks = [
+            (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
+            (RETIRED_AT_KEY.to_string(), rfc3339(now)),
+        ];
+        self.client
+            .add_tags_to_resource()
+            .resource_name(&copy.snapshot.arn)
+            .set_tags(Some(sdk_tags(&marks)))
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("AddTagsToResource", e))?;
+        Ok(())
     }
 
     /// Every copy this publisher made, of any source, all pages: the copies of a source no
@@ -489,8 +536,11 @@ mod tests {
         assert!(!held("dblab-share-x", "available", day(1), &clone_tag).is_our_copy(ME), "the clones' ManagedBy");
         let no_origin = [("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME)];
         assert!(!held("dblab-share-x", "available", day(1), &no_origin).is_our_copy(ME), "without what it copies");
-        let no_publisher = [("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")];
-        assert!(!held("dblab-share-x", "available", day(1), &no_publisher).is_our_copy(ME), "without its publisher");
+        let before_names = [("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x")];
+        assert!(
+            held("dblab-share-x", "available", day(1), &before_names).is_our_copy(ME),
+            "made before publishers had names"
+        );
     }
 
     #[test]
@@ -550,6 +600,21 @@ mod tests {
         assert_eq!(plan.copy, None);
         assert_eq!(plan.share, [copy_name("rds:prod-4"), copy_name("rds:prod-2")]);
         assert_eq!(plan.delete, [copy_name("rds:prod-1")]);
+    }
+
+    #[test]
+    fn a_retired_copy_is_unshared_at_once_and_deleted_only_after_the_longest_run() {
+        let now = datetime!(2026-12-10 03:00 UTC);
+        let retired = |at: &str, status: &str| {
+            let tags = [("ManagedBy", PUBLISHER_VALUE), (COPY_OF_KEY, "x"), (RETIRED_AT_KEY, at)];
+            held("dblab-share-x", status, day(1), &tags)
+        };
+        assert_eq!(retirement(&copy("rds:prod-1", "available", day(1)), now), Retirement::Unshare);
+        assert_eq!(retirement(&retired("2026-12-07T03:00:01Z", "available"), now), Retirement::Wait, "not 72 h yet");
+        assert_eq!(retirement(&retired("2026-12-07T03:00:00Z", "available"), now), Retirement::Delete, "72 h exactly");
+        assert_eq!(retirement(&retired("2026-12-01T03:00:00Z", "failed"), now), Retirement::Delete);
+        assert_eq!(retirement(&retired("2026-12-01T03:00:00Z", "creating"), now), Retirement::Wait, "being made");
+        assert_eq!(retirement(&retired("yesterday", "available"), now), Retirement::Unshare, "an unreadable mark");
     }
 
     #[test]

@@ -733,12 +733,14 @@ mod tests {
             "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-*".to_string(),
             "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one".to_string(),
             "arn:aws:rds:us-east-1:111111111111:snapshot:day-??".to_string(),
+            "arn:aws:rds:us-east-1:111111111111:snapshot:*-final".to_string(),
         ];
         for arn in [
             "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod-2026-12-05",
             "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-",
             "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one",
             "arn:aws:rds:us-east-1:111111111111:snapshot:day-07",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:prod-final",
         ] {
             assert!(restorable(arn, &listed), "{arn}");
         }
@@ -748,6 +750,7 @@ mod tests {
             "arn:aws:rds:us-east-1:111111111111:snapshot:exact-one-more",
             "arn:aws:rds:us-east-1:111111111111:snapshot:day-7",
             "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:dblab-share-prod",
+            "arn:aws:rds:us-east-1:111111111111:snapshot:prod-final-not",
         ] {
             assert!(!restorable(arn, &listed), "{arn}");
         }
