@@ -513,6 +513,24 @@ async fn the_emulator_refuses_an_unencrypted_or_second_clone_of_an_encrypted_sha
     let second = clone(unique("dblab-refresh-ram"), Some(refresh_tests::stack::copy_in_key_arn())).await.unwrap_err();
     assert_eq!(code(&second), Some("InvalidDBClusterStateFault".into()));
     w.rds.delete_db_cluster().db_cluster_identifier(&first).skip_final_snapshot(true).send().await.unwrap();
+
+    // A cluster under a key this account may not use cannot be cloned here, whatever key the
+    // clone names.
+    let private = production.private_key().await;
+    let locked = production.cluster(&format!("locked-{}", w.id), &private).await;
+    production.share_cluster_through_ram(&locked, true).await;
+    let err = w
+        .rds
+        .restore_db_cluster_to_point_in_time()
+        .db_cluster_identifier(unique("dblab-refresh-ram"))
+        .source_db_cluster_identifier(format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:cluster:{locked}"))
+        .restore_type("copy-on-write")
+        .use_latest_restorable_time(true)
+        .kms_key_id(refresh_tests::stack::copy_in_key_arn())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some("KMSKeyNotAccessibleFault".into()), "the source cluster's key");
 }
 
 /// Only what the stack may restore is chosen: a newer snapshot production shares outside
