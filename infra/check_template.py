@@ -37,7 +37,8 @@ The publisher (`check_publisher`):
   pass at a time (reserved concurrency 1);
 - started by RDS's automated snapshot events (RDS-EVENT-0091 for instances, -0169 for
   clusters) and by a fallback schedule;
-- its IAM: snapshot metadata of its own account; copies from automated snapshots to
+- its IAM: snapshot metadata of its own account; copies from the listed databases'
+  automated snapshots (a slot per database, as many as the code accepts) to
   `dblab-share-*` only, tagged only as it makes them; sharing and deleting `dblab-share-*` only while tagged
   ManagedBy=dblab-refresh-publisher; KMS grants through RDS on the copy key and the
   listed database keys; nothing else (no database is described, changed or connected to);
@@ -551,8 +552,8 @@ PUBLISHER_RDS = {
     "rds:DescribeDBClusterSnapshots": ((":db:*", ":cluster:*", ":snapshot:*", ":cluster-snapshot:*"), False),
     "rds:DescribeDBSnapshotAttributes": (SHARE, False),
     "rds:DescribeDBClusterSnapshotAttributes": (SHARE, False),
-    "rds:CopyDBSnapshot": ((":snapshot:rds:*",) + SHARE, False),
-    "rds:CopyDBClusterSnapshot": ((":cluster-snapshot:rds:*",) + SHARE, False),
+    "rds:CopyDBSnapshot": ((":snapshot:rds:${Id}-*",) + SHARE, False),
+    "rds:CopyDBClusterSnapshot": ((":cluster-snapshot:rds:${Id}-*",) + SHARE, False),
     "rds:AddTagsToResource": (SHARE, True),
     "rds:ModifyDBSnapshotAttribute": (SHARE, True),
     "rds:ModifyDBClusterSnapshotAttribute": (SHARE, True),
@@ -565,6 +566,28 @@ PUBLISHER_EVENTS = {"RDS-EVENT-0091", "RDS-EVENT-0169"}
 REFRESH_KEY_RIGHTS = {"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
                       "kms:ReEncryptTo", "kms:CreateGrant"}
 OWN_ARN = "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}"
+# The copies' sources: one slot per listed database of a kind, as many as the code allows.
+COPY_SOURCES = {"rds:CopyDBSnapshot": "InstanceIdentifiers", "rds:CopyDBClusterSnapshot": "ClusterIdentifiers"}
+
+
+def copy_source_slots(action: str, resource) -> list[str]:
+    """What is wrong with a copy statement's source slots: each names the automated
+    snapshots of one listed database of the right kind (slot i = the list's item i), and
+    there are exactly as many as the publisher accepts databases of a kind."""
+    problems = []
+    code = (ROOT / "crates" / PUBLISHER_BINARY / "src/lib.rs").read_text()
+    most = re.search(r"const MOST_SOURCES: usize = (\d+);", code)
+    slots = [r for r in as_list(resource) if isinstance(r, dict) and isinstance(r.get("Fn::Sub"), list)]
+    indices = []
+    for slot in slots:
+        text = json.dumps(slot["Fn::Sub"][1])
+        select = slot["Fn::Sub"][1].get("Id", {}).get("Fn::Select", [None])
+        if f'"Ref": "{COPY_SOURCES[action]}"' not in text:
+            problems.append(f"{action}: a source slot not read from {COPY_SOURCES[action]}: {text}")
+        indices.append(select[0])
+    if not most or indices != list(range(int(most.group(1)))):
+        problems.append(f"{action}: source slots {indices} are not one per database the publisher accepts")
+    return problems
 
 
 def check_publisher(template: dict) -> list[str]:
@@ -609,6 +632,8 @@ def check_publisher(template: dict) -> list[str]:
             if "*" in action:
                 problems.append(f"{name}: wildcard action {action}")
             elif action in PUBLISHER_RDS:
+                if action in COPY_SOURCES:
+                    problems.extend(f"{name}: {p}" for p in copy_source_slots(action, resource))
                 suffixes, tagged = PUBLISHER_RDS[action]
                 for text in texts:
                     if not (text.startswith(OWN_ARN) and text[len(OWN_ARN):] in suffixes):
@@ -684,6 +709,15 @@ def publisher_self_test(template: dict) -> int:
             "Variables"
         ].update(PUBLISHER="shared-name"),
         "tagging beyond the copies it makes": lambda r: statement_with(r, "rds:AddTagsToResource").pop("Condition"),
+        "copies from any automated snapshot": lambda r: statement_with(r, "rds:CopyDBSnapshot")["Resource"].__setitem__(
+            0, {"Fn::Sub": OWN_ARN + ":snapshot:rds:*"}
+        ),
+        "a cluster slot read from the instances": lambda r: statement_with(r, "rds:CopyDBClusterSnapshot")["Resource"][3][
+            "Fn::Sub"
+        ][1]["Id"]["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1][0]["Fn::Join"].__setitem__(
+            1, {"Ref": "InstanceIdentifiers"}
+        ),
+        "fewer slots than databases": lambda r: statement_with(r, "rds:CopyDBSnapshot")["Resource"].pop(9),
         "the copy key open to the refresh account": lambda r: refresh_key_statement(r, "RefreshAccountDescribesTheKey").update(
             Action="kms:*"
         ),

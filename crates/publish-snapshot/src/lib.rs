@@ -18,6 +18,10 @@ pub struct Deps {
     pub rds: Rds,
 }
 
+/// The most databases of each kind one publisher copies from: its IAM names each one's
+/// automated snapshots in a slot of its own (`infra/publisher.yaml`).
+pub const MOST_SOURCES: usize = 10;
+
 /// The publisher's settings, from its stack's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -52,6 +56,15 @@ impl Settings {
         let (instances, clusters) = (list("INSTANCES"), list("CLUSTERS"));
         if instances.is_empty() && clusters.is_empty() {
             return Err(bad("INSTANCES and CLUSTERS are both empty: list the production sources to publish".into()));
+        }
+        for (name, sources) in [("INSTANCES", &instances), ("CLUSTERS", &clusters)] {
+            if sources.len() > MOST_SOURCES {
+                return Err(bad(format!(
+                    "{name} lists {} databases: the publisher's IAM names the snapshots of at most {MOST_SOURCES} of \
+                     each kind (deploy a second publisher stack for more)",
+                    sources.len()
+                )));
+            }
         }
         let share_with = list("SHARE_WITH");
         if share_with.is_empty() {
@@ -308,6 +321,10 @@ mod tests {
         );
         assert_eq!(with("KEEP_COPIES", "20").unwrap().keep, 20);
         assert_eq!(with("KEEP_COPIES", "2").unwrap().keep, 2);
+        let ten = (0..10).map(|i| format!("db{i}")).collect::<Vec<_>>().join(",");
+        assert_eq!(with("CLUSTERS", &ten).unwrap().clusters.len(), 10, "as many as the IAM slots");
+        let eleven = format!("{ten},db10");
+        assert!(with("INSTANCES", &eleven).unwrap_err().1.contains("at most 10"));
         let many = (0..21).map(|i| format!("{:012}", 100_000_000_000_u64 + i)).collect::<Vec<_>>().join(",");
         assert!(with("SHARE_WITH", &many).unwrap_err().1.contains("at most 20"));
     }
