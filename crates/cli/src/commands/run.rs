@@ -52,6 +52,11 @@ pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View
             && matches!(exited.name(), "Restore" | "CheckClone")
         {
             copy = exited.output().and_then(copy_progress);
+            // A Restore that asked for the copy (or restored from it) is in that phase by
+            // what it did, not by what came before it.
+            if let Some(step) = steps.last_mut().filter(|s: &&mut view::Step| s.state == "Restore") {
+                step.copy = copy.clone();
+            }
         }
         let (Some(at), Some(entered)) =
             (refresh_core::clock::from_aws(event.timestamp()), event.state_entered_event_details())
