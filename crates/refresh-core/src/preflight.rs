@@ -22,8 +22,9 @@ pub struct Deps<'a> {
     /// The snapshots of another account the stack may restore (its `SharedSnapshotArns`,
     /// patterns); `None` where that is not known (the CLI without `--shared-snapshot-arns`).
     pub shared_snapshot_arns: Option<&'a [String]>,
-    /// The key a shared encrypted snapshot is copied in under (the stack's `CopyKmsKeyArn`);
-    /// `None` when the stack has none (or the CLI was not told it).
+    /// This account's key for what is taken encrypted from another account (the stack's
+    /// `CopyKmsKeyArn`): a shared snapshot is copied in under it, a RAM-shared cluster
+    /// cloned under it; `None` when the stack has none (or the CLI was not told it).
     pub copy_key: Option<&'a str>,
     pub ec2: &'a aws_sdk_ec2::Client,
     /// Who manages the source's key (an AWS managed key needs no listing).
@@ -403,8 +404,9 @@ async fn encryption_allowed(
 ) -> Result<String, RefreshError> {
     let Some(key) = &source.kms_key_id else {
         return Ok(if source.encrypted {
-            "encrypted, its key not listed to this account (a cluster shared through AWS RAM): cloned under this \
-             account's key"
+            "encrypted with a key its listing does not name (a cluster shared through AWS RAM): production's key \
+             policy must let this account use that key and SourceKmsKeyArns must list it, which cannot be checked \
+             from here; the clone is made under this account's key"
                 .into()
         } else {
             "not encrypted".into()

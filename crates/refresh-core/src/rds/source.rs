@@ -177,7 +177,6 @@ impl Rds {
                 return Err(RefreshError::Internal(format!("no restore time for source.mode {:?}", mode.as_str())));
             }
         };
-        let source_identifier = source.identifier.clone();
         Ok(RestoreSource {
             mode: source.mode,
             identifier: source.identifier.clone(),
@@ -187,7 +186,7 @@ impl Rds {
             data_as_of,
             snapshot_type: source.mode.as_str().into(),
             source_type: source.kind,
-            source_identifier,
+            source_identifier: source.identifier.clone(),
             found_at: now,
             engine_instance_id: None,
             local_key: None,
