@@ -259,3 +259,30 @@ async fn one_publisher_shares_with_every_refresh_account_and_no_other() {
     let shared = p.manual_snapshots(&source).await.into_iter().find(|(id, _)| *id == copy).unwrap().1;
     assert_eq!(shared, ["210987654321"], "an account taken off the list is narrowed away");
 }
+
+/// RDS refuses a tag that starts with `rds:` (an automated snapshot's id as a value): so
+/// does the launcher, and the publisher's copies carry the id without it.
+#[tokio::test]
+async fn the_emulator_refuses_a_tag_rds_refuses_and_the_publishers_tags_pass() {
+    let p = Production::new().await;
+    let key = p.copy_key().await;
+    let source = p.instance(&unique("prod")).await;
+    let automated =
+        p.rds.describe_db_snapshots().db_instance_identifier(&source).snapshot_type("automated").send().await.unwrap();
+    let newest = automated.db_snapshots()[0].db_snapshot_identifier().unwrap().to_string();
+    let refused = p
+        .rds
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(&newest)
+        .target_db_snapshot_identifier(format!("{}-x", publish::copy_name(&newest)))
+        .tags(aws_sdk_rds::types::Tag::builder().key(publish::COPY_OF_KEY).value(&newest).build())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused), Some("InvalidParameterValue"));
+    let settings = p.settings(SourceType::Rds, &[&source], &key, 2);
+    let copy = p.publish(&settings).await.unwrap().sources[0].copy_started.clone();
+    assert_eq!(copy, Some(publish::copy_name(&newest)), "the publisher's copy is made, its tags accepted");
+    // And recognised as its own on the next pass: copied once.
+    assert_eq!(p.publish(&settings).await.unwrap().sources[0].copy_started, None);
+}

@@ -60,6 +60,26 @@ pub fn clone_tags(user: &BTreeMap<String, String>, owner: &Ownership<'_>) -> Vec
     tags.into_iter().collect()
 }
 
+/// Why RDS would refuse a tag, if it would: keys of 1 to 128 and values of up to 256
+/// characters, only letters, digits, white space and `_ . : / = + - @`, neither starting
+/// with `aws:` or `rds:` (RDS API reference, "Tag").
+pub fn rds_tag_problem(key: &str, value: &str) -> Option<String> {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    let reserved =
+        |t: &str| ["aws:", "rds:"].iter().any(|p| t.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
+    let (key_len, value_len) = (key.chars().count(), value.chars().count());
+    if !(1..=128).contains(&key_len) || value_len > 256 {
+        return Some(format!("a key of 1 to 128 and a value of up to 256 characters, not {key_len} and {value_len}"));
+    }
+    if let Some(c) = key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
+        return Some(format!("{c:?} is not a letter, digit, space or one of _ . : / = + - @"));
+    }
+    if reserved(key) || reserved(value) {
+        return Some("neither key nor value may start with aws: or rds:".into());
+    }
+    None
+}
+
 pub fn get<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -87,6 +107,32 @@ pub fn check_managed(identifier: &str, tags: &[(String, String)]) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rds_refuses_reserved_prefixes_and_other_characters() {
+        for (key, value) in [
+            ("ManagedBy", "dblab-refresh"),
+            ("DeleteAfter", "2026-12-07T03:00:00Z"),
+            ("k", ""),
+            ("Team", "Data Platform @ HQ"),
+        ] {
+            assert_eq!(rds_tag_problem(key, value), None, "{key}={value}");
+        }
+        for (key, value) in [
+            ("dblab-refresh:copy-of", "rds:prod-2026-12-05-03-10"),
+            ("RDS:name", "x"),
+            ("aws:x", "x"),
+            ("k", "AWS:x"),
+            ("", "x"),
+            ("k", "a,b"),
+            ("k;", "x"),
+        ] {
+            assert!(rds_tag_problem(key, value).is_some(), "{key}={value}");
+        }
+        assert!(rds_tag_problem(&"k".repeat(129), "").is_some());
+        assert!(rds_tag_problem("k", &"v".repeat(257)).is_some());
+        assert_eq!(rds_tag_problem(&"k".repeat(128), &"v".repeat(256)), None);
+    }
 
     fn owner() -> Ownership<'static> {
         Ownership {

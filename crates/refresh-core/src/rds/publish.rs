@@ -84,6 +84,26 @@ fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
+/// How a copy names the automated snapshot it was made from ([`COPY_OF_KEY`]): without
+/// its `rds:` prefix, as RDS refuses a tag value that starts with `rds:` (RDS API, "Tag").
+pub fn copy_of_value(automated: &str) -> &str {
+    automated.strip_prefix("rds:").unwrap_or(automated)
+}
+
+/// The tags a copy is made with: ours, the publisher's name, what it copies and when that
+/// snapshot's data is from.
+pub fn copy_tags(automated: &Held, publisher: &str) -> Vec<(String, String)> {
+    let mut ours = vec![
+        (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
+        (PUBLISHER_KEY.to_string(), publisher.to_string()),
+        (COPY_OF_KEY.to_string(), copy_of_value(&automated.snapshot.identifier).to_string()),
+    ];
+    if let Some(data_at) = automated.snapshot.data_at {
+        ours.push((tags::DATA_AS_OF_KEY.to_string(), rfc3339(data_at)));
+    }
+    ours
+}
+
 /// What one publishing pass does for one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -111,7 +131,7 @@ pub fn plan(automated: &[Held], manual: &[Held], keep: usize, publisher: &str) -
     // By the data they hold (a copy keeps its original's time); one without a time yet is newest.
     let age = |h: &Held| (h.snapshot.data_at.is_none(), h.snapshot.data_at, h.snapshot.created_at);
     ours.sort_by(|a, b| age(b).cmp(&age(a)).then_with(|| b.snapshot.identifier.cmp(&a.snapshot.identifier)));
-    let copy = newest.map(|n| n.identifier).filter(|id| !ours.iter().any(|h| h.copy_of() == Some(id.as_str())));
+    let copy = newest.map(|n| n.identifier).filter(|id| !ours.iter().any(|h| h.copy_of() == Some(copy_of_value(id))));
     let mut plan = Plan { copy, ..Plan::default() };
     for held in ours {
         let id = held.snapshot.identifier.clone();
@@ -212,15 +232,7 @@ impl Rds {
     ) -> Result<String, RefreshError> {
         let from = &automated.snapshot.identifier;
         let name = copy_name(from);
-        let mut ours = vec![
-            (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
-            (PUBLISHER_KEY.to_string(), publisher.to_string()),
-            (COPY_OF_KEY.to_string(), from.clone()),
-        ];
-        if let Some(data_at) = automated.snapshot.data_at {
-            ours.push((tags::DATA_AS_OF_KEY.to_string(), rfc3339(data_at)));
-        }
-        let ours = sdk_tags(&ours);
+        let ours = sdk_tags(&copy_tags(automated, publisher));
         let result = match kind {
             SourceType::Rds => self
                 .client
@@ -502,7 +514,8 @@ mod tests {
     const ME: &str = "prod-publisher";
 
     fn copy(of: &str, status: &str, created: Option<OffsetDateTime>) -> Held {
-        held(&copy_name(of), status, created, &[("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME), (COPY_OF_KEY, of)])
+        let tags = [("ManagedBy", PUBLISHER_VALUE), (PUBLISHER_KEY, ME), (COPY_OF_KEY, copy_of_value(of))];
+        held(&copy_name(of), status, created, &tags)
     }
 
     #[test]
@@ -615,6 +628,17 @@ mod tests {
         assert_eq!(retirement(&retired("2026-12-01T03:00:00Z", "failed"), now), Retirement::Delete);
         assert_eq!(retirement(&retired("2026-12-01T03:00:00Z", "creating"), now), Retirement::Wait, "being made");
         assert_eq!(retirement(&retired("yesterday", "available"), now), Retirement::Unshare, "an unreadable mark");
+    }
+
+    #[test]
+    fn every_tag_a_copy_is_made_with_is_one_rds_accepts() {
+        let automated = held("rds:prod-2026-12-05-03-10", "available", day(4), &[]);
+        let tags = copy_tags(&automated, ME);
+        for (key, value) in &tags {
+            assert_eq!(tags::rds_tag_problem(key, value), None, "{key}={value}");
+        }
+        assert!(tags.contains(&(COPY_OF_KEY.to_string(), "prod-2026-12-05-03-10".to_string())), "{tags:?}");
+        assert!(tags.iter().any(|(k, _)| k == tags::DATA_AS_OF_KEY), "{tags:?}");
     }
 
     #[test]
