@@ -332,7 +332,7 @@ async fn a_sweep_that_cannot_check_a_run_skips_its_clone_and_says_why() {
     assert!(report.deleted.iter().any(|i| i.identifier == expired), "confirmed ended: deleted {report:?}");
 }
 
-async fn purge(
+pub async fn purge(
     w: &World,
     execution: &Execution,
     previous: Option<Deletion>,

@@ -30,19 +30,7 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
     let key = p.copy_key().await;
     let source = p.instance(&unique("prod")).await;
     automated(&source, &[1, 2], "available").await;
-    let newest = p
-        .rds
-        .describe_db_snapshots()
-        .db_instance_identifier(&source)
-        .snapshot_type("automated")
-        .send()
-        .await
-        .unwrap()
-        .db_snapshots()
-        .iter()
-        .max_by_key(|s| s.snapshot_create_time().map(|t| t.secs()))
-        .and_then(|s| s.db_snapshot_identifier().map(str::to_string))
-        .unwrap();
+    let newest = p.newest_automated(&source).await;
     // Someone's manual snapshot, shared with a third account; and one with our name but
     // not our tags.
     for planted in [format!("keep-me-{source}"), format!("dblab-share-{source}-planted")] {
@@ -207,9 +195,7 @@ async fn the_copies_of_a_source_no_longer_listed_are_retired() {
     let again = p.publish(&settings).await.unwrap();
     assert_eq!((again.unshared.len(), again.retired.len()), (0, 0), "kept while a run may still read it");
     // Unshared longer ago than the longest run (as the mark says): deleted.
-    let automated =
-        p.rds.describe_db_snapshots().db_instance_identifier(&dropped).snapshot_type("automated").send().await.unwrap();
-    let copy = publish::copy_name(automated.db_snapshots()[0].db_snapshot_identifier().unwrap());
+    let copy = publish::copy_name(&p.newest_automated(&dropped).await);
     p.rds
         .add_tags_to_resource()
         .resource_name(format!("arn:aws:rds:us-east-1:{PRODUCTION_ACCOUNT}:snapshot:{copy}"))
@@ -229,9 +215,7 @@ async fn a_snapshot_squatting_a_copys_name_fails_the_pass_loudly() {
     let p = Production::new().await;
     let key = p.copy_key().await;
     let source = p.instance(&unique("prod")).await;
-    let automated =
-        p.rds.describe_db_snapshots().db_instance_identifier(&source).snapshot_type("automated").send().await.unwrap();
-    let newest = automated.db_snapshots()[0].db_snapshot_identifier().unwrap().to_string();
+    let newest = p.newest_automated(&source).await;
     let name = publish::copy_name(&newest);
     p.rds.create_db_snapshot().db_instance_identifier(&source).db_snapshot_identifier(&name).send().await.unwrap();
     let settings = p.settings(SourceType::Rds, &[&source], &key, 2);
@@ -267,9 +251,7 @@ async fn the_emulator_refuses_a_tag_rds_refuses_and_the_publishers_tags_pass() {
     let p = Production::new().await;
     let key = p.copy_key().await;
     let source = p.instance(&unique("prod")).await;
-    let automated =
-        p.rds.describe_db_snapshots().db_instance_identifier(&source).snapshot_type("automated").send().await.unwrap();
-    let newest = automated.db_snapshots()[0].db_snapshot_identifier().unwrap().to_string();
+    let newest = p.newest_automated(&source).await;
     let refused = p
         .rds
         .copy_db_snapshot()

@@ -11,7 +11,7 @@ use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, beyond_reading_s
 use refresh_tests::unique;
 use serde_json::{Value, json};
 
-use crate::{check, delete_deps, restore_clone};
+use crate::{check, restore_clone};
 
 /// Production's account with one encrypted source (an instance or a cluster) whose newest
 /// automated snapshot its publisher has copied under `key` and shared: the copy's name and
@@ -295,16 +295,7 @@ async fn the_copy_goes_with_its_clone_and_a_run_stopped_mid_copy_leaves_nothing(
     let clone = copied_in_and_restored(&w, &request, &execution, &chosen).await;
     let prefix = format!("dblab-refresh-{}", w.target());
     assert_eq!(w.rds_names(&prefix).await.len(), 2, "the clone and its copy");
-    let input = ::delete_clone::Input::Delete {
-        execution: execution.clone(),
-        clone: Box::new(clone),
-        deletion: None,
-        timeout_seconds: None,
-    };
-    let ::delete_clone::Output::Deletion(deleted) = ::delete_clone::handle(&delete_deps(&w), input).await.unwrap()
-    else {
-        panic!("a deletion")
-    };
+    let deleted = crate::delete_clone::delete(&w, &execution, &clone, None).await.unwrap();
     assert_eq!(deleted.status, refresh_core::run::DeletionStatus::Deleted, "{deleted:?}");
     assert_eq!(w.rds_names(&prefix).await, Vec::<String>::new(), "neither clone nor copy left");
 
@@ -326,16 +317,7 @@ async fn the_copy_goes_with_its_clone_and_a_run_stopped_mid_copy_leaves_nothing(
     };
     let timed_out = check(&w, &request, &execution, &late).await.unwrap();
     assert_eq!(timed_out.status, refresh_core::run::PollStatus::TimedOut, "{timed_out:?}");
-    let purge = ::delete_clone::Input::Purge {
-        execution: execution.clone(),
-        deletion: None,
-        stop: None,
-        timeout_seconds: None,
-    };
-    let ::delete_clone::Output::Deletion(purged) = ::delete_clone::handle(&delete_deps(&w), purge).await.unwrap()
-    else {
-        panic!("a deletion")
-    };
+    let purged = crate::delete_clone::purge(&w, &execution, None, None).await.unwrap();
     assert_eq!(purged.status, refresh_core::run::DeletionStatus::Deleted, "{purged:?}");
     assert_eq!(purged.deleted, std::slice::from_ref(&waiting.identifier), "{purged:?}");
     assert_eq!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await, Vec::<String>::new(), "no copy left");

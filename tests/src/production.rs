@@ -84,6 +84,23 @@ impl Production {
         id.to_string()
     }
 
+    /// The newest automated snapshot of a production instance.
+    pub async fn newest_automated(&self, instance: &str) -> String {
+        let out = self
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(instance)
+            .snapshot_type("automated")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        out.db_snapshots()
+            .iter()
+            .max_by_key(|s| s.snapshot_create_time().map(|t| t.secs()))
+            .and_then(|s| s.db_snapshot_identifier().map(str::to_string))
+            .unwrap_or_else(|| panic!("no automated snapshot of {instance}"))
+    }
+
     /// An encrypted production Aurora PostgreSQL cluster (one automated cluster snapshot),
     /// under `key`.
     pub async fn cluster(&self, id: &str, key: &str) -> String {

@@ -134,36 +134,8 @@ impl Rds {
         Ok(next)
     }
 
-    /// One step of deleting a local copy (deleting a copy still being made ends it, per
-    /// DeleteDBSnapshot); `true` once it is gone.
-    pub(super) async fn delete_local_copy(
-        &self,
-        id: &str,
-        guard: DeleteGuard<'_>,
-        deleted: &mut Vec<String>,
-    ) -> Result<bool, RefreshError> {
-        let Some(found) = self.snapshot(id).await? else { return Ok(true) };
-        self.guard(id, &tag_pairs(found.tag_list()), guard)?;
-        if found.status() == Some("deleting") {
-            return Ok(false);
-        }
-        match self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await {
-            Ok(_) => {
-                info!(copy = id, "local snapshot copy deletion requested");
-                deleted.push(id.to_string());
-            }
-            Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => return Ok(true),
-            Err(e) if has_code(&e, SNAPSHOT_INVALID_STATE) => {
-                warn!(copy = id, "snapshot copy not deletable yet");
-                return Ok(false);
-            }
-            Err(e) => return Err(RefreshError::from_aws("DeleteDBSnapshot", e)),
-        }
-        Ok(self.snapshot(id).await?.is_none())
-    }
-
     /// A manual snapshot of this account by identifier.
-    async fn snapshot(&self, id: &str) -> Result<Option<aws_sdk_rds::types::DbSnapshot>, RefreshError> {
+    pub(super) async fn snapshot(&self, id: &str) -> Result<Option<aws_sdk_rds::types::DbSnapshot>, RefreshError> {
         match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
             Ok(out) => Ok(out.db_snapshots().first().cloned()),
             Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
@@ -176,19 +148,15 @@ impl Rds {
         let mut pages = self.client.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
-            for s in page.db_snapshots() {
-                let id = s.db_snapshot_identifier().unwrap_or_default();
-                let tag_list = tag_pairs(s.tag_list());
-                if tags::check_managed(id, &tag_list).is_ok() {
-                    found.push(ManagedClone {
-                        identifier: id.to_string(),
-                        kind: CloneKind::SnapshotCopy,
-                        status: s.status().unwrap_or_default().to_string(),
-                        created_at: s.snapshot_create_time().and_then(crate::clock::from_aws),
-                        tags: tag_list,
-                    });
-                }
-            }
+            found.extend(page.db_snapshots().iter().filter_map(|s| {
+                ManagedClone::if_managed(
+                    s.db_snapshot_identifier().unwrap_or_default(),
+                    CloneKind::SnapshotCopy,
+                    s.status(),
+                    s.snapshot_create_time(),
+                    s.tag_list(),
+                )
+            }));
         }
         Ok(())
     }

@@ -15,6 +15,27 @@ pub struct ManagedClone {
     pub tags: Vec<(String, String)>,
 }
 
+impl ManagedClone {
+    /// A resource the sweep lists, when it is provably ours (`tags::check_managed`).
+    pub(super) fn if_managed(
+        id: &str,
+        kind: CloneKind,
+        status: Option<&str>,
+        created_at: Option<&aws_smithy_types::DateTime>,
+        tag_list: &[Tag],
+    ) -> Option<Self> {
+        let tags = tag_pairs(tag_list);
+        tags::check_managed(id, &tags).ok()?;
+        Some(Self {
+            identifier: id.to_string(),
+            kind,
+            status: status.unwrap_or_default().to_string(),
+            created_at: created_at.and_then(crate::clock::from_aws),
+            tags,
+        })
+    }
+}
+
 /// One deletion step: what was deleted by this call, and whether nothing is left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteStep {
@@ -205,6 +226,34 @@ impl Rds {
         Ok(self.cluster(id).await?.is_none())
     }
 
+    /// One step of deleting a local snapshot copy (deleting a copy still being made ends it,
+    /// per DeleteDBSnapshot); whether it is gone.
+    pub(super) async fn delete_local_copy(
+        &self,
+        id: &str,
+        guard: DeleteGuard<'_>,
+        deleted: &mut Vec<String>,
+    ) -> Result<bool, RefreshError> {
+        let Some(found) = self.snapshot(id).await? else { return Ok(true) };
+        self.guard(id, &tag_pairs(found.tag_list()), guard)?;
+        if found.status() == Some("deleting") {
+            return Ok(false);
+        }
+        let result = self.client.delete_db_snapshot().db_snapshot_identifier(id).send().await;
+        match verdict(result, SNAPSHOT_NOT_FOUND, "DeleteDBSnapshot")? {
+            Verdict::Done => {
+                info!(what = "snapshot copy", id, "deletion requested");
+                deleted.push(id.to_string());
+            }
+            Verdict::Gone => return Ok(true),
+            Verdict::NotYet => {
+                warn!(what = "snapshot copy", id, "not deletable yet");
+                return Ok(false);
+            }
+        }
+        Ok(self.snapshot(id).await?.is_none())
+    }
+
     /// Every clone this orchestrator manages, across all pages: standalone instances and
     /// clusters (their writer instances are deleted with the cluster), and the local
     /// snapshot copies clones are restored from.
@@ -213,36 +262,29 @@ impl Rds {
         let mut pages = self.client.describe_db_instances().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RefreshError::from_aws("DescribeDBInstances", e))?;
-            for i in page.db_instances() {
-                let id = i.db_instance_identifier().unwrap_or_default();
-                let tag_list = tag_pairs(i.tag_list());
-                if i.db_cluster_identifier().is_none() && tags::check_managed(id, &tag_list).is_ok() {
-                    found.push(ManagedClone {
-                        identifier: id.to_string(),
-                        kind: CloneKind::Instance,
-                        status: i.db_instance_status().unwrap_or_default().to_string(),
-                        created_at: i.instance_create_time().and_then(crate::clock::from_aws),
-                        tags: tag_list,
-                    });
-                }
-            }
+            // A cluster's writer goes with its cluster.
+            found.extend(page.db_instances().iter().filter(|i| i.db_cluster_identifier().is_none()).filter_map(|i| {
+                ManagedClone::if_managed(
+                    i.db_instance_identifier().unwrap_or_default(),
+                    CloneKind::Instance,
+                    i.db_instance_status(),
+                    i.instance_create_time(),
+                    i.tag_list(),
+                )
+            }));
         }
         let mut pages = self.client.describe_db_clusters().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusters", e))?;
-            for c in page.db_clusters() {
-                let id = c.db_cluster_identifier().unwrap_or_default();
-                let tag_list = tag_pairs(c.tag_list());
-                if tags::check_managed(id, &tag_list).is_ok() {
-                    found.push(ManagedClone {
-                        identifier: id.to_string(),
-                        kind: CloneKind::Cluster,
-                        status: c.status().unwrap_or_default().to_string(),
-                        created_at: c.cluster_create_time().and_then(crate::clock::from_aws),
-                        tags: tag_list,
-                    });
-                }
-            }
+            found.extend(page.db_clusters().iter().filter_map(|c| {
+                ManagedClone::if_managed(
+                    c.db_cluster_identifier().unwrap_or_default(),
+                    CloneKind::Cluster,
+                    c.status(),
+                    c.cluster_create_time(),
+                    c.tag_list(),
+                )
+            }));
         }
         self.managed_copies(&mut found).await?;
         Ok(found)

@@ -56,9 +56,15 @@ pub(super) const CLUSTER_SNAPSHOT_NOT_FOUND: &[&str] = &["DBClusterSnapshotNotFo
 pub(super) const SNAPSHOT_EXISTS: &[&str] = &["DBSnapshotAlreadyExists", "DBSnapshotAlreadyExistsFault"];
 pub(super) const CLUSTER_SNAPSHOT_EXISTS: &[&str] =
     &["DBClusterSnapshotAlreadyExistsFault", "DBClusterSnapshotAlreadyExists"];
-pub(super) const SNAPSHOT_INVALID_STATE: &[&str] = &["InvalidDBSnapshotState", "InvalidDBSnapshotStateFault"];
-pub(super) const INVALID_STATE: &[&str] =
-    &["InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault", "InvalidDBClusterState"];
+/// Refused in the resource's current state: an instance, a cluster or a snapshot.
+pub(super) const INVALID_STATE: &[&str] = &[
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBClusterStateFault",
+    "InvalidDBClusterState",
+    "InvalidDBSnapshotState",
+    "InvalidDBSnapshotStateFault",
+];
 
 pub(super) fn opt_vec(v: &[String]) -> Option<Vec<String>> {
     if v.is_empty() { None } else { Some(v.to_vec()) }

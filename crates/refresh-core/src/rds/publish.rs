@@ -39,6 +39,11 @@ pub struct Held {
 }
 
 impl Held {
+    /// As a describe lists it: whom it is shared with is read apart, and only for our copies.
+    fn listed(snapshot: Candidate, tag_list: &[Tag]) -> Self {
+        Self { snapshot, tags: tag_pairs(tag_list), shared_with: Vec::new() }
+    }
+
     fn copy_of(&self) -> Option<&str> {
         tags::get(&self.tags, COPY_OF_KEY)
     }
@@ -179,45 +184,49 @@ pub fn share_change(current: &[String], accounts: &[String]) -> (Vec<String>, Ve
 impl Rds {
     /// A source's automated snapshots and its manual ones (where our copies are), all pages.
     pub async fn held_snapshots(&self, kind: SourceType, source: &str) -> Result<(Vec<Held>, Vec<Held>), RefreshError> {
-        let mut automated = Vec::new();
-        let mut manual = Vec::new();
-        for (snapshot_type, out) in [("automated", &mut automated), ("manual", &mut manual)] {
-            match kind {
-                SourceType::Rds => {
-                    let req =
-                        self.client.describe_db_snapshots().db_instance_identifier(source).snapshot_type(snapshot_type);
-                    let mut pages = req.into_paginator().send();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
-                        out.extend(page.db_snapshots().iter().map(|s| Held {
-                            snapshot: source::instance_candidate(s),
-                            tags: tag_pairs(s.tag_list()),
-                            shared_with: Vec::new(),
-                        }));
-                    }
-                }
-                SourceType::AuroraCluster => {
-                    let req = self
-                        .client
-                        .describe_db_cluster_snapshots()
-                        .db_cluster_identifier(source)
-                        .snapshot_type(snapshot_type);
-                    let mut pages = req.into_paginator().send();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
-                        out.extend(page.db_cluster_snapshots().iter().map(|s| Held {
-                            snapshot: source::cluster_candidate(s),
-                            tags: tag_pairs(s.tag_list()),
-                            shared_with: Vec::new(),
-                        }));
-                    }
-                }
-            }
-        }
+        let mut automated = self.list_held(kind, Some(source), "automated").await?;
+        let mut manual = self.list_held(kind, Some(source), "manual").await?;
         // Listed by instance or cluster, but only its own snapshots count.
         automated.retain(|h| h.snapshot.source_id.as_deref() == Some(source));
         manual.retain(|h| h.snapshot.source_id.as_deref() == Some(source));
         Ok((automated, manual))
+    }
+
+    /// Snapshots of one type (`automated`, `manual`) of one instance or cluster, or of them
+    /// all, all pages.
+    async fn list_held(
+        &self,
+        kind: SourceType,
+        source: Option<&str>,
+        snapshot_type: &str,
+    ) -> Result<Vec<Held>, RefreshError> {
+        let mut out = Vec::new();
+        match kind {
+            SourceType::Rds => {
+                let req = self.client.describe_db_snapshots().set_db_instance_identifier(source.map(str::to_string));
+                let mut pages = req.snapshot_type(snapshot_type).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
+                    out.extend(
+                        page.db_snapshots().iter().map(|s| Held::listed(source::instance_candidate(s), s.tag_list())),
+                    );
+                }
+            }
+            SourceType::AuroraCluster => {
+                let req =
+                    self.client.describe_db_cluster_snapshots().set_db_cluster_identifier(source.map(str::to_string));
+                let mut pages = req.snapshot_type(snapshot_type).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
+                    out.extend(
+                        page.db_cluster_snapshots()
+                            .iter()
+                            .map(|s| Held::listed(source::cluster_candidate(s), s.tag_list())),
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Copies an automated snapshot to [`copy_name`], encrypted with `key` (an unencrypted
@@ -280,11 +289,10 @@ impl Rds {
 
     /// One manual snapshot of this account by identifier, with its tags.
     async fn held(&self, kind: SourceType, id: &str) -> Result<Option<Held>, RefreshError> {
-        let held = |snapshot, tags| Held { snapshot, tags, shared_with: Vec::new() };
         match kind {
             SourceType::Rds => match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
                 Ok(out) => {
-                    Ok(out.db_snapshots().first().map(|s| held(source::instance_candidate(s), tag_pairs(s.tag_list()))))
+                    Ok(out.db_snapshots().first().map(|s| Held::listed(source::instance_candidate(s), s.tag_list())))
                 }
                 Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
                 Err(e) => Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
@@ -294,7 +302,7 @@ impl Rds {
                     Ok(out) => Ok(out
                         .db_cluster_snapshots()
                         .first()
-                        .map(|s| held(source::cluster_candidate(s), tag_pairs(s.tag_list())))),
+                        .map(|s| Held::listed(source::cluster_candidate(s), s.tag_list()))),
                     Err(e) if has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND) => Ok(None),
                     Err(e) => Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
                 }
@@ -322,33 +330,7 @@ impl Rds {
     /// Every copy this publisher made, of any source, all pages: the copies of a source no
     /// longer listed are found here.
     pub async fn our_copies(&self, kind: SourceType, publisher: &str) -> Result<Vec<Held>, RefreshError> {
-        let mut out = Vec::new();
-        let held = |snapshot, tags| Held { snapshot, tags, shared_with: Vec::new() };
-        match kind {
-            SourceType::Rds => {
-                let mut pages = self.client.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
-                    out.extend(
-                        page.db_snapshots()
-                            .iter()
-                            .map(|s| held(source::instance_candidate(s), tag_pairs(s.tag_list()))),
-                    );
-                }
-            }
-            SourceType::AuroraCluster => {
-                let req = self.client.describe_db_cluster_snapshots().snapshot_type("manual");
-                let mut pages = req.into_paginator().send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
-                    out.extend(
-                        page.db_cluster_snapshots()
-                            .iter()
-                            .map(|s| held(source::cluster_candidate(s), tag_pairs(s.tag_list()))),
-                    );
-                }
-            }
-        }
+        let mut out = self.list_held(kind, None, "manual").await?;
         out.retain(|h| h.is_our_copy(publisher));
         Ok(out)
     }
