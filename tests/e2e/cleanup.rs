@@ -13,7 +13,7 @@ use crate::Scenario;
 
 /// Waits until a running execution has entered `state`.
 pub(crate) async fn until_entered(s: &Scenario, arn: &str, state: &str) {
-    for _ in 0..300 {
+    for _ in 0..900 {
         let history = s.w.sfn.get_execution_history().execution_arn(arn).send().await.unwrap();
         if history.events().iter().any(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state)) {
             return;
@@ -28,12 +28,10 @@ async fn a_run_stopped_by_hand_is_cleaned_up_by_the_cleanup_machine() {
     let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
     let (_, request) = s.rds_source().await;
     let (name, arn) = s.start("stopped", &request).await;
-    for _ in 0..200 {
-        if s.w.emulator.view().refreshes_started == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The engine starts its refresh while PatchDblab is still answering; the stop comes once
+    // the run polls (CI's slower machine once stopped it inside PatchDblab).
+    until_entered(&s, &arn, "WaitForRefresh").await;
+    assert_eq!(s.w.emulator.view().refreshes_started, 1);
     s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
     let stopped = s.wait(&name, &arn).await;
     assert_eq!(stopped.status, "ABORTED");

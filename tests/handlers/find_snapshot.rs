@@ -553,3 +553,15 @@ async fn a_source_under_the_aws_managed_key_needs_no_listing() {
     assert!(text.contains("a customer-managed key") && text.contains("SourceKmsKeyArns"), "{text}");
     assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "nothing was created");
 }
+
+#[tokio::test]
+async fn an_identifier_in_upper_case_names_the_database_rds_keeps_in_lower_case() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    // RDS (and the launcher) keep and answer identifiers in lower case, whatever was asked.
+    let described = w.rds.describe_db_instances().db_instance_identifier(source.to_uppercase()).send().await.unwrap();
+    assert_eq!(described.db_instances()[0].db_instance_identifier(), Some(source.as_str()));
+    let snapshot = find(&w, &w.request("rds", &source.to_uppercase())).await.unwrap();
+    assert_eq!(snapshot.source_identifier, source);
+    assert_eq!(snapshot.snapshot_type, "automated");
+}

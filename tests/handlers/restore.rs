@@ -48,6 +48,31 @@ async fn restores_a_tagged_instance_with_a_sanitized_name() {
 }
 
 #[tokio::test]
+async fn provisioned_storage_is_restored_with_its_iops_which_rds_requires() {
+    let w = World::new().await;
+    let (_, mut request, execution) = w.rds_case().await;
+    request["clone"]["storageType"] = json!("io1");
+    request["clone"]["iops"] = json!(3000);
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let described = w.rds.describe_db_instances().db_instance_identifier(&clone.identifier).send().await.unwrap();
+    let instance = &described.db_instances()[0];
+    assert_eq!((instance.storage_type(), instance.iops()), (Some("io1"), Some(3000)));
+    // What validation keeps from RDS: the type without its IOPS, which RDS refuses.
+    let refused = w
+        .rds
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(format!("no-iops-{}", w.id))
+        .db_snapshot_identifier(&snapshot.identifier)
+        .storage_type("io1")
+        .send()
+        .await
+        .unwrap_err();
+    let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused);
+    assert_eq!(code, Some("InvalidParameterCombination"), "{refused:?}");
+}
+
+#[tokio::test]
 async fn a_retried_restore_returns_the_same_clone() {
     let w = World::new().await;
     let (_, request, execution) = w.rds_case().await;

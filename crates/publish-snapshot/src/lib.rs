@@ -53,7 +53,15 @@ impl Settings {
                 .map(str::to_string)
                 .collect()
         };
-        let (instances, clusters) = (list("INSTANCES"), list("CLUSTERS"));
+        // Lowered, as RDS stores and answers identifiers, so copies are matched to them.
+        let lowered = |name: &str| -> Vec<String> { list(name).iter().map(|i| i.to_ascii_lowercase()).collect() };
+        let (instances, clusters) = (lowered("INSTANCES"), lowered("CLUSTERS"));
+        for (name, id) in [("INSTANCES", &instances), ("CLUSTERS", &clusters)]
+            .into_iter()
+            .flat_map(|(name, ids)| ids.iter().map(move |id| (name, id)))
+        {
+            refresh_core::request::check_rds_identifier(id).map_err(|e| bad(format!("{name}: {e}")))?;
+        }
         if instances.is_empty() && clusters.is_empty() {
             return Err(bad("INSTANCES and CLUSTERS are both empty: list the production sources to publish".into()));
         }
@@ -296,6 +304,8 @@ mod tests {
         };
         for (variable, value) in [
             ("INSTANCES", " , "),
+            ("INSTANCES", "prod,bad_name"),
+            ("CLUSTERS", "2fast"),
             ("SHARE_WITH", "12345678901"),
             ("SHARE_WITH", "123456789012,12345678901x"),
             ("SHARE_WITH", " , "),
@@ -319,6 +329,7 @@ mod tests {
             [(SourceType::Rds, "prod"), (SourceType::Rds, "billing"), (SourceType::AuroraCluster, "aurora")],
             "every source, each with its kind"
         );
+        assert_eq!(with("INSTANCES", "Prod-DB").unwrap().instances, ["prod-db"], "as RDS stores it");
         assert_eq!(with("KEEP_COPIES", "20").unwrap().keep, 20);
         assert_eq!(with("KEEP_COPIES", "2").unwrap().keep, 2);
         let ten = (0..10).map(|i| format!("db{i}")).collect::<Vec<_>>().join(",");

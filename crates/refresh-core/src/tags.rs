@@ -25,17 +25,16 @@ const RESERVED_PREFIX: &str = "dblab-refresh:";
 /// RDS allows 50 tags per resource; ours take at most five.
 pub const MAX_USER_TAGS: usize = 45;
 
-pub fn check_user_tag(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.chars().count() > 128 {
-        return Err("key must be 1-128 characters".into());
-    }
-    if key.to_ascii_lowercase().starts_with("aws:") {
-        return Err("keys starting with \"aws:\" are reserved by AWS".into());
-    }
+/// Why a request's tag cannot be put on the clone: ours are reserved, and RDS refuses the
+/// rest of what `rds_tag_problem` names.
+pub fn check_user_tag(key: &str, value: &str) -> Result<(), String> {
     if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(key)) || key.starts_with(RESERVED_PREFIX) {
         return Err(format!("{key:?} is set by the orchestrator itself and cannot be given"));
     }
-    Ok(())
+    match rds_tag_problem(key, value) {
+        Some(problem) => Err(format!("RDS refuses this tag: {problem}")),
+        None => Ok(()),
+    }
 }
 
 /// What the orchestrator writes on every resource it creates.
@@ -160,9 +159,9 @@ mod tests {
         let user = BTreeMap::from([(MANAGED_BY_KEY.to_string(), "someone".to_string())]);
         assert_eq!(get(&clone_tags(&user, &owner()), MANAGED_BY_KEY), Some(MANAGED_BY_VALUE));
         for key in ["ManagedBy", "managedby", "DeleteAfter", "dblab-refresh:target", "aws:cloudformation:x", ""] {
-            assert!(check_user_tag(key).is_err(), "{key}");
+            assert!(check_user_tag(key, "v").is_err(), "{key}");
         }
-        assert!(check_user_tag("team").is_ok());
+        assert!(check_user_tag("team", "db").is_ok());
     }
 
     #[test]

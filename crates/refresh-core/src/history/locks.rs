@@ -245,9 +245,9 @@ mod tests {
         let request = RefreshRequest::from_document(&json!({
             "target": "t",
             "source": {"type": "rds", "identifier": "prod", "dbName": "app", "username": "u",
-                "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:p"},
+                "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"},
             "clone": {"instanceClass": "db.r6g.large"},
-            "dblab": {"apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:t"}
+            "dblab": {"apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf"}
         }))
         .unwrap();
         let longest = longest_run(&request.clone, &request.dblab).0;

@@ -163,6 +163,7 @@ impl Rds {
                     .set_option_group_name(spec.option_group.clone())
                     .set_port(spec.port.map(i32::from))
                     .set_storage_type(spec.storage_type.clone())
+                    .set_iops(spec.iops.and_then(|i| i32::try_from(i).ok()))
                     .set_tags(Some(sdk_tags(&plan.tags)))
             };
         }

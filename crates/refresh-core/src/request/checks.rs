@@ -28,6 +28,10 @@ pub fn check_rds_identifier(id: &str) -> Result<(), String> {
     }
 }
 
+/// A secret's full ARN: Secrets Manager ends the name with `-` and six random characters.
+/// GetSecretValue also finds a secret by its partial ARN (without them), but IAM matches
+/// the stack's `SecretArns` against the full one, so a run named that way would be denied
+/// where validation passed (Secrets Manager User Guide, "Resource: secret ARN").
 pub(super) fn check_secret_arn(arn: &str) -> Result<(), String> {
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
     let valid = parts.len() == 7
@@ -35,13 +39,21 @@ pub(super) fn check_secret_arn(arn: &str) -> Result<(), String> {
         && parts[1].starts_with("aws")
         && parts[2] == "secretsmanager"
         && !parts[3].is_empty()
-        && !parts[4].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
         && parts[5] == "secret"
         && !parts[6].is_empty();
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("{arn:?} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"))
+    if !valid {
+        return Err(format!(
+            "{arn:?} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)"
+        ));
+    }
+    match parts[6].rsplit_once('-') {
+        Some((name, s)) if !name.is_empty() && s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(()),
+        _ => Err(format!(
+            "{arn:?} is a partial ARN: give the secret's full ARN, ending in the six characters Secrets Manager \
+             added to its name (as `aws secretsmanager describe-secret` shows it); IAM denies a partial one"
+        )),
     }
 }
 

@@ -146,7 +146,7 @@ pub const SOURCE_PASSWORD_SECRET_ARN: Field = Field {
     required: true,
     kind: Kind::Text,
     unset: "",
-    doc: "That user's password: a plain secret, or JSON with a `password` field (as RDS-managed secrets are)",
+    doc: "That user's password: a plain secret, or JSON with a `password` field (as RDS-managed secrets are). Its full ARN, ending in the six characters Secrets Manager adds to the name: IAM denies a partial one",
 };
 pub const CLONE_INSTANCE_CLASS: Field = Field {
     key: "clone.instanceClass",
@@ -195,7 +195,7 @@ pub const CLONE_TAGS: Field = Field {
     required: false,
     kind: Kind::Tags,
     unset: "none",
-    doc: "Extra tags, values of at most 256 characters. `ManagedBy`, `DeleteAfter`, `dblab-refresh:*` and `aws:*` are reserved",
+    doc: "Extra tags as RDS allows them: keys of 1-128 and values of up to 256 letters, digits, spaces and `_ . : / = + - @`, neither starting with `aws:` or `rds:`. `ManagedBy`, `DeleteAfter` and `dblab-refresh:*` are the orchestrator's own",
 };
 pub const CLONE_PARAMETER_GROUP: Field = Field {
     key: "clone.parameterGroup",
@@ -231,6 +231,13 @@ pub const CLONE_STORAGE_TYPE: Field = Field {
     kind: Kind::Text,
     unset: "the snapshot's",
     doc: "`gp2`, `gp3`, `io1`, `io2`, `standard` (RDS); `aurora`, `aurora-iopt1` (Aurora)",
+};
+pub const CLONE_IOPS: Field = Field {
+    key: "clone.iops",
+    required: false,
+    kind: Kind::Whole { least: 1000, most: 256_000 },
+    unset: "required with `io1`, `io2`, `gp3`",
+    doc: "Provisioned IOPS of an RDS clone, which RDS requires with `storageType` `io1` or `io2` (1000-256000) and `gp3` (3000-64000; RDS accepts it only on 400 GiB and more for PostgreSQL). Only with one of those three",
 };
 pub const CLONE_ENABLE_IAM_AUTH: Field = Field {
     key: "clone.enableIAMAuth",
@@ -302,7 +309,7 @@ pub const DBLAB_TOKEN_SECRET_ARN: Field = Field {
     required: true,
     kind: Kind::Text,
     unset: "",
-    doc: "The engine's verification token: a plain secret or JSON with a `token` field",
+    doc: "The engine's verification token: a plain secret or JSON with a `token` field. Its full ARN, as `source.passwordSecretArn`",
 };
 pub const DBLAB_INSECURE: Field = Field {
     key: "dblab.insecure",
@@ -388,6 +395,7 @@ pub const FIELDS: &[&Field] = &[
     &CLONE_CLUSTER_PARAMETER_GROUP,
     &CLONE_PORT,
     &CLONE_STORAGE_TYPE,
+    &CLONE_IOPS,
     &CLONE_ENABLE_IAM_AUTH,
     &CLONE_DELETION_PROTECTION,
     &CLONE_DELETE_AFTER_DUMP,
@@ -526,14 +534,14 @@ mod tests {
             "freshness": { "maxAge": "36h" },
             "source": { "type": "aurora-cluster", "identifier": "prod", "mode": "snapshot",
                 "snapshotIdentifier": "snap", "maxSnapshotAge": "26h", "dbName": "app", "username": "u",
-                "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:p" },
+                "passwordSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf" },
             "clone": { "instanceClass": "db.serverless", "minCapacity": 0.5, "maxCapacity": 4,
                 "subnetGroup": "s", "securityGroups": ["sg-1"], "publiclyAccessible": false,
                 "tags": { "team": "db" }, "parameterGroup": "p", "optionGroup": "o", "clusterParameterGroup": "c",
                 "port": 5432, "storageType": "aurora", "enableIAMAuth": false, "deletionProtection": false,
                 "deleteAfterDump": false, "maxAge": "48h", "restoreTimeout": "2h", "pollInterval": "30s",
                 "deletionTimeout": "1h" },
-            "dblab": { "apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+            "dblab": { "apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf",
                 "insecure": false, "allowPlaintext": false, "pollInterval": "30s", "timeout": "4h",
                 "startTimeout": "5m", "allowIgnoredErrors": false, "restoreParallelJobs": 4 }
         });

@@ -103,6 +103,8 @@ pub struct CloneSpec {
     pub cluster_parameter_group: Option<String>,
     pub port: Option<u16>,
     pub storage_type: Option<String>,
+    /// Provisioned IOPS: given exactly when `storage_type` is io1, io2 or gp3.
+    pub iops: Option<u32>,
     pub enable_iam_auth: bool,
     pub deletion_protection: bool,
     /// Delete the clone as soon as DBLab has dumped from it, while DBLab restores.

@@ -101,7 +101,9 @@ impl Reader {
         let kind = self
             .choice(&mut obj, &f::SOURCE_TYPE)
             .and_then(|word| [SourceType::Rds, SourceType::AuroraCluster].into_iter().find(|t| t.as_str() == word));
-        let identifier = self.text(&mut obj, &f::SOURCE_IDENTIFIER);
+        // RDS stores identifiers in lower case and answers with them so: lowered here, once,
+        // everything after compares what RDS answers with what was asked.
+        let identifier = self.text(&mut obj, &f::SOURCE_IDENTIFIER).map(|i| i.to_ascii_lowercase());
         self.check(f::SOURCE_IDENTIFIER.key, identifier.as_ref(), check_rds_identifier);
         let mode = self
             .choice(&mut obj, &f::SOURCE_MODE)
@@ -141,7 +143,7 @@ impl Reader {
                 format!("applies only to source.mode \"snapshot\", not {:?}", mode.as_str()),
             );
         }
-        let snapshot_identifier = self.text(&mut obj, &f::SOURCE_SNAPSHOT_IDENTIFIER);
+        let snapshot_identifier = self.text(&mut obj, &f::SOURCE_SNAPSHOT_IDENTIFIER).map(|i| i.to_ascii_lowercase());
         if let (Some(account), Some(id)) = (&account, &snapshot_identifier)
             && !id.starts_with("arn:")
         {
@@ -251,6 +253,7 @@ impl Reader {
                 );
             }
         }
+        let iops = self.iops(&mut obj, storage_type.as_deref(), kind);
         let enable_iam_auth = self.flag(&mut obj, &f::CLONE_ENABLE_IAM_AUTH);
         let deletion_protection = self.flag(&mut obj, &f::CLONE_DELETION_PROTECTION);
         let delete_after_dump = self.flag(&mut obj, &f::CLONE_DELETE_AFTER_DUMP);
@@ -272,6 +275,7 @@ impl Reader {
             cluster_parameter_group,
             port,
             storage_type,
+            iops,
             enable_iam_auth,
             deletion_protection,
             delete_after_dump,
@@ -279,6 +283,50 @@ impl Reader {
             restore_timeout,
             poll_interval,
         })
+    }
+
+    /// RDS requires `Iops` with the provisioned storage types (and gp3) on a restore, and
+    /// takes none with the others (RDS API reference, RestoreDBInstanceFromDBSnapshot,
+    /// StorageType and Iops).
+    fn iops(&mut self, obj: &mut Obj<'_>, storage_type: Option<&str>, kind: Option<SourceType>) -> Option<u32> {
+        let given = obj.map.get(f::CLONE_IOPS.name()).is_some_and(|v| !v.is_null());
+        let iops = self.whole(obj, &f::CLONE_IOPS).and_then(|i| u32::try_from(i).ok());
+        if kind != Some(SourceType::Rds) {
+            if iops.is_some() && kind.is_some() {
+                self.err(f::CLONE_IOPS.key, "applies only to source.type \"rds\": Aurora provisions its own I/O");
+            }
+            return None;
+        }
+        let range = match storage_type {
+            Some("io1" | "io2") => 1000..=256_000,
+            Some("gp3") => 3000..=64_000,
+            Some(other) => {
+                if iops.is_some() {
+                    self.err(f::CLONE_IOPS.key, format!("applies only to clone.storageType io1, io2 or gp3, not {other:?}"));
+                }
+                return None;
+            }
+            None => {
+                if iops.is_some() {
+                    self.err(f::CLONE_IOPS.key, "needs clone.storageType (io1, io2 or gp3) beside it");
+                }
+                return None;
+            }
+        };
+        let st = storage_type.unwrap_or_default();
+        match iops {
+            None if !given => self.err(
+                f::CLONE_IOPS.key,
+                format!("is required with clone.storageType {st:?}: RDS refuses that type without it"),
+            ),
+            None => {}
+            Some(i) if !range.contains(&i) => self.err(
+                f::CLONE_IOPS.key,
+                format!("{i} is outside {}-{} for clone.storageType {st:?}", range.start(), range.end()),
+            ),
+            Some(_) => {}
+        }
+        iops
     }
 
     /// `db.serverless` is an Aurora writer only; its capacity range (`minCapacity`,
@@ -375,15 +423,13 @@ impl Reader {
         }
         for (key, value) in map {
             let path = format!("clone.tags.{key}");
-            if let Err(e) = tags::check_user_tag(key) {
-                self.err(path, e);
-                continue;
-            }
             match value.as_str() {
-                Some(v) if v.chars().count() <= 256 => {
-                    out.insert(key.clone(), v.to_string());
-                }
-                Some(_) => self.err(path, "value is longer than 256 characters"),
+                Some(v) => match tags::check_user_tag(key, v) {
+                    Ok(()) => {
+                        out.insert(key.clone(), v.to_string());
+                    }
+                    Err(e) => self.err(path, e),
+                },
                 None => self.err(path, format!("value must be a string, not {}", kind_of(value))),
             }
         }
@@ -649,6 +695,19 @@ mod tests {
         let mut doc = valid();
         doc["source"]["passwordSecretArn"] = json!("my-password");
         assert_eq!(paths(&doc), vec!["source.passwordSecretArn"]);
+        for partial in [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-pw",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-pw-AbCdE",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:AbCdEf",
+            "arn:aws:secretsmanager:us-east-1:1234:secret:prod-pw-AbCdEf",
+        ] {
+            doc["source"]["passwordSecretArn"] = json!(partial);
+            assert_eq!(paths(&doc), vec!["source.passwordSecretArn"], "{partial}");
+        }
+        doc["source"]["passwordSecretArn"] = json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-pw");
+        assert!(errors(&doc)[0].message.contains("partial ARN"), "{:?}", errors(&doc));
+        doc["source"]["passwordSecretArn"] = json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:team/prod-pw-x1Y2z3");
+        assert_eq!(refused_at(&doc), Vec::<String>::new());
     }
 
     #[test]
@@ -660,6 +719,56 @@ mod tests {
         assert!(found.contains(&"clone.tags.aws:x".to_string()));
         assert!(found.contains(&"clone.tags.n".to_string()));
         assert!(!found.contains(&"clone.tags.team".to_string()));
+    }
+
+    #[test]
+    fn identifiers_are_read_as_rds_stores_them() {
+        let mut doc = valid();
+        doc["source"]["identifier"] = json!("Prod-DB");
+        doc["source"]["snapshotIdentifier"] = json!("Nightly-2026-12-01");
+        let request = RefreshRequest::from_document(&doc).unwrap();
+        assert_eq!(request.source.identifier, "prod-db");
+        assert_eq!(request.source.snapshot_identifier.as_deref(), Some("nightly-2026-12-01"));
+    }
+
+    #[test]
+    fn provisioned_storage_needs_iops_within_its_type_bounds() {
+        let mut doc = valid();
+        for st in ["io1", "io2", "gp3"] {
+            doc["clone"]["storageType"] = json!(st);
+            let problems = errors(&doc);
+            assert_eq!(paths(&doc), ["clone.iops"], "{st}");
+            assert!(problems[0].message.contains("is required"), "{problems:?}");
+        }
+        let cases = [("io1", 1000, true), ("io2", 256_000, true), ("io1", 999, false), ("gp3", 3000, true)];
+        let more = [("gp3", 2999, false), ("gp3", 64_000, true), ("gp3", 64_001, false), ("io2", 256_001, false)];
+        for (st, iops, ok) in cases.into_iter().chain(more) {
+            doc["clone"]["storageType"] = json!(st);
+            doc["clone"]["iops"] = json!(iops);
+            let expected: &[&str] = if ok { &[] } else { &["clone.iops"] };
+            assert_eq!(refused_at(&doc), expected, "{st} {iops}");
+        }
+        doc["clone"]["storageType"] = json!("io1");
+        doc["clone"]["iops"] = json!(5000);
+        assert_eq!(RefreshRequest::from_document(&doc).unwrap().clone.iops, Some(5000));
+        for st in [Some("gp2"), Some("standard"), None] {
+            doc["clone"]["storageType"] = st.map_or(serde_json::Value::Null, |s| json!(s));
+            assert_eq!(paths(&doc), ["clone.iops"], "{st:?}");
+        }
+    }
+
+    #[test]
+    fn tags_rds_would_refuse_are_refused_naming_the_tag() {
+        let mut doc = valid();
+        for (key, value) in [("rds:owner", "me"), ("team", "rds:db"), ("team", "AWS:x"), ("cost#centre", "1"), ("team", "a,b")]
+        {
+            doc["clone"]["tags"] = json!({ key: value });
+            let problems = errors(&doc);
+            assert_eq!(paths(&doc), [format!("clone.tags.{key}")], "{key}={value}");
+            assert!(problems[0].message.contains("RDS refuses this tag"), "{problems:?}");
+        }
+        doc["clone"]["tags"] = json!({"Team": "Data Platform @ HQ", "cost-centre": "a/b=c+d:e_f.g"});
+        assert_eq!(refused_at(&doc), Vec::<String>::new());
     }
 
     #[test]
