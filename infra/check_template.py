@@ -26,6 +26,16 @@ The refresh stack:
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
 - the scheduled sweep sends delete-clone a sweep request;
+- alarms can fire (`check_alarms`, both templates): a topic an alarm publishes to is
+  unencrypted or under a key of the template whose policy admits CloudWatch (never the
+  AWS managed aws/sns); metric math over several metrics FILLs each gap, so one event
+  alone fires; a log metric filter's function logs at a level that keeps the line it
+  counts (the line's level read from the code);
+- failures no one would hear otherwise: each Lambda function a schedule invokes (an
+  asynchronous invocation, whose errors never reach the schedule's dead-letter queue)
+  sends failed invocations to an alarmed queue; each EventBridge rule target has an
+  alarmed dead-letter queue that the queue's policy lets EventBridge write to, for that
+  rule; an alarm hears hours without a freshness pass, which record counts;
 - the handler list is the workspace's: the Makefile's HANDLERS, the test stack's
   FUNCTIONS (tests/src/stack.rs) and the benchmark's HANDLERS (tests/src/bench/mod.rs)
   name exactly the handler binaries of the workspace.
@@ -305,7 +315,160 @@ def check(template: dict) -> list[str]:
     check_fleet(template)
     check_longest_call(resources, functions)
     check_schedules(resources)
+    check_undelivered(resources)
+    for problem in check_alarms(template):
+        fail(problem)
     return list(errors)
+
+
+def refs(value) -> set:
+    """Every resource or parameter a value names by Ref (inside conditions too)."""
+    found = set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            found.add(value["Ref"])
+        for item in value.values():
+            found |= refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= refs(item)
+    return found
+
+
+def getatt(value):
+    return value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None
+
+
+LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+
+
+def log_line_level(message: str):
+    """The level the code logs a message at (tracing's macro on the line that holds it)."""
+    for path in (ROOT / "crates").rglob("*.rs"):
+        for line in path.read_text().splitlines():
+            if f'"{message}"' in line:
+                macro = re.search(r"\b(trace|debug|info|warn|error)!\(", line)
+                if macro:
+                    return macro.group(1).upper()
+    return None
+
+
+def check_alarms(template: dict) -> list[str]:
+    """What keeps an alarm from ever being heard: a topic CloudWatch cannot publish to,
+    metric math that drops a lone event, a metric filter whose line the log level drops."""
+    problems = []
+    resources = template["Resources"]
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        properties = resource["Properties"]
+        for topic in sorted(refs([properties.get("AlarmActions"), properties.get("OKActions")])):
+            key = resources.get(topic, {}).get("Properties", {}).get("KmsMasterKeyId")
+            if key is None:
+                continue
+            policy = resources.get(key.get("Ref") if isinstance(key, dict) else None, {}).get("Properties", {}).get("KeyPolicy", {})
+            admitted = any(
+                statement.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
+                and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(as_list(statement.get("Action")))
+                for statement in as_list(policy.get("Statement", []))
+            )
+            if not admitted:
+                problems.append(f"{name} publishes to {topic}, whose key {key} does not admit CloudWatch")
+        metrics = properties.get("Metrics", [])
+        measured = [m["Id"] for m in metrics if "MetricStat" in m]
+        for metric in metrics:
+            expression = sub_text(metric.get("Expression", ""))
+            for metric_id in measured if len(measured) > 1 else []:
+                used = re.search(rf"\b{metric_id}\b", expression)
+                if used and not re.search(rf"FILL\(\s*{metric_id}\s*,", expression):
+                    problems.append(f"{name}: {metric_id} is not FILLed in {expression!r}: a period without it has no sum")
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Logs::MetricFilter":
+            continue
+        properties = resource["Properties"]
+        message = re.search(r'\$\.message = "([^"]+)"', properties.get("FilterPattern", ""))
+        level = log_line_level(message.group(1)) if message else None
+        if level is None:
+            problems.append(f"{name}: no code logs the line it counts")
+            continue
+        group = properties.get("LogGroupName", {}).get("Ref")
+        for function, r in resources.items():
+            logging = r.get("Properties", {}).get("LoggingConfig", {})
+            if r["Type"] != "AWS::Serverless::Function" or logging.get("LogGroup", {}).get("Ref") != group:
+                continue
+            set_to = logging.get("ApplicationLogLevel")
+            most = highest_level(template, set_to)
+            if most is None or LEVELS.index(most) > LEVELS.index(level):
+                problems.append(f"{name} counts a {level} line, which {function}'s log level {set_to} may drop")
+    return problems
+
+
+def highest_level(template: dict, level):
+    """The highest log level a LoggingConfig value can take: a word, the FunctionLogLevel
+    parameter (any of its values), or `Fn::If` on a condition over it."""
+    if isinstance(level, str):
+        return level
+    if level == {"Ref": "FunctionLogLevel"}:
+        return LEVELS[-1]
+    branches = level.get("Fn::If") if isinstance(level, dict) else None
+    if not branches:
+        return None
+    condition = json.dumps(template.get("Conditions", {}).get(branches[0], {}))
+    excluded = {word for word in LEVELS if f'"{word}"' in condition}
+    # The "else" branch holds when the condition is false: a parameter outside `excluded`.
+    high, otherwise = highest_level(template, branches[1]), branches[2]
+    if otherwise == {"Ref": "FunctionLogLevel"}:
+        remaining = [word for word in LEVELS if word not in excluded]
+        low = remaining[-1] if remaining else None
+    else:
+        low = highest_level(template, otherwise)
+    if high is None or low is None:
+        return None
+    return max(high, low, key=LEVELS.index)
+
+
+def check_undelivered(resources: dict) -> None:
+    """Failures that reach no queue by themselves: a scheduled function's own errors (an
+    asynchronous invocation) and an event rule's undeliverable target."""
+    alarmed = alarmed_queues(resources)
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Scheduler::Schedule":
+            continue
+        function = getatt(resource["Properties"].get("Target", {}).get("Arn"))
+        if resources.get(function, {}).get("Type") != "AWS::Serverless::Function":
+            continue
+        on_failure = resources[function]["Properties"].get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure", {})
+        if getatt(on_failure.get("Destination")) not in alarmed:
+            fail(f"{name} invokes {function} asynchronously, and its failures reach no alarmed queue")
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"].get("Targets", []):
+            queue = getatt(target.get("DeadLetterConfig", {}).get("Arn"))
+            if queue not in alarmed:
+                fail(f"{name}: target {target.get('Id')} has no alarmed dead-letter queue")
+                continue
+            writable = any(
+                r["Type"] == "AWS::SQS::QueuePolicy"
+                and {"Ref": queue} in r["Properties"].get("Queues", [])
+                and any(
+                    st.get("Principal", {}).get("Service") == "events.amazonaws.com"
+                    and "sqs:SendMessage" in as_list(st.get("Action"))
+                    and getatt(st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")) == name
+                    for st in as_list(r["Properties"].get("PolicyDocument", {}).get("Statement", []))
+                )
+                for r in resources.values()
+            )
+            if not writable:
+                fail(f"{name}: EventBridge may not write to {queue} (no queue policy for this rule)")
+
+
+def alarmed_queues(resources: dict) -> set:
+    return {
+        getatt(r["Properties"]["Dimensions"][0]["Value"])
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS" and r["Properties"].get("AlarmActions")
+    }
 
 
 def check_schedules(resources: dict) -> None:
@@ -323,11 +486,7 @@ def check_schedules(resources: dict) -> None:
         if queue is None:
             fail(f"{name} has no dead-letter queue")
         queues.add(queue)
-    alarmed = {
-        r["Properties"]["Dimensions"][0]["Value"].get("Fn::GetAtt", [None])[0]
-        for r in resources.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS" and r["Properties"].get("AlarmActions")
-    }
+    alarmed = alarmed_queues(resources)
     for queue in sorted(q for q in queues - alarmed if q):
         fail(f"dead-letter queue {queue} has no alarm")
     for name, resource in resources.items():
@@ -383,6 +542,12 @@ def check_fleet(template: dict) -> None:
                       for m in r["Properties"].get("Metrics", []))]
     if len(alarms) != 1:
         fail(f"expected one alarm on MAX(Stale) over every target in {namespace!r}, found {len(alarms)}")
+    counted = '"FreshnessPasses"' in (ROOT / "crates/refresh-core/src/metrics.rs").read_text()
+    silent = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+              and r["Properties"].get("MetricName") == "FreshnessPasses" and sub_text(r["Properties"].get("Namespace")) == namespace
+              and r["Properties"].get("TreatMissingData") == "breaching" and r["Properties"].get("AlarmActions")]
+    if not (counted and silent):
+        fail("no alarm hears hours without a freshness pass (FreshnessPasses, missing data breaching)")
     if not any(r["Type"] == "AWS::CloudWatch::Dashboard" and namespace in sub_text(r["Properties"].get("DashboardBody"))
                for r in resources.values()):
         fail("no dashboard shows the fleet's metrics")
@@ -492,6 +657,19 @@ def self_test(template: dict) -> int:
         "record's metric lines filtered out": lambda r: r["RecordFunction"]["Properties"]["LoggingConfig"].update(
             ApplicationLogLevel={"Ref": "FunctionLogLevel"}
         ),
+        "a lone failure the failure alarm cannot sum": lambda r: r["RefreshFailedAlarm"]["Properties"]["Metrics"][0].update(
+            Expression="failures + timeouts + aborts"
+        ),
+        "the alarm topic under aws/sns": lambda r: r["NotificationTopic"]["Properties"].update(KmsMasterKeyId="alias/aws/sns"),
+        "a scheduled sweep whose failure no one hears": lambda r: r["DeleteCloneFunction"]["Properties"].pop("EventInvokeConfig"),
+        "the clean-up rule without a dead-letter queue": lambda r: r["StoppedExecutionRule"]["Properties"]["Targets"][0].pop(
+            "DeadLetterConfig"
+        ),
+        "a dead-letter queue EventBridge may not write": lambda r: r.pop("CleanupStartDeadLetterQueuePolicy"),
+        "the orphan count blinded by the log level": lambda r: r["DeleteCloneFunction"]["Properties"]["LoggingConfig"].update(
+            ApplicationLogLevel={"Ref": "FunctionLogLevel"}
+        ),
+        "no alarm on a silent freshness pass": lambda r: r.pop("FreshnessSilentAlarm"),
     }
     missed = [name for name, change in cases.items() if not check(broken(template, change))]
     for name in missed:
@@ -602,8 +780,8 @@ def check_publisher(template: dict) -> list[str]:
     if binary != PUBLISHER_BINARY:
         problems.append(f"{name} builds {binary!r}, not {PUBLISHER_BINARY}")
     code = (ROOT / "crates" / PUBLISHER_BINARY / "src/lib.rs").read_text()
-    # Settings::from_env reads each variable through `var` or `list`.
-    wanted = set(re.findall(r'(?:var|list)\("([A-Z_]+)"\)', code))
+    # Settings::from_env reads each variable through `var`, `list` or `lowered`.
+    wanted = set(re.findall(r'(?:var|list|lowered)\("([A-Z_]+)"\)', code))
     variables = properties.get("Environment", {}).get("Variables", {})
     if set(variables) != wanted:
         problems.append(f"{name} is given {sorted(variables)}, its code reads {sorted(wanted)}")
@@ -649,6 +827,12 @@ def check_publisher(template: dict) -> list[str]:
                     problems.append(f"{name}: {action} not only through RDS")
             else:
                 problems.append(f"{name}: {action} is not a right the publisher needs")
+
+    problems.extend(check_alarms(template))
+    errored = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"
+               and r["Properties"].get("Dimensions", [{}])[0].get("Value") == {"Ref": name}]
+    if not errored:
+        problems.append(f"no alarm on {name}'s errors: its passes are asynchronous, a failed one is heard nowhere else")
 
     key = resources.get("CopyKey", {}).get("Properties", {}).get("KeyPolicy", {})
     for statement in as_list(key.get("Statement", [])):
@@ -725,6 +909,8 @@ def publisher_self_test(template: dict) -> int:
             r, "RefreshAccountGrantsToRds"
         )["Condition"].pop("Bool"),
         "decryption outside RDS": lambda r: refresh_key_statement(r, "RefreshAccountReadsCopiesThroughRds").pop("Condition"),
+        "the alarm topic under aws/sns": lambda r: r["AlarmTopic"]["Properties"].update(KmsMasterKeyId="alias/aws/sns"),
+        "no alarm on a failed pass": lambda r: r.pop("PublishFailedAlarm"),
     }
     missed = [name for name, change in cases.items() if not check_publisher(broken(template, change))]
     for name in missed:

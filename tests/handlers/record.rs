@@ -564,6 +564,9 @@ async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
         panic!("freshness returned something else")
     };
     assert_eq!((report.targets, report.stale), (3, vec![o.target.clone()]));
+    // Each pass is counted, so hours without one alarm (FreshnessSilentAlarm).
+    let passes = deps.metrics.lines().iter().filter(|l| l["FreshnessPasses"] == 1).count();
+    assert_eq!(passes, 1);
 }
 
 /// The run's failure row, as StartRunFailed records a request refused at its start.

@@ -18,6 +18,7 @@ pub(crate) async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<Freshn
             stale.push(state.target.clone());
         }
     }
+    deps.metrics.emit(&metrics::freshness_pass(&deps.metrics_namespace, now));
     info!(targets = fleet.len(), stale = ?stale, "freshness metrics emitted");
     Ok(FreshnessReport { targets: fleet.len(), stale })
 }

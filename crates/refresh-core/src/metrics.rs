@@ -56,6 +56,19 @@ pub fn freshness(namespace: &str, state: &TargetState, now: OffsetDateTime) -> V
     line(namespace, &state.target, metrics, values, now)
 }
 
+/// The line of one hourly freshness pass, by no dimension: `FreshnessPasses` 1. Its
+/// absence for hours is what the freshness-silent alarm hears (the stale alarm sees only
+/// points that are emitted).
+pub fn freshness_pass(namespace: &str, now: OffsetDateTime) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [[]], "Metrics": [{"Name": "FreshnessPasses", "Unit": "Count"}]}]
+        },
+        "FreshnessPasses": 1,
+    })
+}
+
 /// The embedded-metric-format line for a finished run's clone-hours (what RDS bills).
 pub fn clone_hours(namespace: &str, summary: &RunSummary, now: OffsetDateTime) -> Option<Value> {
     let hours = summary.cost.as_ref()?.clone_hours;
@@ -85,6 +98,17 @@ mod tests {
     use crate::fleet::tests::state;
     use crate::row::Outcome;
     use time::macros::datetime;
+
+    #[test]
+    fn a_freshness_pass_is_one_dimensionless_count() {
+        let line = freshness_pass("dblab-refresh/prod", datetime!(2026-12-02 16:00 UTC));
+        let declared = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "dblab-refresh/prod");
+        assert_eq!(declared["Dimensions"], json!([[]]));
+        assert_eq!(declared["Metrics"], json!([{"Name": "FreshnessPasses", "Unit": "Count"}]));
+        assert_eq!(line["FreshnessPasses"], 1);
+        assert_eq!(line["_aws"]["Timestamp"], 1_796_227_200_000_i64);
+    }
 
     #[test]
     fn the_freshness_line_is_embedded_metric_format() {

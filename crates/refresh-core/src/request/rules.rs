@@ -302,7 +302,10 @@ impl Reader {
             Some("gp3") => 3000..=64_000,
             Some(other) => {
                 if iops.is_some() {
-                    self.err(f::CLONE_IOPS.key, format!("applies only to clone.storageType io1, io2 or gp3, not {other:?}"));
+                    self.err(
+                        f::CLONE_IOPS.key,
+                        format!("applies only to clone.storageType io1, io2 or gp3, not {other:?}"),
+                    );
                 }
                 return None;
             }
@@ -706,7 +709,8 @@ mod tests {
         }
         doc["source"]["passwordSecretArn"] = json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-pw");
         assert!(errors(&doc)[0].message.contains("partial ARN"), "{:?}", errors(&doc));
-        doc["source"]["passwordSecretArn"] = json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:team/prod-pw-x1Y2z3");
+        doc["source"]["passwordSecretArn"] =
+            json!("arn:aws:secretsmanager:us-east-1:123456789012:secret:team/prod-pw-x1Y2z3");
         assert_eq!(refused_at(&doc), Vec::<String>::new());
     }
 
@@ -760,7 +764,8 @@ mod tests {
     #[test]
     fn tags_rds_would_refuse_are_refused_naming_the_tag() {
         let mut doc = valid();
-        for (key, value) in [("rds:owner", "me"), ("team", "rds:db"), ("team", "AWS:x"), ("cost#centre", "1"), ("team", "a,b")]
+        for (key, value) in
+            [("rds:owner", "me"), ("team", "rds:db"), ("team", "AWS:x"), ("cost#centre", "1"), ("team", "a,b")]
         {
             doc["clone"]["tags"] = json!({ key: value });
             let problems = errors(&doc);
