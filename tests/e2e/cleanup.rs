@@ -140,6 +140,8 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
         metrics: refresh_core::metrics::Sink::collecting(),
+        cleanup_machine_arn: s.stack.cleanup_machine_arn.clone(),
+        cleanup_after: ::record::CLEANUP_AFTER,
     };
     let start = time::OffsetDateTime::now_utc();
     let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };
@@ -162,4 +164,56 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
     let messages = s.w.messages(&s.queue).await;
     assert_eq!(messages.iter().filter(|m| m.body().unwrap_or_default().contains(&arn)).count(), 1);
     s.assert_unlocked().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_ended_event_leaves_out_its_input_is_cleaned_up_from_the_execution() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    // The clone stays `creating`: the run waits on it, with a clone to delete.
+    request["clone"]["tags"] = json!({"test:creating-polls": "1000"});
+    let (name, arn) = s.start("noinput", &request).await;
+    until_entered(&s, &arn, "WaitForClone").await;
+    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    let stopped = s.wait(&name, &arn).await;
+    assert_eq!(stopped.status, "ABORTED");
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    assert_eq!(s.w.rds_names(&prefix).await.len(), 1);
+
+    // The event as EventBridge sends it past about 248 KB of input and output, and as
+    // record's hourly pass sends it for a run whose event never came: no input.
+    let ended = refresh_core::executions::Executions::new(s.w.sfn.clone()).ended(&arn).await.unwrap().unwrap();
+    let event = refresh_core::stopped::cleanup_event(&ended);
+    assert_eq!(event["detail"]["inputDetails"]["included"], false);
+    assert!(event["detail"].get("input").is_none());
+    let cleaned = s.clean_up_with(&event).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    assert_eq!((cleaned.entered("ReadInput"), cleaned.entered("InputUnreadable")), (1, 0));
+    let stopped_in = stopped.last_entered().unwrap();
+    let row = s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), Some(&stopped_in)).await;
+    assert_eq!(row.target.as_deref(), Some(s.w.target().as_str()), "the request was read from the execution");
+}
+
+#[tokio::test]
+async fn a_handler_answer_over_256_kb_ends_the_run_past_its_catch_and_the_cleanup_deletes_the_clone() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, request) = s.rds_source().await;
+    // check-available's first answer past Step Functions' 256 KB: States.DataLimitExceeded,
+    // which States.ALL does not catch in AWS.
+    let inflate = json!({"function": "check-available", "match": s.w.target(), "times": 1, "bytes": 300_000});
+    fixture("lambda/inflate-answer", inflate).await;
+    let run = s.run("oversized", &request).await;
+    assert_eq!((run.status.as_str(), run.error.as_deref()), ("FAILED", Some("States.DataLimitExceeded")));
+    assert_eq!(run.last_entered().as_deref(), Some("CheckClone"));
+    assert_eq!(run.entered("CheckCloneFailed") + run.entered("Cleanup") + run.entered("RecordFailure"), 0);
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    assert_eq!(s.w.rds_names(&prefix).await.len(), 1, "the clone is left to the clean-up machine");
+
+    let described = s.w.sfn.describe_execution().execution_arn(&run.arn).send().await.unwrap();
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned = s.clean_up(&run.name, &run.arn, "FAILED", described.input().unwrap_or_default(), start).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    let row = s.aftermath(&run, Outcome::Failed, Some("ExecutionStopped"), Some("CheckClone")).await;
+    let message = row.error.as_ref().unwrap().message.clone();
+    assert!(message.contains("States.DataLimitExceeded"), "{message}");
 }

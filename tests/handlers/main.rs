@@ -72,6 +72,8 @@ pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
         freshness_default: std::time::Duration::from_secs(36 * 3_600),
         metrics_namespace: "dblab-refresh/test".into(),
         metrics: refresh_core::metrics::Sink::collecting(),
+        cleanup_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:no-cleanup".into(),
+        cleanup_after: ::record::CLEANUP_AFTER,
     }
 }
 

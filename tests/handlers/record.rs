@@ -726,3 +726,60 @@ async fn the_cost_reads_only_the_historys_types_and_times() {
     executions.stopped(&arn).await.unwrap();
     assert!(requests.all().iter().all(|r| r.contains("\"includeExecutionData\":true")), "{:?}", requests.all());
 }
+
+#[tokio::test]
+async fn the_hourly_pass_starts_the_clean_up_of_a_run_whose_ended_event_never_came_once() {
+    async fn pass(deps: &::record::Deps) -> Vec<String> {
+        let input: Input = serde_json::from_value(json!({"action": "freshness"})).unwrap();
+        let Output::Freshness(report) = ::record::handle(deps, input).await.unwrap() else { panic!("freshness") };
+        report.cleanups_started
+    }
+    let w = World::new().await;
+    let table = w.history_table().await;
+    let request = w.request("rds", "prod");
+    // A run that fails outside every Catch, and whose ended event is lost: its row and the
+    // fleet say running.
+    let mut execution = w.failing_execution("lost-event").await;
+    execution.started_at = Some(time::OffsetDateTime::now_utc());
+    let still = w.running_execution("still").await;
+    let mut other_request = w.request("rds", "prod");
+    other_request["target"] = json!(format!("{}-other", w.target()));
+    start(&w, &table, &execution, &request).await.unwrap();
+    start(&w, &table, &Execution { started_at: execution.started_at, ..still.clone() }, &other_request).await.unwrap();
+    let arn = execution.arn.clone().unwrap();
+    let executions = refresh_core::executions::Executions::new(w.sfn.clone());
+    for _ in 0..100 {
+        if executions.ended(&arn).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let cleanup = w
+        .sfn
+        .create_state_machine()
+        .name(format!("cleanup-{}", w.id))
+        .role_arn("arn:aws:iam::123456789012:role/sfn")
+        .definition(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"End":true}}}"#)
+        .send()
+        .await
+        .unwrap();
+    let mut deps = crate::record_deps(&w, &table);
+    deps.cleanup_machine_arn = cleanup.state_machine_arn().to_string();
+    // Within the clean-up machine's own time, its clean-up may still be under way.
+    assert_eq!(pass(&deps).await, Vec::<String>::new());
+    deps.cleanup_after = time::Duration::ZERO;
+    assert_eq!(pass(&deps).await, [execution.name.clone()], "the ended run only, not the running one");
+    let started = w.sfn.list_executions().state_machine_arn(cleanup.state_machine_arn()).send().await.unwrap();
+    assert_eq!(started.executions().len(), 1);
+    let described =
+        w.sfn.describe_execution().execution_arn(started.executions()[0].execution_arn()).send().await.unwrap();
+    let event: Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(event["detail"]["executionArn"], json!(arn));
+    assert_eq!(event["detail"]["status"], "FAILED");
+    assert!(event["detail"].get("input").is_none(), "read from the execution by the clean-up: {event}");
+    // Started under the run's own clean-up name: a second pass starts nothing more.
+    w.sfn.stop_execution().execution_arn(started.executions()[0].execution_arn()).send().await.unwrap();
+    assert_eq!(pass(&deps).await, Vec::<String>::new());
+    let again = w.sfn.list_executions().state_machine_arn(cleanup.state_machine_arn()).send().await.unwrap();
+    assert_eq!(again.executions().len(), 1);
+}

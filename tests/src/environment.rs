@@ -26,6 +26,9 @@ pub struct LocalValues {
     pub metrics_namespace: String,
     /// `LONGEST_CALL`: how long a stopped run's purge waits for its calls in flight.
     pub longest_call: String,
+    /// `CLEANUP_STATE_MACHINE_ARN`: what record's hourly pass starts for a run whose
+    /// ended event never came.
+    pub cleanup_machine_arn: String,
 }
 
 impl LocalValues {
@@ -39,6 +42,7 @@ impl LocalValues {
             "SHARED_SNAPSHOT_ARNS" => self.shared_snapshot_arns.clone(),
             "METRICS_NAMESPACE" => self.metrics_namespace.clone(),
             "LONGEST_CALL" => self.longest_call.clone(),
+            "CLEANUP_STATE_MACHINE_ARN" => self.cleanup_machine_arn.clone(),
             // The template's StaleAfterHours default.
             "FRESHNESS_MAX_AGE" => "36h".to_string(),
             _ => return None,
@@ -144,6 +148,7 @@ mod tests {
             shared_snapshot_arns: String::new(),
             metrics_namespace: "ns".into(),
             longest_call: "1s".into(),
+            cleanup_machine_arn: "arn:cleanup".into(),
         }
     }
 

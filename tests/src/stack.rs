@@ -129,6 +129,8 @@ pub async fn start(watching: Watching) -> Stack {
         shared_snapshot_arns: crate::production::shared_snapshot_arns().join(","),
         metrics_namespace: "dblab-refresh/e2e".to_string(),
         longest_call: format!("{LONGEST_CALL_SECONDS}s"),
+        // Created below, under this name.
+        cleanup_machine_arn: format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:cleanup-{id}"),
     };
     let mut environment = environment::platform(&moto.endpoint);
     environment.extend(watching.environment());

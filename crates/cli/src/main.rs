@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         token_secret: Option<String>,
         /// The target name (default: the source identifier).
-        #[arg(long)]
+        #[arg(long, value_parser = target_arg)]
         target: Option<String>,
         /// Write the request here instead of standard output.
         #[arg(long, short)]
@@ -95,10 +95,12 @@ enum Command {
     },
     /// Past refreshes of a target, newest first.
     History {
+        #[arg(value_parser = target_arg)]
         target: String,
         #[arg(long, env = "DBLAB_REFRESH_TABLE")]
         table: String,
-        #[arg(long, default_value_t = 10)]
+        /// How many runs, newest first (1 to 1000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=1000))]
         limit: i32,
         #[arg(long)]
         json: bool,
@@ -139,6 +141,7 @@ enum Command {
 enum ScheduleAction {
     /// Create or update TARGET's schedule with the request (validated first).
     Set {
+        #[arg(value_parser = target_arg)]
         target: String,
         file: String,
         /// The Scheduler expression: cron(0 3 * * ? *), rate(12 hours) or at(...).
@@ -162,18 +165,21 @@ enum ScheduleAction {
     },
     /// Stop TARGET's schedule from starting runs, keeping it.
     Pause {
+        #[arg(value_parser = target_arg)]
         target: String,
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Start TARGET's paused schedule again.
     Resume {
+        #[arg(value_parser = target_arg)]
         target: String,
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Delete TARGET's schedule.
     Remove {
+        #[arg(value_parser = target_arg)]
         target: String,
         #[command(flatten)]
         stack: StackArgs,
@@ -186,10 +192,17 @@ enum TargetAction {
     /// the stale alarm, and its schedule removed; its history is kept. Refused while a run
     /// of it is under way.
     Retire {
+        #[arg(value_parser = target_arg)]
         target: String,
         #[command(flatten)]
         stack: StackArgs,
     },
+}
+
+/// A target named on the command line, by the rule a request's `target` follows: a name no
+/// run could have is refused as wrong usage, not searched for.
+fn target_arg(text: &str) -> Result<String, String> {
+    refresh_core::request::check_target(text).map(|()| text.to_string())
 }
 
 #[tokio::main]

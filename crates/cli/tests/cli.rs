@@ -274,6 +274,26 @@ async fn every_command_has_help() {
     assert_eq!(run(&["no-such-command"]).await.status.code(), Some(2));
 }
 
+#[tokio::test]
+async fn a_target_or_limit_no_run_could_have_is_wrong_usage() {
+    for args in [
+        &["history", "", "--json"][..],
+        &["history", "_bad", "--json"],
+        &["history", "has space"],
+        &["history", "fine", "--limit", "0"],
+        &["history", "fine", "--limit=-3"],
+        &["target", "retire", "a/b"],
+        &["schedule", "pause", ""],
+    ] {
+        let out = run(args).await;
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("invalid value"), "{args:?}: {said}");
+    }
+    let out = run(&["history", "staging.db_1", "--limit", "1", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A schedule group of its own for one test, and the environment that names it.
 async fn schedule_group(w: &World) -> (aws_sdk_scheduler::Client, String) {
     let scheduler = aws_sdk_scheduler::Client::new(&w.config);

@@ -27,6 +27,16 @@ pub(crate) async fn status(
     Ok(RunStatus { recorded, outcome })
 }
 
+/// The input an ended execution was started with, as Step Functions keeps it.
+pub(crate) async fn read_input(deps: &Deps, arn: &str) -> Result<String, RefreshError> {
+    let started = deps.executions.started(arn).await?;
+    let input = started
+        .and_then(|s| s.input)
+        .ok_or_else(|| RefreshError::Internal(format!("execution {arn} has no input to read (its history is gone)")))?;
+    info!(bytes = input.len(), "ended run's input read from DescribeExecution");
+    Ok(input)
+}
+
 pub(crate) async fn recover(deps: &Deps, state: RunState) -> Result<Value, RefreshError> {
     let arn = state.execution.as_ref().and_then(|e| e.arn.clone());
     // The clean-up goes on with what the event said when the history cannot be read.

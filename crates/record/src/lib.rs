@@ -2,8 +2,9 @@
 //! target's lock and writes a `running` row; once the preflight named the engine, it takes
 //! the engine's lock (keyed by the engine's own identity); at the end it writes the outcome
 //! and releases the locks (only those this execution holds). For the clean-up machine it also
-//! tells whether an ended run recorded itself (`status`), and completes a stopped run's
-//! state from that execution's own history (`recover`).
+//! tells whether an ended run recorded itself (`status`), reads an ended run's input when
+//! its event left it out (`readInput`), and completes a stopped run's state from that
+//! execution's own history (`recover`).
 
 use refresh_core::RefreshError;
 use refresh_core::executions::Executions;
@@ -30,7 +31,16 @@ pub struct Deps {
     /// The CloudWatch namespace of the freshness and clone-hours metrics.
     pub metrics_namespace: String,
     pub metrics: metrics::Sink,
+    /// The clean-up state machine, which the hourly pass starts for a run whose ended
+    /// event never came.
+    pub cleanup_machine_arn: String,
+    /// How long after its end a run may still be in its clean-up (the clean-up machine's
+    /// own timeout, and a margin): later, its clean-up never started.
+    pub cleanup_after: time::Duration,
 }
+
+/// The clean-up machine's `TimeoutSeconds` (2 h) and a quarter of an hour.
+pub const CLEANUP_AFTER: time::Duration = time::Duration::minutes(135);
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
@@ -62,8 +72,14 @@ pub enum Input {
         state: Box<RunState>,
     },
     /// Every target's freshness as metrics (the hourly schedule): a target that stopped
-    /// running altogether still goes stale.
+    /// running altogether still goes stale. Also starts the clean-up of a run that ended
+    /// without one (its ended event was lost).
     Freshness {},
+    /// An ended execution's input, as text, for the clean-up machine when its event left
+    /// the input out (EventBridge does past about 248 KB of input and output).
+    ReadInput {
+        arn: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -76,6 +92,7 @@ pub enum Output {
     /// The whole state, without empty parts: the clean-up machine's Choices test presence.
     Recovered(Value),
     Freshness(FreshnessReport),
+    Input(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +100,8 @@ pub enum Output {
 pub struct FreshnessReport {
     pub targets: usize,
     pub stale: Vec<String>,
+    /// Runs that ended without their clean-up, whose clean-up this pass started.
+    pub cleanups_started: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,5 +125,17 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
         }
         Input::Recover { state } => cleanup::recover(deps, *state).await.map(Output::Recovered),
         Input::Freshness {} => freshness::freshness(deps, now).await.map(Output::Freshness),
+        Input::ReadInput { arn } => cleanup::read_input(deps, &arn).await.map(Output::Input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missed_clean_up_is_only_assumed_after_the_clean_up_machine_would_have_ended() {
+        let machine: serde_json::Value =
+            serde_json::from_str(include_str!("../../../statemachine/cleanup.asl.json")).unwrap();
+        let timeout = machine["TimeoutSeconds"].as_i64().unwrap();
+        assert!(super::CLEANUP_AFTER.whole_seconds() > timeout, "{timeout} s");
     }
 }

@@ -17,6 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map_err(|e| format!("FRESHNESS_MAX_AGE: {e}"))?,
         metrics_namespace: lambda_adapter::env("METRICS_NAMESPACE")?,
         metrics: Sink::stdout(),
+        cleanup_machine_arn: lambda_adapter::env("CLEANUP_STATE_MACHINE_ARN")?,
+        cleanup_after: record::CLEANUP_AFTER,
     };
     lambda_adapter::serve(|input| record::handle(&deps, input)).await
 }

@@ -27,6 +27,9 @@ pub struct Started {
     pub started_at: time::OffsetDateTime,
 }
 
+/// Events per page of a stopped run's history: the end is usually in the first.
+const STOPPED_PAGE: i32 = 100;
+
 pub struct Executions {
     client: Client,
 }
@@ -86,9 +89,70 @@ impl Executions {
         Ok(usage_of(&self.history(arn, false).await?))
     }
 
-    /// What an execution that ended without finishing had done, from its history.
+    /// What an execution that ended without finishing had done, from its history read
+    /// newest first, page by page, until what it needs is found: a run that polled for
+    /// days has thousands of events, each with its state's data.
     pub async fn stopped(&self, arn: &str) -> Result<crate::stopped::Stopped, RefreshError> {
-        Ok(crate::stopped::from_history(&self.history(arn, true).await?))
+        let mut reader = crate::stopped::NewestFirst::default();
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(arn)
+            .reverse_order(true)
+            .max_results(STOPPED_PAGE)
+            .include_execution_data(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RefreshError::from_aws("GetExecutionHistory", e))?;
+            if page.events().iter().any(|event| reader.read(event)) {
+                break;
+            }
+        }
+        Ok(reader.finish())
+    }
+
+    /// How an execution ended, or `None` while it runs (or when there is no such execution).
+    pub async fn ended(&self, arn: &str) -> Result<Option<crate::stopped::EndedExecution>, RefreshError> {
+        let out = match self.client.describe_execution().execution_arn(arn).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ExecutionDoesNotExist") => return Ok(None),
+            Err(e) => return Err(RefreshError::from_aws("DescribeExecution", e)),
+        };
+        let (Some(stop), status) = (out.stop_date(), out.status().as_str()) else { return Ok(None) };
+        let at = |t: &aws_smithy_types::DateTime| {
+            crate::clock::from_aws(t).ok_or_else(|| RefreshError::Internal(format!("DescribeExecution date {t:?}")))
+        };
+        Ok(Some(crate::stopped::EndedExecution {
+            name: out.name().unwrap_or_default().to_string(),
+            arn: arn.to_string(),
+            state_machine_arn: out.state_machine_arn().to_string(),
+            status: status.to_string(),
+            started_at: at(out.start_date())?,
+            stopped_at: at(stop)?,
+        }))
+    }
+
+    /// Starts the clean-up machine for an ended run, under a name that is the run's own:
+    /// `false` when that clean-up was started before (Step Functions refuses a name twice).
+    pub async fn start_cleanup(
+        &self,
+        machine_arn: &str,
+        ended: &crate::stopped::EndedExecution,
+    ) -> Result<bool, RefreshError> {
+        let started = self
+            .client
+            .start_execution()
+            .state_machine_arn(machine_arn)
+            .name(crate::stopped::cleanup_name(&ended.arn))
+            .input(crate::stopped::cleanup_event(ended).to_string())
+            .send()
+            .await;
+        match started {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ExecutionAlreadyExists") => Ok(false),
+            Err(e) => Err(RefreshError::from_aws("StartExecution", e)),
+        }
     }
 }
 

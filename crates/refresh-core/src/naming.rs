@@ -53,7 +53,8 @@ fn target_part(target: &str) -> String {
     part
 }
 
-fn fnv1a(text: &str) -> u32 {
+/// A short, stable hash of a name (FNV-1a): names cut to fit stay apart.
+pub fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5, |hash, b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 

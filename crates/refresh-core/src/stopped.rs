@@ -5,6 +5,8 @@
 //! the state it was in, and how it ended.
 
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use crate::error::names;
 use crate::run::{CaughtError, RunState, Stop};
@@ -36,46 +38,131 @@ pub struct Ended {
     pub cause: Option<String>,
 }
 
-/// Reads a stopped execution's history (events in order).
-pub fn from_history(events: &[HistoryEvent]) -> Stopped {
-    let mut stopped = Stopped { in_task: Some(false), ..Default::default() };
-    for event in events {
-        if let Some(entered) = event.state_entered_event_details() {
+/// Reads a stopped execution's history newest first, and says when it has all it needs: how
+/// the execution ended, the state it was in, and the run state its last step passed on.
+/// Those are all at the end of a history that may hold thousands of events.
+#[derive(Debug)]
+pub struct NewestFirst {
+    stopped: Stopped,
+    /// Whether the newest state event was seen (which decides `in_state`).
+    placed: bool,
+    /// Events read so far.
+    pub read: usize,
+}
+
+impl Default for NewestFirst {
+    fn default() -> Self {
+        Self { stopped: Stopped { in_task: Some(false), ..Default::default() }, placed: false, read: 0 }
+    }
+}
+
+impl NewestFirst {
+    /// Takes the next older event; `true` once nothing older can change the result.
+    pub fn read(&mut self, event: &HistoryEvent) -> bool {
+        self.read += 1;
+        let stopped = &mut self.stopped;
+        if let Some(entered) = event.state_entered_event_details()
+            && !self.placed
+        {
+            // The newest state event is an entry: the run was in that state.
+            self.placed = true;
             stopped.in_state = Some(entered.name().to_string());
             stopped.in_task = Some(event.r#type() == &HistoryEventType::TaskStateEntered);
         }
         if let Some(exited) = event.state_exited_event_details() {
+            // The newest is an exit: the run was between states.
+            self.placed = true;
             // Every state of the refresh machine passes the whole run state on.
-            if let Some(state) = exited.output().and_then(|o| serde_json::from_str::<RunState>(o).ok()) {
-                stopped.state = Some(state);
-            }
-            if stopped.in_state.as_deref() == Some(exited.name()) {
-                stopped.in_state = None;
-                stopped.in_task = Some(false);
+            if stopped.state.is_none() {
+                stopped.state = exited.output().and_then(|o| serde_json::from_str::<RunState>(o).ok());
             }
         }
-        let ended = |status: &'static str, error: Option<&str>, cause: Option<&str>| Ended {
-            status,
-            error: error.filter(|e| !e.is_empty()).map(str::to_string),
-            cause: cause.filter(|c| !c.is_empty()).map(|c| shorten(c, CAUSE_LIMIT)),
-        };
-        match event.r#type() {
-            HistoryEventType::ExecutionAborted => {
-                let d = event.execution_aborted_event_details();
-                stopped.ended = Some(ended("ABORTED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
-            }
-            HistoryEventType::ExecutionTimedOut => {
-                let d = event.execution_timed_out_event_details();
-                stopped.ended = Some(ended("TIMED_OUT", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
-            }
-            HistoryEventType::ExecutionFailed => {
-                let d = event.execution_failed_event_details();
-                stopped.ended = Some(ended("FAILED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())));
-            }
-            _ => {}
+        if stopped.ended.is_none() {
+            stopped.ended = ended(event);
+        }
+        self.placed && stopped.state.is_some() && stopped.ended.is_some()
+    }
+
+    pub fn finish(self) -> Stopped {
+        self.stopped
+    }
+}
+
+fn ended(event: &HistoryEvent) -> Option<Ended> {
+    let ended = |status: &'static str, error: Option<&str>, cause: Option<&str>| Ended {
+        status,
+        error: error.filter(|e| !e.is_empty()).map(str::to_string),
+        cause: cause.filter(|c| !c.is_empty()).map(|c| shorten(c, CAUSE_LIMIT)),
+    };
+    match event.r#type() {
+        HistoryEventType::ExecutionAborted => {
+            let d = event.execution_aborted_event_details();
+            Some(ended("ABORTED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())))
+        }
+        HistoryEventType::ExecutionTimedOut => {
+            let d = event.execution_timed_out_event_details();
+            Some(ended("TIMED_OUT", d.and_then(|d| d.error()), d.and_then(|d| d.cause())))
+        }
+        HistoryEventType::ExecutionFailed => {
+            let d = event.execution_failed_event_details();
+            Some(ended("FAILED", d.and_then(|d| d.error()), d.and_then(|d| d.cause())))
+        }
+        _ => None,
+    }
+}
+
+/// Reads a stopped execution's whole history (events oldest first), newest first.
+pub fn from_history(events: &[HistoryEvent]) -> Stopped {
+    let mut reader = NewestFirst::default();
+    for event in events.iter().rev() {
+        if reader.read(event) {
+            break;
         }
     }
-    stopped
+    reader.finish()
+}
+
+/// An execution that has ended, as DescribeExecution tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedExecution {
+    pub name: String,
+    pub arn: String,
+    pub state_machine_arn: String,
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    pub started_at: OffsetDateTime,
+    pub stopped_at: OffsetDateTime,
+}
+
+/// The clean-up machine's input for an ended run, as EventBridge's status-change event
+/// gives it when it leaves the input out (`inputDetails.included: false`): the clean-up
+/// then reads the input from the execution. The hourly pass sends this for a run whose
+/// event never came.
+pub fn cleanup_event(ended: &EndedExecution) -> Value {
+    let millis = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or_default();
+    json!({
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "time": crate::clock::rfc3339(ended.stopped_at),
+        "resources": [ended.arn],
+        "detail": {
+            "executionArn": ended.arn,
+            "stateMachineArn": ended.state_machine_arn,
+            "name": ended.name,
+            "status": ended.status,
+            "startDate": millis(ended.started_at),
+            "stopDate": millis(ended.stopped_at),
+            "inputDetails": {"included": false},
+        }
+    })
+}
+
+/// The clean-up execution's name for a run: one per run, so it is never started twice.
+/// Step Functions names hold 80 characters; a run's own name may take them all.
+pub fn cleanup_name(run_arn: &str) -> String {
+    let name = run_arn.rsplit(':').next().unwrap_or(run_arn);
+    let kept: String = name.chars().take(80 - "cleanup--12345678".len()).collect();
+    format!("cleanup-{kept}-{:08x}", crate::naming::fnv1a(run_arn))
 }
 
 /// The clean-up's state completed with what the stopped run had done. The clean-up keeps
@@ -298,6 +385,34 @@ mod tests {
         assert_eq!(done.early_deletion.map(|d| d.identifier).as_deref(), Some("dblab-refresh-staging-1"));
         assert_eq!(done.early_deletion_error.map(|e| e.error).as_deref(), Some("AwsTransient"));
         assert!(done.error.unwrap().message().starts_with("the execution ended TIMED_OUT in state WaitForRefresh"));
+    }
+
+    #[test]
+    fn a_long_history_is_read_from_its_end_only() {
+        // A run that polled for hours: thousands of events, what matters in the last few.
+        let state = json!({"request": {"target": "staging"}, "clone": clone()});
+        let mut events = Vec::new();
+        for i in 0..2_000 {
+            events.push(entered(3 * i, "WaitForRefresh"));
+            events.push(exited(3 * i + 1, "WaitForRefresh", &state));
+            events.push(entered(3 * i + 2, "PollRefresh"));
+        }
+        events.push(
+            HistoryEvent::builder()
+                .id(7_000)
+                .timestamp(DateTime::from_secs(7_000))
+                .r#type(HistoryEventType::ExecutionAborted)
+                .build()
+                .unwrap(),
+        );
+        let mut reader = NewestFirst::default();
+        let done_at = events.iter().rev().position(|e| reader.read(e));
+        assert_eq!(done_at, Some(2), "the end, the state it was in, the state before it");
+        assert_eq!(reader.read, 3);
+        let stopped = reader.finish();
+        assert_eq!(stopped, from_history(&events));
+        assert_eq!((stopped.in_state.as_deref(), stopped.in_task), (Some("PollRefresh"), Some(true)));
+        assert!(stopped.state.is_some_and(|s| s.clone.is_some()));
     }
 
     fn stop_at() -> Stop {

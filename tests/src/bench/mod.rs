@@ -275,6 +275,7 @@ fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures, plan: &Plan)
         shared_snapshot_arns: String::new(),
         metrics_namespace: "dblab-refresh/bench".to_string(),
         longest_call: "10s".to_string(),
+        cleanup_machine_arn: format!("arn:aws:states:us-east-1:{}:stateMachine:bench-cleanup", crate::stack::ACCOUNT),
     };
     command
         .env_clear()

@@ -1,7 +1,8 @@
 //! Rules for single values: target names, RDS identifiers, secret ARNs, instance
 //! classes, the engine's endpoint.
 
-pub(super) fn check_target(target: &str) -> Result<(), String> {
+/// A target's name: what the request's `target` may be, and every command that names one.
+pub fn check_target(target: &str) -> Result<(), String> {
     let valid = target.len() <= 63
         && target.starts_with(|c: char| c.is_ascii_alphanumeric())
         && target.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));

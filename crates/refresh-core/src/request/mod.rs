@@ -13,7 +13,7 @@ mod model;
 mod reader;
 mod rules;
 
-pub use checks::check_rds_identifier;
+pub use checks::{check_rds_identifier, check_target};
 pub use labels::Labels;
 pub use model::*;
 
@@ -22,10 +22,19 @@ use serde_json::Value;
 
 pub use crate::error::{FieldError, ValidationErrors};
 
+/// The largest request, as compact JSON. Every state of a run carries the request within
+/// Step Functions' 256 KB, and EventBridge leaves the input out of the ended-run event past
+/// about 248 KB of input and output; a real request is a few KB.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024;
+
 impl RefreshRequest {
     /// Validates a request document, reporting every problem with its path.
     pub fn from_document(doc: &Value) -> Result<Self, ValidationErrors> {
         let mut reader = reader::Reader::default();
+        let size = doc.to_string().len();
+        if size > MAX_REQUEST_BYTES {
+            reader.err("request", format!("is {size} bytes of JSON; at most {MAX_REQUEST_BYTES}"));
+        }
         let request = reader.request(doc);
         match request {
             Some(r) if reader.errors.is_empty() => Ok(r),

@@ -726,6 +726,18 @@ mod tests {
     }
 
     #[test]
+    fn a_request_past_its_size_bound_is_refused_as_a_whole() {
+        let mut doc = valid();
+        // As large as a real request gets: forty tags of 200 characters.
+        let tags: serde_json::Map<_, _> = (0..40).map(|i| (format!("k{i}"), json!("v".repeat(200)))).collect();
+        doc["clone"]["tags"] = json!(tags);
+        assert_eq!(refused_at(&doc), Vec::<String>::new(), "{} bytes", doc.to_string().len());
+        doc["freshness"] = json!({"maxAge": "36h", "note": "x".repeat(super::super::MAX_REQUEST_BYTES)});
+        let found = refused_at(&doc);
+        assert_eq!(found.first().map(String::as_str), Some("request"), "{found:?}");
+    }
+
+    #[test]
     fn identifiers_are_read_as_rds_stores_them() {
         let mut doc = valid();
         doc["source"]["identifier"] = json!("Prod-DB");
