@@ -26,7 +26,8 @@ The refresh stack:
 - the functions placed in a VPC have an interface endpoint (behind CreateVpcEndpoints)
   for every AWS service they call;
 - the scheduled sweep sends delete-clone a sweep request;
-- alarms can fire (`check_alarms`, both templates): a topic an alarm publishes to is
+- alarms can fire (`check_alarms`, both templates; each state machine's failed executions
+  alarm): a topic an alarm publishes to is
   unencrypted or under a key of the template whose policy admits CloudWatch (never the
   AWS managed aws/sns); metric math over several metrics FILLs each gap, so one event
   alone fires; a log metric filter's function logs at a level that keeps the line it
@@ -316,6 +317,7 @@ def check(template: dict) -> list[str]:
     check_longest_call(resources, functions)
     check_schedules(resources)
     check_undelivered(resources)
+    check_machine_alarms(resources)
     for problem in check_alarms(template):
         fail(problem)
     return list(errors)
@@ -368,8 +370,10 @@ def check_alarms(template: dict) -> list[str]:
                 continue
             policy = resources.get(key.get("Ref") if isinstance(key, dict) else None, {}).get("Properties", {}).get("KeyPolicy", {})
             admitted = any(
-                statement.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
-                and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(as_list(statement.get("Action")))
+                statement.get("Effect") == "Allow"
+                and statement.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
+                and "kms:Decrypt" in as_list(statement.get("Action"))
+                and {"kms:GenerateDataKey", "kms:GenerateDataKey*"} & set(as_list(statement.get("Action")))
                 for statement in as_list(policy.get("Statement", []))
             )
             if not admitted:
@@ -379,8 +383,8 @@ def check_alarms(template: dict) -> list[str]:
         for metric in metrics:
             expression = sub_text(metric.get("Expression", ""))
             for metric_id in measured if len(measured) > 1 else []:
-                used = re.search(rf"\b{metric_id}\b", expression)
-                if used and not re.search(rf"FILL\(\s*{metric_id}\s*,", expression):
+                bare = re.sub(rf"FILL\(\s*{metric_id}\s*,\s*0\s*\)", "", expression)
+                if re.search(rf"\b{metric_id}\b", bare):
                     problems.append(f"{name}: {metric_id} is not FILLed in {expression!r}: a period without it has no sum")
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Logs::MetricFilter":
@@ -427,6 +431,22 @@ def highest_level(template: dict, level):
     return max(high, low, key=LEVELS.index)
 
 
+def check_machine_alarms(resources: dict) -> None:
+    """Each state machine's failed executions alarm: the clean-up's own failure too, which
+    no other path reports."""
+    alarmed = set()
+    for resource in resources.values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        for metric in resource["Properties"].get("Metrics", []):
+            stat = metric.get("MetricStat", {}).get("Metric", {})
+            if stat.get("MetricName") == "ExecutionsFailed" and resource["Properties"].get("AlarmActions"):
+                alarmed |= refs(stat.get("Dimensions", []))
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::StateMachine" and name not in alarmed:
+            fail(f"no alarm on {name}'s failed executions")
+
+
 def check_undelivered(resources: dict) -> None:
     """Failures that reach no queue by themselves: a scheduled function's own errors (an
     asynchronous invocation) and an event rule's undeliverable target."""
@@ -452,7 +472,8 @@ def check_undelivered(resources: dict) -> None:
                 r["Type"] == "AWS::SQS::QueuePolicy"
                 and {"Ref": queue} in r["Properties"].get("Queues", [])
                 and any(
-                    st.get("Principal", {}).get("Service") == "events.amazonaws.com"
+                    st.get("Effect") == "Allow"
+                    and st.get("Principal", {}).get("Service") == "events.amazonaws.com"
                     and "sqs:SendMessage" in as_list(st.get("Action"))
                     and getatt(st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")) == name
                     for st in as_list(r["Properties"].get("PolicyDocument", {}).get("Statement", []))
@@ -542,7 +563,7 @@ def check_fleet(template: dict) -> None:
                       for m in r["Properties"].get("Metrics", []))]
     if len(alarms) != 1:
         fail(f"expected one alarm on MAX(Stale) over every target in {namespace!r}, found {len(alarms)}")
-    counted = '"FreshnessPasses"' in (ROOT / "crates/refresh-core/src/metrics.rs").read_text()
+    counted = "metrics::freshness_pass(" in (ROOT / "crates/record/src/freshness.rs").read_text()
     silent = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
               and r["Properties"].get("MetricName") == "FreshnessPasses" and sub_text(r["Properties"].get("Namespace")) == namespace
               and r["Properties"].get("TreatMissingData") == "breaching" and r["Properties"].get("AlarmActions")]
@@ -670,6 +691,13 @@ def self_test(template: dict) -> int:
             ApplicationLogLevel={"Ref": "FunctionLogLevel"}
         ),
         "no alarm on a silent freshness pass": lambda r: r.pop("FreshnessSilentAlarm"),
+        "no alarm on a failing clean-up": lambda r: r.pop("CleanupFailedAlarm"),
+        "a metric FILLed once and used bare": lambda r: r["CleanupFailedAlarm"]["Properties"]["Metrics"][0].update(
+            Expression="FILL(failures, 0) + timeouts"
+        ),
+        "a queue policy that denies EventBridge": lambda r: r["CleanupStartDeadLetterQueuePolicy"]["Properties"][
+            "PolicyDocument"
+        ]["Statement"][0].update(Effect="Deny"),
     }
     missed = [name for name, change in cases.items() if not check(broken(template, change))]
     for name in missed:

@@ -92,6 +92,7 @@ async fn the_publisher_copies_under_its_key_shares_with_the_refresh_account_and_
             engine_version: None,
             snapshot_type: "manual".into(),
             kms_key_id: None,
+            storage_gb: None,
         },
         tags: Vec::new(),
         shared_with: Vec::new(),

@@ -51,13 +51,15 @@ async fn restores_a_tagged_instance_with_a_sanitized_name() {
 async fn provisioned_storage_is_restored_with_its_iops_which_rds_requires() {
     let w = World::new().await;
     let (_, mut request, execution) = w.rds_case().await;
+    // The source has 20 GiB: io1 takes at most 50 IOPS per GiB.
     request["clone"]["storageType"] = json!("io1");
-    request["clone"]["iops"] = json!(3000);
+    request["clone"]["iops"] = json!(1000);
     let snapshot = find(&w, &request).await.unwrap();
+    assert_eq!(snapshot.storage_gb, Some(20));
     let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
     let described = w.rds.describe_db_instances().db_instance_identifier(&clone.identifier).send().await.unwrap();
     let instance = &described.db_instances()[0];
-    assert_eq!((instance.storage_type(), instance.iops()), (Some("io1"), Some(3000)));
+    assert_eq!((instance.storage_type(), instance.iops()), (Some("io1"), Some(1000)));
     // What validation keeps from RDS: the type without its IOPS, which RDS refuses.
     let refused = w
         .rds
@@ -70,6 +72,36 @@ async fn provisioned_storage_is_restored_with_its_iops_which_rds_requires() {
         .unwrap_err();
     let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused);
     assert_eq!(code, Some("InvalidParameterCombination"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn gp3_takes_its_baseline_and_iops_only_where_rds_provisions_them() {
+    let w = World::new().await;
+    let (_, mut request, execution) = w.rds_case().await;
+    request["clone"]["storageType"] = json!("gp3");
+    let snapshot = find(&w, &request).await.unwrap();
+    let clone = restore_clone(&w, &request, &execution, &snapshot).await.unwrap();
+    let described = w.rds.describe_db_instances().db_instance_identifier(&clone.identifier).send().await.unwrap();
+    assert_eq!(described.db_instances()[0].storage_type(), Some("gp3"));
+    // 12000 IOPS on 20 GiB: RDS provisions gp3 IOPS for PostgreSQL only from 400 GiB. The
+    // preflight refuses it, naming the field, before anything exists.
+    request["clone"]["iops"] = json!(12_000);
+    let refused = find(&w, &request).await.unwrap_err();
+    assert_eq!(refused.name(), "InvalidRequest");
+    assert!(refused.to_string().contains("clone.iops") && refused.to_string().contains("400 GiB"), "{refused}");
+    // And so would RDS (the launcher, as RDS answers).
+    let raw = w
+        .rds
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(format!("gp3-iops-{}", w.id))
+        .db_snapshot_identifier(&snapshot.identifier)
+        .storage_type("gp3")
+        .iops(12_000)
+        .send()
+        .await
+        .unwrap_err();
+    let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&raw);
+    assert_eq!(code, Some("InvalidParameterCombination"), "{raw:?}");
 }
 
 #[tokio::test]

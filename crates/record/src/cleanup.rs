@@ -27,14 +27,25 @@ pub(crate) async fn status(
     Ok(RunStatus { recorded, outcome })
 }
 
-/// The input an ended execution was started with, as Step Functions keeps it.
+/// The input an ended execution was started with, as Step Functions keeps it. An input
+/// past the request's bound (which validation refused, and the run recorded under its
+/// target) comes back as its target alone: whole, it could pass the clean-up's own 256 KB.
 pub(crate) async fn read_input(deps: &Deps, arn: &str) -> Result<String, RefreshError> {
     let started = deps.executions.started(arn).await?;
     let input = started
         .and_then(|s| s.input)
         .ok_or_else(|| RefreshError::Internal(format!("execution {arn} has no input to read (its history is gone)")))?;
     info!(bytes = input.len(), "ended run's input read from DescribeExecution");
-    Ok(input)
+    if input.len() <= refresh_core::request::MAX_REQUEST_BYTES {
+        return Ok(input);
+    }
+    let target = serde_json::from_str::<Value>(&input).ok().and_then(|v| v.get("target").cloned());
+    let kept = match target {
+        Some(Value::String(t)) if t.len() <= 256 => serde_json::json!({ "target": t }),
+        _ => serde_json::json!({}),
+    };
+    warn!(bytes = input.len(), "an oversized input: only its target is passed on");
+    Ok(kept.to_string())
 }
 
 pub(crate) async fn recover(deps: &Deps, state: RunState) -> Result<Value, RefreshError> {

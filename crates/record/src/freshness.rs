@@ -22,13 +22,24 @@ pub(crate) async fn freshness(deps: &Deps, now: OffsetDateTime) -> Result<Freshn
     }
     deps.metrics.emit(&metrics::freshness_pass(&deps.metrics_namespace, now));
     info!(targets = fleet.len(), stale = ?stale, "freshness metrics emitted");
+    // One target that cannot be checked does not keep the others from theirs; the pass
+    // still fails (and alarms) once all were tried.
     let mut cleanups_started = Vec::new();
+    let mut failed = None;
     for state in &fleet {
-        if let Some(name) = start_missed_cleanup(deps, state, now).await? {
-            cleanups_started.push(name);
+        match start_missed_cleanup(deps, state, now).await {
+            Ok(Some(name)) => cleanups_started.push(name),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(target = %state.target, error = %e, "could not check the run in progress");
+                failed.get_or_insert(e);
+            }
         }
     }
-    Ok(FreshnessReport { targets: fleet.len(), stale, cleanups_started })
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(FreshnessReport { targets: fleet.len(), stale, cleanups_started }),
+    }
 }
 
 /// A target whose run still shows as running although its execution ended longer ago than

@@ -134,17 +134,23 @@ impl Executions {
     }
 
     /// Starts the clean-up machine for an ended run, under a name that is the run's own:
-    /// `false` when that clean-up was started before (Step Functions refuses a name twice).
+    /// `false` when that clean-up exists already (running or not: Step Functions would
+    /// answer a second start of a running one as if it had started it).
     pub async fn start_cleanup(
         &self,
         machine_arn: &str,
         ended: &crate::stopped::EndedExecution,
     ) -> Result<bool, RefreshError> {
+        let name = crate::stopped::cleanup_name(&ended.arn);
+        let arn = format!("{}:{name}", machine_arn.replacen(":stateMachine:", ":execution:", 1));
+        if self.state(&arn).await? != ExecutionState::Missing {
+            return Ok(false);
+        }
         let started = self
             .client
             .start_execution()
             .state_machine_arn(machine_arn)
-            .name(crate::stopped::cleanup_name(&ended.arn))
+            .name(name)
             .input(crate::stopped::cleanup_event(ended).to_string())
             .send()
             .await;

@@ -244,6 +244,12 @@ async fn aws_checks(
         };
         c.record("one clone per shared cluster", free, Clone::clone);
     }
+    if let (Some(chosen), Some(iops), Some(storage_type)) =
+        (&source, request.clone.iops, request.clone.storage_type.as_deref())
+        && !c.halted()
+    {
+        c.record("provisioned IOPS", iops_fit(storage_type, iops, chosen.storage_gb), Clone::clone);
+    }
     if !c.halted() && !request.clone.security_groups.is_empty() {
         let groups = check_security_groups(deps.ec2, &request.clone.security_groups).await;
         c.record("security groups", groups, |_| format!("{} exist", request.clone.security_groups.join(", ")));
@@ -254,6 +260,36 @@ async fn aws_checks(
         c.record("subnet group", deps.rds.check_subnet_group(group).await, |()| format!("{group} exists"));
     }
     (c, source)
+}
+
+/// Whether RDS takes these IOPS for the clone's storage: gp3 IOPS only from 400 GiB
+/// (PostgreSQL), io1 0.5 to 50 per GiB, io2 0.5 to 1000 (RDS User Guide, "Amazon RDS DB
+/// instance storage"). A size not known here is refused: the restore would be a guess.
+fn iops_fit(storage_type: &str, iops: u32, storage_gb: Option<i32>) -> Result<String, RefreshError> {
+    let refuse = |why: String| Err(RefreshError::at("clone.iops", why));
+    let Some(gb) = storage_gb.filter(|gb| *gb > 0) else {
+        return refuse(format!(
+            "{iops} IOPS for {storage_type}: the source's storage size is not known, so whether RDS takes them cannot be checked"
+        ));
+    };
+    let per_gb = f64::from(iops) / f64::from(gb);
+    let fits = match storage_type {
+        "gp3" => gb >= 400,
+        "io1" => (0.5..=50.0).contains(&per_gb),
+        "io2" => (0.5..=1000.0).contains(&per_gb),
+        _ => false,
+    };
+    if fits {
+        Ok(format!("{iops} IOPS on {gb} GiB of {storage_type}"))
+    } else {
+        let rule = match storage_type {
+            "gp3" => "RDS provisions gp3 IOPS for PostgreSQL only from 400 GiB: leave clone.iops out for the baseline",
+            "io1" => "io1 takes 0.5 to 50 IOPS per GiB",
+            "io2" => "io2 takes 0.5 to 1000 IOPS per GiB",
+            _ => "only io1, io2 and gp3 take IOPS",
+        };
+        refuse(format!("{iops} IOPS on {gb} GiB of {storage_type}: {rule}"))
+    }
 }
 
 /// The engine: healthy, token accepted, logical and idle; then what its configuration
@@ -544,6 +580,22 @@ mod tests {
     }
 
     #[test]
+    fn iops_are_checked_against_the_storage_rds_gives_the_clone() {
+        let fits = |st: &str, iops: u32, gb: Option<i32>| iops_fit(st, iops, gb).is_ok();
+        assert!(fits("gp3", 12_000, Some(400)) && !fits("gp3", 12_000, Some(399)));
+        assert!(fits("io1", 1000, Some(2000)) && !fits("io1", 999, Some(2000)), "0.5 per GiB at least");
+        assert!(fits("io1", 5000, Some(100)) && !fits("io1", 5001, Some(100)), "50 per GiB at most");
+        assert!(fits("io2", 100_000, Some(100)) && !fits("io2", 100_001, Some(100)), "1000 per GiB at most");
+        assert!(!fits("io2", 1000, Some(2001)), "0.5 per GiB at least");
+        assert!(!fits("gp2", 1000, Some(1000)) && !fits("io1", 1000, None) && !fits("io1", 1000, Some(0)));
+        let Err(RefreshError::InvalidRequest(refused)) = iops_fit("gp3", 12_000, Some(100)) else {
+            panic!("not refused")
+        };
+        assert_eq!(refused.0[0].path, "clone.iops");
+        assert!(refused.0[0].message.contains("from 400 GiB"), "{refused}");
+    }
+
+    #[test]
     fn a_report_passes_only_when_every_check_did_and_gives_the_first_failure() {
         assert!(report(vec![passed("a"), passed("b")]).passed());
         assert!(!report(vec![passed("a"), failed("b")]).passed());
@@ -579,6 +631,7 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: OffsetDateTime::UNIX_EPOCH,
             kms_key_id: kms.map(str::to_string),
+            storage_gb: None,
             serverless_capacity: None,
             engine_instance_id: None,
             local_key: None,

@@ -115,6 +115,9 @@ pub struct RestoreSource {
     /// account, made under this key; a cluster shared through RAM is cloned under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_key: Option<String>,
+    /// An RDS instance clone's storage, in GiB, as the snapshot or source has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gb: Option<i32>,
 }
 
 impl RestoreSource {

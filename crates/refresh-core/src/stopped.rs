@@ -387,6 +387,52 @@ mod tests {
         assert!(done.error.unwrap().message().starts_with("the execution ended TIMED_OUT in state WaitForRefresh"));
     }
 
+    /// The history read oldest first, every event: what reading newest first must equal.
+    fn forward(events: &[HistoryEvent]) -> Stopped {
+        let mut stopped = Stopped { in_task: Some(false), ..Default::default() };
+        for event in events {
+            if let Some(entered) = event.state_entered_event_details() {
+                stopped.in_state = Some(entered.name().to_string());
+                stopped.in_task = Some(event.r#type() == &HistoryEventType::TaskStateEntered);
+            }
+            if let Some(exited) = event.state_exited_event_details() {
+                if let Some(state) = exited.output().and_then(|o| serde_json::from_str::<RunState>(o).ok()) {
+                    stopped.state = Some(state);
+                }
+                if stopped.in_state.as_deref() == Some(exited.name()) {
+                    stopped.in_state = None;
+                    stopped.in_task = Some(false);
+                }
+            }
+            if let Some(end) = ended(event) {
+                stopped.ended = Some(end);
+            }
+        }
+        stopped
+    }
+
+    #[test]
+    fn newest_first_reads_what_a_whole_reading_does() {
+        let aborted = |id| {
+            HistoryEvent::builder()
+                .id(id)
+                .timestamp(DateTime::from_secs(id))
+                .r#type(HistoryEventType::ExecutionAborted)
+                .build()
+                .unwrap()
+        };
+        let mut histories = vec![history(), Vec::new(), vec![aborted(1)]];
+        for cut in 1..=history().len() {
+            let mut h: Vec<HistoryEvent> = history().into_iter().take(cut).collect();
+            histories.push(h.clone());
+            h.push(aborted(99));
+            histories.push(h);
+        }
+        for h in &histories {
+            assert_eq!(from_history(h), forward(h), "{:?}", h.iter().map(|e| e.id()).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn a_long_history_is_read_from_its_end_only() {
         // A run that polled for hours: thousands of events, what matters in the last few.
@@ -410,7 +456,7 @@ mod tests {
         assert_eq!(done_at, Some(2), "the end, the state it was in, the state before it");
         assert_eq!(reader.read, 3);
         let stopped = reader.finish();
-        assert_eq!(stopped, from_history(&events));
+        assert_eq!(stopped, forward(&events));
         assert_eq!((stopped.in_state.as_deref(), stopped.in_task), (Some("PollRefresh"), Some(true)));
         assert!(stopped.state.is_some_and(|s| s.clone.is_some()));
     }

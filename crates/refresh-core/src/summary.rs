@@ -523,6 +523,7 @@ mod tests {
             encrypted: false,
             serverless_capacity: None,
             kms_key_id: None,
+            storage_gb: None,
         }
     }
 

@@ -22,8 +22,9 @@ pub const CLONE_OF_KEY: &str = "dblab-refresh:clone-of";
 const RESERVED: &[&str] = &[MANAGED_BY_KEY, DELETE_AFTER_KEY];
 const RESERVED_PREFIX: &str = "dblab-refresh:";
 
-/// RDS allows 50 tags per resource; ours take at most five.
-pub const MAX_USER_TAGS: usize = 45;
+/// RDS allows 50 tags per resource; ours take at most six (a clone of a RAM-shared
+/// cluster, or a copy-in snapshot, carries one more than the five every clone has).
+pub const MAX_USER_TAGS: usize = 44;
 
 /// Why a request's tag cannot be put on the clone: ours are reserved, and RDS refuses the
 /// rest of what `rds_tag_problem` names.
@@ -63,7 +64,8 @@ pub fn clone_tags(user: &BTreeMap<String, String>, owner: &Ownership<'_>) -> Vec
 /// characters, only letters, digits, white space and `_ . : / = + - @`, neither starting
 /// with `aws:` or `rds:` (RDS API reference, "Tag").
 pub fn rds_tag_problem(key: &str, value: &str) -> Option<String> {
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    // RDS's white space is Unicode's separators: not tabs or line breaks.
+    let allowed = |c: char| c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c);
     let reserved =
         |t: &str| ["aws:", "rds:"].iter().any(|p| t.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
     let (key_len, value_len) = (key.chars().count(), value.chars().count());
@@ -114,6 +116,7 @@ mod tests {
             ("DeleteAfter", "2026-12-07T03:00:00Z"),
             ("k", ""),
             ("Team", "Data Platform @ HQ"),
+            ("Équipe", "données\u{00A0}2026"),
         ] {
             assert_eq!(rds_tag_problem(key, value), None, "{key}={value}");
         }
@@ -125,6 +128,8 @@ mod tests {
             ("", "x"),
             ("k", "a,b"),
             ("k;", "x"),
+            ("k", "a\tb"),
+            ("k", "a\nb"),
         ] {
             assert!(rds_tag_problem(key, value).is_some(), "{key}={value}");
         }

@@ -180,6 +180,7 @@ mod tests {
             source_identifier: "prod".into(),
             found_at: time::macros::datetime!(2026-12-07 04:00 UTC),
             kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/k".into()),
+            storage_gb: None,
             encrypted: true,
             serverless_capacity: None,
             engine_instance_id: None,

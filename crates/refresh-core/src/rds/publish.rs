@@ -483,6 +483,7 @@ mod tests {
                 engine_version: None,
                 snapshot_type: if id.starts_with("rds:") { "automated" } else { "manual" }.into(),
                 kms_key_id: None,
+                storage_gb: None,
             },
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             shared_with: Vec::new(),

@@ -21,6 +21,8 @@ pub struct Candidate {
     pub snapshot_type: String,
     /// Only for an encrypted snapshot: a key id on an unencrypted one means nothing.
     pub kms_key_id: Option<String>,
+    /// An instance snapshot's storage, in GiB (what the clone gets).
+    pub storage_gb: Option<i32>,
 }
 
 /// When a snapshot's data is from: the most recent transaction it holds
@@ -95,6 +97,8 @@ pub struct RestorableWindow {
     pub engine_version: Option<String>,
     pub earliest: OffsetDateTime,
     pub latest: OffsetDateTime,
+    /// An instance's storage, in GiB (what its point-in-time clone gets).
+    pub storage_gb: Option<i32>,
 }
 
 impl Rds {
@@ -193,6 +197,7 @@ impl Rds {
             serverless_capacity: None,
             encrypted: window.kms_key_id.is_some(),
             kms_key_id: window.kms_key_id,
+            storage_gb: window.storage_gb,
         })
     }
 
@@ -225,6 +230,7 @@ impl Rds {
             serverless_capacity: None,
             engine_instance_id: None,
             local_key: None,
+            storage_gb: None,
         })
     }
 
@@ -298,6 +304,7 @@ impl Rds {
                     engine_version: instance.engine_version().map(str::to_string),
                     earliest,
                     latest,
+                    storage_gb: instance.allocated_storage().filter(|gb| *gb > 0),
                 })
             }
             SourceType::AuroraCluster => {
@@ -317,6 +324,7 @@ impl Rds {
                     engine_version: cluster.engine_version().map(str::to_string),
                     earliest,
                     latest,
+                    storage_gb: None,
                 })
             }
         }
@@ -461,6 +469,7 @@ impl Rds {
             serverless_capacity: None,
             encrypted: candidate.kms_key_id.is_some(),
             kms_key_id: candidate.kms_key_id,
+            storage_gb: candidate.storage_gb,
         })
     }
 
@@ -612,6 +621,7 @@ pub(super) fn instance_candidate(s: &aws_sdk_rds::types::DbSnapshot) -> Candidat
         engine_version: s.engine_version().map(str::to_string),
         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
         kms_key_id: s.kms_key_id().filter(|_| s.encrypted() == Some(true)).map(str::to_string),
+        storage_gb: s.allocated_storage().filter(|gb| *gb > 0),
     }
 }
 
@@ -633,6 +643,7 @@ pub(super) fn cluster_candidate(s: &aws_sdk_rds::types::DbClusterSnapshot) -> Ca
         engine_version: s.engine_version().map(str::to_string),
         snapshot_type: s.snapshot_type().unwrap_or_default().to_string(),
         kms_key_id: s.kms_key_id().filter(|_| s.storage_encrypted() == Some(true)).map(str::to_string),
+        storage_gb: None,
     }
 }
 
@@ -681,6 +692,7 @@ mod tests {
             engine_version: None,
             snapshot_type: "automated".into(),
             kms_key_id: None,
+            storage_gb: None,
         }
     }
 

@@ -236,8 +236,8 @@ pub const CLONE_IOPS: Field = Field {
     key: "clone.iops",
     required: false,
     kind: Kind::Whole { least: 1000, most: 256_000 },
-    unset: "required with `io1`, `io2`, `gp3`",
-    doc: "Provisioned IOPS of an RDS clone, which RDS requires with `storageType` `io1` or `io2` (1000-256000) and `gp3` (3000-64000; RDS accepts it only on 400 GiB and more for PostgreSQL). Only with one of those three",
+    unset: "required with `io1`, `io2`; `gp3`: its baseline",
+    doc: "Provisioned IOPS of an RDS clone: required with `storageType` `io1` or `io2` (1000-256000, and 0.5 to 50 per GiB for `io1`, 0.5 to 1000 for `io2`); with `gp3` optional, 12000-64000, and only on 400 GiB or more (PostgreSQL), as RDS allows. The storage is checked at the preflight",
 };
 pub const CLONE_ENABLE_IAM_AUTH: Field = Field {
     key: "clone.enableIAMAuth",

@@ -285,9 +285,10 @@ impl Reader {
         })
     }
 
-    /// RDS requires `Iops` with the provisioned storage types (and gp3) on a restore, and
-    /// takes none with the others (RDS API reference, RestoreDBInstanceFromDBSnapshot,
-    /// StorageType and Iops).
+    /// RDS requires `Iops` with the provisioned storage types on a restore, takes it with
+    /// gp3 only past a size threshold (the preflight checks the size), and takes none with
+    /// the others (RDS API reference, RestoreDBInstanceFromDBSnapshot, Iops; RDS User Guide,
+    /// "Amazon RDS DB instance storage").
     fn iops(&mut self, obj: &mut Obj<'_>, storage_type: Option<&str>, kind: Option<SourceType>) -> Option<u32> {
         let given = obj.map.get(f::CLONE_IOPS.name()).is_some_and(|v| !v.is_null());
         let iops = self.whole(obj, &f::CLONE_IOPS).and_then(|i| u32::try_from(i).ok());
@@ -297,9 +298,9 @@ impl Reader {
             }
             return None;
         }
-        let range = match storage_type {
-            Some("io1" | "io2") => 1000..=256_000,
-            Some("gp3") => 3000..=64_000,
+        let (range, required) = match storage_type {
+            Some("io1" | "io2") => (1000..=256_000, true),
+            Some("gp3") => (12_000..=64_000, false),
             Some(other) => {
                 if iops.is_some() {
                     self.err(
@@ -318,7 +319,7 @@ impl Reader {
         };
         let st = storage_type.unwrap_or_default();
         match iops {
-            None if !given => self.err(
+            None if !given && required => self.err(
                 f::CLONE_IOPS.key,
                 format!("is required with clone.storageType {st:?}: RDS refuses that type without it"),
             ),
@@ -750,14 +751,16 @@ mod tests {
     #[test]
     fn provisioned_storage_needs_iops_within_its_type_bounds() {
         let mut doc = valid();
-        for st in ["io1", "io2", "gp3"] {
+        for st in ["io1", "io2"] {
             doc["clone"]["storageType"] = json!(st);
             let problems = errors(&doc);
             assert_eq!(paths(&doc), ["clone.iops"], "{st}");
             assert!(problems[0].message.contains("is required"), "{problems:?}");
         }
-        let cases = [("io1", 1000, true), ("io2", 256_000, true), ("io1", 999, false), ("gp3", 3000, true)];
-        let more = [("gp3", 2999, false), ("gp3", 64_000, true), ("gp3", 64_001, false), ("io2", 256_001, false)];
+        doc["clone"]["storageType"] = json!("gp3");
+        assert_eq!(refused_at(&doc), Vec::<String>::new(), "gp3 takes its baseline without IOPS");
+        let cases = [("io1", 1000, true), ("io2", 256_000, true), ("io1", 999, false), ("gp3", 12_000, true)];
+        let more = [("gp3", 11_999, false), ("gp3", 64_000, true), ("gp3", 64_001, false), ("io2", 256_001, false)];
         for (st, iops, ok) in cases.into_iter().chain(more) {
             doc["clone"]["storageType"] = json!(st);
             doc["clone"]["iops"] = json!(iops);
