@@ -32,6 +32,9 @@ The refresh stack:
   AWS managed aws/sns); metric math over several metrics FILLs each gap, so one event
   alone fires; a log metric filter's function logs at a level that keeps the line it
   counts (the line's level read from the code);
+- parameters IAM compares case-sensitively (source and snapshot ARNs, the publisher's
+  identifiers) accept lower case only, and `SecretArns` only full secret ARNs (a partial
+  one IAM would deny): each pattern is tried on examples;
 - failures no one would hear otherwise: each Lambda function a schedule invokes (an
   asynchronous invocation, whose errors never reach the schedule's dead-letter queue)
   sends failed invocations to an alarmed queue; each EventBridge rule target has an
@@ -318,7 +321,7 @@ def check(template: dict) -> list[str]:
     check_schedules(resources)
     check_undelivered(resources)
     check_machine_alarms(resources)
-    for problem in check_alarms(template):
+    for problem in check_alarms(template) + check_parameter_patterns(template, STACK_PATTERNS):
         fail(problem)
     return list(errors)
 
@@ -429,6 +432,40 @@ def highest_level(template: dict, level):
     if high is None or low is None:
         return None
     return max(high, low, key=LEVELS.index)
+
+
+def check_parameter_patterns(template: dict, examples: dict) -> list[str]:
+    """Parameters IAM compares case-sensitively, or that IAM cannot match when partial,
+    refuse what would fail there: `examples` maps a parameter to (accepted, refused)."""
+    problems = []
+    for name, (accepted, refused) in examples.items():
+        pattern = template.get("Parameters", {}).get(name, {}).get("AllowedPattern")
+        if pattern is None:
+            problems.append(f"parameter {name} has no AllowedPattern")
+            continue
+        for value in accepted:
+            if not re.fullmatch(pattern, value):
+                problems.append(f"parameter {name} refuses {value!r}")
+        for value in refused:
+            if re.fullmatch(pattern, value):
+                problems.append(f"parameter {name} accepts {value!r}, which IAM would not match")
+    return problems
+
+
+STACK_PATTERNS = {
+    # A partial secret ARN (no six-character suffix) is denied by IAM.
+    "SecretArns": (["arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/pw-AbC12x",
+                    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-pw-??????"],
+                   ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-pw", ""]),
+    "PointInTimeSourceArns": (["arn:aws:rds:eu-west-1:123456789012:db:prod-db", ""],
+                              ["arn:aws:rds:eu-west-1:123456789012:db:Prod-DB"]),
+    "SharedSnapshotArns": (["arn:aws:rds:eu-west-1:111111111111:snapshot:dblab-share-*", ""],
+                           ["arn:aws:rds:eu-west-1:111111111111:snapshot:DBLab-Share-*"]),
+}
+PUBLISHER_PATTERNS = {
+    "InstanceIdentifiers": (["prod-db", ""], ["Prod-DB"]),
+    "ClusterIdentifiers": (["aurora-1", ""], ["Aurora-1"]),
+}
 
 
 def check_machine_alarms(resources: dict) -> None:
@@ -700,6 +737,16 @@ def self_test(template: dict) -> int:
         ]["Statement"][0].update(Effect="Deny"),
     }
     missed = [name for name, change in cases.items() if not check(broken(template, change))]
+    parameter_cases = {
+        "partial secret ARNs accepted": ("SecretArns", "^arn:.*$"),
+        "upper-case source ARNs accepted": ("PointInTimeSourceArns", "^(arn:aws:rds:.*)?$"),
+    }
+    for name, (parameter, pattern) in parameter_cases.items():
+        t = copy.deepcopy(template)
+        t["Parameters"][parameter]["AllowedPattern"] = pattern
+        if not check(t):
+            missed.append(name)
+    cases.update(parameter_cases)
     for name in missed:
         print(f"template self-test: {name} was not caught")
     if check(template):
@@ -857,6 +904,7 @@ def check_publisher(template: dict) -> list[str]:
                 problems.append(f"{name}: {action} is not a right the publisher needs")
 
     problems.extend(check_alarms(template))
+    problems.extend(check_parameter_patterns(template, PUBLISHER_PATTERNS))
     errored = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Errors"
                and r["Properties"].get("Dimensions", [{}])[0].get("Value") == {"Ref": name}]
     if not errored:
@@ -941,6 +989,11 @@ def publisher_self_test(template: dict) -> int:
         "no alarm on a failed pass": lambda r: r.pop("PublishFailedAlarm"),
     }
     missed = [name for name, change in cases.items() if not check_publisher(broken(template, change))]
+    t = copy.deepcopy(template)
+    t["Parameters"]["InstanceIdentifiers"].pop("AllowedPattern")
+    cases["instance identifiers in any case"] = None
+    if not check_publisher(t):
+        missed.append("instance identifiers in any case")
     for name in missed:
         print(f"publisher self-test: {name} was not caught")
     if check_publisher(template):
