@@ -267,7 +267,7 @@ async fn aws_checks(
 /// instance storage"). A size not known here is refused: the restore would be a guess.
 fn iops_fit(storage_type: &str, iops: u32, storage_gb: Option<i32>) -> Result<String, RefreshError> {
     let refuse = |why: String| Err(RefreshError::at("clone.iops", why));
-    let Some(gb) = storage_gb.filter(|gb| *gb > 0) else {
+    let Some(gb) = storage_gb else {
         return refuse(format!(
             "{iops} IOPS for {storage_type}: the source's storage size is not known, so whether RDS takes them cannot be checked"
         ));
@@ -593,6 +593,11 @@ mod tests {
         };
         assert_eq!(refused.0[0].path, "clone.iops");
         assert!(refused.0[0].message.contains("from 400 GiB"), "{refused}");
+        for (st, iops, rule) in [("io1", 6000, "0.5 to 50 IOPS per GiB"), ("io2", 200_000, "0.5 to 1000 IOPS per GiB")]
+        {
+            let message = iops_fit(st, iops, Some(100)).unwrap_err().to_string();
+            assert!(message.contains(rule), "{message}");
+        }
     }
 
     #[test]

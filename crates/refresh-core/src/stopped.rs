@@ -387,6 +387,41 @@ mod tests {
         assert!(done.error.unwrap().message().starts_with("the execution ended TIMED_OUT in state WaitForRefresh"));
     }
 
+    #[test]
+    fn the_event_for_a_lost_end_is_the_one_eventbridge_sends_without_input() {
+        let ended = EndedExecution {
+            name: "nightly-1".into(),
+            arn: "arn:aws:states:us-east-1:123456789012:execution:s-refresh:nightly-1".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:s-refresh".into(),
+            status: "FAILED".into(),
+            started_at: time::macros::datetime!(2026-12-01 03:00:00.250 UTC),
+            stopped_at: time::macros::datetime!(2026-12-01 04:30 UTC),
+        };
+        let event = cleanup_event(&ended);
+        assert_eq!(event["time"], "2026-12-01T04:30:00Z");
+        let detail = &event["detail"];
+        assert_eq!(detail["executionArn"], json!(ended.arn));
+        assert_eq!(detail["stateMachineArn"], json!(ended.state_machine_arn));
+        assert_eq!((detail["name"].as_str(), detail["status"].as_str()), (Some("nightly-1"), Some("FAILED")));
+        assert_eq!(detail["startDate"], 1_796_094_000_250_i64);
+        assert_eq!(detail["stopDate"], 1_796_099_400_000_i64);
+        assert_eq!(detail["inputDetails"]["included"], false);
+        assert!(detail.get("input").is_none());
+    }
+
+    #[test]
+    fn a_clean_up_is_named_after_its_run_within_step_functions_limits() {
+        let arn = |name: &str| format!("arn:aws:states:us-east-1:123456789012:execution:s-refresh:{name}");
+        let short = cleanup_name(&arn("nightly-1"));
+        assert!(short.starts_with("cleanup-nightly-1-") && short.len() == "cleanup-nightly-1-".len() + 8, "{short}");
+        assert_eq!(short, cleanup_name(&arn("nightly-1")), "the same run, the same name");
+        let long = |tail: &str| cleanup_name(&arn(&format!("{}{tail}", "n".repeat(76))));
+        let (a, b) = (long("-a"), long("-b"));
+        assert_ne!(a, b, "two long names with one prefix stay apart");
+        assert_eq!(a.len(), 80, "{a}");
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{a}");
+    }
+
     /// The history read oldest first, every event: what reading newest first must equal.
     fn forward(events: &[HistoryEvent]) -> Stopped {
         let mut stopped = Stopped { in_task: Some(false), ..Default::default() };

@@ -733,7 +733,13 @@ mod tests {
         let tags: serde_json::Map<_, _> = (0..40).map(|i| (format!("k{i}"), json!("v".repeat(200)))).collect();
         doc["clone"]["tags"] = json!(tags);
         assert_eq!(refused_at(&doc), Vec::<String>::new(), "{} bytes", doc.to_string().len());
-        doc["freshness"] = json!({"maxAge": "36h", "note": "x".repeat(super::super::MAX_REQUEST_BYTES)});
+        // Exactly at the bound, then a byte past it (the unknown field is refused either way).
+        doc["note"] = json!("");
+        let pad = super::super::MAX_REQUEST_BYTES - doc.to_string().len();
+        doc["note"] = json!("x".repeat(pad));
+        assert_eq!(doc.to_string().len(), super::super::MAX_REQUEST_BYTES);
+        assert!(!refused_at(&doc).contains(&"request".to_string()), "at the bound");
+        doc["note"] = json!("x".repeat(pad + 1));
         let found = refused_at(&doc);
         assert_eq!(found.first().map(String::as_str), Some("request"), "{found:?}");
     }
