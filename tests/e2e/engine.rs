@@ -2,7 +2,7 @@
 //! a dump that can only read the clone, refreshes that never start or are lost to a
 //! restart, a retried trigger, and one engine shared by two targets.
 
-use dblab_emulator::{Outcome as EngineOutcome, Settings, StartFailure, Version};
+use dblab_emulator::{Outcome as EngineOutcome, PoolSetting, Settings, StartFailure, Version};
 use refresh_core::row::Outcome;
 use serde_json::json;
 
@@ -127,4 +127,22 @@ async fn an_engine_that_echoes_the_password_in_any_form_leaks_it_nowhere() {
     let run = s.run("echo", &request).await;
     let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
     assert!(row.error.unwrap().message.contains("postgres://dblab:***@"), "the engine's words are kept");
+}
+
+#[tokio::test]
+async fn runs_on_an_engine_with_three_free_pools_each_prove_the_pool_the_engine_really_refreshed() {
+    // Every config POST reloads the engine's pool list in its own order (examineEntries):
+    // after the second run the pool the list showed before the POST is not the one taken.
+    let pools = ["pool_a", "pool_b", "pool_c"].map(PoolSetting::free).to_vec();
+    let s = Scenario::new(Settings { pools, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let mut refreshed = Vec::new();
+    for label in ["first", "second", "third", "fourth"] {
+        let run = s.run(label, &request).await;
+        let row = s.aftermath(&run, Outcome::Succeeded, None, None).await;
+        let snapshot = row.engine_snapshot.unwrap_or_else(|| panic!("{label}: no snapshot"));
+        refreshed.push(snapshot.split('@').next().unwrap_or_default().to_string());
+    }
+    // c, b; then the reload puts c behind a ([b, a, c]) and c is refreshed again; then a.
+    assert_eq!(refreshed, ["pool_c", "pool_b", "pool_c", "pool_a"]);
 }

@@ -72,13 +72,15 @@ async fn retrieval(State(s): State<Shared>, headers: HeaderMap) -> Response {
     Json(engine.retrieving(true)).into_response()
 }
 
-/// `GET /snapshots`: newest first.
+/// `GET /snapshots`: newest first, of the pools that are not `empty` (mode_local.go
+/// `GetSnapshots` over pool_manager.go `GetAvailableFSManagers`).
 async fn snapshots(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let engine = s.lock();
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
-    let mut list = engine.snapshots.clone();
+    let empty: Vec<&str> = engine.pools.iter().filter(|p| p.status == "empty").map(|p| p.name.as_str()).collect();
+    let mut list: Vec<_> = engine.snapshots.iter().filter(|s| !empty.contains(&s.pool.as_str())).cloned().collect();
     list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Json(list).into_response()
 }
@@ -166,6 +168,7 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
         engine.settings.foreign_refresh_on_config = false;
         start_refresh(&shared, &mut engine, true);
     }
+    let file_before = (engine.config.clone(), engine.password.clone());
     if let Some(password) = server_yml::merge(&mut engine.config, &body) {
         engine.password = Some(password);
     }
@@ -176,6 +179,10 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
     }
     if version == Version::V42 {
         server_yml::ensure_logical_pipeline(&mut engine.config);
+    }
+    // The engine reloads when the file changed; every run's POST names a new clone.
+    if (&engine.config, &engine.password) != (&file_before.0, &file_before.1) {
+        engine.reload_pools();
     }
     engine.config_updates += 1;
     if engine.status == "pending" {

@@ -184,10 +184,17 @@ impl Engine {
     pub(crate) fn fail(&mut self, message: &str) {
         self.mark("failed");
         self.status = "failed".into();
+        // A restore has already cleaned the pool's data directory (restore.go `Run`,
+        // `CleanupDir`), marker included: the next reload finds no data there. A failed
+        // dump leaves both, and the reload makes the pool active again.
+        let restoring = self.phase == Some("restore");
         self.phase = None;
-        // A failed job empties the pool it was restoring into.
+        // A failed job empties the pool it was refreshing (retrieval.go `RefreshData`).
         for pool in self.pools.iter_mut().filter(|p| p.status == "refreshing") {
             pool.status = "empty".into();
+            if restoring {
+                pool.data_state_at = None;
+            }
         }
         let count = self.alerts.get("refresh_failed").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
         self.alerts.insert(
@@ -254,6 +261,36 @@ impl Engine {
         }
     }
 
+    /// A config reload, as every config POST that changes `server.yml` makes one
+    /// (srv/config.go `applyProjectedAdminConfig` -> cmd/database-lab/main.go `reloadConfig`
+    /// -> pool_manager.go `Manager.Reload` -> `ReloadPools`): the pool list is rebuilt from
+    /// scratch by `examineEntries`, pools walked in name order, each to the front when its
+    /// `dataStateAt` is strictly newer than the front's and to the back otherwise; every pool
+    /// with data is `active` again, one without is `empty`. The order the refreshes made
+    /// (`MakeActive`) is lost: the pool the next refresh takes may not be the one the list
+    /// showed before the POST.
+    pub(crate) fn reload_pools(&mut self) {
+        let mut by_name = std::mem::take(&mut self.pools);
+        by_name.sort_by(|a, b| a.name.cmp(&b.name));
+        let data_time =
+            |p: &PoolState| p.data_state_at.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let mut list: std::collections::VecDeque<PoolState> = std::collections::VecDeque::new();
+        for mut pool in by_name {
+            pool.status = if pool.data_state_at.is_some() { "active" } else { "empty" }.into();
+            let newer = match (list.front().and_then(data_time), data_time(&pool)) {
+                (_, None) => list.is_empty(),
+                (None, Some(_)) => true,
+                (Some(front), Some(this)) => front < this,
+            };
+            if newer {
+                list.push_front(pool);
+            } else {
+                list.push_back(pool);
+            }
+        }
+        self.pools = list.into();
+    }
+
     /// The pool a refresh would take: the last one in the list without clones.
     pub(crate) fn pool_to_refresh(&self) -> Option<String> {
         self.pools.iter().rev().find(|p| p.clone_list.is_empty()).map(|p| p.name.clone())
@@ -312,5 +349,72 @@ impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Engine> {
         // A panic elsewhere must not wedge the emulator: the state stays usable.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::PoolSetting;
+
+    fn engine_with(pools: &[(&str, Option<&str>, &str)]) -> Engine {
+        let settings =
+            Settings { pools: pools.iter().map(|(n, _, _)| PoolSetting::free(n)).collect(), ..Settings::default() };
+        let mut engine = Engine::new(settings);
+        engine.pools = pools
+            .iter()
+            .map(|(name, at, status)| PoolState {
+                name: (*name).into(),
+                mode: "zfs",
+                status: (*status).into(),
+                data_state_at: at.map(str::to_string),
+                clone_list: Vec::new(),
+            })
+            .collect();
+        engine
+    }
+
+    fn order(engine: &Engine) -> Vec<(&str, &str)> {
+        engine.pools.iter().map(|p| (p.name.as_str(), p.status.as_str())).collect()
+    }
+
+    #[test]
+    fn a_reload_rebuilds_the_list_as_examine_entries_does() {
+        // Refreshed c, then b: the list the refreshes made is [b, c, a], and the next
+        // refresh would take a. The reload walks a, b, c by name: a to the front, b newer to
+        // the front, c not newer than b to the back: [b, a, c], and the refresh takes c.
+        let mut e = engine_with(&[
+            ("b", Some("2026-12-03T03:00:00Z"), "active"),
+            ("c", Some("2026-12-02T03:00:00Z"), "active"),
+            ("a", Some("2026-12-01T03:00:00Z"), "active"),
+        ]);
+        assert_eq!(e.pool_to_refresh().as_deref(), Some("a"));
+        e.reload_pools();
+        assert_eq!(order(&e), [("b", "active"), ("a", "active"), ("c", "active")]);
+        assert_eq!(e.pool_to_refresh().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_failed_restore_leaves_its_pool_empty_after_a_reload_and_a_failed_dump_does_not() {
+        for (phase, after_reload) in [("restore", "empty"), ("dump", "active")] {
+            let mut e = engine_with(&[("a", Some("2026-12-01T03:00:00Z"), "refreshing")]);
+            e.phase = Some(phase);
+            e.fail("boom");
+            assert_eq!(order(&e), [("a", "empty")], "{phase}");
+            e.reload_pools();
+            assert_eq!(order(&e), [("a", after_reload)], "{phase}");
+        }
+    }
+
+    #[test]
+    fn a_reload_makes_pools_with_data_active_and_keeps_name_order_among_equals() {
+        let same = Some("2026-12-01T03:00:00Z");
+        let mut e = engine_with(&[("c", same, "refreshing"), ("a", same, "empty"), ("b", None, "active")]);
+        e.reload_pools();
+        // a first (the first seen); b, without data, and c, not newer than a: to the back.
+        assert_eq!(order(&e), [("a", "active"), ("b", "empty"), ("c", "active")]);
+        let mut none = engine_with(&[("b", None, "active"), ("a", None, "active")]);
+        none.reload_pools();
+        assert_eq!(order(&none), [("a", "empty"), ("b", "empty")]);
     }
 }

@@ -5,6 +5,10 @@
 //! skips keys the file lacks, a `/admin/config` projection that hides `immediateRestore`
 //! and (4.2) a `connectionString` that overrides the discrete source fields, failures to
 //! start that show only in the engine's log, and 400 when a refresh is already running.
+//! Its pools follow the engine's pool manager: the list rebuilt on every config POST that
+//! changes `server.yml`, as `examineEntries` builds it (pool_manager.go), the refresh taking
+//! the last pool without clones, a failed refresh emptying its pool (and, past the dump,
+//! its data), and `/snapshots` without the pools that are `empty`.
 //!
 //! Faults for tests and demos are switched by `Settings` (at start, or later through
 //! `POST /_emulator/settings`); `GET /_emulator/state` shows what the engine was told.

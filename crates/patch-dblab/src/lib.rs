@@ -88,7 +88,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     engine::config_modifiable(&before)?;
     engine::no_timetable(&config)?;
     // Checked again: a clone opened on the engine since the preflight would make it refuse.
-    let pool = engine::free_pool(&before)?;
+    engine::free_pool(&before)?;
     if config.immediate_restore() {
         // With deleteAfterDump the preflight refused this; the engine's config changed since.
         info!(
@@ -104,6 +104,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let config_posted_at = OffsetDateTime::now_utc();
     client.update_config(&patch).await?;
     let applied = verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await?;
+    // The POST reloaded the engine's pool list (pool_manager.go `ReloadPools`), which
+    // reorders it: the pool the refresh takes is read from the list as it is now.
+    let pool = engine::free_pool(&engine::logical_engine(&client).await?.status)?;
     // A file without the key keeps the engine's default, whatever was sent.
     let jobs_used = applied.dump_jobs_in_effect();
     if jobs_used != jobs {
