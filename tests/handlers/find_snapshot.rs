@@ -276,8 +276,8 @@ mod dblab_preflight {
     async fn an_engine_whose_every_pool_has_clones_is_refused_with_them_named() {
         for version in [Version::V41, Version::V42] {
             let pools = vec![
-                PoolSetting { name: "pool_a".into(), clones: vec!["dev-1".into(), "dev-2".into()] },
-                PoolSetting { name: "pool_b".into(), clones: vec!["qa-1".into()] },
+                PoolSetting { clones: vec!["dev-1".into(), "dev-2".into()], ..PoolSetting::free("pool_a") },
+                PoolSetting { clones: vec!["qa-1".into()], ..PoolSetting::free("pool_b") },
             ];
             let w = World::with_engine(Settings { version, pools, ..Settings::default() }).await;
             let source = w.rds_source().await;
@@ -290,6 +290,20 @@ mod dblab_preflight {
             w.emulator.set_pool_clones("pool_b", &[]);
             find(&w, &w.request("rds", &source)).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_pool_whose_clones_the_engine_cannot_list_is_not_taken_for_free() {
+        // The engine walks its pools from the back and stops at one it cannot list: no
+        // pool is refreshed, although pool_a is free.
+        let pools = vec![PoolSetting::free("pool_a"), PoolSetting { unlistable: true, ..PoolSetting::free("pool_b") }];
+        let w = World::with_engine(Settings { pools, ..Settings::default() }).await;
+        let source = w.rds_source().await;
+        let err = find(&w, &w.request("rds", &source)).await.unwrap_err();
+        assert_eq!(err.name(), "DblabNoFreePool");
+        let text = err.to_string();
+        assert!(text.contains("could not list the clones of pool pool_b"), "{text}");
+        assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone paid for");
     }
 
     #[tokio::test]

@@ -47,7 +47,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
-    let clones: usize = engine.pools.iter().map(|p| p.clone_list.len()).sum();
+    let clones: usize = engine.pools.iter().map(|p| p.clone_list.as_ref().map_or(0, Vec::len)).sum();
     Json(json!({
         "status": {"code": "OK", "message": "Instance is ready"},
         "engine": {

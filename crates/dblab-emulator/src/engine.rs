@@ -40,7 +40,8 @@ pub struct PoolState {
     pub mode: &'static str,
     pub status: String,
     pub data_state_at: Option<String>,
-    pub clone_list: Vec<String>,
+    /// `None` (`null`) when the clones cannot be listed (the engine's listing failed).
+    pub clone_list: Option<Vec<String>>,
 }
 
 /// A snapshot as `GET /snapshots` lists it.
@@ -111,7 +112,7 @@ impl Engine {
                 mode: "zfs",
                 status: "active".into(),
                 data_state_at: Some(FIRST_DATA.into()),
-                clone_list: p.clones.clone(),
+                clone_list: (!p.unlistable).then(|| p.clones.clone()),
             })
             .collect();
         let snapshots = settings
@@ -293,7 +294,15 @@ impl Engine {
 
     /// The pool a refresh would take: the last one in the list without clones.
     pub(crate) fn pool_to_refresh(&self) -> Option<String> {
-        self.pools.iter().rev().find(|p| p.clone_list.is_empty()).map(|p| p.name.clone())
+        // pool_manager.go `GetPoolToUpdate`: a pool whose clones cannot be listed ends the walk.
+        for pool in self.pools.iter().rev() {
+            match &pool.clone_list {
+                Some(clones) if clones.is_empty() => return Some(pool.name.clone()),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
     }
 
     /// A new engine process: what lived only in memory is gone.
@@ -368,7 +377,7 @@ mod tests {
                 mode: "zfs",
                 status: (*status).into(),
                 data_state_at: at.map(str::to_string),
-                clone_list: Vec::new(),
+                clone_list: Some(Vec::new()),
             })
             .collect();
         engine
@@ -392,6 +401,15 @@ mod tests {
         e.reload_pools();
         assert_eq!(order(&e), [("b", "active"), ("a", "active"), ("c", "active")]);
         assert_eq!(e.pool_to_refresh().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_pool_whose_clones_cannot_be_listed_stops_the_search_for_a_pool() {
+        let mut e = engine_with(&[("a", None, "active"), ("b", None, "active")]);
+        e.pools[1].clone_list = None;
+        assert_eq!(e.pool_to_refresh(), None, "pool_manager.go GetPoolToUpdate returns nil");
+        e.pools.swap(0, 1);
+        assert_eq!(e.pool_to_refresh().as_deref(), Some("a"));
     }
 
     #[test]

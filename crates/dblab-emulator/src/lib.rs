@@ -122,7 +122,7 @@ impl Emulator {
     pub fn set_pool_clones(&self, pool: &str, clones: &[&str]) {
         let mut engine = self.shared.lock();
         if let Some(p) = engine.pools.iter_mut().find(|p| p.name == pool) {
-            p.clone_list = clones.iter().map(|c| c.to_string()).collect();
+            p.clone_list = Some(clones.iter().map(|c| c.to_string()).collect());
         }
     }
 
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_refresh_takes_the_last_pool_without_clones_and_its_snapshot_replaces_the_old_one() {
-        let pools = vec![PoolSetting::free("a"), PoolSetting { name: "b".into(), clones: vec!["c1".into()] }];
+        let pools = vec![PoolSetting::free("a"), PoolSetting { clones: vec!["c1".into()], ..PoolSetting::free("b") }];
         let mut engine = Engine::new(Settings { pools, ..Settings::default() });
         assert_eq!(engine.pool_to_refresh().as_deref(), Some("a"));
         let dumped = time::macros::datetime!(2026-12-05 10:00:00 UTC);
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!((again.status.as_str(), &again.snapshots), ("finished", &before));
         assert!(again.log.iter().any(|l| l.starts_with("Skip snapshotting")));
         let all_taken = Engine::new(Settings {
-            pools: vec![PoolSetting { name: "a".into(), clones: vec!["c".into()] }],
+            pools: vec![PoolSetting { clones: vec!["c".into()], ..PoolSetting::free("a") }],
             ..Settings::default()
         });
         assert_eq!(all_taken.pool_to_refresh(), None);

@@ -64,11 +64,15 @@ pub struct PoolSetting {
     pub name: String,
     #[serde(default)]
     pub clones: Vec<String>,
+    /// The engine cannot list this pool's clones (`zfs list` fails): `/status` shows its
+    /// `cloneList` as `null`, and no refresh finds a pool past it.
+    #[serde(default)]
+    pub unlistable: bool,
 }
 
 impl PoolSetting {
     pub fn free(name: &str) -> Self {
-        Self { name: name.into(), clones: Vec::new() }
+        Self { name: name.into(), clones: Vec::new(), unlistable: false }
     }
 }
 

@@ -93,8 +93,20 @@ pub fn no_timetable(config: &EngineConfig) -> Result<(), RefreshError> {
 /// last such one in its list. With every pool in use, `POST /full-refresh` answers 400,
 /// so this is refused before a clone costs money, naming each pool and its clones.
 pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
-    if let Some(pool) = status.pools.iter().rev().find(|p| p.clone_list.is_empty()) {
-        return Ok(pool.name.clone());
+    // As the engine walks (pool_manager.go `GetPoolToUpdate`): from the back, the first
+    // pool without clones; a pool whose clones it cannot list ends the walk with none.
+    for pool in status.pools.iter().rev() {
+        match &pool.clone_list {
+            Some(clones) if clones.is_empty() => return Ok(pool.name.clone()),
+            Some(_) => {}
+            None => {
+                return Err(RefreshError::DblabNoFreePool(format!(
+                    "the engine could not list the clones of pool {} (its cloneList is null), and then refreshes no \
+                     pool at all: its log says why (\"failed to list clones\")",
+                    pool.name
+                )));
+            }
+        }
     }
     let pools = if status.pools.is_empty() {
         "it lists no pool".to_string()
@@ -102,7 +114,7 @@ pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
         status
             .pools
             .iter()
-            .map(|p| format!("pool {} has clones {}", p.name, p.clone_list.join(", ")))
+            .map(|p| format!("pool {} has clones {}", p.name, p.clone_list.as_deref().unwrap_or_default().join(", ")))
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -189,10 +201,21 @@ mod tests {
                 .map(|(name, clones)| crate::dblab::status::PoolEntry {
                     name: (*name).into(),
                     status: "active".into(),
-                    clone_list: clones.iter().map(|c| (*c).into()).collect(),
+                    clone_list: Some(clones.iter().map(|c| (*c).into()).collect()),
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_pool_whose_clones_cannot_be_listed_ends_the_walk() {
+        let mut status = with_pools(&[("a", &[]), ("b", &[]), ("c", &["c1"])]);
+        status.pools[1].clone_list = None;
+        let err = free_pool(&status).unwrap_err();
+        assert_eq!(err.name(), "DblabNoFreePool");
+        assert!(err.to_string().contains("could not list the clones of pool b"), "{err}");
+        status.pools[2].clone_list = Some(Vec::new());
+        assert_eq!(free_pool(&status).unwrap(), "c", "a free pool before it in the walk is taken");
     }
 
     #[test]

@@ -56,9 +56,11 @@ pub struct PoolEntry {
     pub name: String,
     #[serde(default)]
     pub status: String,
-    /// A Go nil slice: `null` when the pool has none.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub clone_list: Vec<String>,
+    /// `None` (`null`) when the engine could not list the pool's clones: its listing gives
+    /// a non-nil slice whenever it works (zfs.go and lvmanager.go `ListClonesNames`), and
+    /// `/status` shows nil on its error (mode_local.go `buildPoolEntry`).
+    #[serde(default)]
+    pub clone_list: Option<Vec<String>>,
 }
 
 /// A snapshot as `GET /snapshots` lists it. In logical mode the snapshot job makes one
@@ -179,8 +181,8 @@ mod tests {
             "pools": [{"name": "a", "status": "active", "cloneList": ["c1"]}, {"name": "b", "cloneList": null}]}))
         .unwrap();
         assert_eq!(v.engine.started_at.as_deref(), Some("2026-12-05T10:00:00+02:00"));
-        assert_eq!(v.pools[0].clone_list, ["c1"]);
-        assert!(v.pools[1].clone_list.is_empty());
+        assert_eq!(v.pools[0].clone_list.as_deref(), Some(&["c1".to_string()][..]));
+        assert_eq!(v.pools[1].clone_list, None, "unlisted, not free");
         let bare: InstanceStatus = serde_json::from_value(json!({"retrieving": {}, "pools": null})).unwrap();
         assert!(bare.pools.is_empty() && bare.engine.started_at.is_none());
         let health: Health = serde_json::from_value(json!({"version": "v4.2.0", "instanceID": "d1"})).unwrap();
