@@ -293,6 +293,18 @@ mod dblab_preflight {
     }
 
     #[tokio::test]
+    async fn an_engine_without_its_snapshot_job_is_refused_naming_it() {
+        for version in [Version::V41, Version::V42] {
+            let w = World::with_engine(Settings { version, no_snapshot_job: true, ..Settings::default() }).await;
+            let source = w.rds_source().await;
+            let err = find(&w, &w.request("rds", &source)).await.unwrap_err();
+            assert_eq!(err.name(), "DblabMisconfigured", "{version:?}");
+            assert!(err.to_string().contains("no logical snapshot job"), "{err}");
+            assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone paid for");
+        }
+    }
+
+    #[tokio::test]
     async fn a_pool_whose_clones_the_engine_cannot_list_is_not_taken_for_free() {
         // The engine walks its pools from the back and stops at one it cannot list: no
         // pool is refreshed, although pool_a is free.

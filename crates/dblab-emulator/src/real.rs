@@ -206,7 +206,8 @@ pub(crate) async fn refresh(shared: Shared, job: Job) {
                 step(&shared, &|e| e.fail(&message));
             }
             Ok(()) => {
-                if step(&shared, &|e| e.renewed()) {
+                let snapshots = crate::server_yml::has_snapshot_job(&shared.lock().config);
+                if step(&shared, &|e| e.renewed()) && snapshots {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     step(&shared, &|e| {
                         e.status = "snapshotting".into();

@@ -152,6 +152,9 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
                 e.log.push(format!("restore command failed, ignored (ignoreErrors): {error}"));
             }
             e.renewed();
+            if !server_yml::has_snapshot_job(&e.config) {
+                return;
+            }
         }
         step(20).await;
         {

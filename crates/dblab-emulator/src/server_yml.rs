@@ -68,7 +68,7 @@ pub fn initial(settings: &Settings) -> Value {
     if settings.restore_ignore_errors {
         restore["ignoreErrors"] = json!(true);
     }
-    json!({
+    let mut doc = json!({
         "server": {"verificationToken": "****", "disableConfigModification": !settings.config_modification},
         "retrieval": {
             "refresh": {"timetable": settings.timetable},
@@ -79,7 +79,14 @@ pub fn initial(settings: &Settings) -> Value {
                 "logicalSnapshot": {"options": {"dataPatching": {}}}
             }
         }
-    })
+    });
+    if settings.no_snapshot_job {
+        doc["retrieval"]["jobs"] = json!(["logicalDump", "logicalRestore"]);
+        if let Some(spec) = doc["retrieval"]["spec"].as_object_mut() {
+            spec.remove("logicalSnapshot");
+        }
+    }
+    doc
 }
 
 fn set_at(doc: &mut Value, pointer: &str, value: Value) {
@@ -150,15 +157,25 @@ pub fn set_connection_string(doc: &mut Value, text: &str) {
     }
 }
 
-/// 4.2 rewrites `retrieval.jobs` on each logical config POST; `logicalRestore` is left
-/// out when immediateRestore is on.
+/// 4.2 rewrites `retrieval.jobs` on each logical config POST (srv/config_seed.go
+/// `ensureLogicalPipeline`): the jobs whose spec is there, `logicalRestore` left out when
+/// immediateRestore is on.
 pub fn ensure_logical_pipeline(doc: &mut Value) {
-    let jobs = if truthy(doc.pointer(&format!("{DUMP}/immediateRestore/enabled"))) {
-        json!(["logicalDump", "logicalSnapshot"])
-    } else {
-        json!(["logicalDump", "logicalRestore", "logicalSnapshot"])
-    };
-    set_at(doc, "/retrieval/jobs", jobs);
+    let immediate = truthy(doc.pointer(&format!("{DUMP}/immediateRestore/enabled")));
+    let jobs: Vec<Value> = ["logicalDump", "logicalRestore", "logicalSnapshot"]
+        .into_iter()
+        .filter(|job| !(immediate && *job == "logicalRestore"))
+        .filter(|job| doc.pointer(&format!("/retrieval/spec/{job}")).is_some())
+        .map(Value::from)
+        .collect();
+    set_at(doc, "/retrieval/jobs", Value::Array(jobs));
+}
+
+/// Whether the engine would run its snapshot job after a refresh.
+pub fn has_snapshot_job(doc: &Value) -> bool {
+    doc.pointer("/retrieval/jobs")
+        .and_then(Value::as_array)
+        .is_some_and(|jobs| jobs.iter().any(|j| j.as_str() == Some("logicalSnapshot")))
 }
 
 pub fn truthy(value: Option<&Value>) -> bool {

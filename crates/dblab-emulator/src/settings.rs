@@ -130,6 +130,10 @@ pub struct Settings {
     /// The snapshot job finds a snapshot of the same name already there (the engine's
     /// `SnapshotExistsError`): the refresh ends `finished`, with no new snapshot.
     pub snapshot_exists: bool,
+    /// `server.yml` without the logical snapshot job (neither listed nor specified): a
+    /// refresh stops at `renewed` for good, with no snapshot (retrieval.go `SnapshotData`
+    /// returns `errNoJobs` and nothing changes the status).
+    pub no_snapshot_job: bool,
     /// `logicalRestore.options.ignoreErrors` in `server.yml`: a failing pg_restore does
     /// not stop the refresh, which ends `finished` with whatever was restored.
     pub restore_ignore_errors: bool,
@@ -182,6 +186,7 @@ impl Default for Settings {
             instance_id: Some(unique_instance_id()),
             pools: vec![PoolSetting::free("dblab_pool")],
             snapshot_exists: false,
+            no_snapshot_job: false,
             restore_ignore_errors: false,
             dump_ignore_errors: false,
             source_type: "remote".into(),

@@ -87,6 +87,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     engine::config_modifiable(&before)?;
     engine::no_timetable(&config)?;
+    engine::snapshot_job(&config, api)?;
     // Checked again: a clone opened on the engine since the preflight would make it refuse.
     engine::free_pool(&before)?;
     if config.immediate_restore() {

@@ -314,6 +314,7 @@ async fn engine_checks(
     for (name, result) in [
         ("configuration changes", engine::config_modifiable(&state.status).map(|()| "allowed".to_string())),
         ("engine timetable", engine::no_timetable(&config).map(|()| "none: refreshes come from here only".to_string())),
+        ("snapshot job", engine::snapshot_job(&config, api)),
         ("immediateRestore", engine::immediate_restore_allows(&config, request.clone.delete_after_dump)),
         ("pool to refresh", engine::free_pool(&state.status).map(|pool| format!("{pool}, which has no clones"))),
         (

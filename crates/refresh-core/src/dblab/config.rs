@@ -104,6 +104,23 @@ impl EngineConfig {
         self.dump_parallel_jobs().filter(|n| *n > 0).unwrap_or(1)
     }
 
+    /// Why the engine would make no snapshot after a refresh, if it would not: its logical
+    /// snapshot job is not among the jobs it builds. 4.1 builds `retrieval.jobs` as listed;
+    /// 4.2 rewrites that list on each config POST from the specs present
+    /// (srv/config_seed.go `ensureLogicalPipeline`). Without the job the refresh stops at
+    /// `renewed` for good (internal/retrieval/retrieval.go `SnapshotData`: no jobs).
+    pub fn snapshot_job_missing(&self, api: Api) -> Option<String> {
+        if self.doc.pointer("/retrieval/spec/logicalSnapshot").is_none() {
+            return Some("retrieval.spec.logicalSnapshot is missing".into());
+        }
+        let listed = self
+            .doc
+            .pointer("/retrieval/jobs")
+            .and_then(Value::as_array)
+            .is_some_and(|jobs| jobs.iter().any(|j| j.as_str() == Some("logicalSnapshot")));
+        (api == Api::V41 && !listed).then(|| "retrieval.jobs does not list logicalSnapshot".into())
+    }
+
     /// The `ignoreErrors` keys set true: with the restore's, a failing pg_restore does not
     /// stop the refresh, which then ends `finished` with tables missing. The dump's is a
     /// projection field the engine's dump job does not read today, but says the same.

@@ -89,6 +89,19 @@ pub fn no_timetable(config: &EngineConfig) -> Result<(), RefreshError> {
     }
 }
 
+/// The engine makes its snapshot, the run's evidence, only with its logical snapshot job:
+/// without it a refresh dumps and restores, then stays `renewed` with no snapshot.
+pub fn snapshot_job(config: &EngineConfig, api: Api) -> Result<String, RefreshError> {
+    match config.snapshot_job_missing(api) {
+        None => Ok("logicalSnapshot, which makes the snapshot that proves a refresh".into()),
+        Some(why) => Err(RefreshError::DblabMisconfigured(format!(
+            "the engine has no logical snapshot job ({why}): a refresh would restore into a pool, stay \"renewed\" and \
+             make no snapshot, so its clones would not see the new data; add logicalSnapshot to retrieval.jobs and \
+             its spec (retrieval.spec.logicalSnapshot) in the engine's server.yml"
+        ))),
+    }
+}
+
 /// The pool a refresh would take: the engine refreshes only a pool without clones, the
 /// last such one in its list. With every pool in use, `POST /full-refresh` answers 400,
 /// so this is refused before a clone costs money, naming each pool and its clones.
@@ -184,6 +197,22 @@ mod tests {
         assert!(err.to_string().contains("clone.deleteAfterDump"));
         assert!(immediate_restore_allows(&on, false).is_ok());
         assert!(immediate_restore_allows(&config("retrieval: {}"), true).is_ok());
+    }
+
+    #[test]
+    fn a_missing_snapshot_job_is_refused_by_name() {
+        let full = "retrieval: {jobs: [logicalDump, logicalRestore, logicalSnapshot], spec: {logicalSnapshot: {}}}";
+        for api in [Api::V41, Api::V42] {
+            assert!(snapshot_job(&config(full), api).is_ok(), "{api:?}");
+            let no_spec = snapshot_job(&config("retrieval: {jobs: [logicalDump, logicalSnapshot], spec: {}}"), api);
+            assert!(no_spec.unwrap_err().to_string().contains("retrieval.spec.logicalSnapshot is missing"));
+        }
+        // 4.2 rebuilds the list from the specs; 4.1 runs the list as it is.
+        let unlisted = config("retrieval: {jobs: [logicalDump, logicalRestore], spec: {logicalSnapshot: {}}}");
+        assert!(snapshot_job(&unlisted, Api::V42).is_ok());
+        let err = snapshot_job(&unlisted, Api::V41).unwrap_err();
+        assert_eq!(err.name(), "DblabMisconfigured");
+        assert!(err.to_string().contains("retrieval.jobs does not list logicalSnapshot"), "{err}");
     }
 
     #[test]
