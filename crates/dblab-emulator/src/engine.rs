@@ -190,8 +190,10 @@ impl Engine {
         // dump leaves both, and the reload makes the pool active again.
         let restoring = self.phase == Some("restore");
         self.phase = None;
-        // A failed job empties the pool it was refreshing (retrieval.go `RefreshData`).
-        for pool in self.pools.iter_mut().filter(|p| p.status == "refreshing") {
+        // A failed job empties the pool it was refreshing (retrieval.go `RefreshData`), found
+        // by name: a reload since the start has made it `active` again in the list.
+        let refreshed = self.dump_sources.last().map(|d| d.pool.clone());
+        for pool in self.pools.iter_mut().filter(|p| p.status == "refreshing" || Some(&p.name) == refreshed.as_ref()) {
             pool.status = "empty".into();
             if restoring {
                 pool.data_state_at = None;
@@ -215,6 +217,15 @@ impl Engine {
             "refresh_skipped".into(),
             json!({"level": "warning", "message": message, "lastSeen": now_text(), "count": count}),
         );
+    }
+
+    /// The restore marks the pool's data as of the dump (restore.go `markDatabase`,
+    /// `updateDataStateAt`) before the snapshot job: a reload from here on sees the new data
+    /// even when no snapshot follows.
+    pub(crate) fn restored(&mut self, pool: &str, dumped_at: OffsetDateTime) {
+        if let Some(p) = self.pools.iter_mut().find(|p| p.name == pool) {
+            p.data_state_at = Some(stamp(dumped_at));
+        }
     }
 
     /// The jobs are done: `renewed`, every alert cleared.
@@ -315,6 +326,8 @@ impl Engine {
         self.phase = None;
         self.alerts.clear();
         self.log.push("engine restarted".into());
+        // A new process builds its pool list as a reload does (cmd/database-lab/main.go).
+        self.reload_pools();
     }
 }
 
@@ -401,6 +414,21 @@ mod tests {
         e.reload_pools();
         assert_eq!(order(&e), [("b", "active"), ("a", "active"), ("c", "active")]);
         assert_eq!(e.pool_to_refresh().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_restored_pool_whose_snapshot_failed_comes_first_at_the_next_reload() {
+        let mut e = engine_with(&[
+            ("a", Some("2026-12-02T03:00:00Z"), "active"),
+            ("b", Some("2026-12-01T03:00:00Z"), "active"),
+            ("c", Some("2026-12-01T03:00:00Z"), "refreshing"),
+        ]);
+        e.restored("c", OffsetDateTime::parse("2026-12-03T03:00:00Z", &Rfc3339).unwrap());
+        e.phase = Some("snapshot");
+        e.fail("failed to create a snapshot");
+        assert_eq!(order(&e), [("a", "active"), ("b", "active"), ("c", "empty")]);
+        e.restarted("inactive");
+        assert_eq!(order(&e), [("c", "active"), ("a", "active"), ("b", "active")], "a restart reloads");
     }
 
     #[test]

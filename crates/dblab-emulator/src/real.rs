@@ -207,7 +207,11 @@ pub(crate) async fn refresh(shared: Shared, job: Job) {
             }
             Ok(()) => {
                 let snapshots = crate::server_yml::has_snapshot_job(&shared.lock().config);
-                if step(&shared, &|e| e.renewed()) && snapshots {
+                if step(&shared, &|e| {
+                    e.restored(&job.source.pool, job.dumped_at);
+                    e.renewed();
+                }) && snapshots
+                {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     step(&shared, &|e| {
                         e.status = "snapshotting".into();

@@ -151,6 +151,7 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
                 }
                 e.log.push(format!("restore command failed, ignored (ignoreErrors): {error}"));
             }
+            e.restored(&pool, dumped_at);
             e.renewed();
             if !server_yml::has_snapshot_job(&e.config) {
                 return;
