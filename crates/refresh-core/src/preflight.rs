@@ -316,7 +316,13 @@ async fn engine_checks(
         ("engine timetable", engine::no_timetable(&config).map(|()| "none: refreshes come from here only".to_string())),
         ("snapshot job", engine::snapshot_job(&config, api)),
         ("immediateRestore", engine::immediate_restore_allows(&config, request.clone.delete_after_dump)),
-        ("pool to refresh", engine::free_pool(&state.status).map(|pool| format!("{pool}, which has no clones"))),
+        // Which free pool is taken is known only after the config change, which reorders
+        // the engine's list (docs/dblab-engine.md, Pools and clones).
+        (
+            "pool to refresh",
+            engine::free_pool(&state.status)
+                .map(|pool| format!("a pool without clones ({pool} in the list as it is now)")),
+        ),
         (
             "restore errors",
             engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)
