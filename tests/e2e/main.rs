@@ -106,17 +106,23 @@ impl Scenario {
 
     pub async fn start(&self, label: &str, request: &Value) -> (String, String) {
         let name = format!("{label}-{}", refresh_tests::unique("r"));
+        let arn = self.start_on(&self.stack.state_machine_arn, &name, request).await;
+        (name, arn)
+    }
+
+    /// Starts `machine` under `name` with `input`; the execution's ARN.
+    async fn start_on(&self, machine: &str, name: &str, input: &Value) -> String {
         let out = self
             .w
             .sfn
             .start_execution()
-            .state_machine_arn(&self.stack.state_machine_arn)
-            .name(&name)
-            .input(request.to_string())
+            .state_machine_arn(machine)
+            .name(name)
+            .input(input.to_string())
             .send()
             .await
             .unwrap();
-        (name, out.execution_arn().to_string())
+        out.execution_arn().to_string()
     }
 
     pub async fn wait(&self, name: &str, arn: &str) -> Run {
@@ -151,17 +157,8 @@ impl Scenario {
     /// pass) does, and waits for it.
     pub async fn clean_up_with(&self, event: &Value) -> Run {
         let cleanup_name = format!("cleanup-{}", refresh_tests::unique("c"));
-        let started = self
-            .w
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.stack.cleanup_machine_arn)
-            .name(&cleanup_name)
-            .input(event.to_string())
-            .send()
-            .await
-            .unwrap();
-        self.wait(&cleanup_name, started.execution_arn()).await
+        let arn = self.start_on(&self.stack.cleanup_machine_arn, &cleanup_name, event).await;
+        self.wait(&cleanup_name, &arn).await
     }
 
     /// Runs the clean-up state machine as the EventBridge rule would for an ended execution.

@@ -61,17 +61,24 @@ async fn provisioned_storage_is_restored_with_its_iops_which_rds_requires() {
     let instance = &described.db_instances()[0];
     assert_eq!((instance.storage_type(), instance.iops()), (Some("io1"), Some(1000)));
     // What validation keeps from RDS: the type without its IOPS, which RDS refuses.
+    assert_eq!(refused_restore(&w, &snapshot.identifier, "io1", None).await, "InvalidParameterCombination");
+}
+
+/// The code RDS (the launcher) refuses a restore of `snapshot` as `storage` with `iops` with.
+async fn refused_restore(w: &World, snapshot: &str, storage: &str, iops: Option<i32>) -> String {
     let refused = w
         .rds
         .restore_db_instance_from_db_snapshot()
-        .db_instance_identifier(format!("no-iops-{}", w.id))
-        .db_snapshot_identifier(&snapshot.identifier)
-        .storage_type("io1")
+        .db_instance_identifier(refresh_tests::unique("raw"))
+        .db_snapshot_identifier(snapshot)
+        .storage_type(storage)
+        .set_iops(iops)
         .send()
         .await
         .unwrap_err();
-    let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused);
-    assert_eq!(code, Some("InvalidParameterCombination"), "{refused:?}");
+    aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused)
+        .unwrap_or_else(|| panic!("no code: {refused:?}"))
+        .to_string()
 }
 
 #[tokio::test]
@@ -90,18 +97,8 @@ async fn gp3_takes_its_baseline_and_iops_only_where_rds_provisions_them() {
     assert_eq!(refused.name(), "InvalidRequest");
     assert!(refused.to_string().contains("clone.iops") && refused.to_string().contains("400 GiB"), "{refused}");
     // And so would RDS (the launcher, as RDS answers).
-    let raw = w
-        .rds
-        .restore_db_instance_from_db_snapshot()
-        .db_instance_identifier(format!("gp3-iops-{}", w.id))
-        .db_snapshot_identifier(&snapshot.identifier)
-        .storage_type("gp3")
-        .iops(12_000)
-        .send()
-        .await
-        .unwrap_err();
-    let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&raw);
-    assert_eq!(code, Some("InvalidParameterCombination"), "{raw:?}");
+    let code = refused_restore(&w, &snapshot.identifier, "gp3", Some(12_000)).await;
+    assert_eq!(code, "InvalidParameterCombination");
 }
 
 #[tokio::test]

@@ -27,6 +27,11 @@ pub struct Started {
     pub started_at: time::OffsetDateTime,
 }
 
+/// A date DescribeExecution gave.
+fn described_at(t: &aws_smithy_types::DateTime) -> Result<time::OffsetDateTime, RefreshError> {
+    crate::clock::from_aws(t).ok_or_else(|| RefreshError::Internal(format!("DescribeExecution date {t:?}")))
+}
+
 /// Events per page of a stopped run's history: the end is usually in the first.
 const STOPPED_PAGE: i32 = 100;
 
@@ -56,8 +61,7 @@ impl Executions {
             Ok(out) => Ok(Some(Started {
                 running: out.status().as_str() == "RUNNING",
                 input: out.input().map(str::to_string),
-                started_at: time::OffsetDateTime::from_unix_timestamp_nanos(out.start_date().as_nanos())
-                    .map_err(|e| RefreshError::Internal(format!("DescribeExecution startDate: {e}")))?,
+                started_at: described_at(out.start_date())?,
             })),
             Err(e) if e.code() == Some("ExecutionDoesNotExist") => Ok(None),
             Err(e) => Err(RefreshError::from_aws("DescribeExecution", e)),
@@ -120,16 +124,13 @@ impl Executions {
             Err(e) => return Err(RefreshError::from_aws("DescribeExecution", e)),
         };
         let (Some(stop), status) = (out.stop_date(), out.status().as_str()) else { return Ok(None) };
-        let at = |t: &aws_smithy_types::DateTime| {
-            crate::clock::from_aws(t).ok_or_else(|| RefreshError::Internal(format!("DescribeExecution date {t:?}")))
-        };
         Ok(Some(crate::stopped::EndedExecution {
             name: out.name().unwrap_or_default().to_string(),
             arn: arn.to_string(),
             state_machine_arn: out.state_machine_arn().to_string(),
             status: status.to_string(),
-            started_at: at(out.start_date())?,
-            stopped_at: at(stop)?,
+            started_at: described_at(out.start_date())?,
+            stopped_at: described_at(stop)?,
         }))
     }
 
