@@ -248,3 +248,29 @@ async fn an_alert_quoting_the_password_in_any_form_passes_none_on() {
     assert!(alert.starts_with("pg_dump: error: connection to server failed for postgres://dblab:***@"), "{alert}");
     w.assert_no_secret(&serde_json::to_string(&failed).unwrap());
 }
+
+#[tokio::test]
+async fn an_engine_whose_clock_is_five_minutes_off_either_way_still_proves_its_refresh() {
+    // A refresh short enough to start and finish between two looks: only the engine's
+    // `lastRefresh` and its snapshot's `createdAt`, on its own clock, tell it ran.
+    for ahead in [-300, 300] {
+        let quick = Settings {
+            clock_ahead_seconds: ahead,
+            dump_ms: 10,
+            restore_ms: 10,
+            snapshot_ms: 10,
+            ..Settings::default()
+        };
+        let (w, request, execution, refresh) = started(quick).await;
+        let read = refresh.engine_clock.ahead_ms.expect("the engine's Date header is read");
+        assert!((read - ahead * 1_000).abs() <= 1_500, "{ahead} s: read {read} ms");
+        while w.emulator.view().status != "finished" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let done = poll(&w, &request, &execution, &refresh).await.unwrap();
+        assert_eq!((done.status, done.failure), (PollStatus::Ready, None), "{ahead} s: {:?}", done.alert);
+        assert!(done.seen_start, "{ahead} s");
+        let made = w.emulator.view().snapshots.iter().map(|s| s.id.clone()).max().unwrap();
+        assert_eq!(done.snapshot.map(|s| s.id), Some(made), "{ahead} s");
+    }
+}

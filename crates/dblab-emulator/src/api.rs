@@ -256,6 +256,16 @@ async fn post_settings(State(s): State<Shared>, Json(settings): Json<Settings>) 
     get_state(State(s)).await
 }
 
+/// Every answer's `Date` on the engine host's clock, as Go's `net/http` writes it (hyper
+/// writes its own only when the answer has none).
+async fn engine_date(State(s): State<Shared>, mut response: Response) -> Response {
+    let date = s.lock().http_date();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&date) {
+        response.headers_mut().insert(axum::http::header::DATE, value);
+    }
+    response
+}
+
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -267,5 +277,6 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/snapshots", get(snapshots))
         .route("/_emulator/state", get(get_state))
         .route("/_emulator/settings", post(post_settings))
+        .layer(axum::middleware::map_response_with_state(shared.clone(), engine_date))
         .with_state(shared)
 }

@@ -132,7 +132,7 @@ impl Engine {
             })
             .collect();
         Self {
-            started_at: now_text(),
+            started_at: stamp(engine_clock(&settings)),
             pools,
             snapshots,
             status: settings.status.clone(),
@@ -202,7 +202,7 @@ impl Engine {
         let count = self.alerts.get("refresh_failed").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
         self.alerts.insert(
             "refresh_failed".into(),
-            json!({"level": "error", "message": message, "lastSeen": now_text(), "count": count}),
+            json!({"level": "error", "message": message, "lastSeen": self.now_text(), "count": count}),
         );
     }
 
@@ -215,7 +215,7 @@ impl Engine {
         let count = self.alerts.get("refresh_skipped").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
         self.alerts.insert(
             "refresh_skipped".into(),
-            json!({"level": "warning", "message": message, "lastSeen": now_text(), "count": count}),
+            json!({"level": "warning", "message": message, "lastSeen": self.now_text(), "count": count}),
         );
     }
 
@@ -255,7 +255,7 @@ impl Engine {
         self.snapshots.retain(|s| s.pool != pool || !s.clones.is_empty());
         self.snapshots.push(SnapshotState {
             id,
-            created_at: now_text(),
+            created_at: self.now_text(),
             data_state_at: stamp(dumped_at),
             pool: pool.to_string(),
             num_clones: 0,
@@ -318,7 +318,7 @@ impl Engine {
 
     /// A new engine process: what lived only in memory is gone.
     pub(crate) fn restarted(&mut self, status: &str) {
-        self.started_at = later_than(&self.started_at);
+        self.started_at = later_than(&self.started_at, self.now());
         self.generation += 1;
         self.status = status.into();
         self.mark(status);
@@ -350,14 +350,36 @@ pub(crate) fn stamp(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
 }
 
-pub(crate) fn now_text() -> String {
-    stamp(OffsetDateTime::now_utc())
+/// The engine host's clock: ours, `clockAheadSeconds` off.
+fn engine_clock(settings: &Settings) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::seconds(settings.clock_ahead_seconds)
 }
 
-/// Now, or a second after `before` if that is not later: a restarted process never shows
-/// the start time of the one before (a real restart takes longer than a second).
-pub(crate) fn later_than(before: &str) -> String {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+/// `http.TimeFormat`, as Go's `net/http` writes every answer's `Date` header.
+const HTTP_DATE: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+impl Engine {
+    /// Now, on the engine host's clock: every time the engine stamps is on it.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        engine_clock(&self.settings)
+    }
+
+    pub(crate) fn now_text(&self) -> String {
+        stamp(self.now())
+    }
+
+    /// The `Date` header of an answer sent now.
+    pub(crate) fn http_date(&self) -> String {
+        self.now().to_offset(time::UtcOffset::UTC).format(HTTP_DATE).unwrap_or_default()
+    }
+}
+
+/// Now (`now`), or a second after `before` if that is not later: a restarted process never
+/// shows the start time of the one before (a real restart takes longer than a second).
+pub(crate) fn later_than(before: &str, now: OffsetDateTime) -> String {
+    let now = now.replace_nanosecond(0).unwrap_or(now);
     match OffsetDateTime::parse(before, &Rfc3339) {
         Ok(b) if b >= now => stamp(b + time::Duration::seconds(1)),
         _ => stamp(now),

@@ -114,7 +114,7 @@ impl Emulator {
         let instance_id = engine.settings.instance_id.clone();
         let before = engine.started_at.clone();
         *engine = Engine::new(Settings { token, instance_id, ..settings });
-        engine.started_at = engine::later_than(&before);
+        engine.started_at = engine::later_than(&before, engine.now());
     }
 
     /// Someone opens a clone on a pool (or closes all of them): the pool cannot be

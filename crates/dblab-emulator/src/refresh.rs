@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use time::OffsetDateTime;
 
-use crate::engine::{DumpSource, Engine, Shared, now_text, url_encoded};
+use crate::engine::{DumpSource, Engine, Shared, url_encoded};
 use crate::server_yml;
 use crate::settings::{Outcome, StartFailure};
 
@@ -38,14 +37,14 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
         server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalRestore/options/ignoreErrors"));
     engine.generation += 1;
     engine.refreshes_started += 1;
-    engine.last_refresh = Some(now_text());
+    engine.last_refresh = Some(engine.now_text());
     engine.status = "refreshing".into();
     engine.phase = Some("dump");
     engine.mark("dump");
     if let Some(p) = engine.pools.iter_mut().find(|p| p.name == pool) {
         p.status = "refreshing".into();
     }
-    let dumped_at = OffsetDateTime::now_utc();
+    let dumped_at = engine.now();
     let dump_source = DumpSource {
         host: effective.host,
         port: effective.port,

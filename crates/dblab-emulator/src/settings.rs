@@ -148,6 +148,10 @@ pub struct Settings {
     /// Someone else (an operator, the UI, another stack) starts a refresh just before the
     /// next config POST is applied: its jobs are built with the source configured before.
     pub foreign_refresh_on_config: bool,
+    /// How far the engine host's clock is ahead of the real time (negative: behind). Every
+    /// time the engine stamps (`lastRefresh`, `startedAt`, a snapshot's `createdAt`, the
+    /// alerts) and every answer's `Date` header is on that clock.
+    pub clock_ahead_seconds: i64,
 }
 
 /// Every emulated engine is another engine: its own `instanceID` (a restart keeps it).
@@ -192,6 +196,7 @@ impl Default for Settings {
             source_type: "remote".into(),
             rds_endpoints: Default::default(),
             foreign_refresh_on_config: false,
+            clock_ahead_seconds: 0,
         }
     }
 }

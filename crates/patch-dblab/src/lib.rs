@@ -66,13 +66,16 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let ignored_errors = engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)?;
     let config_is_ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
     let plan = trigger::dump_plan(&clone.instance_class, config.immediate_restore(), request.clone.delete_after_dump);
-    match trigger::found(&before.retrieving, config_is_ours, clone.ready_at.unwrap_or(clone.requested_at)) {
+    let clock = client.clock();
+    let clone_since = clock.earliest(clone.ready_at.unwrap_or(clone.requested_at));
+    match trigger::found(&before.retrieving, config_is_ours, clone_since) {
         Found::OursUnderWay => {
             warn!(status = %before.retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
             let trigger = Trigger {
                 spec: &request.dblab,
                 before: &before,
                 engine: identity,
+                clock,
                 dump_parallel_jobs: config.dump_jobs_in_effect(),
                 release_after_dump: plan.release_after_dump,
                 pool: refreshing_pool(&before),
@@ -123,6 +126,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         spec: &request.dblab,
         before: &before,
         engine: identity,
+        clock: client.clock(),
         dump_parallel_jobs: jobs_used,
         release_after_dump: plan.release_after_dump,
         pool: Some(pool),
@@ -130,8 +134,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     };
     let triggered_at = OffsetDateTime::now_utc();
     let Err(err) = client.full_refresh().await else {
-        info!("full refresh accepted");
-        return Ok(dblab::progress::triggered(triggered_at, trigger));
+        let clock = client.clock();
+        info!(engine_clock = %clock.describe(), "full refresh accepted");
+        return Ok(dblab::progress::triggered(triggered_at, Trigger { clock, ..trigger }));
     };
     let RefreshError::DblabRejected { .. } = err else { return Err(err) };
     // Refused: someone else's refresh may have started since the status was read, its jobs
@@ -144,7 +149,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     let last_refresh = now.retrieving.last_refresh().to_string();
     let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
-    if trigger::refused_but_ours(ours_now, &last_refresh, config_posted_at) {
+    if trigger::refused_but_ours(ours_now, &last_refresh, client.clock().latest(config_posted_at)) {
         // Only a config change on a `pending` engine starts a refresh by itself: built
         // after this run's change, it reads this run's clone.
         warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");

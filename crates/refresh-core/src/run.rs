@@ -302,6 +302,10 @@ pub struct Refresh {
     pub previous_last_refresh: String,
     #[serde(with = "time::serde::rfc3339")]
     pub triggered_at: OffsetDateTime,
+    /// The engine's clock against ours at the trigger: the times the engine stamps are
+    /// compared with ours only through it.
+    #[serde(default)]
+    pub engine_clock: crate::dblab::EngineClock,
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
     /// A refresh not seen running by then was never started by the engine.

@@ -346,6 +346,7 @@ mod tests {
         Refresh {
             previous_last_refresh: "a".into(),
             triggered_at: datetime!(2026-11-22 05:12 UTC),
+            engine_clock: Default::default(),
             deadline: datetime!(2026-11-22 09:12 UTC),
             start_deadline: Some(datetime!(2026-11-22 05:17 UTC)),
             skipped_before: None,

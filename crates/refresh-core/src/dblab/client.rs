@@ -10,6 +10,7 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::config::EngineConfig;
+use super::engine_clock::EngineClock;
 use super::status::{EngineSnapshot, Health, InstanceStatus, Retrieving};
 use crate::error::RefreshError;
 use crate::request::DblabSpec;
@@ -51,6 +52,8 @@ pub struct DblabClient {
     hidden: Vec<Secret>,
     /// No call may run past this: the invocation's deadline, less its margin.
     until: Option<Instant>,
+    /// The engine's clock, as its latest answer showed it.
+    clock: Mutex<EngineClock>,
 }
 
 impl DblabClient {
@@ -109,6 +112,11 @@ impl DblabClient {
         retrieving
     }
 
+    /// The engine's clock against ours, as its latest answer showed it.
+    pub fn clock(&self) -> EngineClock {
+        *self.clock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The engine's API address, as the request gave it.
     pub fn endpoint(&self) -> &str {
         &self.base
@@ -154,10 +162,14 @@ impl DblabClient {
         if let Some(body) = body {
             req = req.json(body);
         }
+        let sent = time::OffsetDateTime::now_utc();
         let response = req.send().await.map_err(|e| RefreshError::DblabUnavailable {
             endpoint: self.base.clone(),
             message: format!("{call}: {}", describe_reqwest_error(&e)),
         })?;
+        let date = response.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok());
+        let clock = EngineClock::read(date, sent, time::OffsetDateTime::now_utc());
+        *self.clock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = clock;
         let status = response.status();
         let text = response.text().await.map_err(|e| RefreshError::DblabUnavailable {
             endpoint: self.base.clone(),
@@ -274,6 +286,7 @@ impl Connector {
             token,
             hidden: Vec::new(),
             until: None,
+            clock: Mutex::default(),
         })
     }
 
@@ -359,6 +372,7 @@ mod tests {
             token: Secret::new("t".into()),
             hidden: Vec::new(),
             until: None,
+            clock: Mutex::default(),
         };
         assert_eq!(client.call_timeout("GET /status").unwrap(), REQUEST_TIMEOUT);
         let client = client.within(Some(Instant::now() + Duration::from_secs(7)));

@@ -3,6 +3,7 @@
 //! - `client`: the HTTP calls, bounded by the invocation's time;
 //! - `status`: what the engine answers them with;
 //! - `engine`: which engine it is, and the checks before a clone costs money;
+//! - `engine_clock`: the engine's clock, which stamps the times a refresh is judged by;
 //! - `config`: the patch that points the dump at the clone, and the proof that it took;
 //! - `connstr`: libpq connection strings, read and re-addressed;
 //! - `trigger`: starting a refresh: follow one under way, refuse a busy engine, or patch
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod connstr;
 pub mod engine;
+pub mod engine_clock;
 pub mod progress;
 pub mod status;
 pub mod trigger;
@@ -20,6 +22,7 @@ pub mod trigger;
 pub use client::{Connector, DblabClient, REQUEST_TIMEOUT};
 pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_string_for, mismatches};
 pub use engine::EngineIdentity;
+pub use engine_clock::EngineClock;
 pub use progress::{Look, advance, next_look_in, phase_of};
 pub use status::{AlertMark, BUSY_STATUSES, EngineSnapshot, RUNNING_STATUSES, Retrieving};
 

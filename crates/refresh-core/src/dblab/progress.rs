@@ -13,13 +13,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::engine::EngineIdentity;
+use super::engine_clock::EngineClock;
 use super::status::{EngineSnapshot, InstanceStatus, RUNNING_STATUSES, Retrieving};
 use crate::request::DblabSpec;
 use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
-
-/// How far the engine's clock may be behind ours when it stamps `lastRefresh` (which it
-/// also truncates to the second).
-pub const CLOCK_SKEW: time::Duration = time::Duration::seconds(60);
 
 /// The job running now, inferred from the activity lists; `None` when it cannot be told.
 pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
@@ -46,6 +43,8 @@ pub struct Trigger<'a> {
     /// `/status` just ahead of the trigger.
     pub before: &'a InstanceStatus,
     pub engine: EngineIdentity,
+    /// The engine's clock at the trigger, against ours.
+    pub clock: EngineClock,
     /// What the engine will use: its `server.yml` value once the patch is applied.
     pub dump_parallel_jobs: u32,
     pub release_after_dump: bool,
@@ -61,6 +60,7 @@ pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
     let mut refresh = Refresh {
         previous_last_refresh: before.last_refresh().to_string(),
         triggered_at: at,
+        engine_clock: t.clock,
         deadline: at + t.spec.timeout,
         start_deadline: Some(at + t.spec.start_timeout),
         skipped_before: before.skipped_mark(),
@@ -105,14 +105,20 @@ pub fn adopted(now: OffsetDateTime, t: Trigger<'_>) -> Refresh {
     Refresh { start_deadline: None, seen_start: true, adopted: true, ..triggered(now, t) }
 }
 
-/// Whether `lastRefresh` says a refresh started at or after `t`. It is written in the
-/// engine host's zone, which RFC 3339 carries.
+/// Whether `lastRefresh` says a refresh started at or after `t`, a time on the engine's
+/// clock (`EngineClock::earliest`). It is written in the engine host's zone, which RFC 3339
+/// carries.
 pub fn started_after(last_refresh: &str, t: OffsetDateTime) -> bool {
-    OffsetDateTime::parse(last_refresh, &Rfc3339).is_ok_and(|started| started >= t - CLOCK_SKEW)
+    OffsetDateTime::parse(last_refresh, &Rfc3339).is_ok_and(|started| started >= t)
 }
 
-fn started_since(last_refresh: &str, previous: &str, triggered_at: OffsetDateTime) -> bool {
-    last_refresh != previous && started_after(last_refresh, triggered_at)
+/// The earliest the engine's clock may have read at the trigger.
+fn triggered_on_engine_clock(refresh: &Refresh) -> OffsetDateTime {
+    refresh.engine_clock.earliest(refresh.triggered_at)
+}
+
+fn started_since(refresh: &Refresh, last_refresh: &str) -> bool {
+    last_refresh != refresh.previous_last_refresh && started_after(last_refresh, triggered_on_engine_clock(refresh))
 }
 
 /// One look at the engine: its retrieval state, when its process started, and (read once
@@ -165,10 +171,11 @@ fn new_skip(prev: &Refresh, seen: &Retrieving) -> Option<String> {
 }
 
 /// The engine's snapshot of this refresh: one of the refreshed pool, made since the
-/// refresh started (both times on the engine's clock when its `lastRefresh` is readable;
-/// else since the trigger, allowing for skew). The newest, if several.
+/// refresh started (`lastRefresh`, when readable; else the trigger), both on the engine's
+/// clock. The newest, if several.
 fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'a EngineSnapshot> {
-    let since = OffsetDateTime::parse(&refresh.last_refresh, &Rfc3339).unwrap_or(refresh.triggered_at - CLOCK_SKEW);
+    let since =
+        OffsetDateTime::parse(&refresh.last_refresh, &Rfc3339).unwrap_or_else(|_| triggered_on_engine_clock(refresh));
     let made = |s: &EngineSnapshot| s.created_at.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     snapshots
         .iter()
@@ -181,7 +188,7 @@ fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'
 fn no_evidence(refresh: &Refresh, snapshots: Option<&[EngineSnapshot]>) -> String {
     let pool = refresh.pool.as_deref().map_or_else(String::new, |p| format!(" of pool {p}"));
     let started = if refresh.last_refresh.is_empty() {
-        crate::clock::rfc3339(refresh.triggered_at)
+        crate::clock::rfc3339(triggered_on_engine_clock(refresh))
     } else {
         refresh.last_refresh.clone()
     };
@@ -210,9 +217,8 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     next.polls += 1;
     next.retrieval_status = seen.status.clone();
     next.last_refresh = seen.last_refresh().to_string();
-    next.seen_start = prev.seen_start
-        || RUNNING_STATUSES.contains(&seen.status.as_str())
-        || started_since(seen.last_refresh(), &prev.previous_last_refresh, prev.triggered_at);
+    next.seen_start =
+        prev.seen_start || RUNNING_STATUSES.contains(&seen.status.as_str()) || started_since(prev, seen.last_refresh());
     let phase = phase_of(seen);
     if phase.is_some() {
         next.phase = phase;
@@ -325,6 +331,7 @@ mod tests {
             spec,
             before,
             engine: EngineIdentity { version: "v4.2.0".into(), api: crate::dblab::Api::V42 },
+            clock: EngineClock::default(),
             dump_parallel_jobs: jobs,
             release_after_dump: release,
             pool: Some(POOL.into()),
@@ -648,5 +655,39 @@ mod tests {
         assert!(super::evidence(&r, &[snapshot(POOL, "2026-11-22T04:59:30Z")]).is_some(), "within the skew");
         let old = [snapshot(POOL, "2026-11-22T04:58:59Z")];
         assert!(super::evidence(&r, &old).is_none(), "more than a minute before the trigger");
+    }
+
+    #[test]
+    fn the_engines_times_are_judged_on_its_own_clock() {
+        // Triggered at NOW (05:00 ours). An engine five minutes ahead stamped its refresh and
+        // snapshot at 05:05; one made at 05:03 on its clock is two minutes older than the
+        // trigger, though three minutes later than it on ours.
+        let mut ahead = started(BEFORE);
+        ahead.engine_clock = EngineClock { ahead_ms: Some(300_000) };
+        let quick = |started_at: &str| Look {
+            retrieving: Retrieving {
+                status: "finished".into(),
+                last_refresh: Some(started_at.into()),
+                ..Default::default()
+            },
+            engine_started_at: Some(STARTED.into()),
+            snapshots: Some(vec![snapshot(POOL, started_at)]),
+        };
+        let r = advance(&ahead, &quick("2026-11-22T05:05:00Z"), NOW);
+        assert_eq!(r.status, PollStatus::Ready, "{:?}", r.alert);
+        let r = advance(&ahead, &quick("2026-11-22T05:03:00Z"), NOW);
+        assert!(!r.seen_start && r.status == PollStatus::Pending, "a refresh from before the trigger is not this one");
+        ahead.last_refresh = String::new();
+        assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:03:00Z")]).is_none());
+        assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:04:58Z")]).is_some(), "within the read error");
+        // Five minutes behind: its refresh, stamped 04:55, started after the trigger.
+        let mut behind = started(BEFORE);
+        behind.engine_clock = EngineClock { ahead_ms: Some(-300_000) };
+        let r = advance(&behind, &quick("2026-11-22T04:55:00Z"), NOW);
+        assert_eq!(r.status, PollStatus::Ready, "{:?}", r.alert);
+        assert!(
+            advance(&started(BEFORE), &quick("2026-11-22T04:55:00Z"), NOW).status == PollStatus::Pending,
+            "unread: the skew allows a minute only"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub enum Found {
 
 /// `config_is_ours`: the engine's effective dump source is this run's clone, which only
 /// an attempt of this run can have configured (the clone's host is unique to the run).
+/// `clone_since`: the earliest the engine's clock may have read when the clone existed.
 pub fn found(retrieving: &Retrieving, config_is_ours: bool, clone_since: OffsetDateTime) -> Found {
     let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
     if config_is_ours && (running || started_after(retrieving.last_refresh(), clone_since)) {
@@ -63,12 +64,13 @@ pub fn dump_plan(instance_class: &str, immediate_restore: bool, delete_after_dum
 /// Whether a refresh the engine runs although this run's trigger was refused can be this
 /// run's: only if its jobs read this run's clone (`config_is_ours`), which is so only if
 /// they were built after this run's config change. `lastRefresh` is stamped when the jobs
-/// are built, truncated to the second: one stamped in the second of the change (or
-/// earlier) may have been built before it, from the previous source, and is never taken
-/// as this run's.
-pub fn refused_but_ours(config_is_ours: bool, last_refresh: &str, config_posted_at: OffsetDateTime) -> bool {
+/// are built, truncated to the second; `posted_by` is the latest the engine's clock may
+/// have read when the change was posted (`EngineClock::latest`). A refresh stamped in that
+/// second or earlier may have been built before the change, from the previous source, and
+/// is never taken as this run's.
+pub fn refused_but_ours(config_is_ours: bool, last_refresh: &str, posted_by: OffsetDateTime) -> bool {
     let Ok(started) = OffsetDateTime::parse(last_refresh, &Rfc3339) else { return false };
-    let posted_second = config_posted_at.replace_nanosecond(0).unwrap_or(config_posted_at);
+    let posted_second = posted_by.replace_nanosecond(0).unwrap_or(posted_by);
     config_is_ours && started >= posted_second + time::Duration::seconds(1)
 }
 
