@@ -87,3 +87,25 @@ async fn a_source_deleted_mid_dump_fails_with_pg_dumps_words() {
     w.assert_no_secret(&retrieving.to_string());
     let _ = holder.await;
 }
+
+#[tokio::test]
+async fn the_engines_check_of_a_source_connects_as_its_dump_would() {
+    let w = World::with_real_data(Settings::default()).await;
+    let source = w.real_rds_source().await;
+    let check = |port: u16, password: &str| {
+        json!({"host": "127.0.0.1", "port": port.to_string(), "dbname": "app", "username": "dblab",
+               "password": password, "db_list": []})
+    };
+    let ok = call(&w, reqwest::Method::POST, "/admin/test-db-source", Some(check(source.port, &w.password))).await;
+    assert_eq!((ok["status"].as_str(), ok["result"].as_str()), (Some("ok"), Some("ok")), "{ok}");
+    let secret = format!("wrong-{}", w.id);
+    for (port, password) in [(source.port, secret.as_str()), (1, w.password.as_str())] {
+        let refused = call(&w, reqwest::Method::POST, "/admin/test-db-source", Some(check(port, password))).await;
+        assert_eq!(refused["status"], "error", "{refused}");
+        assert_eq!(refused["result"], "connection_error", "{refused}");
+        assert!(refused["dbVersion"].is_null() && refused["tuningParams"].is_null(), "{refused}");
+        let scanner = refresh_tests::leaks::Scanner::new(&[("the password", password)]);
+        refresh_tests::assert_no_leak(&scanner.text("the engine's answer", &refused.to_string()), "");
+    }
+    assert_eq!(w.emulator.view().config_updates, 0, "a check changes nothing");
+}

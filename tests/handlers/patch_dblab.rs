@@ -379,3 +379,27 @@ async fn restore_jobs_come_from_the_request_and_are_left_alone_without_it() {
     patch(&w, &request, &execution, &clone).await.unwrap();
     assert_eq!(restore_jobs(&w), Some(serde_json::json!(16)), "the DBLab host's CPUs, from the request");
 }
+
+#[tokio::test]
+async fn a_clone_the_engine_cannot_read_stops_the_run_before_any_pool_or_config_changes() {
+    type Case = (&'static str, fn(&mut Settings, &str), &'static str);
+    let cases: [Case; 3] = [
+        ("wrong password", |s, _| s.expected_password = Some("the-real-one".into()), "password authentication failed"),
+        ("clone unreachable", |s, host| s.dead_sources = vec![host.to_string()], "connection refused"),
+        ("extension the image lacks", |s, _| s.missing_extensions = vec!["postgis".into()], "missing_extension"),
+    ];
+    for (case, fault, said) in cases {
+        let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+        let host = clone.endpoint.clone().unwrap().address;
+        w.emulator.configure(|s| fault(s, &host));
+        let before = w.emulator.view();
+        let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+        assert_eq!(err.name(), "DblabSourceRefused", "{case}: {err}");
+        assert!(err.to_string().contains(said), "{case}: {err}");
+        w.assert_no_secret(&err.to_string());
+        let after = w.emulator.view();
+        assert_eq!((after.config_updates, after.refreshes_started), (0, 0), "{case}: nothing changed");
+        assert_eq!((after.config, after.password), (before.config, before.password), "{case}");
+        assert_eq!((after.pools, after.snapshots), (before.pools, before.snapshots), "{case}: no pool touched");
+    }
+}

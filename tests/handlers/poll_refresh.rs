@@ -99,9 +99,12 @@ async fn a_refresh_that_never_finishes_times_out() {
 }
 
 #[tokio::test]
-async fn a_wrong_password_fails_the_dump() {
-    let (w, request, execution, refresh) =
-        started(Settings { expected_password: Some("the-real-one".into()), ..Settings::default() }).await;
+async fn a_password_changed_after_the_trigger_fails_the_dump() {
+    let (w, request, execution, refresh) = started(Settings::default()).await;
+    w.emulator.configure(|s| {
+        s.expected_password = Some("the-real-one".into());
+        s.dump_ms = 300;
+    });
     let (failed, _) = settle(&w, &request, &execution, refresh).await;
     assert_eq!(failed.status, PollStatus::Failed);
     assert!(failed.alert.unwrap().contains("password authentication failed"));

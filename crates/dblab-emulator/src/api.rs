@@ -192,6 +192,86 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
     Json(server_yml::projection(&engine.config, version, &engine.settings.mode)).into_response()
 }
 
+/// `POST /admin/test-db-source` (srv/config.go `testDBSource` -> db.go `CheckSource`): 400
+/// when the API may not change the config or the mode is not logical, or for a body that
+/// is not a `models.ConnectionTest` (its port is a string); else 200 with what the check
+/// found: `error` / `connection_error` (no `dbVersion`, `tuningParams` null) for a source it
+/// cannot reach, `warning` / `missing_extension` for extensions its image lacks, `ok`.
+async fn test_db_source(State(s): State<Shared>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
+    let (settings, password_in_file) = {
+        let engine = s.lock();
+        if let Some(r) = gate(&engine, &headers, true) {
+            return r;
+        }
+        (engine.settings.clone(), engine.password.clone())
+    };
+    if !settings.config_modification {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "configuration management via UI/API disabled by admin");
+    }
+    if settings.mode != "logical" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the endpoint is only available in the Logical mode of the data retrieval",
+        );
+    }
+    let Some(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body must be JSON");
+    };
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(host), Some(port), Some(username)) = (field("host"), field("port"), field("username")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "json: cannot unmarshal into Go struct field ConnectionTest of type string",
+        );
+    };
+    let dbname = field("dbname").unwrap_or_default();
+    // connectionPassword: an empty password is read from server.yml.
+    let password = field("password").filter(|p| !p.is_empty()).or(password_in_file).unwrap_or_default();
+    let unreachable = |message: String| {
+        Json(json!({"status": "error", "result": "connection_error", "message": message, "tuningParams": null}))
+            .into_response()
+    };
+    if settings.dead_sources.contains(&host) {
+        return unreachable(format!(
+            "failed to connect to `user={username} database={dbname}`: {host}:{port}: dial error: connect: connection refused"
+        ));
+    }
+    match &settings.data {
+        Some(data) => {
+            if let Err(e) = crate::real::check_connection(data, &host, &port, &username, &dbname, &password).await {
+                return unreachable(e);
+            }
+        }
+        None if settings.expected_password.as_ref().is_some_and(|want| *want != password) => {
+            return unreachable(format!(
+                "failed to connect to `user={username} database={dbname}`: {host}:{port}: server error: FATAL: \
+                 password authentication failed for user \"{username}\" (SQLSTATE 28P01)"
+            ));
+        }
+        None => {}
+    }
+    if !settings.missing_extensions.is_empty() {
+        return Json(json!({
+            "status": "warning",
+            "result": "missing_extension",
+            "message": format!("There are missing extensions: {}. ", settings.missing_extensions.join(", ")),
+            "dbVersion": 16,
+            "tuningParams": {},
+        }))
+        .into_response();
+    }
+    Json(json!({
+        "status": "ok",
+        "result": "ok",
+        "message": "Database ready for dump and restore",
+        "dbVersion": 16,
+        "tuningParams": {},
+    }))
+    .into_response()
+}
+
 async fn full_refresh(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let shared = s.clone();
     let mut engine = s.lock();
@@ -273,6 +353,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route("/instance/retrieval", get(retrieval))
         .route("/admin/config", get(get_config).post(post_config))
         .route("/admin/config.yaml", get(get_config_yaml))
+        .route("/admin/test-db-source", post(test_db_source))
         .route("/full-refresh", post(full_refresh))
         .route("/snapshots", get(snapshots))
         .route("/_emulator/state", get(get_state))

@@ -96,6 +96,25 @@ async fn databases(job: &Job, secrets: &[&str]) -> Result<Vec<String>, String> {
     Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
 }
 
+/// `test-db-source` on real data: the engine's `checkConnection` (connect, `select 1`) to
+/// the source as given, with the password given. Extensions and locales are not compared
+/// here: the emulator has no dump image to list them from (`Settings.missing_extensions`
+/// plays that answer).
+pub(crate) async fn check_connection(
+    data: &RealData,
+    host: &str,
+    port: &str,
+    username: &str,
+    dbname: &str,
+    password: &str,
+) -> Result<(), String> {
+    let mut c = tool(data, "psql");
+    c.args(["--host", host, "--port", port, "--username", username, "--dbname", dbname]);
+    c.args(["-X", "-A", "-t", "-c", "select 1"]);
+    c.env("PGPASSWORD", password).env("PGCONNECT_TIMEOUT", "10").env("PGAPPNAME", "dle_retrieval");
+    run(c, "psql", &[password]).await.map(drop)
+}
+
 fn dump_command(job: &Job, dbname: &str, dir: &Path) -> Command {
     let mut c = tool(&job.data, "pg_dump");
     c.arg("--create").arg("--format=directory");

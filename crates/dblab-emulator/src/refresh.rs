@@ -83,7 +83,6 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
         return;
     }
     let settings = engine.settings.clone();
-    let wrong_password = settings.expected_password.as_ref().is_some_and(|want| engine.password.as_ref() != Some(want));
     if settings.fail_echoing_password {
         let password = engine.password.clone().unwrap_or_default();
         let dsn = format!(
@@ -115,10 +114,20 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
             if !current(&e) {
                 return;
             }
+            // The source is what it is when the dump connects, not when the jobs were built.
+            let wrong_password =
+                e.settings.expected_password.as_ref().is_some_and(|want| e.password.as_ref() != Some(want));
+            let host = e.dump_sources.last().map(|d| d.host.clone()).unwrap_or_default();
             match settings.outcome {
                 Outcome::Hang => return,
                 Outcome::FailDump => {
                     return e.fail("pg_dump: error: query failed: ERROR: permission denied for table accounts");
+                }
+                _ if e.settings.dead_sources.contains(&host) => {
+                    return e.fail(&format!(
+                        "failed to extract the list of databases for dumping: failed to connect to `host={host}`: \
+                         dial error: connect: connection refused"
+                    ));
                 }
                 _ if wrong_password => {
                     return e

@@ -152,6 +152,13 @@ pub struct Settings {
     /// time the engine stamps (`lastRefresh`, `startedAt`, a snapshot's `createdAt`, the
     /// alerts) and every answer's `Date` header is on that clock.
     pub clock_ahead_seconds: i64,
+    /// Hosts that refuse connections, as a deleted clone's address does: the engine's check
+    /// of them answers `connection_error`, and a dump from one fails at its first connection
+    /// (the real refreshes find this out for themselves).
+    pub dead_sources: Vec<String>,
+    /// Extensions the source's databases have and the engine's dump image lacks: its check
+    /// of the source answers `warning` / `missing_extension` (db.go `checkDBContent`).
+    pub missing_extensions: Vec<String>,
 }
 
 /// Every emulated engine is another engine: its own `instanceID` (a restart keeps it).
@@ -197,6 +204,8 @@ impl Default for Settings {
             rds_endpoints: Default::default(),
             foreign_refresh_on_config: false,
             clock_ahead_seconds: 0,
+            dead_sources: Vec::new(),
+            missing_extensions: Vec::new(),
         }
     }
 }

@@ -100,6 +100,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             "immediateRestore is on: dumping with one job, as the engine requires, and the clone stays to the end"
         );
     }
+    check_source(&client, &config, api, &connection, &password).await?;
     let jobs = plan.jobs;
     let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), &connection)
         .map_err(RefreshError::DblabMisconfigured)?;
@@ -165,6 +166,29 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             refresh_core::clock::rfc3339(config_posted_at)
         ),
     })
+}
+
+/// The engine's own check that it can reach and read the clone, before anything of the
+/// engine changes: a bad clone, password or extension then touches no pool. An `rdsIam`
+/// source signs in with IAM, not the password: the check would test another way in, so it
+/// is left to the dump.
+async fn check_source(
+    client: &DblabClient,
+    config: &dblab::EngineConfig,
+    api: Api,
+    connection: &SourceConnection,
+    password: &refresh_core::secrets::Secret,
+) -> Result<(), RefreshError> {
+    if config.effective_source(api).is_ok_and(|s| s.source_type == "rdsIam") {
+        info!("the engine signs in to the source with IAM: its password check of the clone is skipped");
+        return Ok(());
+    }
+    let check = client.test_db_source(connection, password, &config.dump_databases()).await?;
+    match engine::source_readable(&check)? {
+        Some(notice) => warn!(%notice, "the engine's check of the clone passed with a notice"),
+        None => info!(db_version = ?check.db_version, "the engine reaches and reads the clone"),
+    }
+    Ok(())
 }
 
 /// The pool a refresh under way is restoring into, when the engine shows it.

@@ -74,6 +74,8 @@ pub mod names {
         DBLAB_MISCONFIGURED = "DblabMisconfigured",
         /// Every pool of the engine has clones: it would refuse the refresh.
         DBLAB_NO_FREE_POOL = "DblabNoFreePool",
+        /// The engine's own check of the clone (`POST /admin/test-db-source`) failed.
+        DBLAB_SOURCE_REFUSED = "DblabSourceRefused",
         DBLAB_PROTOCOL = "DblabProtocolError",
         /// A call that was in flight when its execution was stopped came back after the
         /// clean-up recorded the run: it takes back what it took and writes nothing.
@@ -154,6 +156,8 @@ pub enum RefreshError {
     DblabMisconfigured(String),
     #[error("DBLab Engine has no pool to refresh: {0}")]
     DblabNoFreePool(String),
+    #[error("DBLab Engine's own check of the clone failed, before any pool was touched: {0}")]
+    DblabSourceRefused(String),
     #[error("DBLab Engine answered {call} unexpectedly: {message}")]
     DblabProtocol { call: String, message: String },
     #[error("execution {execution:?} has ended and its run is recorded: nothing more is done for it")]
@@ -193,6 +197,7 @@ impl RefreshError {
             Self::DblabConfigNotApplied(_) => DBLAB_CONFIG_NOT_APPLIED,
             Self::DblabMisconfigured(_) => DBLAB_MISCONFIGURED,
             Self::DblabNoFreePool(_) => DBLAB_NO_FREE_POOL,
+            Self::DblabSourceRefused(_) => DBLAB_SOURCE_REFUSED,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::RunEnded { .. } => RUN_ENDED,
             Self::PublisherMisconfigured(_) => PUBLISHER_MISCONFIGURED,
@@ -214,6 +219,7 @@ impl RefreshError {
             Self::DblabRejected { call, message } => Self::DblabRejected { call, message: r(message) },
             Self::DblabConfigNotApplied(message) => Self::DblabConfigNotApplied(r(message)),
             Self::DblabMisconfigured(message) => Self::DblabMisconfigured(r(message)),
+            Self::DblabSourceRefused(message) => Self::DblabSourceRefused(r(message)),
             Self::DblabProtocol { call, message } => Self::DblabProtocol { call, message: r(message) },
             other => other,
         }

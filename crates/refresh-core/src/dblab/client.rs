@@ -10,8 +10,9 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::config::EngineConfig;
+use super::config::SourceConnection;
 use super::engine_clock::EngineClock;
-use super::status::{EngineSnapshot, Health, InstanceStatus, Retrieving};
+use super::status::{EngineSnapshot, Health, InstanceStatus, Retrieving, SourceCheck};
 use crate::error::RefreshError;
 use crate::request::DblabSpec;
 use crate::secrets::Secret;
@@ -249,6 +250,32 @@ impl DblabClient {
     pub async fn snapshots(&self) -> Result<Vec<EngineSnapshot>, RefreshError> {
         let v = self.call(Call::get("/snapshots")).await?;
         Self::decode("GET /snapshots", v)
+    }
+
+    /// `POST /admin/test-db-source` (4.1 and 4.2, srv/config.go `testDBSource`): the engine
+    /// connects to `conn` as its dump would, then to each of `databases` (every database
+    /// the user may connect to when empty, at most five), and compares their extensions and
+    /// locales with its dump image's. A source it cannot reach is a 200 with status
+    /// `error`; a failed query a 400. The body holds the password: never logged.
+    pub async fn test_db_source(
+        &self,
+        conn: &SourceConnection,
+        password: &Secret,
+        databases: &[String],
+    ) -> Result<SourceCheck, RefreshError> {
+        // models.ConnectionTest: the port is a string there.
+        let body = serde_json::json!({
+            "host": conn.host,
+            "port": conn.port.to_string(),
+            "dbname": conn.dbname,
+            "username": conn.username,
+            "password": password.expose(),
+            "db_list": databases,
+        });
+        let v = self.call(Call::post("/admin/test-db-source", Some(&body))).await?;
+        let mut check: SourceCheck = Self::decode("POST /admin/test-db-source", v)?;
+        check.message = self.scrub(&check.message);
+        Ok(check)
     }
 
     pub async fn full_refresh(&self) -> Result<(), RefreshError> {

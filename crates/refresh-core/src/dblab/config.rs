@@ -71,6 +71,16 @@ impl EngineConfig {
         }
     }
 
+    /// The databases the dump is limited to (`logicalDump.options.databases`); empty: every
+    /// database the user may connect to.
+    pub fn dump_databases(&self) -> Vec<String> {
+        self.doc
+            .pointer("/retrieval/spec/logicalDump/options/databases")
+            .and_then(Value::as_object)
+            .map(|dbs| dbs.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// `immediateRestore.enabled`, read as the engine's YAML library reads a boolean.
     pub fn immediate_restore(&self) -> bool {
         self.doc.pointer(&format!("{DUMP}/immediateRestore/enabled")).is_some_and(truthy)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::DblabClient;
 use super::config::{Api, EngineConfig};
-use super::status::{BUSY_STATUSES, InstanceStatus};
+use super::status::{BUSY_STATUSES, InstanceStatus, SourceCheck};
 use crate::error::RefreshError;
 
 /// Which engine a run talked to: its version string (logged and recorded as given; it
@@ -102,6 +102,22 @@ pub fn snapshot_job(config: &EngineConfig, api: Api) -> Result<String, RefreshEr
     }
 }
 
+/// What the engine's own check of the clone (`test-db-source`) allows: `ok` goes on;
+/// `notice` (its image not yet analysed, more databases than it checks) goes on and is
+/// said; `warning` (an extension or locale its image lacks: the restore would fail, or
+/// with `ignoreErrors` leave objects out) and `error` (cannot connect, a query failed)
+/// stop the run before its config changes, quoting the engine.
+pub fn source_readable(check: &SourceCheck) -> Result<Option<String>, RefreshError> {
+    let said = format!("{} ({}): {}", check.status, check.result, check.message.trim());
+    match check.status.as_str() {
+        "ok" => Ok(None),
+        "notice" => Ok(Some(said)),
+        _ => Err(RefreshError::DblabSourceRefused(format!(
+            "the engine checked the clone as its dump would read it and answered {said}; its pools and config are              unchanged"
+        ))),
+    }
+}
+
 /// The pool a refresh would take: the engine refreshes only a pool without clones, the
 /// last such one in its list. With every pool in use, `POST /full-refresh` answers 400,
 /// so this is refused before a clone costs money, naming each pool and its clones.
@@ -174,6 +190,24 @@ pub fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_ok_or_a_notice_from_the_engines_check_of_the_clone_goes_on() {
+        let check = |status: &str, result: &str| super::SourceCheck {
+            status: status.into(),
+            result: result.into(),
+            message: "m".into(),
+            db_version: None,
+        };
+        assert_eq!(super::source_readable(&check("ok", "ok")).unwrap(), None);
+        let notice = super::source_readable(&check("notice", "unexplored_image")).unwrap().unwrap();
+        assert_eq!(notice, "notice (unexplored_image): m");
+        for (status, result) in [("warning", "missing_extension"), ("error", "connection_error"), ("", "")] {
+            let err = super::source_readable(&check(status, result)).unwrap_err();
+            assert_eq!(err.name(), "DblabSourceRefused", "{status}");
+            assert!(err.to_string().contains(&format!("{status} ({result}): m")), "{err}");
+        }
+    }
+
     use super::*;
 
     fn config(yaml: &str) -> EngineConfig {

@@ -24,6 +24,23 @@ pub struct Health {
     pub instance_id: Option<String>,
 }
 
+/// The answer of `POST /admin/test-db-source` (models.DBSource, admin.go): `status` is
+/// `ok`, `notice`, `warning` or `error`; `result` names what was found (`connection_error`,
+/// `missing_extension`, `missing_locale`, `unexplored_image`, `unverified_database`...).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceCheck {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub result: String,
+    #[serde(default)]
+    pub message: String,
+    /// The source's major version; absent when the engine could not connect.
+    #[serde(default)]
+    pub db_version: Option<u32>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct InstanceStatus {
     pub retrieving: Retrieving,
