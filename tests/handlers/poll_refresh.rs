@@ -277,3 +277,55 @@ async fn an_engine_whose_clock_is_five_minutes_off_either_way_still_proves_its_r
         assert_eq!(done.snapshot.map(|s| s.id), Some(made), "{ahead} s");
     }
 }
+
+/// A run, then its clone deleted, then the engine process restarted: its start-up refresh
+/// reads the dead clone. Waits for the new process to settle.
+async fn restarted_after_a_run(settings: Settings) -> (World, Refresh) {
+    let (w, request, execution, refresh) = started(settings).await;
+    let (done, _) = settle(&w, &request, &execution, refresh).await;
+    assert_eq!(done.status, PollStatus::Ready, "{:?}", done.alert);
+    let host = w.emulator.view().dump_sources.last().unwrap().host.clone();
+    w.emulator.configure(|s| s.dead_sources = vec![host]);
+    w.emulator.restart_process();
+    for _ in 0..100 {
+        if !["refreshing", "renewed", "snapshotting"].contains(&w.emulator.view().status.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (w, done)
+}
+
+#[tokio::test]
+async fn a_restart_after_a_run_leaves_the_engines_data_in_place() {
+    let fresh = |done: &Refresh| done.snapshot.clone().unwrap();
+    // Two pools: the start-up refresh takes the other one and fails in its dump; the data
+    // this run brought stays listed, and the other pool's data is still on disk.
+    let two = Settings {
+        pools: vec![dblab_emulator::PoolSetting::free("pool_a"), dblab_emulator::PoolSetting::free("pool_b")],
+        ..Settings::default()
+    };
+    let (w, done) = restarted_after_a_run(two).await;
+    let engine = w.emulator.view();
+    assert_eq!(engine.status, "failed", "{:?}", engine.log);
+    assert_eq!(engine.refreshes_started, 2, "the start-up refresh ran");
+    let refreshed = fresh(&done);
+    let front = &engine.pools[0];
+    assert_eq!((front.name.as_str(), front.status.as_str()), (refreshed.pool.as_str(), "active"));
+    let other = &engine.pools[1];
+    assert_eq!(other.status, "empty", "the failed start-up refresh empties the pool it took");
+    assert!(other.data_state_at.is_some(), "a failed dump leaves the pool's data on disk");
+    let listed: Vec<String> = w.emulator.view().snapshots.iter().map(|s| s.id.clone()).collect();
+    assert!(listed.contains(&refreshed.id), "{listed:?}");
+    // One pool with skipStartRefresh: nothing runs, nothing moves.
+    let (w, done) = restarted_after_a_run(Settings { skip_start_refresh: true, ..Settings::default() }).await;
+    let engine = w.emulator.view();
+    assert_eq!((engine.status.as_str(), engine.refreshes_started), ("inactive", 1));
+    assert_eq!(engine.pools[0].status, "active");
+    assert_eq!(engine.snapshots.iter().map(|s| &s.id).max(), Some(&fresh(&done).id));
+    // One pool without it: hidden until the next config change, its data on disk intact.
+    let (w, done) = restarted_after_a_run(Settings::default()).await;
+    let engine = w.emulator.view();
+    assert_eq!((engine.status.as_str(), engine.pools[0].status.as_str()), ("failed", "empty"));
+    assert_eq!(engine.pools[0].data_state_at, fresh(&done).data_state_at);
+}

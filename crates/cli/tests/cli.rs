@@ -94,6 +94,37 @@ async fn preflight_checks_without_creating_anything() {
 }
 
 #[tokio::test]
+async fn preflight_shows_the_pools_and_what_a_restart_of_the_engine_would_do() {
+    let check = |report: &Value, name: &str| -> String {
+        let found = report["checks"].as_array().unwrap().iter().find(|c| c["check"] == name);
+        let found = found.unwrap_or_else(|| panic!("no {name} check: {report}"));
+        assert_eq!(found["ok"], true, "{found}");
+        found["detail"].as_str().unwrap_or_else(|| panic!("{found}")).to_string()
+    };
+    let w = World::with_engine(Settings::default()).await;
+    let source = w.rds_source().await;
+    let out = run(&["validate", &write_request(&w, &w.request("rds", &source)), "--preflight", "--json"]).await;
+    let report = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let pools = check(&report, "pools");
+    assert!(pools.starts_with("1: dblab_pool (active, no clones); with one pool, a failed refresh"), "{pools}");
+    let restart = check(&report, "engine restart");
+    assert!(restart.starts_with("skipStartRefresh is off: a restart of the engine after this run"), "{restart}");
+    assert!(restart.contains("its users can make no clone until then"), "{restart}");
+
+    let pools = vec![
+        dblab_emulator::PoolSetting { clones: vec!["dev-1".into()], ..dblab_emulator::PoolSetting::free("pool_a") },
+        dblab_emulator::PoolSetting::free("pool_b"),
+    ];
+    let w = World::with_engine(Settings { pools, skip_start_refresh: true, ..Settings::default() }).await;
+    let source = w.rds_source().await;
+    let out = run(&["validate", &write_request(&w, &w.request("rds", &source)), "--preflight", "--json"]).await;
+    let report = stdout_json(&out);
+    assert_eq!(check(&report, "pools"), "2: pool_a (active, clones dev-1); pool_b (active, no clones)");
+    assert!(check(&report, "engine restart").starts_with("skipStartRefresh is on"), "{report}");
+}
+
+#[tokio::test]
 async fn preflight_reports_production_accounts_shared_snapshot_and_its_key() {
     use refresh_core::request::SourceType;
     use refresh_tests::production::{PRODUCTION_ACCOUNT, Production, copy_key_arn};

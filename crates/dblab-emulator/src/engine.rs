@@ -199,6 +199,12 @@ impl Engine {
                 pool.data_state_at = None;
             }
         }
+        self.failed_alert(message);
+    }
+
+    /// `failed` with a `refresh_failed` alert, the pools as they are.
+    pub(crate) fn failed_alert(&mut self, message: &str) {
+        self.status = "failed".into();
         let count = self.alerts.get("refresh_failed").and_then(|a| a["count"].as_u64()).unwrap_or(0) + 1;
         self.alerts.insert(
             "refresh_failed".into(),

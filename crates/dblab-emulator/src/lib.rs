@@ -117,6 +117,15 @@ impl Emulator {
         engine.started_at = engine::later_than(&before, engine.now());
     }
 
+    /// The engine process restarts: its `server.yml`, password, pools, their data and
+    /// snapshots stay (they are on disk); what it held in memory goes; the new process
+    /// rebuilds its pool list and runs its start-up refresh, unless `skipStartRefresh`
+    /// (retrieval.go `Run`).
+    pub fn restart_process(&self) {
+        let mut engine = self.shared.lock();
+        refresh::start_process(&self.shared, &mut engine);
+    }
+
     /// Someone opens a clone on a pool (or closes all of them): the pool cannot be
     /// refreshed while it has one.
     pub fn set_pool_clones(&self, pool: &str, clones: &[&str]) {

@@ -22,6 +22,47 @@ pub(crate) fn start_refresh(shared: &Shared, engine: &mut Engine, foreign: bool)
     let Some(pool) = engine.pool_to_refresh() else {
         return engine.skipped("Pool to perform full refresh not found. Skip refreshing");
     };
+    run_jobs(shared, engine, pool, foreign);
+}
+
+/// A new engine process (cmd/database-lab/main.go): what lived in memory is gone, the pool
+/// list is rebuilt from what is on disk (`ReloadPools`), then retrieval.go `Run`: nothing
+/// more with `skipStartRefresh`; else the pool `getNextPoolToDataRetrieving` gives (the
+/// first pool if it is empty, else the last one without clones) is refreshed from the
+/// source `server.yml` names, whatever it is now; with none and the first pool active,
+/// `finished`; with none at all, `failed`.
+pub(crate) fn start_process(shared: &Shared, engine: &mut Engine) {
+    engine.restarted("inactive");
+    if server_yml::truthy(engine.config.pointer("/retrieval/refresh/skipStartRefresh")) {
+        engine.log.push(
+            "Continue without performing initial data refresh because the `skipStartRefresh` option is enabled".into(),
+        );
+        return;
+    }
+    let first = engine.pools.first().map(|p| (p.name.clone(), p.status == "empty"));
+    let pool = match first {
+        Some((name, true)) => Some(name),
+        Some(_) => engine.pool_to_refresh(),
+        None => None,
+    };
+    match pool {
+        Some(pool) => {
+            engine.log.push(format!("Pool to perform data retrieving: {pool}"));
+            run_jobs(shared, engine, pool, false);
+        }
+        None if engine.pools.first().is_some_and(|p| p.status == "active") => {
+            engine.status = "finished".into();
+            engine.log.push(
+                "Continue without performing a full refresh: pool to refresh not found, but the current pool is active"
+                    .into(),
+            );
+        }
+        None => engine.failed_alert("Pool to perform data refresh not found"),
+    }
+}
+
+/// The jobs of a refresh of `pool`, from the source the config names now.
+fn run_jobs(shared: &Shared, engine: &mut Engine, pool: String, foreign: bool) {
     let jobs = server_yml::text_at(&engine.config, "/retrieval/spec/logicalDump/options/parallelJobs");
     let immediate =
         server_yml::truthy(engine.config.pointer("/retrieval/spec/logicalDump/options/immediateRestore/enabled"));

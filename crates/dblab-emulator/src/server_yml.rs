@@ -71,7 +71,7 @@ pub fn initial(settings: &Settings) -> Value {
     let mut doc = json!({
         "server": {"verificationToken": "****", "disableConfigModification": !settings.config_modification},
         "retrieval": {
-            "refresh": {"timetable": settings.timetable},
+            "refresh": {"timetable": settings.timetable, "skipStartRefresh": settings.skip_start_refresh},
             "jobs": ["logicalDump", "logicalRestore", "logicalSnapshot"],
             "spec": {
                 "logicalDump": {"options": dump},

@@ -17,7 +17,9 @@ pub enum Outcome {
     Hang,
     /// Restarts mid-dump with `skipStartRefresh`: `inactive`, `lastRefresh` null.
     GoInactive,
-    /// Restarts mid-dump: `finished` (the single pool is skipped), `lastRefresh` null.
+    /// Restarts mid-dump into `finished`, `lastRefresh` null: the new process found no pool
+    /// a start-up refresh could take, its first pool active (retrieval.go `Run`,
+    /// `SkipRefreshingError`).
     Restart,
     /// Restarts mid-dump, and the new process runs a startup refresh of its own with the
     /// config it has (a free pool): `lastRefresh` is set again and it ends `finished`.
@@ -113,6 +115,8 @@ pub struct Settings {
     pub connection_string: Option<String>,
     /// `retrieval.refresh.timetable`: the engine's own refresh schedule ("" for none).
     pub timetable: String,
+    /// `retrieval.refresh.skipStartRefresh`: a new process runs no start-up refresh.
+    pub skip_start_refresh: bool,
     pub start_failure: StartFailure,
     /// The next N accepted `/full-refresh` calls answer 502, as a proxy whose upstream
     /// timed out: the engine took the refresh, the caller never heard.
@@ -190,6 +194,7 @@ impl Default for Settings {
             fail_echoing_password: false,
             connection_string: None,
             timetable: String::new(),
+            skip_start_refresh: false,
             start_failure: StartFailure::None,
             lose_refresh_replies: 0,
             keep_connection_string: false,

@@ -323,6 +323,8 @@ async fn engine_checks(
             engine::free_pool(&state.status)
                 .map(|pool| format!("a pool without clones ({pool} in the list as it is now)")),
         ),
+        ("pools", Ok(engine::pools_described(&state.status))),
+        ("engine restart", Ok(engine::restart_said(&config, &state.status))),
         (
             "restore errors",
             engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)

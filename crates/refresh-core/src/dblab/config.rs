@@ -86,6 +86,11 @@ impl EngineConfig {
         self.doc.pointer(&format!("{DUMP}/immediateRestore/enabled")).is_some_and(truthy)
     }
 
+    /// `retrieval.refresh.skipStartRefresh`: a new engine process runs no refresh of its own.
+    pub fn skip_start_refresh(&self) -> bool {
+        self.doc.pointer("/retrieval/refresh/skipStartRefresh").is_some_and(truthy)
+    }
+
     /// The engine's own refresh schedule, if it has one.
     pub fn timetable(&self) -> Option<String> {
         self.text("/retrieval/refresh/timetable").map(|t| t.trim().to_string()).filter(|t| !t.is_empty())

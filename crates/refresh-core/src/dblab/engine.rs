@@ -153,6 +153,54 @@ pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
     )))
 }
 
+/// The engine's pools and their clones, as the preflight shows them. With one pool, what a
+/// failed refresh does to the engine's users: it empties that pool (retrieval.go
+/// `RefreshData`), whose snapshots then leave `/snapshots`, so no clone can be made.
+pub fn pools_described(status: &InstanceStatus) -> String {
+    let pools: Vec<String> = status
+        .pools
+        .iter()
+        .map(|p| {
+            let clones = match p.clone_list.as_deref() {
+                None => "clones unlisted".to_string(),
+                Some([]) => "no clones".to_string(),
+                Some(clones) => format!("clones {}", clones.join(", ")),
+            };
+            format!("{} ({}, {clones})", p.name, p.status)
+        })
+        .collect();
+    let mut said = format!("{}: {}", pools.len(), pools.join("; "));
+    if pools.len() == 1 {
+        said.push_str(
+            "; with one pool, a failed refresh leaves the engine with no data its users can clone: until the next \
+             successful refresh if it failed in the restore, until the engine's next config change (the next run) if \
+             it failed in the dump",
+        );
+    }
+    said
+}
+
+/// What a restart of the engine would do after this run, said plainly: with
+/// `skipStartRefresh` off the new process refreshes a pool without clones from the source
+/// `server.yml` names (retrieval.go `Run`), which after a run is its clone, deleted by then.
+pub fn restart_said(config: &EngineConfig, status: &InstanceStatus) -> String {
+    if config.skip_start_refresh() {
+        return "skipStartRefresh is on: a restart of the engine refreshes nothing and keeps every pool as it is"
+            .into();
+    }
+    let other_pools = if status.pools.len() > 1 {
+        "; the pool this run refreshes goes to the front of the list and is taken only when no other pool is free"
+    } else {
+        "; with one pool, its users can make no clone until then"
+    };
+    format!(
+        "skipStartRefresh is off: a restart of the engine after this run starts a refresh of a pool without clones \
+         from the source server.yml names, this run's clone, deleted by then. That refresh fails in its dump, before \
+         any data is touched, and the engine shows that pool empty until its next config change (the next run){other_pools}. \
+         Set retrieval.refresh.skipStartRefresh: true in the engine's server.yml to keep restarts from refreshing"
+    )
+}
+
 /// The engine stops a refresh at the first failing pg_restore, unless `ignoreErrors` says
 /// otherwise: then `finished` can mean tables are missing. Refused unless the request
 /// accepts it; accepted, the run says so.
