@@ -255,6 +255,10 @@ impl Scenario {
             assert!(mine[0].body().unwrap_or_default().contains(&format!("Pool snapshot: {snapshot}")));
             assert!(row.engine_lock.as_deref().is_some_and(|l| l.starts_with("engine instance ")), "{row:?}");
         }
+        if let Some(emptied) = &row.engine_pool_emptied {
+            let body = mine[0].body().unwrap_or_default();
+            assert!(body.contains(&format!("Engine pool:   {emptied}")), "the notification says the pool: {body}");
+        }
         let attributes = mine[0].message_attributes().unwrap();
         assert_eq!(attributes["outcome"].string_value(), Some(outcome.as_str()));
 

@@ -27,6 +27,12 @@ async fn refresh_fails_with_an_alert() {
     let run = s.run("alert", &request).await;
     let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
     assert!(row.error.unwrap().message.contains("permission denied"));
+    // The engine emptied the pool it was refreshing: its users are told what they lost.
+    let emptied = row.engine_pool_emptied.unwrap_or_default();
+    assert!(emptied.starts_with("the engine's failed refresh emptied pool dblab_pool"), "{emptied}");
+    // Whether the restore had begun is seen only by a look during the dump or the restore.
+    assert!(emptied.contains("the engine's next config change"), "{emptied}");
+    assert_eq!(s.w.emulator.view().pools[0].status, "empty");
 }
 
 #[tokio::test]

@@ -78,7 +78,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
                 clock,
                 dump_parallel_jobs: config.dump_jobs_in_effect(),
                 release_after_dump: plan.release_after_dump,
-                pool: refreshing_pool(&before),
+                pool: before.refreshing_pool(),
                 ignored_errors,
             };
             return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
@@ -189,11 +189,6 @@ async fn check_source(
         None => info!(db_version = ?check.db_version, "the engine reaches and reads the clone"),
     }
     Ok(())
-}
-
-/// The pool a refresh under way is restoring into, when the engine shows it.
-fn refreshing_pool(status: &refresh_core::dblab::status::InstanceStatus) -> Option<String> {
-    status.pools.iter().find(|p| p.status == "refreshing").map(|p| p.name.clone())
 }
 
 /// Re-reads the whole `server.yml`: the next dump must connect to the clone and nowhere

@@ -38,6 +38,7 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
         async move {
             let status = client.instance_status().await?;
             let mut look = dblab::Look {
+                refreshing_pool: status.refreshing_pool(),
                 retrieving: status.retrieving,
                 engine_started_at: status.engine.started_at,
                 snapshots: None,

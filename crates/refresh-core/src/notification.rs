@@ -108,6 +108,9 @@ pub fn compose(summary: &RunSummary) -> Message {
         let read = summary.engine_data_state_at.as_deref().map_or_else(String::new, |t| format!(", dump read at {t}"));
         lines.push(format!("Pool snapshot: {snapshot}{read}"));
     }
+    if let Some(emptied) = &summary.engine_pool_emptied {
+        lines.push(format!("Engine pool:   {emptied}"));
+    }
     if let Some(warning) = &summary.ignored_errors {
         lines.push(format!("Warning:       {warning}"));
     }
@@ -193,6 +196,7 @@ mod tests {
             engine_snapshot: Some("dblab_pool@snapshot_20261122051500".into()),
             engine_data_state_at: Some("2026-11-22T05:15:00Z".into()),
             ignored_errors: None,
+            engine_pool_emptied: None,
             clone_lifetime_seconds: Some(4_740),
             clone_billed_seconds: Some(4_200),
             copy_identifier: None,
@@ -230,6 +234,15 @@ mod tests {
         s.ignored_errors = Some("the engine was configured to ignore restore errors".into());
         let m = compose(&s);
         assert!(m.body.contains("Warning:       the engine was configured to ignore restore errors"), "{}", m.body);
+    }
+
+    #[test]
+    fn a_failure_says_which_pool_the_engine_emptied() {
+        let mut s = summary(Outcome::Failed);
+        s.engine_pool_emptied = Some("the engine's failed refresh emptied pool dblab_pool: ...".into());
+        let m = compose(&s);
+        assert!(m.body.contains("Engine pool:   the engine's failed refresh emptied pool dblab_pool"), "{}", m.body);
+        assert!(!compose(&summary(Outcome::Failed)).body.contains("Engine pool:"));
     }
 
     #[test]

@@ -106,6 +106,9 @@ pub struct RunSummary {
     /// accepted it): tables may be missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_errors: Option<String>,
+    /// The pool the engine's failed refresh emptied, and what its users cannot do until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_pool_emptied: Option<String>,
     /// From the restore request until its deletion started: what the clone cost.
     #[serde(default)]
     pub clone_lifetime_seconds: Option<i64>,

@@ -358,6 +358,9 @@ pub struct Refresh {
     /// The pool the engine refreshes (the last one without clones at the trigger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// Since when (our clock) the engine has shown `renewed`, while it does.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub renewed_since: Option<OffsetDateTime>,
     /// Set when the request accepted an engine configured to ignore restore errors: says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_errors: Option<String>,

@@ -7,7 +7,9 @@ use crate::dblab::EngineIdentity;
 use crate::error::names;
 use crate::request::{Labels, SourceMode};
 use crate::row::{ErrorSummary, Outcome, Phase, RunSummary};
-use crate::run::{CloneInstance, Deletion, DeletionStatus, PollStatus, RefreshFailure, RestoreSource, RunState};
+use crate::run::{
+    CloneInstance, Deletion, DeletionStatus, PollStatus, Refresh, RefreshFailure, RefreshPhase, RestoreSource, RunState,
+};
 
 /// When the clone stopped being needed: the first deletion step, after the dump or after
 /// the refresh.
@@ -80,6 +82,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
             .and_then(|r| r.snapshot.as_ref())
             .and_then(|s| s.data_state_at.clone()),
         ignored_errors: state.refresh.as_ref().and_then(|r| r.ignored_errors.clone()),
+        engine_pool_emptied: None,
         clone_lifetime_seconds: None,
         clone_billed_seconds: None,
         clone_deleted_after_dump: false,
@@ -132,11 +135,51 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
         });
     }
     summary.phases = phases(state, summary.started_at);
+    summary.engine_pool_emptied = state.refresh.as_ref().and_then(pool_emptied);
     describe_cleanup(state, &mut summary);
     if let Some(e) = &state.cleanup_error {
         summary.cleanup.push_str(&format!(" (the clean-up failed: {}: {})", e.error, e.message()));
     }
     summary
+}
+
+/// A refresh the engine itself failed empties the pool it was refreshing (retrieval.go
+/// `RefreshData` and `SnapshotData`): its snapshots leave `/snapshots` and no clone can be
+/// made from it. Until when depends on how far it got: the restore job cleans the pool's
+/// data directory first (restore.go `Run`), so from the restore on only a successful
+/// refresh brings data back; before it (the dump) and after it (the snapshot job, once the
+/// restore marked the new data), the data is on disk and the engine's next pool reload (its
+/// next config change: the next run) shows it again.
+fn pool_emptied(refresh: &Refresh) -> Option<String> {
+    let pool = refresh.pool.as_deref()?;
+    let engine_failed = refresh.status == PollStatus::Failed
+        && refresh.seen_start
+        && refresh.retrieval_status == "failed"
+        && refresh.failure.is_none();
+    if !engine_failed {
+        return None;
+    }
+    let until = match refresh.phase {
+        Some(RefreshPhase::Dump) => {
+            "until the engine reloads its pools, at its next config change (the next run): the dump failed, and the \
+             pool's data is still on disk"
+        }
+        Some(RefreshPhase::Snapshot) => {
+            "until the engine reloads its pools, at its next config change (the next run): the snapshot failed, and \
+             the restored data is on disk"
+        }
+        Some(RefreshPhase::Restore | RefreshPhase::DumpAndRestore) => {
+            "until a refresh of it succeeds: the restore had begun, which clears the pool's data first"
+        }
+        None => {
+            "until a refresh of it succeeds (or, if it failed before the restore, until the engine's next config \
+             change)"
+        }
+    };
+    Some(format!(
+        "the engine's failed refresh emptied pool {pool}: its snapshots are not listed and no clone can be made from \
+         it {until}; clones already open on other pools are unaffected"
+    ))
 }
 
 /// What became of the clone, said plainly: deleted, still deleting, left behind, or never
@@ -368,6 +411,7 @@ mod tests {
             wait_seconds: 0,
             engine_started_at: None,
             pool: Some("dblab_pool".into()),
+            renewed_since: None,
             ignored_errors: None,
             snapshot: (status == PollStatus::Ready).then(|| crate::dblab::EngineSnapshot {
                 id: "dblab_pool@snapshot_20261122052000".into(),
@@ -486,6 +530,37 @@ mod tests {
         assert_eq!(sum.error.as_ref().unwrap().name, "RefreshFailed");
         assert_eq!(sum.error.unwrap().message, "pg_dump failed");
         assert!(sum.clone_left_behind, "no deletion recorded");
+    }
+
+    #[test]
+    fn a_refresh_the_engine_failed_says_which_pool_it_emptied_and_until_when() {
+        let failed_in = |phase: Option<RefreshPhase>| {
+            let mut s = state();
+            s.clone = Some(clone(PollStatus::Ready));
+            let mut r = refresh(PollStatus::Failed);
+            (r.retrieval_status, r.seen_start, r.phase) = ("failed".into(), true, phase);
+            s.refresh = Some(r);
+            finished(&s, T0).engine_pool_emptied
+        };
+        let dump = failed_in(Some(RefreshPhase::Dump)).unwrap();
+        assert!(dump.starts_with("the engine's failed refresh emptied pool dblab_pool: "), "{dump}");
+        assert!(dump.contains("next config change") && dump.contains("still on disk"), "{dump}");
+        let restore = failed_in(Some(RefreshPhase::Restore)).unwrap();
+        assert!(restore.contains("until a refresh of it succeeds: the restore had begun"), "{restore}");
+        assert_eq!(failed_in(Some(RefreshPhase::DumpAndRestore)), Some(restore));
+        assert!(failed_in(Some(RefreshPhase::Snapshot)).unwrap().contains("the restored data is on disk"));
+        assert!(failed_in(None).unwrap().contains("or, if it failed before the restore"));
+        // Not the engine's failure of this refresh: no pool was emptied by it.
+        let mut s = state();
+        let mut r = refresh(PollStatus::Failed);
+        (r.retrieval_status, r.seen_start, r.failure) = ("failed".into(), true, Some(RefreshFailure::EngineRestarted));
+        s.refresh = Some(r.clone());
+        assert_eq!(finished(&s, T0).engine_pool_emptied, None, "a restart");
+        (r.failure, r.seen_start) = (None, false);
+        s.refresh = Some(r);
+        assert_eq!(finished(&s, T0).engine_pool_emptied, None, "a stale failed, never this refresh's");
+        s.refresh = Some(refresh(PollStatus::Ready));
+        assert_eq!(finished(&s, T0).engine_pool_emptied, None);
     }
 
     #[test]

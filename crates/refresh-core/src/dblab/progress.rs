@@ -81,6 +81,7 @@ pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
         release_clone: false,
         engine_started_at: t.before.engine.started_at.clone(),
         pool: t.pool,
+        renewed_since: None,
         ignored_errors: t.ignored_errors,
         snapshot: None,
         wait_seconds: 0,
@@ -127,8 +128,16 @@ fn started_since(refresh: &Refresh, last_refresh: &str) -> bool {
 pub struct Look {
     pub retrieving: Retrieving,
     pub engine_started_at: Option<String>,
+    /// The pool `/status` shows `refreshing`: the one this refresh restores into, whatever
+    /// was predicted before the trigger (retrieval.go `RefreshData` marks it).
+    pub refreshing_pool: Option<String>,
     pub snapshots: Option<Vec<EngineSnapshot>>,
 }
+
+/// How long the engine may stay `renewed`: between the restore job and the snapshot job it
+/// is there for an instant (retrieval.go `run`); the snapshot job, data patching included,
+/// runs as `snapshotting`. Past this, the engine has no snapshot job to run.
+pub const RENEWED_BOUND: time::Duration = time::Duration::minutes(5);
 
 /// What a restart of the engine looks like from outside: a new `engine.startedAt` (every
 /// process start sets it; with a free pool the new process may even run a startup refresh
@@ -223,6 +232,13 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     if phase.is_some() {
         next.phase = phase;
     }
+    if let Some(pool) = &look.refreshing_pool
+        && next.seen_start
+        && RUNNING_STATUSES.contains(&seen.status.as_str())
+    {
+        next.pool = Some(pool.clone());
+    }
+    next.renewed_since = (seen.status == "renewed").then(|| prev.renewed_since.unwrap_or(now));
     // The dump is over when one look sees restore sessions and no dump session, or the
     // engine past its jobs. The engine runs its jobs one after another and only the restore
     // job reports target sessions alone (the dump job reports them only with
@@ -275,6 +291,19 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
             why.push_str(&format!("; the engine raised refresh_skipped: {skipped}"));
         }
         next.alert = Some(why);
+    }
+    if let Some(since) = next.renewed_since
+        && next.status == PollStatus::Pending
+        && now - since > RENEWED_BOUND
+    {
+        next.status = PollStatus::Failed;
+        next.failure = Some(RefreshFailure::NoSnapshot);
+        next.alert = Some(format!(
+            "the engine restored the data and has stayed \"renewed\" since {}: it runs no logical snapshot job \
+             (logicalSnapshot is missing from retrieval.jobs or retrieval.spec in its server.yml), so it makes no \
+             snapshot and its clones would not see the new data; add the job and run again",
+            crate::clock::rfc3339(since)
+        ));
     }
     if next.status == PollStatus::Pending && now > prev.deadline {
         next.status = PollStatus::TimedOut;
@@ -367,6 +396,7 @@ mod tests {
                 ..Default::default()
             },
             engine_started_at: Some(STARTED.into()),
+            refreshing_pool: None,
             snapshots: Some(vec![snapshot(POOL, BEFORE), snapshot(POOL, AFTER)]),
         }
     }
@@ -658,6 +688,36 @@ mod tests {
     }
 
     #[test]
+    fn a_renewed_that_outlasts_its_bound_fails_naming_the_snapshot_job() {
+        let running = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        let r = advance(&running, &seen("renewed", Some(AFTER)), NOW);
+        assert_eq!((r.status, r.renewed_since), (PollStatus::Pending, Some(NOW)));
+        let r = advance(&r, &seen("renewed", Some(AFTER)), NOW + RENEWED_BOUND);
+        assert_eq!((r.status, r.renewed_since), (PollStatus::Pending, Some(NOW)), "at the bound itself: waiting");
+        let late = NOW + RENEWED_BOUND + time::Duration::seconds(1);
+        let failed = advance(&r, &seen("renewed", Some(AFTER)), late);
+        assert_eq!((failed.status, failed.failure), (PollStatus::Failed, Some(RefreshFailure::NoSnapshot)));
+        assert!(failed.alert.unwrap().contains("logicalSnapshot is missing"));
+        // Snapshotting in between starts the count again.
+        let moved = advance(&r, &seen("snapshotting", Some(AFTER)), late);
+        assert_eq!((moved.status, moved.renewed_since), (PollStatus::Pending, None));
+        let again = advance(&moved, &seen("renewed", Some(AFTER)), late);
+        assert_eq!(again.renewed_since, Some(late));
+    }
+
+    #[test]
+    fn the_pool_is_the_one_the_engine_shows_refreshing() {
+        let mut look = seen("refreshing", Some(AFTER));
+        look.refreshing_pool = Some("other_pool".into());
+        let r = advance(&started(BEFORE), &look, NOW);
+        assert_eq!(r.pool.as_deref(), Some("other_pool"), "the engine's word over the prediction");
+        let mut idle = seen("finished", Some(BEFORE));
+        idle.refreshing_pool = Some("third_pool".into());
+        let r = advance(&started(BEFORE), &idle, NOW);
+        assert_eq!(r.pool.as_deref(), Some(POOL), "not this refresh's: the prediction stands");
+    }
+
+    #[test]
     fn the_engines_times_are_judged_on_its_own_clock() {
         // Triggered at NOW (05:00 ours). An engine five minutes ahead stamped its refresh and
         // snapshot at 05:05; one made at 05:03 on its clock is two minutes older than the
@@ -671,6 +731,7 @@ mod tests {
                 ..Default::default()
             },
             engine_started_at: Some(STARTED.into()),
+            refreshing_pool: None,
             snapshots: Some(vec![snapshot(POOL, started_at)]),
         };
         let r = advance(&ahead, &quick("2026-11-22T05:05:00Z"), NOW);

@@ -51,6 +51,14 @@ pub struct InstanceStatus {
     pub pools: Vec<PoolEntry>,
 }
 
+impl InstanceStatus {
+    /// The pool a refresh under way restores into: the engine marks it `refreshing`
+    /// (retrieval.go `RefreshData`).
+    pub fn refreshing_pool(&self) -> Option<String> {
+        self.pools.iter().find(|p| p.status == "refreshing").map(|p| p.name.clone())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
