@@ -305,6 +305,20 @@ mod dblab_preflight {
     }
 
     #[tokio::test]
+    async fn an_engine_on_lvm_is_refused_unless_the_request_accepts_its_finished_alone() {
+        let pools = vec![PoolSetting { lvm: true, ..PoolSetting::free("lvm_pool") }];
+        let w = World::with_engine(Settings { pools, ..Settings::default() }).await;
+        let source = w.rds_source().await;
+        let mut request = w.request("rds", &source);
+        let err = find(&w, &request).await.unwrap_err();
+        assert_eq!(err.name(), "DblabMisconfigured");
+        assert!(err.to_string().contains("on LVM (lvm_pool)") && err.to_string().contains("dblab.allowLvm"), "{err}");
+        assert!(w.rds_names(&format!("dblab-refresh-{}", w.target())).await.is_empty(), "no clone paid for");
+        request["dblab"]["allowLvm"] = json!(true);
+        find(&w, &request).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_pool_whose_clones_the_engine_cannot_list_is_not_taken_for_free() {
         // The engine walks its pools from the back and stops at one it cannot list: no
         // pool is refreshed, although pool_a is free.

@@ -5,7 +5,7 @@ use refresh_core::RefreshError;
 use refresh_core::run::{Execution, PollStatus, Refresh, RefreshFailure, RefreshPhase};
 use refresh_core::watch::Watch;
 use refresh_tests::World;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::patch_dblab::patch;
 use crate::{poll_deps, ready_clone};
@@ -328,4 +328,35 @@ async fn a_restart_after_a_run_leaves_the_engines_data_in_place() {
     let engine = w.emulator.view();
     assert_eq!((engine.status.as_str(), engine.pools[0].status.as_str()), ("failed", "empty"));
     assert_eq!(engine.pools[0].data_state_at, fresh(&done).data_state_at);
+}
+
+#[tokio::test]
+async fn on_lvm_a_refresh_is_taken_on_the_engines_finished_and_said_to_be_unproven() {
+    let pools = vec![dblab_emulator::PoolSetting { lvm: true, ..dblab_emulator::PoolSetting::free("lvm_pool") }];
+    let w = World::with_engine(Settings { pools, ..Settings::default() }).await;
+    let (_, mut request, execution) = w.rds_case().await;
+    request["dblab"]["allowLvm"] = json!(true);
+    let clone = ready_clone(&w, &request, &execution).await;
+    let mut refused = request.clone();
+    refused["dblab"]["allowLvm"] = json!(false);
+    let err = patch(&w, &refused, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabMisconfigured", "patch-dblab checks it again: {err}");
+    assert_eq!(w.emulator.view().config_updates, 0);
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert!(refresh.unproven.as_deref().is_some_and(|u| u.contains("rests on the engine's \"finished\" alone")));
+    let (done, _) = settle(&w, &request, &execution, refresh).await;
+    assert_eq!((done.status, done.snapshot), (PollStatus::Ready, None), "no snapshot is taken for evidence");
+    // The technical snapshot LVM lists is stamped with the time it is asked: it would have
+    // passed for this refresh's evidence.
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/snapshots", w.emulator.url()))
+        .header("Verification-Token", &w.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["id"], "TechnicalSnapshot", "{listed}");
+    assert!(listed[0]["createdAt"].as_str().unwrap() >= done.last_refresh.as_str(), "{listed}");
 }

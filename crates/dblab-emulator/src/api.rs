@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, Shared};
+use crate::engine::{Engine, Shared, SnapshotState};
 use crate::refresh::start_refresh;
 use crate::server_yml;
 use crate::settings::{Settings, Version};
@@ -81,6 +81,22 @@ async fn snapshots(State(s): State<Shared>, headers: HeaderMap) -> Response {
     }
     let empty: Vec<&str> = engine.pools.iter().filter(|p| p.status == "empty").map(|p| p.name.as_str()).collect();
     let mut list: Vec<_> = engine.snapshots.iter().filter(|s| !empty.contains(&s.pool.as_str())).cloned().collect();
+    // lvmanager.go `SnapshotList`: one technical snapshot per LVM pool, made "now".
+    let now = engine.now_text();
+    for pool in engine.pools.iter().filter(|p| p.mode == "lvm" && p.status != "empty") {
+        list.push(SnapshotState {
+            id: "TechnicalSnapshot".into(),
+            created_at: now.clone(),
+            data_state_at: now.clone(),
+            pool: pool.name.clone(),
+            num_clones: pool.clone_list.as_ref().map_or(0, Vec::len),
+            clones: Vec::new(),
+            branch: "",
+            message: String::new(),
+            physical_size: 0,
+            logical_size: 0,
+        });
+    }
     list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Json(list).into_response()
 }

@@ -109,7 +109,7 @@ impl Engine {
             .iter()
             .map(|p| PoolState {
                 name: p.name.clone(),
-                mode: "zfs",
+                mode: if p.lvm { "lvm" } else { "zfs" },
                 status: "active".into(),
                 data_state_at: Some(FIRST_DATA.into()),
                 clone_list: (!p.unlistable).then(|| p.clones.clone()),
@@ -118,6 +118,7 @@ impl Engine {
         let snapshots = settings
             .pools
             .iter()
+            .filter(|p| !p.lvm)
             .map(|p| SnapshotState {
                 id: snapshot_id(&p.name, first),
                 created_at: FIRST_DATA.into(),
@@ -251,7 +252,12 @@ impl Engine {
         self.mark("finished");
         self.alerts.clear();
         let id = snapshot_id(pool, dumped_at);
-        if self.settings.snapshot_exists {
+        let lvm = self.pools.iter().any(|p| p.name == pool && p.mode == "lvm");
+        if lvm {
+            // lvmanager.go `CreateSnapshot`: not supported, skipped; the refresh still ends well.
+            self.log.push("Creating a snapshot is not supported in LVM mode. Skip the operation.".into());
+        }
+        if self.settings.snapshot_exists || lvm {
             self.log.push(format!("Skip snapshotting: snapshot {id} already exists"));
             if let Some(p) = self.pools.iter_mut().find(|p| p.name == pool) {
                 p.status = "active".into();

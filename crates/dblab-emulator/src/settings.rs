@@ -70,11 +70,15 @@ pub struct PoolSetting {
     /// `cloneList` as `null`, and no refresh finds a pool past it.
     #[serde(default)]
     pub unlistable: bool,
+    /// An LVM pool: no snapshot is ever made of it, and `/snapshots` lists one technical
+    /// snapshot for it, stamped with the time of the call (lvmanager.go `SnapshotList`).
+    #[serde(default)]
+    pub lvm: bool,
 }
 
 impl PoolSetting {
     pub fn free(name: &str) -> Self {
-        Self { name: name.into(), clones: Vec::new(), unlistable: false }
+        Self { name: name.into(), clones: Vec::new(), unlistable: false, lvm: false }
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
     let ignored_errors = engine::ignored_errors_allowed(&config, request.dblab.allow_ignored_errors)?;
+    let unproven = engine::lvm_allowed(&before, request.dblab.allow_lvm)?;
     let config_is_ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
     let plan = trigger::dump_plan(&clone.instance_class, config.immediate_restore(), request.clone.delete_after_dump);
     let clock = client.clock();
@@ -80,6 +81,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
                 release_after_dump: plan.release_after_dump,
                 pool: before.refreshing_pool(),
                 ignored_errors,
+                unproven,
             };
             return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
         }
@@ -132,6 +134,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         release_after_dump: plan.release_after_dump,
         pool: Some(pool),
         ignored_errors,
+        unproven,
     };
     let triggered_at = OffsetDateTime::now_utc();
     let Err(err) = client.full_refresh().await else {

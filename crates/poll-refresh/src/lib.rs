@@ -50,7 +50,11 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
                     Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
                 },
                 // `finished` counts only with the engine's snapshot of the refresh.
-                "finished" if prev.seen_start || look.retrieving.last_refresh() != prev.previous_last_refresh => {
+                // An LVM pool (accepted by the request) keeps no snapshot to look for.
+                "finished"
+                    if prev.unproven.is_none()
+                        && (prev.seen_start || look.retrieving.last_refresh() != prev.previous_last_refresh) =>
+                {
                     look.snapshots = Some(client.snapshots().await?);
                 }
                 _ => {}

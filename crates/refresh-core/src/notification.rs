@@ -108,6 +108,9 @@ pub fn compose(summary: &RunSummary) -> Message {
         let read = summary.engine_data_state_at.as_deref().map_or_else(String::new, |t| format!(", dump read at {t}"));
         lines.push(format!("Pool snapshot: {snapshot}{read}"));
     }
+    if let Some(unproven) = &summary.unproven {
+        lines.push(format!("Warning:       {unproven}"));
+    }
     if let Some(emptied) = &summary.engine_pool_emptied {
         lines.push(format!("Engine pool:   {emptied}"));
     }
@@ -197,6 +200,7 @@ mod tests {
             engine_data_state_at: Some("2026-11-22T05:15:00Z".into()),
             ignored_errors: None,
             engine_pool_emptied: None,
+            unproven: None,
             clone_lifetime_seconds: Some(4_740),
             clone_billed_seconds: Some(4_200),
             copy_identifier: None,

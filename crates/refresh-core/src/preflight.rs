@@ -324,6 +324,14 @@ async fn engine_checks(
                 .map(|pool| format!("a pool without clones ({pool} in the list as it is now)")),
         ),
         ("pools", Ok(engine::pools_described(&state.status))),
+        (
+            "evidence",
+            engine::lvm_allowed(&state.status, request.dblab.allow_lvm).map(|said| {
+                said.unwrap_or_else(|| {
+                    "a new snapshot of the refreshed pool (ZFS), made after the refresh started".into()
+                })
+            }),
+        ),
         ("engine restart", Ok(engine::restart_said(&config, &state.status))),
         (
             "restore errors",

@@ -106,6 +106,10 @@ pub struct RunSummary {
     /// accepted it): tables may be missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_errors: Option<String>,
+    /// Set when the engine's pools are on LVM (and the request accepted it): no snapshot
+    /// proves the refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unproven: Option<String>,
     /// The pool the engine's failed refresh emptied, and what its users cannot do until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_pool_emptied: Option<String>,

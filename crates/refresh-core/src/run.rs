@@ -364,6 +364,10 @@ pub struct Refresh {
     /// Set when the request accepted an engine configured to ignore restore errors: says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_errors: Option<String>,
+    /// Set on an LVM engine the request accepted: success is the engine's `finished`
+    /// alone, with no snapshot to prove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unproven: Option<String>,
     /// The engine's own evidence of a finished refresh: the snapshot it made of the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<crate::dblab::EngineSnapshot>,

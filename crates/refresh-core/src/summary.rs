@@ -82,6 +82,7 @@ fn base(state: &RunState, now: OffsetDateTime) -> RunSummary {
             .and_then(|r| r.snapshot.as_ref())
             .and_then(|s| s.data_state_at.clone()),
         ignored_errors: state.refresh.as_ref().and_then(|r| r.ignored_errors.clone()),
+        unproven: state.refresh.as_ref().and_then(|r| r.unproven.clone()),
         engine_pool_emptied: None,
         clone_lifetime_seconds: None,
         clone_billed_seconds: None,
@@ -412,6 +413,7 @@ mod tests {
             engine_started_at: None,
             pool: Some("dblab_pool".into()),
             renewed_since: None,
+            unproven: None,
             ignored_errors: None,
             snapshot: (status == PollStatus::Ready).then(|| crate::dblab::EngineSnapshot {
                 id: "dblab_pool@snapshot_20261122052000".into(),

@@ -376,6 +376,7 @@ mod tests {
             start_timeout: Duration::from_secs(300),
             restore_parallel_jobs: None,
             allow_ignored_errors: false,
+            allow_lvm: false,
         }
     }
 

@@ -153,6 +153,30 @@ pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
     )))
 }
 
+/// Whether a refresh on this engine can be proven: only a ZFS pool keeps the snapshot the
+/// logical snapshot job makes. On LVM the job makes none and `/snapshots` lists one
+/// technical snapshot per pool stamped with the time of the call (lvmanager.go
+/// `CreateSnapshot`, `SnapshotList`), which would pass for new after any refresh. Refused
+/// unless the request accepts it (`dblab.allowLvm`); then what the success rests on is said.
+pub fn lvm_allowed(status: &InstanceStatus, allowed: bool) -> Result<Option<String>, RefreshError> {
+    let lvm: Vec<&str> = status.pools.iter().filter(|p| p.mode == "lvm").map(|p| p.name.as_str()).collect();
+    if lvm.is_empty() {
+        return Ok(None);
+    }
+    let pools = lvm.join(", ");
+    if allowed {
+        return Ok(Some(format!(
+            "the engine's pools are on LVM ({pools}), which keeps no snapshots: this refresh's success rests on the \
+             engine's \"finished\" alone, with no new snapshot of its pool to prove the data arrived (dblab.allowLvm)"
+        )));
+    }
+    Err(RefreshError::DblabMisconfigured(format!(
+        "the engine's pools are on LVM ({pools}): LVM keeps no snapshots, and the engine lists a technical snapshot \
+         stamped with the time it is asked, so nothing can prove a refresh brought new data; set dblab.allowLvm: true \
+         to accept its \"finished\" alone"
+    )))
+}
+
 /// The engine's pools and their clones, as the preflight shows them. With one pool, what a
 /// failed refresh does to the engine's users: it empties that pool (retrieval.go
 /// `RefreshData`), whose snapshots then leave `/snapshots`, so no clone can be made.
@@ -239,6 +263,35 @@ pub fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) 
 #[cfg(test)]
 mod tests {
     #[test]
+    fn an_lvm_pool_is_refused_unless_accepted_and_then_said() {
+        let mut status = with_pools(&[("a", &[]), ("b", &[])]);
+        assert_eq!(super::lvm_allowed(&status, false).unwrap(), None);
+        status.pools[1].mode = "lvm".into();
+        let err = super::lvm_allowed(&status, false).unwrap_err();
+        assert_eq!(err.name(), "DblabMisconfigured");
+        assert!(err.to_string().contains("on LVM (b)"), "{err}");
+        let said = super::lvm_allowed(&status, true).unwrap().unwrap();
+        assert!(said.contains("dblab.allowLvm"), "{said}");
+    }
+
+    #[test]
+    fn one_pool_and_a_start_up_refresh_are_said_plainly() {
+        let one = with_pools(&[("p", &[])]);
+        assert!(super::pools_described(&one).starts_with("1: p (active, no clones); with one pool, a failed refresh"));
+        let two = with_pools(&[("a", &["c1"]), ("b", &[])]);
+        assert_eq!(super::pools_described(&two), "2: a (active, clones c1); b (active, no clones)");
+        let config = |skip: &str| {
+            super::EngineConfig::parse(&format!("retrieval:\n  refresh:\n    skipStartRefresh: {skip}\n")).unwrap()
+        };
+        assert!(super::restart_said(&config("true"), &one).starts_with("skipStartRefresh is on"));
+        assert!(super::restart_said(&config("yes"), &one).starts_with("skipStartRefresh is on"), "YAML 1.1");
+        let off = super::restart_said(&config("false"), &one);
+        assert!(off.starts_with("skipStartRefresh is off") && off.contains("with one pool"), "{off}");
+        let off = super::restart_said(&config("false"), &two);
+        assert!(off.contains("taken only when no other pool is free"), "{off}");
+    }
+
+    #[test]
     fn only_an_ok_or_a_notice_from_the_engines_check_of_the_clone_goes_on() {
         let check = |status: &str, result: &str| super::SourceCheck {
             status: status.into(),
@@ -311,6 +364,7 @@ mod tests {
                 .iter()
                 .map(|(name, clones)| crate::dblab::status::PoolEntry {
                     name: (*name).into(),
+                    mode: "zfs".into(),
                     status: "active".into(),
                     clone_list: Some(clones.iter().map(|c| (*c).into()).collect()),
                 })

@@ -52,6 +52,8 @@ pub struct Trigger<'a> {
     pub pool: Option<String>,
     /// Said when the request accepted an engine that ignores restore errors.
     pub ignored_errors: Option<String>,
+    /// Said when the request accepted an LVM engine, whose refreshes no snapshot proves.
+    pub unproven: Option<String>,
 }
 
 /// A refresh triggered `at`, on an engine that looked like `t.before` just ahead of it.
@@ -83,6 +85,7 @@ pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
         pool: t.pool,
         renewed_since: None,
         ignored_errors: t.ignored_errors,
+        unproven: t.unproven,
         snapshot: None,
         wait_seconds: 0,
     };
@@ -255,6 +258,8 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
             next.failure = Some(RefreshFailure::EngineRestarted);
             PollStatus::Failed
         }
+        // LVM (accepted by the request): no snapshot to look for.
+        (None, true, "finished") if next.unproven.is_some() => PollStatus::Ready,
         (None, true, "finished") => match evidence(&next, look.snapshots.as_deref().unwrap_or_default()) {
             Some(snapshot) => {
                 next.snapshot = Some(snapshot.clone());
@@ -343,6 +348,7 @@ mod tests {
             start_timeout: std::time::Duration::from_secs(300),
             restore_parallel_jobs: None,
             allow_ignored_errors: false,
+            allow_lvm: false,
         }
     }
 
@@ -365,6 +371,7 @@ mod tests {
             release_after_dump: release,
             pool: Some(POOL.into()),
             ignored_errors: None,
+            unproven: None,
         }
     }
 

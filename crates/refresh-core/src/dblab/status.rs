@@ -79,6 +79,9 @@ pub struct EngineInfo {
 pub struct PoolEntry {
     #[serde(default)]
     pub name: String,
+    /// `zfs` or `lvm` (the pool manager's mode).
+    #[serde(default)]
+    pub mode: String,
     #[serde(default)]
     pub status: String,
     /// `None` (`null`) when the engine could not list the pool's clones: its listing gives

@@ -332,6 +332,13 @@ pub const DBLAB_ALLOW_IGNORED_ERRORS: Field = Field {
     unset: "",
     doc: "Accept an engine configured to ignore restore (or dump) errors (`ignoreErrors: true`), whose refreshes can finish with tables missing; the row and notification then say so. Without it such an engine is refused at the preflight",
 };
+pub const DBLAB_ALLOW_LVM: Field = Field {
+    key: "dblab.allowLvm",
+    required: false,
+    kind: Kind::Flag,
+    unset: "",
+    doc: "Accept an engine whose pools are on LVM. LVM keeps no snapshots (the engine lists one technical snapshot stamped with the time of the call), so a refresh's success then rests on the engine's `finished` alone, not on a new snapshot of its pool; the row and notification say so. Without it such an engine is refused at the preflight",
+};
 pub const DBLAB_CA_CERTIFICATE: Field = Field {
     key: "dblab.caCertificate",
     required: false,
@@ -413,6 +420,7 @@ pub const FIELDS: &[&Field] = &[
     &DBLAB_TIMEOUT,
     &DBLAB_START_TIMEOUT,
     &DBLAB_ALLOW_IGNORED_ERRORS,
+    &DBLAB_ALLOW_LVM,
     &DBLAB_RESTORE_PARALLEL_JOBS,
 ];
 
@@ -543,7 +551,8 @@ mod tests {
                 "deletionTimeout": "1h" },
             "dblab": { "apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf",
                 "insecure": false, "allowPlaintext": false, "pollInterval": "30s", "timeout": "4h",
-                "startTimeout": "5m", "allowIgnoredErrors": false, "restoreParallelJobs": 4 }
+                "startTimeout": "5m", "allowIgnoredErrors": false, "allowLvm": false,
+                "restoreParallelJobs": 4 }
         });
         let mut reader = super::super::reader::Reader::default();
         assert!(reader.request(&doc).is_some());

@@ -190,6 +190,9 @@ pub struct DblabSpec {
     /// The engine may be configured to ignore restore (or dump) errors, and so to finish a
     /// refresh with tables missing; without this the run refuses such an engine.
     pub allow_ignored_errors: bool,
+    /// The engine's pools may be on LVM, where no snapshot can prove a refresh; without
+    /// this the run refuses such an engine.
+    pub allow_lvm: bool,
 }
 
 /// Each poll loop iteration writes about nine history events; Step Functions stops an

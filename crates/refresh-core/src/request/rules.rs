@@ -455,6 +455,7 @@ impl Reader {
         let insecure = self.flag(&mut obj, &f::DBLAB_INSECURE);
         let allow_plaintext = self.flag(&mut obj, &f::DBLAB_ALLOW_PLAINTEXT);
         let allow_ignored_errors = self.flag(&mut obj, &f::DBLAB_ALLOW_IGNORED_ERRORS);
+        let allow_lvm = self.flag(&mut obj, &f::DBLAB_ALLOW_LVM);
         let ca_certificate = self.text(&mut obj, &f::DBLAB_CA_CERTIFICATE);
         if let Some(pem) = &ca_certificate {
             if insecure {
@@ -487,6 +488,7 @@ impl Reader {
             start_timeout,
             restore_parallel_jobs,
             allow_ignored_errors,
+            allow_lvm,
         })
     }
 
