@@ -64,7 +64,7 @@ async fn an_rds_refresh_moves_the_snapshots_data_and_never_touches_production() 
 }
 
 #[tokio::test]
-async fn a_wrong_password_fails_with_the_tools_own_words_and_no_secret() {
+async fn a_wrong_password_is_refused_by_the_engines_check_with_no_secret_and_no_pool_touched() {
     let s = Scenario::real(Settings::default()).await;
     let source = s.w.real_rds_source().await;
     let wrong = format!("not-{}", s.w.password);
@@ -77,14 +77,16 @@ async fn a_wrong_password_fails_with_the_tools_own_words_and_no_secret() {
         .unwrap();
     let request = s.w.request("rds", &source.id);
     let (run, from, to) = timed_run(&s, "wrongpw", &request).await;
-    let row = s.aftermath(&run, Outcome::Failed, Some("RefreshFailed"), Some("PollRefresh")).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("DblabSourceRefused"), Some("PatchDblab")).await;
     let message = row.error.map(|e| e.message).unwrap_or_default();
     assert!(
-        // Where the engine meets it first: connecting to list the databases to dump.
-        message.starts_with("failed to extract the list of databases for dumping:")
+        // The engine's own check of the clone, before its config changes.
+        message.contains("error (connection_error)")
             && message.contains("password authentication failed for user \"dblab\""),
         "{message}"
     );
+    let engine = s.w.emulator.view();
+    assert_eq!((engine.config_updates, engine.refreshes_started), (0, 0), "no pool touched");
     let wrong_password = refresh_tests::leaks::Scanner::new(&[("the wrong password", &wrong)]);
     refresh_tests::assert_no_leak(&s.leaks(&wrong_password, &[&run]).await, "a wrong password");
     assert!(wrong_password.text("the row", &message).is_empty());

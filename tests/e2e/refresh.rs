@@ -1,6 +1,6 @@
-//! The refresh on the engine: every way it fails (config not applied, an alert, a failure
-//! before the first poll, no end, a storm of 5xx) ends with the clone deleted and the cause
-//! recorded.
+//! The refresh on the engine: every way it fails (the engine's check of the clone, config
+//! not applied, an alert, a failure before the first poll, no end, a storm of 5xx) ends with
+//! the clone deleted and the cause recorded.
 
 use std::time::Duration;
 
@@ -9,6 +9,19 @@ use refresh_core::row::Outcome;
 use serde_json::json;
 
 use crate::Scenario;
+
+#[tokio::test]
+async fn a_clone_the_engine_refuses_to_read_touches_no_pool_and_is_deleted() {
+    let s = Scenario::new(Settings { missing_extensions: vec!["postgis".into()], ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let before = s.w.emulator.view();
+    let run = s.run("probe", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("DblabSourceRefused"), Some("PatchDblab")).await;
+    assert!(row.error.unwrap().message.contains("missing_extension"));
+    let after = s.w.emulator.view();
+    assert_eq!((after.config_updates, after.refreshes_started), (0, 0));
+    assert_eq!((after.pools, after.snapshots, after.config), (before.pools, before.snapshots, before.config));
+}
 
 #[tokio::test]
 async fn config_not_applied() {

@@ -234,17 +234,27 @@ async fn test_db_source(State(s): State<Shared>, headers: HeaderMap, body: Optio
     let Some(Json(body)) = body else {
         return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body must be JSON");
     };
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let (Some(host), Some(port), Some(username)) = (field("host"), field("port"), field("username")) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "json: cannot unmarshal into Go struct field ConnectionTest of type string",
-        );
-    };
-    let dbname = field("dbname").unwrap_or_default();
+    // models.ConnectionTest: a missing field is the empty string; one of another type fails
+    // the decoding, whose error repeats the whole body (api.ReadJSON), password included.
+    let mut fields = Vec::new();
+    for key in ["host", "port", "dbname", "username", "password"] {
+        match body.get(key) {
+            None | Some(Value::Null) => fields.push(String::new()),
+            Some(Value::String(text)) => fields.push(text.clone()),
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    &format!(
+                        "failed to unmarshal json: {body}: json: cannot unmarshal into Go struct field ConnectionTest.{key} of type string"
+                    ),
+                );
+            }
+        }
+    }
+    let [host, port, dbname, username, password] = <[String; 5]>::try_from(fields).unwrap_or_default();
     // connectionPassword: an empty password is read from server.yml.
-    let password = field("password").filter(|p| !p.is_empty()).or(password_in_file).unwrap_or_default();
+    let password = Some(password).filter(|p| !p.is_empty()).or(password_in_file).unwrap_or_default();
     let unreachable = |message: String| {
         Json(json!({"status": "error", "result": "connection_error", "message": message, "tuningParams": null}))
             .into_response()
@@ -272,7 +282,10 @@ async fn test_db_source(State(s): State<Shared>, headers: HeaderMap, body: Optio
         return Json(json!({
             "status": "warning",
             "result": "missing_extension",
-            "message": format!("There are missing extensions: {}. ", settings.missing_extensions.join(", ")),
+            "message": format!(
+                "Image configured in \"databaseContainer\" missing extensions installed in source databases: {dbname} ({})",
+                settings.missing_extensions.join(", ")
+            ),
             "dbVersion": 16,
             "tuningParams": {},
         }))

@@ -188,8 +188,11 @@ impl Engine {
         self.status = "failed".into();
         // A restore has already cleaned the pool's data directory (restore.go `Run`,
         // `CleanupDir`), marker included: the next reload finds no data there. A failed
-        // dump leaves both, and the reload makes the pool active again.
-        let restoring = self.phase == Some("restore");
+        // dump leaves both, and the reload makes the pool active again; so does one under
+        // immediateRestore, which writes over the data without cleaning it (dump.go `Run`).
+        let immediate =
+            server_yml::truthy(self.config.pointer("/retrieval/spec/logicalDump/options/immediateRestore/enabled"));
+        let restoring = self.phase == Some("restore") && !immediate;
         self.phase = None;
         // A failed job empties the pool it was refreshing (retrieval.go `RefreshData`), found
         // by name: a reload since the start has made it `active` again in the list.
@@ -252,12 +255,14 @@ impl Engine {
         self.mark("finished");
         self.alerts.clear();
         let id = snapshot_id(pool, dumped_at);
-        let lvm = self.pools.iter().any(|p| p.name == pool && p.mode == "lvm");
-        if lvm {
-            // lvmanager.go `CreateSnapshot`: not supported, skipped; the refresh still ends well.
+        if self.pools.iter().any(|p| p.name == pool && p.mode == "lvm") {
+            // lvmanager.go `CreateSnapshot` makes none and returns no error: the job ends well
+            // and the pool is made active (`MakeActive`).
             self.log.push("Creating a snapshot is not supported in LVM mode. Skip the operation.".into());
+            self.make_active(pool, dumped_at);
+            return;
         }
-        if self.settings.snapshot_exists || lvm {
+        if self.settings.snapshot_exists {
             self.log.push(format!("Skip snapshotting: snapshot {id} already exists"));
             if let Some(p) = self.pools.iter_mut().find(|p| p.name == pool) {
                 p.status = "active".into();
@@ -277,6 +282,11 @@ impl Engine {
             physical_size: 0,
             logical_size: 0,
         });
+        self.make_active(pool, dumped_at);
+    }
+
+    /// pool_manager.go `MakeActive`: the pool to the front of the list, `active`.
+    fn make_active(&mut self, pool: &str, dumped_at: OffsetDateTime) {
         if let Some(at) = self.pools.iter().position(|p| p.name == pool) {
             let mut active = self.pools.remove(at);
             active.status = "active".into();
@@ -484,6 +494,42 @@ mod tests {
             e.reload_pools();
             assert_eq!(order(&e), [("a", after_reload)], "{phase}");
         }
+    }
+
+    #[test]
+    fn under_immediate_restore_a_failed_restore_leaves_the_data_it_overwrote() {
+        let mut e = engine_with(&[("a", Some("2026-12-01T03:00:00Z"), "refreshing")]);
+        e.config["retrieval"]["spec"]["logicalDump"]["options"]["immediateRestore"] = json!({"enabled": true});
+        e.phase = Some("restore");
+        e.fail("boom");
+        e.reload_pools();
+        assert_eq!(order(&e), [("a", "active")], "nothing cleaned the directory: the old marker stays");
+    }
+
+    #[test]
+    fn an_lvm_refresh_ends_well_with_its_pool_active_in_front_and_no_snapshot() {
+        let mut e = engine_with(&[("a", Some("2026-12-02T03:00:00Z"), "active"), ("b", None, "refreshing")]);
+        e.pools[1].mode = "lvm";
+        let before = e.snapshots.len();
+        e.finished("b", OffsetDateTime::parse("2026-12-03T03:00:00Z", &Rfc3339).unwrap());
+        assert_eq!(order(&e), [("b", "active"), ("a", "active")], "MakeActive");
+        assert_eq!(e.snapshots.len(), before, "LVM makes no snapshot");
+        assert_eq!(e.status, "finished");
+    }
+
+    // pool_manager_test.go `TestManager_GetPoolToUpdate`, on the emulator's pool list.
+    #[test]
+    fn the_pool_to_update_is_found_as_the_engines_own_tests_find_it() {
+        let mut e = engine_with(&[("pool1", None, "active"), ("pool2", None, "active")]);
+        e.pools[0].clone_list = Some(vec!["clone1".into()]);
+        assert_eq!(e.pool_to_refresh().as_deref(), Some("pool2"), "returns pool with no clones from back");
+        e.pools[1].clone_list = Some(vec!["c2".into()]);
+        assert_eq!(e.pool_to_refresh(), None, "returns nil when all pools have clones");
+        let mut one = engine_with(&[("pool1", None, "active")]);
+        one.pools[0].clone_list = None;
+        assert_eq!(one.pool_to_refresh(), None, "returns nil when list clone fails");
+        one.pools.clear();
+        assert_eq!(one.pool_to_refresh(), None, "returns nil on empty list");
     }
 
     #[test]

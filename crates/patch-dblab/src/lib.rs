@@ -108,8 +108,10 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         .map_err(RefreshError::DblabMisconfigured)?;
     let patch =
         dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
-    let config_posted_at = OffsetDateTime::now_utc();
     client.update_config(&patch).await?;
+    // The engine answers once it has reloaded: a refresh built after this reads the clone.
+    let config_posted_at = OffsetDateTime::now_utc();
+    let posted_clock = client.clock();
     let applied = verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await?;
     // The POST reloaded the engine's pool list (pool_manager.go `ReloadPools`), which
     // reorders it: the pool the refresh takes is read from the list as it is now.
@@ -153,7 +155,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     let last_refresh = now.retrieving.last_refresh().to_string();
     let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
-    if trigger::refused_but_ours(ours_now, &last_refresh, client.clock().latest(config_posted_at)) {
+    if trigger::refused_but_ours(ours_now, &last_refresh, posted_clock.latest(config_posted_at)) {
         // Only a config change on a `pending` engine starts a refresh by itself: built
         // after this run's change, it reads this run's clone.
         warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");

@@ -280,6 +280,18 @@ pub enum RefreshPhase {
     Snapshot,
 }
 
+impl RefreshPhase {
+    /// In words, for a reader of the notification.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Dump => "the dump",
+            Self::Restore => "the restore",
+            Self::DumpAndRestore => "the dump restoring as it went (immediateRestore)",
+            Self::Snapshot => "the snapshot job",
+        }
+    }
+}
+
 /// Why a refresh failed when the engine's own alert does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

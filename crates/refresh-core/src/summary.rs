@@ -146,11 +146,12 @@ pub fn finished(state: &RunState, now: OffsetDateTime) -> RunSummary {
 
 /// A refresh the engine itself failed empties the pool it was refreshing (retrieval.go
 /// `RefreshData` and `SnapshotData`): its snapshots leave `/snapshots` and no clone can be
-/// made from it. Until when depends on how far it got: the restore job cleans the pool's
-/// data directory first (restore.go `Run`), so from the restore on only a successful
-/// refresh brings data back; before it (the dump) and after it (the snapshot job, once the
-/// restore marked the new data), the data is on disk and the engine's next pool reload (its
-/// next config change: the next run) shows it again.
+/// made from it until the engine's next pool reload (its next config change: the next run),
+/// which shows whatever is on disk. After a failed snapshot job that is the restored data;
+/// otherwise it depends on where the failure was, which the last look does not tell (it may
+/// have come after it): the old data if the dump failed, part of the new or none once the
+/// restore began (restore.go `Run` cleans the data directory, then marks each database),
+/// partly overwritten data under immediateRestore.
 fn pool_emptied(refresh: &Refresh) -> Option<String> {
     let pool = refresh.pool.as_deref()?;
     let engine_failed = refresh.status == PollStatus::Failed
@@ -161,21 +162,16 @@ fn pool_emptied(refresh: &Refresh) -> Option<String> {
         return None;
     }
     let until = match refresh.phase {
-        Some(RefreshPhase::Dump) => {
-            "until the engine reloads its pools, at its next config change (the next run): the dump failed, and the \
-             pool's data is still on disk"
-        }
         Some(RefreshPhase::Snapshot) => {
-            "until the engine reloads its pools, at its next config change (the next run): the snapshot failed, and \
-             the restored data is on disk"
+            "until the engine reloads its pools at its next config change (the next run): the snapshot job failed \
+             after the restore, and the restored data is on disk, with no snapshot of it"
         }
-        Some(RefreshPhase::Restore | RefreshPhase::DumpAndRestore) => {
-            "until a refresh of it succeeds: the restore had begun, which clears the pool's data first"
-        }
-        None => {
-            "until a refresh of it succeeds (or, if it failed before the restore, until the engine's next config \
-             change)"
-        }
+        seen => &*format!(
+            "until the engine reloads its pools at its next config change (the next run), which shows what the \
+             failure left on disk: the old data if the dump failed, part of the new data or none if the restore \
+             had begun (the last look saw {}); only a successful refresh is sure to bring the data back",
+            seen.map_or("no job running", RefreshPhase::describe)
+        ),
     };
     Some(format!(
         "the engine's failed refresh emptied pool {pool}: its snapshots are not listed and no clone can be made from \
@@ -546,12 +542,13 @@ mod tests {
         };
         let dump = failed_in(Some(RefreshPhase::Dump)).unwrap();
         assert!(dump.starts_with("the engine's failed refresh emptied pool dblab_pool: "), "{dump}");
-        assert!(dump.contains("next config change") && dump.contains("still on disk"), "{dump}");
-        let restore = failed_in(Some(RefreshPhase::Restore)).unwrap();
-        assert!(restore.contains("until a refresh of it succeeds: the restore had begun"), "{restore}");
-        assert_eq!(failed_in(Some(RefreshPhase::DumpAndRestore)), Some(restore));
-        assert!(failed_in(Some(RefreshPhase::Snapshot)).unwrap().contains("the restored data is on disk"));
-        assert!(failed_in(None).unwrap().contains("or, if it failed before the restore"));
+        // The last look saw the dump: the restore may have begun since, so nothing is promised.
+        assert!(dump.contains("the old data if the dump failed, part of the new data or none"), "{dump}");
+        assert!(dump.contains("(the last look saw the dump)"), "{dump}");
+        assert!(failed_in(Some(RefreshPhase::Restore)).unwrap().contains("(the last look saw the restore)"));
+        assert!(failed_in(None).unwrap().contains("(the last look saw no job running)"));
+        let snapshot = failed_in(Some(RefreshPhase::Snapshot)).unwrap();
+        assert!(snapshot.contains("the restored data is on disk, with no snapshot of it"), "{snapshot}");
         // Not the engine's failure of this refresh: no pool was emptied by it.
         let mut s = state();
         let mut r = refresh(PollStatus::Failed);

@@ -102,18 +102,28 @@ pub fn snapshot_job(config: &EngineConfig, api: Api) -> Result<String, RefreshEr
     }
 }
 
+/// How the engine words extensions its image lacks altogether (db.go
+/// `buildExtensionsWarningMessage`); the same `missing_extension` result also covers
+/// extensions the image has in an older version, which pg_dump's version-less
+/// `CREATE EXTENSION` restores all the same.
+const EXTENSIONS_MISSING: &str = "missing extensions installed in source databases";
+
 /// What the engine's own check of the clone (`test-db-source`) allows: `ok` goes on;
-/// `notice` (its image not yet analysed, more databases than it checks) goes on and is
-/// said; `warning` (an extension or locale its image lacks: the restore would fail, or
-/// with `ignoreErrors` leave objects out) and `error` (cannot connect, a query failed)
-/// stop the run before its config changes, quoting the engine.
+/// `notice` (its image not yet analysed, more databases than it checks) and a warning of
+/// older extension versions only go on and are said; a warning of extensions or locales
+/// its image lacks (the restore would fail on them, or with `ignoreErrors` leave objects
+/// out) and `error` (cannot connect, a query failed) stop the run before its config
+/// changes, quoting the engine.
 pub fn source_readable(check: &SourceCheck) -> Result<Option<String>, RefreshError> {
     let said = format!("{} ({}): {}", check.status, check.result, check.message.trim());
+    let versions_only = check.result == "missing_extension" && !check.message.contains(EXTENSIONS_MISSING);
     match check.status.as_str() {
         "ok" => Ok(None),
         "notice" => Ok(Some(said)),
+        "warning" if versions_only => Ok(Some(said)),
         _ => Err(RefreshError::DblabSourceRefused(format!(
-            "the engine checked the clone as its dump would read it and answered {said}; its pools and config are              unchanged"
+            "the engine checked the clone as its dump would read it and answered {said}; its pools and config are \
+             unchanged"
         ))),
     }
 }
@@ -196,9 +206,10 @@ pub fn pools_described(status: &InstanceStatus) -> String {
     let mut said = format!("{}: {}", pools.len(), pools.join("; "));
     if pools.len() == 1 {
         said.push_str(
-            "; with one pool, a failed refresh leaves the engine with no data its users can clone: until the next \
-             successful refresh if it failed in the restore, until the engine's next config change (the next run) if \
-             it failed in the dump",
+            "; with one pool, a failed refresh leaves the engine with no data its users can clone until its next \
+             config change (the next run), and then with what the failure left on disk (the old data if the dump \
+             failed, part of the new or none if the restore had begun): only a successful refresh is sure to bring \
+             data back",
         );
     }
     said
@@ -220,7 +231,7 @@ pub fn restart_said(config: &EngineConfig, status: &InstanceStatus) -> String {
     format!(
         "skipStartRefresh is off: a restart of the engine after this run starts a refresh of a pool without clones \
          from the source server.yml names, this run's clone, deleted by then. That refresh fails in its dump, before \
-         any data is touched, and the engine shows that pool empty until its next config change (the next run){other_pools}. \
+         the pool's data is touched, and the engine shows that pool empty until its next config change (the next run){other_pools}. \
          Set retrieval.refresh.skipStartRefresh: true in the engine's server.yml to keep restarts from refreshing"
     )
 }
@@ -302,10 +313,19 @@ mod tests {
         assert_eq!(super::source_readable(&check("ok", "ok")).unwrap(), None);
         let notice = super::source_readable(&check("notice", "unexplored_image")).unwrap().unwrap();
         assert_eq!(notice, "notice (unexplored_image): m");
-        for (status, result) in [("warning", "missing_extension"), ("error", "connection_error"), ("", "")] {
-            let err = super::source_readable(&check(status, result)).unwrap_err();
-            assert_eq!(err.name(), "DblabSourceRefused", "{status}");
-            assert!(err.to_string().contains(&format!("{status} ({result}): m")), "{err}");
+        // Older extension versions only: pg_dump's CREATE EXTENSION takes the image's.
+        let older = super::source_readable(&check("warning", "missing_extension")).unwrap().unwrap();
+        assert_eq!(older, "warning (missing_extension): m");
+        let mut missing = check("warning", "missing_extension");
+        missing.message = "Image configured in \"databaseContainer\" missing extensions installed in source \
+                           databases: app (postgis 3.4)"
+            .into();
+        for check in [missing, check("warning", "missing_locale"), check("error", "connection_error"), check("", "")] {
+            let err = super::source_readable(&check).unwrap_err();
+            assert_eq!(err.name(), "DblabSourceRefused", "{check:?}");
+            let said =
+                format!("{} ({}): {}; its pools and config are unchanged", check.status, check.result, check.message);
+            assert!(err.to_string().contains(&said), "{err}");
         }
     }
 

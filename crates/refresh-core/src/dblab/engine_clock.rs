@@ -11,8 +11,9 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
-/// How far a converted time may be off: the header's second (it is truncated), the
-/// engine's own truncation of `lastRefresh` to the second, and the network's round trip.
+/// How far a converted time may be off beyond half the call's round trip: the header's
+/// second (it is truncated), the engine's own truncation of `lastRefresh` to the second, and
+/// a margin.
 pub const READ_ERROR: Duration = Duration::seconds(3);
 
 /// With no `Date` header to read, how far the engine's clock is assumed to be from ours.
@@ -29,6 +30,10 @@ pub struct EngineClock {
     /// Milliseconds the engine's clock is ahead of ours (negative: behind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ahead_ms: Option<i64>,
+    /// Half the round trip of the call it was read from: when in it the engine wrote the
+    /// header is not known.
+    #[serde(default)]
+    pub half_trip_ms: i64,
 }
 
 impl EngineClock {
@@ -37,23 +42,27 @@ impl EngineClock {
     /// taken as the middle of that second against the middle of the call.
     pub fn read(date: Option<&str>, sent: OffsetDateTime, received: OffsetDateTime) -> Self {
         let parsed = date.and_then(|d| PrimitiveDateTime::parse(d.trim(), IMF_FIXDATE).ok()).map(|d| d.assume_utc());
+        let half_trip: Duration = (received - sent) / 2;
         let ahead_ms = parsed.map(|engine: OffsetDateTime| {
-            let ours = sent + (received - sent) / 2;
-            let ahead: Duration = (engine + Duration::milliseconds(500)) - ours;
+            let ahead: Duration = (engine + Duration::milliseconds(500)) - (sent + half_trip);
             i64::try_from(ahead.whole_milliseconds()).unwrap_or(i64::MAX)
         });
-        Self { ahead_ms }
+        Self { ahead_ms, half_trip_ms: i64::try_from(half_trip.whole_milliseconds()).unwrap_or(i64::MAX) }
     }
 
     fn ahead(&self) -> Option<Duration> {
         self.ahead_ms.map(Duration::milliseconds)
     }
 
+    fn error(&self) -> Duration {
+        READ_ERROR + Duration::milliseconds(self.half_trip_ms.max(0))
+    }
+
     /// The earliest the engine's clock may have read when ours read `ours`: a time the
     /// engine stamps at or after that moment is never before this.
     pub fn earliest(&self, ours: OffsetDateTime) -> OffsetDateTime {
         match self.ahead() {
-            Some(ahead) => ours + ahead - READ_ERROR,
+            Some(ahead) => ours + ahead - self.error(),
             None => ours - UNREAD_SKEW,
         }
     }
@@ -62,7 +71,7 @@ impl EngineClock {
     /// stamps after this is surely after that moment.
     pub fn latest(&self, ours: OffsetDateTime) -> OffsetDateTime {
         match self.ahead() {
-            Some(ahead) => ours + ahead + READ_ERROR,
+            Some(ahead) => ours + ahead + self.error(),
             None => ours + UNREAD_SKEW,
         }
     }
@@ -89,7 +98,7 @@ mod tests {
     #[test]
     fn an_engine_minutes_off_is_read_from_its_date_header() {
         let ahead = EngineClock::read(Some("Mon, 07 Dec 2026 10:05:00 GMT"), SENT, RECEIVED);
-        assert_eq!(ahead.ahead_ms, Some(300_400));
+        assert_eq!((ahead.ahead_ms, ahead.half_trip_ms), (Some(300_400), 100));
         let t = datetime!(2026-12-07 10:00:00 UTC);
         assert!(ahead.earliest(t) <= datetime!(2026-12-07 10:05:00 UTC));
         assert!(ahead.earliest(t) > datetime!(2026-12-07 10:04:55 UTC));
@@ -98,6 +107,14 @@ mod tests {
         assert_eq!(behind.ahead_ms, Some(-299_600));
         assert!(behind.earliest(t) <= datetime!(2026-12-07 09:55:00 UTC));
         assert!(behind.describe().contains("behind"), "{}", behind.describe());
+    }
+
+    #[test]
+    fn a_slow_answer_widens_the_reading() {
+        let slow = EngineClock::read(Some("Mon, 07 Dec 2026 10:00:05 GMT"), SENT, SENT + Duration::seconds(10));
+        let t = datetime!(2026-12-07 10:00:00 UTC);
+        // The header was written somewhere in those ten seconds: five either way, plus the error.
+        assert_eq!(slow.latest(t) - slow.earliest(t), Duration::seconds(16));
     }
 
     #[test]

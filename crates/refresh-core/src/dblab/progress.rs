@@ -305,8 +305,7 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
         next.failure = Some(RefreshFailure::NoSnapshot);
         next.alert = Some(format!(
             "the engine restored the data and has stayed \"renewed\" since {}: it runs no logical snapshot job \
-             (logicalSnapshot is missing from retrieval.jobs or retrieval.spec in its server.yml), so it makes no \
-             snapshot and its clones would not see the new data; add the job and run again",
+             (logicalSnapshot is missing from retrieval.jobs in its server.yml), so it makes no snapshot and its clones would not see the new data; add the job and run again",
             crate::clock::rfc3339(since)
         ));
     }
@@ -730,7 +729,7 @@ mod tests {
         // snapshot at 05:05; one made at 05:03 on its clock is two minutes older than the
         // trigger, though three minutes later than it on ours.
         let mut ahead = started(BEFORE);
-        ahead.engine_clock = EngineClock { ahead_ms: Some(300_000) };
+        ahead.engine_clock = EngineClock { ahead_ms: Some(300_000), half_trip_ms: 0 };
         let quick = |started_at: &str| Look {
             retrieving: Retrieving {
                 status: "finished".into(),
@@ -750,7 +749,7 @@ mod tests {
         assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:04:58Z")]).is_some(), "within the read error");
         // Five minutes behind: its refresh, stamped 04:55, started after the trigger.
         let mut behind = started(BEFORE);
-        behind.engine_clock = EngineClock { ahead_ms: Some(-300_000) };
+        behind.engine_clock = EngineClock { ahead_ms: Some(-300_000), half_trip_ms: 0 };
         let r = advance(&behind, &quick("2026-11-22T04:55:00Z"), NOW);
         assert_eq!(r.status, PollStatus::Ready, "{:?}", r.alert);
         assert!(
