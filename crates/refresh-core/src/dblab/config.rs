@@ -468,6 +468,16 @@ retrieval:
     }
 
     #[test]
+    fn the_databases_the_dump_is_limited_to_are_read_by_name() {
+        assert_eq!(yaml("", "false").dump_databases(), Vec::<String>::new(), "none: every database");
+        let limited = EngineConfig::parse(
+            "retrieval:\n  spec:\n    logicalDump:\n      options:\n        databases:\n          app: {}\n          billing:\n            tables: [a]\n",
+        )
+        .unwrap();
+        assert_eq!(limited.dump_databases(), ["app", "billing"]);
+    }
+
+    #[test]
     fn a_stale_connection_string_is_where_a_42_engine_dumps_from() {
         let stale = yaml("host=prod.abc.rds.amazonaws.com port=5432 dbname=app user=dblab sslmode=require", "false");
         let diff = mismatches(&stale, Api::V42, &conn(), 1, None);

@@ -106,7 +106,11 @@ mod tests {
         let behind = EngineClock::read(Some("Mon, 07 Dec 2026 09:55:00 GMT"), SENT, RECEIVED);
         assert_eq!(behind.ahead_ms, Some(-299_600));
         assert!(behind.earliest(t) <= datetime!(2026-12-07 09:55:00 UTC));
-        assert!(behind.describe().contains("behind"), "{}", behind.describe());
+        assert_eq!(behind.describe(), "299.6 s behind ours");
+        assert_eq!(ahead.describe(), "300.4 s ahead of ours");
+        let second = |ms| EngineClock { ahead_ms: Some(ms), half_trip_ms: 0 }.describe();
+        assert_eq!((second(999), second(-999)), ("in step with ours".into(), "in step with ours".into()));
+        assert_eq!((second(1_000), second(-1_000)), ("1.0 s ahead of ours".into(), "1.0 s behind ours".into()));
     }
 
     #[test]

@@ -712,6 +712,18 @@ mod tests {
     }
 
     #[test]
+    fn on_an_lvm_engine_accepted_by_the_request_finished_is_the_success() {
+        let mut lvm = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
+        lvm.unproven = Some("LVM".into());
+        let mut done = seen("finished", Some(AFTER));
+        done.snapshots = Some(Vec::new());
+        let r = advance(&lvm, &done, NOW);
+        assert_eq!((r.status, r.snapshot, r.failure), (PollStatus::Ready, None, None));
+        lvm.unproven = None;
+        assert_eq!(advance(&lvm, &done, NOW).failure, Some(RefreshFailure::NoSnapshot), "ZFS needs its snapshot");
+    }
+
+    #[test]
     fn the_pool_is_the_one_the_engine_shows_refreshing() {
         let mut look = seen("refreshing", Some(AFTER));
         look.refreshing_pool = Some("other_pool".into());
