@@ -53,15 +53,29 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// JSON-escaped as Go's `json.Marshal` writes it: HTML-safe (`<`, `>`, `&`, U+2028, U+2029
+/// as `\u` escapes), as the engine's answers are.
+fn go_json_escaped(text: &str) -> String {
+    json_escaped(text)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
 /// Every form of `secret` worth looking for, named.
 pub fn forms(secret: &str) -> Vec<(&'static str, String)> {
     let once = json_escaped(secret);
+    let go_once = go_json_escaped(secret);
     let padded = base64(secret.as_bytes());
     let unpadded = padded.trim_end_matches('=').to_string();
     let mut out = vec![
         ("plain", secret.to_string()),
         ("json-escaped twice", json_escaped(&once)),
+        ("json-escaped by Go, then again", json_escaped(&go_once)),
         ("json-escaped", once),
+        ("json-escaped by Go (HTML-safe)", go_once),
         ("url-encoded", percent_encoded(secret, |b| format!("%{b:02X}"))),
         ("url-encoded (lower-case hex)", percent_encoded(secret, |b| format!("%{b:02x}"))),
         ("base64", padded.clone()),
@@ -222,6 +236,14 @@ mod tests {
             );
         }
         assert!(s.text("here", "nothing but tok-$HOME-2 and p$ss").is_empty());
+        // Go's json.Marshal, as the engine writes: HTML-safe escapes, once and inside a cause.
+        let html = Scanner::new(&[("password", "a<b>&c")]);
+        let go = r"a\u003cb\u003e\u0026c";
+        let found = html.text("here", &format!(r#"{{"message":"{go}"}}"#));
+        assert!(found.iter().any(|l| l.form == "json-escaped by Go (HTML-safe)"), "{found:?}");
+        let cause = serde_json::to_string(&format!(r#"{{"message":"{go}"}}"#)).unwrap();
+        let found = html.text("here", &cause);
+        assert!(found.iter().any(|l| l.form == "json-escaped by Go, then again"), "{found:?}");
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"abc"), "YWJj");
     }

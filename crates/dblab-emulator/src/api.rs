@@ -164,7 +164,7 @@ async fn post_config(State(s): State<Shared>, headers: HeaderMap, body: Option<J
                 "cannot connect to the source {}: connection refused (as a URL: {}; the request was {})",
                 dsn(&password),
                 dsn(&crate::engine::url_encoded(&password)),
-                json!({"connection": {"password": password}}),
+                crate::engine::go_json(&json!({"connection": {"password": password}})),
             ),
         );
     }

@@ -353,6 +353,12 @@ impl Engine {
     }
 }
 
+/// A value as Go's `json.Marshal` writes it, HTML-safe (`<`, `>`, `&` as `\u` escapes,
+/// encoding/json `encodeState.string`): how the engine quotes JSON in its messages.
+pub(crate) fn go_json(value: &serde_json::Value) -> String {
+    value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
 /// Percent-encoding of everything but RFC 3986's unreserved characters, as a DSN's
 /// userinfo carries a password.
 pub(crate) fn url_encoded(text: &str) -> String {

@@ -136,7 +136,7 @@ fn run_jobs(shared: &Shared, engine: &mut Engine, pool: String, foreign: bool) {
         );
         engine.fail(&format!(
             "pg_dump: error: connection to server failed for {dsn}; options {}",
-            json!({"password": password})
+            crate::engine::go_json(&json!({"password": password}))
         ));
         return;
     }

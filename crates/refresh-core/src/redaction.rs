@@ -3,22 +3,39 @@
 /// What a secret is replaced with in any text that is passed on.
 pub const REDACTED: &str = "***";
 
+/// JSON-escaped as Go's `json.Marshal` writes it (the engine is written in Go): HTML-safe,
+/// with `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes (encoding/json `encodeState.string`).
+fn go_json(text: &str) -> String {
+    json(text)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+fn json(text: &str) -> String {
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default().to_string()
+}
+
 /// The forms a secret takes on its way through the texts an engine or a tool may send
-/// back: as written; JSON-escaped (once, and twice for JSON inside a JSON string); URL-
-/// encoded (a DSN's userinfo, either hex case, `+` for a space); base64 (standard and
-/// URL-safe, padded or not). Longest first, so a longer form is replaced whole.
+/// back: as written; JSON-escaped (once, and twice for JSON inside a JSON string), as
+/// serde and as Go's HTML-safe `json.Marshal` write it; URL-encoded (a DSN's userinfo,
+/// either hex case, `+` for a space); base64 (standard and URL-safe, padded or not).
+/// Longest first, so a longer form is replaced whole.
 pub fn forms(secret: &str) -> Vec<String> {
-    let json = |s: &str| {
-        let quoted = serde_json::to_string(s).unwrap_or_default();
-        quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default().to_string()
-    };
     let once = json(secret);
+    let go_once = go_json(secret);
     let base64 = aws_smithy_types::base64::encode(secret);
     let url_safe = base64.replace('+', "-").replace('/', "_");
     let mut out = vec![
         secret.to_string(),
         json(&once),
+        json(&go_once),
+        go_json(&go_once),
         once,
+        go_once,
         url_encoded(secret, false),
         url_encoded(secret, true),
         url_encoded(secret, false).replace("%20", "+"),
@@ -84,6 +101,15 @@ mod tests {
             assert!(!out.contains("w0rd"), "{out}");
         }
         assert_eq!(redact("nothing here", secret), "nothing here");
+        // The engine is written in Go: its JSON escapes <, > and & (and twice, in a cause).
+        let secret = "a<b>&c\u{2028}d";
+        let go = r"a\u003cb\u003e\u0026c\u2028d";
+        for text in
+            [format!(r#"{{"message":"pw={go}"}}"#), serde_json::to_string(&format!(r#"{{"m":"{go}"}}"#)).unwrap()]
+        {
+            let out = redact(&text, secret);
+            assert!(out.contains(REDACTED) && !out.contains("u003c"), "{text} -> {out}");
+        }
         assert_eq!(redact("keep", ""), "keep");
     }
 }

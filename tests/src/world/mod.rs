@@ -47,7 +47,9 @@ impl World {
     pub async fn build(mut settings: Settings, region: &'static str) -> Self {
         let id = unique("t");
         // `$`, quotes and a backslash: a secret must arrive byte for byte.
-        let password = format!("p$ss\"w0rd\\{id}");
+        // Every character a quoting may change: JSON's `"` and `\`, a URL's `$`, and the `<`,
+        // `&`, `>` Go's json.Marshal escapes.
+        let password = format!("p$ss\"w0rd\\<&>{id}");
         settings.token = format!("tok-$HOME-{id}");
         let token = settings.token.clone();
         let emulator = Emulator::start_local(settings).await.unwrap_or_else(|e| panic!("emulator: {e}"));

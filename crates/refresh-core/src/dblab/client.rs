@@ -101,6 +101,12 @@ impl DblabClient {
         out
     }
 
+    /// The start of a body the engine sent, secrets removed first: cut first, a secret
+    /// straddling the cut would leave its first part, which no redaction recognises.
+    fn excerpt(&self, text: &str) -> String {
+        clip(&self.scrub(text))
+    }
+
     fn scrub_error(&self, error: RefreshError) -> RefreshError {
         self.hidden.iter().fold(error.redact(self.token.expose()), |e, secret| e.redact(secret.expose()))
     }
@@ -134,7 +140,7 @@ impl DblabClient {
         serde_json::from_str(&text).map_err(|_| {
             self.scrub_error(RefreshError::DblabProtocol {
                 call: name,
-                message: format!("the body is not JSON: {}", clip(&text)),
+                message: format!("the body is not JSON: {}", self.excerpt(&text)),
             })
         })
     }
@@ -188,7 +194,7 @@ impl DblabClient {
                 let msg = v.get("message").and_then(Value::as_str)?;
                 Some(if code.is_empty() { msg.to_string() } else { format!("{code}: {msg}") })
             })
-            .unwrap_or_else(|| format!("HTTP {}: {}", status.as_u16(), clip(&text)));
+            .unwrap_or_else(|| format!("HTTP {}: {}", status.as_u16(), self.excerpt(&text)));
         Err(match status.as_u16() {
             401 | 403 => RefreshError::DblabUnauthorized(message),
             400 | 409 | 422 => RefreshError::DblabRejected { call, message },
@@ -409,5 +415,25 @@ mod tests {
         let client = client.within(Some(Instant::now() + Duration::from_secs(1)));
         let err = client.call_timeout("GET /status").unwrap_err();
         assert_eq!(err.name(), "DblabUnavailable", "transient: the next invocation tries again");
+    }
+
+    #[test]
+    fn a_secret_straddling_the_cut_of_an_engines_answer_is_removed_before_the_cut() {
+        let connector = Connector::default();
+        let password = Secret::new("straddling-password-0123456789".into());
+        let client = DblabClient {
+            http: connector.http_for(&spec(false)).unwrap(),
+            base: "http://127.0.0.1:9".into(),
+            token: Secret::new("t0ken-value".into()),
+            hidden: Vec::new(),
+            until: None,
+            clock: Mutex::default(),
+        }
+        .hiding(&password);
+        // The cut falls in the middle of the password.
+        let body = format!("{}{} and more", "x".repeat(290), password.expose());
+        let excerpt = client.excerpt(&body);
+        assert!(!excerpt.contains("straddling"), "{excerpt}");
+        assert!(excerpt.contains(crate::redaction::REDACTED), "{excerpt}");
     }
 }
