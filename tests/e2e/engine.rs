@@ -146,3 +146,17 @@ async fn runs_on_an_engine_with_three_free_pools_each_prove_the_pool_the_engine_
     // c, b; then the reload puts c behind a ([b, a, c]) and c is refreshed again; then a.
     assert_eq!(refreshed, ["pool_c", "pool_b", "pool_c", "pool_a"]);
 }
+
+#[tokio::test]
+async fn an_engine_swapped_behind_the_endpoint_mid_run_fails_the_run_and_the_clone_is_deleted() {
+    // The refresh never ends on the engine the run locked: another one takes its address.
+    let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let (name, arn) = s.start("swapped", &request).await;
+    crate::cleanup::until_entered(&s, &arn, "WaitForRefresh").await;
+    s.w.emulator.configure(|e| e.instance_id = Some("another-engine".into()));
+    let run = s.wait(&name, &arn).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("DblabEngineChanged"), Some("PollRefresh")).await;
+    let message = row.error.unwrap().message;
+    assert!(message.contains("instance another-engine answers now"), "{message}");
+}

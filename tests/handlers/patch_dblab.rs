@@ -13,8 +13,19 @@ pub async fn patch(
     execution: &Execution,
     clone: &CloneInstance,
 ) -> Result<Refresh, RefreshError> {
-    let input =
-        ::patch_dblab::Input { execution: execution.clone(), request: crate::typed(request), clone: clone.clone() };
+    // The lock the run took on the engine the preflight found (record's lockEngine).
+    let instance_id = w.emulator.settings().instance_id;
+    let engine_lock = refresh_core::history::engine_lock(
+        instance_id.as_deref(),
+        request["dblab"]["apiEndpoint"].as_str().unwrap_or_default(),
+    )
+    .expect("an engine lock");
+    let input = ::patch_dblab::Input {
+        execution: execution.clone(),
+        request: crate::typed(request),
+        clone: clone.clone(),
+        engine_lock,
+    };
     ::patch_dblab::handle(&patch_deps(w), input, Watch::once()).await
 }
 
@@ -402,4 +413,24 @@ async fn a_clone_the_engine_cannot_read_stops_the_run_before_any_pool_or_config_
         assert_eq!((after.config, after.password), (before.config, before.password), "{case}");
         assert_eq!((after.pools, after.snapshots), (before.pools, before.snapshots), "{case}: no pool touched");
     }
+}
+
+#[tokio::test]
+async fn another_engine_at_the_runs_endpoint_is_not_touched() {
+    let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
+    let lock = refresh_core::history::engine_lock(w.emulator.settings().instance_id.as_deref(), "")
+        .expect("the engine's own lock");
+    // A DNS or load-balancer switch: another engine answers at the same address.
+    w.emulator.configure(|s| s.instance_id = Some("rebuilt-engine".into()));
+    let input = ::patch_dblab::Input {
+        execution: execution.clone(),
+        request: crate::typed(&request),
+        clone: clone.clone(),
+        engine_lock: lock,
+    };
+    let err = ::patch_dblab::handle(&crate::patch_deps(&w), input, Watch::once()).await.unwrap_err();
+    assert_eq!(err.name(), "DblabEngineChanged", "{err}");
+    assert!(err.to_string().contains("instance rebuilt-engine answers now"), "{err}");
+    let engine = w.emulator.view();
+    assert_eq!((engine.config_updates, engine.refreshes_started), (0, 0), "nothing changed on it");
 }

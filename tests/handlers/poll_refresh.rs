@@ -360,3 +360,14 @@ async fn on_lvm_a_refresh_is_taken_on_the_engines_finished_and_said_to_be_unprov
     assert_eq!(listed[0]["id"], "TechnicalSnapshot", "{listed}");
     assert!(listed[0]["createdAt"].as_str().unwrap() >= done.last_refresh.as_str(), "{listed}");
 }
+
+#[tokio::test]
+async fn a_look_at_another_engine_than_the_locked_one_stops_the_watch() {
+    let (w, request, execution, refresh) = started(Settings { dump_ms: 5_000, ..Settings::default() }).await;
+    assert_eq!(refresh.locked_instance, w.emulator.settings().instance_id);
+    let pending = poll(&w, &request, &execution, &refresh).await.unwrap();
+    assert_eq!(pending.status, PollStatus::Pending);
+    w.emulator.configure(|s| s.instance_id = Some("rebuilt-engine".into()));
+    let err = poll(&w, &request, &execution, &pending).await.unwrap_err();
+    assert_eq!(err.name(), "DblabEngineChanged", "{err}");
+}

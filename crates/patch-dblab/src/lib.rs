@@ -14,7 +14,7 @@ use refresh_core::dblab::progress::Trigger;
 use refresh_core::dblab::trigger::{self, Found};
 use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, SourceConnection};
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
+use refresh_core::run::{CloneInstance, EngineLock, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
@@ -32,6 +32,8 @@ pub struct Input {
     pub execution: Execution,
     pub request: RefreshRequest,
     pub clone: CloneInstance,
+    /// The run's engine lock: the engine answering must be the one it holds.
+    pub engine_lock: EngineLock,
 }
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh, RefreshError> {
@@ -59,7 +61,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
 
     // The engine may have changed since the preflight, while the clone was being made.
     // Busy is decided below: a busy engine may be running this run's own refresh.
-    let engine::EngineState { version, status: before, .. } = engine::logical_engine(&client).await?;
+    let engine::EngineState { version, status: before, instance_id } = engine::logical_engine(&client).await?;
+    let locked_instance = input.engine_lock.instance_id.clone();
+    engine::same_engine(locked_instance.as_deref(), instance_id.as_deref(), client.endpoint())?;
     let (api, config) = engine::engine_config(&client).await?;
     let identity = EngineIdentity { version, api };
     info!(engine = %identity.describe(), "DBLab Engine identified");
@@ -82,6 +86,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
                 pool: before.refreshing_pool(),
                 ignored_errors,
                 unproven,
+                locked_instance: locked_instance.clone(),
             };
             return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
         }
@@ -137,6 +142,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         pool: Some(pool),
         ignored_errors,
         unproven,
+        locked_instance: locked_instance.clone(),
     };
     let triggered_at = OffsetDateTime::now_utc();
     let Err(err) = client.full_refresh().await else {

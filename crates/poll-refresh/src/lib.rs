@@ -37,6 +37,11 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
         let client = &client;
         async move {
             let status = client.instance_status().await?;
+            refresh_core::dblab::engine::same_engine(
+                prev.locked_instance.as_deref(),
+                status.engine.instance_id.as_deref(),
+                client.endpoint(),
+            )?;
             let mut look = dblab::Look {
                 refreshing_pool: status.refreshing_pool(),
                 retrieving: status.retrieving,

@@ -76,6 +76,8 @@ pub mod names {
         DBLAB_NO_FREE_POOL = "DblabNoFreePool",
         /// The engine's own check of the clone (`POST /admin/test-db-source`) failed.
         DBLAB_SOURCE_REFUSED = "DblabSourceRefused",
+        /// Another engine answers at the run's endpoint than the one its lock holds.
+        DBLAB_ENGINE_CHANGED = "DblabEngineChanged",
         DBLAB_PROTOCOL = "DblabProtocolError",
         /// A call that was in flight when its execution was stopped came back after the
         /// clean-up recorded the run: it takes back what it took and writes nothing.
@@ -158,6 +160,8 @@ pub enum RefreshError {
     DblabNoFreePool(String),
     #[error("DBLab Engine's own check of the clone failed, before any pool was touched: {0}")]
     DblabSourceRefused(String),
+    #[error("another DBLab Engine answers at {endpoint} than the one this run locked: {message}")]
+    DblabEngineChanged { endpoint: String, message: String },
     #[error("DBLab Engine answered {call} unexpectedly: {message}")]
     DblabProtocol { call: String, message: String },
     #[error("execution {execution:?} has ended and its run is recorded: nothing more is done for it")]
@@ -198,6 +202,7 @@ impl RefreshError {
             Self::DblabMisconfigured(_) => DBLAB_MISCONFIGURED,
             Self::DblabNoFreePool(_) => DBLAB_NO_FREE_POOL,
             Self::DblabSourceRefused(_) => DBLAB_SOURCE_REFUSED,
+            Self::DblabEngineChanged { .. } => DBLAB_ENGINE_CHANGED,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::RunEnded { .. } => RUN_ENDED,
             Self::PublisherMisconfigured(_) => PUBLISHER_MISCONFIGURED,

@@ -370,6 +370,10 @@ pub struct Refresh {
     /// The pool the engine refreshes (the last one without clones at the trigger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// The `instanceID` of the engine the run locked: every look checks the engine answering
+    /// is that one. `None` when the engine gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_instance: Option<String>,
     /// Since when (our clock) the engine has shown `renewed`, while it does.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub renewed_since: Option<OffsetDateTime>,

@@ -410,6 +410,7 @@ mod tests {
             pool: Some("dblab_pool".into()),
             renewed_since: None,
             unproven: None,
+            locked_instance: None,
             ignored_errors: None,
             snapshot: (status == PollStatus::Ready).then(|| crate::dblab::EngineSnapshot {
                 id: "dblab_pool@snapshot_20261122052000".into(),

@@ -167,7 +167,12 @@ impl Fixtures {
         .expect("a snapshot");
         let clone = ready_clone(&w, &request, &snapshot, &exec).await;
         let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() };
-        let input = patch_dblab::Input { execution: exec, request: typed(&request), clone: clone.clone() };
+        let engine_lock = refresh_core::history::engine_lock(
+            snapshot.engine_instance_id.as_deref(),
+            &typed(&request).dblab.api_endpoint,
+        )
+        .expect("an engine lock");
+        let input = patch_dblab::Input { execution: exec, request: typed(&request), clone: clone.clone(), engine_lock };
         let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
         let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
         fixtures.settle().await;

@@ -62,6 +62,26 @@ pub async fn engine_config(client: &DblabClient) -> Result<(Api, EngineConfig), 
     Ok((api, client.config_file().await?))
 }
 
+/// The engine answering is the one the run locked (by its `instanceID`, which the preflight
+/// read): after a DNS or load-balancer switch, or a rebuild, another engine may answer at the
+/// same address, and the run must neither change it nor take its word. A lock keyed by the
+/// address (an engine that gives no `instanceID`) cannot tell.
+pub fn same_engine(locked: Option<&str>, answering: Option<&str>, endpoint: &str) -> Result<(), RefreshError> {
+    let Some(locked) = locked else { return Ok(()) };
+    let answering = answering.map(str::trim).filter(|id| !id.is_empty());
+    if answering == Some(locked) {
+        return Ok(());
+    }
+    Err(RefreshError::DblabEngineChanged {
+        endpoint: endpoint.to_string(),
+        message: format!(
+            "this run locked engine instance {locked} at its preflight, and {} answers now (a DNS or load-balancer \
+             switch, or a rebuilt engine); nothing was changed on it by this step: check dblab.apiEndpoint and run again",
+            answering.map_or_else(|| "an engine without an instanceID".to_string(), |id| format!("instance {id}"))
+        ),
+    })
+}
+
 /// The engine lets the API change its configuration; otherwise the config POST that
 /// points it at the clone would be refused, after the clone was paid for.
 pub fn config_modifiable(status: &InstanceStatus) -> Result<(), RefreshError> {

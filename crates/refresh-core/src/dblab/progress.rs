@@ -54,6 +54,8 @@ pub struct Trigger<'a> {
     pub ignored_errors: Option<String>,
     /// Said when the request accepted an LVM engine, whose refreshes no snapshot proves.
     pub unproven: Option<String>,
+    /// The `instanceID` the run's engine lock holds.
+    pub locked_instance: Option<String>,
 }
 
 /// A refresh triggered `at`, on an engine that looked like `t.before` just ahead of it.
@@ -86,6 +88,7 @@ pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
         renewed_since: None,
         ignored_errors: t.ignored_errors,
         unproven: t.unproven,
+        locked_instance: t.locked_instance,
         snapshot: None,
         wait_seconds: 0,
     };
@@ -371,6 +374,7 @@ mod tests {
             pool: Some(POOL.into()),
             ignored_errors: None,
             unproven: None,
+            locked_instance: None,
         }
     }
 

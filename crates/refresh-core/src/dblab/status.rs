@@ -70,6 +70,9 @@ pub struct EngineInfo {
     /// When the engine process started: it changes with every restart.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// The engine's own identity, kept across restarts.
+    #[serde(default, rename = "instanceID")]
+    pub instance_id: Option<String>,
 }
 
 /// One of the engine's pools, and the clones on it. The engine refreshes only a pool
