@@ -24,7 +24,7 @@ pub async fn patch(
         execution: execution.clone(),
         request: crate::typed(request),
         clone: clone.clone(),
-        engine_lock,
+        engine_lock: Some(engine_lock),
     };
     ::patch_dblab::handle(&patch_deps(w), input, Watch::once()).await
 }
@@ -426,7 +426,7 @@ async fn another_engine_at_the_runs_endpoint_is_not_touched() {
         execution: execution.clone(),
         request: crate::typed(&request),
         clone: clone.clone(),
-        engine_lock: lock,
+        engine_lock: Some(lock),
     };
     let err = ::patch_dblab::handle(&crate::patch_deps(&w), input, Watch::once()).await.unwrap_err();
     assert_eq!(err.name(), "DblabEngineChanged", "{err}");

@@ -74,6 +74,7 @@ pub fn forms(secret: &str) -> Vec<(&'static str, String)> {
         ("plain", secret.to_string()),
         ("json-escaped twice", json_escaped(&once)),
         ("json-escaped by Go, then again", json_escaped(&go_once)),
+        ("json-escaped by Go twice", go_json_escaped(&go_once)),
         ("json-escaped", once),
         ("json-escaped by Go (HTML-safe)", go_once),
         ("url-encoded", percent_encoded(secret, |b| format!("%{b:02X}"))),

@@ -32,8 +32,10 @@ pub struct Input {
     pub execution: Execution,
     pub request: RefreshRequest,
     pub clone: CloneInstance,
-    /// The run's engine lock: the engine answering must be the one it holds.
-    pub engine_lock: EngineLock,
+    /// The run's engine lock: the engine answering must be the one it holds. Absent only
+    /// for an execution started by an earlier state machine (deployed mid-run).
+    #[serde(default)]
+    pub engine_lock: Option<EngineLock>,
 }
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh, RefreshError> {
@@ -62,7 +64,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     // The engine may have changed since the preflight, while the clone was being made.
     // Busy is decided below: a busy engine may be running this run's own refresh.
     let engine::EngineState { version, status: before, instance_id } = engine::logical_engine(&client).await?;
-    let locked_instance = input.engine_lock.instance_id.clone();
+    let locked_instance = input.engine_lock.as_ref().and_then(|lock| lock.instance_id.clone());
     engine::same_engine(locked_instance.as_deref(), instance_id.as_deref(), client.endpoint())?;
     let (api, config) = engine::engine_config(&client).await?;
     let identity = EngineIdentity { version, api };

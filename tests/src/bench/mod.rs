@@ -172,7 +172,12 @@ impl Fixtures {
             &typed(&request).dblab.api_endpoint,
         )
         .expect("an engine lock");
-        let input = patch_dblab::Input { execution: exec, request: typed(&request), clone: clone.clone(), engine_lock };
+        let input = patch_dblab::Input {
+            execution: exec,
+            request: typed(&request),
+            clone: clone.clone(),
+            engine_lock: Some(engine_lock),
+        };
         let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
         let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
         fixtures.settle().await;
@@ -198,7 +203,13 @@ impl Fixtures {
             "find-snapshot" => json!({"execution": exec, "request": request}),
             "restore" => json!({"execution": exec, "request": request, "snapshot": self.snapshot}),
             "check-available" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
-            "patch-dblab" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "patch-dblab" => {
+                let lock = refresh_core::history::engine_lock(
+                    self.snapshot.engine_instance_id.as_deref(),
+                    request["dblab"]["apiEndpoint"].as_str().unwrap_or_default(),
+                );
+                json!({"execution": execution(0), "request": request, "clone": self.clone, "engineLock": lock})
+            }
             "poll-refresh" => json!({"execution": execution(0), "request": request, "refresh": self.refresh}),
             "delete-clone" => {
                 let clone = ready_clone(&self.w, request, &self.snapshot, &exec).await;

@@ -209,21 +209,22 @@ impl DblabClient {
         })
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(call: &str, value: Value) -> Result<T, RefreshError> {
+    /// A type error quotes the value it met: scrubbed like every other error.
+    fn decode<T: serde::de::DeserializeOwned>(&self, call: &str, value: Value) -> Result<T, RefreshError> {
         serde_json::from_value(value)
-            .map_err(|e| RefreshError::DblabProtocol { call: call.into(), message: e.to_string() })
+            .map_err(|e| self.scrub_error(RefreshError::DblabProtocol { call: call.into(), message: e.to_string() }))
     }
 
     /// `GET /healthz`: reachable at all (no token needed).
     pub async fn health(&self) -> Result<Health, RefreshError> {
         let v = self.call(Call { with_token: false, ..Call::get("/healthz") }).await?;
-        Self::decode("GET /healthz", v)
+        self.decode("GET /healthz", v)
     }
 
     /// `GET /status`: the retrieval state and the engine's own settings.
     pub async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
         let v = self.call(Call::get("/status")).await?;
-        let mut status: InstanceStatus = Self::decode("GET /status", v)?;
+        let mut status: InstanceStatus = self.decode("GET /status", v)?;
         status.retrieving = self.scrub_alerts(status.retrieving);
         Ok(status)
     }
@@ -231,7 +232,7 @@ impl DblabClient {
     /// `GET /instance/retrieval`: like `status` plus the activity lists.
     pub async fn retrieval(&self) -> Result<Retrieving, RefreshError> {
         let v = self.call(Call::get("/instance/retrieval")).await?;
-        Ok(self.scrub_alerts(Self::decode("GET /instance/retrieval", v)?))
+        Ok(self.scrub_alerts(self.decode("GET /instance/retrieval", v)?))
     }
 
     /// `GET /admin/config`: the projection the engine exposes; its shape tells the API version.
@@ -255,7 +256,7 @@ impl DblabClient {
     /// `GET /snapshots`: every snapshot of every pool.
     pub async fn snapshots(&self) -> Result<Vec<EngineSnapshot>, RefreshError> {
         let v = self.call(Call::get("/snapshots")).await?;
-        Self::decode("GET /snapshots", v)
+        self.decode("GET /snapshots", v)
     }
 
     /// `POST /admin/test-db-source` (4.1 and 4.2, srv/config.go `testDBSource`): the engine
@@ -279,7 +280,7 @@ impl DblabClient {
             "db_list": databases,
         });
         let v = self.call(Call::post("/admin/test-db-source", Some(&body))).await?;
-        let mut check: SourceCheck = Self::decode("POST /admin/test-db-source", v)?;
+        let mut check: SourceCheck = self.decode("POST /admin/test-db-source", v)?;
         check.message = self.scrub(&check.message);
         Ok(check)
     }

@@ -63,9 +63,10 @@ pub async fn engine_config(client: &DblabClient) -> Result<(Api, EngineConfig), 
 }
 
 /// The engine answering is the one the run locked (by its `instanceID`, which the preflight
-/// read): after a DNS or load-balancer switch, or a rebuild, another engine may answer at the
-/// same address, and the run must neither change it nor take its word. A lock keyed by the
-/// address (an engine that gives no `instanceID`) cannot tell.
+/// read; the engine keeps it in `meta/instance_id`, config.go `LoadInstanceID`): after a DNS
+/// or load-balancer switch another engine may answer at the same address, and the run must
+/// neither change it nor take its word. A lock keyed by the address (an engine that gives
+/// no `instanceID`) cannot tell.
 pub fn same_engine(locked: Option<&str>, answering: Option<&str>, endpoint: &str) -> Result<(), RefreshError> {
     let Some(locked) = locked else { return Ok(()) };
     let answering = answering.map(str::trim).filter(|id| !id.is_empty());
@@ -75,8 +76,10 @@ pub fn same_engine(locked: Option<&str>, answering: Option<&str>, endpoint: &str
     Err(RefreshError::DblabEngineChanged {
         endpoint: endpoint.to_string(),
         message: format!(
-            "this run locked engine instance {locked} at its preflight, and {} answers now (a DNS or load-balancer \
-             switch, or a rebuilt engine); nothing was changed on it by this step: check dblab.apiEndpoint and run again",
+            "this run locked engine instance {locked} at its preflight, and {} answers now: another engine behind \
+             the address (a DNS or load-balancer switch), or this one re-created without its meta directory (the \
+             engine keeps its instanceID in meta/instance_id); nothing was changed on it by this step: check \
+             dblab.apiEndpoint and run again",
             answering.map_or_else(|| "an engine without an instanceID".to_string(), |id| format!("instance {id}"))
         ),
     })
