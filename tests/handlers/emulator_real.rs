@@ -7,30 +7,18 @@ use dblab_emulator::Settings;
 use refresh_tests::World;
 use serde_json::{Value, json};
 
-async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", w.emulator.url()))
-        .header("Verification-Token", &w.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap_or(Value::Null)
-}
-
 async fn configure(w: &World, port: u16, password: &str) {
     let connection =
         json!({"host": "127.0.0.1", "port": port, "dbname": "app", "username": "dblab", "password": password});
     let config = json!({"retrieval": {"spec": {"logicalDump": {"options": {"source": {"connection": connection}}}}}});
-    call(w, reqwest::Method::POST, "/admin/config", Some(config)).await;
+    w.engine_call(reqwest::Method::POST, "/admin/config", Some(config)).await;
 }
 
 /// The engine's retrieval state once the refresh failed (or after ten seconds).
 async fn failed(w: &World) -> Value {
     let mut retrieving = Value::Null;
     for _ in 0..100 {
-        retrieving = call(w, reqwest::Method::GET, "/status", None).await["retrieving"].clone();
+        retrieving = w.engine_call(reqwest::Method::GET, "/status", None).await["retrieving"].clone();
         if retrieving["status"] == "failed" {
             break;
         }
@@ -47,7 +35,7 @@ async fn an_unreachable_source_fails_with_the_tools_words_and_no_password() {
     let port = 1;
     let secret = format!("s3cret-{}", w.id);
     configure(&w, port, &secret).await;
-    call(&w, reqwest::Method::POST, "/full-refresh", None).await;
+    w.engine_call(reqwest::Method::POST, "/full-refresh", None).await;
     let retrieving = failed(&w).await;
     let alert = retrieving["alerts"]["refresh_failed"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -73,9 +61,9 @@ async fn a_source_deleted_mid_dump_fails_with_pg_dumps_words() {
     ));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     configure(&w, source.port, &w.password).await;
-    call(&w, reqwest::Method::POST, "/full-refresh", None).await;
+    w.engine_call(reqwest::Method::POST, "/full-refresh", None).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    let now = call(&w, reqwest::Method::GET, "/status", None).await;
+    let now = w.engine_call(reqwest::Method::GET, "/status", None).await;
     assert_eq!(now["retrieving"]["status"], "refreshing", "{now}");
     // RDS deletes the instance: the launcher stops its server.
     w.rds.delete_db_instance().db_instance_identifier(&source.id).skip_final_snapshot(true).send().await.unwrap();
@@ -96,11 +84,11 @@ async fn the_engines_check_of_a_source_connects_as_its_dump_would() {
         json!({"host": "127.0.0.1", "port": port.to_string(), "dbname": "app", "username": "dblab",
                "password": password, "db_list": []})
     };
-    let ok = call(&w, reqwest::Method::POST, "/admin/test-db-source", Some(check(source.port, &w.password))).await;
+    let ok = w.engine_call(reqwest::Method::POST, "/admin/test-db-source", Some(check(source.port, &w.password))).await;
     assert_eq!((ok["status"].as_str(), ok["result"].as_str()), (Some("ok"), Some("ok")), "{ok}");
     let secret = format!("wrong-{}", w.id);
     for (port, password) in [(source.port, secret.as_str()), (1, w.password.as_str())] {
-        let refused = call(&w, reqwest::Method::POST, "/admin/test-db-source", Some(check(port, password))).await;
+        let refused = w.engine_call(reqwest::Method::POST, "/admin/test-db-source", Some(check(port, password))).await;
         assert_eq!(refused["status"], "error", "{refused}");
         assert_eq!(refused["result"], "connection_error", "{refused}");
         assert!(refused["dbVersion"].is_null() && refused["tuningParams"].is_null(), "{refused}");

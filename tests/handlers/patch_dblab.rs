@@ -327,12 +327,7 @@ async fn an_engine_that_locks_its_config_or_schedules_itself_is_refused() {
 async fn an_engine_that_became_busy_is_not_touched() {
     let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
     // Another refresh started while the clone was being made.
-    reqwest::Client::new()
-        .post(format!("{}/full-refresh", w.emulator.url()))
-        .header("Verification-Token", &w.token)
-        .send()
-        .await
-        .unwrap();
+    w.engine_call(reqwest::Method::POST, "/full-refresh", None).await;
     let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
     assert_eq!(err.name(), "DblabBusy");
     assert_eq!(w.emulator.view().config_updates, 0);

@@ -348,15 +348,7 @@ async fn on_lvm_a_refresh_is_taken_on_the_engines_finished_and_said_to_be_unprov
     assert_eq!((done.status, done.snapshot), (PollStatus::Ready, None), "no snapshot is taken for evidence");
     // The technical snapshot LVM lists is stamped with the time it is asked: it would have
     // passed for this refresh's evidence.
-    let listed: Value = reqwest::Client::new()
-        .get(format!("{}/snapshots", w.emulator.url()))
-        .header("Verification-Token", &w.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = w.engine_call(reqwest::Method::GET, "/snapshots", None).await;
     assert_eq!(listed[0]["id"], "TechnicalSnapshot", "{listed}");
     assert!(listed[0]["createdAt"].as_str().unwrap() >= done.last_refresh.as_str(), "{listed}");
 }

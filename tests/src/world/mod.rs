@@ -95,6 +95,25 @@ impl World {
         leaks::Scanner::new(&[("the DB password", &self.password), ("the DBLab token", &self.token)])
     }
 
+    /// One call to the engine's API with the world's token, as an operator or the UI makes
+    /// it; fails the test unless the engine answers 2xx. The answer's JSON (`Null` if none).
+    pub async fn engine_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.emulator.url()))
+            .header("Verification-Token", &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
     /// Fails the test if a secret, in any form, appears in `text`.
     pub fn assert_no_secret(&self, text: &str) {
         assert_no_leak(&self.scanner().text("the text", text), text);

@@ -398,17 +398,21 @@ mod tests {
         assert_eq!(connector.built.lock().unwrap().len(), 2);
     }
 
-    #[test]
-    fn a_call_never_outlasts_the_budget() {
-        let connector = Connector::default();
-        let client = DblabClient {
-            http: connector.http_for(&spec(false)).unwrap(),
+    /// A client of an address nothing answers on.
+    fn client(token: &str) -> DblabClient {
+        DblabClient {
+            http: Connector::default().http_for(&spec(false)).unwrap(),
             base: "http://127.0.0.1:9".into(),
-            token: Secret::new("t".into()),
+            token: Secret::new(token.into()),
             hidden: Vec::new(),
             until: None,
             clock: Mutex::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_call_never_outlasts_the_budget() {
+        let client = client("t");
         assert_eq!(client.call_timeout("GET /status").unwrap(), REQUEST_TIMEOUT);
         let client = client.within(Some(Instant::now() + Duration::from_secs(7)));
         let t = client.call_timeout("GET /status").unwrap();
@@ -420,17 +424,8 @@ mod tests {
 
     #[test]
     fn a_secret_straddling_the_cut_of_an_engines_answer_is_removed_before_the_cut() {
-        let connector = Connector::default();
         let password = Secret::new("straddling-password-0123456789".into());
-        let client = DblabClient {
-            http: connector.http_for(&spec(false)).unwrap(),
-            base: "http://127.0.0.1:9".into(),
-            token: Secret::new("t0ken-value".into()),
-            hidden: Vec::new(),
-            until: None,
-            clock: Mutex::default(),
-        }
-        .hiding(&password);
+        let client = client("t0ken-value").hiding(&password);
         // The cut falls in the middle of the password.
         let body = format!("{}{} and more", "x".repeat(290), password.expose());
         let excerpt = client.excerpt(&body);
