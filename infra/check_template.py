@@ -457,6 +457,14 @@ STACK_PATTERNS = {
     "SecretArns": (["arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/pw-AbC12x",
                     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-pw-??????"],
                    ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-pw", ""]),
+    # NAME ENDPOINT TOKEN_SECRET_ARN [plaintext] [insecure]: the functions read the rest.
+    "DblabEngines": (["staging https://dblab.internal:2345 arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC12x",
+                      "qa http://10.0.3.7:2345/api arn:aws:secretsmanager:eu-west-1:123456789012:secret:q-AbC12x plaintext"],
+                     ["https://dblab.internal:2345 arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC12x",
+                      "staging https://dblab.internal:2345 arn:aws:secretsmanager:eu-west-1:123456789012:secret:t",
+                      "staging https://u:p@dblab:2345 arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC12x",
+                      "staging https://dblab:2345 arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC12x verify",
+                      ""]),
     "PointInTimeSourceArns": (["arn:aws:rds:eu-west-1:123456789012:db:prod-db", ""],
                               ["arn:aws:rds:eu-west-1:123456789012:db:Prod-DB"]),
     "SharedSnapshotArns": (["arn:aws:rds:eu-west-1:111111111111:snapshot:dblab-share-*", ""],
@@ -739,6 +747,7 @@ def self_test(template: dict) -> int:
     missed = [name for name, change in cases.items() if not check(broken(template, change))]
     parameter_cases = {
         "partial secret ARNs accepted": ("SecretArns", "^arn:.*$"),
+        "an engine entry without its token secret accepted": ("DblabEngines", "^.+$"),
         "upper-case source ARNs accepted": ("PointInTimeSourceArns", "^(arn:aws:rds:.*)?$"),
     }
     for name, (parameter, pattern) in parameter_cases.items():

@@ -44,8 +44,10 @@ fn group(n: u64) -> String {
 }
 
 /// The CLI's environment: the refresh stack's account (moto's default) and its stack.
-fn cli_env(stack: &refresh_tests::stack::Stack) -> Vec<(&'static str, String)> {
+fn cli_env(stack: &refresh_tests::stack::Stack, w: &World) -> Vec<(&'static str, String)> {
     vec![
+        // The stack's DblabEngines, as the operator's shell would hold them.
+        ("DBLAB_REFRESH_ENGINES", w.engines_list.clone()),
         ("AWS_ENDPOINT_URL", moto().endpoint.clone()),
         ("AWS_REGION", "us-east-1".to_string()),
         ("AWS_ACCESS_KEY_ID", "test".to_string()),
@@ -132,7 +134,7 @@ async fn main() {
     std::fs::write(&file, serde_json::to_string_pretty(&request).unwrap()).unwrap();
     println!("{}", serde_json::to_string_pretty(&request).unwrap());
     let file = file.to_string_lossy().to_string();
-    let env = cli_env(stack);
+    let env = cli_env(stack, &w);
 
     heading("4. Preflight: everything that could fail before a clone costs money");
     assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");
@@ -291,7 +293,7 @@ async fn cross_account() {
     std::fs::write(&file, serde_json::to_string_pretty(&request).unwrap()).unwrap();
     println!("{}", serde_json::to_string_pretty(&request["source"]).unwrap());
     let file = file.to_string_lossy().to_string();
-    let mut env = cli_env(stack);
+    let mut env = cli_env(stack, &w);
     // The stack's CopyKmsKeyArn: the shared copy is encrypted, so it is copied in first.
     env.push(("DBLAB_REFRESH_COPY_KMS_KEY", refresh_tests::stack::copy_in_key_arn()));
     assert!(cli(&["validate", &file, "--preflight"], &env), "the preflight failed");

@@ -142,6 +142,7 @@ async fn a_run_that_failed_without_recording_is_finished_by_the_cleanup() {
         metrics: refresh_core::metrics::Sink::collecting(),
         cleanup_machine_arn: s.stack.cleanup_machine_arn.clone(),
         cleanup_after: ::record::CLEANUP_AFTER,
+        engines: s.w.engines(),
     };
     let start = time::OffsetDateTime::now_utc();
     let execution = refresh_core::run::Execution { started_at: Some(start), ..run.clone() };
@@ -216,4 +217,51 @@ async fn a_handler_answer_over_256_kb_ends_the_run_past_its_catch_and_the_cleanu
     let row = s.aftermath(&run, Outcome::Failed, Some("ExecutionStopped"), Some("CheckClone")).await;
     let message = row.error.as_ref().unwrap().message.clone();
     assert!(message.contains("States.DataLimitExceeded"), "{message}");
+}
+
+/// The payload Step Functions sent the Lambda call of `state` (its first): what a redrive of
+/// the execution from that state sends again.
+fn payload_of(run: &crate::Run, state: &str) -> serde_json::Value {
+    let entered = run
+        .events
+        .iter()
+        .position(|e| e.state_entered_event_details().is_some_and(|d| d.name() == state))
+        .unwrap_or_else(|| panic!("{} never entered {state}", run.name));
+    let scheduled = run.events[entered..]
+        .iter()
+        .find_map(|e| e.lambda_function_scheduled_event_details())
+        .and_then(|d| d.input())
+        .unwrap_or_else(|| panic!("no Lambda call in {state}"));
+    serde_json::from_str(scheduled).unwrap()
+}
+
+/// A run stopped and cleaned up, then redriven (Step Functions re-runs its unsuccessful
+/// states with the inputs they had): it holds no lock any more, so neither the restore nor
+/// the engine's patch does anything. moto has no RedriveExecution; the real handler
+/// binaries are called with the payloads the execution sent them, as a redrive would.
+#[tokio::test]
+async fn a_redriven_execution_after_its_cleanup_creates_and_changes_nothing() {
+    let s = Scenario::new(Settings { outcome: EngineOutcome::Hang, ..Settings::default() }).await;
+    let (_, request) = s.rds_source().await;
+    let (name, arn) = s.start("redriven", &request).await;
+    until_entered(&s, &arn, "WaitForRefresh").await;
+    s.w.sfn.stop_execution().execution_arn(&arn).send().await.unwrap();
+    let stopped = s.wait(&name, &arn).await;
+    let described = s.w.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    let start = described.start_date().to_millis().unwrap();
+    let cleaned = s.clean_up(&name, &arn, "ABORTED", described.input().unwrap_or_default(), start).await;
+    assert_eq!(cleaned.status, "SUCCEEDED", "{:?}", cleaned.error);
+    s.aftermath(&stopped, Outcome::Failed, Some("ExecutionStopped"), stopped.last_entered().as_deref()).await;
+    let engine = s.w.emulator.view();
+
+    for (function, state) in [("restore", "Restore"), ("patch-dblab", "PatchDblab")] {
+        let (status, answer) = refresh_tests::stack::invoke(function, &payload_of(&stopped, state)).await;
+        assert_eq!((status, answer["errorType"].as_str()), (500, Some("LockLost")), "{function}: {answer}");
+        assert!(answer["errorMessage"].as_str().unwrap_or_default().contains(&name), "{answer}");
+    }
+    let prefix = format!("dblab-refresh-{}", s.w.target());
+    assert!(s.w.rds_names(&prefix).await.is_empty(), "no clone made again");
+    let after = s.w.emulator.view();
+    assert_eq!((after.config_updates, after.refreshes_started), (engine.config_updates, engine.refreshes_started));
+    s.assert_unlocked().await;
 }

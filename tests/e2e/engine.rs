@@ -59,7 +59,9 @@ async fn a_lost_answer_to_the_trigger_is_retried_and_the_refresh_adopted() {
     let s = Scenario::new(Settings {
         version: Version::V42,
         lose_refresh_replies: 1,
-        dump_ms: 2_000,
+        // Still dumping when the retry comes (its backoff, and the first attempt's wait after
+        // the config change): one over already would be started again, not adopted.
+        dump_ms: 10_000,
         ..Settings::default()
     })
     .await;
@@ -85,7 +87,7 @@ async fn two_targets_on_one_engine_never_run_at_once() {
     let mut other = request.clone();
     other["target"] = json!(format!("other-{}", s.w.id));
     // The same engine by another address: one engine, one lock.
-    other["dblab"]["apiEndpoint"] = json!(s.w.emulator.url().replace("127.0.0.1", "localhost"));
+    other["dblab"]["engine"] = json!(s.w.engine_alias());
     let first = s.start("engine-a", &request).await;
     let second = s.start("engine-b", &other).await;
     let (a, b) = (s.wait(&first.0, &first.1).await, s.wait(&second.0, &second.1).await);

@@ -48,6 +48,39 @@ async fn invalid_request_is_refused_before_anything_exists() {
     assert_eq!(s.w.emulator.view().config_updates, 0);
 }
 
+/// Whoever can start a run cannot send the stack's secrets anywhere: an address the stack
+/// does not list, even with a token secret the stack may read, is refused at the run's
+/// start, before any secret is read, and nothing reaches that address.
+#[tokio::test]
+async fn a_request_naming_an_engine_the_stack_does_not_list_is_refused_before_any_secret_is_read() {
+    let s = Scenario::new(Settings::default()).await;
+    let (_, mut request) = s.rds_source().await;
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = elsewhere.local_addr().unwrap();
+    request["dblab"].as_object_mut().unwrap().remove("engine");
+    request["dblab"]["apiEndpoint"] = json!(format!("https://{address}"));
+    request["dblab"]["tokenSecretArn"] = json!(s.w.token_arn);
+    let reads = |arn: String| async move {
+        let found = fixture("requests/secret-reads", json!({"match": arn})).await;
+        found["reads"].as_array().map_or(0, Vec::len)
+    };
+    let run = s.run("unlisted", &request).await;
+    let row = s.aftermath(&run, Outcome::Failed, Some("InvalidRequest"), Some("StartRun")).await;
+    let message = row.error.unwrap().message;
+    assert!(message.contains("dblab.apiEndpoint") && message.contains("DblabEngines"), "{message}");
+    assert_eq!(run.entered("FindSnapshot"), 0);
+    assert_eq!(
+        (reads(s.w.token_arn.clone()).await, reads(s.w.password_arn.clone()).await),
+        (0, 0),
+        "no GetSecretValue"
+    );
+    let knock = tokio::time::timeout(std::time::Duration::from_millis(100), elsewhere.accept()).await;
+    assert!(knock.is_err(), "nothing connected to the unlisted address");
+    // The recorder sees a read when there is one.
+    s.w.secrets.get_secret_value().secret_id(&s.w.password_arn).send().await.unwrap();
+    assert_eq!(reads(s.w.password_arn.clone()).await, 1, "the read recorder is blind");
+}
+
 /// The preflight refuses: no clone is ever created and the engine is never changed.
 async fn preflight_refusal(settings: Settings, error: &str) {
     let s = Scenario::new(settings).await;
@@ -89,9 +122,8 @@ async fn dblab_physical_mode() {
 async fn dblab_unreachable_after_retries() {
     let s = Scenario::new(Settings::default()).await;
     let (_, mut request) = s.rds_source().await;
-    // Port 1: refused at once, and no test binds it (they take ephemeral ports; a port freed
-    // here could be taken by another scenario's engine before the run dials it).
-    request["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1");
+    // The stack's engine on port 1: refused at once (`engines::DOWN`).
+    request["dblab"]["engine"] = json!(refresh_tests::engines::DOWN);
     let run = s.run("unreachable", &request).await;
     s.aftermath(&run, Outcome::Failed, Some("DblabUnavailable"), Some("FindSnapshot")).await;
     assert_eq!(run.entered("Restore"), 0);

@@ -23,7 +23,7 @@ async fn full_refresh(source_type: &str) {
         ..Settings::default()
     })
     .await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let (topic, queue) = w.topic_with_queue().await;
     let source = match source_type {
         "rds" => w.rds_source().await,

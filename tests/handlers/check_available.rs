@@ -150,7 +150,10 @@ async fn an_aurora_look_makes_at_most_the_calls_its_time_bound_counts() {
     let counted = aws_sdk_rds::Client::from_conf(
         aws_sdk_rds::config::Builder::from(&w.config).interceptor(requests.clone()).build(),
     );
-    let deps = ::check_available::Deps { rds: refresh_core::rds::Rds::new(counted) };
+    let deps = ::check_available::Deps {
+        rds: refresh_core::rds::Rds::new(counted),
+        history: refresh_core::history::History::new(w.dynamodb.clone(), w.history_table()),
+    };
     let look = |clone: refresh_core::run::CloneInstance| {
         let input = ::check_available::Input { execution: execution.clone(), request: crate::typed(&request), clone };
         ::check_available::handle(&deps, input, Watch::once())

@@ -5,6 +5,43 @@ use serde_json::json;
 
 use crate::{error_name, find};
 
+/// The engines a request may name are the stack's: another address, even with a token
+/// secret the stack may read, is refused before any secret is read and before the engine
+/// is called.
+#[tokio::test]
+async fn an_engine_the_stack_does_not_list_is_refused_before_any_secret_is_read() {
+    let w = World::new().await;
+    let source = w.rds_source().await;
+    let reads = |arn: String| async move {
+        let found = fixture("requests/secret-reads", json!({"match": arn})).await;
+        found["reads"].as_array().map_or(0, Vec::len)
+    };
+    let (token_reads, password_reads) = (reads(w.token_arn.clone()).await, reads(w.password_arn.clone()).await);
+    for dblab in [
+        json!({"engine": "prod-engine"}),
+        json!({"apiEndpoint": "https://attacker.example:2345", "tokenSecretArn": w.token_arn}),
+        json!({"engine": w.engine, "tokenSecretArn": w.password_arn}),
+    ] {
+        let mut request = w.request("rds", &source);
+        request["dblab"] = json!({"pollInterval": "1s", "timeout": "1m"});
+        for (key, value) in dblab.as_object().unwrap() {
+            request["dblab"][key] = value.clone();
+        }
+        let err = find(&w, &request).await.unwrap_err();
+        assert_eq!(err.name(), "InvalidRequest", "{dblab}: {err}");
+        assert!(err.to_string().contains("DblabEngines") || err.to_string().contains("token secret"), "{err}");
+    }
+    let mut request = w.request("rds", &source);
+    request["source"]["passwordSecretArn"] = json!(w.token_arn);
+    let err = find(&w, &request).await.unwrap_err();
+    assert!(err.to_string().contains("source.passwordSecretArn"), "{err}");
+    assert_eq!((reads(w.token_arn.clone()).await, reads(w.password_arn.clone()).await), (token_reads, password_reads));
+    assert_eq!(w.emulator.view().config_updates, 0);
+    // The same request naming the world's engine reads both.
+    find(&w, &w.request("rds", &source)).await.unwrap();
+    assert!(reads(w.token_arn.clone()).await > token_reads, "the read recorder is blind");
+}
+
 /// Marks the newest automated snapshot of an instance as still being taken.
 async fn newest_in_progress(w: &World, instance: &str) {
     let mut pages = w
@@ -394,10 +431,9 @@ mod dblab_preflight {
     async fn unreachable_engine() {
         let w = World::new().await;
         let source = w.rds_source().await;
-        // Port 1: nothing listens there, and no test binds it (a port just freed could be
-        // taken by another test's engine).
+        // The listed engine nothing answers for (port 1).
         let mut request = w.request("rds", &source);
-        request["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1");
+        request["dblab"]["engine"] = json!(refresh_tests::engines::DOWN);
         let err = find(&w, &request).await.unwrap_err();
         assert_eq!(err.name(), "DblabUnavailable");
         assert!(err.to_string().contains("connection"), "{err}");

@@ -37,23 +37,36 @@ pub fn find_deps(w: &World) -> ::find_snapshot::Deps {
         copy_key: Some(refresh_tests::stack::copy_in_key_arn()),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),
+        engines: w.engines(),
     }
 }
 
 pub fn restore_deps(w: &World) -> ::restore::Deps {
-    ::restore::Deps { rds: Rds::new(w.rds.clone()) }
+    ::restore::Deps { rds: Rds::new(w.rds.clone()), history: History::new(w.dynamodb.clone(), w.history_table()) }
 }
 
 pub fn check_deps(w: &World) -> ::check_available::Deps {
-    ::check_available::Deps { rds: Rds::new(w.rds.clone()) }
+    ::check_available::Deps {
+        rds: Rds::new(w.rds.clone()),
+        history: History::new(w.dynamodb.clone(), w.history_table()),
+    }
 }
 
 pub fn patch_deps(w: &World) -> ::patch_dblab::Deps {
-    ::patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() }
+    ::patch_dblab::Deps {
+        secrets: SecretReader::new(w.secrets.clone()),
+        dblab: Default::default(),
+        engines: w.engines(),
+        history: History::new(w.dynamodb.clone(), w.history_table()),
+    }
 }
 
 pub fn poll_deps(w: &World) -> ::poll_refresh::Deps {
-    ::poll_refresh::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() }
+    ::poll_refresh::Deps {
+        secrets: SecretReader::new(w.secrets.clone()),
+        dblab: Default::default(),
+        engines: w.engines(),
+    }
 }
 
 pub fn delete_deps(w: &World) -> ::delete_clone::Deps {
@@ -74,6 +87,7 @@ pub fn record_deps(w: &World, table: &str) -> ::record::Deps {
         metrics: refresh_core::metrics::Sink::collecting(),
         cleanup_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:no-cleanup".into(),
         cleanup_after: ::record::CLEANUP_AFTER,
+        engines: w.engines(),
     }
 }
 
@@ -97,6 +111,7 @@ pub async fn restore_clone(
     execution: &Execution,
     snapshot: &RestoreSource,
 ) -> Result<CloneInstance, RefreshError> {
+    w.hold_locks(execution, &[request["target"].as_str().unwrap_or_default()]).await;
     let input = ::restore::Input { execution: execution.clone(), request: typed(request), snapshot: snapshot.clone() };
     ::restore::handle(&restore_deps(w), input).await
 }

@@ -20,10 +20,18 @@ async fn one_message_with_subject_body_and_filter_attributes() {
         record_error: Some(CaughtError { error: "AwsTransient".into(), cause: Some("DynamoDB throttled".into()) }),
         ..Default::default()
     };
-    // Not recorded (its row could not be written): nothing to look up, the message goes out.
-    let out =
-        ::notify::handle(&notify_deps(&w, &topic, "no-such-table"), Input { state: Box::new(state) }).await.unwrap();
+    // Its notification cannot be claimed (no table at all): not sent unmarked, where a later
+    // call or the clean-up machine would send it again; the call fails and is retried.
+    let unusable = notify_deps(&w, &topic, "no-such-table");
+    let err = ::notify::handle(&unusable, Input { state: Box::new(state.clone()) }).await.unwrap_err();
+    assert!(err.to_string().contains("PutItem"), "{err}");
+    assert!(w.messages(&queue).await.is_empty(), "nothing sent");
+    // Not recorded (its row could not be written): built from the state, sent once.
+    let deps = notify_deps(&w, &topic, &w.history_table());
+    let out = ::notify::handle(&deps, Input { state: Box::new(state.clone()) }).await.unwrap();
     assert_eq!(out.subject, format!("DBLab refresh of {}: FAILED (SourceNotFound)", w.target()));
+    let again = ::notify::handle(&deps, Input { state: Box::new(state) }).await.unwrap();
+    assert!(again.already_sent && again.message_id == out.message_id, "{again:?}");
 
     let messages = w.messages(&queue).await;
     assert_eq!(messages.len(), 1);

@@ -15,11 +15,9 @@ pub async fn patch(
 ) -> Result<Refresh, RefreshError> {
     // The lock the run took on the engine the preflight found (record's lockEngine).
     let instance_id = w.emulator.settings().instance_id;
-    let engine_lock = refresh_core::history::engine_lock(
-        instance_id.as_deref(),
-        request["dblab"]["apiEndpoint"].as_str().unwrap_or_default(),
-    )
-    .expect("an engine lock");
+    let engine_lock =
+        refresh_core::history::engine_lock(instance_id.as_deref(), &w.emulator.url()).expect("an engine lock");
+    w.hold_locks(execution, &[request["target"].as_str().unwrap_or_default(), &engine_lock.key]).await;
     let input = ::patch_dblab::Input {
         execution: execution.clone(),
         request: crate::typed(request),
@@ -285,8 +283,43 @@ async fn a_lost_answer_to_the_trigger_is_adopted_on_retry() {
     }
 }
 
+/// Adoption needs proof of time: the record of when this run's config change was answered,
+/// and a refresh the engine built in a later second. Without the answer's record (an
+/// attempt that ended inside the POST), or with a change answered no earlier than the
+/// refresh was built, the refresh under way is not this run's.
 #[tokio::test]
-async fn a_lost_answer_to_a_refresh_that_already_ended_is_adopted_too() {
+async fn a_refresh_is_adopted_only_when_its_start_is_proven_after_the_runs_config_change() {
+    let (w, request, execution, clone) =
+        world_with_clone(Settings { lose_refresh_replies: 1, dump_ms: 20_000, ..Settings::default() }).await;
+    assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "DblabUnavailable");
+    let history = refresh_core::history::History::new(w.dynamodb.clone(), w.history_table());
+    let target = request["target"].as_str().unwrap();
+    let recorded = history.config_post(target, &execution.name).await.unwrap();
+    let (posting, posted) = (recorded.posting_at.unwrap(), recorded.posted_by.unwrap());
+    let started = time::OffsetDateTime::parse(
+        &w.emulator.view().last_refresh.unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(started >= posted + refresh_core::dblab::trigger::PROOF_GAP, "the trigger waits out the proof's gap");
+
+    // The answer never recorded: when the change landed is not known.
+    history.config_posting(target, &execution.name, posting).await.unwrap();
+    let err = patch(&w, &request, &execution, &clone).await.unwrap_err();
+    assert_eq!(err.name(), "DblabBusy", "{err}");
+    assert!(err.to_string().contains("answer never came back"), "{err}");
+    // Answered in the second the refresh was built: it may predate the change.
+    history.config_posted(target, &execution.name, started).await.unwrap();
+    assert_eq!(patch(&w, &request, &execution, &clone).await.unwrap_err().name(), "DblabBusy");
+    // The answer as the first attempt recorded it: proven.
+    history.config_posted(target, &execution.name, posted).await.unwrap();
+    let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
+    assert!(refresh.adopted, "{refresh:?}");
+    assert_eq!(w.emulator.view().refreshes_started, 1, "adopted, not started twice");
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_a_refresh_that_already_ended_starts_it_again() {
     let (w, request, execution, clone) = world_with_clone(Settings {
         version: Version::V42,
         lose_refresh_replies: 1,
@@ -303,11 +336,20 @@ async fn a_lost_answer_to_a_refresh_that_already_ended_is_adopted_too() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Over already, its pool no longer shown: not adopted (nothing says which pool it
+    // refreshed), but started again from the clone.
     let refresh = patch(&w, &request, &execution, &clone).await.unwrap();
-    assert!(refresh.adopted && refresh.seen_start, "{refresh:?}");
-    assert_eq!(w.emulator.view().refreshes_started, 1, "not started a second time");
-    let done = crate::poll_refresh::poll(&w, &request, &execution, &refresh).await.unwrap();
-    assert_eq!(done.status, PollStatus::Ready);
+    assert!(!refresh.adopted, "{refresh:?}");
+    assert_eq!(w.emulator.view().refreshes_started, 2, "started again");
+    let mut look = refresh;
+    for _ in 0..50 {
+        look = crate::poll_refresh::poll(&w, &request, &execution, &look).await.unwrap();
+        if look.status != PollStatus::Pending {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(look.status, PollStatus::Ready, "{look:?}");
 }
 
 #[tokio::test]
@@ -415,6 +457,7 @@ async fn another_engine_at_the_runs_endpoint_is_not_touched() {
     let (w, request, execution, clone) = world_with_clone(Settings::default()).await;
     let lock = refresh_core::history::engine_lock(w.emulator.settings().instance_id.as_deref(), "")
         .expect("the engine's own lock");
+    w.hold_locks(&execution, &[request["target"].as_str().unwrap(), &lock.key]).await;
     // A DNS or load-balancer switch: another engine answers at the same address.
     w.emulator.configure(|s| s.instance_id = Some("rebuilt-engine".into()));
     let input = ::patch_dblab::Input {

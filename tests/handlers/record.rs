@@ -38,7 +38,7 @@ fn other(w: &World, name: &str) -> Execution {
 #[tokio::test]
 async fn a_start_writes_a_running_row_once_even_when_retried() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     let first = w.execution();
     let run = start(&w, &table, &first, &request).await.unwrap();
@@ -58,7 +58,7 @@ async fn a_start_writes_a_running_row_once_even_when_retried() {
 #[tokio::test]
 async fn the_lock_of_a_running_execution_holds_and_is_released_at_the_end() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     let first = w.running_execution("first").await;
     let run = start(&w, &table, &first, &request).await.unwrap();
@@ -104,7 +104,7 @@ async fn the_lock_of_a_running_execution_holds_and_is_released_at_the_end() {
 #[tokio::test]
 async fn a_lock_left_by_a_dead_execution_is_taken_over() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     // The holder's ARN names no execution that exists (it was deleted, or never ran).
     let ghost = other(&w, "ghost");
@@ -126,7 +126,7 @@ async fn a_lock_left_by_a_dead_execution_is_taken_over() {
 #[tokio::test]
 async fn an_expired_lock_is_taken_over() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     w.dynamodb
         .put_item()
         .table_name(&table)
@@ -143,7 +143,7 @@ async fn an_expired_lock_is_taken_over() {
 #[tokio::test]
 async fn an_invalid_request_writes_nothing() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let mut request = w.request("rds", "prod");
     request["dblab"]["token"] = json!("plain");
     let err = start(&w, &table, &w.execution(), &request).await.unwrap_err();
@@ -169,7 +169,7 @@ async fn an_invalid_request_writes_nothing() {
 #[tokio::test]
 async fn a_row_answers_the_history_questions() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod-main");
     let execution = w.execution();
     let run = start(&w, &table, &execution, &request).await.unwrap();
@@ -220,7 +220,7 @@ async fn a_row_answers_the_history_questions() {
 #[tokio::test]
 async fn a_finish_without_the_run_key_finishes_the_runs_own_row() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     let execution = w.execution();
     start(&w, &table, &execution, &request).await.unwrap();
@@ -264,13 +264,13 @@ pub async fn lock_engine(
 #[tokio::test]
 async fn two_targets_on_one_engine_take_turns_whatever_address_they_name_it_by() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let source = w.rds_source().await;
     let first_request = w.request("rds", &source);
     // Another target, naming the same engine by another address (a name, not the IP).
     let mut second_request = w.request("rds", &source);
     second_request["target"] = json!(format!("other-{}", w.id));
-    second_request["dblab"]["apiEndpoint"] = json!(w.emulator.url().replace("127.0.0.1", "localhost"));
+    second_request["dblab"]["engine"] = json!(w.engine_alias());
     let first = w.running_execution("first").await;
     let run = start(&w, &table, &first, &first_request).await.unwrap();
     let lock = lock_engine(&w, &table, &first, &first_request, &run).await.unwrap();
@@ -305,7 +305,7 @@ async fn two_targets_on_one_engine_take_turns_whatever_address_they_name_it_by()
 #[tokio::test]
 async fn an_engine_without_an_instance_id_is_locked_by_its_address_and_the_row_says_so() {
     let w = World::with_engine(dblab_emulator::Settings { instance_id: None, ..Default::default() }).await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let source = w.rds_source().await;
     let request = w.request("rds", &source);
     let execution = w.running_execution("noid").await;
@@ -332,7 +332,7 @@ async fn an_engine_without_an_instance_id_is_locked_by_its_address_and_the_row_s
 #[tokio::test]
 async fn a_target_named_unknown_releases_its_lock() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let mut request = w.request("rds", "prod");
     request["target"] = json!("unknown");
     // Its own engine, so no other test's run on the same endpoint is in the way.
@@ -368,7 +368,7 @@ async fn recorded(w: &World, table: &str, execution: &Execution, request: &Value
 #[tokio::test]
 async fn status_tells_whether_a_run_recorded_its_outcome() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     let execution = w.running_execution("status").await;
     assert!(!recorded(&w, &table, &execution, &request).await, "no row yet");
@@ -383,7 +383,7 @@ async fn status_tells_whether_a_run_recorded_its_outcome() {
 #[tokio::test]
 async fn recover_completes_a_stopped_run_from_its_own_history() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     // A stand-in for a refresh run stopped while it waited for the refresh: its states
     // passed on a snapshot and a clone, as FindSnapshot and Restore do.
     let snapshot = json!({
@@ -456,7 +456,7 @@ async fn recover_completes_a_stopped_run_from_its_own_history() {
 #[tokio::test]
 async fn a_duplicate_start_of_a_running_request_is_skipped_not_failed() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     // The run under way, started with this request (as the Scheduler starts it).
     let original = w.running_execution_of("original", Some(&request)).await;
@@ -513,7 +513,7 @@ fn ended(request: &Value, execution: Execution, run: RunStart, data_as_of: Optio
 #[tokio::test]
 async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let deps = crate::record_deps(&w, &table);
     let now = time::OffsetDateTime::now_utc();
     let long_ago = (now - time::Duration::hours(48)).format(&time::format_description::well_known::Rfc3339).unwrap();
@@ -528,7 +528,6 @@ async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
     // fresh: refreshed two hours ago, then a failed run: its data is still two hours old.
     let mut fresh = w.request("rds", "prod");
     fresh["target"] = json!(format!("fresh-{}", w.id));
-    fresh["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1/fresh");
     let e = other(&w, "fresh1");
     let run = start(&w, &table, &e, &fresh).await.unwrap();
     finish(&w, &table, ended(&fresh, e, run, Some(&recent))).await.unwrap();
@@ -538,7 +537,6 @@ async fn the_fleet_keeps_each_targets_latest_state_and_its_freshness() {
     // busy: a run under way, never refreshed, with its own 1-hour threshold.
     let mut busy = w.request("rds", "prod");
     busy["target"] = json!(format!("busy-{}", w.id));
-    busy["dblab"]["apiEndpoint"] = json!("http://127.0.0.1:1/busy");
     busy["freshness"] = json!({"maxAge": "1h"});
     let e = other(&w, "busy");
     start(&w, &table, &e, &busy).await.unwrap();
@@ -583,7 +581,7 @@ fn refused(request: Value, execution: Execution) -> RunState {
 #[tokio::test]
 async fn a_run_without_a_target_is_recorded_once_and_status_finds_it() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let mut request = w.request("rds", "prod");
     request.as_object_mut().unwrap().remove("target");
     let execution = w.running_execution("no-target").await;
@@ -596,7 +594,7 @@ async fn a_run_without_a_target_is_recorded_once_and_status_finds_it() {
 #[tokio::test]
 async fn an_invalid_target_never_becomes_a_key() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let deps = crate::record_deps(&w, &table);
     // A valid target first, so the fleet has an item to read.
     let request = w.request("rds", "prod");
@@ -631,7 +629,7 @@ async fn an_invalid_target_never_becomes_a_key() {
 #[tokio::test]
 async fn a_retried_finish_emits_its_metrics_once() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let deps = crate::record_deps(&w, &table);
     let request = w.request("rds", "prod");
     let e = w.execution();
@@ -658,7 +656,7 @@ async fn a_retried_finish_emits_its_metrics_once() {
 #[tokio::test]
 async fn a_start_that_comes_back_after_its_run_was_recorded_takes_nothing() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let source = w.rds_source().await;
     let request = w.request("rds", &source);
     let mut execution = w.running_execution("late").await;
@@ -690,7 +688,7 @@ async fn a_start_that_comes_back_after_its_run_was_recorded_takes_nothing() {
 #[tokio::test]
 async fn a_finish_without_its_start_clears_the_run_in_progress() {
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     let execution = w.execution();
     start(&w, &table, &execution, &request).await.unwrap();
@@ -735,7 +733,7 @@ async fn the_hourly_pass_starts_the_clean_up_of_a_run_whose_ended_event_never_ca
         report.cleanups_started
     }
     let w = World::new().await;
-    let table = w.history_table().await;
+    let table = w.history_table();
     let request = w.request("rds", "prod");
     // A run that fails outside every Catch, and whose ended event is lost: its row and the
     // fleet say running.

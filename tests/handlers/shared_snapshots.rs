@@ -75,6 +75,7 @@ async fn find_shared(
         copy_key: Some(refresh_tests::stack::copy_in_key_arn()),
         secrets: SecretReader::new(w.secrets.clone()),
         dblab: Default::default(),
+        engines: w.engines(),
     };
     let event = json!({"execution": w.execution(), "request": request});
     let input = lambda_adapter::read_input::<::find_snapshot::Input>(event)?;

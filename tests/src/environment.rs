@@ -29,6 +29,8 @@ pub struct LocalValues {
     /// `CLEANUP_STATE_MACHINE_ARN`: what record's hourly pass starts for a run whose
     /// ended event never came.
     pub cleanup_machine_arn: String,
+    /// `DBLAB_ENGINES`: the engines the stack may drive (`crate::engines`).
+    pub dblab_engines: String,
 }
 
 impl LocalValues {
@@ -43,6 +45,7 @@ impl LocalValues {
             "METRICS_NAMESPACE" => self.metrics_namespace.clone(),
             "LONGEST_CALL" => self.longest_call.clone(),
             "CLEANUP_STATE_MACHINE_ARN" => self.cleanup_machine_arn.clone(),
+            "DBLAB_ENGINES" => self.dblab_engines.clone(),
             // The template's StaleAfterHours default.
             "FRESHNESS_MAX_AGE" => "36h".to_string(),
             _ => return None,
@@ -149,6 +152,7 @@ mod tests {
             metrics_namespace: "ns".into(),
             longest_call: "1s".into(),
             cleanup_machine_arn: "arn:cleanup".into(),
+            dblab_engines: "e https://e arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf".into(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 
 pub mod bench;
+pub mod engines;
 pub mod environment;
 pub mod leaks;
 mod moto;

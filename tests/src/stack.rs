@@ -63,8 +63,9 @@ pub struct Stack {
     _runtime: Child,
 }
 
-/// Invokes a function through the local Lambda runtime, as a Lambda target would.
-async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::Value) {
+/// Invokes a function through the local Lambda runtime, as a Lambda target would: the
+/// status and the answer (an error's `errorType` and `errorMessage`).
+pub async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()
@@ -131,6 +132,7 @@ pub async fn start(watching: Watching) -> Stack {
         longest_call: format!("{LONGEST_CALL_SECONDS}s"),
         // Created below, under this name.
         cleanup_machine_arn: format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:cleanup-{id}"),
+        dblab_engines: crate::engines::pool().await.list().to_string(),
     };
     let mut environment = environment::platform(&moto.endpoint);
     environment.extend(watching.environment());
@@ -142,7 +144,14 @@ pub async fn start(watching: Watching) -> Stack {
     let tools_bin = repo_root().join(".tools/venv/bin");
     let path = format!("{}:{}", tools_bin.display(), std::env::var("PATH").unwrap_or_default());
     let env_file = repo_root().join(format!("target/e2e-lambda-{}.env", std::process::id()));
-    let lines: String = environment.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // Single-quoted: taken literally by the env file's reader (the engine list has spaces).
+    let lines: String = environment
+        .iter()
+        .map(|(k, v)| {
+            assert!(!v.contains('\''), "{k}: a quote in an environment value");
+            format!("{k}='{v}'\n")
+        })
+        .collect();
     std::fs::write(&env_file, lines).unwrap_or_else(|e| panic!("{}: {e}", env_file.display()));
     let mut command = Command::new(tools_python());
     command

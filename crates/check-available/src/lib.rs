@@ -3,9 +3,10 @@
 //! status the Choice state routes on: `pending`, `ready` (with its endpoint), `failed` (with the RDS
 //! status) or `timed_out` past the restore deadline; while a shared snapshot is still being
 //! copied in, it watches the copy, and `copied` sends the run back to `restore`. Adds the Aurora writer instance once
-//! the cluster allows it.
+//! the cluster allows it, and only while the run still holds its target's lock.
 
 use refresh_core::RefreshError;
+use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, Execution, PollStatus};
@@ -16,6 +17,8 @@ use tracing::info;
 
 pub struct Deps {
     pub rds: Rds,
+    /// Where the run's locks are: it must still hold its target's to add a writer.
+    pub history: History,
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,6 +31,9 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInstance, RefreshError> {
     let request = &input.request;
+    // A look may add the Aurora writer: a redriven execution whose run was cleaned up (its
+    // cluster left behind) adds nothing.
+    deps.history.still_holds(&[&request.target], &input.execution.name).await?;
     let look = |prev: CloneInstance| {
         let spec = &request.clone;
         async move {

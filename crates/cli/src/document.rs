@@ -73,8 +73,9 @@ pub fn from_rds_refresh(config: &Value, target: &str, arns: &SecretArns<'_>) -> 
         .filter_map(|k| clone.get(*k).filter(|v| !unset(k, v)).map(|v| (k.to_string(), v.clone())))
         .collect();
 
+    // `insecure` is the stack's to say, in its engine's entry (`engine_entry`).
     let mut out_dblab = Map::new();
-    for key in ["apiEndpoint", "insecure", "pollInterval", "timeout"] {
+    for key in ["apiEndpoint", "pollInterval", "timeout"] {
         if let Some(v) = dblab.get(key).filter(|v| !is_empty(v)) {
             out_dblab.insert(key.into(), v.clone());
         }
@@ -92,6 +93,22 @@ pub fn from_rds_refresh(config: &Value, target: &str, arns: &SecretArns<'_>) -> 
     } else {
         Err(problems)
     }
+}
+
+/// The entry of the stack's `DblabEngines` the converted request's engine needs (named after
+/// the target): its address, its token secret, and `plaintext` or `insecure` as the
+/// config's endpoint and `insecure` say.
+pub fn engine_entry(config: &Value, target: &str, token_arn: &str) -> Option<String> {
+    let dblab = config.get("dblab")?;
+    let endpoint = dblab.get("apiEndpoint").and_then(Value::as_str).filter(|e| !e.is_empty())?.trim_end_matches('/');
+    let transport = if endpoint.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+        " plaintext"
+    } else if dblab.get("insecure").and_then(Value::as_bool) == Some(true) {
+        " insecure"
+    } else {
+        ""
+    };
+    Some(format!("{target} {endpoint} {token_arn}{transport}"))
 }
 
 /// rds-refresh leaves out a setting by an empty value, and the port by 0.
@@ -150,6 +167,23 @@ aws:
         assert_eq!(request["clone"]["securityGroups"][0], "sg-0123abcd");
         assert!(request["clone"].get("port").is_none(), "rds-refresh's port 0 means the default");
         RefreshRequest::from_document(&request).unwrap();
+        let entry = engine_entry(&config, "staging", TOKEN).unwrap();
+        assert_eq!(entry, format!("staging https://dblab.internal:2345 {TOKEN}"));
+        refresh_core::dblab::EngineList::parse(&entry).unwrap();
+    }
+
+    #[test]
+    fn the_engines_transport_goes_to_the_stacks_entry_not_the_request() {
+        let mut config = parse(CONFIG).unwrap();
+        config["dblab"]["insecure"] = json!(true);
+        let arns = SecretArns { password: Some(PW), token: Some(TOKEN) };
+        let request = from_rds_refresh(&config, "staging", &arns).unwrap();
+        assert!(request["dblab"].get("insecure").is_none(), "{request}");
+        assert!(engine_entry(&config, "staging", TOKEN).unwrap().ends_with(" insecure"));
+        config["dblab"]["apiEndpoint"] = json!("http://10.0.0.5:2345/");
+        let entry = engine_entry(&config, "staging", TOKEN).unwrap();
+        assert_eq!(entry, format!("staging http://10.0.0.5:2345 {TOKEN} plaintext"));
+        refresh_core::dblab::EngineList::parse(&entry).unwrap();
     }
 
     #[test]

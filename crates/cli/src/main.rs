@@ -44,6 +44,10 @@ enum Command {
         /// restore point, encryption key, security groups and subnet group.
         #[arg(long)]
         preflight: bool,
+        /// The stack's DblabEngines (its entries, comma-separated): the request must name
+        /// one of them; unset, its engine is not checked (and --preflight cannot run)
+        #[arg(long, env = "DBLAB_REFRESH_ENGINES")]
+        engines: Option<String>,
         /// The stack's SourceKmsKeyArns (comma-separated), to check the source's encryption
         /// key against; unset, the key is only shown.
         #[arg(long, env = "DBLAB_REFRESH_SOURCE_KMS_KEYS")]
@@ -210,13 +214,19 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let colour = colour(cli.colour);
     let result = match cli.command {
-        Command::Validate { file, preflight, json, source_kms_keys, copy_kms_key, shared_snapshot_arns } => {
-            let keys = commands::validate::StackKeys {
-                source: source_kms_keys.map(|k| aws::list(&k)),
-                shared_snapshots: shared_snapshot_arns.map(|a| aws::list(&a)),
-                copy: copy_kms_key,
-            };
-            commands::validate::validate(&file, preflight, json, keys).await
+        Command::Validate { file, preflight, engines, json, source_kms_keys, copy_kms_key, shared_snapshot_arns } => {
+            match engines.as_deref().map(commands::validate::engines_arg).transpose() {
+                Ok(engines) => {
+                    let keys = commands::validate::StackKeys {
+                        engines,
+                        source: source_kms_keys.map(|k| aws::list(&k)),
+                        shared_snapshots: shared_snapshot_arns.map(|a| aws::list(&a)),
+                        copy: copy_kms_key,
+                    };
+                    commands::validate::validate(&file, preflight, json, keys).await
+                }
+                Err(f) => Err(f),
+            }
         }
         Command::ImportRdsRefresh { config, password_secret, token_secret, target, output } => {
             commands::import::import(&config, password_secret.as_deref(), token_secret.as_deref(), target, output)

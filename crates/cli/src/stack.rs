@@ -25,6 +25,9 @@ pub struct StackArgs {
     /// Where a schedule puts a start it could not deliver within the hour.
     #[arg(long, env = "DBLAB_REFRESH_SCHEDULE_DLQ")]
     schedule_dlq: Option<String>,
+    /// The stack's DblabEngines (its entries, comma-separated), when --stack does not give them.
+    #[arg(long, env = "DBLAB_REFRESH_ENGINES")]
+    engines: Option<String>,
 }
 
 pub struct Stack {
@@ -33,12 +36,15 @@ pub struct Stack {
     pub schedule_group: Option<String>,
     pub scheduler_role: Option<String>,
     pub schedule_dlq: Option<String>,
+    /// The stack's `DblabEngines` parameter, as the stack was deployed with it.
+    pub engines: Option<String>,
 }
 
 impl Stack {
     /// A part named explicitly (its flag or its variable) wins over the stack's output.
     pub async fn resolve(args: StackArgs, config: &SdkConfig) -> Result<Self, Failure> {
         let mut outputs = BTreeMap::new();
+        let mut parameters = BTreeMap::new();
         if let Some(name) = &args.stack {
             let out = aws_sdk_cloudformation::Client::new(config)
                 .describe_stacks()
@@ -52,6 +58,11 @@ impl Stack {
                         outputs.insert(k.to_string(), v.to_string());
                     }
                 }
+                for p in stack.parameters() {
+                    if let (Some(k), Some(v)) = (p.parameter_key(), p.parameter_value()) {
+                        parameters.insert(k.to_string(), v.to_string());
+                    }
+                }
             }
         }
         let take = |given: Option<String>, key: &str| given.or_else(|| outputs.get(key).cloned());
@@ -61,6 +72,7 @@ impl Stack {
             schedule_group: take(args.schedule_group, "ScheduleGroupName"),
             scheduler_role: take(args.scheduler_role, "SchedulerRoleArn"),
             schedule_dlq: take(args.schedule_dlq, "ScheduleDeadLetterQueueArn"),
+            engines: args.engines.or_else(|| parameters.get("DblabEngines").cloned()),
         })
     }
 
@@ -72,6 +84,12 @@ impl Stack {
 
     pub fn group(&self) -> Result<&str, Failure> {
         Self::need(&self.schedule_group, "schedule group", "--schedule-group", "DBLAB_REFRESH_SCHEDULE_GROUP")
+    }
+
+    /// The engines a request may name, or wrong usage.
+    pub fn engines(&self) -> Result<refresh_core::dblab::EngineList, Failure> {
+        let text = Self::need(&self.engines, "stack's engine list", "--engines", "DBLAB_REFRESH_ENGINES")?;
+        crate::commands::validate::engines_arg(text)
     }
 
     pub fn table(&self) -> Result<&str, Failure> {

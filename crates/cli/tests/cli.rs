@@ -16,19 +16,25 @@ async fn run(args: &[&str]) -> Output {
 }
 
 async fn run_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(args, env).await.output().await.unwrap()
+}
+
+/// The CLI told the stack's parts, its engines (`DBLAB_REFRESH_ENGINES`) included, unless
+/// `env` says otherwise.
+async fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let stack = stack().await;
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_dblab-refresh"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dblab-refresh"));
+    command
         .args(args)
+        .env("DBLAB_REFRESH_ENGINES", refresh_tests::engines::pool().await.list())
         .envs(env.iter().copied())
         .env("AWS_ENDPOINT_URL", &moto().endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("DBLAB_REFRESH_STATE_MACHINE", &stack.state_machine_arn)
-        .env("DBLAB_REFRESH_TABLE", &stack.table)
-        .output()
-        .await
-        .unwrap()
+        .env("DBLAB_REFRESH_TABLE", &stack.table);
+    command
 }
 
 fn stdout_json(out: &Output) -> Value {
@@ -63,15 +69,32 @@ async fn validate_reports_every_problem_and_exits_1() {
     let out = run(&["validate", &valid, "--json"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout_json(&out)["valid"], true);
-    assert_eq!(stdout_json(&out)["warnings"], json!([]), "plain HTTP allowed by the request");
+    assert_eq!(stdout_json(&out)["engine"], json!(w.engine), "named from the stack's list");
+}
 
-    // Plain http:// without dblab.allowPlaintext: valid, with a warning.
-    let mut plain = w.request("rds", "prod");
-    plain["dblab"].as_object_mut().unwrap().remove("allowPlaintext");
-    let out = run(&["validate", &write_request(&w, &plain)]).await;
+#[tokio::test]
+async fn validate_refuses_an_engine_the_stack_does_not_list() {
+    let w = World::new().await;
+    let mut request = w.request("rds", "prod");
+    request["dblab"].as_object_mut().unwrap().remove("engine");
+    request["dblab"]["apiEndpoint"] = json!("https://attacker.example:2345");
+    let file = write_request(&w, &request);
+    let out = run(&["validate", &file]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dblab.apiEndpoint") && stderr.contains("DblabEngines"), "{stderr}");
+    // Unlisted, the preflight reads no secret at all: it does not start.
+    let out = run(&["validate", &file, "--preflight"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Without the list, a request is checked alone and the preflight is wrong usage.
+    let mut bare = command(&["validate", &file], &[]).await;
+    let out = bare.env_remove("DBLAB_REFRESH_ENGINES").output().await.unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("WARN") && text.contains("in clear") && text.contains("dblab.allowPlaintext"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not checked against the stack's list"));
+    let mut bare = command(&["validate", &file, "--preflight"], &[]).await;
+    let out = bare.env_remove("DBLAB_REFRESH_ENGINES").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test]

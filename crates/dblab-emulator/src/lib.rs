@@ -64,7 +64,16 @@ pub struct EngineView {
 impl Emulator {
     /// Listens on `addr` (port 0 picks a free port).
     pub async fn start(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        Self::serve(TcpListener::bind(addr).await?, settings)
+    }
+
+    /// Listens on a port bound before (one a test's stack already names).
+    pub fn start_on(listener: std::net::TcpListener, settings: Settings) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Self::serve(TcpListener::from_std(listener)?, settings)
+    }
+
+    fn serve(listener: TcpListener, settings: Settings) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Shared(Arc::new(Mutex::new(Engine::new(settings))));
         let (stop, stopped) = oneshot::channel::<()>();

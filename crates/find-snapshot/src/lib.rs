@@ -13,7 +13,7 @@ use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::info;
 
 pub struct Deps {
     pub rds: Rds,
@@ -27,6 +27,8 @@ pub struct Deps {
     pub copy_key: Option<String>,
     pub secrets: SecretReader,
     pub dblab: dblab::Connector,
+    /// The engines the stack may drive (`DblabEngines`).
+    pub engines: dblab::EngineList,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +40,8 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreSource, RefreshError> {
     let request = &input.request;
+    // An engine the stack does not list is refused before any secret is read.
+    let engine = deps.engines.resolve(request)?;
     let checks = preflight::Deps {
         rds: &deps.rds,
         allowed_kms_keys: Some(&deps.allowed_kms_keys),
@@ -49,10 +53,8 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<RestoreS
         dblab: &deps.dblab,
     };
     let report =
-        preflight::run(&checks, request, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline()).await;
-    for warning in &report.warnings {
-        warn!(%warning, "preflight warning");
-    }
+        preflight::run(&checks, request, engine, OffsetDateTime::now_utc(), Stop::AtFirstFailure, budget.deadline())
+            .await;
     let snapshot = report.into_source()?;
     info!(snapshot = %snapshot.identifier, data_as_of = %snapshot.data_as_of, "preflight passed; restore source chosen");
     Ok(snapshot)

@@ -1,11 +1,13 @@
-//! `notify`: the run's one notification. Built from the row `record` wrote, or from the
-//! state itself when recording failed, so a broken history never silences the outcome;
-//! the row remembers it was sent, so a retried call does not send it twice.
+//! `notify`: the run's one notification. Built from the row `record` wrote (given, or read
+//! back by the clean-up machine), or from the state itself when recording failed, so a
+//! broken history never silences the outcome; claimed by the execution's name before it
+//! is sent, so neither a retried call nor the clean-up machine sends it twice.
 
 use refresh_core::RefreshError;
-use refresh_core::history::{self, History};
+use refresh_core::history::{self, Claim, History};
 use refresh_core::notification::{self, Notifier};
-use refresh_core::row::RunSummary;
+use refresh_core::request::Labels;
+use refresh_core::row::{Outcome, RunSummary};
 use refresh_core::run::RunState;
 use refresh_core::summary;
 use serde::{Deserialize, Serialize};
@@ -36,7 +38,17 @@ pub struct Output {
 
 pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     let state = &input.state;
-    let summary = state.record.clone().unwrap_or_else(|| summary::finished(state, OffsetDateTime::now_utc()));
+    let now = OffsetDateTime::now_utc();
+    // The row `record` wrote; when recording failed, the state itself; else (the clean-up
+    // machine notifying a run that recorded itself) the row read back, which must be read.
+    let summary = match (&state.record, &state.record_error) {
+        (Some(recorded), _) => recorded.clone(),
+        (None, Some(_)) => summary::finished(state, now),
+        (None, None) => match recorded_row(deps, state).await? {
+            Some(row) => row,
+            None => summary::finished(state, now),
+        },
+    };
     let mut message = notification::compose(&summary);
     if let Some(err) = &state.record_error {
         message.body.push_str(&format!(
@@ -45,43 +57,54 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
             err.message()
         ));
     }
-    // Once per run: the row remembers the notification. A row that cannot be read is no
-    // reason to stay silent (a second email is the lesser harm).
-    let row = row_of(deps, state, &summary).await;
-    if let Some(key) = &row {
-        match deps.history.notified(history::partition_of(&summary), key).await {
-            Ok(Some(message_id)) => {
+    // Once per run, whichever machine sends it: claimed by the execution's name first. A
+    // claim that cannot be written fails the call (retried, and the clean-up machine tries
+    // again later): sent unmarked, it would be sent a second time.
+    let partition = history::partition_of(&summary);
+    let execution = summary.execution_name.as_str();
+    let claimed = !execution.is_empty();
+    if claimed {
+        match deps.history.claim_notification(partition, execution, now).await? {
+            Claim::Ours => {}
+            Claim::Sent(message_id) => {
                 info!(%message_id, "the run's notification was sent already: not sent again");
                 return Ok(Output { message_id, subject: message.subject, already_sent: true });
             }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "cannot tell whether the notification was sent: sending it"),
+            Claim::InFlight => {
+                return Err(RefreshError::AwsTransient {
+                    operation: "PutItem".into(),
+                    message: format!(
+                        "another call claimed this run's notification within {} s and may be sending it; retried",
+                        history::CLAIM_OUTLIVES.whole_seconds()
+                    ),
+                });
+            }
         }
     }
-    let message_id = deps.notifier.publish(&message).await?;
+    let message_id = match deps.notifier.publish(&message).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Not sent: a later call (a retry, or the clean-up machine) sends it.
+            if claimed && let Err(release) = deps.history.release_notification(partition, execution).await {
+                warn!(error = %release, "the notification's claim stays although nothing was sent");
+            }
+            return Err(e);
+        }
+    };
     info!(%message_id, subject = %message.subject, "notification sent");
-    if let Some(key) = &row
-        && let Err(e) = deps
-            .history
-            .mark_notified(history::partition_of(&summary), key, &message_id, OffsetDateTime::now_utc())
-            .await
-    {
-        warn!(error = %e, "the row does not say the notification was sent: a retry would send it again");
+    if claimed && let Err(e) = deps.history.notification_sent(partition, execution, &message_id).await {
+        warn!(error = %e, "the claim does not hold the message id; it still stops a second email");
     }
     Ok(Output { message_id, subject: message.subject, already_sent: false })
 }
 
-/// The key of the run's row, when `record` wrote one: from the run's start, or found by
-/// its execution near its start time (a run recorded without its start's answer).
-async fn row_of(deps: &Deps, state: &RunState, summary: &RunSummary) -> Option<String> {
-    state.record.as_ref()?;
-    if let Some(run) = &state.run {
-        return Some(run.run_key.clone());
-    }
-    deps.history
-        .find_run_key(history::partition_of(summary), &summary.execution_name, summary.started_at)
-        .await
-        .inspect_err(|e| warn!(error = %e, "the run's row cannot be found"))
-        .ok()
-        .flatten()
+/// The run's row, when it holds an outcome: the clean-up machine notifies a run that
+/// recorded itself but whose notification failed from its state's request and execution
+/// alone. A row still `running` says less than the state.
+async fn recorded_row(deps: &Deps, state: &RunState) -> Result<Option<RunSummary>, RefreshError> {
+    let Some(execution) = &state.execution else { return Ok(None) };
+    let Some(started_at) = execution.started_at else { return Ok(None) };
+    let target = Labels::of(&state.request).target().unwrap_or(history::NO_TARGET);
+    let row = deps.history.run_summary(target, &execution.name, started_at).await?;
+    Ok(row.filter(|r| r.outcome != Outcome::Running))
 }

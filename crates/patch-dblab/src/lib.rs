@@ -2,28 +2,37 @@
 //! whole `server.yml` that the dump can read nothing else, and starts the refresh.
 //! Secrets are read here and go only to the engine; the output carries none.
 //!
-//! The decisions are `refresh_core::dblab::trigger`'s. Safe to retry: when the engine
-//! already runs, or has run since the clone existed, a refresh whose source is this run's
-//! clone (the answer to an earlier attempt was lost), that refresh is adopted, not refused
-//! or started twice. A refresh someone else started is never adopted: its jobs may read
-//! whatever source was configured before.
+//! The decisions are `refresh_core::dblab::trigger`'s. Safe to retry: each attempt records
+//! durably when it posts the engine's config (before, and once answered), and a retry that
+//! finds the engine refreshing from this run's clone adopts that refresh only if the
+//! engine built it after that recorded answer and shows its pool; one over already is
+//! started again. A refresh nothing proves this run's is never adopted: its jobs may read
+//! whatever source was configured before. Nothing is changed on the engine unless the run
+//! still holds its target's and its engine's locks (a redriven execution after its
+//! clean-up changes nothing).
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
 use refresh_core::dblab::progress::Trigger;
 use refresh_core::dblab::trigger::{self, Found};
 use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, SourceConnection};
+use refresh_core::history::{ConfigPost, History};
 use refresh_core::request::RefreshRequest;
 use refresh_core::run::{CloneInstance, EngineLock, Execution, PollStatus, Refresh};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
+use std::time::Instant;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
 pub struct Deps {
     pub secrets: SecretReader,
     pub dblab: dblab::Connector,
+    /// The engines the stack may drive (`DblabEngines`).
+    pub engines: dblab::EngineList,
+    /// The run's locks, and when it changed the engine's config.
+    pub history: History,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,9 +59,18 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             )));
         }
     };
+    // The password goes only to an engine the stack lists.
+    let engine = deps.engines.resolve(request)?;
+    // A redriven execution whose run was cleaned up (or whose lock was taken over after it
+    // expired) neither changes the engine nor adopts what it runs.
+    let execution = input.execution.name.as_str();
+    let mut locks = vec![request.target.as_str()];
+    locks.extend(input.engine_lock.as_ref().map(|l| l.key.as_str()));
+    deps.history.still_holds(&locks, execution).await?;
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
     // The engine may echo what it was sent: nothing it says carries the password on.
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(budget.deadline()).hiding(&password);
+    let client =
+        deps.dblab.connect(&deps.secrets, engine, &request.dblab).await?.within(budget.deadline()).hiding(&password);
     let connection = SourceConnection {
         host: endpoint.address.clone(),
         port: endpoint.port,
@@ -74,10 +92,10 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let config_is_ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
     let plan = trigger::dump_plan(&clone.instance_class, config.immediate_restore(), request.clone.delete_after_dump);
     let clock = client.clock();
-    let clone_since = clock.earliest(clone.ready_at.unwrap_or(clone.requested_at));
-    match trigger::found(&before.retrieving, config_is_ours, clone_since) {
+    let earlier = deps.history.config_post(&request.target, execution).await?;
+    match trigger::found(&before.retrieving, before.refreshing_pool().is_some(), config_is_ours, earlier.posted_by) {
         Found::OursUnderWay => {
-            warn!(status = %before.retrieving.status, "the engine already refreshed from this run's clone: adopting that refresh");
+            warn!(status = %before.retrieving.status, "the engine runs a refresh from this run's clone, built after its recorded config change: adopting it");
             let trigger = Trigger {
                 spec: &request.dblab,
                 before: &before,
@@ -93,7 +111,21 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
         }
         Found::Busy => {
-            return Err(RefreshError::DblabBusy { status: before.retrieving.status.clone(), detail: String::new() });
+            let detail = match (config_is_ours, earlier) {
+                (true, ConfigPost { posted_by: None, posting_at: Some(at) }) => format!(
+                    "; an earlier attempt of this run posted the engine's config at about {} and its answer never came \
+                     back: nothing proves the refresh under way was built after that change, so it is not taken as \
+                     this run's",
+                    refresh_core::clock::rfc3339(at)
+                ),
+                (true, ConfigPost { posted_by: Some(by), .. }) => format!(
+                    "; the refresh under way cannot be proven this run's: it must have been built after this run's \
+                     config change was answered ({}, engine clock) and the engine must show its pool",
+                    refresh_core::clock::rfc3339(by)
+                ),
+                _ => String::new(),
+            };
+            return Err(RefreshError::DblabBusy { status: before.retrieving.status.clone(), detail });
         }
         Found::Free => {}
     }
@@ -115,10 +147,17 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         .map_err(RefreshError::DblabMisconfigured)?;
     let patch =
         dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
+    // Durably, before the change: what a retry needs to tell this run's refresh from another.
+    deps.history.config_posting(&request.target, execution, client.clock().earliest(OffsetDateTime::now_utc())).await?;
     client.update_config(&patch).await?;
     // The engine answers once it has reloaded: a refresh built after this reads the clone.
+    let answered = Instant::now();
     let config_posted_at = OffsetDateTime::now_utc();
+    // The engine's own stamp of that answer (its Date, to the second), free of any
+    // conversion's error; without one, the latest our clock allows.
     let posted_clock = client.clock();
+    let posted_by = posted_clock.answered.unwrap_or_else(|| posted_clock.latest(config_posted_at));
+    deps.history.config_posted(&request.target, execution, posted_by).await?;
     let applied = verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await?;
     // The POST reloaded the engine's pool list (pool_manager.go `ReloadPools`), which
     // reorders it: the pool the refresh takes is read from the list as it is now.
@@ -146,6 +185,9 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
         unproven,
         locked_instance: locked_instance.clone(),
     };
+    // Long enough after the answer that the refresh this trigger starts is stamped past the
+    // proof's gap: what a retry whose answer was lost needs to prove it this run's.
+    tokio::time::sleep(trigger::PROOF_GAP.unsigned_abs().saturating_sub(answered.elapsed())).await;
     let triggered_at = OffsetDateTime::now_utc();
     let Err(err) = client.full_refresh().await else {
         let clock = client.clock();
@@ -163,7 +205,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     }
     let last_refresh = now.retrieving.last_refresh().to_string();
     let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
-    if trigger::refused_but_ours(ours_now, &last_refresh, posted_clock.latest(config_posted_at)) {
+    if trigger::is_ours(&last_refresh, now.refreshing_pool().is_some(), ours_now, Some(posted_by)) {
         // Only a config change on a `pending` engine starts a refresh by itself: built
         // after this run's change, it reads this run's clone.
         warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");

@@ -18,6 +18,8 @@ use tracing::{info, warn};
 pub struct Deps {
     pub secrets: SecretReader,
     pub dblab: dblab::Connector,
+    /// The engines the stack may drive (`DblabEngines`).
+    pub engines: dblab::EngineList,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,9 +32,11 @@ pub struct Input {
 
 pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, RefreshError> {
     let request = &input.request;
+    let engine = deps.engines.resolve(request)?;
     // The engine's alerts quote its tools, which may quote a connection string.
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
-    let client = deps.dblab.connect(&deps.secrets, &request.dblab).await?.within(watch.deadline()).hiding(&password);
+    let client =
+        deps.dblab.connect(&deps.secrets, engine, &request.dblab).await?.within(watch.deadline()).hiding(&password);
     let look = |prev: Refresh| {
         let client = &client;
         async move {

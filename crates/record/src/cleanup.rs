@@ -23,8 +23,11 @@ pub(crate) async fn status(
     let started_at = execution.started_at.unwrap_or(now);
     let outcome = deps.history.run_outcome(target, &execution.name, started_at).await?;
     let recorded = outcome.as_deref().is_some_and(|o| o != row::Outcome::Running.as_str());
-    info!(target, recorded, outcome = ?outcome, "run status read");
-    Ok(RunStatus { recorded, outcome })
+    // A skipped duplicate sends no email, by design.
+    let notified = outcome.as_deref() == Some(row::Outcome::Skipped.as_str())
+        || deps.history.notification_sent_already(target, &execution.name).await?;
+    info!(target, recorded, notified, outcome = ?outcome, "run status read");
+    Ok(RunStatus { recorded, notified, outcome })
 }
 
 /// The input an ended execution was started with, as Step Functions keeps it. An input

@@ -48,8 +48,8 @@ pub(crate) async fn finish(deps: &Deps, state: &RunState, now: OffsetDateTime) -
         }
         // The lock LockEngine reported; or, if its answer was lost, the one it would have taken.
         let engine_lock = state.engine_lock.clone().or_else(|| {
-            let endpoint = Labels::of(&state.request).dblab_endpoint()?;
-            history::engine_lock(state.snapshot.as_ref()?.engine_instance_id.as_deref(), endpoint)
+            let engine = deps.engines.labelled(&Labels::of(&state.request))?;
+            history::engine_lock(state.snapshot.as_ref()?.engine_instance_id.as_deref(), engine.endpoint())
         });
         if let Some(lock) = engine_lock {
             deps.history.release_lock(&lock.key, &execution.name).await?;

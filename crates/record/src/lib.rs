@@ -37,6 +37,9 @@ pub struct Deps {
     /// How long after its end a run may still be in its clean-up (the clean-up machine's
     /// own timeout, and a margin): later, its clean-up never started.
     pub cleanup_after: time::Duration,
+    /// The engines the stack may drive (`DblabEngines`): a run naming another is refused
+    /// at its start.
+    pub engines: refresh_core::dblab::EngineList,
 }
 
 /// The clean-up machine's `TimeoutSeconds` (2 h) and a quarter of an hour.
@@ -61,7 +64,8 @@ pub enum Input {
         state: Box<RunState>,
     },
     /// Whether a run that ended has its outcome recorded already (its own failure path
-    /// purged, recorded and notified): the clean-up machine then does nothing more.
+    /// purged and recorded), and its notification sent: the clean-up machine then does
+    /// nothing more, or only sends the notification.
     Status {
         execution: Execution,
         request: Value,
@@ -109,6 +113,8 @@ pub struct FreshnessReport {
 pub struct RunStatus {
     /// The run's row holds its outcome (not `running`).
     pub recorded: bool,
+    /// Its notification went out, by either machine (or, a skipped duplicate, needs none).
+    pub notified: bool,
     pub outcome: Option<String>,
 }
 

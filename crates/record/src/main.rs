@@ -19,6 +19,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         metrics: Sink::stdout(),
         cleanup_machine_arn: lambda_adapter::env("CLEANUP_STATE_MACHINE_ARN")?,
         cleanup_after: record::CLEANUP_AFTER,
+        engines: refresh_core::dblab::EngineList::parse(&lambda_adapter::env("DBLAB_ENGINES")?)
+            .map_err(|e| format!("DBLAB_ENGINES: {e}"))?,
     };
     lambda_adapter::serve(|input| record::handle(&deps, input)).await
 }

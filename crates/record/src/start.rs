@@ -19,8 +19,10 @@ pub(crate) async fn start(
     document: Value,
     now: OffsetDateTime,
 ) -> Result<RunStart, RefreshError> {
-    // Nothing is written for an invalid request.
+    // Nothing is written for an invalid request, or one naming an engine the stack does
+    // not list.
     let request = RefreshRequest::from_document(&document)?;
+    deps.engines.resolve(&request)?;
     let started_at = execution.started_at.unwrap_or(now);
     let lock_expires_at = history::lock_expiry(&request, now);
     let mut run = RunStart {
@@ -78,7 +80,10 @@ pub(crate) async fn lock_engine(
     snapshot: &RestoreSource,
     now: OffsetDateTime,
 ) -> Result<EngineLock, RefreshError> {
-    let endpoint = Labels::of(request).dblab_endpoint().unwrap_or_default();
+    let Some(engine) = deps.engines.labelled(&Labels::of(request)) else {
+        return Err(RefreshError::at("dblab.engine", format!("is not one of {}", deps.engines.describe())));
+    };
+    let endpoint = engine.endpoint();
     let Some(lock) = history::engine_lock(snapshot.engine_instance_id.as_deref(), endpoint) else {
         return Err(RefreshError::at("dblab.apiEndpoint", "is not a URL with a host"));
     };

@@ -82,6 +82,9 @@ pub mod names {
         /// A call that was in flight when its execution was stopped came back after the
         /// clean-up recorded the run: it takes back what it took and writes nothing.
         RUN_ENDED = "RunEnded",
+        /// The execution no longer holds a lock it took (its run was cleaned up and it was
+        /// redriven, or the lock expired and was taken over): it creates and changes nothing.
+        LOCK_LOST = "LockLost",
         /// The publisher's own settings (its stack's parameters) are unusable.
         PUBLISHER_MISCONFIGURED = "PublisherMisconfigured",
         INTERNAL = "InternalError",
@@ -104,10 +107,12 @@ pub mod names {
         INCOMPLETE = "RunIncomplete",
         /// Set by the clean-up state machine for an execution stopped by hand or by its timeout.
         EXECUTION_STOPPED = "ExecutionStopped",
+        /// The clean-up state machine could not send a run's notification either.
+        NOTIFICATION_FAILED = "NotificationFailed",
     }
 
     /// The names the state machine files set themselves (in Pass and Fail states).
-    pub const SET_BY_STATE_MACHINES: &[&str] = &[EXECUTION_STOPPED, REFRESH_FAILED];
+    pub const SET_BY_STATE_MACHINES: &[&str] = &[EXECUTION_STOPPED, REFRESH_FAILED, NOTIFICATION_FAILED];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +171,11 @@ pub enum RefreshError {
     DblabProtocol { call: String, message: String },
     #[error("execution {execution:?} has ended and its run is recorded: nothing more is done for it")]
     RunEnded { execution: String },
+    #[error(
+        "execution {execution:?} no longer holds {lock}{}: it creates and changes nothing (a run cleaned up and redriven, or a lock that expired and was taken over)",
+        holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default()
+    )]
+    LockLost { execution: String, lock: String, holder: Option<String> },
     #[error("the publisher is misconfigured: {0}")]
     PublisherMisconfigured(String),
     #[error("internal error: {0}")]
@@ -205,6 +215,7 @@ impl RefreshError {
             Self::DblabEngineChanged { .. } => DBLAB_ENGINE_CHANGED,
             Self::DblabProtocol { .. } => DBLAB_PROTOCOL,
             Self::RunEnded { .. } => RUN_ENDED,
+            Self::LockLost { .. } => LOCK_LOST,
             Self::PublisherMisconfigured(_) => PUBLISHER_MISCONFIGURED,
             Self::Internal(_) => INTERNAL,
         }

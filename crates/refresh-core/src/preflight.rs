@@ -7,7 +7,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use crate::dblab::engine::{self, EngineIdentity};
-use crate::dblab::{Connector, DblabClient};
+use crate::dblab::{Connector, DblabClient, Engine};
 use crate::error::RefreshError;
 use crate::rds::Rds;
 use crate::request::{RefreshRequest, SERVERLESS_CLASS, ServerlessCapacity, SourceMode};
@@ -54,8 +54,6 @@ pub struct Report {
     pub engine: Option<EngineIdentity>,
     /// The engine's own `instanceID`, when it gives one: what the engine lock is keyed by.
     pub engine_instance_id: Option<String>,
-    /// What does not stop a run but should be fixed (plain HTTP to the engine).
-    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -112,9 +110,12 @@ impl Checks {
 /// `find-snapshot` waits for the longer half, not for both); with `Stop::AtFirstFailure` an
 /// engine failure still hides every AWS result, as if they had never run, and the AWS
 /// calls are read-only. `until` bounds every DBLab call (a Lambda invocation's budget).
+/// `engine` is the request's engine in the stack's list, resolved by the caller before any
+/// secret is read.
 pub async fn run(
     deps: &Deps<'_>,
     request: &RefreshRequest,
+    engine: &Engine,
     now: OffsetDateTime,
     stop: Stop,
     until: Option<Instant>,
@@ -123,7 +124,7 @@ pub async fn run(
         let mut c = Checks { list: Vec::new(), stop };
         let client = c.record(
             "DBLab token secret",
-            deps.dblab.connect(deps.secrets, &request.dblab).await.map(|client| client.within(until)),
+            deps.dblab.connect(deps.secrets, engine, &request.dblab).await.map(|client| client.within(until)),
             |_| "readable".into(),
         );
         let mut found = None;
@@ -140,13 +141,7 @@ pub async fn run(
         c.list.extend(aws.list);
         source
     };
-    Report {
-        checks: c.list,
-        source,
-        engine: identity,
-        engine_instance_id: instance_id,
-        warnings: request.dblab.plaintext_warning().into_iter().collect(),
-    }
+    Report { checks: c.list, source, engine: identity, engine_instance_id: instance_id }
 }
 
 /// The secrets and resources in AWS: the source's password, the source and what to restore
@@ -593,7 +588,7 @@ mod tests {
     }
 
     fn report(checks: Vec<Check>) -> Report {
-        Report { checks, source: None, engine: None, engine_instance_id: Some("e1".into()), warnings: Vec::new() }
+        Report { checks, source: None, engine: None, engine_instance_id: Some("e1".into()) }
     }
 
     #[test]

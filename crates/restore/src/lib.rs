@@ -7,6 +7,7 @@
 //! `copied`.
 
 use refresh_core::RefreshError;
+use refresh_core::history::History;
 use refresh_core::naming;
 use refresh_core::rds::{ClonePlan, Rds};
 use refresh_core::request::RefreshRequest;
@@ -18,6 +19,8 @@ use time::format_description::well_known::Rfc3339;
 
 pub struct Deps {
     pub rds: Rds,
+    /// Where the run's locks are: it must still hold its target's before it creates.
+    pub history: History,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,5 +55,8 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<CloneInstance, RefreshE
         requested_at: now,
         deadline: now + request.clone.restore_timeout,
     };
+    // A redriven execution whose run was cleaned up (or whose lock was taken over after it
+    // expired) creates nothing.
+    deps.history.still_holds(&[&request.target], &input.execution.name).await?;
     deps.rds.restore(&plan).await
 }

@@ -1,5 +1,6 @@
 use refresh_core::aws;
-use refresh_core::clients::Rds as RdsClient;
+use refresh_core::clients::{DynamoDb, Rds as RdsClient};
+use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use restore::Deps;
 
@@ -7,6 +8,9 @@ use restore::Deps;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_adapter::init_tracing();
     let config = aws::config().await;
-    let deps = Deps { rds: Rds::new(RdsClient::new(&config)) };
+    let deps = Deps {
+        rds: Rds::new(RdsClient::new(&config)),
+        history: History::new(DynamoDb::new(&config), lambda_adapter::env("HISTORY_TABLE")?),
+    };
     lambda_adapter::serve(|input| restore::handle(&deps, input)).await
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use dblab_emulator::Settings;
 use lambda_api::{RuntimeApi, TimingProxy};
+use refresh_core::dblab::EngineList;
+use refresh_core::history::History;
 use refresh_core::rds::Rds;
 use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh, RestoreSource, RunState};
 use refresh_core::secrets::SecretReader;
@@ -128,6 +130,8 @@ struct Fixtures {
     w: World,
     aws: TimingProxy,
     dblab: TimingProxy,
+    /// `DblabEngines`: the proxy in front of the engine.
+    engines: String,
     table: String,
     topic_arn: String,
     request: Value,
@@ -142,11 +146,18 @@ impl Fixtures {
         let w = World::with_engine(Settings { dump_ms: 0, restore_ms: 0, snapshot_ms: 0, ..Settings::default() }).await;
         let aws = TimingProxy::start(&moto().endpoint).await;
         let dblab = TimingProxy::start(&w.emulator.url()).await;
-        let table = w.history_table().await;
+        let table = w.history_table();
         let (topic_arn, _) = w.topic_with_queue().await;
         let source = w.rds_source().await;
+        // The engine by the proxy's address, with its token secret: the Python baseline reads
+        // both from the request; the stack lists the proxy as the engine.
         let mut request = w.request("rds", &source);
         request["dblab"]["apiEndpoint"] = json!(dblab.url);
+        request["dblab"]["tokenSecretArn"] = json!(w.token_arn);
+        if let Some(dblab) = request["dblab"].as_object_mut() {
+            dblab.remove("engine");
+        }
+        let engines = format!("bench {} {} plaintext", dblab.url, w.token_arn);
         let exec = execution(0);
         let find_deps = find_snapshot::Deps {
             rds: Rds::new(w.rds.clone()),
@@ -157,6 +168,7 @@ impl Fixtures {
             copy_key: None,
             secrets: SecretReader::new(w.secrets.clone()),
             dblab: Default::default(),
+            engines: EngineList::parse(&engines).expect("the bench's engine"),
         };
         let snapshot = find_snapshot::handle(
             &find_deps,
@@ -166,12 +178,15 @@ impl Fixtures {
         .await
         .expect("a snapshot");
         let clone = ready_clone(&w, &request, &snapshot, &exec).await;
-        let patch_deps = patch_dblab::Deps { secrets: SecretReader::new(w.secrets.clone()), dblab: Default::default() };
-        let engine_lock = refresh_core::history::engine_lock(
-            snapshot.engine_instance_id.as_deref(),
-            &typed(&request).dblab.api_endpoint,
-        )
-        .expect("an engine lock");
+        let patch_deps = patch_dblab::Deps {
+            secrets: SecretReader::new(w.secrets.clone()),
+            dblab: Default::default(),
+            engines: EngineList::parse(&engines).expect("the bench's engine"),
+            history: History::new(w.dynamodb.clone(), w.history_table()),
+        };
+        let engine_lock = refresh_core::history::engine_lock(snapshot.engine_instance_id.as_deref(), &dblab.url)
+            .expect("an engine lock");
+        w.hold_locks(&exec, &[request["target"].as_str().unwrap_or_default(), &engine_lock.key]).await;
         let input = patch_dblab::Input {
             execution: exec,
             request: typed(&request),
@@ -179,7 +194,7 @@ impl Fixtures {
             engine_lock: Some(engine_lock),
         };
         let refresh = patch_dblab::handle(&patch_deps, input, Watch::once()).await.expect("a refresh");
-        let fixtures = Self { w, aws, dblab, table, topic_arn, request, snapshot, clone, refresh };
+        let fixtures = Self { w, aws, dblab, engines, table, topic_arn, request, snapshot, clone, refresh };
         fixtures.settle().await;
         fixtures
     }
@@ -201,13 +216,29 @@ impl Fixtures {
         let request = &self.request;
         match handler {
             "find-snapshot" => json!({"execution": exec, "request": request}),
-            "restore" => json!({"execution": exec, "request": request, "snapshot": self.snapshot}),
-            "check-available" => json!({"execution": execution(0), "request": request, "clone": self.clone}),
+            "restore" => {
+                // A target of its own: each restore holds its target's lock when it runs, and
+                // the events are made before any runs.
+                let mut request = request.clone();
+                request["target"] = json!(format!("bench-{}", unique("r")));
+                self.w.hold_locks(&exec, &[request["target"].as_str().unwrap_or_default()]).await;
+                json!({"execution": exec, "request": request, "snapshot": self.snapshot})
+            }
+            "check-available" => {
+                self.w.hold_locks(&execution(0), &[request["target"].as_str().unwrap_or_default()]).await;
+                json!({"execution": execution(0), "request": request, "clone": self.clone})
+            }
             "patch-dblab" => {
                 let lock = refresh_core::history::engine_lock(
                     self.snapshot.engine_instance_id.as_deref(),
                     request["dblab"]["apiEndpoint"].as_str().unwrap_or_default(),
                 );
+                let keys: Vec<&str> = [request["target"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .chain(lock.as_ref().map(|l| l.key.as_str()))
+                    .collect();
+                self.w.hold_locks(&execution(0), &keys).await;
                 json!({"execution": execution(0), "request": request, "clone": self.clone, "engineLock": lock})
             }
             "poll-refresh" => json!({"execution": execution(0), "request": request, "refresh": self.refresh}),
@@ -243,10 +274,15 @@ fn typed(request: &Value) -> refresh_core::RefreshRequest {
 
 /// A clone restored for `exec` and checked until ready, as the state machine leaves it.
 async fn ready_clone(w: &World, request: &Value, snapshot: &RestoreSource, exec: &Execution) -> CloneInstance {
-    let restore_deps = restore::Deps { rds: Rds::new(w.rds.clone()) };
+    w.hold_locks(exec, &[request["target"].as_str().unwrap_or_default()]).await;
+    let restore_deps =
+        restore::Deps { rds: Rds::new(w.rds.clone()), history: History::new(w.dynamodb.clone(), w.history_table()) };
     let input = restore::Input { execution: exec.clone(), request: typed(request), snapshot: snapshot.clone() };
     let clone = restore::handle(&restore_deps, input).await.expect("a clone");
-    let check_deps = check_available::Deps { rds: Rds::new(w.rds.clone()) };
+    let check_deps = check_available::Deps {
+        rds: Rds::new(w.rds.clone()),
+        history: History::new(w.dynamodb.clone(), w.history_table()),
+    };
     let input = check_available::Input { execution: exec.clone(), request: typed(request), clone };
     let window = refresh_core::rds::LONGEST_CHECK + Duration::from_secs(30);
     let clone = check_available::handle(&check_deps, input, Watch::for_window(window)).await.expect("a checked clone");
@@ -292,6 +328,7 @@ fn spawn(lang: Lang, handler: &str, api: &RuntimeApi, f: &Fixtures, plan: &Plan)
         metrics_namespace: "dblab-refresh/bench".to_string(),
         longest_call: "10s".to_string(),
         cleanup_machine_arn: format!("arn:aws:states:us-east-1:{}:stateMachine:bench-cleanup", crate::stack::ACCOUNT),
+        dblab_engines: f.engines.clone(),
     };
     command
         .env_clear()

@@ -31,6 +31,13 @@ pub struct World {
     pub token: String,
     pub password_arn: String,
     pub token_arn: String,
+    /// The engine's name in the stack's list (`engines`); `{engine}-alias` names it at
+    /// `localhost`, and `engines::DOWN` an engine that never answers.
+    pub engine: String,
+    /// The list the world's handlers read (its engine, and the unreachable one).
+    pub engines_list: String,
+    /// Its own history table (the stack's is `stack::Stack::table`).
+    table: String,
     /// The engine's pool when it refreshes on real data: the launcher's server name.
     pub pool: Option<String>,
 }
@@ -52,7 +59,16 @@ impl World {
         let password = format!("p$ss\"w0rd\\<&>{id}");
         settings.token = format!("tok-$HOME-{id}");
         let token = settings.token.clone();
-        let emulator = Emulator::start_local(settings).await.unwrap_or_else(|e| panic!("emulator: {e}"));
+        let slot = crate::engines::pool().await.take();
+        let emulator = Emulator::start_on(slot.listener, settings).unwrap_or_else(|e| panic!("emulator: {e}"));
+        // The slot's secret is in the stack's region, whatever this world's is.
+        aws_sdk_secretsmanager::Client::new(&aws_config("us-east-1").await)
+            .put_secret_value()
+            .secret_id(&slot.token_arn)
+            .secret_string(&token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("writing the token: {e:?}"));
         let config = aws_config(region).await;
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
         let password_arn = create_secret(
@@ -61,10 +77,13 @@ impl World {
             &json!({"username": "dblab", "password": password}).to_string(),
         )
         .await;
-        let token_arn = create_secret(&secrets, &format!("token-{id}"), &token).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let table = format!("history-{id}");
+        create_table(&dynamodb, &table).await;
         Self {
             rds: aws_sdk_rds::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            dynamodb,
+            table,
             sns: aws_sdk_sns::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
@@ -74,20 +93,51 @@ impl World {
             password,
             token,
             password_arn,
-            token_arn,
+            token_arn: slot.token_arn,
+            engine: slot.name,
+            engines_list: slot.list,
             id,
             pool: None,
         }
+    }
+
+    /// The engines this world's handlers may drive.
+    pub fn engines(&self) -> refresh_core::dblab::EngineList {
+        refresh_core::dblab::EngineList::parse(&self.engines_list).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Its engine's other name, at `localhost`: one engine, two addresses.
+    pub fn engine_alias(&self) -> String {
+        format!("{}-alias", self.engine)
     }
 
     pub fn target(&self) -> String {
         format!("target-{}", self.id)
     }
 
-    pub async fn history_table(&self) -> String {
-        let name = format!("history-{}", self.id);
-        create_table(&self.dynamodb, &name).await;
-        name
+    /// The world's history table, as its handlers' `HISTORY_TABLE`.
+    pub fn history_table(&self) -> String {
+        self.table.clone()
+    }
+
+    /// Gives these locks (a target's, an engine's) to `execution` in the world's table,
+    /// whoever held them, as record's start and lockEngine would have: what restore and
+    /// patch-dblab check a run still holds before they create or change anything.
+    pub async fn hold_locks(&self, execution: &refresh_core::run::Execution, keys: &[&str]) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp();
+        for key in keys {
+            self.dynamodb
+                .put_item()
+                .table_name(&self.table)
+                .item(refresh_core::history::PK, AttributeValue::S(key.to_string()))
+                .item(refresh_core::history::SK, AttributeValue::S(refresh_core::history::LOCK_SK.into()))
+                .item("owner", AttributeValue::S(execution.name.clone()))
+                .item(refresh_core::history::TTL_ATTRIBUTE, AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("giving the lock {key}: {e:?}"));
+        }
     }
 
     /// The world's secrets (the source password and the DBLab token), in every form.

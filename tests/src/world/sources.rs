@@ -25,10 +25,7 @@ impl World {
                 "tags": {"team": "data"},
             },
             "dblab": {
-                "apiEndpoint": self.emulator.url(),
-                // The emulator listens on loopback only.
-                "allowPlaintext": true,
-                "tokenSecretArn": self.token_arn,
+                "engine": self.engine,
                 "pollInterval": "1s",
                 "timeout": "1m",
             }

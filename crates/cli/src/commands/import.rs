@@ -21,6 +21,12 @@ pub fn import(
     if let Err(errors) = RefreshRequest::from_document(&request) {
         return Err(Failure::failed(format!("the converted request is not valid: {errors}")));
     }
+    if let Some(entry) = token.and_then(|arn| document::engine_entry(&doc, &target, arn)) {
+        eprintln!(
+            "the stack's DblabEngines must list this engine (a run naming another is refused); its entry, if it is \
+             not there yet:\n  {entry}"
+        );
+    }
     let text = serde_json::to_string_pretty(&request).unwrap_or_default();
     match output {
         Some(path) => std::fs::write(&path, text + "\n").map_err(|e| Failure::unreachable(format!("{path}: {e}")))?,

@@ -14,7 +14,7 @@ use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::commands::validate::{StackKeys, load_request, run_preflight};
+use crate::commands::validate::{StackKeys, engine_of, load_request, run_preflight};
 use crate::failure::Failure;
 use crate::output::{print_json, rfc, stamp};
 use crate::stack::{Stack, StackArgs};
@@ -86,8 +86,14 @@ pub async fn set(
     {
         return Err(Failure::usage(format!("--cron {cron:?}: expected cron(...), rate(...) or at(...)")));
     }
+    let config = aws::config().await;
+    let stack = Stack::resolve(stack, &config).await?;
+    // A schedule starts runs with this request: one naming an engine the stack does not
+    // list would fail every time.
+    let engines = stack.engines()?;
+    let engine = engine_of(file, &request, &engines)?;
     if preflight {
-        let checks = run_preflight(&request, &StackKeys::default()).await;
+        let checks = run_preflight(&request, engine, &StackKeys::default()).await;
         for (name, result) in &checks {
             if let Err(e) = result {
                 return Err(Failure::failed(format!("preflight {name}: {e}; the schedule was not set")));
@@ -95,8 +101,6 @@ pub async fn set(
         }
         println!("preflight passed ({} checks)", checks.len());
     }
-    let config = aws::config().await;
-    let stack = Stack::resolve(stack, &config).await?;
     let group = stack.group()?;
     let machine = Stack::need(&stack.state_machine, "state machine", "--state-machine", "DBLAB_REFRESH_STATE_MACHINE")?;
     let role =

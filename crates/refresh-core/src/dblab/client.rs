@@ -12,6 +12,7 @@ use tracing::debug;
 use super::config::EngineConfig;
 use super::config::SourceConnection;
 use super::engine_clock::EngineClock;
+use super::engines::Engine;
 use super::status::{EngineSnapshot, Health, InstanceStatus, Retrieving, SourceCheck};
 use crate::error::RefreshError;
 use crate::request::DblabSpec;
@@ -58,20 +59,24 @@ pub struct DblabClient {
 }
 
 impl DblabClient {
-    fn build_http(spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
+    fn build_http(setting: &TlsSetting) -> Result<reqwest::Client, RefreshError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("dblab-refresh/", env!("CARGO_PKG_VERSION")));
-        if spec.plain_http() {
+            .user_agent(concat!("dblab-refresh/", env!("CARGO_PKG_VERSION")))
+            // Only the stack's listed address gets the token and the password: a redirect
+            // would carry the Verification-Token header (reqwest strips only its own
+            // credentials across hosts) and, for a 307/308, the POST's body elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if setting.plain_http {
             // Plain HTTP verifies no certificate: no trust store to load (the default loads
             // and parses every root of the system when the client is built). An engine that
             // redirects to HTTPS is then refused: name its HTTPS endpoint instead.
             builder = builder.tls_certs_only([]);
-        } else if spec.insecure {
+        } else if setting.insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        if let Some(pem) = &spec.ca_certificate {
+        if let Some(pem) = &setting.ca_certificate {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|e| RefreshError::Internal(format!("dblab.caCertificate: {e}")))?;
             builder = builder.tls_certs_merge(certs);
@@ -178,6 +183,8 @@ impl DblabClient {
         let clock = EngineClock::read(date, sent, time::OffsetDateTime::now_utc());
         *self.clock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = clock;
         let status = response.status();
+        let location =
+            response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
         let text = response.text().await.map_err(|e| RefreshError::DblabUnavailable {
             endpoint: self.base.clone(),
             message: format!("{call}: {}", describe_reqwest_error(&e)),
@@ -203,7 +210,16 @@ impl DblabClient {
             }
             404 => RefreshError::DblabProtocol {
                 call,
-                message: format!("not found ({message}); is dblab.apiEndpoint the engine's API address?"),
+                message: format!("not found ({message}); is the engine's address in DblabEngines its API address?"),
+            },
+            300..=399 => RefreshError::DblabProtocol {
+                call,
+                message: format!(
+                    "redirected (HTTP {}) to {}: not followed, the token and the password go only to the address \
+                     the stack lists; list the engine's final API address in DblabEngines",
+                    status.as_u16(),
+                    self.excerpt(location.as_deref().unwrap_or("nowhere"))
+                ),
             },
             _ => RefreshError::DblabProtocol { call, message },
         })
@@ -307,16 +323,18 @@ struct TlsSetting {
 }
 
 impl Connector {
-    /// Reads the token from Secrets Manager and gives the client for the request's engine.
+    /// Reads the engine's token from Secrets Manager and gives its client: only an engine
+    /// of the stack's list can be reached (the request's CA certificate may be trusted too).
     pub async fn connect(
         &self,
         secrets: &crate::secrets::SecretReader,
+        engine: &Engine,
         spec: &DblabSpec,
     ) -> Result<DblabClient, RefreshError> {
-        let token = secrets.read(&spec.token_secret_arn, "token").await?;
+        let token = secrets.read(engine.token_secret_arn(), "token").await?;
         Ok(DblabClient {
-            http: self.http_for(spec)?,
-            base: spec.api_endpoint.clone(),
+            http: self.http_for(engine, spec)?,
+            base: engine.endpoint().to_string(),
             token,
             hidden: Vec::new(),
             until: None,
@@ -324,10 +342,10 @@ impl Connector {
         })
     }
 
-    fn http_for(&self, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
+    fn http_for(&self, engine: &Engine, spec: &DblabSpec) -> Result<reqwest::Client, RefreshError> {
         let setting = TlsSetting {
-            plain_http: spec.plain_http(),
-            insecure: spec.insecure,
+            plain_http: engine.plaintext(),
+            insecure: engine.insecure(),
             ca_certificate: spec.ca_certificate.clone(),
         };
         // A poisoned lock only means another invocation panicked mid-push: the list is intact.
@@ -335,7 +353,7 @@ impl Connector {
         if let Some((_, http)) = built.iter().find(|(s, _)| *s == setting) {
             return Ok(http.clone());
         }
-        let http = DblabClient::build_http(spec)?;
+        let http = DblabClient::build_http(&setting)?;
         built.push((setting, http.clone()));
         Ok(http)
     }
@@ -371,12 +389,19 @@ fn clip(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn spec(insecure: bool) -> DblabSpec {
+    fn engine(insecure: bool) -> Engine {
+        let flag = if insecure { "insecure" } else { "" };
+        let list = super::super::engines::EngineList::parse(&format!(
+            "e https://dblab.internal:2345 arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf {flag}"
+        ));
+        list.unwrap().engines()[0].clone()
+    }
+
+    fn spec() -> DblabSpec {
         DblabSpec {
-            api_endpoint: "https://dblab.internal:2345".into(),
-            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
-            insecure,
-            allow_plaintext: false,
+            engine: Some("e".into()),
+            api_endpoint: None,
+            token_secret_arn: None,
             ca_certificate: None,
             poll_interval: Duration::from_secs(30),
             timeout: Duration::from_secs(3_600),
@@ -390,24 +415,48 @@ mod tests {
     #[test]
     fn one_http_client_per_tls_setting_for_the_process() {
         let connector = Connector::default();
-        connector.http_for(&spec(false)).unwrap();
-        connector.http_for(&spec(false)).unwrap();
+        connector.http_for(&engine(false), &spec()).unwrap();
+        connector.http_for(&engine(false), &spec()).unwrap();
         assert_eq!(connector.built.lock().unwrap().len(), 1);
-        connector.http_for(&spec(true)).unwrap();
-        connector.http_for(&spec(false)).unwrap();
+        connector.http_for(&engine(true), &spec()).unwrap();
+        connector.http_for(&engine(false), &spec()).unwrap();
         assert_eq!(connector.built.lock().unwrap().len(), 2);
     }
 
     /// A client of an address nothing answers on.
     fn client(token: &str) -> DblabClient {
         DblabClient {
-            http: Connector::default().http_for(&spec(false)).unwrap(),
+            http: Connector::default().http_for(&engine(false), &spec()).unwrap(),
             base: "http://127.0.0.1:9".into(),
             token: Secret::new(token.into()),
             hidden: Vec::new(),
             until: None,
             clock: Mutex::default(),
         }
+    }
+
+    /// A listed engine (or a proxy before it) that redirects: the token and the POST's body
+    /// (the password) must not follow to the other address.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_with_the_token_or_the_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = format!("http://{}/admin/config", elsewhere.local_addr().unwrap());
+        let listed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listed.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listed.accept().await.unwrap();
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            let answer = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let client = DblabClient { base, ..client("tok-secret") };
+        let err = client.update_config(&serde_json::json!({"password": "pw-secret"})).await.unwrap_err();
+        assert_eq!(err.name(), "DblabProtocolError", "{err}");
+        assert!(err.to_string().contains("redirected (HTTP 307)") && err.to_string().contains("DblabEngines"), "{err}");
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the redirect was followed");
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct EngineClock {
     /// header is not known.
     #[serde(default)]
     pub half_trip_ms: i64,
+    /// The `Date` itself: the engine's own clock when it answered, truncated to the second
+    /// (it read a time in `[answered, answered + 1 s)`), free of any conversion's error.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub answered: Option<OffsetDateTime>,
 }
 
 impl EngineClock {
@@ -47,7 +51,11 @@ impl EngineClock {
             let ahead: Duration = (engine + Duration::milliseconds(500)) - (sent + half_trip);
             i64::try_from(ahead.whole_milliseconds()).unwrap_or(i64::MAX)
         });
-        Self { ahead_ms, half_trip_ms: i64::try_from(half_trip.whole_milliseconds()).unwrap_or(i64::MAX) }
+        Self {
+            ahead_ms,
+            half_trip_ms: i64::try_from(half_trip.whole_milliseconds()).unwrap_or(i64::MAX),
+            answered: parsed,
+        }
     }
 
     fn ahead(&self) -> Option<Duration> {
@@ -99,6 +107,7 @@ mod tests {
     fn an_engine_minutes_off_is_read_from_its_date_header() {
         let ahead = EngineClock::read(Some("Mon, 07 Dec 2026 10:05:00 GMT"), SENT, RECEIVED);
         assert_eq!((ahead.ahead_ms, ahead.half_trip_ms), (Some(300_400), 100));
+        assert_eq!(ahead.answered, Some(datetime!(2026-12-07 10:05:00 UTC)), "the engine's own stamp, as it wrote it");
         let t = datetime!(2026-12-07 10:00:00 UTC);
         assert!(ahead.earliest(t) <= datetime!(2026-12-07 10:05:00 UTC));
         assert!(ahead.earliest(t) > datetime!(2026-12-07 10:04:55 UTC));
@@ -108,7 +117,7 @@ mod tests {
         assert!(behind.earliest(t) <= datetime!(2026-12-07 09:55:00 UTC));
         assert_eq!(behind.describe(), "299.6 s behind ours");
         assert_eq!(ahead.describe(), "300.4 s ahead of ours");
-        let second = |ms| EngineClock { ahead_ms: Some(ms), half_trip_ms: 0 }.describe();
+        let second = |ms| EngineClock { ahead_ms: Some(ms), half_trip_ms: 0, answered: None }.describe();
         assert_eq!((second(999), second(-999)), ("in step with ours".into(), "in step with ours".into()));
         assert_eq!((second(1_000), second(-1_000)), ("1.0 s ahead of ours".into(), "1.0 s behind ours".into()));
     }

@@ -1,5 +1,7 @@
 //! The DBLab Engine as a refresh drives it (`docs/dblab-engine.md` describes the engine's
 //! API, and how versions 4.1 and 4.2 differ):
+//! - `engines`: the engines the stack may drive (its `DblabEngines`), and the one a
+//!   request names;
 //! - `client`: the HTTP calls, bounded by the invocation's time;
 //! - `status`: what the engine answers them with;
 //! - `engine`: which engine it is, and the checks before a clone costs money;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod connstr;
 pub mod engine;
 pub mod engine_clock;
+pub mod engines;
 pub mod progress;
 pub mod status;
 pub mod trigger;
@@ -23,6 +26,7 @@ pub use client::{Connector, DblabClient, REQUEST_TIMEOUT};
 pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_string_for, mismatches};
 pub use engine::EngineIdentity;
 pub use engine_clock::EngineClock;
+pub use engines::{Engine, EngineList};
 pub use progress::{Look, advance, next_look_in, phase_of};
 pub use status::{AlertMark, BUSY_STATUSES, EngineSnapshot, RUNNING_STATUSES, Retrieving};
 

@@ -340,10 +340,9 @@ mod tests {
 
     fn spec() -> DblabSpec {
         DblabSpec {
-            api_endpoint: "https://dblab.internal".into(),
-            token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
-            insecure: false,
-            allow_plaintext: false,
+            engine: Some("e".into()),
+            api_endpoint: None,
+            token_secret_arn: None,
             ca_certificate: None,
             poll_interval: std::time::Duration::from_secs(30),
             timeout: std::time::Duration::from_secs(4 * 3_600),
@@ -745,7 +744,7 @@ mod tests {
         // snapshot at 05:05; one made at 05:03 on its clock is two minutes older than the
         // trigger, though three minutes later than it on ours.
         let mut ahead = started(BEFORE);
-        ahead.engine_clock = EngineClock { ahead_ms: Some(300_000), half_trip_ms: 0 };
+        ahead.engine_clock = EngineClock { ahead_ms: Some(300_000), half_trip_ms: 0, answered: None };
         let quick = |started_at: &str| Look {
             retrieving: Retrieving {
                 status: "finished".into(),
@@ -765,7 +764,7 @@ mod tests {
         assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:04:58Z")]).is_some(), "within the read error");
         // Five minutes behind: its refresh, stamped 04:55, started after the trigger.
         let mut behind = started(BEFORE);
-        behind.engine_clock = EngineClock { ahead_ms: Some(-300_000), half_trip_ms: 0 };
+        behind.engine_clock = EngineClock { ahead_ms: Some(-300_000), half_trip_ms: 0, answered: None };
         let r = advance(&behind, &quick("2026-11-22T04:55:00Z"), NOW);
         assert_eq!(r.status, PollStatus::Ready, "{:?}", r.alert);
         assert!(

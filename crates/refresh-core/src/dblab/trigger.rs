@@ -5,7 +5,6 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::progress::started_after;
 use super::status::{BUSY_STATUSES, RUNNING_STATUSES, Retrieving};
 
 /// What to do with the engine as found before the patch.
@@ -22,10 +21,20 @@ pub enum Found {
 
 /// `config_is_ours`: the engine's effective dump source is this run's clone, which only
 /// an attempt of this run can have configured (the clone's host is unique to the run).
-/// `clone_since`: the earliest the engine's clock may have read when the clone existed.
-pub fn found(retrieving: &Retrieving, config_is_ours: bool, clone_since: OffsetDateTime) -> Found {
-    let running = RUNNING_STATUSES.contains(&retrieving.status.as_str());
-    if config_is_ours && (running || started_after(retrieving.last_refresh(), clone_since)) {
+/// `pool_known`: the engine shows the pool it refreshes. `posted_by`: the latest the
+/// engine's clock may have read when an earlier attempt's config change was answered, as
+/// it recorded (`history::ConfigPost`). A refresh is followed only when it is provably this
+/// run's (`is_ours`); one over already is not followed but started again (its pool is not
+/// known), and a running one that cannot be proven is someone else's.
+pub fn found(
+    retrieving: &Retrieving,
+    pool_known: bool,
+    config_is_ours: bool,
+    posted_by: Option<OffsetDateTime>,
+) -> Found {
+    if RUNNING_STATUSES.contains(&retrieving.status.as_str())
+        && is_ours(retrieving.last_refresh(), pool_known, config_is_ours, posted_by)
+    {
         Found::OursUnderWay
     } else if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
         Found::Busy
@@ -61,17 +70,26 @@ pub fn dump_plan(instance_class: &str, immediate_restore: bool, delete_after_dum
     }
 }
 
-/// Whether a refresh the engine runs although this run's trigger was refused can be this
-/// run's: only if its jobs read this run's clone (`config_is_ours`), which is so only if
-/// they were built after this run's config change. `lastRefresh` is stamped when the jobs
-/// are built, truncated to the second; `posted_by` is the latest the engine's clock may
-/// have read when the change was posted (`EngineClock::latest`). A refresh stamped in that
-/// second or earlier may have been built before the change, from the previous source, and
-/// is never taken as this run's.
-pub fn refused_but_ours(config_is_ours: bool, last_refresh: &str, posted_by: OffsetDateTime) -> bool {
-    let Ok(started) = OffsetDateTime::parse(last_refresh, &Rfc3339) else { return false };
+/// How much later than the second of a config change's answer a refresh must be stamped to
+/// be provably built after it: one second for the stamp's truncation, one for a clock
+/// between the engine and us (a proxy writing its own `Date`) a second behind the engine's.
+/// `patch-dblab` triggers this long after the answer, so its own refresh always passes.
+pub const PROOF_GAP: time::Duration = time::Duration::seconds(2);
+
+/// Whether a refresh the engine runs is this run's: only if its jobs read this run's clone
+/// (`config_is_ours`), which is so only if they were built after this run's config change
+/// reached the engine, and the engine shows the pool it refreshes. `lastRefresh` is
+/// stamped when the jobs are built, truncated to the second; `posted_by` is the latest the
+/// engine's clock read when the change was answered (its `Date`, or `EngineClock::latest`),
+/// recorded durably. A refresh stamped less than `PROOF_GAP` after that second may have been
+/// built before the change, from the previous source (often production), and without the
+/// record nothing proves when the change landed: neither is ever taken as this run's.
+pub fn is_ours(last_refresh: &str, pool_known: bool, config_is_ours: bool, posted_by: Option<OffsetDateTime>) -> bool {
+    let (Some(posted_by), Ok(started)) = (posted_by, OffsetDateTime::parse(last_refresh, &Rfc3339)) else {
+        return false;
+    };
     let posted_second = posted_by.replace_nanosecond(0).unwrap_or(posted_by);
-    config_is_ours && started >= posted_second + time::Duration::seconds(1)
+    config_is_ours && pool_known && started >= posted_second + PROOF_GAP
 }
 
 #[cfg(test)]
@@ -97,21 +115,21 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_is_followed_only_when_it_reads_this_runs_clone() {
-        let clone_since = NOW;
+    fn a_refresh_is_followed_only_when_it_is_provably_this_runs() {
+        let posted = Some(NOW);
+        let after = Some("2026-11-22T05:00:02Z");
         for status in ["refreshing", "snapshotting", "renewed"] {
-            assert_eq!(found(&engine(status, None), true, clone_since), Found::OursUnderWay, "{status}");
-            assert_eq!(found(&engine(status, None), false, clone_since), Found::Busy, "{status}: not ours");
+            assert_eq!(found(&engine(status, after), true, true, posted), Found::OursUnderWay, "{status}");
+            assert_eq!(found(&engine(status, after), true, false, posted), Found::Busy, "{status}: not ours");
+            assert_eq!(found(&engine(status, after), false, true, posted), Found::Busy, "{status}: pool unknown");
+            assert_eq!(found(&engine(status, after), true, true, None), Found::Busy, "{status}: no record of the post");
+            let close = engine(status, Some("2026-11-22T05:00:01Z"));
+            assert_eq!(found(&close, true, true, posted), Found::Busy, "{status}: within the proof's gap");
         }
-        // Over since the clone existed, from this run's config: an earlier attempt's.
-        let ended = engine("finished", Some("2026-11-22T05:01:00Z"));
-        assert_eq!(found(&ended, true, clone_since), Found::OursUnderWay);
-        assert_eq!(found(&ended, false, clone_since), Found::Free);
-        // Over before the clone existed: another run's, whatever the config says now.
-        let old = engine("finished", Some("2026-11-21T05:00:00Z"));
-        assert_eq!(found(&old, true, clone_since), Found::Free);
-        assert_eq!(found(&engine("pending", None), true, clone_since), Found::Busy, "pending takes no trigger");
-        assert_eq!(found(&engine("failed", None), false, clone_since), Found::Free);
+        // Over already: started again, not followed (its pool is not known).
+        assert_eq!(found(&engine("finished", after), true, true, posted), Found::Free);
+        assert_eq!(found(&engine("pending", None), true, true, posted), Found::Busy, "pending takes no trigger");
+        assert_eq!(found(&engine("failed", None), false, false, None), Found::Free);
     }
 
     #[test]
@@ -125,13 +143,16 @@ mod tests {
 
     #[test]
     fn only_a_refresh_stamped_after_the_config_changes_second_can_be_this_runs() {
-        let posted = NOW;
-        assert!(!refused_but_ours(true, "2026-11-22T05:00:00Z", posted), "same second: maybe built before");
-        assert!(!refused_but_ours(true, "2026-11-22T04:59:59Z", posted));
-        assert!(refused_but_ours(true, "2026-11-22T05:00:01Z", posted));
-        assert!(!refused_but_ours(false, "2026-11-22T05:00:01Z", posted), "the config names another source");
-        assert!(refused_but_ours(true, "2026-11-22T07:00:01+02:00", posted), "any zone");
-        assert!(!refused_but_ours(true, "2026-11-22T06:59:59+02:00", posted));
-        assert!(!refused_but_ours(true, "", posted) && !refused_but_ours(true, "soon", posted));
+        let posted = Some(NOW);
+        assert!(!is_ours("2026-11-22T05:00:00Z", true, true, posted), "same second: maybe built before");
+        assert!(!is_ours("2026-11-22T05:00:01Z", true, true, posted), "a clock a second behind could hide it");
+        assert!(!is_ours("2026-11-22T04:59:59Z", true, true, posted));
+        assert!(is_ours("2026-11-22T05:00:02Z", true, true, posted));
+        assert!(!is_ours("2026-11-22T05:00:02Z", true, false, posted), "the config names another source");
+        assert!(!is_ours("2026-11-22T05:00:02Z", false, true, posted), "the pool is not known");
+        assert!(!is_ours("2026-11-22T05:00:02Z", true, true, None), "nothing proves when the change landed");
+        assert!(is_ours("2026-11-22T07:00:02+02:00", true, true, posted), "any zone");
+        assert!(!is_ours("2026-11-22T07:00:01+02:00", true, true, posted));
+        assert!(!is_ours("", true, true, posted) && !is_ours("soon", true, true, posted));
     }
 }

@@ -159,6 +159,28 @@ impl History {
             .map(|item| (text(&item, "owner").unwrap_or_else(|| "unknown".into()), text(&item, "ownerArn"))))
     }
 
+    /// Fails unless `execution_name` still holds each of these locks (the target's, the
+    /// engine's): checked before anything is created or changed, so that a redriven
+    /// execution whose run was cleaned up, or one whose lock expired and was taken over,
+    /// does nothing.
+    pub async fn still_holds(&self, locks: &[&str], execution_name: &str) -> Result<(), RefreshError> {
+        for key in locks {
+            let holder = self.lock_holder(key).await?.map(|(owner, _)| owner);
+            if holder.as_deref() != Some(execution_name) {
+                return Err(RefreshError::LockLost {
+                    execution: execution_name.to_string(),
+                    lock: if key.starts_with("engine#") {
+                        format!("the engine lock {key}")
+                    } else {
+                        format!("target {key}'s lock")
+                    },
+                    holder,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the engine's lock as well as the target's: two targets that name one engine
     /// would otherwise change its config over each other and follow each other's refresh.
     /// The engine lock follows the same take-over rules; a refusal names the holder.

@@ -6,7 +6,11 @@
 //! - run rows: `sk = run#<started at, RFC 3339 UTC, millis>#<execution name>`: sorted by time;
 //! - the lock: `sk = lock`, owned by one execution, with a `ttl` (epoch seconds) so that
 //!   DynamoDB removes it even if nothing else does;
-//! - the fleet: partition `fleet#`, sort key the target (`FLEET_PK`).
+//! - the fleet: partition `fleet#`, sort key the target (`FLEET_PK`);
+//! - a run's notification: `sk = notification#<execution name>`, in the run's partition,
+//!   claimed before it is sent and holding its message id once it is, so that whichever
+//!   machine sends it (the run's own, or the clean-up), it is sent once;
+//! - when a run changed the engine's config: `sk = config#<execution name>`.
 
 use std::collections::HashMap;
 
@@ -23,9 +27,13 @@ use crate::run::EngineLock;
 
 mod fleet;
 mod locks;
+mod notifications;
+mod posts;
 mod runs;
 
 pub use locks::{DUPLICATE_WINDOW, LOCK_MARGIN, is_duplicate, lock_expiry};
+pub use notifications::{CLAIM_OUTLIVES, Claim};
+pub use posts::ConfigPost;
 
 pub const PK: &str = "target";
 pub const SK: &str = "sk";
@@ -37,9 +45,6 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 pub const NO_TARGET: &str = "#no-target";
 /// The fleet's partition: targets cannot contain `#`, so it never meets a target's own rows.
 pub const FLEET_PK: &str = "fleet#";
-/// The attribute a run's row holds once its notification was sent.
-pub const NOTIFIED_AT: &str = "notifiedAt";
-const NOTIFICATION_ID: &str = "notificationId";
 
 /// What a row write came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,4 @@
-//! Run rows: written once with an outcome, found by their execution, read newest first;
-//! and whether a run's notification was sent.
+//! Run rows: written once with an outcome, found by their execution, read newest first.
 
 use std::collections::HashMap;
 
@@ -9,10 +8,9 @@ use time::OffsetDateTime;
 use tracing::info;
 
 use super::{
-    History, NO_TARGET, NOTIFICATION_ID, NOTIFIED_AT, PK, RUN_PREFIX, RowWrite, SK, from_attribute,
-    is_conditional_failure, partition_of, run_key, text, to_attribute,
+    History, NO_TARGET, PK, RUN_PREFIX, RowWrite, SK, from_attribute, is_conditional_failure, partition_of, run_key,
+    text, to_attribute,
 };
-use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::row::{Outcome, RunSummary};
 
@@ -69,44 +67,6 @@ impl History {
     /// The outcome the row at this key holds, if there is one.
     pub async fn outcome_at(&self, target: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
         self.row_text(target, run_key, "outcome").await
-    }
-
-    /// The id of the run's notification, if it was sent already (a retried notify after a
-    /// lost answer).
-    pub async fn notified(&self, partition: &str, run_key: &str) -> Result<Option<String>, RefreshError> {
-        let row = self.item(partition, run_key).await?;
-        Ok(row.filter(|r| r.contains_key(NOTIFIED_AT)).map(|r| text(&r, NOTIFICATION_ID).unwrap_or_default()))
-    }
-
-    /// Marks the run's row as notified, if it exists (a run whose row could not be written
-    /// has nothing to mark).
-    pub async fn mark_notified(
-        &self,
-        partition: &str,
-        run_key: &str,
-        message_id: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), RefreshError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(partition.into()))
-            .key(SK, AttributeValue::S(run_key.into()))
-            .update_expression("SET #at = :now, #id = :id")
-            .condition_expression("attribute_exists(#sk)")
-            .expression_attribute_names("#at", NOTIFIED_AT)
-            .expression_attribute_names("#id", NOTIFICATION_ID)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":now", AttributeValue::S(rfc3339(now)))
-            .expression_attribute_values(":id", AttributeValue::S(message_id.into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
-            Err(e) => Err(RefreshError::from_aws("UpdateItem", e)),
-        }
     }
 
     /// The row of a run, found by its execution name near its start time (a run without
@@ -186,17 +146,27 @@ impl History {
             .send()
             .await
             .map_err(|e| RefreshError::from_aws("Query", e))?;
-        out.items()
-            .iter()
-            .map(|item| {
-                let mut fields: Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
-                if fields.get(PK).and_then(Value::as_str) == Some(NO_TARGET) {
-                    fields.remove(PK);
-                }
-                let value = Value::Object(fields);
-                serde_json::from_value(value)
-                    .map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
-            })
-            .collect()
+        out.items().iter().map(summary_of).collect()
     }
+
+    /// A run's row as its summary, found by its execution near its start time, if it has
+    /// one: what the clean-up machine notifies from when the run recorded itself but its
+    /// notification failed.
+    pub async fn run_summary(
+        &self,
+        target: &str,
+        execution_name: &str,
+        started_at: OffsetDateTime,
+    ) -> Result<Option<RunSummary>, RefreshError> {
+        self.find_run(target, execution_name, started_at).await?.as_ref().map(summary_of).transpose()
+    }
+}
+
+fn summary_of(item: &HashMap<String, AttributeValue>) -> Result<RunSummary, RefreshError> {
+    let mut fields: Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
+    if fields.get(PK).and_then(Value::as_str) == Some(NO_TARGET) {
+        fields.remove(PK);
+    }
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| RefreshError::Internal(format!("unreadable history row: {e}")))
 }

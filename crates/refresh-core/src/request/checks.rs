@@ -33,7 +33,7 @@ pub fn check_rds_identifier(id: &str) -> Result<(), String> {
 /// GetSecretValue also finds a secret by its partial ARN (without them), but IAM matches
 /// the stack's `SecretArns` against the full one, so a run named that way would be denied
 /// where validation passed (Secrets Manager User Guide, "Resource: secret ARN").
-pub(super) fn check_secret_arn(arn: &str) -> Result<(), String> {
+pub(crate) fn check_secret_arn(arn: &str) -> Result<(), String> {
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
     let valid = parts.len() == 7
         && parts[0] == "arn"
@@ -68,7 +68,7 @@ pub(super) fn is_instance_class(class: &str) -> bool {
         && class.split('.').count() >= 2
 }
 
-pub(super) fn check_endpoint(endpoint: &str) -> Result<String, String> {
+pub(crate) fn check_endpoint(endpoint: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{endpoint:?} must start with https:// or http://"));
@@ -77,7 +77,7 @@ pub(super) fn check_endpoint(endpoint: &str) -> Result<String, String> {
         return Err(format!("{endpoint:?} has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials; the token comes from dblab.tokenSecretArn".into());
+        return Err("must not carry credentials; the token comes from the engine's token secret".into());
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("{endpoint:?} must not have a query or fragment"));

@@ -41,6 +41,9 @@ pub enum Kind {
     Tags,
     /// A field that must never be given (a secret in clear), and why.
     Refused(&'static str),
+    /// A flag whose setting moved out of the request: `false` is accepted (requests written
+    /// before still read), `true` is refused, saying where it went.
+    Moved(&'static str),
 }
 
 /// Aurora Serverless v2's largest capacity.
@@ -288,42 +291,53 @@ pub const CLONE_DELETION_TIMEOUT: Field = Field {
     unset: "",
     doc: "How long the clone's deletion is followed (on success and on failure). A clone still being deleted then is left to the orphan sweep; a refresh that worked is still recorded as a success, saying so",
 };
+pub const DBLAB_ENGINE: Field = Field {
+    key: "dblab.engine",
+    required: false,
+    kind: Kind::Text,
+    unset: "required, or `dblab.apiEndpoint`",
+    doc: "The engine to refresh, by its name in the stack's `DblabEngines` list, which gives its address, its token secret and whether plain HTTP or an unverified certificate is allowed for it. A request cannot name an engine the stack does not list: it is refused before any secret is read",
+};
 pub const DBLAB_API_ENDPOINT: Field = Field {
     key: "dblab.apiEndpoint",
-    required: true,
+    required: false,
     kind: Kind::Text,
-    unset: "",
-    doc: "`https://` (or `http://`) address of the engine's API, without credentials, query or fragment. Over `http://` the token and the database password cross the network in clear: `validate` and the preflight warn unless `dblab.allowPlaintext` is set",
+    unset: "the engine's, from the list",
+    doc: "The engine by its address instead: it must be the address of an engine in `DblabEngines` (another spelling of it, such as a trailing slash or the default port, is the same), and with `dblab.engine`, that engine's",
 };
 pub const DBLAB_TOKEN: Field = Field {
     key: "dblab.token",
     required: false,
     kind: Kind::Refused(
-        "plain tokens are not accepted: they would be stored in the execution history; put the token in Secrets Manager and give its ARN as dblab.tokenSecretArn",
+        "plain tokens are not accepted: they would be stored in the execution history; the token comes from the engine's secret in the stack's DblabEngines",
     ),
     unset: "",
     doc: "",
 };
 pub const DBLAB_TOKEN_SECRET_ARN: Field = Field {
     key: "dblab.tokenSecretArn",
-    required: true,
+    required: false,
     kind: Kind::Text,
-    unset: "",
-    doc: "The engine's verification token: a plain secret or JSON with a `token` field. Its full ARN, as `source.passwordSecretArn`",
+    unset: "the engine's, from the list",
+    doc: "If given, it must be the engine's own token secret in `DblabEngines` (its full ARN): a token is never sent to another engine than its own",
 };
 pub const DBLAB_INSECURE: Field = Field {
     key: "dblab.insecure",
     required: false,
-    kind: Kind::Flag,
+    kind: Kind::Moved(
+        "an unverified certificate is the stack's choice, not the request's: add `insecure` to the engine's entry in DblabEngines (or trust its CA with dblab.caCertificate)",
+    ),
     unset: "",
-    doc: "Skip TLS verification (self-signed engines). Prefer `dblab.caCertificate`",
+    doc: "",
 };
 pub const DBLAB_ALLOW_PLAINTEXT: Field = Field {
     key: "dblab.allowPlaintext",
     required: false,
-    kind: Kind::Flag,
+    kind: Kind::Moved(
+        "plain HTTP is the stack's choice, not the request's: add `plaintext` to the engine's entry in DblabEngines",
+    ),
     unset: "",
-    doc: "Accept a plain `http://` endpoint without the warning (a private path, e.g. loopback or a tunnel)",
+    doc: "",
 };
 pub const DBLAB_ALLOW_IGNORED_ERRORS: Field = Field {
     key: "dblab.allowIgnoredErrors",
@@ -344,7 +358,7 @@ pub const DBLAB_CA_CERTIFICATE: Field = Field {
     required: false,
     kind: Kind::Text,
     unset: "none",
-    doc: "PEM certificate(s) to trust for the engine, in addition to the system roots; not with `dblab.insecure`",
+    doc: "PEM certificate(s) to trust for the engine, in addition to the system roots; not for an engine the stack lists as `insecure`",
 };
 pub const DBLAB_POLL_INTERVAL: Field = Field {
     key: "dblab.pollInterval",
@@ -410,6 +424,7 @@ pub const FIELDS: &[&Field] = &[
     &CLONE_RESTORE_TIMEOUT,
     &CLONE_POLL_INTERVAL,
     &CLONE_DELETION_TIMEOUT,
+    &DBLAB_ENGINE,
     &DBLAB_API_ENDPOINT,
     &DBLAB_TOKEN_SECRET_ARN,
     &DBLAB_TOKEN,
@@ -443,7 +458,7 @@ impl Field {
         match self.kind {
             _ if self.required => "required".into(),
             Kind::Refused(_) => "refused".into(),
-            Kind::Flag => "`false`".into(),
+            Kind::Flag | Kind::Moved(_) => "`false`".into(),
             Kind::Period { default: Some(d), .. } => format!("`{}`", duration::format(d)),
             _ => self.unset.into(),
         }
@@ -462,12 +477,13 @@ impl Field {
             Kind::SecurityGroups => "a list of security group ids".into(),
             Kind::Tags => format!("an object of strings, at most {}", crate::tags::MAX_USER_TAGS),
             Kind::Refused(_) => "never".into(),
+            Kind::Moved(_) => "`false` only".into(),
         }
     }
 
     fn meaning(&self) -> &'static str {
         match self.kind {
-            Kind::Refused(why) => why,
+            Kind::Refused(why) | Kind::Moved(why) => why,
             _ => self.doc,
         }
     }
@@ -516,14 +532,22 @@ mod tests {
     fn each_field_says_what_applies_when_it_is_unset() {
         for field in FIELDS {
             let derived = field.required
-                || matches!(field.kind, Kind::Flag | Kind::Refused(_) | Kind::Period { default: Some(_), .. });
+                || matches!(
+                    field.kind,
+                    Kind::Flag | Kind::Refused(_) | Kind::Moved(_) | Kind::Period { default: Some(_), .. }
+                );
             assert_eq!(
                 field.unset.is_empty(),
                 derived,
                 "{}: `unset` is given exactly when nothing else says it",
                 field.key
             );
-            assert_eq!(field.doc.is_empty(), matches!(field.kind, Kind::Refused(_)), "{}: a doc line", field.key);
+            assert_eq!(
+                field.doc.is_empty(),
+                matches!(field.kind, Kind::Refused(_) | Kind::Moved(_)),
+                "{}: a doc line",
+                field.key
+            );
         }
     }
 
@@ -549,7 +573,7 @@ mod tests {
                 "port": 5432, "storageType": "aurora", "enableIAMAuth": false, "deletionProtection": false,
                 "deleteAfterDump": false, "maxAge": "48h", "restoreTimeout": "2h", "pollInterval": "30s",
                 "deletionTimeout": "1h" },
-            "dblab": { "apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf",
+            "dblab": { "engine": "staging", "apiEndpoint": "https://dblab:2345", "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf",
                 "insecure": false, "allowPlaintext": false, "pollInterval": "30s", "timeout": "4h",
                 "startTimeout": "5m", "allowIgnoredErrors": false, "allowLvm": false,
                 "restoreParallelJobs": 4 }

@@ -55,6 +55,10 @@ impl<'a> Labels<'a> {
         self.text(&fields::DBLAB_API_ENDPOINT)
     }
 
+    pub fn dblab_engine(&self) -> Option<&'a str> {
+        self.text(&fields::DBLAB_ENGINE)
+    }
+
     /// `freshness.maxAge` when it is a period within its bounds, whatever else is wrong.
     pub fn freshness_max_age(&self) -> Option<Duration> {
         let Kind::Period { least, most, .. } = fields::FRESHNESS_MAX_AGE.kind else { return None };

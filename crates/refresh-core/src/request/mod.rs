@@ -13,6 +13,7 @@ mod model;
 mod reader;
 mod rules;
 
+pub(crate) use checks::{check_endpoint, check_secret_arn};
 pub use checks::{check_rds_identifier, check_target};
 pub use labels::Labels;
 pub use model::*;

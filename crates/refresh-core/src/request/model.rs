@@ -150,35 +150,18 @@ pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
     (total, parts)
 }
 
-impl DblabSpec {
-    /// A warning when the token and the database password would cross the network in clear.
-    /// Whether the engine is reached over plain `http://`.
-    pub fn plain_http(&self) -> bool {
-        self.api_endpoint.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-    }
-
-    pub fn plaintext_warning(&self) -> Option<String> {
-        (self.plain_http() && !self.allow_plaintext).then(|| {
-            format!(
-                "dblab.apiEndpoint {} is plain http://: the DBLab token and the database password would cross the network in clear; use https://, or set dblab.allowPlaintext: true if the path is private",
-                self.api_endpoint
-            )
-        })
-    }
-}
-
 /// The instance class of an Aurora Serverless v2 writer.
 pub const SERVERLESS_CLASS: &str = "db.serverless";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DblabSpec {
-    /// Without a trailing slash.
-    pub api_endpoint: String,
-    pub token_secret_arn: String,
-    pub insecure: bool,
-    /// Plain `http://` to the engine (token and database password in clear) is accepted
-    /// without a warning.
-    pub allow_plaintext: bool,
+    /// The engine by its name in the stack's list (`dblab::engines`), which gives its
+    /// address, its token secret and its transport.
+    pub engine: Option<String>,
+    /// Or by its address (without a trailing slash): one of the list's.
+    pub api_endpoint: Option<String>,
+    /// If given, the listed engine's own.
+    pub token_secret_arn: Option<String>,
     pub ca_certificate: Option<String>,
     pub poll_interval: Duration,
     pub timeout: Duration,

@@ -157,6 +157,16 @@ impl Reader {
         }
     }
 
+    /// A flag whose setting moved out of the request (`Kind::Moved`): `true` is refused,
+    /// saying where it went.
+    pub(super) fn moved(&mut self, obj: &mut Obj<'_>, field: &'static Field) {
+        if let Kind::Moved(why) = &field.kind
+            && self.flag(obj, field)
+        {
+            self.err(field.key, *why);
+        }
+    }
+
     /// A field that must not be given (`Kind::Refused`): says why when it is.
     pub(super) fn refused(&mut self, obj: &mut Obj<'_>, field: &'static Field) {
         if let (Some(_), Kind::Refused(why)) = (self.value(obj, field), &field.kind) {

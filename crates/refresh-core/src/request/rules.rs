@@ -442,6 +442,8 @@ impl Reader {
 
     pub(super) fn dblab(&mut self, value: &Value) -> Option<DblabSpec> {
         let mut obj = self.object(value, "dblab")?;
+        let engine = self.text(&mut obj, &f::DBLAB_ENGINE);
+        self.check(f::DBLAB_ENGINE.key, engine.as_ref(), |name| check_target(name).map_err(|e| format!("name {e}")));
         let api_endpoint = self.text(&mut obj, &f::DBLAB_API_ENDPOINT).and_then(|e| match check_endpoint(&e) {
             Ok(normalized) => Some(normalized),
             Err(msg) => {
@@ -449,27 +451,24 @@ impl Reader {
                 None
             }
         });
+        if !obj.map.contains_key("engine") && !obj.map.contains_key("apiEndpoint") {
+            self.err(
+                f::DBLAB_ENGINE.key,
+                "required: the name of one of the stack's engines (its DblabEngines parameter), or dblab.apiEndpoint, its address",
+            );
+        }
         self.refused(&mut obj, &f::DBLAB_TOKEN);
         let token_secret_arn = self.text(&mut obj, &f::DBLAB_TOKEN_SECRET_ARN);
         self.check(f::DBLAB_TOKEN_SECRET_ARN.key, token_secret_arn.as_ref(), check_secret_arn);
-        let insecure = self.flag(&mut obj, &f::DBLAB_INSECURE);
-        let allow_plaintext = self.flag(&mut obj, &f::DBLAB_ALLOW_PLAINTEXT);
+        self.moved(&mut obj, &f::DBLAB_INSECURE);
+        self.moved(&mut obj, &f::DBLAB_ALLOW_PLAINTEXT);
         let allow_ignored_errors = self.flag(&mut obj, &f::DBLAB_ALLOW_IGNORED_ERRORS);
         let allow_lvm = self.flag(&mut obj, &f::DBLAB_ALLOW_LVM);
         let ca_certificate = self.text(&mut obj, &f::DBLAB_CA_CERTIFICATE);
-        if let Some(pem) = &ca_certificate {
-            if insecure {
-                self.err(
-                    f::DBLAB_CA_CERTIFICATE.key,
-                    "cannot be combined with dblab.insecure: the CA is ignored when verification is off",
-                );
-            }
-            if reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_or(true, |certs| certs.is_empty()) {
-                self.err(
-                    f::DBLAB_CA_CERTIFICATE.key,
-                    "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)",
-                );
-            }
+        if let Some(pem) = &ca_certificate
+            && reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_or(true, |certs| certs.is_empty())
+        {
+            self.err(f::DBLAB_CA_CERTIFICATE.key, "must be one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
         }
         let poll_interval = self.period(&mut obj, &f::DBLAB_POLL_INTERVAL);
         let timeout = self.period(&mut obj, &f::DBLAB_TIMEOUT);
@@ -478,10 +477,9 @@ impl Reader {
             self.whole(&mut obj, &f::DBLAB_RESTORE_PARALLEL_JOBS).and_then(|n| u32::try_from(n).ok());
         self.finish(obj);
         Some(DblabSpec {
-            api_endpoint: api_endpoint?,
-            token_secret_arn: token_secret_arn?,
-            insecure,
-            allow_plaintext,
+            engine,
+            api_endpoint,
+            token_secret_arn,
             ca_certificate,
             poll_interval,
             timeout,
@@ -645,12 +643,11 @@ mod tests {
         let r = RefreshRequest::from_document(&valid()).unwrap();
         assert_eq!(r.target, "staging");
         assert_eq!(r.source.kind, SourceType::Rds);
-        assert_eq!(r.dblab.api_endpoint, "https://dblab.internal:2345");
+        assert_eq!(r.dblab.api_endpoint.as_deref(), Some("https://dblab.internal:2345"));
         assert_eq!(r.dblab.poll_interval, Duration::from_secs(30));
         assert_eq!(r.dblab.timeout, Duration::from_secs(4 * 3_600));
         assert_eq!(r.clone.max_age, Duration::from_secs(48 * 3_600));
         assert!(!r.clone.publicly_accessible);
-        assert!(!r.dblab.insecure);
     }
 
     #[test]
@@ -899,14 +896,27 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_is_warned_about_unless_allowed() {
+    fn the_engine_is_named_and_its_transport_is_the_stacks() {
         let mut doc = valid();
-        assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None, "https");
-        doc["dblab"]["apiEndpoint"] = json!("HTTP://dblab.internal:2345");
-        let warning = RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning().unwrap();
-        assert!(warning.contains("in clear") && warning.contains("dblab.allowPlaintext"), "{warning}");
+        doc["dblab"] = json!({"tokenSecretArn": doc["dblab"]["tokenSecretArn"]});
+        let e = errors(&doc);
+        assert_eq!(e.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["dblab.engine"]);
+        assert!(e[0].message.contains("DblabEngines"), "{}", e[0].message);
+        doc["dblab"]["engine"] = json!("staging");
+        assert!(RefreshRequest::from_document(&doc).is_ok(), "by name alone");
+        doc["dblab"]["engine"] = json!("no spaces");
+        assert_eq!(paths(&doc), ["dblab.engine"]);
+        let mut doc = valid();
+        doc["dblab"]["insecure"] = json!(false);
+        doc["dblab"]["allowPlaintext"] = json!(false);
+        assert!(RefreshRequest::from_document(&doc).is_ok(), "false, as requests said before, still reads");
+        doc["dblab"]["insecure"] = json!(true);
         doc["dblab"]["allowPlaintext"] = json!(true);
-        assert_eq!(RefreshRequest::from_document(&doc).unwrap().dblab.plaintext_warning(), None);
+        let e = errors(&doc);
+        assert_eq!(e.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["dblab.insecure", "dblab.allowPlaintext"]);
+        assert!(e.iter().all(|e| e.message.contains("DblabEngines")), "{e:?}");
+        doc["dblab"]["insecure"] = json!("yes");
+        assert!(paths(&doc).contains(&"dblab.insecure".to_string()));
     }
 
     #[test]
@@ -1055,13 +1065,10 @@ mod tests {
     }
 
     #[test]
-    fn insecure_and_ca_are_exclusive_and_ca_must_be_pem() {
+    fn a_ca_must_be_pem() {
         let mut doc = valid();
-        doc["dblab"]["insecure"] = json!(true);
         doc["dblab"]["caCertificate"] = json!("not a pem");
-        let e = errors(&doc);
-        assert_eq!(e.len(), 2);
-        assert!(e.iter().all(|e| e.path == "dblab.caCertificate"));
+        assert_eq!(paths(&doc), ["dblab.caCertificate"]);
     }
 
     #[test]
