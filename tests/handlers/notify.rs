@@ -58,3 +58,42 @@ async fn a_missing_topic_is_an_error_not_silence() {
     .unwrap_err();
     assert_eq!(err.name(), "AwsRequestFailed");
 }
+
+/// The claim by execution name: a fresh one of another call is waited for (retried), one
+/// whose call died before its publish is taken over after `CLAIM_OUTLIVES`, and one whose
+/// publish began is never sent again.
+#[tokio::test]
+async fn a_notification_claimed_by_another_call_is_sent_once_or_waited_for() {
+    let w = World::new().await;
+    let (topic, queue) = w.topic_with_queue().await;
+    let history = refresh_core::history::History::new(w.dynamodb.clone(), w.history_table());
+    let deps = notify_deps(&w, &topic, &w.history_table());
+    let state = |execution: refresh_core::run::Execution| RunState {
+        request: w.request("rds", "prod-main"),
+        execution: Some(execution),
+        error: Some(CaughtError { error: "SourceNotFound".into(), cause: None }),
+        record_error: Some(CaughtError { error: "AwsTransient".into(), cause: None }),
+        ..Default::default()
+    };
+    let now = time::OffsetDateTime::now_utc();
+
+    let fresh = w.execution();
+    assert_eq!(history.claim_notification(&fresh.name, now).await.unwrap(), refresh_core::history::Claim::Ours);
+    let err = ::notify::handle(&deps, Input { state: Box::new(state(fresh)) }).await.unwrap_err();
+    assert_eq!(err.name(), "AwsTransient", "another call may be sending it: {err}");
+
+    let mut dead = w.execution();
+    dead.name = format!("dead-{}", w.id);
+    let long_ago = now - refresh_core::history::CLAIM_OUTLIVES - time::Duration::seconds(1);
+    history.claim_notification(&dead.name, long_ago).await.unwrap();
+    let out = ::notify::handle(&deps, Input { state: Box::new(state(dead)) }).await.unwrap();
+    assert!(!out.already_sent, "a claim that never reached its publish is taken over");
+
+    let mut maybe = w.execution();
+    maybe.name = format!("maybe-{}", w.id);
+    history.claim_notification(&maybe.name, long_ago).await.unwrap();
+    history.notification_publishing(&maybe.name, long_ago).await.unwrap();
+    let out = ::notify::handle(&deps, Input { state: Box::new(state(maybe)) }).await.unwrap();
+    assert!(out.already_sent, "a publish that began may have gone out: never a second email");
+    assert_eq!(w.messages(&queue).await.len(), 1, "the taken-over claim's email only");
+}

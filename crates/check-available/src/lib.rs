@@ -33,7 +33,7 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<CloneInst
     let request = &input.request;
     // A look may add the Aurora writer: a redriven execution whose run was cleaned up (its
     // cluster left behind) adds nothing.
-    deps.history.still_holds(&[&request.target], &input.execution.name).await?;
+    deps.history.still_holds(&[&request.target], &input.execution.name, OffsetDateTime::now_utc()).await?;
     let look = |prev: CloneInstance| {
         let spec = &request.clone;
         async move {

@@ -60,40 +60,50 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<Output, RefreshError> {
     // Once per run, whichever machine sends it: claimed by the execution's name first. A
     // claim that cannot be written fails the call (retried, and the clean-up machine tries
     // again later): sent unmarked, it would be sent a second time.
-    let partition = history::partition_of(&summary);
     let execution = summary.execution_name.as_str();
     let claimed = !execution.is_empty();
     if claimed {
-        match deps.history.claim_notification(partition, execution, now).await? {
+        match deps.history.claim_notification(execution, now).await? {
             Claim::Ours => {}
             Claim::Sent(message_id) => {
-                info!(%message_id, "the run's notification was sent already: not sent again");
-                return Ok(Output { message_id, subject: message.subject, already_sent: true });
+                match &message_id {
+                    Some(id) => info!(message_id = %id, "the run's notification was sent already: not sent again"),
+                    None => warn!(
+                        "an earlier call began sending the run's notification and never said it was sent: not sent again"
+                    ),
+                }
+                return Ok(Output {
+                    message_id: message_id.unwrap_or_default(),
+                    subject: message.subject,
+                    already_sent: true,
+                });
             }
             Claim::InFlight => {
                 return Err(RefreshError::AwsTransient {
                     operation: "PutItem".into(),
                     message: format!(
-                        "another call claimed this run's notification within {} s and may be sending it; retried",
+                        "another call claimed this run's notification less than {} s ago and may be sending it; retried",
                         history::CLAIM_OUTLIVES.whole_seconds()
                     ),
                 });
             }
         }
+        // From here the message may be out: a call that dies now is never followed by a second email.
+        deps.history.notification_publishing(execution, now).await?;
     }
     let message_id = match deps.notifier.publish(&message).await {
         Ok(id) => id,
         Err(e) => {
             // Not sent: a later call (a retry, or the clean-up machine) sends it.
-            if claimed && let Err(release) = deps.history.release_notification(partition, execution).await {
+            if claimed && let Err(release) = deps.history.release_notification(execution).await {
                 warn!(error = %release, "the notification's claim stays although nothing was sent");
             }
             return Err(e);
         }
     };
     info!(%message_id, subject = %message.subject, "notification sent");
-    if claimed && let Err(e) = deps.history.notification_sent(partition, execution, &message_id).await {
-        warn!(error = %e, "the claim does not hold the message id; it still stops a second email");
+    if claimed && let Err(e) = deps.history.notification_sent(execution, &message_id).await {
+        warn!(error = %e, "the claim does not hold the message id; its publish mark still stops a second email");
     }
     Ok(Output { message_id, subject: message.subject, already_sent: false })
 }

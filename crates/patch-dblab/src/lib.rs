@@ -66,7 +66,7 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let execution = input.execution.name.as_str();
     let mut locks = vec![request.target.as_str()];
     locks.extend(input.engine_lock.as_ref().map(|l| l.key.as_str()));
-    deps.history.still_holds(&locks, execution).await?;
+    deps.history.still_holds(&locks, execution, OffsetDateTime::now_utc()).await?;
     let password = deps.secrets.read(&request.source.password_secret_arn, "password").await?;
     // The engine may echo what it was sent: nothing it says carries the password on.
     let client =

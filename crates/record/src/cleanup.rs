@@ -25,7 +25,7 @@ pub(crate) async fn status(
     let recorded = outcome.as_deref().is_some_and(|o| o != row::Outcome::Running.as_str());
     // A skipped duplicate sends no email, by design.
     let notified = outcome.as_deref() == Some(row::Outcome::Skipped.as_str())
-        || deps.history.notification_sent_already(target, &execution.name).await?;
+        || deps.history.notification_sent_already(&execution.name).await?;
     info!(target, recorded, notified, outcome = ?outcome, "run status read");
     Ok(RunStatus { recorded, notified, outcome })
 }

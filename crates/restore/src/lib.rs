@@ -57,6 +57,6 @@ pub async fn handle(deps: &Deps, input: Input) -> Result<CloneInstance, RefreshE
     };
     // A redriven execution whose run was cleaned up (or whose lock was taken over after it
     // expired) creates nothing.
-    deps.history.still_holds(&[&request.target], &input.execution.name).await?;
+    deps.history.still_holds(&[&request.target], &input.execution.name, now).await?;
     deps.rds.restore(&plan).await
 }

@@ -297,6 +297,7 @@ mod tests {
             (&format!("x http://e {TOKEN_A} plaintext insecure"), "`insecure` is for an https://"),
             (&format!("x https://e {TOKEN_A} plaintext"), "`plaintext` is for an http://"),
             (&format!("x https://e {TOKEN_A} insecure insecure"), "given twice"),
+            (&format!("x http://e {TOKEN_A} plaintext plaintext"), "given twice"),
             (&format!("x https://e {TOKEN_A} verify"), "not an option"),
             (&format!("x https://e {TOKEN_A}, x https://f {TOKEN_B}"), "the name \"x\" is given twice"),
             (&format!("x https://E:443/ {TOKEN_A}, y https://e {TOKEN_B}"), "is x's address too"),

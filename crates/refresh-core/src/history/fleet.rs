@@ -71,6 +71,7 @@ impl History {
             ignored_errors: summary.ignored_errors.clone(),
         };
         let last = serde_json::to_value(&last).map_err(|e| RefreshError::Internal(e.to_string()))?;
+        let started = last.get("startedAt").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let succeeded = summary.outcome == Outcome::Succeeded;
         let update = format!(
             "SET #last = :last, #since = if_not_exists(#since, :since), #max = if_not_exists(#max, :max){}",
@@ -88,6 +89,10 @@ impl History {
             .expression_attribute_values(":last", attr(last))
             .expression_attribute_values(":since", AttributeValue::S(rfc3339(summary.started_at.min(now))))
             .expression_attribute_values(":max", AttributeValue::N(freshness_max_age.as_secs().to_string()))
+            // A run's end never replaces a later run's (a redriven execution's record).
+            .condition_expression("attribute_not_exists(#last) OR #last.#started <= :started")
+            .expression_attribute_names("#started", "startedAt")
+            .expression_attribute_values(":started", AttributeValue::S(started))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         if succeeded {
             let as_of = summary.data_as_of.unwrap_or(summary.started_at);
@@ -95,7 +100,14 @@ impl History {
                 .expression_attribute_names("#asof", "dataAsOf")
                 .expression_attribute_values(":asof", AttributeValue::S(rfc3339(as_of)));
         }
-        let written = request.send().await.map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
+        let written = match request.send().await {
+            Ok(written) => written,
+            Err(e) if e.as_service_error().is_some_and(super::is_conditional_failure) => {
+                self.fleet_clear_running(target, &summary.execution_name).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(RefreshError::from_aws("UpdateItem", e)),
+        };
         let ours_cleared = self.fleet_clear_running(target, &summary.execution_name).await?;
         let mut state = written.attributes().map(state_of).transpose()?;
         if let Some(state) = state.as_mut().filter(|_| ours_cleared) {

@@ -160,13 +160,25 @@ impl History {
     }
 
     /// Fails unless `execution_name` still holds each of these locks (the target's, the
-    /// engine's): checked before anything is created or changed, so that a redriven
-    /// execution whose run was cleaned up, or one whose lock expired and was taken over,
-    /// does nothing.
-    pub async fn still_holds(&self, locks: &[&str], execution_name: &str) -> Result<(), RefreshError> {
+    /// engine's), unexpired: checked before anything is created or changed, so that a
+    /// redriven execution whose run was cleaned up, or one whose lock expired (taken over or
+    /// about to be), does nothing.
+    pub async fn still_holds(
+        &self,
+        locks: &[&str],
+        execution_name: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RefreshError> {
         for key in locks {
-            let holder = self.lock_holder(key).await?.map(|(owner, _)| owner);
-            if holder.as_deref() != Some(execution_name) {
+            let item = self.item(key, LOCK_SK).await?;
+            let holder = item.as_ref().and_then(|i| text(i, "owner"));
+            let expires = item
+                .as_ref()
+                .and_then(|i| i.get(TTL_ATTRIBUTE))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok());
+            let held = holder.as_deref() == Some(execution_name) && expires.is_none_or(|at| at > now.unix_timestamp());
+            if !held {
                 return Err(RefreshError::LockLost {
                     execution: execution_name.to_string(),
                     lock: if key.starts_with("engine#") {

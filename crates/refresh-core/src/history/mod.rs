@@ -7,9 +7,9 @@
 //! - the lock: `sk = lock`, owned by one execution, with a `ttl` (epoch seconds) so that
 //!   DynamoDB removes it even if nothing else does;
 //! - the fleet: partition `fleet#`, sort key the target (`FLEET_PK`);
-//! - a run's notification: `sk = notification#<execution name>`, in the run's partition,
-//!   claimed before it is sent and holding its message id once it is, so that whichever
-//!   machine sends it (the run's own, or the clean-up), it is sent once;
+//! - a run's notification: partition `notification#<execution name>`, sort key
+//!   `notification`, claimed before it is sent and holding its message id once it is, so
+//!   that whichever machine sends it (the run's own, or the clean-up), it is sent once;
 //! - when a run changed the engine's config: `sk = config#<execution name>`.
 
 use std::collections::HashMap;

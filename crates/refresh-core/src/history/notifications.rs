@@ -1,6 +1,8 @@
-//! A run's one notification, marked by its execution name: claimed before it is sent, with
-//! its message id once it is. The run's own machine and the clean-up machine both notify
-//! through it, so whichever of record or notify failed, the run's email goes out once.
+//! A run's one notification, marked by its execution name alone (not its target: a run
+//! whose request could not be read is the same run): claimed before it is sent, marked
+//! `publishing` just before the publish, with its message id once SNS took it. The run's
+//! own machine and the clean-up machine both notify through it, so whichever of record or
+//! notify failed, the run's email goes out once.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
@@ -10,52 +12,52 @@ use crate::clock::rfc3339;
 use crate::error::RefreshError;
 
 const PREFIX: &str = "notification#";
+const ITEM: &str = "notification";
 const CLAIMED_AT: &str = "claimedAt";
 /// The claim's time in epoch seconds, for the condition that takes a stale claim over.
 const CLAIMED_EPOCH: &str = "claimedEpoch";
+const PUBLISHING_AT: &str = "publishingAt";
 const MESSAGE_ID: &str = "messageId";
 
-/// A claim without a message id older than this belongs to a call that is over (notify's
-/// Lambda timeout is 30 s): it died between the claim and the publish, and is taken over.
-pub const CLAIM_OUTLIVES: time::Duration = time::Duration::seconds(90);
+/// A claim that never reached its publish, older than this, belongs to a call that is over
+/// (notify's Lambda timeout is 30 s): it died between the two writes, and is taken over.
+pub const CLAIM_OUTLIVES: time::Duration = time::Duration::seconds(35);
 
 /// What a claim of a run's notification came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This call sends it.
     Ours,
-    /// Another call sent it, as this message: not sent again.
-    Sent(String),
-    /// Another call claimed it this recently and may be sending it now.
+    /// Another call sent it, as this message, or began its publish and may have (`None`,
+    /// its answer never recorded): not sent again.
+    Sent(Option<String>),
+    /// Another call claimed it this recently and has not reached its publish yet.
     InFlight,
 }
 
-fn sort_key(execution_name: &str) -> String {
-    format!("{PREFIX}{execution_name}")
+fn key(execution_name: &str) -> (AttributeValue, AttributeValue) {
+    (AttributeValue::S(format!("{PREFIX}{execution_name}")), AttributeValue::S(ITEM.into()))
 }
 
 impl History {
-    /// Claims the notification of the run `execution_name` (in its row's partition): free,
-    /// or claimed over `CLAIM_OUTLIVES` ago by a call that never said it was sent.
-    pub async fn claim_notification(
-        &self,
-        partition: &str,
-        execution_name: &str,
-        now: OffsetDateTime,
-    ) -> Result<Claim, RefreshError> {
-        let key = sort_key(execution_name);
+    /// Claims the notification of the run `execution_name`: free, or claimed over
+    /// `CLAIM_OUTLIVES` ago by a call that never reached its publish.
+    pub async fn claim_notification(&self, execution_name: &str, now: OffsetDateTime) -> Result<Claim, RefreshError> {
+        let (pk, sk) = key(execution_name);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, AttributeValue::S(partition.into()))
-            .item(SK, AttributeValue::S(key.clone()))
+            .item(PK, pk)
+            .item(SK, sk)
             .item("executionName", AttributeValue::S(execution_name.into()))
             .item(CLAIMED_AT, AttributeValue::S(rfc3339(now)))
             .item(CLAIMED_EPOCH, AttributeValue::N(now.unix_timestamp().to_string()))
-            .condition_expression("attribute_not_exists(#sk) OR (attribute_not_exists(#id) AND #epoch < :stale)")
+            .condition_expression(
+                "attribute_not_exists(#sk) OR (attribute_not_exists(#publishing) AND #epoch < :stale)",
+            )
             .expression_attribute_names("#sk", SK)
-            .expression_attribute_names("#id", MESSAGE_ID)
+            .expression_attribute_names("#publishing", PUBLISHING_AT)
             .expression_attribute_names("#epoch", CLAIMED_EPOCH)
             .expression_attribute_values(
                 ":stale",
@@ -66,43 +68,52 @@ impl History {
         match result {
             Ok(_) => Ok(Claim::Ours),
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
-                let item = self.item(partition, &key).await?;
-                Ok(item.and_then(|i| text(&i, MESSAGE_ID)).map_or(Claim::InFlight, Claim::Sent))
+                let item = self.notification_item(execution_name).await?;
+                Ok(match item {
+                    Some(i) if i.contains_key(PUBLISHING_AT) => Claim::Sent(text(&i, MESSAGE_ID)),
+                    _ => Claim::InFlight,
+                })
             }
             Err(e) => Err(RefreshError::from_aws("PutItem", e)),
         }
     }
 
+    /// Just before the publish: from here on the message may be out, and is never sent again.
+    pub async fn notification_publishing(&self, execution_name: &str, now: OffsetDateTime) -> Result<(), RefreshError> {
+        self.set_notification(execution_name, PUBLISHING_AT, &rfc3339(now)).await
+    }
+
     /// The claimed notification went out as `message_id`.
-    pub async fn notification_sent(
-        &self,
-        partition: &str,
-        execution_name: &str,
-        message_id: &str,
-    ) -> Result<(), RefreshError> {
+    pub async fn notification_sent(&self, execution_name: &str, message_id: &str) -> Result<(), RefreshError> {
+        self.set_notification(execution_name, MESSAGE_ID, message_id).await
+    }
+
+    async fn set_notification(&self, execution_name: &str, attribute: &str, value: &str) -> Result<(), RefreshError> {
+        let (pk, sk) = key(execution_name);
         self.client
             .update_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(partition.into()))
-            .key(SK, AttributeValue::S(sort_key(execution_name)))
-            .update_expression("SET #id = :id")
-            .expression_attribute_names("#id", MESSAGE_ID)
-            .expression_attribute_values(":id", AttributeValue::S(message_id.into()))
+            .key(PK, pk)
+            .key(SK, sk)
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
             .send()
             .await
             .map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
         Ok(())
     }
 
-    /// Gives up a claim whose message could not be sent, so that a later call sends it; a
-    /// claim whose message went out is kept.
-    pub async fn release_notification(&self, partition: &str, execution_name: &str) -> Result<(), RefreshError> {
+    /// Gives up a claim whose publish SNS refused, so that a later call sends it; a claim
+    /// whose message went out is kept.
+    pub async fn release_notification(&self, execution_name: &str) -> Result<(), RefreshError> {
+        let (pk, sk) = key(execution_name);
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(partition.into()))
-            .key(SK, AttributeValue::S(sort_key(execution_name)))
+            .key(PK, pk)
+            .key(SK, sk)
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", MESSAGE_ID)
             .send()
@@ -114,9 +125,15 @@ impl History {
         }
     }
 
-    /// Whether the run's notification went out (its claim holds a message id).
-    pub async fn notification_sent_already(&self, partition: &str, execution_name: &str) -> Result<bool, RefreshError> {
-        let item = self.item(partition, &sort_key(execution_name)).await?;
-        Ok(item.is_some_and(|i| text(&i, MESSAGE_ID).is_some()))
+    /// Whether the run's notification went out, or began its publish (and may have).
+    pub async fn notification_sent_already(&self, execution_name: &str) -> Result<bool, RefreshError> {
+        Ok(self.notification_item(execution_name).await?.is_some_and(|i| i.contains_key(PUBLISHING_AT)))
+    }
+
+    async fn notification_item(
+        &self,
+        execution_name: &str,
+    ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, RefreshError> {
+        self.item(&format!("{PREFIX}{execution_name}"), ITEM).await
     }
 }
