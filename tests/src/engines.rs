@@ -27,7 +27,7 @@ pub struct Slot {
     /// Its name in the list; `{name}-alias` names the same engine at `localhost`.
     pub name: String,
     pub listener: TcpListener,
-    /// Its token secret, in us-east-1, empty until the world writes its token.
+    /// Its token secret, in us-east-1 ("unset" until the world writes its token).
     pub token_arn: String,
     /// Its entries, and the unreachable engine's: the list a world's own handlers read.
     pub list: String,
