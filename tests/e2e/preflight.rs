@@ -3,7 +3,7 @@
 
 use dblab_emulator::Settings;
 use refresh_core::row::Outcome;
-use refresh_tests::fixture;
+use refresh_tests::{fixture, secret_reads};
 use serde_json::json;
 
 use crate::Scenario;
@@ -60,17 +60,13 @@ async fn a_request_naming_an_engine_the_stack_does_not_list_is_refused_before_an
     request["dblab"].as_object_mut().unwrap().remove("engine");
     request["dblab"]["apiEndpoint"] = json!(format!("https://{address}"));
     request["dblab"]["tokenSecretArn"] = json!(s.w.token_arn);
-    let reads = |arn: String| async move {
-        let found = fixture("requests/secret-reads", json!({"match": arn})).await;
-        found["reads"].as_array().map_or(0, Vec::len)
-    };
     let run = s.run("unlisted", &request).await;
     let row = s.aftermath(&run, Outcome::Failed, Some("InvalidRequest"), Some("StartRun")).await;
     let message = row.error.unwrap().message;
     assert!(message.contains("dblab.apiEndpoint") && message.contains("DblabEngines"), "{message}");
     assert_eq!(run.entered("FindSnapshot"), 0);
     assert_eq!(
-        (reads(s.w.token_arn.clone()).await, reads(s.w.password_arn.clone()).await),
+        (secret_reads(&s.w.token_arn).await, secret_reads(&s.w.password_arn).await),
         (0, 0),
         "no GetSecretValue"
     );
@@ -78,7 +74,7 @@ async fn a_request_naming_an_engine_the_stack_does_not_list_is_refused_before_an
     assert!(knock.is_err(), "nothing connected to the unlisted address");
     // The recorder sees a read when there is one.
     s.w.secrets.get_secret_value().secret_id(&s.w.password_arn).send().await.unwrap();
-    assert_eq!(reads(s.w.password_arn.clone()).await, 1, "the read recorder is blind");
+    assert_eq!(secret_reads(&s.w.password_arn).await, 1, "the read recorder is blind");
 }
 
 /// The preflight refuses: no clone is ever created and the engine is never changed.

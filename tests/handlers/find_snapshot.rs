@@ -1,6 +1,6 @@
 use refresh_core::RefreshError;
 use refresh_core::request::{SourceMode, ValidationErrors};
-use refresh_tests::{World, fixture};
+use refresh_tests::{World, fixture, secret_reads};
 use serde_json::json;
 
 use crate::{error_name, find};
@@ -12,11 +12,7 @@ use crate::{error_name, find};
 async fn an_engine_the_stack_does_not_list_is_refused_before_any_secret_is_read() {
     let w = World::new().await;
     let source = w.rds_source().await;
-    let reads = |arn: String| async move {
-        let found = fixture("requests/secret-reads", json!({"match": arn})).await;
-        found["reads"].as_array().map_or(0, Vec::len)
-    };
-    let (token_reads, password_reads) = (reads(w.token_arn.clone()).await, reads(w.password_arn.clone()).await);
+    let (token_reads, password_reads) = (secret_reads(&w.token_arn).await, secret_reads(&w.password_arn).await);
     for dblab in [
         json!({"engine": "prod-engine"}),
         json!({"apiEndpoint": "https://attacker.example:2345", "tokenSecretArn": w.token_arn}),
@@ -35,11 +31,11 @@ async fn an_engine_the_stack_does_not_list_is_refused_before_any_secret_is_read(
     request["source"]["passwordSecretArn"] = json!(w.token_arn);
     let err = find(&w, &request).await.unwrap_err();
     assert!(err.to_string().contains("source.passwordSecretArn"), "{err}");
-    assert_eq!((reads(w.token_arn.clone()).await, reads(w.password_arn.clone()).await), (token_reads, password_reads));
+    assert_eq!((secret_reads(&w.token_arn).await, secret_reads(&w.password_arn).await), (token_reads, password_reads));
     assert_eq!(w.emulator.view().config_updates, 0);
     // The same request naming the world's engine reads both.
     find(&w, &w.request("rds", &source)).await.unwrap();
-    assert!(reads(w.token_arn.clone()).await > token_reads, "the read recorder is blind");
+    assert!(secret_reads(&w.token_arn).await > token_reads, "the read recorder is blind");
 }
 
 /// Marks the newest automated snapshot of an instance as still being taken.

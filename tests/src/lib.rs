@@ -19,7 +19,7 @@ mod world;
 
 pub use moto::{
     Moto, RDS_PAGE_SIZE, Requests, account_config, aws_config, fixture, fixture_result, lambda_runtime_url, moto,
-    repo_root, tools_python, unique,
+    repo_root, secret_reads, tools_python, unique,
 };
 pub use world::{Checksums, RealSource, World, create_source_instance};
 

@@ -165,6 +165,13 @@ pub async fn fixture(path: &str, body: Value) -> Value {
     value
 }
 
+/// How many GetSecretValue calls named a SecretId containing `arn`, as moto received them
+/// from any handler (the launcher's `requests/secret-reads`).
+pub async fn secret_reads(arn: &str) -> usize {
+    let found = fixture("requests/secret-reads", serde_json::json!({"match": arn})).await;
+    found["reads"].as_array().map_or(0, Vec::len)
+}
+
 /// Every request a client built with it sends, as `operation body` (the JSON protocols
 /// name the operation in `X-Amz-Target`, the query protocol in the body): for tests that
 /// check what a handler asked AWS, and how often.

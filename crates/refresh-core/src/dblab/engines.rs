@@ -116,9 +116,8 @@ impl EngineList {
     }
 
     fn named(&self, spec: &DblabSpec, problems: &mut Vec<FieldError>) -> Option<&Engine> {
-        let by_name = spec.engine.as_deref().map(|name| (name, self.0.iter().find(|e| e.name == name)));
-        let by_address =
-            spec.api_endpoint.as_deref().map(|url| (url, self.0.iter().find(|e| same_address(&e.endpoint, url))));
+        let by_name = spec.engine.as_deref().map(|name| (name, self.by_name(name)));
+        let by_address = spec.api_endpoint.as_deref().map(|url| (url, self.by_address(url)));
         let engine = match (by_name, by_address) {
             (Some((name, None)), _) => {
                 problems.push(field("dblab.engine", format!("{name:?} is not one of {}", self.describe())));
@@ -175,10 +174,19 @@ impl EngineList {
     /// else by its address: for releasing what a run may have taken, never for a call.
     pub fn labelled(&self, labels: &Labels<'_>) -> Option<&Engine> {
         match (labels.dblab_engine(), labels.dblab_endpoint()) {
-            (Some(name), _) => self.0.iter().find(|e| e.name == name),
-            (None, Some(url)) => self.0.iter().find(|e| same_address(&e.endpoint, url)),
+            (Some(name), _) => self.by_name(name),
+            (None, Some(url)) => self.by_address(url),
             (None, None) => None,
         }
+    }
+
+    fn by_name(&self, name: &str) -> Option<&Engine> {
+        self.0.iter().find(|e| e.name == name)
+    }
+
+    /// Any spelling of a listed address.
+    fn by_address(&self, url: &str) -> Option<&Engine> {
+        self.0.iter().find(|e| same_address(&e.endpoint, url))
     }
 
     /// The list as an error names it.

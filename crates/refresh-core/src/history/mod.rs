@@ -130,6 +130,28 @@ impl History {
             .map_err(|e| RefreshError::from_aws("GetItem", e))?;
         Ok(out.item)
     }
+
+    /// Sets one text attribute of the item at this key (creating the item if it is not there).
+    async fn set_text(
+        &self,
+        partition: &str,
+        sort_key: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<(), RefreshError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(partition.into()))
+            .key(SK, AttributeValue::S(sort_key.into()))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
+            .send()
+            .await
+            .map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
+        Ok(())
+    }
 }
 
 /// One text attribute of an item.

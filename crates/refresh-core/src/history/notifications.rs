@@ -35,8 +35,12 @@ pub enum Claim {
     InFlight,
 }
 
+fn partition(execution_name: &str) -> String {
+    format!("{PREFIX}{execution_name}")
+}
+
 fn key(execution_name: &str) -> (AttributeValue, AttributeValue) {
-    (AttributeValue::S(format!("{PREFIX}{execution_name}")), AttributeValue::S(ITEM.into()))
+    (AttributeValue::S(partition(execution_name)), AttributeValue::S(ITEM.into()))
 }
 
 impl History {
@@ -80,28 +84,12 @@ impl History {
 
     /// Just before the publish: from here on the message may be out, and is never sent again.
     pub async fn notification_publishing(&self, execution_name: &str, now: OffsetDateTime) -> Result<(), RefreshError> {
-        self.set_notification(execution_name, PUBLISHING_AT, &rfc3339(now)).await
+        self.set_text(&partition(execution_name), ITEM, PUBLISHING_AT, &rfc3339(now)).await
     }
 
     /// The claimed notification went out as `message_id`.
     pub async fn notification_sent(&self, execution_name: &str, message_id: &str) -> Result<(), RefreshError> {
-        self.set_notification(execution_name, MESSAGE_ID, message_id).await
-    }
-
-    async fn set_notification(&self, execution_name: &str, attribute: &str, value: &str) -> Result<(), RefreshError> {
-        let (pk, sk) = key(execution_name);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, pk)
-            .key(SK, sk)
-            .update_expression("SET #a = :v")
-            .expression_attribute_names("#a", attribute)
-            .expression_attribute_values(":v", AttributeValue::S(value.into()))
-            .send()
-            .await
-            .map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
-        Ok(())
+        self.set_text(&partition(execution_name), ITEM, MESSAGE_ID, message_id).await
     }
 
     /// Gives up a claim whose publish SNS refused, so that a later call sends it; a claim
@@ -134,6 +122,6 @@ impl History {
         &self,
         execution_name: &str,
     ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, RefreshError> {
-        self.item(&format!("{PREFIX}{execution_name}"), ITEM).await
+        self.item(&partition(execution_name), ITEM).await
     }
 }

@@ -57,18 +57,7 @@ impl History {
         execution_name: &str,
         posted_by: OffsetDateTime,
     ) -> Result<(), RefreshError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(target.into()))
-            .key(SK, AttributeValue::S(sort_key(execution_name)))
-            .update_expression("SET #by = :by")
-            .expression_attribute_names("#by", POSTED_BY)
-            .expression_attribute_values(":by", AttributeValue::S(rfc3339(posted_by)))
-            .send()
-            .await
-            .map_err(|e| RefreshError::from_aws("UpdateItem", e))?;
-        Ok(())
+        self.set_text(target, &sort_key(execution_name), POSTED_BY, &rfc3339(posted_by)).await
     }
 
     /// What the run's earlier attempts recorded (nothing if none posted).
