@@ -15,5 +15,9 @@ async fn main() {
         },
         None => Part::ALL.to_vec(),
     };
-    bench::run(&Plan::full(), &parts).await;
+    let unlike = bench::run(&Plan::full(), &parts).await;
+    if !unlike.is_empty() {
+        eprintln!("the baseline does not make the same calls as the Rust handlers: {}", unlike.join("; "));
+        std::process::exit(1);
+    }
 }

@@ -10,7 +10,8 @@ use refresh_tests::repo_root;
 async fn the_benchmark_runs_end_to_end() {
     let plan = Plan::smoke();
     build_debug_handlers();
-    bench::run(&plan, &[Part::Handlers, Part::Orchestration]).await;
+    let unlike = bench::run(&plan, &[Part::Handlers, Part::Orchestration]).await;
+    assert_eq!(unlike, Vec::<String>::new(), "the baseline must make the same calls as each Rust handler");
 }
 
 /// The Rust handlers the harness starts, as `cargo build` makes them (a no-op when fresh).

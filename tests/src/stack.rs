@@ -81,7 +81,7 @@ pub async fn invoke(binary: &str, payload: &serde_json::Value) -> (u16, serde_js
 
 pub async fn stack() -> &'static Stack {
     static STACK: OnceCell<Stack> = OnceCell::const_new();
-    STACK.get_or_init(|| start(Watching { seconds: 3, time_scale: 1 })).await
+    STACK.get_or_init(|| start(Watching { seconds: 3, time_scale: 1 }, Handlers::TESTS)).await
 }
 
 /// The local `LONGEST_CALL`: no handler call here takes longer (a test that holds a call
@@ -106,8 +106,23 @@ impl Watching {
     }
 }
 
-/// A stack whose check handlers watch as `watching` says.
-pub async fn start(watching: Watching) -> Stack {
+/// How `cargo lambda watch` runs the handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct Handlers {
+    /// Processes per function at most: as many as invocations of one function may overlap
+    /// (a check handler watches for seconds), so none waits for another.
+    pub instances: u32,
+    /// The release build (`make bench`), or the debug build the tests share.
+    pub release: bool,
+}
+
+impl Handlers {
+    /// Parallel scenarios need more than one instance per function.
+    pub const TESTS: Handlers = Handlers { instances: 4, release: false };
+}
+
+/// A stack whose check handlers watch as `watching` says, run as `handlers` says.
+pub async fn start(watching: Watching, handlers: Handlers) -> Stack {
     let moto = moto();
     let config = aws_config("us-east-1").await;
     let id = unique("e2e");
@@ -159,9 +174,8 @@ pub async fn start(watching: Watching) -> Stack {
         .arg(std::process::id().to_string())
         .arg(tools_bin.join("cargo-lambda"))
         .args(["lambda", "watch", "--quiet", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])
-        // Check handlers watch for seconds per invocation (as they watch for minutes in
-        // AWS); parallel scenarios then need more than one instance per function.
-        .args(["--concurrency", "4"])
+        .args(["--concurrency", &handlers.instances.to_string()])
+        .args(handlers.release.then_some("--release"))
         // A file, not --env-var: that splits a value at its commas (SourceKmsKeyArns has some).
         .arg("--env-file")
         .arg(&env_file)

@@ -1,5 +1,7 @@
 //! The engine's HTTP API, and the emulator's own routes beside it.
 
+use std::time::SystemTime;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,10 +45,11 @@ async fn healthz(State(s): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    let engine = s.lock();
+    let mut engine = s.lock();
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
+    engine.status_reads.push(SystemTime::now());
     let clones: usize = engine.pools.iter().map(|p| p.clone_list.as_ref().map_or(0, Vec::len)).sum();
     Json(json!({
         "status": {"code": "OK", "message": "Instance is ready"},

@@ -1,6 +1,7 @@
 //! A local Lambda Runtime API (the interface AWS gives a function's process) serving one
-//! process at a time, and a timing proxy in front of moto and the DBLab emulator, so a
-//! handler's own time is its invocation time less the time its calls spent upstream.
+//! process at a time, and a timing proxy in front of moto and the DBLab emulator that notes
+//! each call, so a handler's own time is its invocation time less the time its calls spent
+//! upstream, and the calls of both languages can be compared.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -123,77 +124,53 @@ async fn init_error(State(api): State<Api>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Forwards every request to `upstream`, adding up the time during which at least one
-/// call was waiting there (concurrent calls count once), and counting the calls.
+/// Forwards every request to `upstream`, noting each call's name and when it was in flight.
 #[derive(Clone)]
 pub struct TimingProxy {
     pub url: String,
-    spent: Arc<Mutex<Spent>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
 
-#[derive(Default)]
-struct Spent {
-    /// Wall time with a call in flight, up to the last call that ended.
-    busy: Duration,
-    in_flight: u32,
-    /// When the current busy stretch began.
-    since: Option<Instant>,
-    calls: u32,
+/// One call through the proxy: its name (`rds:DescribeDBInstances`, `GET /status`) and when
+/// it was in flight.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub name: String,
+    pub started: Instant,
+    pub ended: Instant,
 }
 
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
     client: reqwest::Client,
-    spent: Arc<Mutex<Spent>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl TimingProxy {
     pub async fn start(upstream: &str) -> Self {
-        let spent = Arc::new(Mutex::new(Spent::default()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: reqwest::Client::new(),
-            spent: spent.clone(),
+            calls: calls.clone(),
         };
         let app = Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, spent }
+        Self { url, calls }
     }
 
-    /// Wall time spent upstream since the last call, and how many calls went there.
-    pub fn take(&self) -> (Duration, u32) {
-        let mut spent = self.spent.lock().expect("lock");
-        let taken = (spent.busy, spent.calls);
-        spent.busy = Duration::ZERO;
-        spent.calls = 0;
-        taken
-    }
-}
-
-impl Spent {
-    fn begin(&mut self) {
-        if self.in_flight == 0 {
-            self.since = Some(Instant::now());
-        }
-        self.in_flight += 1;
-        self.calls += 1;
-    }
-
-    fn end(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if self.in_flight == 0
-            && let Some(since) = self.since.take()
-        {
-            self.busy += since.elapsed();
-        }
+    /// The calls answered since the last take.
+    pub fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().expect("lock"))
     }
 }
 
 async fn forward(State(p): State<ProxyState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    p.spent.lock().expect("lock").begin();
+    let name = call_name(&method, &uri, &headers, &body);
+    let started = Instant::now();
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut request = p.client.request(method, format!("{}{path}", p.upstream));
     for (name, value) in &headers {
@@ -217,6 +194,58 @@ async fn forward(State(p): State<ProxyState>, method: Method, uri: Uri, headers:
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    p.spent.lock().expect("lock").end();
+    p.calls.lock().expect("lock").push(Call { name, started, ended: Instant::now() });
     response
+}
+
+/// A call's name, the same whichever SDK made it: `service:Operation` for AWS (from the
+/// signature's scope, and the JSON protocol's target header or the query protocol's
+/// `Action`), `METHOD /path` for anything else (the engine's API).
+fn call_name(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // `Credential=KEY/DATE/REGION/SERVICE/aws4_request`
+    let service = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|scope| scope.split('/').nth(3))
+        .map(str::to_string);
+    let Some(service) = service else {
+        return format!("{method} {}", uri.path());
+    };
+    let target = header("x-amz-target");
+    let operation = if target.is_empty() {
+        String::from_utf8_lossy(body)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or("?")
+            .to_string()
+    } else {
+        target.rsplit('.').next().unwrap_or(target).to_string()
+    };
+    format!("{service}:{operation}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(service: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let scope =
+            format!("AWS4-HMAC-SHA256 Credential=AKID/20261207/us-east-1/{service}/aws4_request, SignedHeaders=host");
+        headers.insert("authorization", scope.parse().expect("a header value"));
+        headers
+    }
+
+    #[test]
+    fn a_call_is_named_alike_whichever_sdk_made_it() {
+        let uri: Uri = "/".parse().expect("a uri");
+        let query = b"Action=DescribeDBInstances&Version=2014-10-31&DBInstanceIdentifier=x";
+        assert_eq!(call_name(&Method::POST, &uri, &signed("rds"), query), "rds:DescribeDBInstances");
+        let mut json = signed("dynamodb");
+        json.insert("x-amz-target", "DynamoDB_20120810.PutItem".parse().expect("a header value"));
+        assert_eq!(call_name(&Method::POST, &uri, &json, b"{}"), "dynamodb:PutItem");
+        let engine: Uri = "/status?x=1".parse().expect("a uri");
+        assert_eq!(call_name(&Method::GET, &engine, &HeaderMap::new(), b""), "GET /status");
+    }
 }
