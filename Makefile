@@ -49,7 +49,7 @@ $(NODE_TOOLS)/.installed: tests/tools/node/package.json tests/tools/node/package
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
 
-bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (release builds with whole-program LTO: about 70 min from clean on 2 cores)
+bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (host and arm64 release builds: about 40 min from clean on 2 cores)
 	cargo build --release --locked $(addprefix --bin ,$(HANDLERS))
 	mkdir -p target/bench
 	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md
@@ -90,7 +90,7 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-build: tools ## Release arm64 Lambda packages: target/lambda/<handler>/bootstrap.zip (the publisher too)
+build: $(VENV)/.installed ## Release arm64 Lambda packages: target/lambda/<handler>/bootstrap.zip (the publisher too)
 	rustup target add aarch64-unknown-linux-gnu
 	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(HANDLERS)) --bin publish-snapshot
 

@@ -49,7 +49,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
-    engine.status_reads.push(SystemTime::now());
+    engine.state_reads.push(SystemTime::now());
     let clones: usize = engine.pools.iter().map(|p| p.clone_list.as_ref().map_or(0, Vec::len)).sum();
     Json(json!({
         "status": {"code": "OK", "message": "Instance is ready"},
@@ -68,10 +68,11 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn retrieval(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    let engine = s.lock();
+    let mut engine = s.lock();
     if let Some(r) = gate(&engine, &headers, true) {
         return r;
     }
+    engine.state_reads.push(SystemTime::now());
     Json(engine.retrieving(true)).into_response()
 }
 

@@ -93,9 +93,9 @@ pub(crate) struct Engine {
     pub(crate) dump_sources: Vec<DumpSource>,
     /// Each phase or status the refresh entered, and when (for the benchmark's timings).
     pub(crate) timeline: Vec<(String, SystemTime)>,
-    /// When each authorised `/status` was answered (for the benchmark: the looks that read
-    /// the refresh's state).
-    pub(crate) status_reads: Vec<SystemTime>,
+    /// When each authorised `/status` and `/instance/retrieval` was answered (for the
+    /// benchmark: the looks that read the refresh's state).
+    pub(crate) state_reads: Vec<SystemTime>,
     /// When this engine process started (`/status` `engine.startedAt`).
     pub(crate) started_at: String,
     /// The active pool first.
@@ -151,7 +151,7 @@ impl Engine {
             config_updates: 0,
             dump_sources: Vec::new(),
             timeline: Vec::new(),
-            status_reads: Vec::new(),
+            state_reads: Vec::new(),
             settings,
         }
     }

@@ -55,8 +55,8 @@ pub struct EngineView {
     /// Each phase or status the refreshes entered (`dump`, `restore`, `renewed`,
     /// `snapshotting`, `finished`, `failed`, `inactive`), and when.
     pub timeline: Vec<(String, SystemTime)>,
-    /// When each authorised `/status` was answered.
-    pub status_reads: Vec<SystemTime>,
+    /// When each authorised `/status` and `/instance/retrieval` was answered.
+    pub state_reads: Vec<SystemTime>,
     /// `engine.startedAt`: changes with every restart.
     pub started_at: String,
     pub pools: Vec<PoolState>,
@@ -111,7 +111,7 @@ impl Emulator {
             config: e.config.clone(),
             log: e.log.clone(),
             timeline: e.timeline.clone(),
-            status_reads: e.status_reads.clone(),
+            state_reads: e.state_reads.clone(),
             started_at: e.started_at.clone(),
             pools: e.pools.clone(),
             snapshots: e.snapshots.clone(),

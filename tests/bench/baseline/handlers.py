@@ -11,15 +11,27 @@ import json
 import os
 import re
 import time
-import urllib.error
 import urllib.request
 
 import boto3
 
-rds = boto3.client("rds")
-secrets = boto3.client("secretsmanager")
-dynamodb = boto3.client("dynamodb")
-sns = boto3.client("sns")
+# The clients each Rust handler's main.rs builds at start, built here at import for the
+# function the process serves (loading a service's model is most of boto3's start-up).
+CLIENTS = {
+    "find-snapshot": ("rds", "ec2", "kms", "secretsmanager"),
+    "restore": ("rds", "dynamodb"),
+    "check-available": ("rds", "dynamodb"),
+    "patch-dblab": ("secretsmanager", "dynamodb"),
+    "poll-refresh": ("secretsmanager",),
+    "delete-clone": ("rds", "stepfunctions"),
+    "record": ("dynamodb", "stepfunctions"),
+    "notify": ("sns", "dynamodb"),
+}
+_clients = {name: boto3.client(name) for name in CLIENTS[os.environ["AWS_LAMBDA_FUNCTION_NAME"]]}
+rds = _clients.get("rds")
+secrets = _clients.get("secretsmanager")
+dynamodb = _clients.get("dynamodb")
+sns = _clients.get("sns")
 
 MANAGED_BY = "dblab-refresh"
 BUSY = ("refreshing", "snapshotting", "pending", "renewed")
