@@ -51,6 +51,19 @@ impl Pool {
     }
 }
 
+/// A loopback port held for a slot. Never the one the stack's `cargo lambda watch` is to
+/// listen on: that port was chosen free and let go (moto needs it before the stack starts),
+/// so the system may hand it out again.
+fn slot_port() -> (TcpListener, u16) {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding a slot's port: {e}"));
+        let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        if !crate::lambda_runtime_url().ends_with(&format!(":{port}")) {
+            return (listener, port);
+        }
+    }
+}
+
 pub async fn pool() -> &'static Pool {
     static POOL: OnceCell<Pool> = OnceCell::const_new();
     POOL.get_or_init(make).await
@@ -73,8 +86,7 @@ async fn make() -> Pool {
     let mut slots = Vec::new();
     let mut every = vec![down.clone()];
     for (i, token_arn) in arns.into_iter().take(SLOTS).enumerate() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding a slot's port: {e}"));
-        let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        let (listener, port) = slot_port();
         let name = format!("e{i}");
         let entries = format!(
             "{name} http://127.0.0.1:{port} {token_arn} plaintext, {name}-alias http://localhost:{port} {token_arn} plaintext"
