@@ -49,7 +49,7 @@ $(NODE_TOOLS)/.installed: tests/tools/node/package.json tests/tools/node/package
 test: tools lint validate ## Formatting, clippy, template and ASL checks, unit, integration and end-to-end tests
 	cargo test --workspace --locked
 
-bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (host and arm64 release builds: about 40 min from clean on 2 cores)
+bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, orchestration cost and package sizes (host and arm64 release builds: about 55 min from clean on 2 cores)
 	cargo build --release --locked $(addprefix --bin ,$(HANDLERS))
 	mkdir -p target/bench
 	set -o pipefail; cargo bench --locked -p refresh-tests --bench bench | tee target/bench/report.md
