@@ -63,9 +63,14 @@ impl Plan {
         Self { processes: 1, warm: 1, release: false, refresh: Phases::SHORT, refreshes: 1 }
     }
 
+    /// The build measured: `release` or `debug`.
+    fn build(&self) -> &'static str {
+        if self.release { "release" } else { "debug" }
+    }
+
     /// Where the Rust handler binaries are.
     fn binaries(&self) -> PathBuf {
-        repo_root().join(if self.release { "target/release" } else { "target/debug" })
+        repo_root().join("target").join(self.build())
     }
 }
 
@@ -461,7 +466,7 @@ async fn handlers(plan: &Plan) -> Vec<String> {
          architecture. Python 3.11, boto3, awslambdaric. {} processes each, taking turns.\n",
         PROOF_GAP.whole_seconds(),
         plan.warm,
-        if plan.release { "release" } else { "debug" },
+        plan.build(),
         plan.processes
     );
     println!(

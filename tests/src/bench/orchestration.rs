@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_sfn::types::HistoryEvent;
 use dblab_emulator::Settings;
 use refresh_core::cost;
+use refresh_core::dblab::trigger::PROOF_GAP;
 use refresh_core::executions::usage_of;
+use refresh_core::request::SourceType;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -16,8 +18,6 @@ use super::{Plan, median, spread, verdict};
 use crate::World;
 use crate::production::{PRODUCTION_ACCOUNT, Production};
 use crate::stack::{Handlers, Watching};
-use refresh_core::dblab::trigger::PROOF_GAP;
-use refresh_core::request::SourceType;
 
 /// One second here is one minute of a real refresh.
 const SCALE: f64 = 60.0;
@@ -170,7 +170,7 @@ pub async fn report(plan: &Plan) {
          AWS) and plans its looks with their longest AWS time scaled alike (`WATCH_TIME_SCALE`), so it holds as \
          many looks as in AWS. {runs} refreshes of each kind at once. Times are real-equivalent (scaled back up) \
          unless said.\n",
-        if plan.release { "release" } else { "debug" },
+        plan.build(),
         p.clone_restore,
         p.dump,
         p.dblab_restore,
