@@ -78,7 +78,7 @@ impl Settings {
         if share_with.is_empty() {
             return Err(bad("SHARE_WITH is empty: name the refresh accounts (12-digit ids, comma-separated)".into()));
         }
-        if let Some(wrong) = share_with.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+        if let Some(wrong) = share_with.iter().find(|a| !refresh_core::request::is_account_id(a)) {
             return Err(bad(format!("SHARE_WITH must list 12-digit account ids, not {wrong:?}")));
         }
         // RDS shares a manual snapshot with at most 20 accounts.

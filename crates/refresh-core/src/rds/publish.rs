@@ -9,6 +9,7 @@
 //! automated snapshot it copies ([`COPY_OF_KEY`]). No call names the database itself.
 
 use super::*;
+use crate::naming::fnv1a;
 use crate::request::SourceType;
 
 /// The name every copy starts with.
@@ -83,10 +84,6 @@ pub fn copy_name(automated: &str) -> String {
         name.push_str(&digest);
     }
     name.trim_end_matches('-').to_string()
-}
-
-fn fnv1a(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// How a copy names the automated snapshot it was made from ([`COPY_OF_KEY`]): without

@@ -29,6 +29,11 @@ pub fn check_rds_identifier(id: &str) -> Result<(), String> {
     }
 }
 
+/// An AWS account id: exactly 12 digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A secret's full ARN: Secrets Manager ends the name with `-` and six random characters.
 /// GetSecretValue also finds a secret by its partial ARN (without them), but IAM matches
 /// the stack's `SecretArns` against the full one, so a run named that way would be denied
@@ -40,8 +45,7 @@ pub(crate) fn check_secret_arn(arn: &str) -> Result<(), String> {
         && parts[1].starts_with("aws")
         && parts[2] == "secretsmanager"
         && !parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && is_account_id(parts[4])
         && parts[5] == "secret"
         && !parts[6].is_empty();
     if !valid {

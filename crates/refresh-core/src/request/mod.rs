@@ -14,7 +14,7 @@ mod reader;
 mod rules;
 
 pub(crate) use checks::{check_endpoint, check_secret_arn};
-pub use checks::{check_rds_identifier, check_target};
+pub use checks::{check_rds_identifier, check_target, is_account_id};
 pub use labels::Labels;
 pub use model::*;
 

@@ -117,11 +117,7 @@ impl Reader {
         }
         let account = self.text(&mut obj, &f::SOURCE_ACCOUNT);
         self.check(f::SOURCE_ACCOUNT.key, account.as_ref(), |a| {
-            if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(())
-            } else {
-                Err(format!("{a:?} is not an AWS account id (12 digits)"))
-            }
+            if is_account_id(a) { Ok(()) } else { Err(format!("{a:?} is not an AWS account id (12 digits)")) }
         });
         // What another account can share: snapshots, or an Aurora cluster through AWS RAM
         // (cloned copy-on-write); a point in time would need its backups.
