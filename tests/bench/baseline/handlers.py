@@ -74,7 +74,7 @@ class Engine:
             return text.decode() if raw else json.loads(text or b"null")
 
 
-def _held(request, key, execution):
+def _held(key, execution):
     """The run still holds its lock on `key`."""
     item = dynamodb.get_item(
         TableName=os.environ["HISTORY_TABLE"], Key={"target": {"S": key}, "sk": {"S": "lock"}}, ConsistentRead=True
@@ -119,7 +119,7 @@ def find_snapshot(event, context):
 
 def restore(event, context):
     request, execution = event["request"], event["execution"]
-    _held(request, request["target"], execution)
+    _held(request["target"], execution)
     name = _clone_name(request, execution)
     try:
         rds.describe_db_instances(DBInstanceIdentifier=name)
@@ -151,7 +151,7 @@ def restore(event, context):
 
 def check_available(event, context):
     request, clone = event["request"], event["clone"]
-    _held(request, request["target"], event["execution"])
+    _held(request["target"], event["execution"])
     instance = rds.describe_db_instances(DBInstanceIdentifier=clone["identifier"])["DBInstances"][0]
     ready = instance["DBInstanceStatus"] == "available"
     clone = dict(clone, status="ready" if ready else "pending", rdsStatus=instance["DBInstanceStatus"])
@@ -163,8 +163,8 @@ def check_available(event, context):
 def patch_dblab(event, context):
     request, clone, execution = event["request"], event["clone"], event["execution"]
     table = os.environ["HISTORY_TABLE"]
-    _held(request, request["target"], execution)
-    _held(request, event["engineLock"]["key"], execution)
+    _held(request["target"], execution)
+    _held(event["engineLock"]["key"], execution)
     password = _password(request)
     engine = Engine(request)
     health = engine.call("GET", "/healthz")

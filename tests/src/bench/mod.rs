@@ -668,6 +668,8 @@ fn packages() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     fn calls(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
     }
@@ -683,6 +685,36 @@ mod tests {
         assert_eq!(super::unlike_calls("h", &same, &twice).len(), 1, "a call made twice");
         let drifting = [rust.clone(), fewer[0].clone()];
         assert_eq!(super::unlike_calls("h", &drifting, &same).len(), 1, "one process of a language differs");
+    }
+
+    fn call(name: &str, started: Instant, from_ms: u64, to_ms: u64) -> super::Call {
+        let at = |ms| started + Duration::from_millis(ms);
+        super::Call { name: name.to_string(), started: at(from_ms), ended: at(to_ms) }
+    }
+
+    #[test]
+    fn calls_at_once_count_once_upstream() {
+        let t = Instant::now();
+        let calls = [call("a", t, 0, 10), call("b", t, 5, 20), call("c", t, 30, 40)];
+        assert_eq!(super::upstream(&calls), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn the_designed_wait_is_the_idle_time_before_the_trigger_and_no_more_than_the_gap() {
+        let t = Instant::now();
+        let gap = super::PROOF_GAP.unsigned_abs();
+        let posted_ms = 10;
+        let last_ms = 50;
+        let trigger_ms = posted_ms + gap.as_millis() as u64 + 30;
+        let calls = [
+            call("POST /admin/config", t, 0, posted_ms),
+            call("GET /status", t, 40, last_ms),
+            call("POST /full-refresh", t, trigger_ms, trigger_ms + 5),
+        ];
+        // Idle from the last call to the gap's end; what follows the gap is the handler's own.
+        let expected = Duration::from_millis(posted_ms) + gap - Duration::from_millis(last_ms);
+        assert_eq!(super::designed_wait(&calls), expected);
+        assert_eq!(super::designed_wait(&calls[..2]), Duration::ZERO, "no trigger, no wait");
     }
 
     #[test]
