@@ -29,7 +29,7 @@ async fn the_leak_scan_finds_a_secret_planted_in_a_row_and_the_fleet_item() {
                 )
         };
         put(s.w.target(), "run#planted").send().await.unwrap();
-        put(refresh_core::fleet::FLEET_PK.into(), &s.w.target()).send().await.unwrap();
+        put(refresh_core::history::FLEET_PK.into(), &s.w.target()).send().await.unwrap();
         let found = s.leaks(&scanner, &[]).await;
         for place in ["history item run#planted.error", "fleet item.error"] {
             assert!(
@@ -42,7 +42,7 @@ async fn the_leak_scan_finds_a_secret_planted_in_a_row_and_the_fleet_item() {
     s.w.dynamodb
         .delete_item()
         .table_name(&s.stack.table)
-        .key("target", AttributeValue::S(refresh_core::fleet::FLEET_PK.into()))
+        .key("target", AttributeValue::S(refresh_core::history::FLEET_PK.into()))
         .key("sk", AttributeValue::S(s.w.target()))
         .send()
         .await

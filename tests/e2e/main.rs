@@ -304,7 +304,7 @@ impl Scenario {
             .dynamodb
             .get_item()
             .table_name(&self.stack.table)
-            .key("target", AttributeValue::S(refresh_core::fleet::FLEET_PK.into()))
+            .key("target", AttributeValue::S(refresh_core::history::FLEET_PK.into()))
             .key("sk", AttributeValue::S(self.w.target()))
             .consistent_read(true)
             .send()

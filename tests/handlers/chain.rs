@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use dblab_emulator::Settings;
+use refresh_core::poll::PollStatus;
 use refresh_core::row::Outcome;
-use refresh_core::run::{DeletionStatus, PollStatus, RunState};
+use refresh_core::run::{DeletionStatus, RunState};
 use refresh_tests::World;
 
 use crate::delete_clone::delete_fully;

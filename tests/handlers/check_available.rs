@@ -1,4 +1,5 @@
-use refresh_core::run::{CloneKind, PollStatus};
+use refresh_core::poll::PollStatus;
+use refresh_core::run::CloneKind;
 use refresh_tests::World;
 use serde_json::json;
 

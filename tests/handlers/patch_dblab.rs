@@ -1,6 +1,8 @@
 use dblab_emulator::{Settings, Version};
 use refresh_core::RefreshError;
-use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh};
+use refresh_core::dblab::Refresh;
+use refresh_core::poll::PollStatus;
+use refresh_core::run::{CloneInstance, Execution};
 use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::Value;
@@ -52,7 +54,7 @@ async fn points_the_engine_at_the_clone_and_starts_the_refresh() {
     assert_eq!(source.parallel_jobs, "2", "db.r6g.xlarge has 4 vCPUs: 2 dump jobs");
     assert_eq!(engine.password.as_deref(), Some(w.password.as_str()), "the password arrives byte for byte");
 
-    assert_eq!(Some(refresh.previous_last_refresh.clone()), before.last_refresh);
+    assert_eq!(refresh.previous_last_refresh, before.last_refresh);
     assert_eq!(refresh.dump_parallel_jobs, 2);
     assert_eq!(refresh.status, PollStatus::Pending);
     assert!(!refresh.seen_start);

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use dblab_emulator::{Outcome, Settings, StartFailure, Version};
 use refresh_core::RefreshError;
-use refresh_core::run::{Execution, PollStatus, Refresh, RefreshFailure, RefreshPhase};
+use refresh_core::dblab::{Refresh, RefreshFailure, RefreshPhase, RetrievalStatus};
+use refresh_core::poll::PollStatus;
+use refresh_core::run::Execution;
 use refresh_core::watch::Watch;
 use refresh_tests::World;
 use serde_json::{Value, json};
@@ -64,7 +66,7 @@ async fn follows_dump_restore_and_snapshot_to_done() {
     let (done, phases) = settle(&w, &request, &execution, refresh).await;
     assert_eq!(done.status, PollStatus::Ready);
     assert!(done.seen_start);
-    assert_eq!(done.retrieval_status, "finished");
+    assert_eq!(done.retrieval_status, RetrievalStatus::Finished);
     assert_eq!(phases, [RefreshPhase::Dump, RefreshPhase::Restore, RefreshPhase::Snapshot]);
     assert!(done.finished_at.is_some() && done.polls > 3);
     w.assert_no_secret(&serde_json::to_string(&done).unwrap());
@@ -233,7 +235,7 @@ async fn finished_without_a_new_snapshot_is_a_failure_of_its_own() {
             started(Settings { version, snapshot_exists: true, ..Settings::default() }).await;
         let (failed, _) = settle(&w, &request, &execution, refresh).await;
         assert_eq!((failed.status, failed.failure), (PollStatus::Failed, Some(RefreshFailure::NoSnapshot)));
-        assert_eq!(failed.retrieval_status, "finished", "the engine itself says finished");
+        assert_eq!(failed.retrieval_status, RetrievalStatus::Finished, "the engine itself says finished");
         let alert = failed.alert.unwrap();
         assert!(alert.contains("made no snapshot of pool dblab_pool"), "{alert}");
         assert!(alert.contains("its newest is dblab_pool@snapshot_20260101000000"), "{alert}");
@@ -350,7 +352,7 @@ async fn on_lvm_a_refresh_is_taken_on_the_engines_finished_and_said_to_be_unprov
     // passed for this refresh's evidence.
     let listed = w.engine_call(reqwest::Method::GET, "/snapshots", None).await;
     assert_eq!(listed[0]["id"], "TechnicalSnapshot", "{listed}");
-    assert!(listed[0]["createdAt"].as_str().unwrap() >= done.last_refresh.as_str(), "{listed}");
+    assert!(listed[0]["createdAt"].as_str().unwrap() >= done.last_refresh.as_deref().unwrap(), "{listed}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 use refresh_core::naming;
-use refresh_core::run::{CloneKind, PollStatus};
+use refresh_core::poll::PollStatus;
+use refresh_core::run::CloneKind;
 use refresh_core::tags;
 use refresh_tests::World;
 use serde_json::json;

@@ -107,7 +107,7 @@ async fn copied_in_and_restored(
     assert!(tags.contains(&("dblab-refresh:copy-of", &chosen.arn)), "{tags:?}");
 
     let copied = check(w, request, execution, &waiting).await.unwrap();
-    assert_eq!(copied.status, refresh_core::run::PollStatus::Copied, "{copied:?}");
+    assert_eq!(copied.status, refresh_core::poll::PollStatus::Copied, "{copied:?}");
     let clone = restore_clone(w, request, execution, chosen).await.unwrap();
     assert!(!clone.waiting_for_copy(), "{clone:?}");
     assert!(clone.copy.as_ref().is_some_and(|c| c.ready_at.is_some()), "the copy phase ended: {clone:?}");
@@ -310,14 +310,14 @@ async fn the_copy_goes_with_its_clone_and_a_run_stopped_mid_copy_leaves_nothing(
     let execution = w.execution();
     let waiting = restore_clone(&w, &request, &execution, &chosen).await.unwrap();
     let still = check(&w, &request, &execution, &waiting).await.unwrap();
-    assert_eq!((still.status, still.rds_status.as_str()), (refresh_core::run::PollStatus::Pending, "copy:creating"));
+    assert_eq!((still.status, still.rds_status.as_str()), (refresh_core::poll::PollStatus::Pending, "copy:creating"));
     // Past its deadline, the copy times out the run.
     let late = refresh_core::run::CloneInstance {
         deadline: time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
         ..still
     };
     let timed_out = check(&w, &request, &execution, &late).await.unwrap();
-    assert_eq!(timed_out.status, refresh_core::run::PollStatus::TimedOut, "{timed_out:?}");
+    assert_eq!(timed_out.status, refresh_core::poll::PollStatus::TimedOut, "{timed_out:?}");
     let purged = crate::delete_clone::purge(&w, &execution, None, None).await.unwrap();
     assert_eq!(purged.status, refresh_core::run::DeletionStatus::Deleted, "{purged:?}");
     assert_eq!(purged.deleted, std::slice::from_ref(&waiting.identifier), "{purged:?}");

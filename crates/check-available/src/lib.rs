@@ -7,9 +7,10 @@
 
 use refresh_core::RefreshError;
 use refresh_core::history::History;
+use refresh_core::poll::PollStatus;
 use refresh_core::rds::Rds;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{CloneInstance, Execution, PollStatus};
+use refresh_core::run::{CloneInstance, Execution};
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use time::OffsetDateTime;

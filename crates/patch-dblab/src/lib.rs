@@ -13,13 +13,15 @@
 
 use refresh_core::RefreshError;
 use refresh_core::dblab::engine::{self, EngineIdentity};
-use refresh_core::dblab::progress::Trigger;
+use refresh_core::dblab::refresh::{adopted, triggered};
+use refresh_core::dblab::status::InstanceStatus;
 use refresh_core::dblab::trigger::{self, Found};
-use refresh_core::dblab::{self, Api, BUSY_STATUSES, DblabClient, SourceConnection};
-use refresh_core::history::{ConfigPost, History};
+use refresh_core::dblab::{self, Api, DblabClient, Refresh, SourceConnection, Trigger};
+use refresh_core::history::History;
+use refresh_core::poll::PollStatus;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{CloneInstance, EngineLock, Execution, PollStatus, Refresh};
-use refresh_core::secrets::SecretReader;
+use refresh_core::run::{CloneInstance, EngineLock, Execution};
+use refresh_core::secrets::{Secret, SecretReader};
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use std::time::Instant;
@@ -91,49 +93,82 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
     let unproven = engine::lvm_allowed(&before, request.dblab.allow_lvm)?;
     let config_is_ours = config.effective_source(api).is_ok_and(|s| s.is(&connection));
     let plan = trigger::dump_plan(&clone.instance_class, config.immediate_restore(), request.clone.delete_after_dump);
-    let clock = client.clock();
     let earlier = deps.history.config_post(&request.target, execution).await?;
-    match trigger::found(&before.retrieving, before.refreshing_pool().is_some(), config_is_ours, earlier.posted_by) {
+    let found = Trigger {
+        spec: &request.dblab,
+        before: &before,
+        engine: identity,
+        clock: client.clock(),
+        dump_parallel_jobs: config.dump_jobs_in_effect(),
+        release_after_dump: plan.release_after_dump,
+        pool: before.refreshing_pool(),
+        ignored_errors,
+        unproven,
+        locked_instance,
+    };
+    match trigger::found(&before.retrieving, found.pool.is_some(), config_is_ours, earlier.posted_by) {
         Found::OursUnderWay => {
             warn!(status = %before.retrieving.status, "the engine runs a refresh from this run's clone, built after its recorded config change: adopting it");
-            let trigger = Trigger {
-                spec: &request.dblab,
-                before: &before,
-                engine: identity,
-                clock,
-                dump_parallel_jobs: config.dump_jobs_in_effect(),
-                release_after_dump: plan.release_after_dump,
-                pool: before.refreshing_pool(),
-                ignored_errors,
-                unproven,
-                locked_instance: locked_instance.clone(),
-            };
-            return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), trigger));
+            return Ok(adopted(OffsetDateTime::now_utc(), found));
         }
         Found::Busy => {
-            let detail = match (config_is_ours, earlier) {
-                (true, ConfigPost { posted_by: None, posting_at: Some(at) }) => format!(
-                    "; an earlier attempt of this run posted the engine's config at about {} and its answer never came \
-                     back: nothing proves the refresh under way was built after that change, so it is not taken as \
-                     this run's",
-                    refresh_core::clock::rfc3339(at)
-                ),
-                (true, ConfigPost { posted_by: Some(by), .. }) => format!(
-                    "; the refresh under way cannot be proven this run's: it must have been built after this run's \
-                     config change was answered ({}, engine clock) and the engine must show its pool",
-                    refresh_core::clock::rfc3339(by)
-                ),
-                _ => String::new(),
-            };
-            return Err(RefreshError::DblabBusy { status: before.retrieving.status.clone(), detail });
+            return Err(RefreshError::DblabBusy {
+                status: before.retrieving.status.to_string(),
+                detail: trigger::busy_detail(config_is_ours, earlier.posting_at, earlier.posted_by),
+            });
         }
         Found::Free => {}
     }
-    engine::config_modifiable(&before)?;
-    engine::no_timetable(&config)?;
-    engine::snapshot_job(&config, api)?;
+    let run = Run { deps, request, execution, client: &client, api, connection: &connection };
+    let posted = point_at_clone(&run, &before, &config, &password, plan.jobs).await?;
+    let trigger = Trigger {
+        clock: client.clock(),
+        dump_parallel_jobs: posted.dump_jobs,
+        pool: Some(posted.pool.clone()),
+        ..found
+    };
+    start(&run, trigger, &posted).await
+}
+
+/// What one attempt works with once the engine is known.
+struct Run<'a> {
+    deps: &'a Deps,
+    request: &'a RefreshRequest,
+    execution: &'a str,
+    client: &'a DblabClient,
+    api: Api,
+    connection: &'a SourceConnection,
+}
+
+/// The engine's config change, as answered.
+struct Posted {
+    /// When the answer came (ours, monotonic): the trigger waits the proof's gap from it.
+    answered: Instant,
+    at: OffsetDateTime,
+    /// The latest the engine's clock read at the answer, as recorded for a retry.
+    by: OffsetDateTime,
+    /// The dump jobs the engine will use: the file's value as it now is.
+    dump_jobs: u32,
+    /// The pool the refresh takes, read after the change.
+    pool: String,
+}
+
+/// Points the engine's dump at the clone, once the engine and the clone pass the last
+/// checks, and proves from the whole `server.yml` that it took; when the change was asked
+/// and answered is recorded durably on either side of it.
+async fn point_at_clone(
+    run: &Run<'_>,
+    before: &InstanceStatus,
+    config: &dblab::EngineConfig,
+    password: &Secret,
+    jobs: u32,
+) -> Result<Posted, RefreshError> {
+    let Run { deps, request, execution, client, api, connection } = *run;
+    engine::config_modifiable(before)?;
+    engine::no_timetable(config)?;
+    engine::snapshot_job(config, api)?;
     // Checked again: a clone opened on the engine since the preflight would make it refuse.
-    engine::free_pool(&before)?;
+    before.free_pool()?;
     if config.immediate_restore() {
         // With deleteAfterDump the preflight refused this; the engine's config changed since.
         info!(
@@ -141,86 +176,54 @@ pub async fn handle(deps: &Deps, input: Input, budget: Watch) -> Result<Refresh,
             "immediateRestore is on: dumping with one job, as the engine requires, and the clone stays to the end"
         );
     }
-    check_source(&client, &config, api, &connection, &password).await?;
-    let jobs = plan.jobs;
-    let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), &connection)
+    check_source(client, config, api, connection, password).await?;
+    let connection_string = dblab::connection_string_for(api, config.connection_string().as_deref(), connection)
         .map_err(RefreshError::DblabMisconfigured)?;
     let patch =
-        dblab::config_patch(&connection, &password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
+        dblab::config_patch(connection, password, &connection_string, jobs, request.dblab.restore_parallel_jobs);
     // Durably, before the change: what a retry needs to tell this run's refresh from another.
     deps.history.config_posting(&request.target, execution, client.clock().earliest(OffsetDateTime::now_utc())).await?;
     client.update_config(&patch).await?;
     // The engine answers once it has reloaded: a refresh built after this reads the clone.
     let answered = Instant::now();
-    let config_posted_at = OffsetDateTime::now_utc();
+    let at = OffsetDateTime::now_utc();
     // The engine's own stamp of that answer (its Date, to the second), free of any
     // conversion's error; without one, the latest our clock allows.
     let posted_clock = client.clock();
-    let posted_by = posted_clock.answered.unwrap_or_else(|| posted_clock.latest(config_posted_at));
-    deps.history.config_posted(&request.target, execution, posted_by).await?;
-    let applied = verify_source(&client, api, &connection, jobs, request.dblab.restore_parallel_jobs).await?;
+    let by = posted_clock.answered.unwrap_or_else(|| posted_clock.latest(at));
+    deps.history.config_posted(&request.target, execution, by).await?;
+    let applied = verify_source(client, api, connection, jobs, request.dblab.restore_parallel_jobs).await?;
     // The POST reloaded the engine's pool list (pool_manager.go `ReloadPools`), which
     // reorders it: the pool the refresh takes is read from the list as it is now.
-    let pool = engine::free_pool(&engine::logical_engine(&client).await?.status)?;
+    let pool = engine::logical_engine(client).await?.status.free_pool()?;
     // A file without the key keeps the engine's default, whatever was sent.
-    let jobs_used = applied.dump_jobs_in_effect();
-    if jobs_used != jobs {
+    let dump_jobs = applied.dump_jobs_in_effect();
+    if dump_jobs != jobs {
         warn!(
             sent = jobs,
-            used = jobs_used,
+            used = dump_jobs,
             "server.yml has no dump parallelJobs to set: the engine dumps with its default"
         );
     }
-    info!(host = %connection.host, port = connection.port, dump_jobs = jobs_used, %pool, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
+    info!(host = %connection.host, port = connection.port, dump_jobs, %pool, connection_string = !connection_string.is_empty(), "the engine's dump source is the clone");
+    Ok(Posted { answered, at, by, dump_jobs, pool })
+}
 
-    let trigger = Trigger {
-        spec: &request.dblab,
-        before: &before,
-        engine: identity,
-        clock: client.clock(),
-        dump_parallel_jobs: jobs_used,
-        release_after_dump: plan.release_after_dump,
-        pool: Some(pool),
-        ignored_errors,
-        unproven,
-        locked_instance: locked_instance.clone(),
-    };
-    // Long enough after the answer that the refresh this trigger starts is stamped past the
-    // proof's gap: what a retry whose answer was lost needs to prove it this run's.
-    tokio::time::sleep(trigger::PROOF_GAP.unsigned_abs().saturating_sub(answered.elapsed())).await;
+/// Triggers the refresh, long enough after the config change's answer that the refresh it
+/// starts is stamped past the proof's gap (what a retry whose answer was lost needs to
+/// prove it this run's). A refusal may hide this run's refresh, started by the engine on
+/// the change itself: `trigger::after_refusal` tells.
+async fn start(run: &Run<'_>, trigger: Trigger<'_>, posted: &Posted) -> Result<Refresh, RefreshError> {
+    tokio::time::sleep(trigger::PROOF_GAP.unsigned_abs().saturating_sub(posted.answered.elapsed())).await;
     let triggered_at = OffsetDateTime::now_utc();
-    let Err(err) = client.full_refresh().await else {
-        let clock = client.clock();
+    let Err(err) = run.client.full_refresh().await else {
+        let clock = run.client.clock();
         info!(engine_clock = %clock.describe(), "full refresh accepted");
-        return Ok(dblab::progress::triggered(triggered_at, Trigger { clock, ..trigger }));
+        return Ok(triggered(triggered_at, Trigger { clock, ..trigger }));
     };
     let RefreshError::DblabRejected { .. } = err else { return Err(err) };
-    // Refused: someone else's refresh may have started since the status was read, its jobs
-    // built with the source configured before (often production), or a clone was opened.
-    let now = client.instance_status().await?;
-    let status = now.retrieving.status.clone();
-    if !BUSY_STATUSES.contains(&status.as_str()) {
-        engine::free_pool(&now)?;
-        return Err(err);
-    }
-    let last_refresh = now.retrieving.last_refresh().to_string();
-    let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(&connection));
-    if trigger::is_ours(&last_refresh, now.refreshing_pool().is_some(), ours_now, Some(posted_by)) {
-        // Only a config change on a `pending` engine starts a refresh by itself: built
-        // after this run's change, it reads this run's clone.
-        warn!(%status, %last_refresh, "the engine started the refresh on the config change; following it");
-        return Ok(dblab::progress::adopted(OffsetDateTime::now_utc(), Trigger { before: &now, ..trigger }));
-    }
-    Err(RefreshError::DblabBusy {
-        status,
-        detail: format!(
-            "; a refresh this run did not start is running (lastRefresh {}, this run changed the engine's config at \
-             {}): its jobs may have been built with the source configured before, so it is not taken as this run's \
-             refresh; run again once it is over",
-            if last_refresh.is_empty() { "null".to_string() } else { last_refresh },
-            refresh_core::clock::rfc3339(config_posted_at)
-        ),
-    })
+    let now = trigger::after_refusal(run.client, err, run.api, run.connection, posted.by, posted.at).await?;
+    Ok(adopted(OffsetDateTime::now_utc(), Trigger { before: &now, ..trigger }))
 }
 
 /// The engine's own check that it can reach and read the clone, before anything of the
@@ -232,7 +235,7 @@ async fn check_source(
     config: &dblab::EngineConfig,
     api: Api,
     connection: &SourceConnection,
-    password: &refresh_core::secrets::Secret,
+    password: &Secret,
 ) -> Result<(), RefreshError> {
     if config.effective_source(api).is_ok_and(|s| s.source_type == "rdsIam") {
         info!("the engine signs in to the source with IAM: its password check of the clone is skipped");

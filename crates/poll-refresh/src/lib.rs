@@ -7,13 +7,15 @@
 
 use refresh_core::RefreshError;
 use refresh_core::dblab;
+use refresh_core::dblab::Refresh;
+use refresh_core::poll::PollStatus;
 use refresh_core::request::RefreshRequest;
-use refresh_core::run::{Execution, PollStatus, Refresh};
+use refresh_core::run::Execution;
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::info;
 
 pub struct Deps {
     pub secrets: SecretReader,
@@ -40,35 +42,7 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
     let look = |prev: Refresh| {
         let client = &client;
         async move {
-            let status = client.instance_status().await?;
-            refresh_core::dblab::engine::same_engine(
-                prev.locked_instance.as_deref(),
-                status.engine.instance_id.as_deref(),
-                client.endpoint(),
-            )?;
-            let mut look = dblab::Look {
-                refreshing_pool: status.refreshing_pool(),
-                retrieving: status.retrieving,
-                engine_started_at: status.engine.started_at,
-                snapshots: None,
-            };
-            match look.retrieving.status.as_str() {
-                // Only the retrieval endpoint lists the sessions that tell dump from restore.
-                "refreshing" => match client.retrieval().await {
-                    Ok(detail) => look.retrieving.activity = detail.activity,
-                    Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
-                },
-                // `finished` counts only with the engine's snapshot of the refresh.
-                // An LVM pool (accepted by the request) keeps no snapshot to look for.
-                "finished"
-                    if prev.unproven.is_none()
-                        && (prev.seen_start || look.retrieving.last_refresh() != prev.previous_last_refresh) =>
-                {
-                    look.snapshots = Some(client.snapshots().await?);
-                }
-                _ => {}
-            }
-            let next = dblab::advance(&prev, &look, OffsetDateTime::now_utc());
+            let next = dblab::advance(&prev, &dblab::look(client, &prev).await?, OffsetDateTime::now_utc());
             info!(status = ?next.status, retrieval = %next.retrieval_status, phase = ?next.phase, seen_start = next.seen_start, polls = next.polls, snapshot = ?next.snapshot.as_ref().map(|s| &s.id), "refresh polled");
             Ok(next)
         }
@@ -76,7 +50,7 @@ pub async fn handle(deps: &Deps, input: Input, watch: Watch) -> Result<Refresh, 
     // The clone is released as soon as the dump is over: that ends the watch too.
     let act = |r: &Refresh| r.status != PollStatus::Pending || r.release_clone;
     let poll = request.dblab.poll_interval;
-    let mut refresh = watch.run(input.refresh, |r| dblab::next_look_in(r, poll), dblab::LOOK_TIME, look, act).await?;
-    refresh.wait_seconds = dblab::next_look_in(&refresh, poll).as_secs();
+    let mut refresh = watch.run(input.refresh, |r| r.next_look_in(poll), dblab::LOOK_TIME, look, act).await?;
+    refresh.wait_seconds = refresh.next_look_in(poll).as_secs();
     Ok(refresh)
 }

@@ -9,8 +9,6 @@ use time::OffsetDateTime;
 
 use crate::row::Outcome;
 
-pub use crate::history::FLEET_PK;
-
 /// A target's latest state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -12,6 +12,7 @@ pub mod history;
 pub mod metrics;
 pub mod naming;
 pub mod notification;
+pub mod poll;
 pub mod preflight;
 pub mod rds;
 pub mod redaction;

@@ -315,10 +315,9 @@ async fn engine_checks(
         // the engine's list (docs/dblab-engine.md, Pools and clones).
         (
             "pool to refresh",
-            engine::free_pool(&state.status)
-                .map(|pool| format!("a pool without clones ({pool} in the list as it is now)")),
+            state.status.free_pool().map(|pool| format!("a pool without clones ({pool} in the list as it is now)")),
         ),
-        ("pools", Ok(engine::pools_described(&state.status))),
+        ("pools", Ok(state.status.pools_described())),
         (
             "evidence",
             engine::lvm_allowed(&state.status, request.dblab.allow_lvm).map(|said| {

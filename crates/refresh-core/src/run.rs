@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::dblab::Refresh;
+use crate::poll::PollStatus;
 use crate::request::{SourceMode, SourceType};
 
 /// Who is running: from the Step Functions context object, or from the status-change
@@ -176,19 +178,6 @@ impl EngineLock {
     }
 }
 
-/// What the Choice after a poll routes on. Shared by the clone and refresh loops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PollStatus {
-    Pending,
-    /// The clone is available, or the refresh finished.
-    Ready,
-    /// The clone's local snapshot copy is available: the restore may now be asked.
-    Copied,
-    Failed,
-    TimedOut,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub address: String,
@@ -264,129 +253,6 @@ impl CloneInstance {
     pub fn instance_id(&self) -> &str {
         self.writer_instance_id.as_deref().unwrap_or(&self.identifier)
     }
-}
-
-/// The job the engine is running, as far as its activity lists tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefreshPhase {
-    #[serde(rename = "dump")]
-    Dump,
-    #[serde(rename = "restore")]
-    Restore,
-    /// immediateRestore: dumping and restoring at once.
-    #[serde(rename = "dump+restore")]
-    DumpAndRestore,
-    #[serde(rename = "snapshot")]
-    Snapshot,
-}
-
-impl RefreshPhase {
-    /// In words, for a reader of the notification.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Dump => "the dump",
-            Self::Restore => "the restore",
-            Self::DumpAndRestore => "the dump restoring as it went (immediateRestore)",
-            Self::Snapshot => "the snapshot job",
-        }
-    }
-}
-
-/// Why a refresh failed when the engine's own alert does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RefreshFailure {
-    /// Accepted by the engine, but never seen running within `dblab.startTimeout`.
-    NotStarted,
-    /// The engine restarted (a new `engine.startedAt`, a lost `lastRefresh`, or back to
-    /// `inactive`).
-    EngineRestarted,
-    /// The engine said `finished`, but `GET /snapshots` shows no snapshot of the refreshed
-    /// pool made since the refresh started: nothing proves the new data is there.
-    NoSnapshot,
-}
-
-/// The DBLab refresh: started by `patch-dblab`, advanced by `poll-refresh`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Refresh {
-    /// `lastRefresh` read before the trigger (empty for `null`).
-    pub previous_last_refresh: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub triggered_at: OffsetDateTime,
-    /// The engine's clock against ours at the trigger: the times the engine stamps are
-    /// compared with ours only through it.
-    #[serde(default)]
-    pub engine_clock: crate::dblab::EngineClock,
-    #[serde(with = "time::serde::rfc3339")]
-    pub deadline: OffsetDateTime,
-    /// A refresh not seen running by then was never started by the engine.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
-    pub start_deadline: Option<OffsetDateTime>,
-    /// The engine's `refresh_skipped` warning as it stood before the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_before: Option<crate::dblab::AlertMark>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<crate::dblab::EngineIdentity>,
-    pub dump_parallel_jobs: u32,
-    pub status: PollStatus,
-    pub retrieval_status: String,
-    pub last_refresh: String,
-    /// Whether this refresh has been seen running; before that, `finished`/`failed` are stale.
-    pub seen_start: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<RefreshFailure>,
-    /// The refresh was already running this run's clone when `patch-dblab` looked (a retry
-    /// after a lost answer): it was taken as this run's, not started again.
-    #[serde(default)]
-    pub adopted: bool,
-    /// `dump`, `restore` or `snapshot` while it runs, inferred from the engine's activity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<RefreshPhase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alert: Option<String>,
-    #[serde(default)]
-    pub polls: u32,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<OffsetDateTime>,
-    /// Whether this run deletes its clone once the dump is over (`clone.deleteAfterDump`,
-    /// unless the engine restores while it dumps).
-    #[serde(default)]
-    pub release_after_dump: bool,
-    /// The dump is over: the clone is no longer read from.
-    #[serde(default)]
-    pub dump_over: bool,
-    /// Set on the one poll that found the dump over, when the clone is to go now: the
-    /// state machine deletes it and goes on polling.
-    #[serde(default)]
-    pub release_clone: bool,
-    /// Seconds the state machine waits before the next poll invocation
-    /// (`dblab::next_look_in`; its Wait reads them).
-    #[serde(default)]
-    pub wait_seconds: u64,
-    /// `engine.startedAt` when the refresh was triggered: another value later is a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine_started_at: Option<String>,
-    /// The pool the engine refreshes (the last one without clones at the trigger).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
-    /// The `instanceID` of the engine the run locked: every look checks the engine answering
-    /// is that one. `None` when the engine gives none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locked_instance: Option<String>,
-    /// Since when (our clock) the engine has shown `renewed`, while it does.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
-    pub renewed_since: Option<OffsetDateTime>,
-    /// Set when the request accepted an engine configured to ignore restore errors: says so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ignored_errors: Option<String>,
-    /// Set on an LVM engine the request accepted: success is the engine's `finished`
-    /// alone, with no snapshot to prove it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unproven: Option<String>,
-    /// The engine's own evidence of a finished refresh: the snapshot it made of the pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<crate::dblab::EngineSnapshot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,13 +3,12 @@
 
 use time::OffsetDateTime;
 
-use crate::dblab::EngineIdentity;
+use crate::dblab::{EngineIdentity, Refresh, RefreshFailure, RefreshPhase, RetrievalStatus};
 use crate::error::names;
+use crate::poll::PollStatus;
 use crate::request::{Labels, SourceMode};
 use crate::row::{ErrorSummary, Outcome, Phase, RunSummary};
-use crate::run::{
-    CloneInstance, Deletion, DeletionStatus, PollStatus, Refresh, RefreshFailure, RefreshPhase, RestoreSource, RunState,
-};
+use crate::run::{CloneInstance, Deletion, DeletionStatus, RestoreSource, RunState};
 
 /// When the clone stopped being needed: the first deletion step, after the dump or after
 /// the refresh.
@@ -156,7 +155,7 @@ fn pool_emptied(refresh: &Refresh) -> Option<String> {
     let pool = refresh.pool.as_deref()?;
     let engine_failed = refresh.status == PollStatus::Failed
         && refresh.seen_start
-        && refresh.retrieval_status == "failed"
+        && refresh.retrieval_status == RetrievalStatus::Failed
         && refresh.failure.is_none();
     if !engine_failed {
         return None;
@@ -384,7 +383,7 @@ mod tests {
 
     fn refresh(status: PollStatus) -> Refresh {
         Refresh {
-            previous_last_refresh: "a".into(),
+            previous_last_refresh: Some("a".into()),
             triggered_at: datetime!(2026-11-22 05:12 UTC),
             engine_clock: Default::default(),
             deadline: datetime!(2026-11-22 09:12 UTC),
@@ -393,8 +392,8 @@ mod tests {
             engine: Some(crate::dblab::EngineIdentity { version: "v4.1.3".into(), api: crate::dblab::Api::V41 }),
             dump_parallel_jobs: 1,
             status,
-            retrieval_status: "finished".into(),
-            last_refresh: "b".into(),
+            retrieval_status: RetrievalStatus::Finished,
+            last_refresh: Some("b".into()),
             seen_start: true,
             failure: None,
             adopted: false,
@@ -537,7 +536,7 @@ mod tests {
             let mut s = state();
             s.clone = Some(clone(PollStatus::Ready));
             let mut r = refresh(PollStatus::Failed);
-            (r.retrieval_status, r.seen_start, r.phase) = ("failed".into(), true, phase);
+            (r.retrieval_status, r.seen_start, r.phase) = (RetrievalStatus::Failed, true, phase);
             s.refresh = Some(r);
             finished(&s, T0).engine_pool_emptied
         };
@@ -553,7 +552,8 @@ mod tests {
         // Not the engine's failure of this refresh: no pool was emptied by it.
         let mut s = state();
         let mut r = refresh(PollStatus::Failed);
-        (r.retrieval_status, r.seen_start, r.failure) = ("failed".into(), true, Some(RefreshFailure::EngineRestarted));
+        (r.retrieval_status, r.seen_start, r.failure) =
+            (RetrievalStatus::Failed, true, Some(RefreshFailure::EngineRestarted));
         s.refresh = Some(r.clone());
         assert_eq!(finished(&s, T0).engine_pool_emptied, None, "a restart");
         (r.failure, r.seen_start) = (None, false);

@@ -22,9 +22,11 @@ use dblab_emulator::Settings;
 use lambda_api::{Call, RuntimeApi, TimingProxy};
 use refresh_core::dblab::EngineList;
 use refresh_core::dblab::trigger::PROOF_GAP;
+use refresh_core::dblab::{Refresh, RetrievalStatus};
 use refresh_core::history::History;
+use refresh_core::poll::PollStatus;
 use refresh_core::rds::Rds;
-use refresh_core::run::{CloneInstance, Execution, PollStatus, Refresh, RestoreSource, RunState};
+use refresh_core::run::{CloneInstance, Execution, RestoreSource, RunState};
 use refresh_core::secrets::SecretReader;
 use refresh_core::watch::Watch;
 use serde_json::{Value, json};
@@ -272,8 +274,11 @@ impl Fixtures {
             "notify" => {
                 // A refresh that succeeded, of an execution of its own: each invocation
                 // claims and sends its run's one notification.
-                let refresh =
-                    Refresh { status: PollStatus::Ready, retrieval_status: "finished".into(), ..self.refresh.clone() };
+                let refresh = Refresh {
+                    status: PollStatus::Ready,
+                    retrieval_status: RetrievalStatus::Finished,
+                    ..self.refresh.clone()
+                };
                 let state = RunState {
                     request: request.clone(),
                     execution: Some(exec),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::DblabClient;
 use super::config::{Api, EngineConfig};
-use super::status::{BUSY_STATUSES, InstanceStatus, SourceCheck};
+use super::status::{InstanceStatus, SourceCheck};
 use crate::error::RefreshError;
 
 /// Which engine a run talked to: its version string (logged and recorded as given; it
@@ -49,8 +49,8 @@ pub async fn logical_engine(client: &DblabClient) -> Result<EngineState, Refresh
 pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
     let state = logical_engine(client).await?;
     let status = &state.status.retrieving.status;
-    if BUSY_STATUSES.contains(&status.as_str()) {
-        return Err(RefreshError::DblabBusy { status: status.clone(), detail: String::new() });
+    if status.is_busy() {
+        return Err(RefreshError::DblabBusy { status: status.to_string(), detail: String::new() });
     }
     Ok(state)
 }
@@ -151,41 +151,6 @@ pub fn source_readable(check: &SourceCheck) -> Result<Option<String>, RefreshErr
     }
 }
 
-/// The pool a refresh would take: the engine refreshes only a pool without clones, the
-/// last such one in its list. With every pool in use, `POST /full-refresh` answers 400,
-/// so this is refused before a clone costs money, naming each pool and its clones.
-pub fn free_pool(status: &InstanceStatus) -> Result<String, RefreshError> {
-    // As the engine walks (pool_manager.go `GetPoolToUpdate`): from the back, the first
-    // pool without clones; a pool whose clones it cannot list ends the walk with none.
-    for pool in status.pools.iter().rev() {
-        match &pool.clone_list {
-            Some(clones) if clones.is_empty() => return Ok(pool.name.clone()),
-            Some(_) => {}
-            None => {
-                return Err(RefreshError::DblabNoFreePool(format!(
-                    "the engine could not list the clones of pool {} (its cloneList is null), and then refreshes no \
-                     pool at all: its log says why (\"failed to list clones\")",
-                    pool.name
-                )));
-            }
-        }
-    }
-    let pools = if status.pools.is_empty() {
-        "it lists no pool".to_string()
-    } else {
-        status
-            .pools
-            .iter()
-            .map(|p| format!("pool {} has clones {}", p.name, p.clone_list.as_deref().unwrap_or_default().join(", ")))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    Err(RefreshError::DblabNoFreePool(format!(
-        "the engine refreshes only a pool without clones, and {pools}: destroy those clones (or add a pool to the \
-         engine) and run again"
-    )))
-}
-
 /// Whether a refresh on this engine can be proven: only a ZFS pool keeps the snapshot the
 /// logical snapshot job makes. On LVM the job makes none and `/snapshots` lists one
 /// technical snapshot per pool stamped with the time of the call (lvmanager.go
@@ -208,34 +173,6 @@ pub fn lvm_allowed(status: &InstanceStatus, allowed: bool) -> Result<Option<Stri
          stamped with the time it is asked, so nothing can prove a refresh brought new data; set dblab.allowLvm: true \
          to accept its \"finished\" alone"
     )))
-}
-
-/// The engine's pools and their clones, as the preflight shows them. With one pool, what a
-/// failed refresh does to the engine's users: it empties that pool (retrieval.go
-/// `RefreshData`), whose snapshots then leave `/snapshots`, so no clone can be made.
-pub fn pools_described(status: &InstanceStatus) -> String {
-    let pools: Vec<String> = status
-        .pools
-        .iter()
-        .map(|p| {
-            let clones = match p.clone_list.as_deref() {
-                None => "clones unlisted".to_string(),
-                Some([]) => "no clones".to_string(),
-                Some(clones) => format!("clones {}", clones.join(", ")),
-            };
-            format!("{} ({}, {clones})", p.name, p.status)
-        })
-        .collect();
-    let mut said = format!("{}: {}", pools.len(), pools.join("; "));
-    if pools.len() == 1 {
-        said.push_str(
-            "; with one pool, a failed refresh leaves the engine with no data its users can clone until its next \
-             config change (the next run), and then with what the failure left on disk (the old data if the dump \
-             failed, part of the new or none if the restore had begun): only a successful refresh is sure to bring \
-             data back",
-        );
-    }
-    said
 }
 
 /// What a restart of the engine would do after this run, said plainly: with
@@ -296,6 +233,8 @@ pub fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) 
 
 #[cfg(test)]
 mod tests {
+    use crate::dblab::status::tests::with_pools;
+
     #[test]
     fn an_lvm_pool_is_refused_unless_accepted_and_then_said() {
         let mut status = with_pools(&[("a", &[]), ("b", &[])]);
@@ -311,9 +250,7 @@ mod tests {
     #[test]
     fn one_pool_and_a_start_up_refresh_are_said_plainly() {
         let one = with_pools(&[("p", &[])]);
-        assert!(super::pools_described(&one).starts_with("1: p (active, no clones); with one pool, a failed refresh"));
         let two = with_pools(&[("a", &["c1"]), ("b", &[])]);
-        assert_eq!(super::pools_described(&two), "2: a (active, clones c1); b (active, no clones)");
         let config = |skip: &str| {
             super::EngineConfig::parse(&format!("retrieval:\n  refresh:\n    skipStartRefresh: {skip}\n")).unwrap()
         };
@@ -397,44 +334,6 @@ mod tests {
     fn identity_reads_well() {
         let id = EngineIdentity { version: "v4.2.0-rc.3-20260721-1410".into(), api: Api::V42 };
         assert_eq!(id.describe(), "v4.2.0-rc.3-20260721-1410 (4.2 API)");
-    }
-
-    fn with_pools(pools: &[(&str, &[&str])]) -> InstanceStatus {
-        InstanceStatus {
-            retrieving: Default::default(),
-            engine: Default::default(),
-            pools: pools
-                .iter()
-                .map(|(name, clones)| crate::dblab::status::PoolEntry {
-                    name: (*name).into(),
-                    mode: "zfs".into(),
-                    status: "active".into(),
-                    clone_list: Some(clones.iter().map(|c| (*c).into()).collect()),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn a_pool_whose_clones_cannot_be_listed_ends_the_walk() {
-        let mut status = with_pools(&[("a", &[]), ("b", &[]), ("c", &["c1"])]);
-        status.pools[1].clone_list = None;
-        let err = free_pool(&status).unwrap_err();
-        assert_eq!(err.name(), "DblabNoFreePool");
-        assert!(err.to_string().contains("could not list the clones of pool b"), "{err}");
-        status.pools[2].clone_list = Some(Vec::new());
-        assert_eq!(free_pool(&status).unwrap(), "c", "a free pool before it in the walk is taken");
-    }
-
-    #[test]
-    fn the_pool_refreshed_is_the_last_without_clones() {
-        assert_eq!(free_pool(&with_pools(&[("a", &[]), ("b", &[])])).unwrap(), "b");
-        assert_eq!(free_pool(&with_pools(&[("a", &[]), ("b", &["c1"])])).unwrap(), "a");
-        let err = free_pool(&with_pools(&[("a", &["c1", "c2"]), ("b", &["c3"])])).unwrap_err();
-        assert_eq!(err.name(), "DblabNoFreePool");
-        let text = err.to_string();
-        assert!(text.contains("pool a has clones c1, c2; pool b has clones c3"), "{text}");
-        assert!(free_pool(&with_pools(&[])).unwrap_err().to_string().contains("it lists no pool"));
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! - `engine_clock`: the engine's clock, which stamps the times a refresh is judged by;
 //! - `config`: the patch that points the dump at the clone, and the proof that it took;
 //! - `connstr`: libpq connection strings, read and re-addressed;
+//! - `refresh`: a refresh as a run follows it, and how it begins;
 //! - `trigger`: starting a refresh: follow one under way, refuse a busy engine, or patch
 //!   and trigger, and how the dump runs;
+//! - `look`: one look at a refresh, and what it reads;
 //! - `progress`: reading a refresh's progress, one look at a time.
 
 pub mod client;
@@ -18,7 +20,9 @@ pub mod connstr;
 pub mod engine;
 pub mod engine_clock;
 pub mod engines;
+pub mod look;
 pub mod progress;
+pub mod refresh;
 pub mod status;
 pub mod trigger;
 
@@ -27,8 +31,10 @@ pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_s
 pub use engine::EngineIdentity;
 pub use engine_clock::EngineClock;
 pub use engines::{Engine, EngineList};
-pub use progress::{Look, advance, next_look_in, phase_of};
-pub use status::{AlertMark, BUSY_STATUSES, EngineSnapshot, RUNNING_STATUSES, Retrieving};
+pub use look::{Look, look};
+pub use progress::{advance, phase_of};
+pub use refresh::{Refresh, RefreshFailure, RefreshPhase, Trigger};
+pub use status::{AlertMark, EngineSnapshot, RetrievalStatus, Retrieving};
 
 /// The longest one look at a refresh may take: `/status`, then `/instance/retrieval` or
 /// `/snapshots`.

@@ -12,17 +12,16 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::engine::EngineIdentity;
-use super::engine_clock::EngineClock;
-use super::status::{EngineSnapshot, InstanceStatus, RUNNING_STATUSES, Retrieving};
-use crate::request::DblabSpec;
-use crate::run::{PollStatus, Refresh, RefreshFailure, RefreshPhase};
+use super::look::Look;
+use super::refresh::{Refresh, RefreshFailure, RefreshPhase};
+use super::status::{EngineSnapshot, RetrievalStatus, Retrieving};
+use crate::poll::PollStatus;
 
 /// The job running now, inferred from the activity lists; `None` when it cannot be told.
 pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
-    match retrieving.status.as_str() {
-        "snapshotting" | "renewed" => return Some(RefreshPhase::Snapshot),
-        "refreshing" => {}
+    match retrieving.status {
+        RetrievalStatus::Snapshotting | RetrievalStatus::Renewed => return Some(RefreshPhase::Snapshot),
+        RetrievalStatus::Refreshing => {}
         _ => return None,
     }
     let activity = retrieving.activity.as_ref()?;
@@ -34,82 +33,6 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
         (true, true) => Some(RefreshPhase::DumpAndRestore),
         (false, false) => None,
     }
-}
-
-/// What `patch-dblab` knows of the engine and of the refresh when it triggers (or adopts) it.
-#[derive(Debug, Clone)]
-pub struct Trigger<'a> {
-    pub spec: &'a DblabSpec,
-    /// `/status` just ahead of the trigger.
-    pub before: &'a InstanceStatus,
-    pub engine: EngineIdentity,
-    /// The engine's clock at the trigger, against ours.
-    pub clock: EngineClock,
-    /// What the engine will use: its `server.yml` value once the patch is applied.
-    pub dump_parallel_jobs: u32,
-    pub release_after_dump: bool,
-    /// The pool the engine will refresh.
-    pub pool: Option<String>,
-    /// Said when the request accepted an engine that ignores restore errors.
-    pub ignored_errors: Option<String>,
-    /// Said when the request accepted an LVM engine, whose refreshes no snapshot proves.
-    pub unproven: Option<String>,
-    /// The `instanceID` the run's engine lock holds.
-    pub locked_instance: Option<String>,
-}
-
-/// A refresh triggered `at`, on an engine that looked like `t.before` just ahead of it.
-pub fn triggered(at: OffsetDateTime, t: Trigger<'_>) -> Refresh {
-    let before = &t.before.retrieving;
-    let mut refresh = Refresh {
-        previous_last_refresh: before.last_refresh().to_string(),
-        triggered_at: at,
-        engine_clock: t.clock,
-        deadline: at + t.spec.timeout,
-        start_deadline: Some(at + t.spec.start_timeout),
-        skipped_before: before.skipped_mark(),
-        engine: Some(t.engine),
-        dump_parallel_jobs: t.dump_parallel_jobs,
-        status: PollStatus::Pending,
-        retrieval_status: before.status.clone(),
-        last_refresh: before.last_refresh().to_string(),
-        seen_start: false,
-        failure: None,
-        adopted: false,
-        phase: None,
-        alert: None,
-        polls: 0,
-        finished_at: None,
-        release_after_dump: t.release_after_dump,
-        dump_over: false,
-        release_clone: false,
-        engine_started_at: t.before.engine.started_at.clone(),
-        pool: t.pool,
-        renewed_since: None,
-        ignored_errors: t.ignored_errors,
-        unproven: t.unproven,
-        locked_instance: t.locked_instance,
-        snapshot: None,
-        wait_seconds: 0,
-    };
-    refresh.wait_seconds = next_look_in(&refresh, t.spec.poll_interval).as_secs();
-    refresh
-}
-
-/// How long until the next look at the engine: the poll interval, but half of it while the
-/// dump of a run that deletes its clone after the dump is going. The end of the dump is then
-/// seen within half an interval, so the clone is gone within one, its deletion included
-/// (this applies between invocations too: the state machine waits `wait_seconds`). It adds
-/// looks inside invocations, not state transitions.
-pub fn next_look_in(refresh: &Refresh, poll_interval: std::time::Duration) -> std::time::Duration {
-    if refresh.release_after_dump && !refresh.dump_over { poll_interval / 2 } else { poll_interval }
-}
-
-/// A refresh found already started from this run's clone (the answer to its trigger was
-/// lost, or the engine started it on this run's config change): seen started, followed
-/// from `now` on.
-pub fn adopted(now: OffsetDateTime, t: Trigger<'_>) -> Refresh {
-    Refresh { start_deadline: None, seen_start: true, adopted: true, ..triggered(now, t) }
 }
 
 /// Whether `lastRefresh` says a refresh started at or after `t`, a time on the engine's
@@ -124,20 +47,11 @@ fn triggered_on_engine_clock(refresh: &Refresh) -> OffsetDateTime {
     refresh.engine_clock.earliest(refresh.triggered_at)
 }
 
-fn started_since(refresh: &Refresh, last_refresh: &str) -> bool {
-    last_refresh != refresh.previous_last_refresh && started_after(last_refresh, triggered_on_engine_clock(refresh))
-}
-
-/// One look at the engine: its retrieval state, when its process started, and (read once
-/// it says `finished`) its snapshots.
-#[derive(Debug, Clone, Default)]
-pub struct Look {
-    pub retrieving: Retrieving,
-    pub engine_started_at: Option<String>,
-    /// The pool `/status` shows `refreshing`: the one this refresh restores into, whatever
-    /// was predicted before the trigger (retrieval.go `RefreshData` marks it).
-    pub refreshing_pool: Option<String>,
-    pub snapshots: Option<Vec<EngineSnapshot>>,
+fn started_since(refresh: &Refresh, last_refresh: Option<&str>) -> bool {
+    last_refresh.is_some_and(|last| {
+        Some(last) != refresh.previous_last_refresh.as_deref()
+            && started_after(last, triggered_on_engine_clock(refresh))
+    })
 }
 
 /// How long the engine may stay `renewed`: between the restore job and the snapshot job it
@@ -157,19 +71,19 @@ fn restart_seen(prev: &Refresh, look: &Look) -> Option<String> {
         return Some(format!(
             "the DBLab Engine restarted: its process started at {now}, not {before} as when this run triggered the \
              refresh, so this run's refresh did not complete (retrieval is now {:?}); start a new run",
-            seen.status
+            seen.status.as_str()
         ));
     }
-    if !prev.last_refresh.is_empty() && seen.last_refresh().is_empty() {
+    if let (Some(before), None) = (&prev.last_refresh, &seen.last_refresh) {
         return Some(format!(
-            "the DBLab Engine restarted: lastRefresh went from {:?} to null and retrieval is now {:?}, so this run's refresh did not complete; start a new run",
-            prev.last_refresh, seen.status
+            "the DBLab Engine restarted: lastRefresh went from {before:?} to null and retrieval is now {:?}, so this run's refresh did not complete; start a new run",
+            seen.status.as_str()
         ));
     }
-    if seen.status == "inactive" && prev.retrieval_status != "inactive" {
+    if seen.status == RetrievalStatus::Inactive && prev.retrieval_status != RetrievalStatus::Inactive {
         return Some(format!(
             "the DBLab Engine restarted or stopped the refresh: retrieval went from {:?} back to \"inactive\"; start a new run",
-            prev.retrieval_status
+            prev.retrieval_status.as_str()
         ));
     }
     None
@@ -189,8 +103,11 @@ fn new_skip(prev: &Refresh, seen: &Retrieving) -> Option<String> {
 /// refresh started (`lastRefresh`, when readable; else the trigger), both on the engine's
 /// clock. The newest, if several.
 fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'a EngineSnapshot> {
-    let since =
-        OffsetDateTime::parse(&refresh.last_refresh, &Rfc3339).unwrap_or_else(|_| triggered_on_engine_clock(refresh));
+    let since = refresh
+        .last_refresh
+        .as_deref()
+        .and_then(|started| OffsetDateTime::parse(started, &Rfc3339).ok())
+        .unwrap_or_else(|| triggered_on_engine_clock(refresh));
     let made = |s: &EngineSnapshot| s.created_at.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     snapshots
         .iter()
@@ -202,11 +119,8 @@ fn evidence<'a>(refresh: &Refresh, snapshots: &'a [EngineSnapshot]) -> Option<&'
 /// Why a `finished` without evidence is not a success, with what the engine does show.
 fn no_evidence(refresh: &Refresh, snapshots: Option<&[EngineSnapshot]>) -> String {
     let pool = refresh.pool.as_deref().map_or_else(String::new, |p| format!(" of pool {p}"));
-    let started = if refresh.last_refresh.is_empty() {
-        crate::clock::rfc3339(triggered_on_engine_clock(refresh))
-    } else {
-        refresh.last_refresh.clone()
-    };
+    let started =
+        refresh.last_refresh.clone().unwrap_or_else(|| crate::clock::rfc3339(triggered_on_engine_clock(refresh)));
     let newest = snapshots
         .into_iter()
         .flatten()
@@ -231,20 +145,19 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     let mut next = prev.clone();
     next.polls += 1;
     next.retrieval_status = seen.status.clone();
-    next.last_refresh = seen.last_refresh().to_string();
-    next.seen_start =
-        prev.seen_start || RUNNING_STATUSES.contains(&seen.status.as_str()) || started_since(prev, seen.last_refresh());
+    next.last_refresh = seen.last_refresh.clone();
+    next.seen_start = prev.seen_start || seen.status.is_running() || started_since(prev, seen.last_refresh.as_deref());
     let phase = phase_of(seen);
     if phase.is_some() {
         next.phase = phase;
     }
     if let Some(pool) = &look.refreshing_pool
         && next.seen_start
-        && RUNNING_STATUSES.contains(&seen.status.as_str())
+        && seen.status.is_running()
     {
         next.pool = Some(pool.clone());
     }
-    next.renewed_since = (seen.status == "renewed").then(|| prev.renewed_since.unwrap_or(now));
+    next.renewed_since = (seen.status == RetrievalStatus::Renewed).then(|| prev.renewed_since.unwrap_or(now));
     // The dump is over when one look sees restore sessions and no dump session, or the
     // engine past its jobs. The engine runs its jobs one after another and only the restore
     // job reports target sessions alone (the dump job reports them only with
@@ -253,17 +166,18 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     // (A restore phase is seen only while `refreshing`, which counts as this run's start.)
     next.dump_over = prev.dump_over
         || phase == Some(RefreshPhase::Restore)
-        || (next.seen_start && matches!(seen.status.as_str(), "renewed" | "snapshotting"));
+        || (next.seen_start && matches!(seen.status, RetrievalStatus::Renewed | RetrievalStatus::Snapshotting));
     let restart = restart_seen(prev, look);
-    next.status = match (&restart, next.seen_start, seen.status.as_str()) {
+    next.status = match (&restart, next.seen_start, &seen.status) {
         (Some(why), _, _) => {
             next.alert = Some(why.clone());
             next.failure = Some(RefreshFailure::EngineRestarted);
             PollStatus::Failed
         }
         // LVM (accepted by the request): no snapshot to look for.
-        (None, true, "finished") if next.unproven.is_some() => PollStatus::Ready,
-        (None, true, "finished") => match evidence(&next, look.snapshots.as_deref().unwrap_or_default()) {
+        (None, true, RetrievalStatus::Finished) if next.unproven.is_some() => PollStatus::Ready,
+        (None, true, RetrievalStatus::Finished) => match evidence(&next, look.snapshots.as_deref().unwrap_or_default())
+        {
             Some(snapshot) => {
                 next.snapshot = Some(snapshot.clone());
                 PollStatus::Ready
@@ -274,7 +188,7 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
                 PollStatus::Failed
             }
         },
-        (None, true, "failed") => {
+        (None, true, RetrievalStatus::Failed) => {
             next.alert = Some(
                 seen.failure_message()
                     .unwrap_or_else(|| "the engine reported the refresh failed without an alert".into()),
@@ -292,8 +206,8 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
         let mut why = format!(
             "the engine accepted the refresh at {} but did not start it (status still {:?}, lastRefresh {}); look for \"failed to initiate full refresh\" in the engine's log",
             crate::clock::rfc3339(prev.triggered_at),
-            seen.status,
-            if seen.last_refresh().is_empty() { "null".to_string() } else { format!("{:?}", seen.last_refresh()) },
+            seen.status.as_str(),
+            seen.last_refresh.as_ref().map_or_else(|| "null".to_string(), |started| format!("{started:?}")),
         );
         if let Some(skipped) = new_skip(prev, seen) {
             why.push_str(&format!("; the engine raised refresh_skipped: {skipped}"));
@@ -314,7 +228,7 @@ pub fn advance(prev: &Refresh, look: &Look, now: OffsetDateTime) -> Refresh {
     }
     if next.status == PollStatus::Pending && now > prev.deadline {
         next.status = PollStatus::TimedOut;
-        next.alert = Some(format!("no outcome by the deadline; last status {:?}", seen.status));
+        next.alert = Some(format!("no outcome by the deadline; last status {:?}", seen.status.as_str()));
     }
     if next.status != PollStatus::Pending {
         next.finished_at = Some(now);
@@ -332,7 +246,11 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::dblab::status::{Activity, Alert, EngineInfo};
+    use crate::dblab::engine::EngineIdentity;
+    use crate::dblab::engine_clock::EngineClock;
+    use crate::dblab::refresh::{Trigger, adopted, triggered};
+    use crate::dblab::status::{Activity, Alert, EngineInfo, InstanceStatus};
+    use crate::request::DblabSpec;
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 05:00 UTC);
     const BEFORE: &str = "2026-11-21T05:00:00Z";
@@ -400,7 +318,7 @@ mod tests {
         Look {
             retrieving: Retrieving {
                 mode: "logical".into(),
-                status: status.into(),
+                status: status.to_string().into(),
                 last_refresh: last_refresh.map(str::to_string),
                 ..Default::default()
             },
@@ -434,14 +352,14 @@ mod tests {
         let poll = std::time::Duration::from_secs(30);
         let r = started(BEFORE);
         assert!(r.release_after_dump);
-        assert_eq!(next_look_in(&r, poll), poll / 2);
+        assert_eq!(r.next_look_in(poll), poll / 2);
         assert_eq!(r.wait_seconds, spec().poll_interval.as_secs() / 2, "the first wait, from the trigger");
         let r = advance(&r, &with_activity(0, 1), NOW);
         assert!(r.dump_over);
-        assert_eq!(next_look_in(&r, poll), poll, "the dump is over: back to the interval");
+        assert_eq!(r.next_look_in(poll), poll, "the dump is over: back to the interval");
         let mut keep = started(BEFORE);
         keep.release_after_dump = false;
-        assert_eq!(next_look_in(&keep, poll), poll, "kept to the end: the interval throughout");
+        assert_eq!(keep.next_look_in(poll), poll, "kept to the end: the interval throughout");
         let (spec, before) = (spec(), status_before("finished", None));
         assert_eq!(triggered(NOW, trigger(&spec, &before, 2, false)).wait_seconds, spec.poll_interval.as_secs());
     }
@@ -544,7 +462,7 @@ mod tests {
     #[test]
     fn a_fresh_engine_that_has_not_started_yet_is_not_a_restart() {
         let mut fresh = started("");
-        fresh.retrieval_status = "inactive".into();
+        fresh.retrieval_status = RetrievalStatus::Inactive;
         let r = advance(&fresh, &seen("inactive", None), NOW);
         assert_eq!(r.status, PollStatus::Pending);
         let r = advance(&r, &seen("refreshing", Some(AFTER)), NOW);
@@ -689,7 +607,7 @@ mod tests {
     #[test]
     fn without_a_readable_last_refresh_the_snapshot_counts_from_the_trigger_less_the_skew() {
         let mut r = advance(&started(BEFORE), &seen("refreshing", Some(AFTER)), NOW);
-        r.last_refresh = "not a time".into();
+        r.last_refresh = Some("not a time".into());
         // The engine's clock 30 s behind ours: its snapshot is stamped before our trigger.
         assert!(super::evidence(&r, &[snapshot(POOL, "2026-11-22T04:59:30Z")]).is_some(), "within the skew");
         let old = [snapshot(POOL, "2026-11-22T04:58:59Z")];
@@ -747,7 +665,7 @@ mod tests {
         ahead.engine_clock = EngineClock { ahead_ms: Some(300_000), half_trip_ms: 0, answered: None };
         let quick = |started_at: &str| Look {
             retrieving: Retrieving {
-                status: "finished".into(),
+                status: RetrievalStatus::Finished,
                 last_refresh: Some(started_at.into()),
                 ..Default::default()
             },
@@ -759,7 +677,7 @@ mod tests {
         assert_eq!(r.status, PollStatus::Ready, "{:?}", r.alert);
         let r = advance(&ahead, &quick("2026-11-22T05:03:00Z"), NOW);
         assert!(!r.seen_start && r.status == PollStatus::Pending, "a refresh from before the trigger is not this one");
-        ahead.last_refresh = String::new();
+        ahead.last_refresh = None;
         assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:03:00Z")]).is_none());
         assert!(super::evidence(&ahead, &[snapshot(POOL, "2026-11-22T05:04:58Z")]).is_some(), "within the read error");
         // Five minutes behind: its refresh, stamped 04:55, started after the trigger.

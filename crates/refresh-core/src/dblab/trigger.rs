@@ -5,7 +5,13 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::status::{BUSY_STATUSES, RUNNING_STATUSES, Retrieving};
+use tracing::warn;
+
+use super::client::DblabClient;
+use super::config::{Api, SourceConnection};
+use super::status::{InstanceStatus, Retrieving};
+use crate::clock::rfc3339;
+use crate::error::RefreshError;
 
 /// What to do with the engine as found before the patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +38,11 @@ pub fn found(
     config_is_ours: bool,
     posted_by: Option<OffsetDateTime>,
 ) -> Found {
-    if RUNNING_STATUSES.contains(&retrieving.status.as_str())
-        && is_ours(retrieving.last_refresh(), pool_known, config_is_ours, posted_by)
+    if retrieving.status.is_running()
+        && is_ours(retrieving.last_refresh.as_deref(), pool_known, config_is_ours, posted_by)
     {
         Found::OursUnderWay
-    } else if BUSY_STATUSES.contains(&retrieving.status.as_str()) {
+    } else if retrieving.status.is_busy() {
         Found::Busy
     } else {
         Found::Free
@@ -84,18 +90,97 @@ pub const PROOF_GAP: time::Duration = time::Duration::seconds(2);
 /// recorded durably. A refresh stamped less than `PROOF_GAP` after that second may have been
 /// built before the change, from the previous source (often production), and without the
 /// record nothing proves when the change landed: neither is ever taken as this run's.
-pub fn is_ours(last_refresh: &str, pool_known: bool, config_is_ours: bool, posted_by: Option<OffsetDateTime>) -> bool {
-    let (Some(posted_by), Ok(started)) = (posted_by, OffsetDateTime::parse(last_refresh, &Rfc3339)) else {
+pub fn is_ours(
+    last_refresh: Option<&str>,
+    pool_known: bool,
+    config_is_ours: bool,
+    posted_by: Option<OffsetDateTime>,
+) -> bool {
+    let started = last_refresh.and_then(|started| OffsetDateTime::parse(started, &Rfc3339).ok());
+    let (Some(posted_by), Some(started)) = (posted_by, started) else {
         return false;
     };
     let posted_second = posted_by.replace_nanosecond(0).unwrap_or(posted_by);
     config_is_ours && pool_known && started >= posted_second + PROOF_GAP
 }
 
+/// Why a busy engine's refresh is not taken as this run's, from what an earlier attempt of
+/// this run recorded of its config change (`history::ConfigPost`): asked at `posting_at`,
+/// answered by `posted_by` (engine clock). Nothing to add when the config is not this run's.
+pub fn busy_detail(
+    config_is_ours: bool,
+    posting_at: Option<OffsetDateTime>,
+    posted_by: Option<OffsetDateTime>,
+) -> String {
+    match (config_is_ours, posted_by, posting_at) {
+        (true, None, Some(at)) => format!(
+            "; an earlier attempt of this run posted the engine's config at about {} and its answer never came back: \
+             nothing proves the refresh under way was built after that change, so it is not taken as this run's",
+            rfc3339(at)
+        ),
+        (true, Some(by), _) => format!(
+            "; the refresh under way cannot be proven this run's: it must have been built after this run's config \
+             change was answered ({}, engine clock) and the engine must show its pool",
+            rfc3339(by)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// What the engine's refusal of this run's trigger (`refused`, a `DblabRejected`) turns out
+/// to be, from the engine read again. Not busy: the refusal stands, or the pool it names
+/// as taken. Busy with a refresh this run's config change started by itself (only a
+/// `pending` engine does, and then its jobs read this run's clone: `is_ours`): the status
+/// to follow it from. Busy with anyone else's: `DblabBusy`, whose jobs may have been built
+/// with the source configured before (often production).
+pub async fn after_refusal(
+    client: &DblabClient,
+    refused: RefreshError,
+    api: Api,
+    connection: &SourceConnection,
+    posted_by: OffsetDateTime,
+    config_posted_at: OffsetDateTime,
+) -> Result<InstanceStatus, RefreshError> {
+    let now = client.instance_status().await?;
+    if !now.retrieving.status.is_busy() {
+        now.free_pool()?;
+        return Err(refused);
+    }
+    let last_refresh = now.retrieving.last_refresh.clone();
+    let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(connection));
+    if is_ours(last_refresh.as_deref(), now.refreshing_pool().is_some(), ours_now, Some(posted_by)) {
+        warn!(status = %now.retrieving.status, ?last_refresh, "the engine started the refresh on the config change; following it");
+        return Ok(now);
+    }
+    Err(RefreshError::DblabBusy {
+        status: now.retrieving.status.to_string(),
+        detail: format!(
+            "; a refresh this run did not start is running (lastRefresh {}, this run changed the engine's config at \
+             {}): its jobs may have been built with the source configured before, so it is not taken as this run's \
+             refresh; run again once it is over",
+            last_refresh.unwrap_or_else(|| "null".to_string()),
+            rfc3339(config_posted_at)
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dblab::status::Retrieving;
+
+    #[test]
+    fn a_busy_engine_is_explained_by_what_this_run_recorded_of_its_config_change() {
+        let at = time::macros::datetime!(2026-11-22 04:59:58 UTC);
+        let lost = busy_detail(true, Some(at), None);
+        assert!(
+            lost.contains("posted the engine's config at about 2026-11-22T04:59:58Z and its answer never came back")
+        );
+        let answered = busy_detail(true, Some(at), Some(NOW));
+        assert!(answered.contains("answered (2026-11-22T05:00:00.4Z, engine clock)"), "{answered}");
+        assert_eq!(busy_detail(false, Some(at), Some(NOW)), "", "another source's refresh: nothing of ours to say");
+        assert_eq!(busy_detail(true, None, None), "", "no change posted yet");
+    }
 
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-22 05:00:00.400 UTC);
 
@@ -144,15 +229,15 @@ mod tests {
     #[test]
     fn only_a_refresh_stamped_after_the_config_changes_second_can_be_this_runs() {
         let posted = Some(NOW);
-        assert!(!is_ours("2026-11-22T05:00:00Z", true, true, posted), "same second: maybe built before");
-        assert!(!is_ours("2026-11-22T05:00:01Z", true, true, posted), "a clock a second behind could hide it");
-        assert!(!is_ours("2026-11-22T04:59:59Z", true, true, posted));
-        assert!(is_ours("2026-11-22T05:00:02Z", true, true, posted));
-        assert!(!is_ours("2026-11-22T05:00:02Z", true, false, posted), "the config names another source");
-        assert!(!is_ours("2026-11-22T05:00:02Z", false, true, posted), "the pool is not known");
-        assert!(!is_ours("2026-11-22T05:00:02Z", true, true, None), "nothing proves when the change landed");
-        assert!(is_ours("2026-11-22T07:00:02+02:00", true, true, posted), "any zone");
-        assert!(!is_ours("2026-11-22T07:00:01+02:00", true, true, posted));
-        assert!(!is_ours("", true, true, posted) && !is_ours("soon", true, true, posted));
+        assert!(!is_ours(Some("2026-11-22T05:00:00Z"), true, true, posted), "same second: maybe built before");
+        assert!(!is_ours(Some("2026-11-22T05:00:01Z"), true, true, posted), "a clock a second behind could hide it");
+        assert!(!is_ours(Some("2026-11-22T04:59:59Z"), true, true, posted));
+        assert!(is_ours(Some("2026-11-22T05:00:02Z"), true, true, posted));
+        assert!(!is_ours(Some("2026-11-22T05:00:02Z"), true, false, posted), "the config names another source");
+        assert!(!is_ours(Some("2026-11-22T05:00:02Z"), false, true, posted), "the pool is not known");
+        assert!(!is_ours(Some("2026-11-22T05:00:02Z"), true, true, None), "nothing proves when the change landed");
+        assert!(is_ours(Some("2026-11-22T07:00:02+02:00"), true, true, posted), "any zone");
+        assert!(!is_ours(Some("2026-11-22T07:00:01+02:00"), true, true, posted));
+        assert!(!is_ours(None, true, true, posted) && !is_ours(Some("soon"), true, true, posted));
     }
 }

@@ -27,8 +27,9 @@ use tracing::{info, warn};
 use crate::clock::rfc3339;
 use crate::error::RefreshError;
 use crate::naming;
+use crate::poll::PollStatus;
 use crate::request::{CloneSpec, SourceMode, SourceSpec, SourceType};
-use crate::run::{CloneInstance, CloneKind, Endpoint, PollStatus, RestoreSource};
+use crate::run::{CloneInstance, CloneKind, Endpoint, RestoreSource};
 use crate::tags;
 
 pub struct Rds {

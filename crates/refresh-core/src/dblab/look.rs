@@ -1,0 +1,72 @@
+//! One look at the engine while a refresh runs, and the one place that decides what it
+//! reads: `/status` always; `/instance/retrieval` while refreshing (only it lists the
+//! sessions that tell the dump from the restore); `/snapshots` once this run's refresh
+//! says `finished` (its success rests on the engine's snapshot of it).
+
+use tracing::warn;
+
+use super::client::DblabClient;
+use super::engine::same_engine;
+use super::refresh::Refresh;
+use super::status::{EngineSnapshot, RetrievalStatus, Retrieving};
+use crate::error::RefreshError;
+
+/// One look at the engine: its retrieval state, when its process started, and (read once
+/// it says `finished`) its snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Look {
+    pub retrieving: Retrieving,
+    pub engine_started_at: Option<String>,
+    /// The pool `/status` shows `refreshing`: the one this refresh restores into, whatever
+    /// was predicted before the trigger (retrieval.go `RefreshData` marks it).
+    pub refreshing_pool: Option<String>,
+    pub snapshots: Option<Vec<EngineSnapshot>>,
+}
+
+/// What a look reads besides `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Further {
+    Nothing,
+    /// `/instance/retrieval`, for the job's sessions.
+    Activity,
+    /// `/snapshots`, for the proof of a finished refresh.
+    Snapshots,
+}
+
+/// What else to read, from `/status` and what the run knows of its refresh. A `finished`
+/// that is the previous refresh's (not seen running, `lastRefresh` unchanged) proves
+/// nothing, and an LVM pool (accepted by the request) keeps no snapshot to look for.
+pub fn further(prev: &Refresh, retrieving: &Retrieving) -> Further {
+    match retrieving.status {
+        RetrievalStatus::Refreshing => Further::Activity,
+        RetrievalStatus::Finished
+            if prev.unproven.is_none()
+                && (prev.seen_start || retrieving.last_refresh != prev.previous_last_refresh) =>
+        {
+            Further::Snapshots
+        }
+        _ => Further::Nothing,
+    }
+}
+
+/// One look, on the engine the run locked (any other answering is refused).
+pub async fn look(client: &DblabClient, prev: &Refresh) -> Result<Look, RefreshError> {
+    let status = client.instance_status().await?;
+    same_engine(prev.locked_instance.as_deref(), status.engine.instance_id.as_deref(), client.endpoint())?;
+    let mut look = Look {
+        refreshing_pool: status.refreshing_pool(),
+        retrieving: status.retrieving,
+        engine_started_at: status.engine.started_at,
+        snapshots: None,
+    };
+    match further(prev, &look.retrieving) {
+        // The phase is only shown, never decided on: a look goes on without it.
+        Further::Activity => match client.retrieval().await {
+            Ok(detail) => look.retrieving.activity = detail.activity,
+            Err(e) => warn!(error = %e, "activity unavailable; phase unknown"),
+        },
+        Further::Snapshots => look.snapshots = Some(client.snapshots().await?),
+        Further::Nothing => {}
+    }
+    Ok(look)
+}
