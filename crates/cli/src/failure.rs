@@ -3,25 +3,25 @@
 use refresh_core::RefreshError;
 
 /// A failure and the exit code it maps to (the README's exit codes).
-pub struct Failure(pub u8, pub String);
+pub(crate) struct Failure(pub(crate) u8, pub(crate) String);
 
 impl Failure {
     /// What was checked or run failed: an invalid request, a failed preflight, a failed run.
-    pub const FAILED: u8 = 1;
+    const FAILED: u8 = 1;
     /// Wrong usage: a missing or malformed argument.
-    pub const USAGE: u8 = 2;
+    const USAGE: u8 = 2;
     /// AWS or the DBLab Engine could not be reached, or refused.
-    pub const UNREACHABLE: u8 = 3;
+    const UNREACHABLE: u8 = 3;
 
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
         Self(Self::FAILED, message.into())
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self(Self::USAGE, message.into())
     }
 
-    pub fn unreachable(message: impl Into<String>) -> Self {
+    pub(crate) fn unreachable(message: impl Into<String>) -> Self {
         Self(Self::UNREACHABLE, message.into())
     }
 }

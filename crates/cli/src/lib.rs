@@ -1,5 +1,5 @@
 //! The operator's command line, `dblab-refresh`: pure pieces here (documents, the live
-//! view), the commands in `main.rs`.
+//! view, the next scheduled run), the commands in `commands/`.
 
 pub mod document;
 pub mod next_run;

@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum Colour {
+pub(crate) enum Colour {
     Auto,
     Always,
     Never,
 }
 
 /// Whether to colour: on a terminal without `NO_COLOR`, unless told.
-pub fn colour(choice: Colour) -> bool {
+pub(crate) fn colour(choice: Colour) -> bool {
     match choice {
         Colour::Always => true,
         Colour::Never => false,
@@ -22,17 +22,17 @@ pub fn colour(choice: Colour) -> bool {
     }
 }
 
-pub fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// A time as the tables show it (UTC, to the minute), `-` for none.
-pub fn stamp(t: Option<OffsetDateTime>) -> String {
+pub(crate) fn stamp(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")).ok())
         .unwrap_or_else(|| "-".into())
 }
 
 /// A time as the JSON output gives it (RFC 3339), `null` for none.
-pub fn rfc(t: Option<OffsetDateTime>) -> Value {
+pub(crate) fn rfc(t: Option<OffsetDateTime>) -> Value {
     t.map_or(Value::Null, |t| json!(refresh_core::clock::rfc3339(t)))
 }

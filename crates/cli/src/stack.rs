@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use refresh_core::RefreshError;
 use refresh_core::clients::SdkConfig;
+use refresh_core::dblab::EngineList;
 
 use crate::failure::Failure;
 
 /// Where the stack's parts are: from `--stack` (its outputs), or named one by one.
-#[derive(clap::Args, Clone, Default)]
-pub struct StackArgs {
+#[derive(clap::Args)]
+pub(crate) struct StackArgs {
     /// The deployed stack, whose outputs name the state machine, history table, schedule
     /// group and scheduler role.
     #[arg(long, env = "DBLAB_REFRESH_STACK")]
@@ -30,19 +31,19 @@ pub struct StackArgs {
     engines: Option<String>,
 }
 
-pub struct Stack {
-    pub state_machine: Option<String>,
-    pub table: Option<String>,
-    pub schedule_group: Option<String>,
-    pub scheduler_role: Option<String>,
-    pub schedule_dlq: Option<String>,
+pub(crate) struct Stack {
+    state_machine: Option<String>,
+    pub(crate) table: Option<String>,
+    pub(crate) schedule_group: Option<String>,
+    scheduler_role: Option<String>,
+    pub(crate) schedule_dlq: Option<String>,
     /// The stack's `DblabEngines` parameter, as the stack was deployed with it.
-    pub engines: Option<String>,
+    engines: Option<String>,
 }
 
 impl Stack {
     /// A part named explicitly (its flag or its variable) wins over the stack's output.
-    pub async fn resolve(args: StackArgs, config: &SdkConfig) -> Result<Self, Failure> {
+    pub(crate) async fn resolve(args: StackArgs, config: &SdkConfig) -> Result<Self, Failure> {
         let mut outputs = BTreeMap::new();
         let mut parameters = BTreeMap::new();
         if let Some(name) = &args.stack {
@@ -76,23 +77,35 @@ impl Stack {
         })
     }
 
-    pub fn need<'a>(value: &'a Option<String>, what: &str, flag: &str, variable: &str) -> Result<&'a str, Failure> {
+    fn need<'a>(value: &'a Option<String>, what: &str, flag: &str, variable: &str) -> Result<&'a str, Failure> {
         value
             .as_deref()
             .ok_or_else(|| Failure::usage(format!("the {what} is unknown: pass --stack NAME, or {flag} ({variable})")))
     }
 
-    pub fn group(&self) -> Result<&str, Failure> {
+    pub(crate) fn state_machine(&self) -> Result<&str, Failure> {
+        Self::need(&self.state_machine, "state machine", "--state-machine", "DBLAB_REFRESH_STATE_MACHINE")
+    }
+
+    pub(crate) fn group(&self) -> Result<&str, Failure> {
         Self::need(&self.schedule_group, "schedule group", "--schedule-group", "DBLAB_REFRESH_SCHEDULE_GROUP")
     }
 
-    /// The engines a request may name, or wrong usage.
-    pub fn engines(&self) -> Result<refresh_core::dblab::EngineList, Failure> {
-        let text = Self::need(&self.engines, "stack's engine list", "--engines", "DBLAB_REFRESH_ENGINES")?;
-        crate::commands::validate::engines_arg(text)
+    pub(crate) fn scheduler_role(&self) -> Result<&str, Failure> {
+        Self::need(&self.scheduler_role, "scheduler role", "--scheduler-role", "DBLAB_REFRESH_SCHEDULER_ROLE")
     }
 
-    pub fn table(&self) -> Result<&str, Failure> {
+    /// The engines a request may name, or wrong usage.
+    pub(crate) fn engines(&self) -> Result<EngineList, Failure> {
+        engines_arg(Self::need(&self.engines, "stack's engine list", "--engines", "DBLAB_REFRESH_ENGINES")?)
+    }
+
+    pub(crate) fn table(&self) -> Result<&str, Failure> {
         Self::need(&self.table, "history table", "--table", "DBLAB_REFRESH_TABLE")
     }
+}
+
+/// The stack's `DblabEngines` as given on the command line, or wrong usage.
+pub(crate) fn engines_arg(text: &str) -> Result<EngineList, Failure> {
+    EngineList::parse(text).map_err(|e| Failure::usage(format!("--engines (the stack's DblabEngines): {e}")))
 }

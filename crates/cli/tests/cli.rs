@@ -37,6 +37,12 @@ async fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command
     command
 }
 
+/// The CLI told no state machine and no history table: only `--stack`, if given, names them.
+async fn run_without_parts(args: &[&str]) -> Output {
+    let mut command = command(args, &[]).await;
+    command.env_remove("DBLAB_REFRESH_STATE_MACHINE").env_remove("DBLAB_REFRESH_TABLE").output().await.unwrap()
+}
+
 fn stdout_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -451,6 +457,23 @@ async fn the_stack_is_found_from_its_outputs() {
     let lost = run(&["schedule", "list"]).await;
     assert_eq!(lost.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&lost.stderr).contains("--stack NAME"));
+
+    // `start` and `history` find the state machine and the table there too.
+    let started = run_without_parts(&["start", &file, "--json", "--stack", &stack_name]).await;
+    assert_eq!(started.status.code(), Some(0), "{}", String::from_utf8_lossy(&started.stderr));
+    let arn = stdout_json(&started)["executionArn"].as_str().unwrap().to_string();
+    let machine = stack().await.state_machine_arn.replace(":stateMachine:", ":execution:");
+    assert!(arn.starts_with(&format!("{machine}:")), "{arn} is not a run of {machine}");
+    // Only the start is tested here: the run is stopped.
+    refresh_core::clients::StepFunctions::new(&w.config).stop_execution().execution_arn(&arn).send().await.unwrap();
+    let history = run_without_parts(&["history", &w.target(), "--json", "--stack", &stack_name]).await;
+    assert_eq!(history.status.code(), Some(0), "{}", String::from_utf8_lossy(&history.stderr));
+    assert!(stdout_json(&history).is_array());
+    for args in [&["start", &file][..], &["history", &w.target()]] {
+        let lost = run_without_parts(args).await;
+        assert_eq!(lost.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&lost.stderr).contains("--stack NAME"), "{args:?}");
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,22 @@ use time::OffsetDateTime;
 use crate::failure::Failure;
 use crate::output::print_json;
 
-pub async fn cleanup(dry_run: bool, max_age: Option<String>, json: bool) -> Result<(), Failure> {
+/// The orphan sweep on demand: delete managed clones whose run is confirmed ended.
+#[derive(clap::Args)]
+pub(crate) struct CleanupArgs {
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only clones older than this (e.g. 12h). A clone whose run is running, or cannot
+    /// be checked, is never deleted.
+    #[arg(long)]
+    max_age: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: CleanupArgs) -> Result<(), Failure> {
+    let CleanupArgs { dry_run, max_age, json } = args;
     let max_age = max_age
         .map(|text| refresh_core::duration::parse(&text).map_err(|e| Failure::usage(format!("--max-age {e}"))))
         .transpose()?;

@@ -4,12 +4,31 @@ use refresh_core::aws;
 use refresh_core::clients::DynamoDb;
 use refresh_core::history::History;
 
+use super::target_arg;
 use crate::failure::Failure;
 use crate::output::{print_json, stamp};
+use crate::stack::{Stack, StackArgs};
 
-pub async fn history(target: &str, table: &str, limit: i32, json: bool) -> Result<(), Failure> {
-    let store = History::new(DynamoDb::new(&aws::config().await), table);
-    let rows = store.recent(target, limit).await?;
+/// Past refreshes of a target, newest first.
+#[derive(clap::Args)]
+pub(crate) struct HistoryArgs {
+    #[arg(value_parser = target_arg)]
+    target: String,
+    #[command(flatten)]
+    stack: StackArgs,
+    /// How many runs, newest first (1 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    limit: i32,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: HistoryArgs) -> Result<(), Failure> {
+    let HistoryArgs { target, stack, limit, json } = args;
+    let config = aws::config().await;
+    let stack = Stack::resolve(stack, &config).await?;
+    let table = stack.table()?;
+    let rows = History::new(DynamoDb::new(&config), table).recent(&target, limit).await?;
     if json {
         print_json(&serde_json::to_value(&rows).unwrap_or_default());
         return Ok(());

@@ -3,16 +3,31 @@
 use dblab_refresh::document::{self, SecretArns};
 use refresh_core::request::{Labels, RefreshRequest};
 
+use super::target_arg;
 use crate::failure::Failure;
 
-pub fn import(
-    config: &str,
-    password: Option<&str>,
-    token: Option<&str>,
+/// Turn a DBLab rds-refresh config into a request; plain secrets are never carried over.
+#[derive(clap::Args)]
+pub(crate) struct ImportArgs {
+    config: String,
+    /// Secrets Manager ARN holding the source password.
+    #[arg(long)]
+    password_secret: Option<String>,
+    /// Secrets Manager ARN holding the DBLab token.
+    #[arg(long)]
+    token_secret: Option<String>,
+    /// The target name (default: the source identifier).
+    #[arg(long, value_parser = target_arg)]
     target: Option<String>,
+    /// Write the request here instead of standard output.
+    #[arg(long, short)]
     output: Option<String>,
-) -> Result<(), Failure> {
-    let doc = document::read(config).map_err(Failure::failed)?;
+}
+
+pub(crate) fn run(args: ImportArgs) -> Result<(), Failure> {
+    let ImportArgs { config, password_secret, token_secret, target, output } = args;
+    let (password, token) = (password_secret.as_deref(), token_secret.as_deref());
+    let doc = document::read(&config).map_err(Failure::failed)?;
     let target = target
         .or_else(|| Labels::of(&doc).source_identifier().map(str::to_string))
         .ok_or_else(|| Failure::failed("no --target and no source.identifier to name the target after"))?;

@@ -14,27 +14,96 @@ use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::commands::validate::{StackKeys, engine_of, load_request, run_preflight};
+use super::validate::{StackKeys, run_preflight};
+use super::{engine_of, load_request, target_arg};
 use crate::failure::Failure;
 use crate::output::{print_json, rfc, stamp};
 use crate::stack::{Stack, StackArgs};
 
+/// Each target's schedule, in the stack's Scheduler group.
+#[derive(clap::Args)]
+pub(crate) struct ScheduleArgs {
+    #[command(subcommand)]
+    action: ScheduleAction,
+}
+
+#[derive(clap::Subcommand)]
+enum ScheduleAction {
+    /// Create or update TARGET's schedule with the request (validated first).
+    Set {
+        #[arg(value_parser = target_arg)]
+        target: String,
+        file: String,
+        /// The Scheduler expression: cron(0 3 * * ? *), rate(12 hours) or at(...).
+        #[arg(long)]
+        cron: String,
+        /// An IANA time zone for the expression (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Run the preflight first, and set nothing if it fails.
+        #[arg(long)]
+        preflight: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Every schedule: target, expression, time zone, next run, state, last outcome.
+    List {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop TARGET's schedule from starting runs, keeping it.
+    Pause {
+        #[arg(value_parser = target_arg)]
+        target: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Start TARGET's paused schedule again.
+    Resume {
+        #[arg(value_parser = target_arg)]
+        target: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Delete TARGET's schedule.
+    Remove {
+        #[arg(value_parser = target_arg)]
+        target: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+pub(crate) async fn run(args: ScheduleArgs) -> Result<(), Failure> {
+    match args.action {
+        ScheduleAction::Set { target, file, cron, timezone, preflight, stack } => {
+            set(stack, &target, &file, &cron, timezone, preflight).await
+        }
+        ScheduleAction::List { stack, json } => list(stack, json).await,
+        ScheduleAction::Pause { target, stack } => change_state(stack, &target, false).await,
+        ScheduleAction::Resume { target, stack } => change_state(stack, &target, true).await,
+        ScheduleAction::Remove { target, stack } => remove(stack, &target).await,
+    }
+}
+
 /// One schedule as `list` and `status` show it.
 #[derive(Debug, Clone)]
-pub struct ScheduleRow {
-    pub name: String,
-    pub target: String,
-    pub expression: String,
-    pub timezone: Option<String>,
-    pub enabled: bool,
-    pub next: Option<OffsetDateTime>,
+pub(crate) struct ScheduleRow {
+    name: String,
+    pub(crate) target: String,
+    expression: String,
+    timezone: Option<String>,
+    enabled: bool,
+    pub(crate) next: Option<OffsetDateTime>,
 }
 
 fn to_time(zoned: &jiff::Zoned) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(zoned.timestamp().as_second()).ok()
 }
 
-pub async fn schedules(client: &aws_sdk_scheduler::Client, group: &str) -> Result<Vec<ScheduleRow>, Failure> {
+pub(crate) async fn schedules(client: &aws_sdk_scheduler::Client, group: &str) -> Result<Vec<ScheduleRow>, Failure> {
     let mut names = Vec::new();
     let mut pages = client.list_schedules().group_name(group).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -69,7 +138,7 @@ pub async fn schedules(client: &aws_sdk_scheduler::Client, group: &str) -> Resul
     Ok(rows)
 }
 
-pub async fn set(
+async fn set(
     stack: StackArgs,
     target: &str,
     file: &str,
@@ -102,9 +171,8 @@ pub async fn set(
         println!("preflight passed ({} checks)", checks.len());
     }
     let group = stack.group()?;
-    let machine = Stack::need(&stack.state_machine, "state machine", "--state-machine", "DBLAB_REFRESH_STATE_MACHINE")?;
-    let role =
-        Stack::need(&stack.scheduler_role, "scheduler role", "--scheduler-role", "DBLAB_REFRESH_SCHEDULER_ROLE")?;
+    let machine = stack.state_machine()?;
+    let role = stack.scheduler_role()?;
     let client = aws_sdk_scheduler::Client::new(&config);
     if stack.schedule_dlq.is_none() {
         eprintln!(
@@ -175,7 +243,7 @@ pub async fn set(
     Ok(())
 }
 
-pub async fn list(stack: StackArgs, json: bool) -> Result<(), Failure> {
+async fn list(stack: StackArgs, json: bool) -> Result<(), Failure> {
     let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let rows = schedules(&aws_sdk_scheduler::Client::new(&config), stack.group()?).await?;
@@ -225,7 +293,7 @@ pub async fn list(stack: StackArgs, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn change_state(stack: StackArgs, target: &str, enable: bool) -> Result<(), Failure> {
+async fn change_state(stack: StackArgs, target: &str, enable: bool) -> Result<(), Failure> {
     let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let group = stack.group()?;
@@ -257,7 +325,7 @@ pub async fn change_state(stack: StackArgs, target: &str, enable: bool) -> Resul
     Ok(())
 }
 
-pub async fn remove(stack: StackArgs, target: &str) -> Result<(), Failure> {
+async fn remove(stack: StackArgs, target: &str) -> Result<(), Failure> {
     let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     aws_sdk_scheduler::Client::new(&config)

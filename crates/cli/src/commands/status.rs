@@ -8,13 +8,12 @@ use refresh_core::history::History;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::commands::run::execution_view;
-use crate::commands::schedule::schedules;
+use super::schedule::schedules;
+use super::watch::execution_view;
 use crate::failure::Failure;
 use crate::output::{print_json, rfc, stamp};
 use crate::stack::{Stack, StackArgs};
 
-/// One target's line.
 /// One target's line: a target that has run has a state; one only scheduled so far has
 /// its next run alone.
 struct Line {
@@ -99,7 +98,18 @@ fn line_text(l: &Line, now: OffsetDateTime) -> String {
     )
 }
 
-pub async fn status(stack: StackArgs, json: bool) -> Result<(), Failure> {
+/// One line per target: last run, data as of and its age, a run in progress, the next
+/// scheduled run, and STALE past the target's freshness threshold.
+#[derive(clap::Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: StatusArgs) -> Result<(), Failure> {
+    let StatusArgs { stack, json } = args;
     let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let fleet = History::new(refresh_core::clients::DynamoDb::new(&config), stack.table()?).fleet().await?;

@@ -4,20 +4,46 @@ use refresh_core::fleet::Retired;
 use refresh_core::history::History;
 use refresh_core::{RefreshError, aws};
 
+use super::target_arg;
 use crate::failure::Failure;
 use crate::stack::{Stack, StackArgs};
 
+/// A target's place in the fleet.
+#[derive(clap::Args)]
+pub(crate) struct TargetArgs {
+    #[command(subcommand)]
+    action: TargetAction,
+}
+
+#[derive(clap::Subcommand)]
+enum TargetAction {
+    /// Take TARGET out of the fleet for good: out of `status`, the freshness metrics and
+    /// the stale alarm, and its schedule removed; its history is kept. Refused while a run
+    /// of it is under way.
+    Retire {
+        #[arg(value_parser = target_arg)]
+        target: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+pub(crate) async fn run(args: TargetArgs) -> Result<(), Failure> {
+    match args.action {
+        TargetAction::Retire { target, stack } => retire(stack, &target).await,
+    }
+}
+
 /// Takes a target out of the fleet and removes its schedule, keeping its history.
-pub async fn retire(stack: StackArgs, target: &str) -> Result<(), Failure> {
+async fn retire(stack: StackArgs, target: &str) -> Result<(), Failure> {
     let config = aws::config().await;
     let stack = Stack::resolve(stack, &config).await?;
     let history = History::new(refresh_core::clients::DynamoDb::new(&config), stack.table()?);
     let retired = history.fleet_retire(target).await?;
     if let Retired::Running(execution) = &retired {
-        return Err(Failure(
-            1,
-            format!("{target} has a run under way ({execution}): retire it once that run has ended"),
-        ));
+        return Err(Failure::failed(format!(
+            "{target} has a run under way ({execution}): retire it once that run has ended"
+        )));
     }
     // Its schedule would start a run that puts it back.
     let schedule = match stack.schedule_group.as_deref() {

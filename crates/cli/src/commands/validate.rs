@@ -10,54 +10,65 @@ use refresh_core::{aws, dblab, preflight};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::{engine_of, load_request};
 use crate::failure::Failure;
 use crate::output::print_json;
-use dblab_refresh::document;
+use crate::stack::engines_arg;
 
-pub fn load_request(file: &str) -> Result<(Value, RefreshRequest), Failure> {
-    let doc = document::read(file).map_err(Failure::failed)?;
-    match RefreshRequest::from_document(&doc) {
-        Ok(request) => Ok((doc, request)),
-        Err(errors) => Err(invalid(file, &errors.0)),
-    }
-}
-
-fn invalid(file: &str, problems: &[refresh_core::request::FieldError]) -> Failure {
-    let lines: Vec<String> = problems.iter().map(|e| format!("  {}: {}", e.path, e.message)).collect();
-    Failure::failed(format!("{file} is not a valid request:\n{}", lines.join("\n")))
-}
-
-/// The engine of the stack's list a request names, or the request refused as invalid.
-pub fn engine_of<'a>(file: &str, request: &RefreshRequest, engines: &'a EngineList) -> Result<&'a Engine, Failure> {
-    engines.resolve(request).map_err(|e| match e {
-        refresh_core::RefreshError::InvalidRequest(errors) => invalid(file, &errors.0),
-        other => Failure::from(other),
-    })
-}
-
-/// The stack's `DblabEngines` as given on the command line, or wrong usage.
-pub fn engines_arg(text: &str) -> Result<EngineList, Failure> {
-    EngineList::parse(text).map_err(|e| Failure::usage(format!("--engines (the stack's DblabEngines): {e}")))
+/// Check a request (JSON or YAML) and print every problem with its path.
+#[derive(clap::Args)]
+pub(crate) struct ValidateArgs {
+    file: String,
+    /// Also check, creating nothing, what would fail later: the DBLab Engine (healthy,
+    /// logical, idle, configurable, no timetable, immediateRestore), secrets, source,
+    /// restore point, encryption key, security groups and subnet group.
+    #[arg(long)]
+    preflight: bool,
+    /// The stack's DblabEngines (its entries, comma-separated): the request must name
+    /// one of them; unset, its engine is not checked (and --preflight cannot run)
+    #[arg(long, env = "DBLAB_REFRESH_ENGINES")]
+    engines: Option<String>,
+    /// The stack's SourceKmsKeyArns (comma-separated), to check the source's encryption
+    /// key against; unset, the key is only shown.
+    #[arg(long, env = "DBLAB_REFRESH_SOURCE_KMS_KEYS")]
+    source_kms_keys: Option<String>,
+    /// The stack's CopyKmsKeyArn: the key a snapshot shared encrypted from another
+    /// account is copied in under before the restore
+    #[arg(long, env = "DBLAB_REFRESH_COPY_KMS_KEY")]
+    copy_kms_key: Option<String>,
+    /// The stack's SharedSnapshotArns (comma-separated patterns): another account's
+    /// snapshots outside them are not considered; unset, every shared one is
+    #[arg(long, env = "DBLAB_REFRESH_SHARED_SNAPSHOT_ARNS")]
+    shared_snapshot_arns: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 /// What the CLI knows of the stack's parameters (its `DblabEngines`, `SourceKmsKeyArns`,
 /// `SharedSnapshotArns` and `CopyKmsKeyArn`): what is unknown is not checked against.
 #[derive(Debug, Default)]
-pub struct StackKeys {
-    pub engines: Option<EngineList>,
-    pub source: Option<Vec<String>>,
-    pub shared_snapshots: Option<Vec<String>>,
-    pub copy: Option<String>,
+pub(crate) struct StackKeys {
+    engines: Option<EngineList>,
+    source: Option<Vec<String>>,
+    shared_snapshots: Option<Vec<String>>,
+    copy: Option<String>,
 }
 
-pub async fn validate(file: &str, preflight: bool, json: bool, keys: StackKeys) -> Result<(), Failure> {
+pub(crate) async fn run(args: ValidateArgs) -> Result<(), Failure> {
+    let ValidateArgs { file, preflight, engines, source_kms_keys, copy_kms_key, shared_snapshot_arns, json } = args;
+    let keys = StackKeys {
+        engines: engines.as_deref().map(engines_arg).transpose()?,
+        source: source_kms_keys.map(|k| aws::list(&k)),
+        shared_snapshots: shared_snapshot_arns.map(|a| aws::list(&a)),
+        copy: copy_kms_key,
+    };
     if preflight && keys.engines.is_none() {
         return Err(Failure::usage(
             "the preflight needs the stack's engines: pass --engines (DBLAB_REFRESH_ENGINES), its DblabEngines",
         ));
     }
-    let checked = load_request(file).and_then(|(_, request)| {
-        let engine = keys.engines.as_ref().map(|list| engine_of(file, &request, list)).transpose()?;
+    let checked = load_request(&file).and_then(|(_, request)| {
+        let engine = keys.engines.as_ref().map(|list| engine_of(&file, &request, list)).transpose()?;
         Ok((request, engine.cloned()))
     });
     let (request, engine) = match checked {
@@ -106,7 +117,7 @@ pub async fn validate(file: &str, preflight: bool, json: bool, keys: StackKeys) 
 
 /// Every check that can fail a run before a clone exists, each on its own: the same
 /// preflight `find-snapshot` runs, so the two cannot disagree.
-pub async fn run_preflight(
+pub(crate) async fn run_preflight(
     request: &RefreshRequest,
     engine: &Engine,
     keys: &StackKeys,

@@ -1,41 +1,33 @@
-//! `start [--wait]` and `watch`: a run started, and followed phase by phase.
+//! `watch`: a run followed phase by phase (`start --wait` follows the run it starts).
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use dblab_refresh::{execution_name, view};
+use dblab_refresh::view;
 use refresh_core::clients::StepFunctions;
 use refresh_core::executions::Executions;
 use refresh_core::{RefreshError, aws};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::commands::validate::load_request;
 use crate::failure::Failure;
 use crate::output::print_json;
 
-pub async fn start(file: &str, state_machine: &str, wait: bool, json: bool, colour: bool) -> Result<(), Failure> {
-    let (doc, request) = load_request(file)?;
-    let sfn = StepFunctions::new(&aws::config().await);
-    let name = execution_name(&request.target, OffsetDateTime::now_utc());
-    let out = sfn
-        .start_execution()
-        .state_machine_arn(state_machine)
-        .name(&name)
-        .input(doc.to_string())
-        .send()
-        .await
-        .map_err(|e| Failure::from(RefreshError::from_aws("StartExecution", e)))?;
-    let arn = out.execution_arn().to_string();
-    if json && !wait {
-        print_json(&json!({"executionArn": arn, "name": name}));
-    } else if !json {
-        println!("started {name}\n  {arn}");
-    }
-    if wait { watch(&sfn, &arn, json, colour).await } else { Ok(()) }
+/// Follow a run live: phase, time per phase, polls, and on failure the error and state.
+#[derive(clap::Args)]
+pub(crate) struct WatchArgs {
+    /// The execution ARN.
+    execution: String,
+    #[arg(long)]
+    json: bool,
 }
 
-pub async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View, Failure> {
+pub(crate) async fn run(args: WatchArgs, colour: bool) -> Result<(), Failure> {
+    follow(&StepFunctions::new(&aws::config().await), &args.execution, args.json, colour).await
+}
+
+/// A run as the live view and `status` show it.
+pub(crate) async fn execution_view(sfn: &StepFunctions, arn: &str) -> Result<view::View, Failure> {
     let described = sfn
         .describe_execution()
         .execution_arn(arn)
@@ -85,7 +77,8 @@ fn copy_progress(output: &str) -> Option<String> {
     })
 }
 
-pub async fn watch(sfn: &StepFunctions, arn: &str, json: bool, colour: bool) -> Result<(), Failure> {
+/// Shows the run until it ends: one that did not succeed is a failure (exit 1).
+pub(crate) async fn follow(sfn: &StepFunctions, arn: &str, json: bool, colour: bool) -> Result<(), Failure> {
     let live = !json && std::io::stdout().is_terminal();
     let mut drawn_lines = 0;
     let mut last_phase = None;
