@@ -100,8 +100,8 @@ impl Watching {
     /// The handlers' variables that say so (`refresh_core::watch`).
     pub fn environment(self) -> Vec<(String, String)> {
         vec![
-            (refresh_core::watch::WATCH_SECONDS_ENV.to_string(), self.seconds.to_string()),
-            (refresh_core::watch::TIME_SCALE_ENV.to_string(), self.time_scale.to_string()),
+            (lambda_adapter::WATCH_SECONDS_ENV.to_string(), self.seconds.to_string()),
+            (lambda_adapter::TIME_SCALE_ENV.to_string(), self.time_scale.to_string()),
         ]
     }
 }

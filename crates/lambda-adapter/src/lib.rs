@@ -3,6 +3,7 @@
 //! `refresh_core` into a Lambda function whose failures carry stable error names.
 
 use std::future::Future;
+use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use refresh_core::RefreshError;
@@ -97,6 +98,23 @@ where
     serve_watching(|input, _| handler(input)).await
 }
 
+/// Caps the watch of one invocation, in seconds (tests use a few seconds); without it an
+/// invocation watches until shortly before its Lambda timeout.
+pub const WATCH_SECONDS_ENV: &str = "WATCH_SECONDS";
+
+/// For a world whose durations are this many times shorter than AWS's (the benchmark's
+/// 1:60 refresh): the time a look may take is divided by it, as the poll interval and the
+/// watch already are, so an invocation holds as many looks as it would in AWS. Unset: 1.
+pub const TIME_SCALE_ENV: &str = "WATCH_TIME_SCALE";
+
+/// The watch's cap and time scale from `WATCH_SECONDS` and `WATCH_TIME_SCALE`: a value
+/// that is not a whole number (or a scale of 0) is as if unset.
+fn watch_settings(seconds: Option<&str>, time_scale: Option<&str>) -> (Option<Duration>, u32) {
+    let number = |s: Option<&str>| s.and_then(|s| s.trim().parse::<u64>().ok());
+    let scale = number(time_scale).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(1);
+    (number(seconds).map(Duration::from_secs), scale)
+}
+
 /// Runs a check handler, which may watch until shortly before each invocation's deadline.
 pub async fn serve_watching<In, Out, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
@@ -106,9 +124,11 @@ where
     Fut: Future<Output = Result<Out, RefreshError>>,
 {
     let handler = &handler;
+    let (cap, time_scale) =
+        watch_settings(std::env::var(WATCH_SECONDS_ENV).ok().as_deref(), std::env::var(TIME_SCALE_ENV).ok().as_deref());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let span = info_span!("invocation", execution = %execution_name(&event.payload), request_id = %event.context.request_id);
-        let watch = Watch::for_invocation(event.context.deadline());
+        let watch = Watch::for_invocation(event.context.deadline(), cap, time_scale);
         async move {
             let result = match read_input::<In>(event.payload) {
                 // Boxed: the handlers' futures nest deeply enough to exceed the compiler's
@@ -139,6 +159,14 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn the_watch_settings_are_whole_numbers_and_a_scale_of_zero_is_none() {
+        assert_eq!(watch_settings(Some(" 3 "), Some("60")), (Some(Duration::from_secs(3)), 60));
+        assert_eq!(watch_settings(None, None), (None, 1));
+        assert_eq!(watch_settings(Some("3s"), Some("0")), (None, 1));
+        assert_eq!(watch_settings(Some("-1"), Some("x")), (None, 1));
+    }
 
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);

@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The longest one AWS call may take, its retries included: a watch counts on it to
 /// never start a look that could outlast the invocation.
-pub const AWS_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+pub(crate) const AWS_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The shared AWS configuration: region from the Lambda environment, `AWS_ENDPOINT_URL`
 /// (or a per-service variant) honoured by every client, every call bounded in time, and the

@@ -15,7 +15,7 @@ pub fn from_aws(dt: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
 }
 
 /// A time for the SDK (a restore time).
-pub fn to_aws(t: OffsetDateTime) -> aws_smithy_types::DateTime {
+pub(crate) fn to_aws(t: OffsetDateTime) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_nanos(t.unix_timestamp_nanos())
         .unwrap_or(aws_smithy_types::DateTime::from_secs(t.unix_timestamp()))
 }

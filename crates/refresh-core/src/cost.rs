@@ -11,41 +11,41 @@ use serde::{Deserialize, Serialize};
 pub const PRICES_AS_OF: &str = "2026-11-22";
 
 /// Where each figure below was read (US East (N. Virginia), on-demand).
-pub const STEP_FUNCTIONS_PRICES: &str = "https://aws.amazon.com/step-functions/pricing/ (Standard workflows)";
-pub const LAMBDA_PRICES: &str = "https://aws.amazon.com/lambda/pricing/ (Arm)";
-pub const RDS_POSTGRES_PRICES: &str =
+pub(crate) const RDS_POSTGRES_PRICES: &str =
     "https://aws.amazon.com/rds/postgresql/pricing/ (On-Demand, Single-AZ deployment)";
-pub const AURORA_STANDARD_PRICES: &str =
+pub(crate) const AURORA_STANDARD_PRICES: &str =
     "https://aws.amazon.com/rds/aurora/pricing/ (PostgreSQL-Compatible, On-Demand, Aurora Standard)";
-pub const AURORA_IO_OPTIMIZED_PRICES: &str =
+pub(crate) const AURORA_IO_OPTIMIZED_PRICES: &str =
     "https://aws.amazon.com/rds/aurora/pricing/ (PostgreSQL-Compatible, On-Demand, Aurora I/O-Optimized)";
 
-/// Step Functions standard workflows, per state transition ([`STEP_FUNCTIONS_PRICES`]).
+/// Step Functions standard workflows, per state transition
+/// (https://aws.amazon.com/step-functions/pricing/, Standard workflows).
 pub const STEP_FUNCTIONS_PER_TRANSITION: f64 = 0.025 / 1_000.0;
-/// Lambda on arm64 (Graviton), per GB-second, and per request ([`LAMBDA_PRICES`]).
-pub const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
-pub const LAMBDA_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+/// Lambda on arm64 (Graviton), per GB-second, and per request
+/// (https://aws.amazon.com/lambda/pricing/, Arm).
+pub(crate) const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
+pub(crate) const LAMBDA_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
 /// Every function is deployed with 128 MB.
-pub const LAMBDA_MEMORY_GB: f64 = 0.125;
+pub(crate) const LAMBDA_MEMORY_GB: f64 = 0.125;
 /// Aurora Standard storage I/O, per request ([`AURORA_STANDARD_PRICES`]).
-pub const AURORA_STANDARD_PER_IO: f64 = 0.20 / 1_000_000.0;
+pub(crate) const AURORA_STANDARD_PER_IO: f64 = 0.20 / 1_000_000.0;
 
 /// Backup storage (manual snapshots, such as a shared snapshot copied in), per GB-month
 /// in US East (N. Virginia) ([`RDS_POSTGRES_PRICES`], "Backup Storage"); AWS prorates a
 /// month as 730 hours.
-pub const SNAPSHOT_STORAGE_PER_GB_MONTH: f64 = 0.095;
+pub(crate) const SNAPSHOT_STORAGE_PER_GB_MONTH: f64 = 0.095;
 const HOURS_PER_MONTH: f64 = 730.0;
 
 /// A snapshot copied in for the clone: its size (unknown when RDS did not say) and how long
 /// it was kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CopyUse {
+pub(crate) struct CopyUse {
     pub gb: Option<i32>,
     pub seconds: i64,
 }
 
 /// What keeping `copy` cost, when its size and the region's price are known.
-pub fn copy_storage(copy: CopyUse, region: &str) -> Option<f64> {
+pub(crate) fn copy_storage(copy: CopyUse, region: &str) -> Option<f64> {
     let gb = f64::from(copy.gb?);
     (region == "us-east-1")
         .then(|| gb * SNAPSHOT_STORAGE_PER_GB_MONTH * copy.seconds as f64 / 3_600.0 / HOURS_PER_MONTH)
@@ -69,7 +69,7 @@ impl Engine {
     }
 
     /// The page this engine's instance prices were read from.
-    pub fn price_source(self) -> &'static str {
+    pub(crate) fn price_source(self) -> &'static str {
         match self {
             Self::RdsPostgres => RDS_POSTGRES_PRICES,
             Self::AuroraStandard => AURORA_STANDARD_PRICES,
@@ -112,7 +112,7 @@ pub fn orchestration(transitions: u64, invocations: u64, lambda_seconds: f64) ->
 }
 
 /// RDS bills at least ten minutes after an instance is created.
-pub const MINIMUM_BILLED_SECONDS: i64 = 600;
+pub(crate) const MINIMUM_BILLED_SECONDS: i64 = 600;
 
 /// What one execution used of Step Functions and Lambda, read from its history.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ pub struct Usage {
 
 /// The clone's part of a run, as far as it is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CloneUse<'a> {
+pub(crate) enum CloneUse<'a> {
     /// No clone was made.
     None,
     /// A clone existed for `seconds`; its class may be unknown (a purge found a clone that
@@ -170,7 +170,7 @@ pub struct CopyCost {
 }
 
 impl Estimate {
-    pub fn new(engine: Engine, clone: CloneUse<'_>, region: &str, usage: Option<Usage>) -> Self {
+    pub(crate) fn new(engine: Engine, clone: CloneUse<'_>, region: &str, usage: Option<Usage>) -> Self {
         let (class, billed, clone_hourly_usd) = match clone {
             CloneUse::None => (None, 0, Some(0.0)),
             CloneUse::Billed { class, seconds } => (
@@ -210,7 +210,7 @@ impl Estimate {
 
     /// Adds the storage of the snapshot copied in for the clone, if there was one: the
     /// total is then known only when that part is.
-    pub fn with_copy(mut self, copy: Option<CopyUse>) -> Self {
+    pub(crate) fn with_copy(mut self, copy: Option<CopyUse>) -> Self {
         let Some(copy) = copy else { return self };
         let usd = copy_storage(copy, &self.region);
         let gb_hours = copy.gb.map(|gb| f64::from(gb) * copy.seconds as f64 / 3_600.0);

@@ -224,7 +224,7 @@ impl RefreshError {
     /// The same error with every occurrence of a secret value replaced, in any form it may
     /// take (`redaction::forms`): for errors whose text comes from the engine or a tool,
     /// which may echo what it was sent, quoted into JSON or a URL.
-    pub fn redact(self, secret: &str) -> Self {
+    pub(crate) fn redact(self, secret: &str) -> Self {
         if secret.is_empty() {
             return self;
         }

@@ -68,7 +68,7 @@ impl TargetState {
         self.data_age(now) > time::Duration::seconds(i64::try_from(self.freshness_max_age_seconds).unwrap_or(i64::MAX))
     }
 
-    pub fn last_run_failed(&self) -> bool {
+    pub(crate) fn last_run_failed(&self) -> bool {
         self.last_run.as_ref().is_some_and(|r| r.outcome == Outcome::Failed)
     }
 }

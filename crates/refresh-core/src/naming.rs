@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 pub const CLONE_PREFIX: &str = "dblab-refresh-";
-pub const WRITER_SUFFIX: &str = "-writer";
+pub(crate) const WRITER_SUFFIX: &str = "-writer";
 /// RDS identifiers hold 63 characters; the writer instance adds its suffix to the name.
-pub const MAX_CLONE_NAME: usize = 63 - WRITER_SUFFIX.len();
+pub(crate) const MAX_CLONE_NAME: usize = 63 - WRITER_SUFFIX.len();
 const STAMP_LEN: usize = "-yyyymmdd-hhmmss".len();
 const MAX_TARGET_PART: usize = MAX_CLONE_NAME - CLONE_PREFIX.len() - STAMP_LEN;
 const HASH_LEN: usize = 4;
@@ -54,7 +54,7 @@ fn target_part(target: &str) -> String {
 }
 
 /// A short, stable hash of a name (FNV-1a): names cut to fit stay apart.
-pub fn fnv1a(text: &str) -> u32 {
+pub(crate) fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5, |hash, b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 

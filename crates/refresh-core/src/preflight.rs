@@ -420,7 +420,7 @@ fn capacity_fits(
 
 /// Who manages a KMS key, as DescribeKey says; the reason when it cannot say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyManager {
+pub(crate) enum KeyManager {
     /// An AWS managed key (`aws/rds`): RDS uses it for any principal of the account, with
     /// no grant from the caller.
     Aws,
@@ -429,7 +429,7 @@ pub enum KeyManager {
 }
 
 /// Who manages `key`.
-pub async fn key_manager(kms: &aws_sdk_kms::Client, key: &str) -> KeyManager {
+pub(crate) async fn key_manager(kms: &aws_sdk_kms::Client, key: &str) -> KeyManager {
     match kms.describe_key().key_id(key).send().await {
         Ok(out) => match out.key_metadata().and_then(|m| m.key_manager()) {
             Some(aws_sdk_kms::types::KeyManagerType::Aws) => KeyManager::Aws,

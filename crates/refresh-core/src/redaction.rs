@@ -1,7 +1,7 @@
 //! Removing a secret from a text, in every form it may take there (as it is, URL-encoded).
 
 /// What a secret is replaced with in any text that is passed on.
-pub const REDACTED: &str = "***";
+pub(crate) const REDACTED: &str = "***";
 
 /// JSON-escaped as Go's `json.Marshal` writes it (the engine is written in Go): HTML-safe,
 /// with `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes (encoding/json `encodeState.string`).
@@ -66,7 +66,7 @@ fn url_encoded(text: &str, lower: bool) -> String {
 }
 
 /// `text` with every form of `secret` replaced by `REDACTED`.
-pub fn redact(text: &str, secret: &str) -> String {
+pub(crate) fn redact(text: &str, secret: &str) -> String {
     if secret.is_empty() {
         return text.to_string();
     }

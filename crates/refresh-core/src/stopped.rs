@@ -42,7 +42,7 @@ pub struct Ended {
 /// the execution ended, the state it was in, and the run state its last step passed on.
 /// Those are all at the end of a history that may hold thousands of events.
 #[derive(Debug)]
-pub struct NewestFirst {
+pub(crate) struct NewestFirst {
     stopped: Stopped,
     /// Whether the newest state event was seen (which decides `in_state`).
     placed: bool,
@@ -111,8 +111,10 @@ fn ended(event: &HistoryEvent) -> Option<Ended> {
     }
 }
 
-/// Reads a stopped execution's whole history (events oldest first), newest first.
-pub fn from_history(events: &[HistoryEvent]) -> Stopped {
+/// Reads a stopped execution's whole history (events oldest first), newest first: what the
+/// page-by-page reading of `Executions::stopped` must agree with.
+#[cfg(test)]
+pub(crate) fn from_history(events: &[HistoryEvent]) -> Stopped {
     let mut reader = NewestFirst::default();
     for event in events.iter().rev() {
         if reader.read(event) {

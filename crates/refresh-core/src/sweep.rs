@@ -34,7 +34,7 @@ pub struct SweepItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Keep(String),
     Delete(String),
 }
@@ -44,7 +44,7 @@ pub enum Verdict {
 /// DeleteAfter (the run's own timeouts and clean-up end it); a clone whose execution
 /// cannot be checked (throttling, access denied, a wrong region, no execution tag) is
 /// skipped, with the reason. `max_age` narrows the sweep to clones older than that.
-pub fn judge(
+pub(crate) fn judge(
     clone: &ManagedClone,
     execution: Option<&Result<ExecutionState, String>>,
     now: OffsetDateTime,

@@ -15,20 +15,20 @@ pub const DELETE_AFTER_KEY: &str = "DeleteAfter";
 pub const COPY_OF_KEY: &str = "dblab-refresh:copy-of";
 /// On the publisher's copies: when the copied snapshot's data is from (RFC 3339). A
 /// cluster snapshot carries no original time, and its copy's own time is the copy's.
-pub const DATA_AS_OF_KEY: &str = "dblab-refresh:data-as-of";
+pub(crate) const DATA_AS_OF_KEY: &str = "dblab-refresh:data-as-of";
 /// On a clone of a cluster another account shares through RAM: that cluster's ARN.
-pub const CLONE_OF_KEY: &str = "dblab-refresh:clone-of";
+pub(crate) const CLONE_OF_KEY: &str = "dblab-refresh:clone-of";
 
 const RESERVED: &[&str] = &[MANAGED_BY_KEY, DELETE_AFTER_KEY];
 const RESERVED_PREFIX: &str = "dblab-refresh:";
 
 /// RDS allows 50 tags per resource; ours take at most six (a clone of a RAM-shared
 /// cluster, or a copy-in snapshot, carries one more than the five every clone has).
-pub const MAX_USER_TAGS: usize = 44;
+pub(crate) const MAX_USER_TAGS: usize = 44;
 
 /// Why a request's tag cannot be put on the clone: ours are reserved, and RDS refuses the
 /// rest of what `rds_tag_problem` names.
-pub fn check_user_tag(key: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_user_tag(key: &str, value: &str) -> Result<(), String> {
     if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(key)) || key.starts_with(RESERVED_PREFIX) {
         return Err(format!("{key:?} is set by the orchestrator itself and cannot be given"));
     }
@@ -63,7 +63,7 @@ pub fn clone_tags(user: &BTreeMap<String, String>, owner: &Ownership<'_>) -> Vec
 /// Why RDS would refuse a tag, if it would: keys of 1 to 128 and values of up to 256
 /// characters, only letters, digits, white space and `_ . : / = + - @`, neither starting
 /// with `aws:` or `rds:` (RDS API reference, "Tag").
-pub fn rds_tag_problem(key: &str, value: &str) -> Option<String> {
+pub(crate) fn rds_tag_problem(key: &str, value: &str) -> Option<String> {
     // RDS's white space is Unicode's separators: not tabs or line breaks.
     let allowed = |c: char| c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c);
     let reserved =
@@ -95,7 +95,7 @@ pub fn made_by(tags: &[(String, String)], execution_name: &str, execution_arn: O
 }
 
 /// Why a resource must not be deleted, or `Ok` when it is provably ours.
-pub fn check_managed(identifier: &str, tags: &[(String, String)]) -> Result<(), String> {
+pub(crate) fn check_managed(identifier: &str, tags: &[(String, String)]) -> Result<(), String> {
     if !identifier.starts_with(CLONE_PREFIX) {
         return Err(format!("its name does not start with {CLONE_PREFIX:?}"));
     }

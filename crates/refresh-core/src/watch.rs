@@ -14,17 +14,8 @@ use tracing::warn;
 
 use crate::error::RefreshError;
 
-/// Caps the watch of one invocation, in seconds (tests use a few seconds); without it an
-/// invocation watches until shortly before its Lambda timeout.
-pub const WATCH_SECONDS_ENV: &str = "WATCH_SECONDS";
-
-/// For a world whose durations are this many times shorter than AWS's (the benchmark's
-/// 1:60 refresh): the time a look may take is divided by it, as the poll interval and the
-/// watch already are, so an invocation holds as many looks as it would in AWS. Unset: 1.
-pub const TIME_SCALE_ENV: &str = "WATCH_TIME_SCALE";
-
 /// Time kept back from the Lambda deadline to answer, so a watch never times the function out.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Watch {
@@ -49,15 +40,13 @@ impl Watch {
     }
 
     /// The watch of one Lambda invocation: until the deadline less a margin, capped by
-    /// `WATCH_SECONDS` when set (the cap shortens the watch, never the calls' budget). A
-    /// deadline that has already passed when the invocation starts is no deadline
-    /// (`cargo lambda watch` sends its 600 s timeout as the deadline, in 1970): that leaves
-    /// the cap, or a single look without one.
-    pub fn for_invocation(deadline: SystemTime) -> Self {
-        let number = |name: &str| std::env::var(name).ok().and_then(|s| s.trim().parse::<u64>().ok());
-        let cap = number(WATCH_SECONDS_ENV).map(Duration::from_secs);
-        let time_scale = number(TIME_SCALE_ENV).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(1);
-        Self { time_scale, ..Self::capped(deadline, cap) }
+    /// `cap` when given (the cap shortens the watch, never the calls' budget); a look's
+    /// longest time is divided by `time_scale` when planning the next. A deadline that has
+    /// already passed when the invocation starts is no deadline (`cargo lambda watch` sends
+    /// its 600 s timeout as the deadline, in 1970): that leaves the cap, or a single look
+    /// without one.
+    pub fn for_invocation(deadline: SystemTime, cap: Option<Duration>, time_scale: u32) -> Self {
+        Self { time_scale: time_scale.max(1), ..Self::capped(deadline, cap) }
     }
 
     fn capped(deadline: SystemTime, cap: Option<Duration>) -> Self {
@@ -179,14 +168,17 @@ mod tests {
 
     #[test]
     fn an_invocation_keeps_a_margin_before_its_deadline() {
-        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(10));
+        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(10), None, 1);
         assert!(!w.allows(Duration::ZERO, Duration::ZERO), "10 s left is inside the 15 s margin");
-        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60));
+        let w = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60), None, 1);
         assert!(w.allows(Duration::from_secs(30), Duration::ZERO));
         assert!(!w.allows(Duration::from_secs(50), Duration::ZERO));
         let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
-        assert!(!Watch::for_invocation(past).allows(Duration::ZERO, Duration::ZERO), "no deadline, no cap: one look");
-        assert!(Watch::for_invocation(past).deadline().is_none(), "and no bound on its calls");
+        assert!(
+            !Watch::for_invocation(past, None, 1).allows(Duration::ZERO, Duration::ZERO),
+            "no deadline, no cap: one look"
+        );
+        assert!(Watch::for_invocation(past, None, 1).deadline().is_none(), "and no bound on its calls");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::secrets::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one call may take, connecting included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// A call is not started with less time than this left in the budget.
 const MIN_CALL_TIME: Duration = Duration::from_secs(2);
 
@@ -238,7 +238,7 @@ impl DblabClient {
     }
 
     /// `GET /status`: the retrieval state and the engine's own settings.
-    pub async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
+    pub(crate) async fn instance_status(&self) -> Result<InstanceStatus, RefreshError> {
         let v = self.call(Call::get("/status")).await?;
         let mut status: InstanceStatus = self.decode("GET /status", v)?;
         status.retrieving = self.scrub_alerts(status.retrieving);
@@ -252,7 +252,7 @@ impl DblabClient {
     }
 
     /// `GET /admin/config`: the projection the engine exposes; its shape tells the API version.
-    pub async fn config_projection(&self) -> Result<Value, RefreshError> {
+    pub(crate) async fn config_projection(&self) -> Result<Value, RefreshError> {
         self.call(Call::get("/admin/config")).await
     }
 

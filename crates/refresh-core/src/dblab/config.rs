@@ -26,7 +26,7 @@ pub enum Api {
 impl Api {
     /// Only a 4.2 engine puts a top-level `retrievalMode` in its `/admin/config` answer;
     /// the version string can be a bare commit id and says nothing then.
-    pub fn of_projection(projection: &Value) -> Self {
+    pub(crate) fn of_projection(projection: &Value) -> Self {
         if projection.get("retrievalMode").is_some() { Self::V42 } else { Self::V41 }
     }
 
@@ -124,7 +124,7 @@ impl EngineConfig {
     /// 4.2 rewrites that list on each config POST from the specs present
     /// (srv/config_seed.go `ensureLogicalPipeline`). Without the job the refresh stops at
     /// `renewed` for good (internal/retrieval/retrieval.go `SnapshotData`: no jobs).
-    pub fn snapshot_job_missing(&self, api: Api) -> Option<String> {
+    pub(crate) fn snapshot_job_missing(&self, api: Api) -> Option<String> {
         if self.doc.pointer("/retrieval/spec/logicalSnapshot").is_none() {
             return Some("retrieval.spec.logicalSnapshot is missing".into());
         }
@@ -209,7 +209,7 @@ pub struct EffectiveSource {
 
 impl EffectiveSource {
     /// Every way this differs from the clone's connection, each naming its field.
-    pub fn differences(&self, conn: &SourceConnection) -> Vec<String> {
+    pub(crate) fn differences(&self, conn: &SourceConnection) -> Vec<String> {
         let origin = if self.via_connection_string { "source.connectionString" } else { "source.connection" };
         let mut out = Vec::new();
         match self.source_type.as_str() {

@@ -11,13 +11,13 @@ use std::fmt::Write;
 const ADDRESSING: &[&str] = &["host", "hostaddr", "port", "dbname", "user", "password"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Form {
+pub(crate) enum Form {
     Uri,
     KeyValue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnString {
+pub(crate) struct ConnString {
     pub form: Form,
     /// In the order written; URI parts are named as their key/value equivalents.
     pub params: Vec<(String, String)>,
@@ -48,7 +48,7 @@ impl ConnString {
     }
 
     /// The same options, addressed to `host:port/dbname` as `user`, with no password.
-    pub fn readdressed(&self, host: &str, port: u16, dbname: &str, user: &str) -> Self {
+    pub(crate) fn readdressed(&self, host: &str, port: u16, dbname: &str, user: &str) -> Self {
         let mut params: Vec<(String, String)> = vec![
             ("host".into(), host.into()),
             ("port".into(), port.to_string()),

@@ -46,7 +46,7 @@ pub async fn logical_engine(client: &DblabClient) -> Result<EngineState, Refresh
 }
 
 /// As `logical_engine`, and no refresh running or pending.
-pub async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
+pub(crate) async fn engine_state(client: &DblabClient) -> Result<EngineState, RefreshError> {
     let state = logical_engine(client).await?;
     let status = &state.status.retrieving.status;
     if status.is_busy() {
@@ -178,7 +178,7 @@ pub fn lvm_allowed(status: &InstanceStatus, allowed: bool) -> Result<Option<Stri
 /// What a restart of the engine would do after this run, said plainly: with
 /// `skipStartRefresh` off the new process refreshes a pool without clones from the source
 /// `server.yml` names (retrieval.go `Run`), which after a run is its clone, deleted by then.
-pub fn restart_said(config: &EngineConfig, status: &InstanceStatus) -> String {
+pub(crate) fn restart_said(config: &EngineConfig, status: &InstanceStatus) -> String {
     if config.skip_start_refresh() {
         return "skipStartRefresh is on: a restart of the engine refreshes nothing and keeps every pool as it is"
             .into();
@@ -219,7 +219,7 @@ pub fn ignored_errors_allowed(config: &EngineConfig, allowed: bool) -> Result<Op
 
 /// With immediateRestore the engine restores while it dumps, so the end of the dump
 /// cannot be told and `clone.deleteAfterDump` cannot be honoured.
-pub fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) -> Result<String, RefreshError> {
+pub(crate) fn immediate_restore_allows(config: &EngineConfig, delete_after_dump: bool) -> Result<String, RefreshError> {
     match (config.immediate_restore(), delete_after_dump) {
         (true, true) => Err(RefreshError::at(
             "clone.deleteAfterDump",

@@ -14,10 +14,10 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 /// How far a converted time may be off beyond half the call's round trip: the header's
 /// second (it is truncated), the engine's own truncation of `lastRefresh` to the second, and
 /// a margin.
-pub const READ_ERROR: Duration = Duration::seconds(3);
+pub(crate) const READ_ERROR: Duration = Duration::seconds(3);
 
 /// With no `Date` header to read, how far the engine's clock is assumed to be from ours.
-pub const UNREAD_SKEW: Duration = Duration::seconds(60);
+pub(crate) const UNREAD_SKEW: Duration = Duration::seconds(60);
 
 /// RFC 9110's IMF-fixdate, the only form `net/http` writes (`http.TimeFormat`).
 const IMF_FIXDATE: &[FormatItem<'static>] =

@@ -32,7 +32,7 @@ impl Engine {
         &self.endpoint
     }
 
-    pub fn token_secret_arn(&self) -> &str {
+    pub(crate) fn token_secret_arn(&self) -> &str {
         &self.token_secret_arn
     }
 

@@ -25,7 +25,7 @@ pub struct Look {
 
 /// What a look reads besides `/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Further {
+pub(crate) enum Further {
     Nothing,
     /// `/instance/retrieval`, for the job's sessions.
     Activity,
@@ -36,7 +36,7 @@ pub enum Further {
 /// What else to read, from `/status` and what the run knows of its refresh. A `finished`
 /// that is the previous refresh's (not seen running, `lastRefresh` unchanged) proves
 /// nothing, and an LVM pool (accepted by the request) keeps no snapshot to look for.
-pub fn further(prev: &Refresh, retrieving: &Retrieving) -> Further {
+pub(crate) fn further(prev: &Refresh, retrieving: &Retrieving) -> Further {
     match retrieving.status {
         RetrievalStatus::Refreshing => Further::Activity,
         RetrievalStatus::Finished

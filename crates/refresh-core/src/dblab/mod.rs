@@ -26,7 +26,8 @@ pub mod refresh;
 pub mod status;
 pub mod trigger;
 
-pub use client::{Connector, DblabClient, REQUEST_TIMEOUT};
+pub(crate) use client::REQUEST_TIMEOUT;
+pub use client::{Connector, DblabClient};
 pub use config::{Api, EngineConfig, SourceConnection, config_patch, connection_string_for, mismatches};
 pub use engine::EngineIdentity;
 pub use engine_clock::EngineClock;

@@ -38,7 +38,7 @@ pub fn phase_of(retrieving: &Retrieving) -> Option<RefreshPhase> {
 /// Whether `lastRefresh` says a refresh started at or after `t`, a time on the engine's
 /// clock (`EngineClock::earliest`). It is written in the engine host's zone, which RFC 3339
 /// carries.
-pub fn started_after(last_refresh: &str, t: OffsetDateTime) -> bool {
+pub(crate) fn started_after(last_refresh: &str, t: OffsetDateTime) -> bool {
     OffsetDateTime::parse(last_refresh, &Rfc3339).is_ok_and(|started| started >= t)
 }
 
@@ -57,7 +57,7 @@ fn started_since(refresh: &Refresh, last_refresh: Option<&str>) -> bool {
 /// How long the engine may stay `renewed`: between the restore job and the snapshot job it
 /// is there for an instant (retrieval.go `run`); the snapshot job, data patching included,
 /// runs as `snapshotting`. Past this, the engine has no snapshot job to run.
-pub const RENEWED_BOUND: time::Duration = time::Duration::minutes(5);
+pub(crate) const RENEWED_BOUND: time::Duration = time::Duration::minutes(5);
 
 /// What a restart of the engine looks like from outside: a new `engine.startedAt` (every
 /// process start sets it; with a free pool the new process may even run a startup refresh

@@ -41,14 +41,14 @@ impl RetrievalStatus {
 
     /// A refresh is really running: its jobs were built (retrieval.go `refreshFunc` sets
     /// `refreshing` once they are, then `renewed` and `snapshotting`).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         matches!(self, Self::Refreshing | Self::Renewed | Self::Snapshotting)
     }
 
     /// The engine takes no new refresh: the engine refuses one while a refresh or snapshot
     /// runs and while `pending` (srv/routes.go `refresh`, retrieval.go `CanStartRefresh`);
     /// `renewed`, between the restore and the snapshot job, is taken as running too.
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         self.is_running() || *self == Self::Pending
     }
 }
@@ -212,7 +212,7 @@ impl InstanceStatus {
     /// The engine's pools and their clones, as the preflight shows them. With one pool, what a
     /// failed refresh does to the engine's users: it empties that pool (retrieval.go
     /// `RefreshData`), whose snapshots then leave `/snapshots`, so no clone can be made.
-    pub fn pools_described(&self) -> String {
+    pub(crate) fn pools_described(&self) -> String {
         let pools: Vec<String> = self
             .pools
             .iter()
@@ -338,14 +338,14 @@ pub struct Activity {
 
 impl Retrieving {
     /// The failure alert's message, else any error-level one.
-    pub fn failure_message(&self) -> Option<String> {
+    pub(crate) fn failure_message(&self) -> Option<String> {
         let alerts = self.alerts.as_ref()?;
         alerts.get("refresh_failed").or_else(|| alerts.values().find(|a| a.level == "error")).map(|a| a.message.clone())
     }
 
     /// Where the `refresh_skipped` warning stands: a new or bumped one means the engine
     /// declined to start a refresh.
-    pub fn skipped_mark(&self) -> Option<AlertMark> {
+    pub(crate) fn skipped_mark(&self) -> Option<AlertMark> {
         let alert = self.alerts.as_ref()?.get("refresh_skipped")?;
         Some(AlertMark { count: alert.count, last_seen: alert.last_seen.clone(), message: alert.message.clone() })
     }

@@ -90,7 +90,7 @@ pub const PROOF_GAP: time::Duration = time::Duration::seconds(2);
 /// recorded durably. A refresh stamped less than `PROOF_GAP` after that second may have been
 /// built before the change, from the previous source (often production), and without the
 /// record nothing proves when the change landed: neither is ever taken as this run's.
-pub fn is_ours(
+pub(crate) fn is_ours(
     last_refresh: Option<&str>,
     pool_known: bool,
     config_is_ours: bool,

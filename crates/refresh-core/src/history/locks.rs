@@ -15,7 +15,7 @@ use crate::request::{RefreshRequest, longest_run};
 use crate::run::{EngineLock, Execution};
 
 /// Time beyond the longest run before its locks expire by themselves (to record, notify).
-pub const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
+pub(crate) const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// When a run's locks expire by themselves, should nothing release them: once it has
 /// lasted as long as it can, and a margin.
@@ -25,12 +25,12 @@ pub fn lock_expiry(request: &RefreshRequest, now: OffsetDateTime) -> OffsetDateT
 
 /// A start this close to a running execution of the same request is a duplicate of it
 /// (EventBridge Scheduler retries a start whose answer it lost; a person clicks twice).
-pub const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(15);
+pub(crate) const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(15);
 
 /// Whether a start is a duplicate of `holder`, the execution `owner` that holds the
 /// target's lock: another execution, still running, started with the same request within
 /// `DUPLICATE_WINDOW` of this one.
-pub fn is_duplicate(owner: &str, holder: &Started, execution: &Execution, document: &serde_json::Value) -> bool {
+pub(crate) fn is_duplicate(owner: &str, holder: &Started, execution: &Execution, document: &serde_json::Value) -> bool {
     let same_request = holder
         .input
         .as_deref()
@@ -152,7 +152,7 @@ impl History {
     }
 
     /// The execution holding a lock: its name, and its ARN when it wrote one.
-    pub async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
+    pub(crate) async fn lock_holder(&self, target: &str) -> Result<Option<(String, Option<String>)>, RefreshError> {
         Ok(self
             .item(target, LOCK_SK)
             .await?

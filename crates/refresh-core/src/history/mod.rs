@@ -31,14 +31,14 @@ mod notifications;
 mod posts;
 mod runs;
 
-pub use locks::{DUPLICATE_WINDOW, LOCK_MARGIN, is_duplicate, lock_expiry};
+pub use locks::lock_expiry;
 pub use notifications::{CLAIM_OUTLIVES, Claim};
 pub use posts::ConfigPost;
 
 pub const PK: &str = "target";
 pub const SK: &str = "sk";
 pub const LOCK_SK: &str = "lock";
-pub const RUN_PREFIX: &str = "run#";
+pub(crate) const RUN_PREFIX: &str = "run#";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Where the row of a request without a valid target goes: no target can be named so
 /// (targets cannot contain `#`), so a target called "unknown" keeps its own history.
@@ -77,7 +77,7 @@ pub fn run_key(started_at: OffsetDateTime, execution_name: &str) -> String {
 /// spellings of one address (case, default port, trailing slash) take the same lock: the
 /// fallback for an engine that gives no `instanceID`. Targets cannot contain `#`, so this
 /// never meets a target's rows.
-pub fn engine_lock_key(api_endpoint: &str) -> Option<String> {
+pub(crate) fn engine_lock_key(api_endpoint: &str) -> Option<String> {
     let url = reqwest::Url::parse(api_endpoint.trim()).ok()?;
     let host = url.host_str()?.to_ascii_lowercase();
     let port = url.port_or_known_default()?;

@@ -5,6 +5,7 @@
 //! deletion, the purge and the sweep know it as this run's, and nothing else is ever
 //! deleted: a snapshot without our name and `ManagedBy` tag is refused.
 
+use super::sdk::{Created, Shape, Snapshot};
 use super::*;
 use crate::run::LocalCopy;
 
@@ -13,7 +14,7 @@ use crate::run::LocalCopy;
 /// cluster shared through RAM, cloned under it (Aurora User Guide, cross-account cloning).
 /// Aurora restores a shared encrypted cluster snapshot directly (Aurora User Guide,
 /// "Sharing a DB cluster snapshot"); an unencrypted share needs nothing.
-pub fn needs_local_key(source: &RestoreSource, production_account: Option<&str>) -> bool {
+pub(crate) fn needs_local_key(source: &RestoreSource, production_account: Option<&str>) -> bool {
     let taken = match source.mode {
         SourceMode::Snapshot => source.source_type == SourceType::Rds,
         SourceMode::FastClone => true,
@@ -32,7 +33,7 @@ pub enum CopyState {
 }
 
 /// What a copy's RDS status means: `None` while it is still being made.
-pub fn copy_finished(status: &str) -> Option<bool> {
+pub(crate) fn copy_finished(status: &str) -> Option<bool> {
     match status {
         "available" => Some(true),
         "failed" | "error" | "deleted" | "deleting" | "incompatible-restore" | "not-found" => Some(false),
@@ -41,17 +42,15 @@ pub fn copy_finished(status: &str) -> Option<bool> {
     }
 }
 
-fn local_copy(s: &aws_sdk_rds::types::DbSnapshot, copy_of: &str, fallback_requested: OffsetDateTime) -> LocalCopy {
+fn local_copy(s: &Snapshot, copy_of: &str, fallback_requested: OffsetDateTime) -> LocalCopy {
     LocalCopy {
-        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+        identifier: s.candidate.identifier.clone(),
         copy_of: copy_of.to_string(),
-        // A copy's SnapshotCreateTime is when the copy was made; RDS keeps the original's
-        // time apart (OriginalSnapshotCreateTime).
-        requested_at: s.snapshot_create_time().and_then(crate::clock::from_aws).unwrap_or(fallback_requested),
+        requested_at: s.candidate.created_at.unwrap_or(fallback_requested),
         ready_at: None,
-        status: s.status().unwrap_or("unknown").to_string(),
-        percent: s.percent_progress(),
-        allocated_gb: s.allocated_storage().filter(|gb| *gb > 0),
+        status: if s.candidate.status.is_empty() { "unknown".into() } else { s.candidate.status.clone() },
+        percent: s.percent,
+        allocated_gb: s.candidate.storage_gb,
     }
 }
 
@@ -68,26 +67,16 @@ impl Rds {
     /// adopted when this execution made it, refused when anything else holds its name.
     pub async fn copy_in(&self, plan: &ClonePlan<'_>, key: &str) -> Result<CopyState, RefreshError> {
         let from = &plan.snapshot.arn;
-        if let Some(found) = self.snapshot(&plan.name).await? {
-            self.adopt(&plan.name, &tag_pairs(found.tag_list()), &plan.tags)?;
+        if let Some(found) = self.snapshot(Shape::Instance, &plan.name).await? {
+            self.adopt(&plan.name, &found.tags, &plan.tags)?;
             return Ok(state_of(local_copy(&found, from, plan.requested_at)));
         }
         let mut copy_tags = plan.tags.clone();
         copy_tags.push((tags::COPY_OF_KEY.to_string(), from.clone()));
-        let result = self
-            .client
-            .copy_db_snapshot()
-            .source_db_snapshot_identifier(from)
-            .target_db_snapshot_identifier(&plan.name)
-            .kms_key_id(key)
-            .copy_tags(false)
-            .set_tags(Some(sdk_tags(&copy_tags)))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
+        match self.copy(Shape::Instance, from, &plan.name, Some(key), &copy_tags).await? {
+            (Created::Requested(_), made) => {
                 info!(copy = %plan.name, from = %from, key, "copy into this account requested");
-                let made = out.db_snapshot().map(|s| local_copy(s, from, plan.requested_at));
+                let made = made.map(|s| local_copy(&s, from, plan.requested_at));
                 Ok(CopyState::Making(made.unwrap_or_else(|| LocalCopy {
                     identifier: plan.name.clone(),
                     copy_of: from.clone(),
@@ -98,19 +87,16 @@ impl Rds {
                     allocated_gb: None,
                 })))
             }
-            // A race with an earlier attempt of this restore: adopt what it made.
-            Err(e) if has_code(&e, SNAPSHOT_EXISTS) => {
-                let found = self.snapshot(&plan.name).await?.ok_or_else(|| {
+            (Created::AlreadyExists, _) => {
+                let found = self.snapshot(Shape::Instance, &plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
-                self.adopt(&plan.name, &tag_pairs(found.tag_list()), &plan.tags)?;
+                self.adopt(&plan.name, &found.tags, &plan.tags)?;
                 Ok(state_of(local_copy(&found, from, plan.requested_at)))
             }
-            Err(e) => Err(RefreshError::from_aws("CopyDBSnapshot", e)),
         }
     }
 
-    /// One look at the clone's local copy (the clone's poll while it is being made).
     pub(super) async fn check_copy(
         &self,
         clone: &CloneInstance,
@@ -119,7 +105,7 @@ impl Rds {
     ) -> Result<CloneInstance, RefreshError> {
         let mut next = clone.clone();
         next.checks += 1;
-        let seen = match self.snapshot(&copy.identifier).await? {
+        let seen = match self.snapshot(Shape::Instance, &copy.identifier).await? {
             Some(found) => LocalCopy { requested_at: copy.requested_at, ..local_copy(&found, &copy.copy_of, now) },
             None => LocalCopy { status: "not-found".into(), ..copy.clone() },
         };
@@ -132,33 +118,6 @@ impl Rds {
         };
         next.copy = Some(LocalCopy { ready_at: (next.status == PollStatus::Copied).then_some(now), ..seen });
         Ok(next)
-    }
-
-    /// A manual snapshot of this account by identifier.
-    pub(super) async fn snapshot(&self, id: &str) -> Result<Option<aws_sdk_rds::types::DbSnapshot>, RefreshError> {
-        match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
-            Ok(out) => Ok(out.db_snapshots().first().cloned()),
-            Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
-            Err(e) => Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
-        }
-    }
-
-    /// Every local copy this orchestrator made that still exists, all pages.
-    pub(super) async fn managed_copies(&self, found: &mut Vec<ManagedClone>) -> Result<(), RefreshError> {
-        let mut pages = self.client.describe_db_snapshots().snapshot_type("manual").into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
-            found.extend(page.db_snapshots().iter().filter_map(|s| {
-                ManagedClone::if_managed(
-                    s.db_snapshot_identifier().unwrap_or_default(),
-                    CloneKind::SnapshotCopy,
-                    s.status(),
-                    s.snapshot_create_time(),
-                    s.tag_list(),
-                )
-            }));
-        }
-        Ok(())
     }
 }
 

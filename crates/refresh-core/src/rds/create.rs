@@ -1,6 +1,7 @@
 //! Creating the clone: an instance, or an Aurora cluster and its writer; a retry finds
 //! what this execution already made.
 
+use super::sdk::{Created, Db, INSTANCE_EXISTS, INVALID_STATE, Shape};
 use super::*;
 use crate::run::LocalCopy;
 
@@ -32,39 +33,6 @@ fn waiting_for_copy(plan: &ClonePlan<'_>, copy: LocalCopy) -> CloneInstance {
         ready_at: None,
         storage_type: None,
         copy: Some(copy),
-    }
-}
-
-/// What a create call came to.
-enum Created {
-    /// RDS took the request; its first status, if it gave one.
-    Requested(Option<String>),
-    /// A resource of that name exists already: an earlier attempt of this restore, or not ours.
-    AlreadyExists,
-}
-
-/// An instance or cluster found under one of our names.
-struct Found {
-    tags: Vec<(String, String)>,
-    status: Option<String>,
-    created_at: Option<OffsetDateTime>,
-}
-
-impl Found {
-    fn instance(i: &aws_sdk_rds::types::DbInstance) -> Self {
-        Self {
-            tags: tag_pairs(i.tag_list()),
-            status: i.db_instance_status().map(str::to_string),
-            created_at: i.instance_create_time().and_then(crate::clock::from_aws),
-        }
-    }
-
-    fn cluster(c: &aws_sdk_rds::types::DbCluster) -> Self {
-        Self {
-            tags: tag_pairs(c.tag_list()),
-            status: c.status().map(str::to_string),
-            created_at: c.cluster_create_time().and_then(crate::clock::from_aws),
-        }
     }
 }
 
@@ -101,14 +69,9 @@ impl Rds {
     }
 
     async fn restore_directly(&self, plan: &ClonePlan<'_>) -> Result<CloneInstance, RefreshError> {
-        let kind = match plan.snapshot.source_type {
-            SourceType::Rds => CloneKind::Instance,
-            SourceType::AuroraCluster => CloneKind::Cluster,
-        };
-        let Made { status, created_at } = match plan.snapshot.source_type {
-            SourceType::Rds => self.restore_instance(plan).await?,
-            SourceType::AuroraCluster => self.restore_cluster(plan).await?,
-        };
+        let shape = Shape::from(plan.snapshot.source_type);
+        let kind = shape.clone_kind();
+        let Made { status, created_at } = self.make(shape, plan).await?;
         // A retry keeps the first attempt's request time: it is when a copy-on-write
         // clone's data is from, and when the clone began to cost.
         let requested_at = created_at.map_or(plan.requested_at, |made| made.min(plan.requested_at));
@@ -121,9 +84,9 @@ impl Rds {
             requested_at,
             deadline: plan.deadline,
             status: PollStatus::Pending,
-            rds_status: match plan.snapshot.source_type {
-                SourceType::Rds => status.clone(),
-                SourceType::AuroraCluster => format!("cluster:{status}"),
+            rds_status: match shape {
+                Shape::Instance => status.clone(),
+                Shape::Cluster => format!("cluster:{status}"),
             },
             endpoint: None,
             checks: 0,
@@ -138,162 +101,35 @@ impl Rds {
         Ok(clone)
     }
 
-    async fn restore_instance(&self, plan: &ClonePlan<'_>) -> Result<Made, RefreshError> {
+    /// Asks RDS for the clone, or adopts the one an earlier attempt of this execution made.
+    async fn make(&self, shape: Shape, plan: &ClonePlan<'_>) -> Result<Made, RefreshError> {
         // Look first: a retried restore must find its clone whatever error a second create
         // would give; AlreadyExists below still covers a race.
-        if let Some(existing) = self.instance(&plan.name).await? {
-            return self.adopt_found(&plan.name, Some(Found::instance(&existing)), &plan.tags);
+        if let Some(existing) = self.describe(shape, &plan.name).await? {
+            return self.adopt_found(&plan.name, Some(existing), &plan.tags);
         }
-        let spec = plan.spec;
         let from = plan.snapshot;
-        // The same clone settings whatever it is restored from; only the request type differs.
-        macro_rules! with_clone_settings {
-            ($request:expr) => {
-                $request
-                    .db_instance_class(&spec.instance_class)
-                    .publicly_accessible(spec.publicly_accessible)
-                    .deletion_protection(spec.deletion_protection)
-                    .multi_az(false)
-                    .auto_minor_version_upgrade(false)
-                    .copy_tags_to_snapshot(false)
-                    .enable_iam_database_authentication(spec.enable_iam_auth)
-                    .set_db_subnet_group_name(spec.subnet_group.clone())
-                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
-                    .set_db_parameter_group_name(spec.parameter_group.clone())
-                    .set_option_group_name(spec.option_group.clone())
-                    .set_port(spec.port.map(i32::from))
-                    .set_storage_type(spec.storage_type.clone())
-                    .set_iops(spec.iops.and_then(|i| i32::try_from(i).ok()))
-                    .set_tags(Some(sdk_tags(&plan.tags)))
-            };
+        // A clone of another account's cluster (by its ARN) carries that ARN: one such
+        // clone per shared cluster may exist in an account.
+        let mut clone_tags = plan.tags.clone();
+        if from.mode != SourceMode::Snapshot && from.source_identifier.starts_with("arn:") {
+            clone_tags.push((tags::CLONE_OF_KEY.to_string(), from.source_identifier.clone()));
         }
-        let created = match from.mode {
-            SourceMode::Snapshot => {
-                let request = self
-                    .client
-                    .restore_db_instance_from_db_snapshot()
-                    .db_instance_identifier(&plan.name)
-                    .db_snapshot_identifier(&from.identifier);
-                match with_clone_settings!(request).send().await {
-                    Ok(out) => Ok(Created::Requested(
-                        out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string),
-                    )),
-                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Ok(Created::AlreadyExists),
-                    Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceFromDBSnapshot", e)),
-                }
-            }
-            SourceMode::LatestPoint | SourceMode::PointInTime => {
-                let request = self
-                    .client
-                    .restore_db_instance_to_point_in_time()
-                    .target_db_instance_identifier(&plan.name)
-                    .source_db_instance_identifier(&from.source_identifier)
-                    .restore_time(crate::clock::to_aws(from.data_as_of));
-                match with_clone_settings!(request).send().await {
-                    Ok(out) => Ok(Created::Requested(
-                        out.db_instance().and_then(|i| i.db_instance_status()).map(str::to_string),
-                    )),
-                    Err(e) if has_code(&e, INSTANCE_EXISTS) => Ok(Created::AlreadyExists),
-                    Err(e) => Err(RefreshError::from_aws("RestoreDBInstanceToPointInTime", e)),
-                }
-            }
-            SourceMode::FastClone => {
-                return Err(RefreshError::Internal("fast-clone exists only for Aurora clusters".into()));
-            }
-        };
-        match created? {
+        match self.request_restore(shape, plan, &clone_tags).await? {
             Created::Requested(status) => {
-                info!(clone = %plan.name, from = %from.describe(), "restore requested");
+                info!(clone = %plan.name, from = %from.describe(), ?shape, "restore requested");
                 Ok(Made::requested(status))
             }
             // A race with an earlier attempt of this restore: adopt what it made.
             Created::AlreadyExists => {
-                let found = self.instance(&plan.name).await?.map(|i| Found::instance(&i));
-                self.adopt_found(&plan.name, found, &plan.tags)
-            }
-        }
-    }
-
-    async fn restore_cluster(&self, plan: &ClonePlan<'_>) -> Result<Made, RefreshError> {
-        if let Some(existing) = self.cluster(&plan.name).await? {
-            return self.adopt_found(&plan.name, Some(Found::cluster(&existing)), &plan.tags);
-        }
-        let spec = plan.spec;
-        let from = plan.snapshot;
-        let scaling = from.serverless_capacity.map(|c| {
-            aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
-                .min_capacity(c.min_capacity)
-                .max_capacity(c.max_capacity)
-                .build()
-        });
-        macro_rules! with_clone_settings {
-            ($request:expr) => {
-                $request
-                    .deletion_protection(spec.deletion_protection)
-                    .enable_iam_database_authentication(spec.enable_iam_auth)
-                    .copy_tags_to_snapshot(false)
-                    .set_db_subnet_group_name(spec.subnet_group.clone())
-                    .set_vpc_security_group_ids(opt_vec(&spec.security_groups))
-                    .set_db_cluster_parameter_group_name(spec.cluster_parameter_group.clone())
-                    .set_port(spec.port.map(i32::from))
-                    .set_storage_type(spec.storage_type.clone())
-                    .set_serverless_v2_scaling_configuration(scaling.clone())
-                    .set_tags(Some(sdk_tags(&plan.tags)))
-            };
-        }
-        let created = if from.mode == SourceMode::Snapshot {
-            let request = self
-                .client
-                .restore_db_cluster_from_snapshot()
-                .db_cluster_identifier(&plan.name)
-                .snapshot_identifier(&from.identifier)
-                .engine(&from.engine)
-                .set_engine_version(from.engine_version.clone());
-            match with_clone_settings!(request).send().await {
-                Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),
-                Err(e) if has_code(&e, CLUSTER_EXISTS) => Ok(Created::AlreadyExists),
-                Err(e) => Err(RefreshError::from_aws("RestoreDBClusterFromSnapshot", e)),
-            }
-        } else {
-            let request = self
-                .client
-                .restore_db_cluster_to_point_in_time()
-                .db_cluster_identifier(&plan.name)
-                .source_db_cluster_identifier(&from.source_identifier);
-            // Another account's cluster (by its ARN): cloned under this account's key when it
-            // is encrypted (RDS makes no unencrypted clone of it), and tagged with its ARN, as
-            // one such clone per shared cluster may exist in an account.
-            let shared = from.source_identifier.starts_with("arn:");
-            let mut cluster_tags = plan.tags.clone();
-            if shared {
-                cluster_tags.push((tags::CLONE_OF_KEY.to_string(), from.source_identifier.clone()));
-            }
-            let request = request.set_kms_key_id(from.local_key.clone().filter(|_| shared));
-            // A copy-on-write clone can only be of the latest point: its data is of the moment it is made.
-            let request = match from.mode {
-                SourceMode::FastClone => request.restore_type("copy-on-write").use_latest_restorable_time(true),
-                _ => request.restore_type("full-copy").restore_to_time(crate::clock::to_aws(from.data_as_of)),
-            };
-            match with_clone_settings!(request).set_tags(Some(sdk_tags(&cluster_tags))).send().await {
-                Ok(out) => Ok(Created::Requested(out.db_cluster().and_then(|c| c.status()).map(str::to_string))),
-                Err(e) if has_code(&e, CLUSTER_EXISTS) => Ok(Created::AlreadyExists),
-                Err(e) => Err(RefreshError::from_aws("RestoreDBClusterToPointInTime", e)),
-            }
-        };
-        match created? {
-            Created::Requested(status) => {
-                info!(clone = %plan.name, from = %from.describe(), "cluster restore requested");
-                Ok(Made::requested(status))
-            }
-            Created::AlreadyExists => {
-                let found = self.cluster(&plan.name).await?.map(|c| Found::cluster(&c));
+                let found = self.describe(shape, &plan.name).await?;
                 self.adopt_found(&plan.name, found, &plan.tags)
             }
         }
     }
 
     /// A resource found under one of our names, reused if this execution made it.
-    fn adopt_found(&self, id: &str, found: Option<Found>, ours: &[(String, String)]) -> Result<Made, RefreshError> {
+    fn adopt_found(&self, id: &str, found: Option<Db>, ours: &[(String, String)]) -> Result<Made, RefreshError> {
         let found = found.ok_or_else(|| {
             RefreshError::CloneConflict(format!("{id} was reported to exist but cannot be described"))
         })?;
@@ -350,7 +186,7 @@ impl Rds {
                 Ok(())
             }
             Err(e) if has_code(&e, INSTANCE_EXISTS) => {
-                let found = self.instance(writer).await?.map(|i| Found::instance(&i));
+                let found = self.describe(Shape::Instance, writer).await?;
                 self.adopt_found(writer, found, tag_list).map(drop)
             }
             // A state that passes (the cluster is not ready yet: next poll), except this one,

@@ -1,9 +1,10 @@
 //! Polling the clone until it is available, has failed, or is out of time.
 
+use super::sdk::Shape;
 use super::*;
 
 /// What an RDS status means to the clone poller.
-pub fn classify_status(status: &str) -> PollStatus {
+pub(crate) fn classify_status(status: &str) -> PollStatus {
     match status {
         "available" => PollStatus::Ready,
         "failed"
@@ -49,45 +50,40 @@ impl Rds {
         }
         let mut next = clone.clone();
         next.checks += 1;
-        match clone.kind {
-            CloneKind::Instance => match self.instance(&clone.identifier).await? {
-                None => next.rds_status = "not-found".into(),
-                Some(instance) => {
-                    next.rds_status = instance.db_instance_status().unwrap_or("unknown").to_string();
-                    next.endpoint = instance.endpoint().and_then(|e| {
-                        Some(Endpoint { address: e.address()?.to_string(), port: u16::try_from(e.port()?).ok()? })
-                    });
-                }
-            },
-            CloneKind::Cluster => match self.cluster(&clone.identifier).await? {
-                None => next.rds_status = "cluster:not-found".into(),
-                Some(cluster) => {
-                    let cluster_status = cluster.status().unwrap_or("unknown").to_string();
-                    next.storage_type = cluster.storage_type().map(str::to_string);
-                    next.rds_status = format!("cluster:{cluster_status}");
-                    if cluster_status == "available" {
-                        match self.instance(clone.instance_id()).await? {
-                            None => {
-                                // The clone's own tags, but not the shared cluster it is a clone of.
-                                let tag_list: Vec<_> = tag_pairs(cluster.tag_list())
-                                    .into_iter()
-                                    .filter(|(k, _)| k != tags::CLONE_OF_KEY)
-                                    .collect();
-                                self.ensure_writer(clone, spec, &tag_list).await?;
-                                next.rds_status = "writer:creating".into();
-                            }
-                            Some(writer) => {
-                                next.rds_status = writer.db_instance_status().unwrap_or("unknown").to_string();
-                                next.endpoint = cluster.endpoint().zip(cluster.port()).and_then(|(address, port)| {
-                                    Some(Endpoint { address: address.to_string(), port: u16::try_from(port).ok()? })
-                                });
-                            }
+        let shape = match clone.kind {
+            CloneKind::Instance => Shape::Instance,
+            CloneKind::Cluster => Shape::Cluster,
+            CloneKind::SnapshotCopy => {
+                return Err(RefreshError::Internal(format!("{} is a snapshot copy, not a clone", clone.identifier)));
+            }
+        };
+        match (shape, self.describe(shape, &clone.identifier).await?) {
+            (Shape::Instance, None) => next.rds_status = "not-found".into(),
+            (Shape::Cluster, None) => next.rds_status = "cluster:not-found".into(),
+            (Shape::Instance, Some(instance)) => {
+                next.rds_status = instance.status.unwrap_or_else(|| "unknown".into());
+                next.endpoint = instance.endpoint;
+            }
+            // A cluster is ready once its writer is: it is created once the cluster is available.
+            (Shape::Cluster, Some(cluster)) => {
+                let cluster_status = cluster.status.unwrap_or_else(|| "unknown".into());
+                next.storage_type = cluster.storage_type;
+                next.rds_status = format!("cluster:{cluster_status}");
+                if cluster_status == "available" {
+                    match self.describe(Shape::Instance, clone.instance_id()).await? {
+                        None => {
+                            // The clone's own tags, but not the shared cluster it is a clone of.
+                            let tag_list: Vec<_> =
+                                cluster.tags.into_iter().filter(|(k, _)| k != tags::CLONE_OF_KEY).collect();
+                            self.ensure_writer(clone, spec, &tag_list).await?;
+                            next.rds_status = "writer:creating".into();
+                        }
+                        Some(writer) => {
+                            next.rds_status = writer.status.unwrap_or_else(|| "unknown".into());
+                            next.endpoint = cluster.endpoint;
                         }
                     }
                 }
-            },
-            CloneKind::SnapshotCopy => {
-                return Err(RefreshError::Internal(format!("{} is a snapshot copy, not a clone", clone.identifier)));
             }
         }
         let status_word = next.rds_status.rsplit(':').next().unwrap_or_default().to_string();

@@ -8,6 +8,7 @@
 //! with [`COPY_PREFIX`] AND it carries `ManagedBy=dblab-refresh-publisher` and the
 //! automated snapshot it copies ([`COPY_OF_KEY`]). No call names the database itself.
 
+use super::sdk::{Created, Listing, Shape, Snapshot, Verdict};
 use super::*;
 use crate::naming::fnv1a;
 use crate::request::SourceType;
@@ -16,12 +17,12 @@ use crate::request::SourceType;
 pub const COPY_PREFIX: &str = "dblab-share-";
 /// `ManagedBy` on every copy: not the clones' value, so neither side's clean-up can take
 /// the other's resources for its own.
-pub const PUBLISHER_VALUE: &str = "dblab-refresh-publisher";
+pub(crate) const PUBLISHER_VALUE: &str = "dblab-refresh-publisher";
 /// The automated snapshot a copy was made from.
 pub use crate::tags::COPY_OF_KEY;
 /// The publisher (its stack's name) that made a copy: a publisher changes only its own
 /// copies, so two in one account never take each other's for their own.
-pub const PUBLISHER_KEY: &str = "dblab-refresh:publisher";
+pub(crate) const PUBLISHER_KEY: &str = "dblab-refresh:publisher";
 /// On a copy of a source taken off the list: when it was unshared (RFC 3339).
 pub const RETIRED_AT_KEY: &str = "dblab-refresh:retired-at";
 /// A retired copy is deleted only once no run can still be copying or restoring it: a run
@@ -41,8 +42,8 @@ pub struct Held {
 
 impl Held {
     /// As a describe lists it: whom it is shared with is read apart, and only for our copies.
-    fn listed(snapshot: Candidate, tag_list: &[Tag]) -> Self {
-        Self { snapshot, tags: tag_pairs(tag_list), shared_with: Vec::new() }
+    fn listed(snapshot: Snapshot) -> Self {
+        Self { snapshot: snapshot.candidate, tags: snapshot.tags, shared_with: Vec::new() }
     }
 
     fn copy_of(&self) -> Option<&str> {
@@ -53,7 +54,7 @@ impl Held {
     /// changed or deleted. A copy made before publishers carried their name (no
     /// [`PUBLISHER_KEY`]) is taken as this one's, so that an upgraded publisher goes on
     /// managing the copies it made.
-    pub fn is_our_copy(&self, publisher: &str) -> bool {
+    pub(crate) fn is_our_copy(&self, publisher: &str) -> bool {
         self.snapshot.identifier.starts_with(COPY_PREFIX)
             && tags::get(&self.tags, tags::MANAGED_BY_KEY) == Some(PUBLISHER_VALUE)
             && tags::get(&self.tags, PUBLISHER_KEY).is_none_or(|p| p == publisher)
@@ -88,13 +89,13 @@ pub fn copy_name(automated: &str) -> String {
 
 /// How a copy names the automated snapshot it was made from ([`COPY_OF_KEY`]): without
 /// its `rds:` prefix, as RDS refuses a tag value that starts with `rds:` (RDS API, "Tag").
-pub fn copy_of_value(automated: &str) -> &str {
+pub(crate) fn copy_of_value(automated: &str) -> &str {
     automated.strip_prefix("rds:").unwrap_or(automated)
 }
 
 /// The tags a copy is made with: ours, the publisher's name, what it copies and when that
 /// snapshot's data is from.
-pub fn copy_tags(automated: &Held, publisher: &str) -> Vec<(String, String)> {
+pub(crate) fn copy_tags(automated: &Held, publisher: &str) -> Vec<(String, String)> {
     let mut ours = vec![
         (tags::MANAGED_BY_KEY.to_string(), PUBLISHER_VALUE.to_string()),
         (PUBLISHER_KEY.to_string(), publisher.to_string()),
@@ -172,7 +173,7 @@ pub fn retirement(copy: &Held, now: OffsetDateTime) -> Retirement {
 /// How a copy's `restore` attribute changes so that it names exactly `accounts` (none, for
 /// a copy being retired): (to add, to remove). A copy is never left public (`all`) or
 /// shared with anyone else.
-pub fn share_change(current: &[String], accounts: &[String]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn share_change(current: &[String], accounts: &[String]) -> (Vec<String>, Vec<String>) {
     let add = accounts.iter().filter(|a| !current.contains(a)).cloned().collect();
     let remove = current.iter().filter(|a| !accounts.contains(a)).cloned().collect();
     (add, remove)
@@ -197,33 +198,8 @@ impl Rds {
         source: Option<&str>,
         snapshot_type: &str,
     ) -> Result<Vec<Held>, RefreshError> {
-        let mut out = Vec::new();
-        match kind {
-            SourceType::Rds => {
-                let req = self.client.describe_db_snapshots().set_db_instance_identifier(source.map(str::to_string));
-                let mut pages = req.snapshot_type(snapshot_type).into_paginator().send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBSnapshots", e))?;
-                    out.extend(
-                        page.db_snapshots().iter().map(|s| Held::listed(source::instance_candidate(s), s.tag_list())),
-                    );
-                }
-            }
-            SourceType::AuroraCluster => {
-                let req =
-                    self.client.describe_db_cluster_snapshots().set_db_cluster_identifier(source.map(str::to_string));
-                let mut pages = req.snapshot_type(snapshot_type).into_paginator().send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshots", e))?;
-                    out.extend(
-                        page.db_cluster_snapshots()
-                            .iter()
-                            .map(|s| Held::listed(source::cluster_candidate(s), s.tag_list())),
-                    );
-                }
-            }
-        }
-        Ok(out)
+        let listing = Listing::Of { db: source, snapshot_type };
+        Ok(self.snapshots(Shape::from(kind), listing).await?.into_iter().map(Held::listed).collect())
     }
 
     /// Copies an automated snapshot to [`copy_name`], encrypted with `key` (an unencrypted
@@ -238,41 +214,21 @@ impl Rds {
     ) -> Result<String, RefreshError> {
         let from = &automated.snapshot.identifier;
         let name = copy_name(from);
-        let ours = sdk_tags(&copy_tags(automated, publisher));
-        let result = match kind {
-            SourceType::Rds => self
-                .client
-                .copy_db_snapshot()
-                .source_db_snapshot_identifier(from)
-                .target_db_snapshot_identifier(&name)
-                .kms_key_id(key)
-                .set_tags(Some(ours))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| (has_code(&e, SNAPSHOT_EXISTS), RefreshError::from_aws("CopyDBSnapshot", e))),
-            SourceType::AuroraCluster => self
-                .client
-                .copy_db_cluster_snapshot()
-                .source_db_cluster_snapshot_identifier(from)
-                .target_db_cluster_snapshot_identifier(&name)
-                .set_kms_key_id(automated.snapshot.kms_key_id.as_ref().map(|_| key.to_string()))
-                .set_tags(Some(ours))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (has_code(&e, CLUSTER_SNAPSHOT_EXISTS), RefreshError::from_aws("CopyDBClusterSnapshot", e))
-                }),
+        // An unencrypted cluster snapshot cannot be encrypted by a copy; an instance's copy
+        // always takes the key (one under `aws/rds` cannot be shared).
+        let shape = Shape::from(kind);
+        let key = match shape {
+            Shape::Cluster if automated.snapshot.kms_key_id.is_none() => None,
+            _ => Some(key),
         };
-        match result {
-            Ok(()) => {
+        match self.copy(shape, from, &name, key, &copy_tags(automated, publisher)).await? {
+            (Created::Requested(_), _) => {
                 info!(snapshot = %from, copy = %name, "copy started");
                 Ok(name)
             }
             // An earlier pass's copy, or a snapshot that only has its name: the latter would
             // be counted as published while the refresh side never gets this snapshot.
-            Err((true, _)) => match self.held(kind, &name).await? {
+            (Created::AlreadyExists, _) => match self.snapshot(shape, &name).await?.map(Held::listed) {
                 Some(held) if held.is_our_copy(publisher) => Ok(name),
                 _ => Err(RefreshError::CloneConflict(format!(
                     "a snapshot named {name} exists and is not this publisher's copy (name {COPY_PREFIX}* with the tags \
@@ -280,30 +236,6 @@ impl Rds {
                      published until it is renamed or deleted"
                 ))),
             },
-            Err((false, e)) => Err(e),
-        }
-    }
-
-    /// One manual snapshot of this account by identifier, with its tags.
-    async fn held(&self, kind: SourceType, id: &str) -> Result<Option<Held>, RefreshError> {
-        match kind {
-            SourceType::Rds => match self.client.describe_db_snapshots().db_snapshot_identifier(id).send().await {
-                Ok(out) => {
-                    Ok(out.db_snapshots().first().map(|s| Held::listed(source::instance_candidate(s), s.tag_list())))
-                }
-                Err(e) if has_code(&e, SNAPSHOT_NOT_FOUND) => Ok(None),
-                Err(e) => Err(RefreshError::from_aws("DescribeDBSnapshots", e)),
-            },
-            SourceType::AuroraCluster => {
-                match self.client.describe_db_cluster_snapshots().db_cluster_snapshot_identifier(id).send().await {
-                    Ok(out) => Ok(out
-                        .db_cluster_snapshots()
-                        .first()
-                        .map(|s| Held::listed(source::cluster_candidate(s), s.tag_list()))),
-                    Err(e) if has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND) => Ok(None),
-                    Err(e) => Err(RefreshError::from_aws("DescribeDBClusterSnapshots", e)),
-                }
-            }
         }
     }
 
@@ -334,40 +266,7 @@ impl Rds {
 
     /// The accounts a copy is shared with (its `restore` attribute).
     pub async fn shared_with(&self, kind: SourceType, copy: &str) -> Result<Vec<String>, RefreshError> {
-        // The two attribute types differ in the SDK; each is read as (name, values).
-        let attributes: Vec<(Option<String>, Vec<String>)> = match kind {
-            SourceType::Rds => {
-                let out = self
-                    .client
-                    .describe_db_snapshot_attributes()
-                    .db_snapshot_identifier(copy)
-                    .send()
-                    .await
-                    .map_err(|e| RefreshError::from_aws("DescribeDBSnapshotAttributes", e))?;
-                out.db_snapshot_attributes_result()
-                    .map(|r| r.db_snapshot_attributes())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|a| (a.attribute_name().map(str::to_string), a.attribute_values().to_vec()))
-                    .collect()
-            }
-            SourceType::AuroraCluster => {
-                let out = self
-                    .client
-                    .describe_db_cluster_snapshot_attributes()
-                    .db_cluster_snapshot_identifier(copy)
-                    .send()
-                    .await
-                    .map_err(|e| RefreshError::from_aws("DescribeDBClusterSnapshotAttributes", e))?;
-                out.db_cluster_snapshot_attributes_result()
-                    .map(|r| r.db_cluster_snapshot_attributes())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|a| (a.attribute_name().map(str::to_string), a.attribute_values().to_vec()))
-                    .collect()
-            }
-        };
-        Ok(attributes.into_iter().filter(|(name, _)| name.as_deref() == Some("restore")).flat_map(|(_, v)| v).collect())
+        self.restore_accounts(Shape::from(kind), copy).await
     }
 
     /// Shares one of our copies with exactly `accounts` (none: unshared). Returns whether
@@ -390,32 +289,7 @@ impl Rds {
             return Ok(false);
         }
         let id = &copy.snapshot.identifier;
-        let remove = opt_vec(&remove);
-        let add = opt_vec(&add);
-        match kind {
-            SourceType::Rds => self
-                .client
-                .modify_db_snapshot_attribute()
-                .db_snapshot_identifier(id)
-                .attribute_name("restore")
-                .set_values_to_add(add)
-                .set_values_to_remove(remove)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| RefreshError::from_aws("ModifyDBSnapshotAttribute", e))?,
-            SourceType::AuroraCluster => self
-                .client
-                .modify_db_cluster_snapshot_attribute()
-                .db_cluster_snapshot_identifier(id)
-                .attribute_name("restore")
-                .set_values_to_add(add)
-                .set_values_to_remove(remove)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| RefreshError::from_aws("ModifyDBClusterSnapshotAttribute", e))?,
-        }
+        self.change_restore_accounts(Shape::from(kind), id, &add, &remove).await?;
         info!(copy = %id, accounts = ?accounts, "sharing set");
         Ok(true)
     }
@@ -432,33 +306,12 @@ impl Rds {
             });
         }
         let id = &copy.snapshot.identifier;
-        let result = match kind {
-            SourceType::Rds => self
-                .client
-                .delete_db_snapshot()
-                .db_snapshot_identifier(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| (has_code(&e, SNAPSHOT_NOT_FOUND), RefreshError::from_aws("DeleteDBSnapshot", e))),
-            SourceType::AuroraCluster => self
-                .client
-                .delete_db_cluster_snapshot()
-                .db_cluster_snapshot_identifier(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (has_code(&e, CLUSTER_SNAPSHOT_NOT_FOUND), RefreshError::from_aws("DeleteDBClusterSnapshot", e))
-                }),
-        };
-        match result {
-            Ok(()) | Err((true, _)) => {
-                info!(copy = %id, "old copy deleted");
-                Ok(())
-            }
-            Err((false, e)) => Err(e),
+        match self.delete_snapshot(Shape::from(kind), id).await? {
+            Verdict::Done | Verdict::Gone => info!(copy = %id, "old copy deleted"),
+            // Still being used or changed: the next pass deletes it.
+            Verdict::NotYet => warn!(copy = %id, "old copy not deletable yet; the next pass tries again"),
         }
+        Ok(())
     }
 }
 

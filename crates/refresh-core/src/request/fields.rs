@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+#[cfg(test)]
 use crate::duration;
 
 pub struct Field {
@@ -47,7 +48,7 @@ pub enum Kind {
 }
 
 /// Aurora Serverless v2's largest capacity.
-pub const MOST_ACUS: f64 = 256.0;
+pub(crate) const MOST_ACUS: f64 = 256.0;
 
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -72,70 +73,70 @@ pub const FRESHNESS_MAX_AGE: Field = Field {
     unset: "the stack's `StaleAfterHours`",
     doc: "This target's data is stale (`dblab-refresh status`, the stale-target alarm) once older than this. Required when `freshness` is given",
 };
-pub const SOURCE_TYPE: Field = Field {
+pub(crate) const SOURCE_TYPE: Field = Field {
     key: "source.type",
     required: true,
     kind: Kind::Choice(&["rds", "aurora-cluster"]),
     unset: "",
     doc: "An RDS instance or an Aurora cluster",
 };
-pub const SOURCE_IDENTIFIER: Field = Field {
+pub(crate) const SOURCE_IDENTIFIER: Field = Field {
     key: "source.identifier",
     required: true,
     kind: Kind::Text,
     unset: "",
     doc: "The production instance or cluster. Only described, never modified",
 };
-pub const SOURCE_ACCOUNT: Field = Field {
+pub(crate) const SOURCE_ACCOUNT: Field = Field {
     key: "source.account",
     required: false,
     kind: Kind::Text,
     unset: "this stack's account",
     doc: "The 12-digit account production lives in, when it is not this one: the clone is restored from the newest available snapshot of `source.identifier` that account shares with this one (mode `snapshot`), or, for an Aurora cluster it shares through AWS RAM, cloned copy-on-write (mode `fast-clone`); nothing else of that account is described. See [Production in another account](deploying.md#production-in-another-account)",
 };
-pub const SOURCE_MAX_SNAPSHOT_AGE: Field = Field {
+pub(crate) const SOURCE_MAX_SNAPSHOT_AGE: Field = Field {
     key: "source.maxSnapshotAge",
     required: false,
     kind: period(None, secs(HOUR), secs(30 * 24 * HOUR)),
     unset: "no bound",
     doc: "Mode `snapshot` only: refuse, at the preflight, a snapshot whose data is older than this (`NoSnapshotAvailable`, saying how old the newest is), e.g. when the production account stopped sharing",
 };
-pub const SOURCE_MODE: Field = Field {
+pub(crate) const SOURCE_MODE: Field = Field {
     key: "source.mode",
     required: false,
     kind: Kind::Choice(&["snapshot", "latest-point", "point-in-time", "fast-clone"]),
     unset: "`snapshot`",
     doc: "What the clone is restored from; `fast-clone` is Aurora only. See [Source modes](#source-modes)",
 };
-pub const SOURCE_SNAPSHOT_IDENTIFIER: Field = Field {
+pub(crate) const SOURCE_SNAPSHOT_IDENTIFIER: Field = Field {
     key: "source.snapshotIdentifier",
     required: false,
     kind: Kind::Text,
     unset: "the newest available automated snapshot",
     doc: "Mode `snapshot` only: an explicit snapshot (id or ARN); it must exist, be `available`, and be a snapshot of `source.identifier`",
 };
-pub const SOURCE_RESTORE_TIME: Field = Field {
+pub(crate) const SOURCE_RESTORE_TIME: Field = Field {
     key: "source.restoreTime",
     required: false,
     kind: Kind::Text,
     unset: "required with `point-in-time`",
     doc: "Mode `point-in-time` only: an RFC 3339 time, e.g. `2026-11-22T03:00:00Z`, inside the source's restorable window",
 };
-pub const SOURCE_DB_NAME: Field = Field {
+pub(crate) const SOURCE_DB_NAME: Field = Field {
     key: "source.dbName",
     required: true,
     kind: Kind::Text,
     unset: "",
     doc: "Database DBLab dumps (at most 63 characters)",
 };
-pub const SOURCE_USERNAME: Field = Field {
+pub(crate) const SOURCE_USERNAME: Field = Field {
     key: "source.username",
     required: true,
     kind: Kind::Text,
     unset: "",
     doc: "User DBLab connects as (at most 63 characters)",
 };
-pub const SOURCE_PASSWORD: Field = Field {
+pub(crate) const SOURCE_PASSWORD: Field = Field {
     key: "source.password",
     required: false,
     kind: Kind::Refused(
@@ -144,140 +145,140 @@ pub const SOURCE_PASSWORD: Field = Field {
     unset: "",
     doc: "",
 };
-pub const SOURCE_PASSWORD_SECRET_ARN: Field = Field {
+pub(crate) const SOURCE_PASSWORD_SECRET_ARN: Field = Field {
     key: "source.passwordSecretArn",
     required: true,
     kind: Kind::Text,
     unset: "",
     doc: "That user's password: a plain secret, or JSON with a `password` field (as RDS-managed secrets are). Its full ARN, ending in the six characters Secrets Manager adds to the name: IAM denies a partial one",
 };
-pub const CLONE_INSTANCE_CLASS: Field = Field {
+pub(crate) const CLONE_INSTANCE_CLASS: Field = Field {
     key: "clone.instanceClass",
     required: true,
     kind: Kind::Text,
     unset: "",
     doc: "Class of the temporary clone (e.g. `db.r6g.xlarge`); dump parallelism is half its vCPUs. `db.serverless` (Aurora Serverless v2) only for an `aurora-cluster` source",
 };
-pub const CLONE_MIN_CAPACITY: Field = Field {
+pub(crate) const CLONE_MIN_CAPACITY: Field = Field {
     key: "clone.minCapacity",
     required: false,
     kind: Kind::Acus { least: 0.0 },
     unset: "the source cluster's",
     doc: "With `db.serverless`, together with `clone.maxCapacity`: the clone's capacity range. Unset, the source cluster's Serverless v2 scaling configuration is copied; a source without one is refused at the preflight. The preflight checks the range against the source's engine version (a minimum of 0, auto-pause, only on versions that pause)",
 };
-pub const CLONE_MAX_CAPACITY: Field = Field {
+pub(crate) const CLONE_MAX_CAPACITY: Field = Field {
     key: "clone.maxCapacity",
     required: false,
     kind: Kind::Acus { least: 1.0 },
     unset: "the source cluster's",
     doc: "With `db.serverless`: the top of the range (above 128 only on versions that scale to 256)",
 };
-pub const CLONE_SUBNET_GROUP: Field = Field {
+pub(crate) const CLONE_SUBNET_GROUP: Field = Field {
     key: "clone.subnetGroup",
     required: false,
     kind: Kind::Text,
     unset: "the source's default",
     doc: "DB subnet group of the clone",
 };
-pub const CLONE_SECURITY_GROUPS: Field = Field {
+pub(crate) const CLONE_SECURITY_GROUPS: Field = Field {
     key: "clone.securityGroups",
     required: false,
     kind: Kind::SecurityGroups,
     unset: "the default VPC group",
     doc: "List of `sg-...` ids; DBLab must reach the clone through them",
 };
-pub const CLONE_PUBLICLY_ACCESSIBLE: Field = Field {
+pub(crate) const CLONE_PUBLICLY_ACCESSIBLE: Field = Field {
     key: "clone.publiclyAccessible",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Give the clone a public address",
 };
-pub const CLONE_TAGS: Field = Field {
+pub(crate) const CLONE_TAGS: Field = Field {
     key: "clone.tags",
     required: false,
     kind: Kind::Tags,
     unset: "none",
     doc: "Extra tags as RDS allows them: keys of 1-128 and values of up to 256 letters, digits, spaces and `_ . : / = + - @`, neither starting with `aws:` or `rds:`. `ManagedBy`, `DeleteAfter` and `dblab-refresh:*` are the orchestrator's own",
 };
-pub const CLONE_PARAMETER_GROUP: Field = Field {
+pub(crate) const CLONE_PARAMETER_GROUP: Field = Field {
     key: "clone.parameterGroup",
     required: false,
     kind: Kind::Text,
     unset: "the engine's default",
     doc: "DB parameter group (Aurora: of the writer instance)",
 };
-pub const CLONE_OPTION_GROUP: Field = Field {
+pub(crate) const CLONE_OPTION_GROUP: Field = Field {
     key: "clone.optionGroup",
     required: false,
     kind: Kind::Text,
     unset: "the engine's default",
     doc: "RDS only",
 };
-pub const CLONE_CLUSTER_PARAMETER_GROUP: Field = Field {
+pub(crate) const CLONE_CLUSTER_PARAMETER_GROUP: Field = Field {
     key: "clone.clusterParameterGroup",
     required: false,
     kind: Kind::Text,
     unset: "the engine's default",
     doc: "Aurora only",
 };
-pub const CLONE_PORT: Field = Field {
+pub(crate) const CLONE_PORT: Field = Field {
     key: "clone.port",
     required: false,
     kind: Kind::Whole { least: 1150, most: 65535 },
     unset: "the snapshot's",
     doc: "Port of the clone",
 };
-pub const CLONE_STORAGE_TYPE: Field = Field {
+pub(crate) const CLONE_STORAGE_TYPE: Field = Field {
     key: "clone.storageType",
     required: false,
     kind: Kind::Text,
     unset: "the snapshot's",
     doc: "`gp2`, `gp3`, `io1`, `io2`, `standard` (RDS); `aurora`, `aurora-iopt1` (Aurora)",
 };
-pub const CLONE_IOPS: Field = Field {
+pub(crate) const CLONE_IOPS: Field = Field {
     key: "clone.iops",
     required: false,
     kind: Kind::Whole { least: 1000, most: 256_000 },
     unset: "required with `io1`, `io2`; `gp3`: its baseline",
     doc: "Provisioned IOPS of an RDS clone: required with `storageType` `io1` or `io2` (1000-256000, and 0.5 to 50 per GiB for `io1`, 0.5 to 1000 for `io2`); with `gp3` optional, 12000-64000, and only on 400 GiB or more (PostgreSQL), as RDS allows. The storage is checked at the preflight",
 };
-pub const CLONE_ENABLE_IAM_AUTH: Field = Field {
+pub(crate) const CLONE_ENABLE_IAM_AUTH: Field = Field {
     key: "clone.enableIAMAuth",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Turn on IAM database authentication on the clone",
 };
-pub const CLONE_DELETION_PROTECTION: Field = Field {
+pub(crate) const CLONE_DELETION_PROTECTION: Field = Field {
     key: "clone.deletionProtection",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Turned off again before the clone is deleted",
 };
-pub const CLONE_DELETE_AFTER_DUMP: Field = Field {
+pub(crate) const CLONE_DELETE_AFTER_DUMP: Field = Field {
     key: "clone.deleteAfterDump",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Delete the clone as soon as DBLab has dumped from it, while DBLab restores and snapshots (see [below](#deleting-the-clone-after-the-dump)). Refused if the engine has `immediateRestore` on",
 };
-pub const CLONE_MAX_AGE: Field = Field {
+pub(crate) const CLONE_MAX_AGE: Field = Field {
     key: "clone.maxAge",
     required: false,
     kind: period(Some(secs(48 * HOUR)), secs(60), secs(30 * 24 * HOUR)),
     unset: "",
     doc: "The clone's `DeleteAfter` tag: past it the orphan sweep deletes the clone. Must be longer than the longest a run can last: `clone.restoreTimeout` + `dblab.timeout` + one `clone.pollInterval` and one `dblab.pollInterval` + 15m for the preflight and the patch + `clone.deletionTimeout` + one more `clone.pollInterval`",
 };
-pub const CLONE_RESTORE_TIMEOUT: Field = Field {
+pub(crate) const CLONE_RESTORE_TIMEOUT: Field = Field {
     key: "clone.restoreTimeout",
     required: false,
     kind: period(Some(secs(2 * HOUR)), secs(1), secs(12 * HOUR)),
     unset: "",
     doc: "Give up on a clone not `available` by then",
 };
-pub const CLONE_POLL_INTERVAL: Field = Field {
+pub(crate) const CLONE_POLL_INTERVAL: Field = Field {
     key: "clone.pollInterval",
     required: false,
     kind: period(Some(secs(30)), secs(1), secs(HOUR)),
@@ -291,21 +292,21 @@ pub const CLONE_DELETION_TIMEOUT: Field = Field {
     unset: "",
     doc: "How long the clone's deletion is followed (on success and on failure). A clone still being deleted then is left to the orphan sweep; a refresh that worked is still recorded as a success, saying so",
 };
-pub const DBLAB_ENGINE: Field = Field {
+pub(crate) const DBLAB_ENGINE: Field = Field {
     key: "dblab.engine",
     required: false,
     kind: Kind::Text,
     unset: "required, or `dblab.apiEndpoint`",
     doc: "The engine to refresh, by its name in the stack's `DblabEngines` list, which gives its address, its token secret and whether plain HTTP or an unverified certificate is allowed for it. A request cannot name an engine the stack does not list: it is refused before any secret is read",
 };
-pub const DBLAB_API_ENDPOINT: Field = Field {
+pub(crate) const DBLAB_API_ENDPOINT: Field = Field {
     key: "dblab.apiEndpoint",
     required: false,
     kind: Kind::Text,
     unset: "the engine's, from the list",
     doc: "The engine by its address instead: it must be the address of an engine in `DblabEngines` (another spelling of it, such as a trailing slash or the default port, is the same), and with `dblab.engine`, that engine's",
 };
-pub const DBLAB_TOKEN: Field = Field {
+pub(crate) const DBLAB_TOKEN: Field = Field {
     key: "dblab.token",
     required: false,
     kind: Kind::Refused(
@@ -314,14 +315,14 @@ pub const DBLAB_TOKEN: Field = Field {
     unset: "",
     doc: "",
 };
-pub const DBLAB_TOKEN_SECRET_ARN: Field = Field {
+pub(crate) const DBLAB_TOKEN_SECRET_ARN: Field = Field {
     key: "dblab.tokenSecretArn",
     required: false,
     kind: Kind::Text,
     unset: "the engine's, from the list",
     doc: "If given, it must be the engine's own token secret in `DblabEngines` (its full ARN): a token is never sent to another engine than its own",
 };
-pub const DBLAB_INSECURE: Field = Field {
+pub(crate) const DBLAB_INSECURE: Field = Field {
     key: "dblab.insecure",
     required: false,
     kind: Kind::Moved(
@@ -330,7 +331,7 @@ pub const DBLAB_INSECURE: Field = Field {
     unset: "",
     doc: "",
 };
-pub const DBLAB_ALLOW_PLAINTEXT: Field = Field {
+pub(crate) const DBLAB_ALLOW_PLAINTEXT: Field = Field {
     key: "dblab.allowPlaintext",
     required: false,
     kind: Kind::Moved(
@@ -339,49 +340,49 @@ pub const DBLAB_ALLOW_PLAINTEXT: Field = Field {
     unset: "",
     doc: "",
 };
-pub const DBLAB_ALLOW_IGNORED_ERRORS: Field = Field {
+pub(crate) const DBLAB_ALLOW_IGNORED_ERRORS: Field = Field {
     key: "dblab.allowIgnoredErrors",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Accept an engine configured to ignore restore (or dump) errors (`ignoreErrors: true`), whose refreshes can finish with tables missing; the row and notification then say so. Without it such an engine is refused at the preflight",
 };
-pub const DBLAB_ALLOW_LVM: Field = Field {
+pub(crate) const DBLAB_ALLOW_LVM: Field = Field {
     key: "dblab.allowLvm",
     required: false,
     kind: Kind::Flag,
     unset: "",
     doc: "Accept an engine whose pools are on LVM. LVM keeps no snapshots (the engine lists one technical snapshot stamped with the time of the call), so a refresh's success then rests on the engine's `finished` alone, not on a new snapshot of its pool; the row and notification say so. Without it such an engine is refused at the preflight",
 };
-pub const DBLAB_CA_CERTIFICATE: Field = Field {
+pub(crate) const DBLAB_CA_CERTIFICATE: Field = Field {
     key: "dblab.caCertificate",
     required: false,
     kind: Kind::Text,
     unset: "none",
     doc: "PEM certificate(s) to trust for the engine, in addition to the system roots; not for an engine the stack lists as `insecure`",
 };
-pub const DBLAB_POLL_INTERVAL: Field = Field {
+pub(crate) const DBLAB_POLL_INTERVAL: Field = Field {
     key: "dblab.pollInterval",
     required: false,
     kind: period(Some(secs(30)), secs(1), secs(HOUR)),
     unset: "",
     doc: "Time between two looks at the engine",
 };
-pub const DBLAB_TIMEOUT: Field = Field {
+pub(crate) const DBLAB_TIMEOUT: Field = Field {
     key: "dblab.timeout",
     required: false,
     kind: period(Some(secs(4 * HOUR)), secs(1), secs(2 * 24 * HOUR)),
     unset: "",
     doc: "Give up on a refresh without an outcome by then",
 };
-pub const DBLAB_START_TIMEOUT: Field = Field {
+pub(crate) const DBLAB_START_TIMEOUT: Field = Field {
     key: "dblab.startTimeout",
     required: false,
     kind: period(Some(secs(5 * 60)), secs(1), secs(2 * 24 * HOUR)),
     unset: "",
     doc: "Give up on a refresh the engine accepted but was never seen running by then (`RefreshNotStarted`). Unset: 5m, but at least three polls and at most half of `dblab.timeout`; when set, at least two polls and at most half of `dblab.timeout`",
 };
-pub const DBLAB_RESTORE_PARALLEL_JOBS: Field = Field {
+pub(crate) const DBLAB_RESTORE_PARALLEL_JOBS: Field = Field {
     key: "dblab.restoreParallelJobs",
     required: false,
     kind: Kind::Whole { least: 1, most: 128 },
@@ -390,7 +391,8 @@ pub const DBLAB_RESTORE_PARALLEL_JOBS: Field = Field {
 };
 
 /// The whole request, in the order of the reference.
-pub const FIELDS: &[&Field] = &[
+#[cfg(test)]
+pub(crate) const FIELDS: &[&Field] = &[
     &TARGET,
     &FRESHNESS_MAX_AGE,
     &SOURCE_TYPE,
@@ -454,6 +456,7 @@ impl Field {
         }
     }
 
+    #[cfg(test)]
     fn unset_words(&self) -> String {
         match self.kind {
             _ if self.required => "required".into(),
@@ -464,6 +467,7 @@ impl Field {
         }
     }
 
+    #[cfg(test)]
     fn accepts(&self) -> String {
         match self.kind {
             Kind::Text => "text".into(),
@@ -481,6 +485,7 @@ impl Field {
         }
     }
 
+    #[cfg(test)]
     fn meaning(&self) -> &'static str {
         match self.kind {
             Kind::Refused(why) | Kind::Moved(why) => why,
@@ -490,7 +495,8 @@ impl Field {
 }
 
 /// The reference table of `docs/request.md`, generated from [`FIELDS`].
-pub fn reference_table() -> String {
+#[cfg(test)]
+pub(crate) fn reference_table() -> String {
     let mut out = String::from("| field | unset | accepts | meaning |\n|---|---|---|---|\n");
     for field in FIELDS {
         out.push_str(&format!(

@@ -51,11 +51,11 @@ impl<'a> Labels<'a> {
         self.text(&fields::CLONE_INSTANCE_CLASS)
     }
 
-    pub fn dblab_endpoint(&self) -> Option<&'a str> {
+    pub(crate) fn dblab_endpoint(&self) -> Option<&'a str> {
         self.text(&fields::DBLAB_API_ENDPOINT)
     }
 
-    pub fn dblab_engine(&self) -> Option<&'a str> {
+    pub(crate) fn dblab_engine(&self) -> Option<&'a str> {
         self.text(&fields::DBLAB_ENGINE)
     }
 

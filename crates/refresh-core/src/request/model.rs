@@ -126,11 +126,11 @@ pub struct ServerlessCapacity {
 
 /// Time a run may need beyond its two timeouts for the preflight, the config patch and
 /// their retries.
-pub const PREFLIGHT_AND_PATCH_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
+pub(crate) const PREFLIGHT_AND_PATCH_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
 
 /// The longest a run can last, part by part: what `clone.maxAge` and the target's lock
 /// must outlast.
-pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
+pub(crate) fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
     let deletion = clone.deletion_timeout + clone.poll_interval;
     let total = clone.restore_timeout
         + dblab.timeout
@@ -151,7 +151,7 @@ pub fn longest_run(clone: &CloneSpec, dblab: &DblabSpec) -> (Duration, String) {
 }
 
 /// The instance class of an Aurora Serverless v2 writer.
-pub const SERVERLESS_CLASS: &str = "db.serverless";
+pub(crate) const SERVERLESS_CLASS: &str = "db.serverless";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DblabSpec {
