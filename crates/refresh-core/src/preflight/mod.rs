@@ -14,6 +14,12 @@ use crate::request::{RefreshRequest, SERVERLESS_CLASS, ServerlessCapacity, Sourc
 use crate::run::RestoreSource;
 use crate::secrets::SecretReader;
 
+mod capacity;
+mod keys;
+
+use capacity::{iops_fit, serverless_capacity, supported_capacity};
+use keys::{encryption_allowed, local_key_usable};
+
 pub struct Deps<'a> {
     pub rds: &'a Rds,
     /// The KMS keys the deployed stack lets the restore use (its `SourceKmsKeyArns`);
@@ -257,36 +263,6 @@ async fn aws_checks(
     (c, source)
 }
 
-/// Whether RDS takes these IOPS for the clone's storage: gp3 IOPS only from 400 GiB
-/// (PostgreSQL), io1 0.5 to 50 per GiB, io2 0.5 to 1000 (RDS User Guide, "Amazon RDS DB
-/// instance storage"). A size not known here is refused: the restore would be a guess.
-fn iops_fit(storage_type: &str, iops: u32, storage_gb: Option<i32>) -> Result<String, RefreshError> {
-    let refuse = |why: String| Err(RefreshError::at("clone.iops", why));
-    let Some(gb) = storage_gb else {
-        return refuse(format!(
-            "{iops} IOPS for {storage_type}: the source's storage size is not known, so whether RDS takes them cannot be checked"
-        ));
-    };
-    let per_gb = f64::from(iops) / f64::from(gb);
-    let fits = match storage_type {
-        "gp3" => gb >= 400,
-        "io1" => (0.5..=50.0).contains(&per_gb),
-        "io2" => (0.5..=1000.0).contains(&per_gb),
-        _ => false,
-    };
-    if fits {
-        Ok(format!("{iops} IOPS on {gb} GiB of {storage_type}"))
-    } else {
-        let rule = match storage_type {
-            "gp3" => "RDS provisions gp3 IOPS for PostgreSQL only from 400 GiB: leave clone.iops out for the baseline",
-            "io1" => "io1 takes 0.5 to 50 IOPS per GiB",
-            "io2" => "io2 takes 0.5 to 1000 IOPS per GiB",
-            _ => "only io1, io2 and gp3 take IOPS",
-        };
-        refuse(format!("{iops} IOPS on {gb} GiB of {storage_type}: {rule}"))
-    }
-}
-
 /// The engine: healthy, token accepted, logical and idle; then what its configuration
 /// allows. Nothing on the engine is changed.
 async fn engine_checks(
@@ -341,215 +317,6 @@ async fn engine_checks(
     Some((identity, state.instance_id))
 }
 
-/// A `db.serverless` writer needs a scaling configuration on its cluster, or RDS refuses
-/// it: the request's range, else the source cluster's.
-async fn serverless_capacity(rds: &Rds, request: &RefreshRequest) -> Result<ServerlessCapacity, RefreshError> {
-    if let Some(capacity) = request.clone.serverless_capacity {
-        return Ok(capacity);
-    }
-    if let Some(account) = &request.source.account {
-        return Err(RefreshError::at(
-            "clone.minCapacity",
-            format!(
-                "the source cluster is in account {account}, whose scaling configuration this stack does not read: \
-                 set clone.minCapacity and clone.maxCapacity"
-            ),
-        ));
-    }
-    rds.serverless_capacity(&request.source.identifier).await?.ok_or_else(|| {
-        RefreshError::at(
-            "clone.minCapacity",
-            format!(
-                "the source cluster {:?} has no Serverless v2 scaling configuration to copy, and RDS refuses a \
-                 db.serverless writer without one: set clone.minCapacity and clone.maxCapacity",
-                request.source.identifier
-            ),
-        )
-    })
-}
-
-/// The capacity checked against what the source's engine version supports, before a
-/// cluster is restored and billed: `db.serverless` at all, a minimum of 0 (auto-pause) only
-/// where the version pauses, a maximum of 256 ACUs only where it scales so far.
-async fn supported_capacity(
-    rds: &Rds,
-    source: &RestoreSource,
-    capacity: ServerlessCapacity,
-) -> Result<ServerlessCapacity, RefreshError> {
-    let Some(version) = source.engine_version.as_deref() else { return Ok(capacity) };
-    let range = rds.serverless_v2_range(&source.engine, version).await?;
-    capacity_fits(capacity, range, &source.engine, version)
-}
-
-fn capacity_fits(
-    capacity: ServerlessCapacity,
-    range: Option<ServerlessCapacity>,
-    engine: &str,
-    version: &str,
-) -> Result<ServerlessCapacity, RefreshError> {
-    let Some(range) = range else {
-        return Err(RefreshError::at(
-            "clone.instanceClass",
-            format!(
-                "{engine} {version} (the source's version, which the clone keeps) does not support Aurora Serverless \
-                 v2: use a provisioned class such as \"db.r6g.large\""
-            ),
-        ));
-    };
-    if capacity.min_capacity < range.min_capacity {
-        return Err(RefreshError::at(
-            "clone.minCapacity",
-            format!(
-                "{} ACUs is below the {} ACUs {engine} {version} supports (a minimum of 0 pauses the clone, which \
-                 needs a newer version)",
-                capacity.min_capacity, range.min_capacity
-            ),
-        ));
-    }
-    if capacity.max_capacity > range.max_capacity {
-        return Err(RefreshError::at(
-            "clone.maxCapacity",
-            format!(
-                "{} ACUs is above the {} ACUs {engine} {version} supports",
-                capacity.max_capacity, range.max_capacity
-            ),
-        ));
-    }
-    Ok(capacity)
-}
-
-/// Who manages a KMS key, as DescribeKey says; the reason when it cannot say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyManager {
-    /// An AWS managed key (`aws/rds`): RDS uses it for any principal of the account, with
-    /// no grant from the caller.
-    Aws,
-    Customer,
-    Unknown(String),
-}
-
-/// Who manages `key`.
-pub(crate) async fn key_manager(kms: &aws_sdk_kms::Client, key: &str) -> KeyManager {
-    match kms.describe_key().key_id(key).send().await {
-        Ok(out) => match out.key_metadata().and_then(|m| m.key_manager()) {
-            Some(aws_sdk_kms::types::KeyManagerType::Aws) => KeyManager::Aws,
-            Some(_) => KeyManager::Customer,
-            None => KeyManager::Unknown("DescribeKey gave no KeyManager".into()),
-        },
-        Err(e) => KeyManager::Unknown(RefreshError::from_aws("DescribeKey", e).to_string()),
-    }
-}
-
-/// Whether the restore can use the source's key. An AWS managed key needs nothing; a
-/// customer-managed key needs `kms:CreateGrant`, which the stack grants only on the keys
-/// its `SourceKmsKeyArns` lists: any other would fail the restore after the run started.
-async fn encryption_allowed(
-    kms: &aws_sdk_kms::Client,
-    source: &RestoreSource,
-    allowed: Option<&[String]>,
-    production_account: Option<&str>,
-) -> Result<String, RefreshError> {
-    let Some(key) = &source.kms_key_id else {
-        return Ok(if source.encrypted {
-            "encrypted with a key its listing does not name (a cluster shared through AWS RAM): production's key \
-             policy must let this account use that key and SourceKmsKeyArns must list it, which cannot be checked \
-             from here; the clone is made under this account's key"
-                .into()
-        } else {
-            "not encrypted".into()
-        });
-    };
-    // Another account's key: usable from here only if its policy lets this account use it,
-    // which only asking it shows (a listed key is not thereby shared).
-    if let Some(account) = production_account {
-        return match key_manager(kms, key).await {
-            KeyManager::Unknown(reason) => Err(RefreshError::at(
-                "source.account",
-                format!(
-                    "the shared snapshot is encrypted with {key}, which this account cannot use ({reason}): account \
-                     {account}'s key policy must allow this account kms:DescribeKey and kms:CreateGrant"
-                ),
-            )),
-            manager => key_verdict(source, key, allowed, Some(manager).filter(|m| *m == KeyManager::Aws)).map(|said| {
-                format!("{said}; account {account}'s key policy lets this account use it (DescribeKey answered)")
-            }),
-        };
-    }
-    if allowed.is_some_and(|allowed| listed(key, allowed)) {
-        return key_verdict(source, key, allowed, None);
-    }
-    key_verdict(source, key, allowed, Some(key_manager(kms, key).await))
-}
-
-/// This account's key for what is taken encrypted from another account: the stack must
-/// name one (CopyDBSnapshot requires a `KmsKeyId` for such a copy; RDS makes no
-/// unencrypted clone of an encrypted shared cluster), and this account must be able to use
-/// it (DescribeKey answers).
-async fn local_key_usable(
-    kms: &aws_sdk_kms::Client,
-    source: &RestoreSource,
-    key: Option<&str>,
-) -> Result<String, RefreshError> {
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return Err(RefreshError::at(
-            "source.account",
-            format!(
-                "{} is encrypted and shared from another account: RDS restores it only from a copy in this account \
-                 (a shared cluster: only as a clone) made under a KMS key of this account, and the stack's \
-                 CopyKmsKeyArn parameter names none: set it \
-                 (docs/deploying.md, \"Production in another account\") and update the stack (dblab-refresh \
-                 validate: --copy-kms-key)",
-                source.describe()
-            ),
-        ));
-    };
-    match key_manager(kms, key).await {
-        KeyManager::Unknown(reason) => Err(RefreshError::at(
-            "source.account",
-            format!("the stack's CopyKmsKeyArn {key} cannot be used by this account ({reason})"),
-        )),
-        _ => Ok(key.to_string()),
-    }
-}
-
-/// A key is named by its ARN; a listed entry may also be its bare id.
-fn listed(key: &str, allowed: &[String]) -> bool {
-    let key_id = key.rsplit('/').next().unwrap_or(key);
-    allowed.iter().any(|a| a == key || a.rsplit('/').next() == Some(key_id))
-}
-
-/// The rule, once the key's manager is known (`None`: not asked, the key being listed).
-fn key_verdict(
-    source: &RestoreSource,
-    key: &str,
-    allowed: Option<&[String]>,
-    manager: Option<KeyManager>,
-) -> Result<String, RefreshError> {
-    let why = match manager {
-        Some(KeyManager::Aws) => {
-            return Ok(format!(
-                "encrypted with {key}, an AWS managed key: RDS uses it for this account, no grant needed"
-            ));
-        }
-        None if allowed.is_some_and(|a| listed(key, a)) => {
-            return Ok(format!("encrypted with {key}, which the stack allows"));
-        }
-        None | Some(KeyManager::Customer) => "a customer-managed key".to_string(),
-        Some(KeyManager::Unknown(reason)) => format!("a key whose manager could not be read ({reason})"),
-    };
-    let Some(_) = allowed else {
-        return Ok(format!("encrypted with {key}, {why}; not checked against the stack's SourceKmsKeyArns here"));
-    };
-    Err(RefreshError::at(
-        "source",
-        format!(
-            "{} is encrypted with the KMS key {key}, {why} that the stack's SourceKmsKeyArns parameter does not \
-             list, so the restore could not use it: add the key's ARN to SourceKmsKeyArns and update the stack",
-            source.describe()
-        ),
-    ))
-}
-
 /// Every listed security group exists (EC2 answers one error naming the first missing).
 async fn check_security_groups(ec2: &aws_sdk_ec2::Client, groups: &[String]) -> Result<(), RefreshError> {
     let out = match ec2.describe_security_groups().set_group_ids(Some(groups.to_vec())).send().await {
@@ -576,6 +343,8 @@ async fn check_security_groups(ec2: &aws_sdk_ec2::Client, groups: &[String]) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::capacity::capacity_fits;
+    use super::keys::{KeyManager, key_verdict, listed};
     use super::*;
 
     fn passed(name: &'static str) -> Check {
