@@ -8,19 +8,20 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_sfn::types::HistoryEvent;
 use dblab_emulator::Settings;
 use refresh_core::cost;
-use refresh_core::dblab::trigger::PROOF_GAP;
+
 use refresh_core::executions::usage_of;
 use refresh_core::request::SourceType;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::steps::{Step, steps};
 use super::{Plan, median, spread, verdict};
 use crate::World;
 use crate::production::{PRODUCTION_ACCOUNT, Production};
 use crate::stack::{Handlers, Watching};
 
 /// One second here is one minute of a real refresh.
-const SCALE: f64 = 60.0;
+pub(super) const SCALE: f64 = 60.0;
 /// A check invocation watches for 10 minutes in AWS (its 600 s timeout less a margin).
 const WATCH_SECONDS: u64 = 10;
 
@@ -45,7 +46,7 @@ impl Phases {
 
 /// The three kinds of refresh measured, side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     /// From the source's own snapshot, the clone kept until the engine's refresh is over.
     Kept,
     /// The same with `clone.deleteAfterDump`.
@@ -55,9 +56,9 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Kept, Kind::DeleteAfterDump, Kind::CopyIn];
+    pub(super) const ALL: [Kind; 3] = [Kind::Kept, Kind::DeleteAfterDump, Kind::CopyIn];
 
-    fn heading(self) -> &'static str {
+    pub(super) fn heading(self) -> &'static str {
         match self {
             Kind::Kept => "clone kept to the end",
             Kind::DeleteAfterDump => "`clone.deleteAfterDump`",
@@ -66,95 +67,45 @@ impl Kind {
     }
 }
 
-struct Measured {
-    transitions: usize,
-    invocations: usize,
-    lambda_seconds: f64,
+pub(super) struct Measured {
+    pub(super) transitions: usize,
+    pub(super) invocations: usize,
+    pub(super) lambda_seconds: f64,
     /// Each step of the run, in order: what AWS or the engine took, and what the
     /// orchestration added.
-    steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
 }
 
 /// The clone's figures, in AWS's time (seconds), from the steps it lives through.
 impl Measured {
-    fn clone_steps(&self) -> impl Iterator<Item = &Step> {
+    pub(super) fn clone_steps(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| s.clone_alive)
     }
 
     /// What the clone had to exist for: its restore and the engine's use of it.
-    fn needed(&self) -> f64 {
+    pub(super) fn needed(&self) -> f64 {
         self.clone_steps().map(|s| s.physical * SCALE).sum()
     }
 
     /// Its lifetime (restore requested to deletion requested) beyond `needed`.
-    fn beyond(&self) -> f64 {
+    pub(super) fn beyond(&self) -> f64 {
         self.clone_steps().map(|s| s.seen_after_real() + s.handed_on).sum()
     }
 
     /// From the end of its use (the dump's, or the engine's refresh's) to its deletion request.
-    fn after_use(&self) -> f64 {
+    pub(super) fn after_use(&self) -> f64 {
         self.clone_steps().last().map_or(0.0, |s| s.seen_after_real() + s.handed_on)
     }
 
     /// What RDS bills: from available to the deletion request.
-    fn billed(&self) -> f64 {
+    pub(super) fn billed(&self) -> f64 {
         let restore = self.clone_steps().next().map_or(0.0, |s| s.physical * SCALE);
         self.needed() + self.beyond() - restore
     }
 }
 
-/// One step of a run, in the bench's own seconds (not scaled back up).
-struct Step {
-    name: &'static str,
-    /// What RDS or the engine took (0 for a step that is the orchestration's alone).
-    physical: f64,
-    /// How far apart the looks are meant to be (0 for a step that waits for nothing).
-    interval: f64,
-    /// From the state change to the look that saw it.
-    seen_after: f64,
-    /// From that look to the next thing asked of AWS or the engine.
-    handed_on: f64,
-    /// Whether the clone exists through this step.
-    clone_alive: bool,
-}
-
-impl Step {
-    /// A wait whose end is known (`ended`), seen by the first of `looks` at or after it;
-    /// `next` is when the run asked for what follows.
-    fn wait(name: &'static str, started: f64, ended: f64, looks: &[f64], interval: f64, next: f64) -> Step {
-        let seen = looks.iter().copied().find(|l| *l >= ended).unwrap_or_else(|| panic!("no look saw {name} end"));
-        Step {
-            name,
-            physical: ended - started,
-            interval,
-            seen_after: seen - ended,
-            handed_on: next - seen,
-            clone_alive: false,
-        }
-    }
-
-    /// A step that is the orchestration's alone.
-    fn hand_off(name: &'static str, from: f64, to: f64) -> Step {
-        Step { name, physical: 0.0, interval: 0.0, seen_after: 0.0, handed_on: to - from, clone_alive: false }
-    }
-
-    /// The clone exists through this step.
-    fn with_clone(self) -> Step {
-        Step { clone_alive: true, ..self }
-    }
-
-    /// `seen_after` in AWS's time, an upper bound: up to one poll interval of it is the
-    /// wait for the next look, scaled back up; the rest is Lambda's and Step Functions' own
-    /// time, which does not shrink with the scale.
-    fn seen_after_real(&self) -> f64 {
-        self.seen_after.min(self.interval) * SCALE + (self.seen_after - self.interval).max(0.0)
-    }
-
-    /// What the orchestration added to a wait, beyond one poll interval, in AWS's time.
-    fn added_beyond_interval(&self) -> f64 {
-        self.seen_after_real() + self.handed_on - self.interval * SCALE
-    }
-}
+/// A table row: label, the figure of one run, decimals, unit.
+type Row = (&'static str, fn(&Measured) -> f64, usize, &'static str);
 
 pub async fn report(plan: &Plan) {
     let p = plan.refresh;
@@ -246,56 +197,6 @@ pub async fn report(plan: &Plan) {
     );
     steps(&measured);
 }
-
-/// Where each run's time goes, step by step: what AWS or the engine took, how long after
-/// its end a look saw it, and how long the orchestration took to hand on.
-fn steps(measured: &[(Kind, Measured)]) {
-    println!("### Step by step: the physical time, and what the orchestration added\n");
-    println!(
-        "Physical: what RDS or the engine took (the copy from its creation, the clone from its restore request, to \
-         their scripted end; the engine's refresh from its trigger, by its timeline). Seen after: from that end to \
-         the look that saw it (moto's record of each describe, the emulator's of each `/status` and \
-         `/instance/retrieval`), in AWS's time: up to one poll interval of it scaled back up, the rest (Lambda's \
-         and Step Functions' own time, which does not shrink with the scale) as measured, so an upper bound. \
-         Handed on: from that look to the next thing asked of AWS or the engine, as measured. Configuring the \
-         engine includes the {} s patch-dblab waits after the engine's answer, so that its refresh's start proves \
-         itself later than the change.\n",
-        PROOF_GAP.whole_seconds()
-    );
-    println!("| run | step | physical | seen after | handed on |");
-    println!("|---|---|---|---|---|");
-    let mut worst: f64 = f64::NEG_INFINITY;
-    for kind in Kind::ALL {
-        let runs: Vec<&Measured> = measured.iter().filter(|(k, _)| *k == kind).map(|(_, m)| m).collect();
-        let Some(first) = runs.first() else { continue };
-        for (i, step) in first.steps.iter().enumerate() {
-            let of = |f: fn(&Step) -> f64| runs.iter().filter_map(|m| m.steps.get(i)).map(f).collect::<Vec<_>>();
-            let (physical, seen) = if step.interval > 0.0 {
-                worst = of(Step::added_beyond_interval).into_iter().fold(worst, f64::max);
-                (
-                    format!("{} min", spread(&of(|s| s.physical * SCALE / 60.0), 1)),
-                    format!("{} s", spread(&of(Step::seen_after_real), 0)),
-                )
-            } else {
-                ("-".to_string(), "-".to_string())
-            };
-            println!(
-                "| {} | {} | {physical} | {seen} | {} s |",
-                kind.heading(),
-                step.name,
-                spread(&of(|s| s.handed_on), 2)
-            );
-        }
-    }
-    println!(
-        "\nTarget: each wait (seen after, then handed on) adds at most one poll interval plus a second: 60 s, \
-         30 s while a `clone.deleteAfterDump` run dumps (worst: {worst:+.1} s beyond the interval, {}).\n",
-        verdict(worst <= 1.0),
-    );
-}
-
-/// A table row: label, the figure of one run, decimals, unit.
-type Row = (&'static str, fn(&Measured) -> f64, usize, &'static str);
 
 /// `runs` refreshes of each kind, all at once, each with its own target and engine.
 async fn all_at_once(state_machine_arn: &str, phases: Phases, runs: usize) -> Vec<(Kind, Measured)> {
