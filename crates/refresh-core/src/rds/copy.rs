@@ -68,7 +68,7 @@ impl Rds {
     pub async fn copy_in(&self, plan: &ClonePlan<'_>, key: &str) -> Result<CopyState, RefreshError> {
         let from = &plan.snapshot.arn;
         if let Some(found) = self.snapshot(Shape::Instance, &plan.name).await? {
-            self.adopt(&plan.name, &found.tags, &plan.tags)?;
+            super::create::adopt(&plan.name, &found.tags, &plan.tags)?;
             return Ok(state_of(local_copy(&found, from, plan.requested_at)));
         }
         let mut copy_tags = plan.tags.clone();
@@ -91,7 +91,7 @@ impl Rds {
                 let found = self.snapshot(Shape::Instance, &plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
-                self.adopt(&plan.name, &found.tags, &plan.tags)?;
+                super::create::adopt(&plan.name, &found.tags, &plan.tags)?;
                 Ok(state_of(local_copy(&found, from, plan.requested_at)))
             }
         }
