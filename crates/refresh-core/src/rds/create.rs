@@ -218,6 +218,60 @@ mod tests {
     }
 
     #[test]
+    fn a_clone_waiting_for_its_copy_has_the_copys_deadline_and_status() {
+        let request = crate::RefreshRequest::from_document(&serde_json::json!({
+            "target": "staging",
+            "source": {"type": "rds", "identifier": "prod", "dbName": "app", "username": "u",
+                       "passwordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pw-AbCdEf"},
+            "clone": {"instanceClass": "db.r6g.large"},
+            "dblab": {"engine": "e"}
+        }))
+        .unwrap();
+        let t0 = time::macros::datetime!(2026-12-07 04:00 UTC);
+        let snapshot = RestoreSource {
+            mode: SourceMode::Snapshot,
+            identifier: "s".into(),
+            arn: "arn:s".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            data_as_of: t0,
+            snapshot_type: "shared".into(),
+            source_type: SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: t0,
+            kms_key_id: None,
+            storage_gb: None,
+            encrypted: true,
+            serverless_capacity: None,
+            engine_instance_id: None,
+            local_key: Some("k".into()),
+        };
+        let plan = ClonePlan {
+            name: NAME.into(),
+            spec: &request.clone,
+            snapshot: &snapshot,
+            tags: Vec::new(),
+            requested_at: t0,
+            deadline: t0 + time::Duration::hours(1),
+        };
+        let copy = LocalCopy {
+            identifier: NAME.into(),
+            copy_of: "arn:s".into(),
+            requested_at: t0 - time::Duration::minutes(10),
+            ready_at: None,
+            status: "copying".into(),
+            percent: None,
+            allocated_gb: None,
+        };
+        let waiting = waiting_for_copy(&plan, copy);
+        assert_eq!((waiting.rds_status.as_str(), waiting.status), ("copy:copying", PollStatus::Pending));
+        assert_eq!(waiting.deadline, t0 + time::Duration::minutes(50), "an hour from the copy's request");
+        assert_eq!((waiting.kind, waiting.instance_class.as_str()), (CloneKind::Instance, "db.r6g.large"));
+        assert_eq!(Made::requested(None).status, "creating");
+        assert_eq!(Made::requested(Some("backing-up".into())).status, "backing-up");
+    }
+
+    #[test]
     fn only_what_this_execution_made_is_adopted() {
         assert!(adopt(NAME, &tagged("run-1"), &tagged("run-1")).is_ok());
         let other = adopt(NAME, &tagged("run-2"), &tagged("run-1")).unwrap_err();

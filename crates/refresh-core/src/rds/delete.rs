@@ -184,6 +184,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_lists_only_what_is_provably_ours() {
+        let listed = ManagedClone::if_managed(NAME.into(), CloneKind::Cluster, None, None, tagged("run-1")).unwrap();
+        assert_eq!((listed.identifier.as_str(), listed.kind, listed.status.as_str()), (NAME, CloneKind::Cluster, ""));
+        assert!(ManagedClone::if_managed("prod-db".into(), CloneKind::Instance, None, None, tagged("run-1")).is_none());
+        assert!(ManagedClone::if_managed(NAME.into(), CloneKind::Instance, None, None, Vec::new()).is_none());
+    }
+
+    #[test]
     fn only_ours_is_deleted_and_with_an_owner_only_that_executions() {
         let anyone = DeleteGuard { owner: None };
         let run1 = DeleteGuard { owner: Some(("run-1", None)) };
