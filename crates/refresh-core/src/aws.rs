@@ -20,15 +20,20 @@ pub(crate) const AWS_CALL_TIME: std::time::Duration = std::time::Duration::from_
 /// (or a per-service variant) honoured by every client, every call bounded in time, and the
 /// trust store loaded on the first HTTPS call.
 pub async fn config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(AWS_CALL_TIME / 2)
-        .operation_timeout(AWS_CALL_TIME)
-        .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
+        .timeout_config(timeouts())
         .http_client(SharedHttpClient::new(TlsOnFirstUse::new()))
         .load()
         .await
+}
+
+/// `AWS_CALL_TIME` for a call, retries included, and half of it for one attempt: a call
+/// whose first attempt hangs still has time for one more.
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(AWS_CALL_TIME / 2)
+        .operation_timeout(AWS_CALL_TIME)
+        .build()
 }
 
 /// The AWS SDK's HTTP client, as the default one but for when the trust store is loaded:
@@ -126,6 +131,19 @@ mod tests {
         let sns = aws_sdk_sns::Client::new(&config);
         let _ = sns.publish().topic_arn("arn:aws:sns:us-east-1:1:t").message("m").send().await;
         reader.join().unwrap()
+    }
+
+    #[test]
+    fn a_call_takes_at_most_20_seconds_and_one_attempt_half_of_that() {
+        let timeouts = timeouts();
+        assert_eq!(timeouts.operation_timeout(), Some(std::time::Duration::from_secs(20)));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(std::time::Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn an_environment_list_drops_empty_items_and_spaces() {
+        assert_eq!(list(" a, b ,,c,"), vec!["a", "b", "c"]);
+        assert_eq!(list(""), Vec::<String>::new());
     }
 
     #[tokio::test]

@@ -354,6 +354,91 @@ mod tests {
         assert!(!RefreshError::AwsRequestFailed { operation: "a".into(), message: "b".into() }.is_transient());
     }
 
+    type Sdk = SdkError<ErrorMetadata, HttpResponse>;
+
+    fn answered(status: u16, code: Option<&str>, message: Option<&str>) -> Sdk {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        if let Some(message) = message {
+            meta = meta.message(message);
+        }
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+        SdkError::service_error(meta.build(), HttpResponse::new(status, aws_smithy_types::body::SdkBody::empty()))
+    }
+
+    fn transient(err: Sdk) -> bool {
+        RefreshError::from_aws("Op", err).is_transient()
+    }
+
+    #[test]
+    fn throttling_server_errors_timeouts_and_lost_connections_are_transient() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        assert!(transient(answered(500, Some("InternalFailure"), None)));
+        assert!(transient(answered(503, None, None)), "a 5xx, whatever its code");
+        assert!(transient(answered(429, None, None)));
+        assert!(transient(answered(400, Some("ThrottlingException"), Some("Rate exceeded"))), "throttling by its code");
+        assert!(transient(answered(400, Some("RequestLimitExceeded"), None)));
+        assert!(transient(Sdk::timeout_error("no answer in 10 s")));
+        assert!(transient(Sdk::dispatch_failure(ConnectorError::io("connection reset".into()))));
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(200).unwrap();
+        let garbled = HttpResponse::new(status, aws_smithy_types::body::SdkBody::empty());
+        assert!(transient(Sdk::response_error("unreadable body", garbled)));
+    }
+
+    #[test]
+    fn refusals_of_the_request_itself_are_terminal() {
+        assert!(!transient(answered(400, Some("AccessDeniedException"), None)));
+        assert!(!transient(answered(400, Some("ValidationException"), Some("bad parameter"))));
+        assert!(!transient(answered(404, None, None)));
+        assert!(!transient(answered(499, None, None)));
+        assert!(!transient(Sdk::construction_failure("no region")));
+        assert_eq!(
+            RefreshError::from_aws("GetItem", answered(400, Some("AccessDeniedException"), None)).name(),
+            names::AWS_REQUEST_FAILED
+        );
+    }
+
+    #[test]
+    fn an_aws_error_says_its_code_and_message_or_else_its_causes() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let message = |err: Sdk| RefreshError::from_aws("DescribeDBInstances", err).to_string();
+        assert_eq!(
+            message(answered(400, Some("AccessDenied"), Some("not authorized"))),
+            "AWS DescribeDBInstances failed: AccessDenied: not authorized"
+        );
+        assert_eq!(message(answered(400, Some("AccessDenied"), None)), "AWS DescribeDBInstances failed: AccessDenied");
+        let dispatch = message(Sdk::dispatch_failure(ConnectorError::io("connection refused".into())));
+        assert!(
+            dispatch.starts_with("AWS DescribeDBInstances failed transiently: dispatch failure")
+                && dispatch.ends_with(": connection refused"),
+            "{dispatch}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_read_as_one_line_path_by_path() {
+        let errors = ValidationErrors(vec![
+            FieldError { path: "target".into(), message: "is required".into() },
+            FieldError { path: "clone.maxAge".into(), message: "is too short".into() },
+        ]);
+        assert_eq!(errors.to_string(), "target: is required; clone.maxAge: is too short");
+        assert_eq!(ValidationErrors::at("source", "m").to_string(), "source: m");
+        let err = RefreshError::at("dblab.engine", "is not listed");
+        assert_eq!(
+            (err.name(), err.to_string().as_str()),
+            ("InvalidRequest", "the refresh request is invalid: dblab.engine: is not listed")
+        );
+    }
+
+    #[test]
+    fn a_lock_refusal_is_target_locked_whichever_lock_it_is() {
+        let engine = RefreshError::EngineLocked { engine: "engine instance abc".into(), owner: "run-1".into() };
+        assert_eq!(engine.name(), "TargetLocked");
+        assert_eq!(RefreshError::Internal("x".into()).name(), "InternalError");
+    }
+
     #[test]
     fn redaction_removes_an_echoed_secret() {
         let echoed = RefreshError::DblabRejected {

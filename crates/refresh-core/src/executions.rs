@@ -213,6 +213,14 @@ mod tests {
     }
 
     #[test]
+    fn a_described_date_is_that_instant_and_one_out_of_range_an_internal_error() {
+        let at = described_at(&DateTime::from_millis(1_796_227_200_250)).unwrap();
+        assert_eq!(at, time::macros::datetime!(2026-12-02 16:00:00.250 UTC));
+        let beyond = described_at(&DateTime::from_secs(i64::MAX)).unwrap_err();
+        assert_eq!(beyond.name(), crate::error::names::INTERNAL);
+    }
+
+    #[test]
     fn usage_counts_states_entered_invocations_and_lambda_time() {
         use HistoryEventType as T;
         let events = [

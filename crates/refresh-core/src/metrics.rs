@@ -11,7 +11,7 @@ use crate::fleet::TargetState;
 use crate::row::RunSummary;
 
 /// Where metric lines go: standard output in Lambda, or a list a test reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sink {
     collected: Option<Mutex<Vec<Value>>>,
 }
@@ -144,6 +144,25 @@ mod tests {
                 "FreshnessMaxAgeSeconds": 129_600
             })
         );
+    }
+
+    #[test]
+    fn a_finished_runs_clone_hours_are_one_line_by_its_target() {
+        let mut summary = crate::summary::running(
+            &crate::run::RunState { request: json!({"target": "staging"}), ..Default::default() },
+            datetime!(2026-12-02 03:00 UTC),
+        );
+        let now = datetime!(2026-12-02 16:00 UTC);
+        assert_eq!(clone_hours("ns", &summary, now), None, "not priced: no line");
+        summary.clone_identifier = Some("dblab-refresh-staging-20261202-030000".into());
+        summary.clone_billed_seconds = Some(5_400);
+        summary.estimate_cost("us-east-1", None);
+        let line = clone_hours("ns", &summary, now).unwrap();
+        assert_eq!(line["CloneHours"], 1.5);
+        assert_eq!(line["Target"], "staging");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"], json!([{"Name": "CloneHours", "Unit": "None"}]));
+        summary.target = None;
+        assert_eq!(clone_hours("ns", &summary, now), None, "no target: no dimension to put it under");
     }
 
     #[test]

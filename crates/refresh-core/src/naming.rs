@@ -98,6 +98,41 @@ mod tests {
     }
 
     #[test]
+    fn a_clone_name_leaves_the_writer_suffix_room_in_rds_63_characters() {
+        let name = clone_name(&"x".repeat(63), T);
+        assert_eq!(name.len(), 56);
+        assert_eq!(writer_instance_name(&name).len(), 63);
+    }
+
+    #[test]
+    fn a_target_is_cut_only_past_26_characters_and_then_ends_in_its_hash() {
+        let fits = "t".repeat(26);
+        assert_eq!(clone_name(&fits, T), format!("dblab-refresh-{fits}-20261122-045652"));
+        let long = "t".repeat(27);
+        let hash = fnv1a(&long) & 0xffff;
+        assert_eq!(clone_name(&long, T), format!("dblab-refresh-{}-{hash:04x}-20261122-045652", "t".repeat(21)));
+        // A hyphen where the cut falls is dropped: no double hyphen before the hash.
+        let at_hyphen = format!("{}-{}", "t".repeat(20), "u".repeat(10));
+        let hash = fnv1a(&at_hyphen) & 0xffff;
+        assert_eq!(target_part(&at_hyphen), format!("{}-{hash:04x}", "t".repeat(20)));
+    }
+
+    #[test]
+    fn the_hash_is_32_bit_fnv_1a() {
+        assert_eq!(fnv1a(""), 0x811c_9dc5, "the offset basis");
+        assert_eq!(fnv1a("a"), 0xe40c_292c);
+        assert_eq!(fnv1a("foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn runs_of_other_characters_become_one_hyphen_and_none_at_the_ends() {
+        assert_eq!(target_part("--x--"), "x");
+        assert_eq!(target_part("a..b"), "a-b");
+        assert_eq!(target_part("A_-_B"), "a-b");
+        assert_eq!(target_part("É-ü"), "target");
+    }
+
+    #[test]
     fn same_execution_start_same_name() {
         assert_eq!(clone_name("staging", T), clone_name("staging", T));
     }

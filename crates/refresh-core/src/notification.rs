@@ -265,6 +265,14 @@ mod tests {
     }
 
     #[test]
+    fn a_span_reads_in_its_two_largest_units() {
+        assert_eq!(span(45), "45s");
+        assert_eq!(span(303), "5m 03s");
+        assert_eq!(span(3_600), "1h 00m");
+        assert_eq!(span(26 * 3_600 + 5 * 60 + 59), "26h 05m");
+    }
+
+    #[test]
     fn subject_fits_sns_limits_with_the_longest_target_and_outcome() {
         let mut s = summary(Outcome::Failed);
         s.target = Some(format!("a{}", "-b".repeat(31))); // 63: the longest target a request may have

@@ -86,6 +86,12 @@ mod tests {
     }
 
     #[test]
+    fn prints_as_stars_so_a_log_shows_where_a_secret_was() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+    }
+
+    #[test]
     fn plain_and_json_secrets() {
         assert_eq!(extract("p@ss$word", "password").unwrap(), "p@ss$word");
         assert_eq!(extract(r#"{"username":"u","password":"p$1"}"#, "password").unwrap(), "p$1");

@@ -70,3 +70,43 @@ pub async fn look(client: &DblabClient, prev: &Refresh) -> Result<Look, RefreshE
     }
     Ok(look)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn refresh(seen_start: bool, previous: Option<&str>, unproven: Option<&str>) -> Refresh {
+        serde_json::from_value(json!({
+            "previousLastRefresh": previous, "triggeredAt": "2026-11-22T05:00:00Z",
+            "deadline": "2026-11-22T09:00:00Z", "dumpParallelJobs": 1, "status": "pending",
+            "retrievalStatus": "refreshing", "seenStart": seen_start, "unproven": unproven
+        }))
+        .expect("a refresh")
+    }
+
+    fn seen(status: &str, last_refresh: Option<&str>) -> Retrieving {
+        serde_json::from_value(json!({"status": status, "lastRefresh": last_refresh})).expect("a retrieval state")
+    }
+
+    #[test]
+    fn a_look_reads_the_activity_while_refreshing_and_the_snapshots_of_this_runs_finish_only() {
+        let started = refresh(true, Some("a"), None);
+        assert_eq!(further(&started, &seen("refreshing", Some("b"))), Further::Activity);
+        assert_eq!(further(&started, &seen("finished", Some("b"))), Further::Snapshots);
+        for status in ["renewed", "snapshotting", "failed", "inactive", "pending"] {
+            assert_eq!(further(&started, &seen(status, Some("b"))), Further::Nothing, "{status}");
+        }
+        let not_seen = refresh(false, Some("a"), None);
+        assert_eq!(further(&not_seen, &seen("finished", Some("a"))), Further::Nothing, "the previous refresh's finish");
+        assert_eq!(further(&not_seen, &seen("finished", Some("b"))), Further::Snapshots, "a new lastRefresh");
+        assert_eq!(
+            further(&not_seen, &seen("finished", None)),
+            Further::Snapshots,
+            "lastRefresh lost: judged on the proof"
+        );
+        let lvm = refresh(true, Some("a"), Some("LVM"));
+        assert_eq!(further(&lvm, &seen("finished", Some("b"))), Further::Nothing, "no snapshot to look for");
+    }
+}

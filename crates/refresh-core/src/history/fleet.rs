@@ -13,10 +13,6 @@ use crate::error::RefreshError;
 use crate::fleet::{LastRun, Retired, Running, TargetState};
 use crate::row::{Outcome, RunSummary};
 
-fn attr(value: Value) -> AttributeValue {
-    to_attribute(value)
-}
-
 fn key(target: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
         (PK.to_string(), AttributeValue::S(FLEET_PK.into())),
@@ -42,7 +38,7 @@ impl History {
             .expression_attribute_names("#running", "running")
             .expression_attribute_names("#max", "freshnessMaxAgeSeconds")
             .expression_attribute_names("#since", "trackedSince")
-            .expression_attribute_values(":running", attr(running))
+            .expression_attribute_values(":running", to_attribute(running))
             .expression_attribute_values(":max", AttributeValue::N(freshness_max_age.as_secs().to_string()))
             .expression_attribute_values(":now", AttributeValue::S(rfc3339(now)))
             .send()
@@ -72,10 +68,10 @@ impl History {
         };
         let last = serde_json::to_value(&last).map_err(|e| RefreshError::Internal(e.to_string()))?;
         let started = last.get("startedAt").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-        let succeeded = summary.outcome == Outcome::Succeeded;
+        let as_of = data_as_of(summary);
         let update = format!(
             "SET #last = :last, #since = if_not_exists(#since, :since), #max = if_not_exists(#max, :max){}",
-            if succeeded { ", #asof = :asof" } else { "" }
+            if as_of.is_some() { ", #asof = :asof" } else { "" }
         );
         let mut request = self
             .client()
@@ -86,7 +82,7 @@ impl History {
             .expression_attribute_names("#last", "lastRun")
             .expression_attribute_names("#since", "trackedSince")
             .expression_attribute_names("#max", "freshnessMaxAgeSeconds")
-            .expression_attribute_values(":last", attr(last))
+            .expression_attribute_values(":last", to_attribute(last))
             .expression_attribute_values(":since", AttributeValue::S(rfc3339(summary.started_at.min(now))))
             .expression_attribute_values(":max", AttributeValue::N(freshness_max_age.as_secs().to_string()))
             // A run's end never replaces a later run's (a redriven execution's record).
@@ -94,8 +90,7 @@ impl History {
             .expression_attribute_names("#started", "startedAt")
             .expression_attribute_values(":started", AttributeValue::S(started))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        if succeeded {
-            let as_of = summary.data_as_of.unwrap_or(summary.started_at);
+        if let Some(as_of) = as_of {
             request = request
                 .expression_attribute_names("#asof", "dataAsOf")
                 .expression_attribute_values(":asof", AttributeValue::S(rfc3339(as_of)));
@@ -194,6 +189,12 @@ impl History {
     }
 }
 
+/// The time a finished run leaves its target's data as of: a successful run's data time
+/// (its start when it has none); nothing for any other run, which leaves the data as it was.
+fn data_as_of(summary: &RunSummary) -> Option<OffsetDateTime> {
+    (summary.outcome == Outcome::Succeeded).then(|| summary.data_as_of.unwrap_or(summary.started_at))
+}
+
 /// A fleet item as a target's state.
 fn state_of(item: &HashMap<String, AttributeValue>) -> Result<TargetState, RefreshError> {
     let mut value: serde_json::Map<String, Value> = item.iter().map(|(k, v)| (k.clone(), from_attribute(v))).collect();
@@ -202,4 +203,42 @@ fn state_of(item: &HashMap<String, AttributeValue>) -> Result<TargetState, Refre
     value.insert("target".into(), target);
     serde_json::from_value(Value::Object(value))
         .map_err(|e| RefreshError::Internal(format!("unreadable fleet item: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T0: OffsetDateTime = datetime!(2026-12-02 03:00 UTC);
+
+    #[test]
+    fn only_a_successful_run_sets_the_targets_data_time() {
+        let mut s = crate::summary::running(&crate::run::RunState { request: json!({}), ..Default::default() }, T0);
+        s.data_as_of = Some(datetime!(2026-12-02 01:10 UTC));
+        for outcome in [Outcome::Running, Outcome::Failed, Outcome::Skipped] {
+            s.outcome = outcome;
+            assert_eq!(data_as_of(&s), None, "{outcome:?}");
+        }
+        s.outcome = Outcome::Succeeded;
+        assert_eq!(data_as_of(&s), Some(datetime!(2026-12-02 01:10 UTC)));
+        s.data_as_of = None;
+        assert_eq!(data_as_of(&s), Some(T0), "no data time: its start");
+    }
+
+    #[test]
+    fn a_targets_fleet_item_is_keyed_by_the_fleet_and_reads_back_as_its_state() {
+        let key = key("staging");
+        assert_eq!(key.get(PK), Some(&AttributeValue::S(FLEET_PK.into())));
+        assert_eq!(key.get(SK), Some(&AttributeValue::S("staging".into())));
+        let mut item = key;
+        item.insert("trackedSince".into(), AttributeValue::S("2026-11-01T00:00:00Z".into()));
+        item.insert("freshnessMaxAgeSeconds".into(), AttributeValue::N("129600".into()));
+        item.insert("dataAsOf".into(), AttributeValue::S("2026-12-01T03:00:00Z".into()));
+        assert_eq!(state_of(&item).unwrap(), crate::fleet::tests::state());
+        item.remove("trackedSince");
+        assert!(state_of(&item).is_err(), "an item without its tracking start is unreadable");
+    }
 }

@@ -40,6 +40,46 @@ pub(crate) fn is_duplicate(owner: &str, holder: &Started, execution: &Execution,
     owner != execution.name && holder.running && same_request && close
 }
 
+/// Whether a lock may be taken over from its holder, by the state of the holder's
+/// execution: only once it is known to run no more; a state that cannot be read leaves
+/// the lock where it is.
+fn holder_ended(target: &str, owner: &str, state: Result<ExecutionState, RefreshError>) -> bool {
+    match state {
+        Ok(ExecutionState::Running) => false,
+        Ok(state) => {
+            warn!(target, %owner, ?state, "lock held by an execution that is no longer running; taking it over");
+            true
+        }
+        Err(e) => {
+            warn!(target, %owner, error = %e, "cannot tell whether the lock holder still runs; leaving the lock");
+            false
+        }
+    }
+}
+
+/// Why `execution_name` no longer holds the lock `key`, whose item is `item`: held by
+/// another execution, expired, or gone; `None` while it holds it.
+fn lost_lock(
+    key: &str,
+    item: Option<&HashMap<String, AttributeValue>>,
+    execution_name: &str,
+    now: OffsetDateTime,
+) -> Option<RefreshError> {
+    let holder = item.and_then(|i| text(i, "owner"));
+    let expires =
+        item.and_then(|i| i.get(TTL_ATTRIBUTE)).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let held = holder.as_deref() == Some(execution_name) && expires.is_none_or(|at| at > now.unix_timestamp());
+    (!held).then(|| RefreshError::LockLost {
+        execution: execution_name.to_string(),
+        lock: if key.starts_with("engine#") {
+            format!("the engine lock {key}")
+        } else {
+            format!("target {key}'s lock")
+        },
+        holder,
+    })
+}
+
 impl History {
     /// Takes the target's lock for this execution. A retry by the owner succeeds; an
     /// expired lock, or one whose execution has ended, is taken over.
@@ -65,17 +105,7 @@ impl History {
             };
         };
         let ended = match owner_arn.as_deref() {
-            Some(arn) => match executions.state(arn).await {
-                Ok(ExecutionState::Running) => false,
-                Ok(state) => {
-                    warn!(target, %owner, ?state, "lock held by an execution that is no longer running; taking it over");
-                    true
-                }
-                Err(e) => {
-                    warn!(target, %owner, error = %e, "cannot tell whether the lock holder still runs; leaving the lock");
-                    false
-                }
-            },
+            Some(arn) => holder_ended(target, &owner, executions.state(arn).await),
             None => false,
         };
         if ended && self.put_lock(target, execution, expires_at, now, "#owner = :old", Some(&owner)).await? {
@@ -171,23 +201,8 @@ impl History {
     ) -> Result<(), RefreshError> {
         for key in locks {
             let item = self.item(key, LOCK_SK).await?;
-            let holder = item.as_ref().and_then(|i| text(i, "owner"));
-            let expires = item
-                .as_ref()
-                .and_then(|i| i.get(TTL_ATTRIBUTE))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok());
-            let held = holder.as_deref() == Some(execution_name) && expires.is_none_or(|at| at > now.unix_timestamp());
-            if !held {
-                return Err(RefreshError::LockLost {
-                    execution: execution_name.to_string(),
-                    lock: if key.starts_with("engine#") {
-                        format!("the engine lock {key}")
-                    } else {
-                        format!("target {key}'s lock")
-                    },
-                    holder,
-                });
+            if let Some(lost) = lost_lock(key, item.as_ref(), execution_name, now) {
+                return Err(lost);
             }
         }
         Ok(())
@@ -272,6 +287,42 @@ mod tests {
             !is_duplicate("first", &holder(true, &same, T0), &unknown_start, &doc),
             "no start time: no doubt allowed"
         );
+    }
+
+    #[test]
+    fn a_lock_is_taken_over_only_from_an_execution_known_to_have_ended() {
+        assert!(!holder_ended("t", "first", Ok(ExecutionState::Running)));
+        assert!(holder_ended("t", "first", Ok(ExecutionState::Ended("FAILED".into()))));
+        assert!(holder_ended("t", "first", Ok(ExecutionState::Missing)));
+        let unreadable = Err(RefreshError::AwsTransient { operation: "DescribeExecution".into(), message: "m".into() });
+        assert!(!holder_ended("t", "first", unreadable), "doubt leaves the lock");
+    }
+
+    fn lock_item(owner: &str, ttl: Option<OffsetDateTime>) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([("owner".to_string(), AttributeValue::S(owner.into()))]);
+        if let Some(ttl) = ttl {
+            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(ttl.unix_timestamp().to_string()));
+        }
+        item
+    }
+
+    #[test]
+    fn a_lock_is_held_by_its_owner_until_it_expires() {
+        let later = T0 + time::Duration::seconds(1);
+        assert!(lost_lock("t", Some(&lock_item("run-1", Some(later))), "run-1", T0).is_none());
+        assert!(lost_lock("t", Some(&lock_item("run-1", None)), "run-1", T0).is_none(), "no expiry: held");
+        let expired = lost_lock("t", Some(&lock_item("run-1", Some(T0))), "run-1", T0);
+        assert!(matches!(expired, Some(RefreshError::LockLost { .. })), "expired at the very second");
+        let Some(RefreshError::LockLost { execution, lock, holder }) =
+            lost_lock("t", Some(&lock_item("run-2", Some(later))), "run-1", T0)
+        else {
+            panic!("taken over: lost")
+        };
+        assert_eq!((execution.as_str(), lock.as_str(), holder.as_deref()), ("run-1", "target t's lock", Some("run-2")));
+        let Some(RefreshError::LockLost { lock, holder, .. }) = lost_lock("engine#id#abc", None, "run-1", T0) else {
+            panic!("gone: lost")
+        };
+        assert_eq!((lock.as_str(), holder), ("the engine lock engine#id#abc", None));
     }
 
     #[test]

@@ -248,5 +248,34 @@ mod tests {
         let Value::Object(map) = v.clone() else { unreachable!() };
         let back: Map<String, Value> = map.into_iter().map(|(k, v)| (k, from_attribute(&to_attribute(v)))).collect();
         assert_eq!(Value::Object(back), v);
+        assert_eq!(to_attribute(Value::Null), AttributeValue::Null(true));
+    }
+
+    #[test]
+    fn attributes_json_cannot_hold_read_as_null() {
+        assert_eq!(from_attribute(&AttributeValue::Null(true)), Value::Null);
+        assert_eq!(from_attribute(&AttributeValue::Ss(vec!["a".into()])), Value::Null);
+        assert_eq!(from_attribute(&AttributeValue::N("not a number".into())), Value::Null);
+        assert_eq!(from_attribute(&AttributeValue::N("NaN".into())), Value::Null);
+    }
+
+    #[test]
+    fn an_items_text_is_its_string_attribute_only() {
+        let item = HashMap::from([
+            ("owner".to_string(), AttributeValue::S("run-1".into())),
+            ("ttl".to_string(), AttributeValue::N("1".into())),
+        ]);
+        assert_eq!(text(&item, "owner").as_deref(), Some("run-1"));
+        assert_eq!(text(&item, "ttl"), None);
+        assert_eq!(text(&item, "ownerArn"), None);
+    }
+
+    #[test]
+    fn a_conditional_failure_is_told_by_its_code() {
+        use aws_smithy_types::error::ErrorMetadata;
+        let refused = ErrorMetadata::builder().code("ConditionalCheckFailedException").build();
+        assert!(is_conditional_failure(&refused));
+        assert!(!is_conditional_failure(&ErrorMetadata::builder().code("ValidationException").build()));
+        assert!(!is_conditional_failure(&ErrorMetadata::default()));
     }
 }

@@ -4,6 +4,8 @@
 //! own machine and the clean-up machine both notify through it, so whichever of record or
 //! notify failed, the run's email goes out once.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
@@ -43,6 +45,20 @@ fn key(execution_name: &str) -> (AttributeValue, AttributeValue) {
     (AttributeValue::S(partition(execution_name)), AttributeValue::S(ITEM.into()))
 }
 
+/// The claims made before this epoch second are stale (`CLAIM_OUTLIVES`).
+fn stale_before(now: OffsetDateTime) -> i64 {
+    (now - CLAIM_OUTLIVES).unix_timestamp()
+}
+
+/// What a claim refused because another call holds it comes to, by the notification's
+/// item: sent (or perhaps sent) once its publish began, in flight until then.
+fn claimed_by_another(item: Option<&HashMap<String, AttributeValue>>) -> Claim {
+    match item {
+        Some(i) if i.contains_key(PUBLISHING_AT) => Claim::Sent(text(i, MESSAGE_ID)),
+        _ => Claim::InFlight,
+    }
+}
+
 impl History {
     /// Claims the notification of the run `execution_name`: free, or claimed over
     /// `CLAIM_OUTLIVES` ago by a call that never reached its publish.
@@ -63,20 +79,13 @@ impl History {
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#publishing", PUBLISHING_AT)
             .expression_attribute_names("#epoch", CLAIMED_EPOCH)
-            .expression_attribute_values(
-                ":stale",
-                AttributeValue::N((now - CLAIM_OUTLIVES).unix_timestamp().to_string()),
-            )
+            .expression_attribute_values(":stale", AttributeValue::N(stale_before(now).to_string()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Ours),
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
-                let item = self.notification_item(execution_name).await?;
-                Ok(match item {
-                    Some(i) if i.contains_key(PUBLISHING_AT) => Claim::Sent(text(&i, MESSAGE_ID)),
-                    _ => Claim::InFlight,
-                })
+                Ok(claimed_by_another(self.notification_item(execution_name).await?.as_ref()))
             }
             Err(e) => Err(RefreshError::from_aws("PutItem", e)),
         }
@@ -121,7 +130,40 @@ impl History {
     async fn notification_item(
         &self,
         execution_name: &str,
-    ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, RefreshError> {
+    ) -> Result<Option<HashMap<String, AttributeValue>>, RefreshError> {
         self.item(&partition(execution_name), ITEM).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_claim_is_stale_35_seconds_after_it_was_made() {
+        let now = datetime!(2026-12-05 03:00:35 UTC);
+        assert_eq!(stale_before(now), datetime!(2026-12-05 03:00 UTC).unix_timestamp());
+    }
+
+    #[test]
+    fn another_calls_claim_is_sent_once_its_publish_began_and_in_flight_before() {
+        let claimed = HashMap::from([(CLAIMED_AT.to_string(), AttributeValue::S("2026-12-05T03:00:00Z".into()))]);
+        assert_eq!(claimed_by_another(Some(&claimed)), Claim::InFlight);
+        assert_eq!(claimed_by_another(None), Claim::InFlight, "released between the two calls");
+        let mut publishing = claimed.clone();
+        publishing.insert(PUBLISHING_AT.into(), AttributeValue::S("2026-12-05T03:00:01Z".into()));
+        assert_eq!(claimed_by_another(Some(&publishing)), Claim::Sent(None), "its answer never recorded");
+        publishing.insert(MESSAGE_ID.into(), AttributeValue::S("m-1".into()));
+        assert_eq!(claimed_by_another(Some(&publishing)), Claim::Sent(Some("m-1".into())));
+    }
+
+    #[test]
+    fn a_runs_notification_is_keyed_by_its_execution_alone() {
+        assert_eq!(
+            key("run-1"),
+            (AttributeValue::S("notification#run-1".into()), AttributeValue::S("notification".into()))
+        );
     }
 }

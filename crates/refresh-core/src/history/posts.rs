@@ -3,6 +3,8 @@
 //! have read then). A retried `patch-dblab` adopts a refresh only if the engine built it
 //! after that answer (`dblab::trigger::is_ours`): without the record there is no proof.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -62,10 +64,38 @@ impl History {
 
     /// What the run's earlier attempts recorded (nothing if none posted).
     pub async fn config_post(&self, target: &str, execution_name: &str) -> Result<ConfigPost, RefreshError> {
-        let item = self.item(target, &sort_key(execution_name)).await?;
-        let time = |attribute: &str| {
-            item.as_ref().and_then(|i| text(i, attribute)).and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok())
-        };
-        Ok(ConfigPost { posting_at: time(POSTING_AT), posted_by: time(POSTED_BY) })
+        Ok(config_post_of(self.item(target, &sort_key(execution_name)).await?.as_ref()))
+    }
+}
+
+/// What a run's config item recorded: each time that is there and readable.
+fn config_post_of(item: Option<&HashMap<String, AttributeValue>>) -> ConfigPost {
+    let time =
+        |attribute: &str| item.and_then(|i| text(i, attribute)).and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
+    ConfigPost { posting_at: time(POSTING_AT), posted_by: time(POSTED_BY) }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_config_post_reads_back_the_times_it_recorded() {
+        let posting = datetime!(2026-12-05 03:00:00.250 UTC);
+        let mut item = HashMap::from([
+            (SK.to_string(), AttributeValue::S(sort_key("run-1"))),
+            (POSTING_AT.to_string(), AttributeValue::S(rfc3339(posting))),
+        ]);
+        assert_eq!(item[SK], AttributeValue::S("config#run-1".into()));
+        let unanswered = ConfigPost { posting_at: Some(posting), posted_by: None };
+        assert_eq!(config_post_of(Some(&item)), unanswered, "the answer never came back");
+        let posted = datetime!(2026-12-05 03:00:01 UTC);
+        item.insert(POSTED_BY.into(), AttributeValue::S(rfc3339(posted)));
+        assert_eq!(config_post_of(Some(&item)), ConfigPost { posting_at: Some(posting), posted_by: Some(posted) });
+        item.insert(POSTED_BY.into(), AttributeValue::S("yesterday".into()));
+        assert_eq!(config_post_of(Some(&item)), unanswered, "an unreadable time is no proof");
+        assert_eq!(config_post_of(None), ConfigPost::default());
     }
 }

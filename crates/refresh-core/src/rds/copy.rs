@@ -68,7 +68,7 @@ impl Rds {
     pub async fn copy_in(&self, plan: &ClonePlan<'_>, key: &str) -> Result<CopyState, RefreshError> {
         let from = &plan.snapshot.arn;
         if let Some(found) = self.snapshot(Shape::Instance, &plan.name).await? {
-            self.adopt(&plan.name, &found.tags, &plan.tags)?;
+            super::create::adopt(&plan.name, &found.tags, &plan.tags)?;
             return Ok(state_of(local_copy(&found, from, plan.requested_at)));
         }
         let mut copy_tags = plan.tags.clone();
@@ -91,7 +91,7 @@ impl Rds {
                 let found = self.snapshot(Shape::Instance, &plan.name).await?.ok_or_else(|| {
                     RefreshError::CloneConflict(format!("{} was reported to exist but cannot be described", plan.name))
                 })?;
-                self.adopt(&plan.name, &found.tags, &plan.tags)?;
+                super::create::adopt(&plan.name, &found.tags, &plan.tags)?;
                 Ok(state_of(local_copy(&found, from, plan.requested_at)))
             }
         }
@@ -124,6 +124,31 @@ impl Rds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_is_read_from_its_snapshot_and_waited_for_until_it_ends() {
+        let asked = time::macros::datetime!(2026-12-07 04:00 UTC);
+        let mut s = Snapshot {
+            candidate: crate::rds::snapshots::tests::cand("copy", "creating", None),
+            tags: Vec::new(),
+            percent: Some(30),
+        };
+        s.candidate.storage_gb = Some(50);
+        let copy = local_copy(&s, "arn:shared", asked);
+        assert_eq!((copy.identifier.as_str(), copy.copy_of.as_str()), ("copy", "arn:shared"));
+        assert_eq!(
+            (copy.requested_at, copy.status.as_str(), copy.percent, copy.allocated_gb),
+            (asked, "creating", Some(30), Some(50))
+        );
+        assert!(matches!(state_of(copy.clone()), CopyState::Making(_)));
+        let made = time::macros::datetime!(2026-12-07 04:01 UTC);
+        s.candidate.created_at = Some(made);
+        s.candidate.status = String::new();
+        let copy = local_copy(&s, "arn:shared", asked);
+        assert_eq!((copy.requested_at, copy.status.as_str()), (made, "unknown"), "RDS's own time wins");
+        assert!(matches!(state_of(LocalCopy { status: "available".into(), ..copy.clone() }), CopyState::Available(_)));
+        assert!(matches!(state_of(LocalCopy { status: "failed".into(), ..copy }), CopyState::Failed(_)));
+    }
 
     #[test]
     fn an_encrypted_instance_share_or_ram_cluster_needs_this_accounts_key() {

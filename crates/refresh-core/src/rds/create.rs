@@ -38,6 +38,7 @@ fn waiting_for_copy(plan: &ClonePlan<'_>, copy: LocalCopy) -> CloneInstance {
 
 /// What a restore call left: the clone's status, and, when an earlier attempt had made
 /// it, when RDS created it.
+#[derive(Debug)]
 struct Made {
     status: String,
     created_at: Option<OffsetDateTime>,
@@ -106,7 +107,7 @@ impl Rds {
         // Look first: a retried restore must find its clone whatever error a second create
         // would give; AlreadyExists below still covers a race.
         if let Some(existing) = self.describe(shape, &plan.name).await? {
-            return self.adopt_found(&plan.name, Some(existing), &plan.tags);
+            return adopt_found(&plan.name, Some(existing), &plan.tags);
         }
         let from = plan.snapshot;
         // A clone of another account's cluster (by its ARN) carries that ARN: one such
@@ -123,40 +124,9 @@ impl Rds {
             // A race with an earlier attempt of this restore: adopt what it made.
             Created::AlreadyExists => {
                 let found = self.describe(shape, &plan.name).await?;
-                self.adopt_found(&plan.name, found, &plan.tags)
+                adopt_found(&plan.name, found, &plan.tags)
             }
         }
-    }
-
-    /// A resource found under one of our names, reused if this execution made it.
-    fn adopt_found(&self, id: &str, found: Option<Db>, ours: &[(String, String)]) -> Result<Made, RefreshError> {
-        let found = found.ok_or_else(|| {
-            RefreshError::CloneConflict(format!("{id} was reported to exist but cannot be described"))
-        })?;
-        self.adopt(id, &found.tags, ours)?;
-        Ok(Made { status: found.status.unwrap_or_else(|| "creating".into()), created_at: found.created_at })
-    }
-
-    /// An existing resource under our name is reused only if this execution made it:
-    /// `ours` are the tags this execution writes.
-    pub(super) fn adopt(
-        &self,
-        id: &str,
-        existing: &[(String, String)],
-        ours: &[(String, String)],
-    ) -> Result<(), RefreshError> {
-        tags::check_managed(id, existing)
-            .map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
-        let name = tags::get(ours, tags::EXECUTION_KEY).unwrap_or_default();
-        if tags::made_by(existing, name, tags::get(ours, tags::EXECUTION_ARN_KEY)) {
-            info!(clone = %id, "clone already created by this execution; reusing it");
-            return Ok(());
-        }
-        let owner = tags::get(existing, tags::EXECUTION_ARN_KEY).or(tags::get(existing, tags::EXECUTION_KEY));
-        Err(RefreshError::CloneConflict(format!(
-            "{id} already exists and belongs to execution {:?}",
-            owner.unwrap_or("unknown")
-        )))
     }
 
     /// Creates the Aurora writer instance unless this execution already did.
@@ -187,7 +157,7 @@ impl Rds {
             }
             Err(e) if has_code(&e, INSTANCE_EXISTS) => {
                 let found = self.describe(Shape::Instance, writer).await?;
-                self.adopt_found(writer, found, tag_list).map(drop)
+                adopt_found(writer, found, tag_list).map(drop)
             }
             // A state that passes (the cluster is not ready yet: next poll), except this one,
             // which no wait cures.
@@ -206,5 +176,122 @@ impl Rds {
             Err(e) if has_code(&e, INVALID_STATE) => Ok(()),
             Err(e) => Err(RefreshError::from_aws("CreateDBInstance", e)),
         }
+    }
+}
+
+/// A resource found under one of our names, reused if this execution made it.
+fn adopt_found(id: &str, found: Option<Db>, ours: &[(String, String)]) -> Result<Made, RefreshError> {
+    let found = found
+        .ok_or_else(|| RefreshError::CloneConflict(format!("{id} was reported to exist but cannot be described")))?;
+    adopt(id, &found.tags, ours)?;
+    Ok(Made { status: found.status.unwrap_or_else(|| "creating".into()), created_at: found.created_at })
+}
+
+/// An existing resource under our name is reused only if this execution made it:
+/// `ours` are the tags this execution writes.
+pub(super) fn adopt(id: &str, existing: &[(String, String)], ours: &[(String, String)]) -> Result<(), RefreshError> {
+    tags::check_managed(id, existing)
+        .map_err(|why| RefreshError::CloneConflict(format!("{id} already exists and {why}")))?;
+    let name = tags::get(ours, tags::EXECUTION_KEY).unwrap_or_default();
+    if tags::made_by(existing, name, tags::get(ours, tags::EXECUTION_ARN_KEY)) {
+        info!(clone = %id, "clone already created by this execution; reusing it");
+        return Ok(());
+    }
+    let owner = tags::get(existing, tags::EXECUTION_ARN_KEY).or(tags::get(existing, tags::EXECUTION_KEY));
+    Err(RefreshError::CloneConflict(format!(
+        "{id} already exists and belongs to execution {:?}",
+        owner.unwrap_or("unknown")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "dblab-refresh-staging-20261122-000000";
+
+    fn tagged(execution: &str) -> Vec<(String, String)> {
+        vec![
+            (tags::MANAGED_BY_KEY.to_string(), tags::MANAGED_BY_VALUE.to_string()),
+            (tags::EXECUTION_KEY.to_string(), execution.to_string()),
+        ]
+    }
+
+    #[test]
+    fn a_clone_waiting_for_its_copy_has_the_copys_deadline_and_status() {
+        let request = crate::RefreshRequest::from_document(&serde_json::json!({
+            "target": "staging",
+            "source": {"type": "rds", "identifier": "prod", "dbName": "app", "username": "u",
+                       "passwordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pw-AbCdEf"},
+            "clone": {"instanceClass": "db.r6g.large"},
+            "dblab": {"engine": "e"}
+        }))
+        .unwrap();
+        let t0 = time::macros::datetime!(2026-12-07 04:00 UTC);
+        let snapshot = RestoreSource {
+            mode: SourceMode::Snapshot,
+            identifier: "s".into(),
+            arn: "arn:s".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            data_as_of: t0,
+            snapshot_type: "shared".into(),
+            source_type: SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: t0,
+            kms_key_id: None,
+            storage_gb: None,
+            encrypted: true,
+            serverless_capacity: None,
+            engine_instance_id: None,
+            local_key: Some("k".into()),
+        };
+        let plan = ClonePlan {
+            name: NAME.into(),
+            spec: &request.clone,
+            snapshot: &snapshot,
+            tags: Vec::new(),
+            requested_at: t0,
+            deadline: t0 + time::Duration::hours(1),
+        };
+        let copy = LocalCopy {
+            identifier: NAME.into(),
+            copy_of: "arn:s".into(),
+            requested_at: t0 - time::Duration::minutes(10),
+            ready_at: None,
+            status: "copying".into(),
+            percent: None,
+            allocated_gb: None,
+        };
+        let waiting = waiting_for_copy(&plan, copy);
+        assert_eq!((waiting.rds_status.as_str(), waiting.status), ("copy:copying", PollStatus::Pending));
+        assert_eq!(waiting.deadline, t0 + time::Duration::minutes(50), "an hour from the copy's request");
+        assert_eq!((waiting.kind, waiting.instance_class.as_str()), (CloneKind::Instance, "db.r6g.large"));
+        assert_eq!(Made::requested(None).status, "creating");
+        assert_eq!(Made::requested(Some("backing-up".into())).status, "backing-up");
+    }
+
+    #[test]
+    fn only_what_this_execution_made_is_adopted() {
+        assert!(adopt(NAME, &tagged("run-1"), &tagged("run-1")).is_ok());
+        let other = adopt(NAME, &tagged("run-2"), &tagged("run-1")).unwrap_err();
+        assert_eq!(other.name(), "CloneConflict");
+        assert!(other.to_string().contains("belongs to execution \"run-2\""), "{other}");
+        let unmanaged = adopt(NAME, &[], &tagged("run-1")).unwrap_err();
+        assert!(unmanaged.to_string().contains("already exists and"), "{unmanaged}");
+        assert!(adopt("prod-db", &tagged("run-1"), &tagged("run-1")).is_err(), "not one of our names");
+    }
+
+    #[test]
+    fn an_adopted_resource_keeps_its_status_and_creation_or_is_creating() {
+        let at = time::macros::datetime!(2026-11-22 05:00 UTC);
+        let found =
+            Db { tags: tagged("run-1"), status: Some("available".into()), created_at: Some(at), ..Db::default() };
+        let made = adopt_found(NAME, Some(found), &tagged("run-1")).unwrap();
+        assert_eq!((made.status.as_str(), made.created_at), ("available", Some(at)));
+        let bare = adopt_found(NAME, Some(Db { tags: tagged("run-1"), ..Db::default() }), &tagged("run-1")).unwrap();
+        assert_eq!((bare.status.as_str(), bare.created_at), ("creating", None));
+        let gone = adopt_found(NAME, None, &tagged("run-1")).unwrap_err();
+        assert!(gone.to_string().contains("reported to exist but cannot be described"), "{gone}");
     }
 }

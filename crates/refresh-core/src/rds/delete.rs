@@ -60,22 +60,6 @@ impl Rds {
         Ok(DeleteStep { deleted, gone })
     }
 
-    fn guard(&self, id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -> Result<(), RefreshError> {
-        tags::check_managed(id, tag_list)
-            .map_err(|reason| RefreshError::DeleteRefused { identifier: id.into(), reason })?;
-        if let Some((name, arn)) = guard.owner
-            && !tags::made_by(tag_list, name, arn)
-        {
-            let owner = tags::get(tag_list, tags::EXECUTION_ARN_KEY).or(tags::get(tag_list, tags::EXECUTION_KEY));
-            return Err(RefreshError::DeleteRefused {
-                identifier: id.into(),
-                reason: format!("it belongs to execution {:?}, not {name:?}", owner.unwrap_or("unknown")),
-            });
-        }
-        Ok(())
-    }
-
-    /// Returns whether the instance is gone.
     /// An instance, or a cluster and its member instances first. Whether nothing is left.
     async fn delete_db(
         &self,
@@ -94,7 +78,7 @@ impl Rds {
                 }
             };
         };
-        self.guard(id, &db.tags, guard)?;
+        check_ours(id, &db.tags, guard)?;
         let mut remaining = false;
         for member in &db.members {
             if !Box::pin(self.delete_db(Shape::Instance, member, guard, deleted)).await? {
@@ -132,7 +116,7 @@ impl Rds {
         deleted: &mut Vec<String>,
     ) -> Result<bool, RefreshError> {
         let Some(found) = self.snapshot(Shape::Instance, id).await? else { return Ok(true) };
-        self.guard(id, &found.tags, guard)?;
+        check_ours(id, &found.tags, guard)?;
         if found.candidate.status == "deleting" {
             return Ok(false);
         }
@@ -166,5 +150,57 @@ impl Rds {
             ManagedClone::if_managed(c.identifier, CloneKind::SnapshotCopy, Some(c.status), c.created_at, tags)
         }));
         Ok(found)
+    }
+}
+
+/// A resource is deleted only when it is ours (name and tags), and, with an owner, that
+/// execution's.
+fn check_ours(id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -> Result<(), RefreshError> {
+    tags::check_managed(id, tag_list)
+        .map_err(|reason| RefreshError::DeleteRefused { identifier: id.into(), reason })?;
+    if let Some((name, arn)) = guard.owner
+        && !tags::made_by(tag_list, name, arn)
+    {
+        let owner = tags::get(tag_list, tags::EXECUTION_ARN_KEY).or(tags::get(tag_list, tags::EXECUTION_KEY));
+        return Err(RefreshError::DeleteRefused {
+            identifier: id.into(),
+            reason: format!("it belongs to execution {:?}, not {name:?}", owner.unwrap_or("unknown")),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "dblab-refresh-staging-20261122-000000";
+
+    fn tagged(execution: &str) -> Vec<(String, String)> {
+        vec![
+            (tags::MANAGED_BY_KEY.to_string(), tags::MANAGED_BY_VALUE.to_string()),
+            (tags::EXECUTION_KEY.to_string(), execution.to_string()),
+        ]
+    }
+
+    #[test]
+    fn the_sweep_lists_only_what_is_provably_ours() {
+        let listed = ManagedClone::if_managed(NAME.into(), CloneKind::Cluster, None, None, tagged("run-1")).unwrap();
+        assert_eq!((listed.identifier.as_str(), listed.kind, listed.status.as_str()), (NAME, CloneKind::Cluster, ""));
+        assert!(ManagedClone::if_managed("prod-db".into(), CloneKind::Instance, None, None, tagged("run-1")).is_none());
+        assert!(ManagedClone::if_managed(NAME.into(), CloneKind::Instance, None, None, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn only_ours_is_deleted_and_with_an_owner_only_that_executions() {
+        let anyone = DeleteGuard { owner: None };
+        let run1 = DeleteGuard { owner: Some(("run-1", None)) };
+        assert!(check_ours(NAME, &tagged("run-2"), anyone).is_ok(), "the sweep deletes any run's clone");
+        assert!(check_ours(NAME, &tagged("run-1"), run1).is_ok());
+        let other = check_ours(NAME, &tagged("run-2"), run1).unwrap_err();
+        assert_eq!(other.name(), "DeleteRefused");
+        assert!(other.to_string().contains("belongs to execution \"run-2\", not \"run-1\""), "{other}");
+        assert!(check_ours(NAME, &[], anyone).is_err(), "no ManagedBy tag");
+        assert!(check_ours("prod-db", &tagged("run-1"), run1).is_err(), "not one of our names");
     }
 }

@@ -68,3 +68,21 @@ impl Rds {
         Self { client }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    #[test]
+    fn tags_go_to_rds_and_back_unchanged_and_an_empty_list_is_none() {
+        let pairs = vec![("a".to_string(), "1".to_string()), ("b".to_string(), String::new())];
+        assert_eq!(tag_pairs(&sdk_tags(&pairs)), pairs);
+        assert_eq!(opt_vec(&[]), None);
+        assert_eq!(opt_vec(&["sg-1".to_string()]), Some(vec!["sg-1".to_string()]));
+        let err = ErrorMetadata::builder().code("DBInstanceNotFound").build();
+        assert!(has_code(&err, &["Other", "DBInstanceNotFound"]) && !has_code(&err, &["Other"]));
+        assert!(!has_code(&ErrorMetadata::builder().build(), &["DBInstanceNotFound"]), "no code");
+    }
+}

@@ -88,3 +88,36 @@ pub(crate) fn check_endpoint(endpoint: &str) -> Result<String, String> {
     }
     Ok(endpoint.trim_end_matches('/').to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_class_is_db_a_family_and_a_size() {
+        for class in ["db.r6g.large", "db.t4g.medium", "db.serverless", "db.x2iedn.16xlarge"] {
+            assert!(is_instance_class(class), "{class}");
+        }
+        for class in
+            ["r6g.large", "rds.r6g.large", "db", "db.", "db..large", "db.r6g.", "db.r_6g.large", "db.r6g.x-large"]
+        {
+            assert!(!is_instance_class(class), "{class}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_is_a_bare_http_or_https_address() {
+        assert_eq!(check_endpoint("https://dblab.internal:2345/").unwrap(), "https://dblab.internal:2345");
+        assert_eq!(check_endpoint("http://10.0.0.5:2345/api").unwrap(), "http://10.0.0.5:2345/api");
+        for bad in [
+            "dblab.internal:2345",
+            "ftp://dblab.internal",
+            "https://user:pw@dblab.internal",
+            "https://user@dblab.internal",
+            "https://dblab.internal/?token=x",
+            "https://dblab.internal/#x",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -184,3 +184,17 @@ pub const MAX_POLLS_PER_RUN: u64 = 2_000;
 
 /// The refresh state machine's `TimeoutSeconds`: the longest a run may be planned to last.
 pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(72 * 3_600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_type_reads_as_its_request_word_and_as_people_name_it() {
+        assert_eq!((SourceType::Rds.as_str(), SourceType::Rds.describe()), ("rds", "RDS instance"));
+        assert_eq!(
+            (SourceType::AuroraCluster.as_str(), SourceType::AuroraCluster.describe()),
+            ("aurora-cluster", "Aurora cluster")
+        );
+    }
+}

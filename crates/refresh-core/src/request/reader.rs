@@ -210,3 +210,79 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fields;
+    use super::*;
+
+    fn read_identifier(value: Value) -> (Option<String>, Vec<FieldError>) {
+        let doc = json!({ "identifier": value });
+        let mut reader = Reader::default();
+        let mut obj = reader.object(&doc, "source").unwrap();
+        let text = reader.text(&mut obj, &fields::SOURCE_IDENTIFIER);
+        (text, reader.errors)
+    }
+
+    fn error(message: &str) -> Vec<FieldError> {
+        vec![FieldError { path: "source.identifier".into(), message: message.into() }]
+    }
+
+    #[test]
+    fn a_text_field_is_a_string_that_is_not_blank() {
+        assert_eq!(read_identifier(json!("prod")), (Some("prod".into()), vec![]));
+        assert_eq!(read_identifier(json!("  ")), (None, error("must not be empty")));
+        assert_eq!(read_identifier(json!(5)), (None, error("must be a string, not a number")));
+        assert_eq!(read_identifier(Value::Null), (None, error("is required")), "null is not given");
+    }
+
+    #[test]
+    fn the_edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("maxage", "maxagee"), 1);
+        assert_eq!(edit_distance("ab", "ba"), 2);
+    }
+
+    #[test]
+    fn an_unknown_key_is_told_the_nearest_known_one_within_two_edits() {
+        let known = ["maxAge", "pollInterval", "restoreTimeout"];
+        assert_eq!(nearest("maxage", &known), Some("maxAge"), "whatever the case");
+        assert_eq!(nearest("pollIntervall", &known), Some("pollInterval"));
+        assert_eq!(nearest("restorTimout", &known), Some("restoreTimeout"));
+        assert_eq!(nearest("restoreTime", &known), None, "three edits away");
+        let doc = json!({"colour": "blue", "maxage": "1h"});
+        let mut reader = Reader::default();
+        let mut obj = reader.object(&doc, "clone").unwrap();
+        reader.field(&mut obj, "maxAge");
+        reader.finish(obj);
+        assert_eq!(
+            reader.errors,
+            vec![
+                FieldError { path: "clone.colour".into(), message: "is not a known field".into() },
+                FieldError {
+                    path: "clone.maxage".into(),
+                    message: "is not a known field; did you mean \"maxAge\"?".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_json_value_is_named_by_its_kind() {
+        for (value, kind) in [
+            (Value::Null, "null"),
+            (json!(true), "a boolean"),
+            (json!(1.5), "a number"),
+            (json!("x"), "a string"),
+            (json!([1]), "a list"),
+            (json!({}), "an object"),
+        ] {
+            assert_eq!(kind_of(&value), kind);
+        }
+    }
+}

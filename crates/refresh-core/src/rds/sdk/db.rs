@@ -284,3 +284,72 @@ impl Rds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_rds::types::{DbClusterMember, Endpoint as Address, ServerlessV2ScalingConfigurationInfo};
+    use aws_smithy_types::DateTime;
+
+    use super::*;
+
+    #[test]
+    fn an_instance_is_read_with_its_key_only_when_encrypted() {
+        let encrypted = DbInstance::builder()
+            .db_instance_identifier("i")
+            .db_instance_arn("arn:i")
+            .db_instance_status("available")
+            .instance_create_time(DateTime::from_secs(1_795_000_000))
+            .kms_key_id("k")
+            .storage_encrypted(true)
+            .deletion_protection(true)
+            .backup_retention_period(7)
+            .db_cluster_identifier("c")
+            .allocated_storage(100)
+            .endpoint(Address::builder().address("h").port(5432).build())
+            .build();
+        let db = Db::instance(&encrypted);
+        assert_eq!((db.identifier.as_str(), db.arn.as_str(), db.status.as_deref()), ("i", "arn:i", Some("available")));
+        assert_eq!((db.kms_key_id.as_deref(), db.encrypted, db.deletion_protection), (Some("k"), true, true));
+        assert_eq!((db.backup_retention_days, db.cluster.as_deref(), db.storage_gb), (7, Some("c"), Some(100)));
+        assert_eq!(db.endpoint, Some(Endpoint { address: "h".into(), port: 5432 }));
+        assert!(db.created_at.is_some());
+        let plain = Db::instance(
+            &DbInstance::builder()
+                .kms_key_id("k")
+                .storage_encrypted(false)
+                .allocated_storage(0)
+                .endpoint(Address::builder().address("h").port(70_000).build())
+                .build(),
+        );
+        assert_eq!((plain.kms_key_id, plain.encrypted, plain.deletion_protection), (None, false, false));
+        assert_eq!((plain.storage_gb, plain.endpoint, plain.backup_retention_days), (None, None, 0));
+    }
+
+    #[test]
+    fn a_cluster_is_read_with_its_members_window_and_capacity() {
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("c")
+            .status("available")
+            .kms_key_id("k")
+            .storage_encrypted(true)
+            .earliest_restorable_time(DateTime::from_secs(1_795_000_000))
+            .latest_restorable_time(DateTime::from_secs(1_795_003_600))
+            .db_cluster_members(DbClusterMember::builder().db_instance_identifier("c-writer").build())
+            .endpoint("c.cluster")
+            .port(5432)
+            .serverless_v2_scaling_configuration(
+                ServerlessV2ScalingConfigurationInfo::builder().min_capacity(0.5).max_capacity(4.0).build(),
+            )
+            .build();
+        let db = Db::cluster(&cluster);
+        assert_eq!(
+            (db.kms_key_id.as_deref(), db.encrypted, db.members.as_slice()),
+            (Some("k"), true, &["c-writer".to_string()][..])
+        );
+        assert_eq!(db.endpoint, Some(Endpoint { address: "c.cluster".into(), port: 5432 }));
+        assert_eq!(db.serverless, Some(ServerlessCapacity { min_capacity: 0.5, max_capacity: 4.0 }));
+        assert!(db.earliest_restorable.is_some() && db.latest_restorable > db.earliest_restorable);
+        let plain = Db::cluster(&DbCluster::builder().kms_key_id("k").endpoint("c.cluster").build());
+        assert_eq!((plain.kms_key_id, plain.encrypted, plain.endpoint, plain.serverless), (None, false, None, None));
+    }
+}

@@ -149,3 +149,81 @@ where
         Err(e) => Err(RefreshError::from_aws(operation, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_rds::operation::delete_db_instance::DeleteDBInstanceError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    type Refusal = SdkError<DeleteDBInstanceError, HttpResponse>;
+
+    fn refusal(code: &str, message: &str) -> Refusal {
+        let err = DeleteDBInstanceError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("a status");
+        SdkError::service_error(err, HttpResponse::new(status, SdkBody::empty()))
+    }
+
+    #[test]
+    fn a_source_type_is_a_shape_and_a_clone_kind() {
+        assert_eq!(Shape::from(SourceType::Rds).clone_kind(), CloneKind::Instance);
+        assert_eq!(Shape::from(SourceType::AuroraCluster).clone_kind(), CloneKind::Cluster);
+    }
+
+    #[test]
+    fn each_shape_knows_its_own_codes() {
+        assert!(Shape::Instance.not_found().contains(&"DBInstanceNotFound"));
+        assert!(Shape::Cluster.not_found().contains(&"DBClusterNotFoundFault"));
+        assert!(Shape::Instance.exists().contains(&"DBInstanceAlreadyExists"));
+        assert!(Shape::Cluster.exists().contains(&"DBClusterAlreadyExistsFault"));
+        assert!(Shape::Instance.snapshot_not_found().contains(&"DBSnapshotNotFound"));
+        assert!(Shape::Cluster.snapshot_not_found().contains(&"DBClusterSnapshotNotFoundFault"));
+        assert!(Shape::Instance.snapshot_exists().contains(&"DBSnapshotAlreadyExists"));
+        assert!(Shape::Cluster.snapshot_exists().contains(&"DBClusterSnapshotAlreadyExistsFault"));
+        for codes in [Shape::Instance.not_found(), Shape::Cluster.exists(), Shape::Instance.snapshot_exists()] {
+            assert!(!codes.contains(&"DBClusterSnapshotNotFoundFault"), "{codes:?}");
+        }
+    }
+
+    #[test]
+    fn a_deletion_is_done_gone_not_yet_or_an_error() {
+        let not_found = Shape::Instance.not_found();
+        assert_eq!(verdict(Ok::<_, Refusal>(()), not_found, "op").unwrap(), Verdict::Done);
+        assert_eq!(
+            verdict(Err::<(), Refusal>(refusal("DBInstanceNotFound", "gone")), not_found, "op").unwrap(),
+            Verdict::Gone
+        );
+        assert_eq!(
+            verdict(Err::<(), Refusal>(refusal("InvalidDBInstanceState", "busy")), not_found, "op").unwrap(),
+            Verdict::NotYet
+        );
+        let protected = Err::<(), Refusal>(refusal(
+            "InvalidParameterCombination",
+            "Cannot delete protected Cluster, please disable Deletion Protection",
+        ));
+        assert_eq!(verdict(protected, not_found, "op").unwrap(), Verdict::NotYet);
+        let other = verdict(
+            Err::<(), Refusal>(refusal("InvalidParameterCombination", "something else")),
+            not_found,
+            "DeleteDBInstance",
+        );
+        assert!(other.unwrap_err().to_string().contains("DeleteDBInstance"));
+    }
+
+    #[test]
+    fn not_found_is_none_and_a_taken_name_is_already_exists() {
+        let found = found(Ok::<_, Refusal>(7), &["Gone"], "op").unwrap();
+        assert_eq!(found, Some(7));
+        assert_eq!(super::found(Err::<(), Refusal>(refusal("Gone", "")), &["Gone"], "op").unwrap(), None);
+        assert!(super::found(Err::<(), Refusal>(refusal("AccessDenied", "")), &["Gone"], "op").is_err());
+        let requested = created(Ok::<_, Refusal>(()), |_| Some("creating".into()), &["Taken"], "op");
+        assert!(matches!(requested.unwrap(), Created::Requested(Some(s)) if s == "creating"));
+        assert!(matches!(
+            created(Err::<(), Refusal>(refusal("Taken", "")), |_| None, &["Taken"], "op").unwrap(),
+            Created::AlreadyExists
+        ));
+        assert!(created(Err::<(), Refusal>(refusal("AccessDenied", "")), |_| None, &["Taken"], "op").is_err());
+    }
+}

@@ -226,7 +226,58 @@ impl Rds {
 
 #[cfg(test)]
 mod tests {
+    use aws_smithy_types::DateTime;
+
     use super::*;
+
+    fn at(secs: i64) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(secs).ok()
+    }
+
+    #[test]
+    fn an_instance_snapshot_holds_its_database_times_data_and_its_key_only_when_encrypted() {
+        let made = DbSnapshot::builder()
+            .db_snapshot_identifier("s")
+            .status("available")
+            .snapshot_create_time(DateTime::from_secs(3_000))
+            .original_snapshot_create_time(DateTime::from_secs(2_000))
+            .snapshot_database_time(DateTime::from_secs(1_000))
+            .kms_key_id("k")
+            .encrypted(true)
+            .allocated_storage(20)
+            .percent_progress(40)
+            .build();
+        let s = Snapshot::instance(&made);
+        assert_eq!((s.candidate.created_at, s.candidate.data_at), (at(3_000), at(1_000)));
+        assert_eq!(
+            (s.candidate.kms_key_id.as_deref(), s.candidate.storage_gb, s.percent),
+            (Some("k"), Some(20), Some(40))
+        );
+        let plain =
+            Snapshot::instance(&DbSnapshot::builder().kms_key_id("k").encrypted(false).allocated_storage(0).build());
+        assert_eq!((plain.candidate.kms_key_id, plain.candidate.storage_gb), (None, None));
+    }
+
+    #[test]
+    fn a_cluster_snapshot_holds_the_data_its_tag_says_and_its_key_only_when_encrypted() {
+        let tag = |v: &str| aws_sdk_rds::types::Tag::builder().key(tags::DATA_AS_OF_KEY).value(v).build();
+        let copy = DbClusterSnapshot::builder()
+            .snapshot_create_time(DateTime::from_secs(3_000))
+            .tag_list(tag("1970-01-01T00:16:40Z"))
+            .kms_key_id("k")
+            .storage_encrypted(true)
+            .build();
+        let s = Snapshot::cluster(&copy);
+        assert_eq!((s.candidate.data_at, s.candidate.kms_key_id.as_deref()), (at(1_000), Some("k")));
+        let own = DbClusterSnapshot::builder()
+            .snapshot_create_time(DateTime::from_secs(3_000))
+            .tag_list(tag("not a time"))
+            .kms_key_id("k")
+            .storage_encrypted(false)
+            .build();
+        let s = Snapshot::cluster(&own);
+        assert_eq!((s.candidate.data_at, s.candidate.kms_key_id), (at(3_000), None));
+    }
 
     #[test]
     fn an_automated_snapshot_is_described_with_its_type() {
