@@ -347,6 +347,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_exactly_these_names_and_which_are_retried() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        let section = readme.split("\n## Error names").nth(1).unwrap().split("\n## ").next().unwrap();
+        let names_in = |line: &str| -> Vec<String> { line.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ") && l.contains('`')).collect();
+        let listed: std::collections::BTreeSet<String> = rows.iter().flat_map(|l| names_in(l)).collect();
+        let known: std::collections::BTreeSet<String> =
+            names::ALL.iter().chain(names::OUTCOMES).map(|n| n.to_string()).collect();
+        assert_eq!(listed, known, "the README's error names and `names`");
+        let transient = rows.iter().find(|l| l.starts_with("| transient")).map(|l| names_in(l)).unwrap_or_default();
+        assert_eq!(transient, [names::AWS_TRANSIENT, names::DBLAB_UNAVAILABLE], "the README's retried names");
+    }
+
+    #[test]
     fn only_transient_names_are_transient() {
         assert!(RefreshError::AwsTransient { operation: "a".into(), message: "b".into() }.is_transient());
         assert!(RefreshError::DblabUnavailable { endpoint: "e".into(), message: "m".into() }.is_transient());
