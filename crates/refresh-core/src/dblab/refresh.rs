@@ -108,7 +108,7 @@ pub struct Refresh {
     #[serde(default)]
     pub release_clone: bool,
     /// Seconds the state machine waits before the next poll invocation
-    /// (`dblab::next_look_in`; its Wait reads them).
+    /// (`Refresh::next_look_in`; its Wait reads them).
     #[serde(default)]
     pub wait_seconds: u64,
     /// `engine.startedAt` when the refresh was triggered: another value later is a restart.
