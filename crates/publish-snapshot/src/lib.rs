@@ -209,9 +209,10 @@ async fn retire_unlisted(rds: &Rds, settings: &Settings) -> Result<(Vec<String>,
                     unshared.push(id);
                 }
                 publish::Retirement::Delete => {
-                    rds.delete_copy(kind, &held, &settings.publisher).await?;
-                    info!(copy = %id, source = ?held.snapshot.source_id, "copy of an unlisted source deleted");
-                    deleted.push(id);
+                    if rds.delete_copy(kind, &held, &settings.publisher).await? {
+                        info!(copy = %id, source = ?held.snapshot.source_id, "copy of an unlisted source deleted");
+                        deleted.push(id);
+                    }
                 }
                 publish::Retirement::Wait => {}
             }
@@ -264,8 +265,10 @@ async fn publish_source(
     }
     report.newest_shared = plan.share.first().cloned();
     for held in manual.iter().filter(|h| plan.delete.contains(&h.snapshot.identifier)) {
-        rds.delete_copy(kind, held, &settings.publisher).await?;
-        report.deleted.push(held.snapshot.identifier.clone());
+        if rds.delete_copy(kind, held, &settings.publisher).await? {
+            info!(copy = %held.snapshot.identifier, "old copy deleted");
+            report.deleted.push(held.snapshot.identifier.clone());
+        }
     }
     info!(%source, copy_started = ?report.copy_started, newest_shared = ?report.newest_shared, deleted = report.deleted.len(), "published");
     Ok(report)

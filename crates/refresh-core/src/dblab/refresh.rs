@@ -55,7 +55,7 @@ pub enum RefreshFailure {
 #[serde(rename_all = "camelCase")]
 pub struct Refresh {
     /// `lastRefresh` read before the trigger (`None` for `null`).
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::status::empty_as_none", skip_serializing_if = "Option::is_none")]
     pub previous_last_refresh: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub triggered_at: OffsetDateTime,
@@ -77,7 +77,7 @@ pub struct Refresh {
     pub status: PollStatus,
     pub retrieval_status: RetrievalStatus,
     /// `lastRefresh` as last seen (`None` for `null`).
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::status::empty_as_none", skip_serializing_if = "Option::is_none")]
     pub last_refresh: Option<String>,
     /// Whether this refresh has been seen running; before that, `finished`/`failed` are stale.
     pub seen_start: bool,
@@ -145,11 +145,6 @@ impl Refresh {
     pub fn next_look_in(&self, poll_interval: std::time::Duration) -> std::time::Duration {
         if self.release_after_dump && !self.dump_over { poll_interval / 2 } else { poll_interval }
     }
-}
-
-/// An execution state written before `lastRefresh` was optional said `""` for `null`.
-fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
 /// What `patch-dblab` knows of the engine and of the refresh when it triggers (or adopts) it.

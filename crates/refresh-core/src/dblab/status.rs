@@ -39,8 +39,9 @@ impl RetrievalStatus {
         }
     }
 
-    /// A refresh is really running: its jobs were built (retrieval.go `refreshFunc` sets
-    /// `refreshing` once they are, then `renewed` and `snapshotting`).
+    /// A refresh is really running: its jobs were built (retrieval.go `RefreshData` sets
+    /// `refreshing` once they are and `renewed` after the restore; `SnapshotData`
+    /// `snapshotting`).
     pub(crate) fn is_running(&self) -> bool {
         matches!(self, Self::Refreshing | Self::Renewed | Self::Snapshotting)
     }
@@ -288,6 +289,13 @@ pub struct EngineSnapshot {
     pub pool: String,
 }
 
+/// A time the engine did not give: `null`, or `""` (what its `LocalTime` writes for a zero
+/// time, local_time.go `MarshalJSON`, and what an execution state written before these times
+/// were optional says for `null`).
+pub(super) fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
 fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -304,7 +312,7 @@ pub struct Retrieving {
     #[serde(default)]
     pub status: RetrievalStatus,
     /// `null` until the first refresh since the engine process started.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub last_refresh: Option<String>,
     /// A map keyed by alert type (the OpenAPI spec's array is wrong).
     #[serde(default)]
@@ -377,6 +385,22 @@ pub(crate) mod tests {
         assert_eq!(v.retrieving.last_refresh, None);
         assert_eq!(v.retrieving.skipped_mark().unwrap().count, 3);
         assert!(v.engine.disable_config_modification);
+    }
+
+    #[test]
+    fn a_last_refresh_the_engine_did_not_give_is_none_whether_null_or_empty() {
+        for absent in [json!({"status": "finished", "lastRefresh": ""}), json!({"status": "finished"})] {
+            let seen: Retrieving = serde_json::from_value(absent).unwrap();
+            assert_eq!((seen.last_refresh, seen.status), (None, RetrievalStatus::Finished));
+        }
+        let seen: Retrieving = serde_json::from_value(json!({"lastRefresh": "2026-12-05T10:00:00+02:00"})).unwrap();
+        assert_eq!(seen.last_refresh.as_deref(), Some("2026-12-05T10:00:00+02:00"));
+        let unknown: Retrieving = serde_json::from_value(json!({"status": "paused"})).unwrap();
+        assert_eq!(
+            (unknown.status.as_str(), unknown.status.is_busy()),
+            ("paused", false),
+            "kept, never taken for another"
+        );
     }
 
     #[test]

@@ -149,7 +149,8 @@ pub async fn after_refusal(
     let last_refresh = now.retrieving.last_refresh.clone();
     let ours_now = client.config_file().await?.effective_source(api).is_ok_and(|s| s.is(connection));
     if is_ours(last_refresh.as_deref(), now.refreshing_pool().is_some(), ours_now, Some(posted_by)) {
-        warn!(status = %now.retrieving.status, ?last_refresh, "the engine started the refresh on the config change; following it");
+        let last_refresh = last_refresh.as_deref().unwrap_or("null");
+        warn!(status = %now.retrieving.status, %last_refresh, "the engine started the refresh on the config change; following it");
         return Ok(now);
     }
     Err(RefreshError::DblabBusy {

@@ -294,8 +294,9 @@ impl Rds {
         Ok(true)
     }
 
-    /// Deletes one of our copies; anything else is refused before any call.
-    pub async fn delete_copy(&self, kind: SourceType, copy: &Held, publisher: &str) -> Result<(), RefreshError> {
+    /// Deletes one of our copies; anything else is refused before any call. Whether it is
+    /// gone (RDS may refuse it in its present state: the next pass tries again).
+    pub async fn delete_copy(&self, kind: SourceType, copy: &Held, publisher: &str) -> Result<bool, RefreshError> {
         if !copy.is_our_copy(publisher) {
             return Err(RefreshError::DeleteRefused {
                 identifier: copy.snapshot.identifier.clone(),
@@ -307,11 +308,13 @@ impl Rds {
         }
         let id = &copy.snapshot.identifier;
         match self.delete_snapshot(Shape::from(kind), id).await? {
-            Verdict::Done | Verdict::Gone => info!(copy = %id, "old copy deleted"),
+            Verdict::Done | Verdict::Gone => Ok(true),
             // Still being used or changed: the next pass deletes it.
-            Verdict::NotYet => warn!(copy = %id, "old copy not deletable yet; the next pass tries again"),
+            Verdict::NotYet => {
+                warn!(copy = %id, "old copy not deletable yet; the next pass tries again");
+                Ok(false)
+            }
         }
-        Ok(())
     }
 }
 
