@@ -108,4 +108,21 @@ pub(crate) mod tests {
         let never = TargetState { data_as_of: None, ..state() };
         assert_eq!(never.data_age(datetime!(2026-11-02 00:00 UTC)), time::Duration::days(1));
     }
+
+    #[test]
+    fn only_a_last_run_that_failed_counts_as_failed() {
+        let run = |outcome| LastRun {
+            execution_name: "e".into(),
+            outcome,
+            started_at: datetime!(2026-12-01 03:00 UTC),
+            finished_at: None,
+            error: None,
+            ignored_errors: None,
+        };
+        assert!(TargetState { last_run: Some(run(Outcome::Failed)), ..state() }.last_run_failed());
+        for outcome in [Outcome::Succeeded, Outcome::Running, Outcome::Skipped] {
+            assert!(!TargetState { last_run: Some(run(outcome)), ..state() }.last_run_failed(), "{outcome:?}");
+        }
+        assert!(!state().last_run_failed(), "never run");
+    }
 }

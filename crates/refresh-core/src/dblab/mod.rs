@@ -40,3 +40,11 @@ pub use status::{AlertMark, EngineSnapshot, RetrievalStatus, Retrieving};
 /// The longest one look at a refresh may take: `/status`, then `/instance/retrieval` or
 /// `/snapshots`.
 pub const LOOK_TIME: std::time::Duration = std::time::Duration::from_secs(2 * REQUEST_TIMEOUT.as_secs());
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_look_has_time_for_its_two_calls() {
+        assert!(super::LOOK_TIME >= super::REQUEST_TIMEOUT * 2, "{:?}", super::LOOK_TIME);
+    }
+}
