@@ -207,15 +207,7 @@ pub(super) fn adopt(id: &str, existing: &[(String, String)], ours: &[(String, St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NAME: &str = "dblab-refresh-staging-20261122-000000";
-
-    fn tagged(execution: &str) -> Vec<(String, String)> {
-        vec![
-            (tags::MANAGED_BY_KEY.to_string(), tags::MANAGED_BY_VALUE.to_string()),
-            (tags::EXECUTION_KEY.to_string(), execution.to_string()),
-        ]
-    }
+    use crate::rds::tests::{NAME, tagged};
 
     #[test]
     fn a_clone_waiting_for_its_copy_has_the_copys_deadline_and_status() {

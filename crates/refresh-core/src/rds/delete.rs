@@ -173,15 +173,7 @@ fn check_ours(id: &str, tag_list: &[(String, String)], guard: DeleteGuard<'_>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NAME: &str = "dblab-refresh-staging-20261122-000000";
-
-    fn tagged(execution: &str) -> Vec<(String, String)> {
-        vec![
-            (tags::MANAGED_BY_KEY.to_string(), tags::MANAGED_BY_VALUE.to_string()),
-            (tags::EXECUTION_KEY.to_string(), execution.to_string()),
-        ]
-    }
+    use crate::rds::tests::{NAME, tagged};
 
     #[test]
     fn the_sweep_lists_only_what_is_provably_ours() {

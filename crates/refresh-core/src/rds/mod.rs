@@ -70,10 +70,20 @@ impl Rds {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use aws_smithy_types::error::ErrorMetadata;
 
     use super::*;
+
+    /// One of our names, and the tags an execution writes on what it makes.
+    pub(in crate::rds) const NAME: &str = "dblab-refresh-staging-20261122-000000";
+
+    pub(in crate::rds) fn tagged(execution: &str) -> Vec<(String, String)> {
+        vec![
+            (tags::MANAGED_BY_KEY.to_string(), tags::MANAGED_BY_VALUE.to_string()),
+            (tags::EXECUTION_KEY.to_string(), execution.to_string()),
+        ]
+    }
 
     #[test]
     fn tags_go_to_rds_and_back_unchanged_and_an_empty_list_is_none() {
