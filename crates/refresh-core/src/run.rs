@@ -380,6 +380,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_restore_source_says_what_the_clone_is_made_from() {
+        let source = RestoreSource {
+            mode: SourceMode::Snapshot,
+            identifier: "rds:prod-2026-12-07-03-10".into(),
+            arn: "arn:aws:rds:us-east-1:123456789012:snapshot:rds:prod-2026-12-07-03-10".into(),
+            engine: "postgres".into(),
+            engine_version: None,
+            data_as_of: time::macros::datetime!(2026-12-07 03:10 UTC),
+            snapshot_type: "automated".into(),
+            source_type: SourceType::Rds,
+            source_identifier: "prod".into(),
+            found_at: time::macros::datetime!(2026-12-07 04:00 UTC),
+            kms_key_id: None,
+            storage_gb: None,
+            encrypted: false,
+            serverless_capacity: None,
+            engine_instance_id: None,
+            local_key: None,
+        };
+        assert_eq!(source.describe(), "snapshot rds:prod-2026-12-07-03-10");
+        let shared = "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod";
+        let from_shared = RestoreSource { identifier: shared.into(), ..source.clone() };
+        assert_eq!(from_shared.describe(), format!("snapshot {shared} of account 111111111111"));
+        let latest = RestoreSource { mode: SourceMode::LatestPoint, ..source.clone() };
+        assert_eq!(latest.describe(), "prod at its latest restorable time (2026-12-07T03:10:00Z)");
+        let at = RestoreSource { mode: SourceMode::PointInTime, ..source.clone() };
+        assert_eq!(at.describe(), "prod at 2026-12-07T03:10:00Z");
+        let fast = RestoreSource { mode: SourceMode::FastClone, ..source };
+        assert_eq!(fast.describe(), "copy-on-write clone of prod");
+    }
+
+    #[test]
+    fn the_engine_names_the_writer_of_a_cluster_clone_and_an_instance_clone_itself() {
+        let clone: CloneInstance = serde_json::from_value(serde_json::json!({
+            "identifier": "dblab-refresh-x", "kind": "instance", "instanceClass": "db.r6g.large",
+            "engine": "postgres", "requestedAt": "2026-12-07T04:00:00Z", "deadline": "2026-12-07T05:00:00Z",
+            "status": "pending", "rdsStatus": "creating", "checks": 0
+        }))
+        .unwrap();
+        assert_eq!(clone.instance_id(), "dblab-refresh-x");
+        let cluster = CloneInstance { writer_instance_id: Some("dblab-refresh-x-writer".into()), ..clone };
+        assert_eq!(cluster.instance_id(), "dblab-refresh-x-writer");
+    }
+
+    #[test]
     fn a_stopped_runs_calls_are_over_a_longest_call_after_the_stop_unless_none_was_in_flight() {
         let at = time::macros::datetime!(2026-12-01 04:30 UTC);
         let longest = std::time::Duration::from_secs(660);

@@ -190,6 +190,10 @@ mod tests {
         assert!(!w.allows(Duration::from_secs(9), Duration::from_secs(61)), "9 s + 61/60 s passes the window");
         let unscaled = Watch::for_window(Duration::from_secs(10));
         assert!(!unscaled.allows(Duration::from_secs(1), Duration::from_secs(40)));
+        // An invocation takes the scale it is given, and its deadline bounds its calls.
+        let invocation = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60), None, 60);
+        assert!(invocation.allows(Duration::from_secs(1), Duration::from_secs(40)));
+        assert!(invocation.deadline().is_some_and(|d| d > Instant::now() + Duration::from_secs(40)));
     }
 
     #[test]

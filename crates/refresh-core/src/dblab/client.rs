@@ -387,6 +387,12 @@ fn clip(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_call_is_named_by_its_method_and_path() {
+        assert_eq!(super::Call::get("/status").name(), "GET /status");
+        assert_eq!(super::Call::post("/full-refresh", None).name(), "POST /full-refresh");
+    }
+
     use super::*;
 
     fn engine(insecure: bool) -> Engine {
