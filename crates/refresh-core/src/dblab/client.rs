@@ -441,6 +441,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_client_gives_its_address_and_the_clock_its_latest_answer_showed() {
+        let c = client("t");
+        assert_eq!(c.endpoint(), "http://127.0.0.1:9");
+        let read = EngineClock { ahead_ms: Some(1_500), half_trip_ms: 20, answered: None };
+        *c.clock.lock().unwrap() = read;
+        assert_eq!(c.clock(), read);
+    }
+
     /// A listed engine (or a proxy before it) that redirects: the token and the POST's body
     /// (the password) must not follow to the other address.
     #[tokio::test]
