@@ -57,7 +57,7 @@ bench: build $(BENCH_VENV)/.installed ## Measure cold start, memory, warm cost, 
 $(MUTANTS):
 	cargo install --locked --quiet --version $(MUTANTS_VERSION) --root $(TOOLS)/cargo cargo-mutants
 
-mutants: $(MUTANTS) ## Mutation score of the rules that decide a run (.cargo/mutants.toml; about 40 min from clean on 2 cores; not part of make test)
+mutants: $(MUTANTS) ## Mutation score of every module of refresh-core but its named I/O (.cargo/mutants.toml; about 3 h on 2 cores; not part of make test)
 	rm -rf target/mutants
 	PATH=$(abspath $(TOOLS)/cargo/bin):$$PATH cargo mutants --jobs 2 --output target/mutants || true
 	$(PYTHON) tests/tools/mutants_score.py target/mutants/mutants.out/outcomes.json --at-least 90

@@ -442,6 +442,15 @@ mod tests {
     }
 
     #[test]
+    fn an_engines_answer_is_clipped_past_300_characters_and_says_so() {
+        assert_eq!(super::clip("short"), "short");
+        let exact = "é".repeat(300);
+        assert_eq!(super::clip(&exact), exact, "300 characters, whatever their bytes, are kept whole");
+        let long = format!("{exact}x");
+        assert_eq!(super::clip(&long), format!("{exact}…"));
+    }
+
+    #[test]
     fn a_client_gives_its_address_and_the_clock_its_latest_answer_showed() {
         let c = client("t");
         assert_eq!(c.endpoint(), "http://127.0.0.1:9");
