@@ -239,4 +239,15 @@ mod tests {
         assert_eq!((usage.transitions, usage.lambda_invocations), (3, 2), "two states and one retry");
         assert!((usage.lambda_seconds - 2.0).abs() < 1e-9, "{usage:?}");
     }
+
+    #[test]
+    fn each_retry_of_a_task_is_one_more_transition() {
+        use HistoryEventType as T;
+        let mut events = vec![event(1, 0, T::TaskStateEntered)];
+        for attempt in 0..3 {
+            events.push(event(2 + attempt, 10 * attempt, T::LambdaFunctionScheduled));
+        }
+        let usage = usage_of(&events);
+        assert_eq!((usage.transitions, usage.lambda_invocations), (3, 3), "one state entered, tried three times");
+    }
 }
