@@ -451,6 +451,17 @@ mod tests {
     }
 
     #[test]
+    fn the_engines_alerts_lose_every_secret_the_client_hides() {
+        let c = client("tok-secret").hiding(&Secret::new("pw-secret".into()));
+        let retrieving: Retrieving = serde_json::from_value(serde_json::json!({"alerts": {"refresh_failed": {
+            "level": "error", "message": "pg_dump: postgres://u:pw-secret@h/db failed (token tok-secret)"
+        }}}))
+        .unwrap();
+        let said = c.scrub_alerts(retrieving).failure_message().unwrap();
+        assert!(!said.contains("pw-secret") && !said.contains("tok-secret") && said.starts_with("pg_dump"), "{said}");
+    }
+
+    #[test]
     fn a_client_gives_its_address_and_the_clock_its_latest_answer_showed() {
         let c = client("t");
         assert_eq!(c.endpoint(), "http://127.0.0.1:9");
