@@ -239,10 +239,20 @@ fn parse_entry(entry: &str) -> Result<Engine, String> {
 
 /// Two spellings of one address (case, default port, trailing slash) are one engine.
 fn same_address(a: &str, b: &str) -> bool {
-    match (crate::history::engine_lock_key(a), crate::history::engine_lock_key(b)) {
+    match (normalized_address(a), normalized_address(b)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
+}
+
+/// An engine's API address with its host lower-cased, its port always given and no
+/// trailing slash: one spelling for every way of writing it.
+pub(crate) fn normalized_address(api_endpoint: &str) -> Option<String> {
+    let url = reqwest::Url::parse(api_endpoint.trim()).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let path = url.path().trim_end_matches('/');
+    Some(format!("{}://{host}:{port}{path}", url.scheme()))
 }
 
 #[cfg(test)]

@@ -78,11 +78,7 @@ pub fn run_key(started_at: OffsetDateTime, execution_name: &str) -> String {
 /// fallback for an engine that gives no `instanceID`. Targets cannot contain `#`, so this
 /// never meets a target's rows.
 pub(crate) fn engine_lock_key(api_endpoint: &str) -> Option<String> {
-    let url = reqwest::Url::parse(api_endpoint.trim()).ok()?;
-    let host = url.host_str()?.to_ascii_lowercase();
-    let port = url.port_or_known_default()?;
-    let path = url.path().trim_end_matches('/');
-    Some(format!("engine#{}://{host}:{port}{path}", url.scheme()))
+    crate::dblab::engines::normalized_address(api_endpoint).map(|address| format!("engine#{address}"))
 }
 
 /// The lock of the engine the preflight checked: keyed by its own `instanceID`, the same
