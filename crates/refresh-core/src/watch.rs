@@ -192,7 +192,9 @@ mod tests {
         assert!(!unscaled.allows(Duration::from_secs(1), Duration::from_secs(40)));
         // An invocation takes the scale it is given, and its deadline bounds its calls.
         let invocation = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60), None, 60);
-        assert!(invocation.allows(Duration::from_secs(1), Duration::from_secs(40)));
+        assert!(invocation.allows(Duration::from_secs(1), Duration::from_secs(50)), "50 s of AWS is 0.83 s here");
+        let unscaled = Watch::for_invocation(SystemTime::now() + Duration::from_secs(60), None, 1);
+        assert!(!unscaled.allows(Duration::from_secs(1), Duration::from_secs(50)), "past the 45 s left");
         assert!(invocation.deadline().is_some_and(|d| d > Instant::now() + Duration::from_secs(40)));
     }
 
