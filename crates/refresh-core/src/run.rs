@@ -376,12 +376,12 @@ impl Stop {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn a_restore_source_says_what_the_clone_is_made_from() {
-        let source = RestoreSource {
+    /// An automated snapshot of instance `prod`, with data of 03:10, found at 04:00.
+    pub(crate) fn restore_source() -> RestoreSource {
+        RestoreSource {
             mode: SourceMode::Snapshot,
             identifier: "rds:prod-2026-12-07-03-10".into(),
             arn: "arn:aws:rds:us-east-1:123456789012:snapshot:rds:prod-2026-12-07-03-10".into(),
@@ -398,7 +398,12 @@ mod tests {
             serverless_capacity: None,
             engine_instance_id: None,
             local_key: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_restore_source_says_what_the_clone_is_made_from() {
+        let source = restore_source();
         assert_eq!(source.describe(), "snapshot rds:prod-2026-12-07-03-10");
         let shared = "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod";
         let from_shared = RestoreSource { identifier: shared.into(), ..source.clone() };

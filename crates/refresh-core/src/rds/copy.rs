@@ -153,22 +153,12 @@ mod tests {
     #[test]
     fn an_encrypted_instance_share_or_ram_cluster_needs_this_accounts_key() {
         let shared = RestoreSource {
-            mode: SourceMode::Snapshot,
             identifier: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
             arn: "arn:aws:rds:us-east-1:111111111111:snapshot:dblab-share-prod".into(),
-            engine: "postgres".into(),
-            engine_version: None,
-            data_as_of: time::macros::datetime!(2026-12-07 03:00 UTC),
             snapshot_type: "shared".into(),
-            source_type: SourceType::Rds,
-            source_identifier: "prod".into(),
-            found_at: time::macros::datetime!(2026-12-07 04:00 UTC),
             kms_key_id: Some("arn:aws:kms:us-east-1:111111111111:key/k".into()),
-            storage_gb: None,
             encrypted: true,
-            serverless_capacity: None,
-            engine_instance_id: None,
-            local_key: None,
+            ..crate::run::tests::restore_source()
         };
         let production = Some("111111111111");
         assert!(needs_local_key(&shared, production));

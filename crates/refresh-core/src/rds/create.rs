@@ -220,24 +220,8 @@ mod tests {
         }))
         .unwrap();
         let t0 = time::macros::datetime!(2026-12-07 04:00 UTC);
-        let snapshot = RestoreSource {
-            mode: SourceMode::Snapshot,
-            identifier: "s".into(),
-            arn: "arn:s".into(),
-            engine: "postgres".into(),
-            engine_version: None,
-            data_as_of: t0,
-            snapshot_type: "shared".into(),
-            source_type: SourceType::Rds,
-            source_identifier: "prod".into(),
-            found_at: t0,
-            kms_key_id: None,
-            storage_gb: None,
-            encrypted: true,
-            serverless_capacity: None,
-            engine_instance_id: None,
-            local_key: Some("k".into()),
-        };
+        let snapshot =
+            RestoreSource { encrypted: true, local_key: Some("k".into()), ..crate::run::tests::restore_source() };
         let plan = ClonePlan {
             name: NAME.into(),
             spec: &request.clone,
